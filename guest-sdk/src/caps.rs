@@ -1,0 +1,177 @@
+//! Typed wrappers over the host imports. A component imports an interface only if it calls into it.
+
+/// `log`: leveled log lines (needs the `log` grant). Use the macros: `info!("x = {x}")`.
+pub mod log {
+    pub use crate::__bindings::plughost::plugin::log::Level;
+    use crate::__bindings::plughost::plugin::{log as raw, types::Pair};
+
+    /// Writes one line.
+    pub fn write(level: Level, message: &str) {
+        raw::write(level, message, &[]);
+    }
+
+    /// Writes one line with structured fields.
+    pub fn write_with(level: Level, message: &str, fields: &[(&str, &str)]) {
+        let fields: Vec<Pair> = fields
+            .iter()
+            .map(|(k, v)| Pair {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect();
+        raw::write(level, message, &fields);
+    }
+
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __log {
+        ($level:ident, $($arg:tt)*) => {
+            $crate::log::write($crate::log::Level::$level, &format!($($arg)*))
+        };
+    }
+    /// `trace!("...")`
+    #[macro_export]
+    macro_rules! trace { ($($arg:tt)*) => { $crate::__log!(Trace, $($arg)*) }; }
+    /// `debug!("...")`
+    #[macro_export]
+    macro_rules! debug { ($($arg:tt)*) => { $crate::__log!(Debug, $($arg)*) }; }
+    /// `info!("...")`
+    #[macro_export]
+    macro_rules! info { ($($arg:tt)*) => { $crate::__log!(Info, $($arg)*) }; }
+    /// `warn!("...")`
+    #[macro_export]
+    macro_rules! warn { ($($arg:tt)*) => { $crate::__log!(Warn, $($arg)*) }; }
+    /// `error!("...")`
+    #[macro_export]
+    macro_rules! error { ($($arg:tt)*) => { $crate::__log!(Error, $($arg)*) }; }
+}
+
+/// `state`: this plugin's private key/value store (needs the `state` grant).
+pub mod state {
+    use crate::__bindings::plughost::plugin::state as raw;
+    pub use raw::{Quota, StateError};
+
+    impl From<StateError> for crate::ToolError {
+        fn from(e: StateError) -> Self {
+            match e {
+                StateError::QuotaExceeded(q) => crate::ToolError::Unavailable(format!(
+                    "state quota exceeded ({} of {} bytes used)",
+                    q.used_bytes, q.limit_bytes
+                )),
+                StateError::InvalidKey(m) => {
+                    crate::ToolError::InvalidArguments(format!("invalid state key: {m}"))
+                }
+                StateError::Unavailable(m) => {
+                    crate::ToolError::Unavailable(format!("state unavailable: {m}"))
+                }
+            }
+        }
+    }
+
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        raw::get(key)
+    }
+    pub fn set(key: &str, value: &[u8]) -> Result<(), StateError> {
+        raw::set(key, value)
+    }
+    pub fn delete(key: &str) -> Result<bool, StateError> {
+        raw::delete(key)
+    }
+    pub fn list_keys(prefix: &str) -> Result<Vec<String>, StateError> {
+        raw::list_keys(prefix)
+    }
+    pub fn usage() -> Result<Quota, StateError> {
+        raw::usage()
+    }
+
+    /// Reads a JSON value; a stored value that does not parse is reported as unavailable.
+    pub fn get_json<T: serde::de::DeserializeOwned>(key: &str) -> Result<Option<T>, StateError> {
+        match raw::get(key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                StateError::Unavailable(format!("stored value for `{key}` is not valid JSON: {e}"))
+            }),
+        }
+    }
+
+    /// Stores a value as JSON.
+    pub fn set_json<T: serde::Serialize>(key: &str, value: &T) -> Result<(), StateError> {
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| StateError::Unavailable(e.to_string()))?;
+        raw::set(key, &bytes)
+    }
+}
+
+/// `config`: the operator's settings and secrets for this plugin (needs the `config` grant).
+pub mod config {
+    use crate::__bindings::plughost::plugin::config as raw;
+
+    /// A plain setting.
+    pub fn get(key: &str) -> Option<String> {
+        raw::get(key)
+    }
+    /// A plain setting, or `default`.
+    pub fn get_or(key: &str, default: &str) -> String {
+        raw::get(key).unwrap_or_else(|| default.to_string())
+    }
+    /// The names of all plain settings.
+    pub fn keys() -> Vec<String> {
+        raw::keys()
+    }
+    /// Whether a secret is configured.
+    pub fn has_secret(key: &str) -> bool {
+        raw::has_secret(key)
+    }
+    /// Reveals a secret. To authenticate HTTP requests, prefer `http::HeaderValue::Secret`, which never exposes it.
+    pub fn secret(key: &str) -> Option<String> {
+        raw::reveal_secret(key)
+    }
+}
+
+/// `system`: facts about the host machine (needs the `system` grant).
+pub mod system {
+    pub use crate::__bindings::plughost::plugin::system::{
+        CpuInfo, DiskInfo, LoadAverage, MemoryInfo, NetworkInfo, OsInfo, cpu, disks, load, memory,
+        networks, os,
+    };
+}
+
+/// `metrics`: counters, gauges and histograms (needs the `metrics` grant).
+pub mod metrics {
+    use crate::__bindings::plughost::plugin::{metrics as raw, types::Pair};
+
+    fn labels(l: &[(&str, &str)]) -> Vec<Pair> {
+        l.iter()
+            .map(|(k, v)| Pair {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect()
+    }
+    pub fn counter(name: &str, delta: u64, l: &[(&str, &str)]) {
+        raw::counter_add(name, delta, &labels(l));
+    }
+    pub fn gauge(name: &str, value: f64, l: &[(&str, &str)]) {
+        raw::gauge_set(name, value, &labels(l));
+    }
+    pub fn histogram(name: &str, value: f64, l: &[(&str, &str)]) {
+        raw::histogram_observe(name, value, &labels(l));
+    }
+}
+
+/// `http`: outgoing requests to granted origins (needs an `http:ORIGIN` grant).
+pub mod http {
+    pub use crate::__bindings::plughost::plugin::http::{
+        Header, HeaderValue, HttpError, Method, Request, Response, SecretRef, send,
+    };
+}
+
+/// `container`: Docker Engine operations (needs a `container:GROUPS` grant).
+pub mod container {
+    pub use crate::__bindings::plughost::plugin::container::*;
+}
+
+/// `ledger`: append domain events, read own usage (needs the `ledger` grant).
+pub mod ledger {
+    pub use crate::__bindings::plughost::plugin::ledger::*;
+}

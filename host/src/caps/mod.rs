@@ -1,0 +1,79 @@
+//! Host capabilities: one module per WIT interface, each with its own context and `add_to_linker`
+//! (the shape of wasmtime-wasi). A plugin's linker holds only the interfaces it was granted.
+
+pub mod config;
+pub mod log;
+pub mod metrics;
+pub mod state;
+pub mod system;
+
+use std::sync::Arc;
+
+use wasmtime::component::Linker;
+
+use crate::grants::{Capability, Grants};
+use crate::store::StoreData;
+
+/// Why a capability cannot be linked.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(
+        "the `{0}` capability is defined in the WIT contract but this host does not implement it yet"
+    )]
+    NotImplemented(Capability),
+    #[error("linking `{cap}` failed: {message}")]
+    Wasmtime { cap: Capability, message: String },
+}
+
+/// Everything a plugin's calls share: its identity and the contexts of the capabilities it was granted.
+#[derive(Debug)]
+pub struct PluginEnv {
+    pub id: Arc<str>,
+    pub config: config::ConfigCtx,
+    pub state: Option<state::StateCtx>,
+    pub metrics: Option<metrics::MetricsCtx>,
+    pub system: Option<system::SystemCtx>,
+}
+
+impl PluginEnv {
+    /// The redactor for this plugin's secrets.
+    pub fn redactor(&self) -> &config::Redactor {
+        &self.config.redactor
+    }
+}
+
+/// Adds WASI (nothing open) and exactly the granted plughost interfaces to `linker`.
+pub fn add_granted_to_linker(
+    linker: &mut Linker<StoreData>,
+    grants: &Grants,
+) -> Result<(), LinkError> {
+    for grant in grants.iter() {
+        let cap = grant.capability();
+        let r = match cap {
+            Capability::Log => log::add_to_linker(linker),
+            Capability::Metrics => metrics::add_to_linker(linker),
+            Capability::State => state::add_to_linker(linker),
+            Capability::Config => config::add_to_linker(linker),
+            Capability::System => system::add_to_linker(linker),
+            Capability::Http | Capability::Container | Capability::Ledger => {
+                return Err(LinkError::NotImplemented(cap));
+            }
+        };
+        r.map_err(|e| LinkError::Wasmtime {
+            cap,
+            message: format!("{e:#}"),
+        })?;
+    }
+    Ok(())
+}
+
+/// Truncates `s` to at most `max` bytes on a char boundary.
+pub(crate) fn truncate_str(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}

@@ -1,0 +1,368 @@
+//! Command-line interface. anyhow lives here only; the library speaks typed errors.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use plughost::runtime::Content;
+use plughost::settings::{SettingsFile, check_limits};
+use plughost::units::{human_bytes, human_duration, parse_bytes, parse_duration};
+use plughost::{CallReport, Grants, Home, Host, PluginSettings};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "plughost",
+    version,
+    about = "Run WebAssembly component plugins under grants, quotas and a metered sandbox"
+)]
+struct Cli {
+    /// Data dir (compile cache, state, config). Default: $PLUGHOST_HOME, else $XDG_DATA_HOME/plughost.
+    #[arg(long, global = true, env = "PLUGHOST_HOME")]
+    home: Option<PathBuf>,
+    /// More host logging on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what a component is: contract version, tools and schemas, the capabilities it needs, digest, size.
+    Inspect {
+        /// A .wasm component.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one tool of a component and print its result and the call report.
+    Call(CallArgs),
+}
+
+#[derive(Args, Debug)]
+struct CallArgs {
+    /// A .wasm component.
+    file: PathBuf,
+    /// The tool to call.
+    tool: String,
+    /// Arguments as a JSON object.
+    #[arg(long, default_value = "{}")]
+    args: String,
+    /// Grant a capability (repeatable): system, state, state:16MiB, log, metrics, config, ledger,
+    /// http:https://api.example.com, container:read,lifecycle …
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// Fuel budget for the call.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Linear memory cap, e.g. 64MiB.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Wall-clock deadline, e.g. 5s or 500ms.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// A plugin setting KEY=VALUE (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// A plugin secret KEY=VALUE (repeatable; redacted from logs, reports and output).
+    #[arg(long = "secret", value_name = "KEY=VALUE")]
+    secrets: Vec<String>,
+    /// Config file with per-plugin grants and limits (default: plughost.toml in the data dir).
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Print the result and the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "plugin=info,plughost=warn,wasmtime=warn",
+        1 => "plugin=debug,plughost=info,wasmtime=warn",
+        _ => "plugin=trace,plughost=debug,wasmtime=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let home = cli.home.map(Home::at).unwrap_or_else(Home::from_env);
+    match cli.command {
+        Command::Inspect { file, json } => inspect(&home, &file, json).await,
+        Command::Call(args) => call(&home, args).await,
+    }
+}
+
+fn read_component(file: &Path) -> Result<Vec<u8>> {
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+fn compile_notice(file: &Path, size: usize) -> impl FnOnce() {
+    let name = file.display().to_string();
+    move || {
+        if std::io::stderr().is_terminal() {
+            eprint!(
+                "compiling {name} ({}) once; later loads come from the cache… ",
+                human_bytes(size as u64)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+async fn inspect(home: &Home, file: &Path, json: bool) -> Result<ExitCode> {
+    let host = Host::open(home)?;
+    let bytes = read_component(file)?;
+    let (component, info, compile) = host.compile(&bytes, compile_notice(file, bytes.len()))?;
+    if compile.outcome == plughost::engine::CacheOutcome::Compiled
+        && std::io::stderr().is_terminal()
+    {
+        eprintln!("done in {}", human_duration(compile.time));
+    }
+    let manifest = host.describe(&component).await?;
+    if json {
+        let v = serde_json::json!({ "component": info, "manifest": manifest });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} {} — {}", manifest.id, manifest.version, manifest.name);
+    println!("  {}", manifest.description);
+    println!("contract     plughost:plugin@{}", info.world_version);
+    println!("digest       blake3:{}", info.digest);
+    println!("size         {}", human_bytes(info.size_bytes));
+    if info.capabilities.is_empty() {
+        println!("capabilities none");
+    } else {
+        println!("capabilities (each needs a grant)");
+        for c in &info.capabilities {
+            println!("  {:<10} {}", c.name(), c.describe());
+        }
+    }
+    println!(
+        "wasi         {} interfaces, linked with nothing open",
+        info.wasi_imports.len()
+    );
+    println!("tools");
+    let width = manifest
+        .tools
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0);
+    for t in &manifest.tools {
+        let mut hints = Vec::new();
+        if t.annotations.read_only_hint == Some(true) {
+            hints.push("read-only");
+        }
+        if t.annotations.destructive_hint == Some(true) {
+            hints.push("destructive");
+        }
+        if t.annotations.open_world_hint == Some(true) {
+            hints.push("open-world");
+        }
+        let hints = if hints.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", hints.join(", "))
+        };
+        println!("  {:<width$}  {}{hints}", t.name, t.description);
+        let props = t.input_schema.get("properties").and_then(|p| p.as_object());
+        if let Some(props) = props.filter(|p| !p.is_empty()) {
+            let args: Vec<String> = props
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: {}",
+                        v.get("type")
+                            .map(|t| t.to_string().replace('"', ""))
+                            .unwrap_or_else(|| "any".into())
+                    )
+                })
+                .collect();
+            println!("  {:<width$}    args {{ {} }}", "", args.join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_kv(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=') else {
+            bail!("{what} `{item}` must be KEY=VALUE")
+        };
+        if k.is_empty() {
+            bail!("{what} `{item}` has an empty key");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
+    let file_settings = SettingsFile::load(
+        &args
+            .config_file
+            .clone()
+            .unwrap_or_else(|| home.config_file()),
+    )?;
+    let cli_grants = Grants::parse(&args.grants)?;
+    let config = parse_kv(&args.config, "--config")?;
+    let secrets = parse_kv(&args.secrets, "--secret")?;
+    let fuel = args.fuel;
+    let memory = args
+        .memory
+        .as_deref()
+        .map(parse_bytes)
+        .transpose()
+        .context("--memory")?;
+    let timeout = args
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .context("--timeout")?;
+
+    let host = Host::open(home)?;
+    let bytes = read_component(&args.file)?;
+    let (component, info, compile) =
+        host.compile(&bytes, compile_notice(&args.file, bytes.len()))?;
+    if compile.outcome == plughost::engine::CacheOutcome::Compiled
+        && std::io::stderr().is_terminal()
+    {
+        eprintln!("done in {}", human_duration(compile.time));
+    }
+    let mut limit_error = None;
+    let plugin = host
+        .link(component, info, |manifest| {
+            let mut s: PluginSettings = file_settings.for_plugin(&manifest.id);
+            for g in cli_grants.iter() {
+                s.grants.add(g.clone());
+            }
+            s.config.extend(config);
+            s.secrets.extend(secrets);
+            if let Some(f) = fuel {
+                s.limits.fuel = f;
+            }
+            if let Some(m) = memory {
+                s.limits.memory_bytes = m;
+            }
+            if let Some(t) = timeout {
+                s.limits.timeout = t;
+            }
+            limit_error = check_limits(&s.limits).err();
+            s
+        })
+        .await?;
+    if let Some(e) = limit_error {
+        bail!("{e}");
+    }
+
+    let outcome = host.call(&plugin, &args.tool, &args.args).await;
+    let ok = outcome.result.is_ok();
+    if args.json {
+        let result = match &outcome.result {
+            Ok(out) => serde_json::json!({ "ok": out }),
+            Err(e) => serde_json::json!({ "error": { "message": e.to_string(), "detail": e } }),
+        };
+        let v = serde_json::json!({ "result": result, "report": outcome.report });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        match &outcome.result {
+            Ok(out) => {
+                let mut stdout = std::io::stdout().lock();
+                for c in &out.content {
+                    match c {
+                        Content::Text { text } => writeln!(stdout, "{text}")?,
+                        Content::Json { json } => {
+                            writeln!(stdout, "{}", serde_json::to_string_pretty(json)?)?
+                        }
+                    }
+                }
+            }
+            Err(e) => eprintln!("error ({}): {e}", e.kind()),
+        }
+        print_report(&outcome.report);
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_report(r: &CallReport) {
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 * 100.0 / b as f64
+        }
+    };
+    let calls: Vec<String> = r
+        .host_calls
+        .iter()
+        .map(|(c, n)| format!("{c}×{n}"))
+        .collect();
+    eprintln!("── call report: {}/{} ──", r.plugin, r.tool);
+    eprintln!("  outcome     {}", r.outcome.kind());
+    eprintln!(
+        "  fuel        {} of {} ({:.2}%)",
+        r.fuel_used,
+        r.fuel_limit,
+        pct(r.fuel_used, r.fuel_limit)
+    );
+    eprintln!(
+        "  memory      peak {} of {} ({:.1}%)",
+        human_bytes(r.peak_memory_bytes),
+        human_bytes(r.memory_limit_bytes),
+        pct(r.peak_memory_bytes, r.memory_limit_bytes)
+    );
+    eprintln!(
+        "  wall time   {} (deadline {})",
+        human_duration(r.wall_time),
+        human_duration(r.timeout)
+    );
+    eprintln!(
+        "  host calls  {}",
+        if calls.is_empty() {
+            "none".to_string()
+        } else {
+            calls.join(" ")
+        }
+    );
+    if r.log_lines > 0 || r.log_dropped > 0 {
+        eprintln!("  log lines   {} ({} dropped)", r.log_lines, r.log_dropped);
+    }
+}

@@ -1,0 +1,217 @@
+//! The one shared wasmtime `Engine`: pooling allocator, fuel, epoch interruption with a ticker, and a compile cache
+//! keyed by the component's blake3 digest and the engine's compatibility hash.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::MAX_MEMORY_BYTES;
+
+/// How often the epoch advances: the granularity of deadlines and of cooperative yields.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Failures of the engine or the compile cache.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot configure wasmtime: {0}")]
+    Config(String),
+    #[error("compiling the component failed: {0}")]
+    Compile(String),
+    #[error("compile cache {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Stops the ticker thread when the engine goes away.
+#[derive(Debug)]
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where compile time went, for progress display and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded a cached artifact (an mmap).
+    Hit,
+    /// Compiled now and stored the artifact.
+    Compiled,
+    /// Compiled now; no cache directory was configured.
+    Uncached,
+}
+
+/// The shared engine.
+#[derive(Debug, Clone)]
+pub struct HostEngine {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+    _ticker: Arc<Ticker>,
+}
+
+fn config(pooling: bool) -> Config {
+    let mut c = Config::new();
+    c.consume_fuel(true);
+    c.epoch_interruption(true);
+    c.wasm_component_model(true);
+    c.max_wasm_stack(1 << 20);
+    if pooling {
+        let mut p = PoolingAllocationConfig::default();
+        // Sized for many small Rust/C guests and a few Python/JS ones (those create several core instances,
+        // memories and tables per component and need large instance metadata).
+        p.total_component_instances(512);
+        p.total_core_instances(2048);
+        p.total_memories(512);
+        p.total_tables(2048);
+        p.total_stacks(512);
+        p.max_memory_size(MAX_MEMORY_BYTES as usize);
+        p.max_core_instances_per_component(64);
+        p.max_memories_per_component(8);
+        p.max_tables_per_component(64);
+        p.max_component_instance_size(1 << 20);
+        p.max_core_instance_size(16 << 20);
+        p.table_elements(100_000);
+        // Reset small memories and tables with memset instead of madvise: cheaper for frequent small calls.
+        p.linear_memory_keep_resident(1 << 20);
+        p.table_keep_resident(64 << 10);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+    }
+    c
+}
+
+impl HostEngine {
+    /// Builds the engine. Uses the pooling allocator when the machine allows its address-space reservation, else
+    /// falls back to on-demand allocation (same behaviour, slower instantiation).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, EngineError> {
+        let engine = match Engine::new(&config(true)) {
+            Ok(e) => e,
+            Err(pooling_err) => {
+                tracing::warn!(
+                    "pooling allocator unavailable ({pooling_err:#}); using on-demand allocation"
+                );
+                Engine::new(&config(false)).map_err(|e| EngineError::Config(format!("{e:#}")))?
+            }
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let weak = engine.weak();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("plughost-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        match weak.upgrade() {
+                            Some(e) => e.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                })
+                .map_err(|e| EngineError::Config(format!("cannot start the epoch ticker: {e}")))?;
+        }
+        Ok(HostEngine {
+            engine,
+            cache_dir,
+            _ticker: Arc::new(Ticker { stop }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A hex digest of the engine's compatibility hash: artifacts from another wasmtime or feature set never mix.
+    pub fn compat_key(&self) -> String {
+        struct B3(blake3::Hasher);
+        impl Hasher for B3 {
+            fn finish(&self) -> u64 {
+                0
+            }
+            fn write(&mut self, bytes: &[u8]) {
+                self.0.update(bytes);
+            }
+        }
+        let mut h = B3(blake3::Hasher::new());
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        h.0.finalize().to_hex()[..16].to_string()
+    }
+
+    fn cache_path(&self, digest: &str) -> Option<PathBuf> {
+        self.cache_dir
+            .as_ref()
+            .map(|d| d.join(self.compat_key()).join(format!("{digest}.cwasm")))
+    }
+
+    /// Compiles `bytes` (whose blake3 hex digest is `digest`), or loads the cached artifact.
+    /// `on_compile` is called before a real compile starts (to show progress for slow, large components).
+    pub fn compile(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+        on_compile: impl FnOnce(),
+    ) -> Result<(Component, CacheOutcome, Duration), EngineError> {
+        let started = Instant::now();
+        let path = self.cache_path(digest);
+        if let Some(path) = &path
+            && path.exists()
+        {
+            match crate::cache::load(&self.engine, path) {
+                Ok(c) => return Ok((c, CacheOutcome::Hit, started.elapsed())),
+                Err(e) => {
+                    tracing::warn!(
+                        "discarding unreadable cached artifact {}: {e:#}",
+                        path.display()
+                    );
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        on_compile();
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        let Some(path) = path else {
+            return Ok((component, CacheOutcome::Uncached, started.elapsed()));
+        };
+        let artifact = component
+            .serialize()
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        write_atomic(&path, &artifact).map_err(|source| EngineError::Cache {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((component, CacheOutcome::Compiled, started.elapsed()))
+    }
+}
+
+/// Writes a file so that readers see either nothing or the whole file: temp file, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
+        std::process::id()
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! What a component is (inspection) and a loaded, linked plugin ready to be called.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::bindings::{PluginPre, WIT_PACKAGE, WIT_VERSION, tools};
+use crate::caps::PluginEnv;
+use crate::grants::{Capability, Grants};
+use crate::limits::Limits;
+use crate::store::StoreData;
+
+/// Why a component cannot be loaded. Every variant names the cause; nothing is half-loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("not a WebAssembly file (no `\\0asm` header)")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component. plughost runs components only: build with \
+         `--target wasm32-wasip2` (Rust), or wrap a wasm32-wasi module with `wasm-tools component new core.wasm \
+         --adapt wasi_snapshot_preview1.reactor.wasm -o plugin.wasm`"
+    )]
+    CoreModule,
+    #[error("unsupported WebAssembly binary version/layer {0:#010x}")]
+    UnknownBinary(u32),
+    #[error("{0}")]
+    Compile(#[from] crate::engine::EngineError),
+    #[error("not a plughost plugin: it does not export `{WIT_PACKAGE}/tools` (exports: {0})")]
+    NotAPlugin(String),
+    #[error(
+        "incompatible plugin contract: the component was built against {WIT_PACKAGE}@{found}, this host speaks \
+         {WIT_PACKAGE}@{expected}; rebuild the plugin against {expected}"
+    )]
+    IncompatibleVersion { found: String, expected: String },
+    #[error(
+        "the component imports `{0}`, which plughost does not provide (only {WIT_PACKAGE}/* interfaces and \
+         wasi:* with nothing open)"
+    )]
+    UnknownImport(String),
+    #[error("plugin `{plugin}` needs capabilities that are not granted: {}. Grant them with {}", list(.missing), hint(.missing))]
+    MissingGrants {
+        plugin: String,
+        missing: Vec<Capability>,
+    },
+    #[error("{0}")]
+    Link(#[from] crate::caps::LinkError),
+    #[error("instantiating the plugin failed: {0}")]
+    Instantiate(String),
+    #[error("the plugin's describe() failed: {0}")]
+    Describe(String),
+    #[error("invalid manifest: {0}")]
+    BadManifest(String),
+}
+
+fn list(caps: &[Capability]) -> String {
+    caps.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+}
+
+fn hint(caps: &[Capability]) -> String {
+    caps.iter()
+        .map(|c| match c {
+            Capability::Http => "--grant http:https://HOST".to_string(),
+            Capability::Container => "--grant container:read".to_string(),
+            other => format!("--grant {}", other.name()),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The component's binary kind, from its 8-byte header.
+pub fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    match (version & 0xffff, version >> 16) {
+        (1, 0) => Err(LoadError::CoreModule),
+        (_, 1) => Ok(()),
+        _ => Err(LoadError::UnknownBinary(version)),
+    }
+}
+
+/// What a component is, read from its type (no code runs).
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentInfo {
+    /// blake3 of the component bytes, hex.
+    pub digest: String,
+    pub size_bytes: u64,
+    /// The `plughost:plugin` version it was built against.
+    pub world_version: String,
+    /// The plughost capabilities it imports: exactly the grants it needs.
+    pub capabilities: Vec<Capability>,
+    /// The WASI interfaces it imports (linked with nothing open).
+    pub wasi_imports: Vec<String>,
+}
+
+fn split_versioned(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((n, v)) => (n, Some(v)),
+        None => (name, None),
+    }
+}
+
+fn compatible(found: &semver::Version, ours: &semver::Version) -> bool {
+    if found.major != ours.major {
+        return false;
+    }
+    if ours.major == 0 {
+        found.minor == ours.minor
+    } else {
+        found.minor <= ours.minor
+    }
+}
+
+/// Reads a compiled component's imports and exports.
+pub fn inspect_component(
+    engine: &Engine,
+    component: &Component,
+    digest: &str,
+    size: u64,
+) -> Result<ComponentInfo, LoadError> {
+    let ours =
+        semver::Version::parse(WIT_VERSION).map_err(|e| LoadError::BadManifest(e.to_string()))?;
+    let ty = component.component_type();
+    let check_version = |v: Option<&str>| -> Result<String, LoadError> {
+        let v = v.unwrap_or("0.0.0");
+        let found = semver::Version::parse(v).map_err(|_| LoadError::IncompatibleVersion {
+            found: v.to_string(),
+            expected: WIT_VERSION.to_string(),
+        })?;
+        if compatible(&found, &ours) {
+            Ok(v.to_string())
+        } else {
+            Err(LoadError::IncompatibleVersion {
+                found: v.to_string(),
+                expected: WIT_VERSION.to_string(),
+            })
+        }
+    };
+
+    let tools_name = format!("{WIT_PACKAGE}/tools");
+    let export_names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let world_version = match export_names
+        .iter()
+        .find(|n| split_versioned(n).0 == tools_name)
+    {
+        Some(name) => check_version(split_versioned(name).1)?,
+        None => {
+            return Err(LoadError::NotAPlugin(if export_names.is_empty() {
+                "none".to_string()
+            } else {
+                export_names.join(", ")
+            }));
+        }
+    };
+
+    let mut capabilities = Vec::new();
+    let mut wasi_imports = Vec::new();
+    for (name, _) in ty.imports(engine) {
+        let (base, version) = split_versioned(name);
+        if let Some(iface) = base.strip_prefix(&format!("{WIT_PACKAGE}/")) {
+            check_version(version)?;
+            if iface == "types" {
+                continue;
+            }
+            let cap = Capability::from_name(iface)
+                .ok_or_else(|| LoadError::UnknownImport(name.to_string()))?;
+            if !capabilities.contains(&cap) {
+                capabilities.push(cap);
+            }
+        } else if base.starts_with("wasi:") && !base.starts_with("wasi:http/") {
+            wasi_imports.push(name.to_string());
+        } else {
+            return Err(LoadError::UnknownImport(name.to_string()));
+        }
+    }
+    capabilities.sort();
+    Ok(ComponentInfo {
+        digest: digest.to_string(),
+        size_bytes: size,
+        world_version,
+        capabilities,
+        wasi_imports,
+    })
+}
+
+/// A tool as the host sees it: schemas parsed and checked once, at load.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub description: String,
+    pub input_schema: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<serde_json::Map<String, serde_json::Value>>,
+    pub annotations: Annotations,
+}
+
+/// MCP tool annotations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotations {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
+}
+
+/// A plugin's validated manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub tools: Vec<ToolInfo>,
+}
+
+impl Manifest {
+    pub fn tool(&self, name: &str) -> Option<&ToolInfo> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+}
+
+fn valid_ident(s: &str, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
+        && !s.starts_with('-')
+}
+
+fn parse_schema(
+    tool: &str,
+    which: &str,
+    text: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("tool `{tool}`: {which} schema is not JSON: {e}"))?;
+    let serde_json::Value::Object(map) = v else {
+        return Err(format!(
+            "tool `{tool}`: {which} schema must be a JSON object"
+        ));
+    };
+    if map.get("type").and_then(|t| t.as_str()) != Some("object") {
+        return Err(format!(
+            "tool `{tool}`: {which} schema must have \"type\": \"object\""
+        ));
+    }
+    Ok(map)
+}
+
+impl TryFrom<tools::Manifest> for Manifest {
+    type Error = LoadError;
+
+    fn try_from(m: tools::Manifest) -> Result<Self, LoadError> {
+        let mut problems = Vec::new();
+        if !valid_ident(&m.id, b"-") {
+            problems.push(format!(
+                "plugin id `{}` must be 1–64 of [a-z0-9-], not starting with `-`",
+                m.id
+            ));
+        }
+        if semver::Version::parse(&m.version).is_err() {
+            problems.push(format!("version `{}` is not a semantic version", m.version));
+        }
+        let mut seen = BTreeMap::new();
+        let mut tools = Vec::new();
+        for t in m.tools {
+            if !valid_ident(&t.name, b"_-") {
+                problems.push(format!("tool name `{}` must be 1–64 of [a-z0-9_-]", t.name));
+            }
+            if seen.insert(t.name.clone(), ()).is_some() {
+                problems.push(format!("tool `{}` is declared twice", t.name));
+            }
+            let input = parse_schema(&t.name, "input", &t.input_schema);
+            let output = t
+                .output_schema
+                .as_deref()
+                .map(|s| parse_schema(&t.name, "output", s))
+                .transpose();
+            match (input, output) {
+                (Ok(input_schema), Ok(output_schema)) => tools.push(ToolInfo {
+                    name: t.name,
+                    title: t.title,
+                    description: t.description,
+                    input_schema,
+                    output_schema,
+                    annotations: Annotations {
+                        read_only_hint: t.annotations.read_only,
+                        destructive_hint: t.annotations.destructive,
+                        idempotent_hint: t.annotations.idempotent,
+                        open_world_hint: t.annotations.open_world,
+                    },
+                }),
+                (Err(e), _) | (_, Err(e)) => problems.push(e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(LoadError::BadManifest(problems.join("; ")));
+        }
+        Ok(Manifest {
+            id: m.id,
+            name: m.name,
+            version: m.version,
+            description: m.description,
+            tools,
+        })
+    }
+}
+
+/// The operator's settings for one plugin: grants, limits, config and secrets.
+#[derive(Debug, Clone, Default)]
+pub struct PluginSettings {
+    pub grants: Grants,
+    pub limits: Limits,
+    pub config: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// A plugin ready to be called: compiled, inspected, described, granted and linked.
+pub struct LoadedPlugin {
+    pub info: ComponentInfo,
+    pub manifest: Manifest,
+    pub grants: Grants,
+    pub limits: Limits,
+    pub(crate) env: Arc<PluginEnv>,
+    pub(crate) pre: PluginPre<StoreData>,
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("id", &self.manifest.id)
+            .field("digest", &self.info.digest)
+            .field("grants", &self.grants)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+}

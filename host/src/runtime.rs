@@ -1,0 +1,584 @@
+//! The host runtime: loads components into plugins and runs every call in a fresh, metered store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use crate::bindings::{PluginPre, tools};
+use crate::caps::config::ConfigCtx;
+use crate::caps::metrics::MetricsCtx;
+use crate::caps::state::{StateCtx, StateStore};
+use crate::caps::system::SystemCtx;
+use crate::caps::{PluginEnv, add_granted_to_linker};
+use crate::engine::{CacheOutcome, HostEngine};
+use crate::grants::Capability;
+use crate::home::Home;
+use crate::limits::{Limits, MemoryLimitHit};
+use crate::plugin::{
+    ComponentInfo, LoadError, LoadedPlugin, Manifest, PluginSettings, check_header,
+    inspect_component,
+};
+use crate::report::{CallReport, Outcome};
+use crate::store::StoreData;
+
+/// Failures opening the host.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("data dir {path}: {source}")]
+    Home {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("{0}")]
+    State(#[from] crate::caps::state::StoreError),
+}
+
+/// One block of tool output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Content {
+    Text { text: String },
+    Json { json: serde_json::Value },
+}
+
+/// A successful tool result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolOutput {
+    pub content: Vec<Content>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured: Option<serde_json::Value>,
+}
+
+/// Why a call produced no output. Mirrors [`Outcome`], with the details a caller needs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CallError {
+    #[error("invalid arguments: {message}")]
+    InvalidArguments { message: String },
+    #[error("unknown tool `{tool}`")]
+    UnknownTool { tool: String },
+    #[error("denied: {message}")]
+    Denied { message: String },
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    #[error("unavailable: {message}")]
+    Unavailable { message: String },
+    #[error("upstream error{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Upstream {
+        status: Option<u16>,
+        code: Option<i64>,
+        message: String,
+        retry_after_seconds: Option<u32>,
+    },
+    #[error("tool failed: {message}")]
+    Failed { message: String },
+    #[error("out of fuel: the call used its whole budget of {limit} fuel")]
+    OutOfFuel { limit: u64 },
+    #[error("memory limit: the guest asked for {requested} bytes, the cap is {limit}")]
+    MemoryLimit { requested: u64, limit: u64 },
+    #[error("deadline: the call did not finish within {timeout_ms} ms")]
+    Deadline { timeout_ms: u64 },
+    #[error("the plugin trapped: {message}")]
+    Trap { message: String },
+    #[error("output too large: {bytes} bytes, the limit is {limit}")]
+    OutputTooLarge { bytes: u64, limit: u64 },
+    #[error("host error: {message}")]
+    Host { message: String },
+}
+
+impl CallError {
+    fn from_tool(e: tools::ToolError) -> Self {
+        use tools::ToolError as E;
+        match e {
+            E::InvalidArguments(message) => CallError::InvalidArguments { message },
+            E::UnknownTool(tool) => CallError::UnknownTool { tool },
+            E::Denied(message) => CallError::Denied { message },
+            E::NotFound(message) => CallError::NotFound { message },
+            E::Unavailable(message) => CallError::Unavailable { message },
+            E::Upstream(u) => CallError::Upstream {
+                status: u.status,
+                code: u.code,
+                message: u.message,
+                retry_after_seconds: u.retry_after_seconds,
+            },
+            E::Failed(message) => CallError::Failed { message },
+        }
+    }
+
+    /// The outcome recorded for this error.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            CallError::OutOfFuel { .. } => Outcome::OutOfFuel,
+            CallError::MemoryLimit { requested, .. } => Outcome::MemoryLimit {
+                requested_bytes: *requested,
+            },
+            CallError::Deadline { .. } => Outcome::Deadline,
+            CallError::Trap { message } => Outcome::Trap {
+                message: message.clone(),
+            },
+            CallError::OutputTooLarge { bytes, .. } => Outcome::OutputTooLarge { bytes: *bytes },
+            CallError::Host { message } => Outcome::HostError {
+                message: message.clone(),
+            },
+            other => Outcome::ToolError {
+                error: other.kind().to_string(),
+            },
+        }
+    }
+
+    /// A short, stable name for the error kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::InvalidArguments { .. } => "invalid-arguments",
+            CallError::UnknownTool { .. } => "unknown-tool",
+            CallError::Denied { .. } => "denied",
+            CallError::NotFound { .. } => "not-found",
+            CallError::Unavailable { .. } => "unavailable",
+            CallError::Upstream { .. } => "upstream",
+            CallError::Failed { .. } => "failed",
+            CallError::OutOfFuel { .. } => "out-of-fuel",
+            CallError::MemoryLimit { .. } => "memory-limit",
+            CallError::Deadline { .. } => "deadline",
+            CallError::Trap { .. } => "trap",
+            CallError::OutputTooLarge { .. } => "output-too-large",
+            CallError::Host { .. } => "host-error",
+        }
+    }
+}
+
+/// A call's result and its report.
+#[derive(Debug, Clone)]
+pub struct CallResult {
+    pub result: Result<ToolOutput, CallError>,
+    pub report: CallReport,
+}
+
+/// How a component got compiled while loading.
+#[derive(Debug, Clone, Copy)]
+pub struct CompileInfo {
+    pub outcome: CacheOutcome,
+    pub time: Duration,
+}
+
+/// The host: one engine, the shared stores, and the call machinery.
+#[derive(Debug, Clone)]
+pub struct Host {
+    engine: HostEngine,
+    state: Arc<StateStore>,
+    system: SystemCtx,
+    next_call: Arc<AtomicU64>,
+}
+
+/// Limits used for `describe()`: small, because it only returns a manifest.
+const DESCRIBE_LIMITS: Limits = Limits {
+    fuel: 2_000_000_000,
+    memory_bytes: 512 << 20,
+    timeout: Duration::from_secs(30),
+    max_output_bytes: 4 << 20,
+    max_log_lines: 20,
+    max_log_line_bytes: 1024,
+};
+
+impl Host {
+    /// Opens the host on a data dir (compile cache and state live there).
+    pub fn open(home: &Home) -> Result<Self, HostError> {
+        home.ensure().map_err(|source| HostError::Home {
+            path: home.root().display().to_string(),
+            source,
+        })?;
+        let engine = HostEngine::new(Some(home.cache_dir()))?;
+        let state = StateStore::open(&home.state_db())?;
+        Ok(Host {
+            engine,
+            state,
+            system: SystemCtx::default(),
+            next_call: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    /// A host with no files at all: no compile cache, in-memory state.
+    pub fn ephemeral() -> Result<Self, HostError> {
+        let engine = HostEngine::new(None)?;
+        let state = StateStore::in_memory()?;
+        Ok(Host {
+            engine,
+            state,
+            system: SystemCtx::default(),
+            next_call: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    pub fn engine(&self) -> &HostEngine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from cache) and inspects a component. No guest code runs.
+    pub fn compile(
+        &self,
+        bytes: &[u8],
+        on_compile: impl FnOnce(),
+    ) -> Result<(Component, ComponentInfo, CompileInfo), LoadError> {
+        check_header(bytes)?;
+        let digest = blake3::hash(bytes).to_hex().to_string();
+        let (component, outcome, time) = self.engine.compile(bytes, &digest, on_compile)?;
+        let info = inspect_component(
+            self.engine.engine(),
+            &component,
+            &digest,
+            bytes.len() as u64,
+        )?;
+        Ok((component, info, CompileInfo { outcome, time }))
+    }
+
+    /// Runs the component's `describe()` with no capability linked: any plughost import it calls traps.
+    pub async fn describe(&self, component: &Component) -> Result<Manifest, LoadError> {
+        let mut linker = Linker::<StoreData>::new(self.engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        linker
+            .define_unknown_imports_as_traps(component)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let pre = PluginPre::new(pre).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let env = Arc::new(PluginEnv {
+            id: Arc::from("(describe)"),
+            config: ConfigCtx::default(),
+            state: None,
+            metrics: None,
+            system: None,
+        });
+        let (mut store, started) = self.new_store(env, &DESCRIBE_LIMITS);
+        let limits = DESCRIBE_LIMITS;
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .plughost_plugin_tools()
+                .call_describe(&mut store)
+                .await
+        };
+        let raw = match tokio::time::timeout(limits.timeout, run).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                let err = classify_trap(&e, &store, &limits, started);
+                return Err(LoadError::Describe(err.to_string()));
+            }
+            Err(_) => {
+                return Err(LoadError::Describe(
+                    CallError::Deadline {
+                        timeout_ms: limits.timeout.as_millis() as u64,
+                    }
+                    .to_string(),
+                ));
+            }
+        };
+        Manifest::try_from(raw)
+    }
+
+    /// Loads a component: compile (cached), inspect, describe, look up the operator's settings for its id, check
+    /// that every capability it imports is granted, and link exactly those.
+    pub async fn load(
+        &self,
+        bytes: &[u8],
+        settings_for: impl FnOnce(&Manifest) -> PluginSettings,
+    ) -> Result<(LoadedPlugin, CompileInfo), LoadError> {
+        let (component, info, compile) = self.compile(bytes, || {})?;
+        let plugin = self.link(component, info, settings_for).await?;
+        Ok((plugin, compile))
+    }
+
+    /// The second half of [`Host::load`], for callers that compiled already (e.g. to show progress).
+    pub async fn link(
+        &self,
+        component: Component,
+        info: ComponentInfo,
+        settings_for: impl FnOnce(&Manifest) -> PluginSettings,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let manifest = self.describe(&component).await?;
+        let settings = settings_for(&manifest);
+        let missing: Vec<Capability> = info
+            .capabilities
+            .iter()
+            .copied()
+            .filter(|c| !settings.grants.has(*c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(LoadError::MissingGrants {
+                plugin: manifest.id.clone(),
+                missing,
+            });
+        }
+        let mut linker = Linker::<StoreData>::new(self.engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        // Only what the component imports *and* the operator granted: a grant it does not use stays unlinked.
+        let mut used = settings.grants.clone();
+        for cap in Capability::ALL {
+            if !info.capabilities.contains(&cap) {
+                used.revoke(cap);
+            }
+        }
+        add_granted_to_linker(&mut linker, &used)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let pre = PluginPre::new(pre).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let id: Arc<str> = Arc::from(manifest.id.as_str());
+        let env = Arc::new(PluginEnv {
+            id,
+            config: ConfigCtx::new(settings.config.clone(), settings.secrets.clone()),
+            state: used.state_quota().map(|quota_bytes| StateCtx {
+                store: self.state.clone(),
+                quota_bytes,
+            }),
+            metrics: used.has(Capability::Metrics).then(MetricsCtx::default),
+            system: used.has(Capability::System).then(|| self.system.clone()),
+        });
+        Ok(LoadedPlugin {
+            info,
+            manifest,
+            grants: settings.grants,
+            limits: settings.limits,
+            env,
+            pre,
+        })
+    }
+
+    fn new_store(&self, env: Arc<PluginEnv>, limits: &Limits) -> (Store<StoreData>, Instant) {
+        let started = Instant::now();
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let mut store = Store::new(
+            self.engine.engine(),
+            StoreData::new(env, call_id, limits, started),
+        );
+        store.limiter(|s| &mut s.limiter);
+        // Fuel cannot fail to be set on an engine with fuel enabled; if it ever did, the call would run with none.
+        let _ = store.set_fuel(limits.fuel);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut cx| {
+            let data = cx.data_mut();
+            if Instant::now() >= data.deadline {
+                data.deadline_hit = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Let other tasks (and our own timeout) run between ticks.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        (store, started)
+    }
+
+    /// Calls a tool in a fresh store: its own fuel, memory cap and deadline. Never panics; every failure is a
+    /// typed [`CallError`] and every call has a [`CallReport`].
+    pub async fn call(&self, plugin: &LoadedPlugin, tool: &str, arguments: &str) -> CallResult {
+        let limits = plugin.limits;
+        let (mut store, started) = self.new_store(plugin.env.clone(), &limits);
+
+        let early = if plugin.manifest.tool(tool).is_none() {
+            Some(CallError::UnknownTool {
+                tool: tool.to_string(),
+            })
+        } else {
+            match serde_json::from_str::<serde_json::Value>(arguments) {
+                Ok(serde_json::Value::Object(_)) => None,
+                Ok(_) => Some(CallError::InvalidArguments {
+                    message: "arguments must be a JSON object".into(),
+                }),
+                Err(e) => Some(CallError::InvalidArguments {
+                    message: format!("arguments are not valid JSON: {e}"),
+                }),
+            }
+        };
+
+        let result = match early {
+            Some(e) => Err(e),
+            None => {
+                let pre = &plugin.pre;
+                let run = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .plughost_plugin_tools()
+                        .call_call(&mut store, tool, arguments)
+                        .await
+                };
+                // The epoch callback stops guest code at the deadline; this timeout also bounds a guest that is
+                // waiting inside a host call. A little grace lets the epoch path report first.
+                match tokio::time::timeout(limits.timeout + Duration::from_millis(20), run).await {
+                    Ok(Ok(Ok(out))) => convert_output(out, &limits, plugin.env.redactor()),
+                    Ok(Ok(Err(tool_err))) => Err(CallError::from_tool(tool_err)),
+                    Ok(Err(trap)) => Err(classify_trap(&trap, &store, &limits, started)),
+                    Err(_) => Err(CallError::Deadline {
+                        timeout_ms: limits.timeout.as_millis() as u64,
+                    }),
+                }
+            }
+        };
+        let result = result.map_err(|e| redact_error(e, plugin.env.redactor()));
+
+        crate::caps::log::flush_stderr(store.data_mut());
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let data = store.data();
+        let report = CallReport {
+            plugin: plugin.manifest.id.clone(),
+            tool: tool.to_string(),
+            fuel_used: limits.fuel.saturating_sub(fuel_left),
+            fuel_limit: limits.fuel,
+            peak_memory_bytes: data.limiter.peak,
+            memory_limit_bytes: limits.memory_bytes,
+            wall_time: started.elapsed(),
+            timeout: limits.timeout,
+            host_calls: data.host_calls,
+            log_lines: data.log.lines,
+            log_dropped: data.log.dropped,
+            outcome: match &result {
+                Ok(_) => Outcome::Ok,
+                Err(e) => e.outcome(),
+            },
+        };
+        CallResult { result, report }
+    }
+}
+
+fn classify_trap(
+    err: &wasmtime::Error,
+    store: &Store<StoreData>,
+    limits: &Limits,
+    _started: Instant,
+) -> CallError {
+    let data = store.data();
+    if let Some(hit) = err
+        .downcast_ref::<MemoryLimitHit>()
+        .copied()
+        .or(data.limiter.denied)
+    {
+        return CallError::MemoryLimit {
+            requested: hit.requested,
+            limit: hit.limit,
+        };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => CallError::OutOfFuel { limit: limits.fuel },
+        Some(Trap::Interrupt) if data.deadline_hit => CallError::Deadline {
+            timeout_ms: limits.timeout.as_millis() as u64,
+        },
+        Some(trap) => CallError::Trap {
+            message: trap_message(err, Some(*trap)),
+        },
+        None if data.deadline_hit => CallError::Deadline {
+            timeout_ms: limits.timeout.as_millis() as u64,
+        },
+        None => CallError::Trap {
+            message: trap_message(err, None),
+        },
+    }
+}
+
+/// A one-paragraph trap message: the trap itself plus the innermost frames, without the full backtrace.
+fn trap_message(err: &wasmtime::Error, trap: Option<Trap>) -> String {
+    let full = format!("{err:#}");
+    let mut msg = match trap {
+        Some(t) => t.to_string(),
+        None => full.lines().next().unwrap_or("trap").to_string(),
+    };
+    if let Some(frame) = full.lines().find(|l| l.trim_start().starts_with("0:")) {
+        msg.push_str(&format!(" (at {})", frame.trim()));
+    }
+    msg
+}
+
+fn redact_error(e: CallError, redactor: &crate::caps::config::Redactor) -> CallError {
+    if redactor.is_empty() {
+        return e;
+    }
+    let r = |s: String| redactor.redact(&s).into_owned();
+    match e {
+        CallError::InvalidArguments { message } => CallError::InvalidArguments {
+            message: r(message),
+        },
+        CallError::Denied { message } => CallError::Denied {
+            message: r(message),
+        },
+        CallError::NotFound { message } => CallError::NotFound {
+            message: r(message),
+        },
+        CallError::Unavailable { message } => CallError::Unavailable {
+            message: r(message),
+        },
+        CallError::Upstream {
+            status,
+            code,
+            message,
+            retry_after_seconds,
+        } => CallError::Upstream {
+            status,
+            code,
+            message: r(message),
+            retry_after_seconds,
+        },
+        CallError::Failed { message } => CallError::Failed {
+            message: r(message),
+        },
+        CallError::Trap { message } => CallError::Trap {
+            message: r(message),
+        },
+        CallError::Host { message } => CallError::Host {
+            message: r(message),
+        },
+        other => other,
+    }
+}
+
+fn convert_output(
+    out: tools::Output,
+    limits: &Limits,
+    redactor: &crate::caps::config::Redactor,
+) -> Result<ToolOutput, CallError> {
+    let size: u64 = out
+        .content
+        .iter()
+        .map(|c| match c {
+            tools::Content::Text(t) | tools::Content::Json(t) => t.len() as u64,
+        })
+        .sum::<u64>()
+        + out.structured.as_ref().map_or(0, |s| s.len() as u64);
+    if size > limits.max_output_bytes {
+        return Err(CallError::OutputTooLarge {
+            bytes: size,
+            limit: limits.max_output_bytes,
+        });
+    }
+    let parse = |what: &str, s: &str| {
+        serde_json::from_str::<serde_json::Value>(&redactor.redact(s)).map_err(|e| {
+            CallError::Failed {
+                message: format!("the plugin returned invalid JSON {what}: {e}"),
+            }
+        })
+    };
+    let mut content = Vec::with_capacity(out.content.len());
+    for c in out.content {
+        content.push(match c {
+            tools::Content::Text(t) => Content::Text {
+                text: redactor.redact(&t).into_owned(),
+            },
+            tools::Content::Json(j) => Content::Json {
+                json: parse("content", &j)?,
+            },
+        });
+    }
+    let structured = out
+        .structured
+        .as_deref()
+        .map(|s| parse("structured output", s))
+        .transpose()?;
+    Ok(ToolOutput {
+        content,
+        structured,
+    })
+}

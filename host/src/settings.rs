@@ -1,0 +1,209 @@
+//! The operator's config file (`plughost.toml` in the data dir, or `--config-file`): grants, limits, settings and
+//! secrets per plugin id. Parsed into typed values once.
+//!
+//! ```toml
+//! [plugins.system-info]
+//! grants = ["system"]
+//! fuel = 50_000_000
+//! memory = "64MiB"
+//! timeout = "5s"
+//!
+//! [plugins.cloudflare]
+//! grants = ["http:https://api.cloudflare.com", "config", "log"]
+//! config = { zone = "example.com" }
+//! secrets = { api_token = "…" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::grants::{GrantError, Grants};
+use crate::limits::{Limits, MAX_MEMORY_BYTES};
+use crate::plugin::PluginSettings;
+use crate::units::{UnitError, parse_bytes, parse_duration};
+
+/// Why the config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{path}: {message}")]
+    Read { path: String, message: String },
+    #[error("plugin `{plugin}`: {source}")]
+    Grant { plugin: String, source: GrantError },
+    #[error("plugin `{plugin}`: {what} {source}")]
+    Unit {
+        plugin: String,
+        what: &'static str,
+        source: UnitError,
+    },
+    #[error("plugin `{plugin}`: {message}")]
+    Invalid { plugin: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    plugins: BTreeMap<String, RawPlugin>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    #[serde(default)]
+    grants: Vec<String>,
+    fuel: Option<u64>,
+    memory: Option<String>,
+    timeout: Option<String>,
+    max_output: Option<String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+}
+
+/// Per-plugin settings read from a config file.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsFile {
+    plugins: BTreeMap<String, PluginSettings>,
+}
+
+impl SettingsFile {
+    /// Reads `path`; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text).map_err(|e| match e {
+                SettingsError::Read { message, .. } => SettingsError::Read {
+                    path: path.display().to_string(),
+                    message,
+                },
+                other => other,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(SettingsError::Read {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, SettingsError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| SettingsError::Read {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        let mut plugins = BTreeMap::new();
+        for (id, p) in raw.plugins {
+            let grants = Grants::parse(&p.grants).map_err(|source| SettingsError::Grant {
+                plugin: id.clone(),
+                source,
+            })?;
+            let mut limits = Limits::default();
+            if let Some(f) = p.fuel {
+                limits.fuel = f;
+            }
+            let unit = |what, source| SettingsError::Unit {
+                plugin: id.clone(),
+                what,
+                source,
+            };
+            if let Some(m) = &p.memory {
+                limits.memory_bytes = parse_bytes(m).map_err(|e| unit("memory", e))?;
+            }
+            if let Some(t) = &p.timeout {
+                limits.timeout = parse_duration(t).map_err(|e| unit("timeout", e))?;
+            }
+            if let Some(o) = &p.max_output {
+                limits.max_output_bytes = parse_bytes(o).map_err(|e| unit("max_output", e))?;
+            }
+            check_limits(&limits).map_err(|message| SettingsError::Invalid {
+                plugin: id.clone(),
+                message,
+            })?;
+            plugins.insert(
+                id,
+                PluginSettings {
+                    grants,
+                    limits,
+                    config: p.config,
+                    secrets: p.secrets,
+                },
+            );
+        }
+        Ok(SettingsFile { plugins })
+    }
+
+    /// The settings for `id`, or defaults (no grants).
+    pub fn for_plugin(&self, id: &str) -> PluginSettings {
+        self.plugins.get(id).cloned().unwrap_or_default()
+    }
+}
+
+/// Refuses limits that cannot work.
+pub fn check_limits(l: &Limits) -> Result<(), String> {
+    if l.fuel == 0 {
+        return Err("fuel must be above 0".into());
+    }
+    if l.memory_bytes < 64 << 10 || l.memory_bytes > MAX_MEMORY_BYTES {
+        return Err(format!(
+            "memory must be between 64KiB and {}GiB",
+            MAX_MEMORY_BYTES >> 30
+        ));
+    }
+    if l.timeout.is_zero() || l.timeout.as_secs() > 3600 {
+        return Err("timeout must be between 1ms and 1h".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grants::Capability;
+
+    #[test]
+    fn parses_grants_limits_and_config() -> Result<(), SettingsError> {
+        let f = SettingsFile::parse(
+            r#"
+            [plugins.system-info]
+            grants = ["system", "log"]
+            fuel = 5000
+            memory = "32MiB"
+            timeout = "2s"
+            config = { a = "b" }
+            "#,
+        )?;
+        let s = f.for_plugin("system-info");
+        assert!(s.grants.has(Capability::System) && s.grants.has(Capability::Log));
+        assert_eq!(s.limits.fuel, 5000);
+        assert_eq!(s.limits.memory_bytes, 32 << 20);
+        assert_eq!(s.limits.timeout, std::time::Duration::from_secs(2));
+        assert_eq!(s.config.get("a").map(String::as_str), Some("b"));
+        assert!(
+            f.for_plugin("other").grants.is_empty(),
+            "unknown plugins get no grants"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_bad_grants_and_units() {
+        assert!(matches!(
+            SettingsFile::parse("[plugins.x]\ngrants = [\"root\"]"),
+            Err(SettingsError::Grant { .. })
+        ));
+        assert!(matches!(
+            SettingsFile::parse("[plugins.x]\nmemory = \"lots\""),
+            Err(SettingsError::Unit { .. })
+        ));
+        assert!(matches!(
+            SettingsFile::parse("[plugins.x]\nfuel = 0"),
+            Err(SettingsError::Invalid { .. })
+        ));
+        assert!(matches!(
+            SettingsFile::parse("[plugins.x]\ncolour = 1"),
+            Err(SettingsError::Read { .. })
+        ));
+    }
+}

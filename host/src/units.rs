@@ -1,0 +1,114 @@
+//! Human sizes and durations for the CLI and TOML: `64MiB`, `1.5GB`, `5s`, `250ms`.
+
+use std::time::Duration;
+
+/// A size or duration that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read `{0}`")]
+pub struct UnitError(pub String);
+
+/// Parses `1024`, `64KiB`, `64MiB`, `2GiB`, `10MB`, `1.5GiB` (case-insensitive) into bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, UnitError> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().map_err(|_| UnitError(s.to_string()))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "ki" | "kib" => 1024.0,
+        "mi" | "mib" => 1024.0 * 1024.0,
+        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(UnitError(s.to_string())),
+    };
+    let v = num * mult;
+    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
+        return Err(UnitError(s.to_string()));
+    }
+    Ok(v.round() as u64)
+}
+
+/// Formats bytes with a binary unit when exact (`64MiB`), else plain bytes.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, name) in UNITS {
+        if b >= size && b % size == 0 {
+            return format!("{}{name}", b / size);
+        }
+    }
+    format!("{b}B")
+}
+
+/// Formats bytes for people, rounded (`1.4 MiB`).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, name) in UNITS {
+        if b >= size {
+            return format!("{:.1} {name}", b as f64 / size as f64);
+        }
+    }
+    format!("{b} B")
+}
+
+/// Parses `5s`, `250ms`, `2m`, `1h`, `1.5s` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().map_err(|_| UnitError(s.to_string()))?;
+    let secs = match unit.trim() {
+        "" | "s" => num,
+        "ms" => num / 1000.0,
+        "us" | "µs" => num / 1e6,
+        "m" | "min" => num * 60.0,
+        "h" => num * 3600.0,
+        _ => return Err(UnitError(s.to_string())),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| UnitError(s.to_string()))
+}
+
+/// Formats a duration for people: `812µs`, `4.3ms`, `2.10s`.
+pub fn human_duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.0}µs")
+    } else if us < 1e6 {
+        format!("{:.1}ms", us / 1000.0)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes() {
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("64mib"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("10MB"), Ok(10_000_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+        assert_eq!(format_bytes(64 << 20), "64MiB");
+        assert_eq!(format_bytes(1000), "1000B");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}
