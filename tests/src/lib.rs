@@ -1,0 +1,18 @@
+//! Paths of the guest components built by `build.rs`, and small helpers for the integration tests.
+
+/// Every runtime rule in one component (`fixture-basic`): echo, spin, memory bomb, recursion, trap, huge output,
+/// sleep in a host call, state, log flood, stderr, typed failure. Imports `state` and `log`.
+pub const BASIC: &str = env!("PLUGHOST_FIXTURE_BASIC");
+/// A second plugin using the same state key names (`fixture-state-b`). Imports `state`.
+pub const STATE_B: &str = env!("PLUGHOST_FIXTURE_STATE_B");
+/// Imports `http` (`fixture-needs-http`).
+pub const NEEDS_HTTP: &str = env!("PLUGHOST_FIXTURE_NEEDS_HTTP");
+/// Built against `plughost:plugin@1.0.0`.
+pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
+/// The shipped system-info plugin.
+pub const SYSTEM_INFO: &str = env!("PLUGHOST_FIXTURE_SYSTEM_INFO");
+
+/// Reads a fixture.
+pub fn bytes(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
+}
