@@ -10,8 +10,10 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::plughost::plugin::tools;
-pub use plughost::plugin::{config, container, http, ledger, log, metrics, state, system, types};
+pub use self::exports::plughost::plugin::tools;
+pub use self::plughost::plugin::{
+    config, container, http, ledger, log, metrics, state, system, types,
+};
 
 /// The version of `plughost:plugin` this host was built from.
 pub const WIT_VERSION: &str = "0.1.0";

@@ -40,7 +40,7 @@ enum Command {
         json: bool,
     },
     /// Call one tool of a component and print its result and the call report.
-    Call(CallArgs),
+    Call(Box<CallArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let home = cli.home.map(Home::at).unwrap_or_else(Home::from_env);
     match cli.command {
         Command::Inspect { file, json } => inspect(&home, &file, json).await,
-        Command::Call(args) => call(&home, args).await,
+        Command::Call(args) => call(&home, *args).await,
     }
 }
 

@@ -582,3 +582,41 @@ fn convert_output(
         structured,
     })
 }
+
+/// Benchmark support: calls `tool` `n` times on **one** instance (the "warm" path a per-session host would use) and
+/// returns each call's duration. Not part of the serving path: plughost itself always uses a fresh store per call.
+#[doc(hidden)]
+pub async fn warm_calls(
+    host: &Host,
+    plugin: &LoadedPlugin,
+    tool: &str,
+    arguments: &str,
+    n: usize,
+) -> Result<Vec<Duration>, CallError> {
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_secs(3600),
+        ..plugin.limits
+    };
+    let (mut store, started) = host.new_store(plugin.env.clone(), &limits);
+    let instance = plugin
+        .pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| classify_trap(&e, &store, &limits, started))?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = instance
+            .plughost_plugin_tools()
+            .call_call(&mut store, tool, arguments)
+            .await;
+        out.push(t.elapsed());
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(CallError::from_tool(e)),
+            Err(e) => return Err(classify_trap(&e, &store, &limits, started)),
+        }
+    }
+    Ok(out)
+}

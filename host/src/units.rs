@@ -36,7 +36,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, UnitError> {
 pub fn format_bytes(b: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (size, name) in UNITS {
-        if b >= size && b % size == 0 {
+        if b >= size && b.is_multiple_of(size) {
             return format!("{}{name}", b / size);
         }
     }

@@ -129,18 +129,17 @@ impl system::Host for SystemHost<'_> {
 
     async fn memory(&mut self) -> wasmtime::Result<MemoryInfo> {
         let ctx = self.ctx()?;
-        Ok(ctx
-            .with_sys(|sys| {
-                sys.refresh_memory();
-                MemoryInfo {
-                    total_bytes: sys.total_memory(),
-                    available_bytes: sys.available_memory(),
-                    used_bytes: sys.used_memory(),
-                    swap_total_bytes: sys.total_swap(),
-                    swap_used_bytes: sys.used_swap(),
-                }
-            })
-            .await?)
+        ctx.with_sys(|sys| {
+            sys.refresh_memory();
+            MemoryInfo {
+                total_bytes: sys.total_memory(),
+                available_bytes: sys.available_memory(),
+                used_bytes: sys.used_memory(),
+                swap_total_bytes: sys.total_swap(),
+                swap_used_bytes: sys.used_swap(),
+            }
+        })
+        .await
     }
 
     async fn disks(&mut self) -> wasmtime::Result<Vec<DiskInfo>> {
