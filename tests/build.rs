@@ -8,6 +8,7 @@ use std::process::Command;
 const GUESTS: &[(&str, &str, &str)] = &[
     ("fixture-basic", "fixture_basic", "BASIC"),
     ("fixture-state-b", "fixture_state_b", "STATE_B"),
+    ("fixture-state-b-v2", "fixture_state_b_v2", "STATE_B_V2"),
     ("fixture-needs-http", "fixture_needs_http", "NEEDS_HTTP"),
     (
         "fixture-wrong-version",

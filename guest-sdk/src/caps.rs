@@ -44,6 +44,9 @@ pub mod log {
     /// `error!("...")`
     #[macro_export]
     macro_rules! error { ($($arg:tt)*) => { $crate::__log!(Error, $($arg)*) }; }
+
+    // So that `log::info!(…)` works as well as `plughost_guest::info!(…)`.
+    pub use crate::{debug, error, info, trace, warn};
 }
 
 /// `state`: this plugin's private key/value store (needs the `state` grant).

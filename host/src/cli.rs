@@ -39,13 +39,73 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Call one tool of a component and print its result and the call report.
+    /// Call one tool of an installed plugin (by id) or of a .wasm file, and print its result and the call report.
     Call(Box<CallArgs>),
+    /// Manage publisher keys: generate, trust, revoke, list.
+    #[command(subcommand)]
+    Keys(crate::ops::KeysCommand),
+    /// Sign a component: its digest plus the id, version and capabilities it declares.
+    Sign(crate::ops::SignArgs),
+    /// Verify, approve and install a signed component.
+    Install(crate::ops::InstallArgs),
+    /// Install a new version of an installed plugin; shows the capability diff, new capabilities need approval.
+    Upgrade(crate::ops::InstallArgs),
+    /// Go back to the previous installed version of a plugin (with the grants it had).
+    Rollback { id: String },
+    /// Remove an installed plugin, its config and secrets.
+    Remove { id: String },
+    /// List installed plugins.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one installed plugin: status, publisher, grants, limits, config, tools, versions.
+    Info {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a plugin declared and what is granted.
+    Grants {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant capabilities to an installed plugin (operator only; running gateways pick it up without restart).
+    Grant {
+        id: String,
+        #[arg(required = true, value_name = "GRANT")]
+        grants: Vec<String>,
+    },
+    /// Revoke capabilities (by capability name or grant) from an installed plugin.
+    Revoke {
+        id: String,
+        #[arg(required = true, value_name = "CAPABILITY")]
+        capabilities: Vec<String>,
+    },
+    /// A plugin's settings and secrets.
+    Config {
+        id: String,
+        #[command(subcommand)]
+        command: crate::ops::ConfigCommand,
+    },
+    /// Show or set a plugin's per-call quotas: fuel, memory, timeout, concurrency.
+    Limits(crate::ops::LimitsArgs),
+    /// Enable a disabled plugin.
+    Enable { id: String },
+    /// Disable a plugin without removing it.
+    Disable { id: String },
+    /// What was installed, upgraded, granted and revoked, and when.
+    History {
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
 struct CallArgs {
-    /// A .wasm component.
+    /// An installed plugin id, or a .wasm component file.
     file: PathBuf,
     /// The tool to call.
     tool: String,
@@ -121,6 +181,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect { file, json } => inspect(&home, &file, json).await,
         Command::Call(args) => call(&home, *args).await,
+        Command::Keys(cmd) => crate::ops::keys(&home, cmd),
+        Command::Sign(args) => crate::ops::sign(&home, args).await,
+        Command::Install(args) => crate::ops::install(&home, args, false).await,
+        Command::Upgrade(args) => crate::ops::install(&home, args, true).await,
+        Command::Rollback { id } => crate::ops::rollback(&home, &id),
+        Command::Remove { id } => crate::ops::remove(&home, &id),
+        Command::List { json } => crate::ops::list(&home, json),
+        Command::Info { id, json } => crate::ops::info(&home, &id, json),
+        Command::Grants { id, json } => crate::ops::grants(&home, &id, json),
+        Command::Grant { id, grants } => crate::ops::grant(&home, &id, &grants),
+        Command::Revoke { id, capabilities } => crate::ops::revoke(&home, &id, &capabilities),
+        Command::Config { id, command } => crate::ops::config(&home, &id, command),
+        Command::Limits(args) => crate::ops::limits(&home, args),
+        Command::Enable { id } => crate::ops::set_enabled(&home, &id, true),
+        Command::Disable { id } => crate::ops::set_enabled(&home, &id, false),
+        Command::History { id, json } => crate::ops::history(&home, id.as_deref(), json),
     }
 }
 
@@ -255,6 +331,13 @@ async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
         .context("--timeout")?;
 
     let host = Host::open(home)?;
+    let installed_id = args
+        .file
+        .to_str()
+        .filter(|s| !args.file.exists() && plughost::registry::check_plugin_id(s).is_ok());
+    if let Some(id) = installed_id {
+        return call_installed(home, &host, id, &args, fuel, memory, timeout).await;
+    }
     let bytes = read_component(&args.file)?;
     let (component, info, compile) =
         host.compile(&bytes, compile_notice(&args.file, bytes.len()))?;
@@ -290,8 +373,59 @@ async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
     }
 
     let outcome = host.call(&plugin, &args.tool, &args.args).await;
+    print_outcome(&outcome, args.json)
+}
+
+/// `call <installed id>`: grants, limits, config and secrets come from the registry, like the gateway's.
+async fn call_installed(
+    home: &Home,
+    host: &Host,
+    id: &str,
+    args: &CallArgs,
+    fuel: Option<u64>,
+    memory: Option<u64>,
+    timeout: Option<std::time::Duration>,
+) -> Result<ExitCode> {
+    if !args.grants.is_empty() || !args.config.is_empty() || !args.secrets.is_empty() {
+        bail!(
+            "`{id}` is installed: its grants, config and secrets come from the registry. Change them with \
+             `plughost grant {id} …` and `plughost config {id} set …`"
+        );
+    }
+    let registry = std::sync::Arc::new(crate::ops::open_registry(home)?);
+    let catalog = plughost::Catalog::open(host.clone(), registry).await?;
+    let Some(entry) = catalog.get(id) else {
+        if let Some(p) = catalog.problems().into_iter().find(|p| p.id == id) {
+            bail!("plugin `{id}` {} is not loaded: {}", p.version, p.reason);
+        }
+        bail!(
+            "no plugin `{id}` is installed (and no file of that name exists); `plughost list` shows what is"
+        );
+    };
+    let outcome = if fuel.is_some() || memory.is_some() || timeout.is_some() {
+        // One-off limits for this call only: relink with them.
+        let mut limits = entry.plugin.limits;
+        if let Some(f) = fuel {
+            limits.fuel = f;
+        }
+        if let Some(m) = memory {
+            limits.memory_bytes = m;
+        }
+        if let Some(t) = timeout {
+            limits.timeout = t;
+        }
+        check_limits(&limits).map_err(anyhow::Error::msg)?;
+        let plugin = entry.plugin.with_limits(limits);
+        host.call(&plugin, &args.tool, &args.args).await
+    } else {
+        entry.call(host, &args.tool, &args.args).await
+    };
+    print_outcome(&outcome, args.json)
+}
+
+fn print_outcome(outcome: &plughost::CallResult, json: bool) -> Result<ExitCode> {
     let ok = outcome.result.is_ok();
-    if args.json {
+    if json {
         let result = match &outcome.result {
             Ok(out) => serde_json::json!({ "ok": out }),
             Err(e) => serde_json::json!({ "error": { "message": e.to_string(), "detail": e } }),

@@ -7,6 +7,7 @@
 pub mod bindings;
 mod cache;
 pub mod caps;
+pub mod catalog;
 pub mod engine;
 pub mod grants;
 pub mod home;
@@ -18,9 +19,11 @@ pub mod settings;
 pub mod store;
 pub mod units;
 
+pub use catalog::Catalog;
 pub use grants::{Capability, Grant, Grants};
 pub use home::Home;
 pub use limits::Limits;
+pub use plughost_registry as registry;
 pub use plugin::{ComponentInfo, LoadError, LoadedPlugin, Manifest, PluginSettings};
 pub use report::{CallReport, Outcome};
 pub use runtime::{CallError, CallResult, Host, ToolOutput};

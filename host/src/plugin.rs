@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -191,7 +191,7 @@ pub fn inspect_component(
 }
 
 /// A tool as the host sees it: schemas parsed and checked once, at load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToolInfo {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,7 +204,7 @@ pub struct ToolInfo {
 }
 
 /// MCP tool annotations.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Annotations {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,7 +218,7 @@ pub struct Annotations {
 }
 
 /// A plugin's validated manifest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub id: String,
     pub name: String,
@@ -352,5 +352,17 @@ impl fmt::Debug for LoadedPlugin {
 impl LoadedPlugin {
     pub fn id(&self) -> &str {
         &self.manifest.id
+    }
+
+    /// The same linked plugin under other limits (shares the compiled code and the linker).
+    pub fn with_limits(&self, limits: crate::Limits) -> LoadedPlugin {
+        LoadedPlugin {
+            info: self.info.clone(),
+            manifest: self.manifest.clone(),
+            grants: self.grants.clone(),
+            limits,
+            env: self.env.clone(),
+            pre: self.pre.clone(),
+        }
     }
 }

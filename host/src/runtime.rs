@@ -88,6 +88,10 @@ pub enum CallError {
     Trap { message: String },
     #[error("output too large: {bytes} bytes, the limit is {limit}")]
     OutputTooLarge { bytes: u64, limit: u64 },
+    #[error(
+        "busy: plugin `{plugin}` already runs {limit} calls at once (its concurrency limit); try again"
+    )]
+    Busy { plugin: String, limit: u32 },
     #[error("host error: {message}")]
     Host { message: String },
 }
@@ -123,6 +127,7 @@ impl CallError {
                 message: message.clone(),
             },
             CallError::OutputTooLarge { bytes, .. } => Outcome::OutputTooLarge { bytes: *bytes },
+            CallError::Busy { .. } => Outcome::Busy,
             CallError::Host { message } => Outcome::HostError {
                 message: message.clone(),
             },
@@ -147,6 +152,7 @@ impl CallError {
             CallError::Deadline { .. } => "deadline",
             CallError::Trap { .. } => "trap",
             CallError::OutputTooLarge { .. } => "output-too-large",
+            CallError::Busy { .. } => "busy",
             CallError::Host { .. } => "host-error",
         }
     }
@@ -303,6 +309,18 @@ impl Host {
     ) -> Result<LoadedPlugin, LoadError> {
         let manifest = self.describe(&component).await?;
         let settings = settings_for(&manifest);
+        self.link_described(component, info, manifest, settings)
+    }
+
+    /// Links a component whose manifest is already known (e.g. stored by the registry at install), without
+    /// running `describe()` again. This is what a grant change does: a new linker and `InstancePre`, same code.
+    pub fn link_described(
+        &self,
+        component: Component,
+        info: ComponentInfo,
+        manifest: Manifest,
+        settings: PluginSettings,
+    ) -> Result<LoadedPlugin, LoadError> {
         let missing: Vec<Capability> = info
             .capabilities
             .iter()
@@ -443,6 +461,31 @@ impl Host {
             },
         };
         CallResult { result, report }
+    }
+}
+
+impl Host {
+    /// A call refused before any guest code ran (e.g. `busy`): nothing used, and a report that says so.
+    pub fn refused(&self, plugin: &LoadedPlugin, tool: &str, error: CallError) -> CallResult {
+        let limits = plugin.limits;
+        let report = CallReport {
+            plugin: plugin.manifest.id.clone(),
+            tool: tool.to_string(),
+            fuel_used: 0,
+            fuel_limit: limits.fuel,
+            peak_memory_bytes: 0,
+            memory_limit_bytes: limits.memory_bytes,
+            wall_time: Duration::ZERO,
+            timeout: limits.timeout,
+            host_calls: Default::default(),
+            log_lines: 0,
+            log_dropped: 0,
+            outcome: error.outcome(),
+        };
+        CallResult {
+            result: Err(error),
+            report,
+        }
     }
 }
 

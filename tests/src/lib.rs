@@ -5,6 +5,8 @@
 pub const BASIC: &str = env!("PLUGHOST_FIXTURE_BASIC");
 /// A second plugin using the same state key names (`fixture-state-b`). Imports `state`.
 pub const STATE_B: &str = env!("PLUGHOST_FIXTURE_STATE_B");
+/// Version 0.2.0 of `fixture-state-b`: same id, also imports `log`, has a `version` tool.
+pub const STATE_B_V2: &str = env!("PLUGHOST_FIXTURE_STATE_B_V2");
 /// Imports `http` (`fixture-needs-http`).
 pub const NEEDS_HTTP: &str = env!("PLUGHOST_FIXTURE_NEEDS_HTTP");
 /// Built against `plughost:plugin@1.0.0`.

@@ -1,0 +1,276 @@
+//! The installed plugins, loaded and ready to call. The catalog takes each plugin's bytes (digest-checked), grants,
+//! limits, config and secrets from the registry, and keeps them current: when the registry's generation changes
+//! (install, upgrade, rollback, remove, grant, revoke, limits, config), [`Catalog::refresh`] relinks what changed and
+//! swaps it in. Calls already running keep the `Arc` of the version they started with; new calls get the new one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use plughost_registry::{PluginLimits, PluginRecord, Registry, RegistryError};
+use wasmtime::component::Component;
+
+use crate::grants::{GrantError, Grants};
+use crate::limits::Limits;
+use crate::plugin::{LoadError, LoadedPlugin, Manifest, PluginSettings};
+use crate::runtime::{CallError, CallResult, Host};
+
+/// Why the catalog could not be read at all (one plugin failing to load is a [`Problem`], not this).
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+}
+
+/// A loaded plugin and what the registry says about it.
+#[derive(Debug)]
+pub struct Entry {
+    pub plugin: LoadedPlugin,
+    pub record: PluginRecord,
+    concurrency: Option<(u32, Arc<tokio::sync::Semaphore>)>,
+    key: String,
+}
+
+impl Entry {
+    /// Calls a tool, honouring the plugin's concurrency limit: beyond it the call is refused at once as `busy`.
+    pub async fn call(&self, host: &Host, tool: &str, arguments: &str) -> CallResult {
+        let _permit = match &self.concurrency {
+            Some((limit, sem)) => match sem.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return host.refused(
+                        &self.plugin,
+                        tool,
+                        CallError::Busy {
+                            plugin: self.record.id.clone(),
+                            limit: *limit,
+                        },
+                    );
+                }
+            },
+            None => None,
+        };
+        host.call(&self.plugin, tool, arguments).await
+    }
+}
+
+/// An installed plugin that is not loaded, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    pub id: String,
+    pub version: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    generation: Option<i64>,
+    entries: BTreeMap<String, Arc<Entry>>,
+    problems: BTreeMap<String, Problem>,
+}
+
+/// The live set of installed plugins.
+#[derive(Debug)]
+pub struct Catalog {
+    host: Host,
+    registry: Arc<Registry>,
+    state: RwLock<State>,
+    components: RwLock<HashMap<String, Component>>,
+    refresh_lock: tokio::sync::Mutex<()>,
+}
+
+/// Turns the registry's per-plugin limits into call limits (host defaults where unset).
+pub fn limits_from(l: &PluginLimits) -> Limits {
+    let mut out = Limits::default();
+    if let Some(f) = l.fuel {
+        out.fuel = f;
+    }
+    if let Some(m) = l.memory_bytes {
+        out.memory_bytes = m;
+    }
+    if let Some(t) = l.timeout_ms {
+        out.timeout = Duration::from_millis(t);
+    }
+    out
+}
+
+impl Catalog {
+    /// Opens the catalog and loads every enabled plugin.
+    pub async fn open(host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
+        let c = Catalog {
+            host,
+            registry,
+            state: RwLock::new(State::default()),
+            components: RwLock::new(HashMap::new()),
+            refresh_lock: tokio::sync::Mutex::new(()),
+        };
+        c.refresh().await?;
+        Ok(c)
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The loaded plugin `id`, if it is enabled and loaded.
+    pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        self.read().entries.get(id).cloned()
+    }
+
+    /// Every loaded plugin, by id.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.read().entries.values().cloned().collect()
+    }
+
+    /// Installed plugins that are not loaded, with the reason.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.read().problems.values().cloned().collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the catalog up to date with the registry. Returns whether anything changed. Cheap when nothing did
+    /// (one query).
+    pub async fn refresh(&self) -> Result<bool, CatalogError> {
+        let _one_at_a_time = self.refresh_lock.lock().await;
+        let generation = self.registry.generation()?;
+        if self.read().generation == Some(generation) {
+            return Ok(false);
+        }
+        let records = self.registry.list()?;
+        let old: BTreeMap<String, Arc<Entry>> = self.read().entries.clone();
+        let mut entries = BTreeMap::new();
+        let mut problems = BTreeMap::new();
+        for record in records {
+            let problem = |reason: String| Problem {
+                id: record.id.clone(),
+                version: record.version.clone(),
+                reason,
+            };
+            if !record.enabled {
+                let reason = record
+                    .disabled_reason
+                    .clone()
+                    .unwrap_or_else(|| "disabled".into());
+                problems.insert(record.id.clone(), problem(reason));
+                continue;
+            }
+            match self.load(&record, old.get(&record.id)).await {
+                Ok(entry) => {
+                    entries.insert(record.id.clone(), entry);
+                }
+                Err(reason) => {
+                    tracing::warn!(plugin = %record.id, "not loaded: {reason}");
+                    problems.insert(record.id.clone(), problem(reason));
+                }
+            }
+        }
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let changed = st.entries.len() != entries.len()
+            || st
+                .entries
+                .iter()
+                .zip(entries.iter())
+                .any(|((a, ea), (b, eb))| a != b || !Arc::ptr_eq(ea, eb))
+            || st.problems.len() != problems.len();
+        st.generation = Some(generation);
+        st.entries = entries;
+        st.problems = problems;
+        Ok(changed)
+    }
+
+    async fn load(
+        &self,
+        record: &PluginRecord,
+        old: Option<&Arc<Entry>>,
+    ) -> Result<Arc<Entry>, String> {
+        let runnable = self
+            .registry
+            .runnable(&record.id)
+            .map_err(|e| e.to_string())?;
+        // Everything that shapes the linked plugin; if none of it changed, keep the loaded one.
+        let key = format!(
+            "{}|{}|{}|{}",
+            record.digest,
+            serde_json::to_string(&record.grants).unwrap_or_default(),
+            serde_json::to_string(&record.limits).unwrap_or_default(),
+            blake3::hash(
+                serde_json::to_string(&(&runnable.config, &runnable.secrets))
+                    .unwrap_or_default()
+                    .as_bytes()
+            )
+            .to_hex()
+        );
+        if let Some(old) = old
+            && old.key == key
+        {
+            return Ok(old.clone());
+        }
+        let grants = Grants::parse(&record.grants).map_err(|e: GrantError| e.to_string())?;
+        let manifest: Manifest = serde_json::from_str(&record.manifest_json).map_err(|e| {
+            format!("the stored manifest is unreadable ({e}); reinstall the plugin")
+        })?;
+        let cached = self
+            .components
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&record.digest)
+            .cloned();
+        let (component, info) = match cached {
+            Some(c) => {
+                let info = crate::plugin::inspect_component(
+                    self.host.engine().engine(),
+                    &c,
+                    record.digest.trim_start_matches("blake3:"),
+                    runnable.bytes.len() as u64,
+                )
+                .map_err(|e| e.to_string())?;
+                (c, info)
+            }
+            None => {
+                let (c, info, _) = self
+                    .host
+                    .compile(&runnable.bytes, || {})
+                    .map_err(|e: LoadError| e.to_string())?;
+                self.components
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(record.digest.clone(), c.clone());
+                (c, info)
+            }
+        };
+        if manifest.id != record.id {
+            return Err(format!(
+                "the stored manifest names `{}`, not `{}`; reinstall the plugin",
+                manifest.id, record.id
+            ));
+        }
+        let settings = PluginSettings {
+            grants,
+            limits: limits_from(&record.limits),
+            config: runnable.config,
+            secrets: runnable.secrets,
+        };
+        let plugin = self
+            .host
+            .link_described(component, info, manifest, settings)
+            .map_err(|e| e.to_string())?;
+        let concurrency = record
+            .limits
+            .concurrency
+            .filter(|n| *n > 0)
+            .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n as usize))));
+        Ok(Arc::new(Entry {
+            plugin,
+            record: record.clone(),
+            concurrency,
+            key,
+        }))
+    }
+}

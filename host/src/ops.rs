@@ -1,0 +1,952 @@
+//! The operator's registry commands: keys, sign, install, upgrade, rollback, remove, list, info, grants, grant,
+//! revoke, config, limits, enable, disable, history. Only the CLI changes grants; nothing here is reachable from MCP.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use plughost::registry::{
+    InstallRequest, PluginLimits, PluginRecord, Provenance, PublicKey, Registry, RegistryError,
+    SignatureFile, capability_diff, grant_kind,
+};
+use plughost::units::{format_bytes, human_bytes, parse_bytes, parse_duration};
+use plughost::{Capability, ComponentInfo, Grants, Home, Host, Manifest};
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Generate an ed25519 signing key pair: the secret stays in the data dir (mode 0600), the public half is
+    /// written to <NAME>.pub in --out (default: the current directory).
+    Generate {
+        #[arg(long)]
+        name: String,
+        /// Where to write <NAME>.pub.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Also trust the new key for installs on this machine.
+        #[arg(long)]
+        trust: bool,
+        /// Succeed quietly if a key with this name already exists.
+        #[arg(long)]
+        if_missing: bool,
+    },
+    /// Trust a publisher's public key (.pub file) for installs.
+    Trust {
+        file: PathBuf,
+        /// Trust it under another name than the file gives.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a trusted key (by name or fingerprint). Plugins it signed are disabled.
+    Revoke { key: String },
+    /// List trusted keys.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The component to sign.
+    pub file: PathBuf,
+    /// Signing key: a key name in the data dir, or a path to a .key file.
+    #[arg(long)]
+    pub key: String,
+    /// Request a specific grant instead of the bare capability (repeatable), e.g.
+    /// --request http:https://api.cloudflare.com. Capabilities the component imports are always declared.
+    #[arg(long = "request", value_name = "GRANT")]
+    pub requests: Vec<String>,
+    /// Where to write the signature (default: FILE.sig).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// The component to install.
+    pub file: PathBuf,
+    /// Its signature (default: FILE.sig).
+    #[arg(long)]
+    pub sig: Option<PathBuf>,
+    /// Approve exactly these grants (repeatable) instead of what the publisher requests.
+    #[arg(long = "grant", value_name = "GRANT")]
+    pub grants: Vec<String>,
+    /// Approve what the publisher requests without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Install without a signature. Recorded, and shown in `list`.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Set a setting, or a secret with --secret (its value is read from stdin or a prompt, never from argv).
+    Set {
+        key: String,
+        /// The value (not allowed with --secret).
+        value: Option<String>,
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Remove a setting or secret.
+    Unset { key: String },
+    /// List settings; secrets are listed without their values.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LimitsArgs {
+    pub id: String,
+    /// Fuel budget per call.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Memory cap per call, e.g. 128MiB.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Deadline per call, e.g. 10s.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Calls at once; more are refused as busy. 0 removes the limit.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Go back to the host defaults.
+    #[arg(long)]
+    pub reset: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn open_registry(home: &Home) -> Result<Registry> {
+    Ok(Registry::open(home.root())?)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn when(ts: i64) -> String {
+    // UTC, to the minute, without a date library.
+    let days = ts.div_euclid(86_400);
+    let secs = ts.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+// ---- keys ------------------------------------------------------------------------------------------------------
+
+pub fn keys(home: &Home, cmd: KeysCommand) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    match cmd {
+        KeysCommand::Generate {
+            name,
+            out,
+            trust,
+            if_missing,
+        } => {
+            let secret = reg.keys_dir().join(format!("{name}.key"));
+            if secret.exists() && if_missing {
+                let kp = reg.signing_key(&name)?;
+                if trust {
+                    trust_quietly(&reg, &kp.public())?;
+                }
+                println!("key `{name}` exists: {}", kp.public().fingerprint());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let public = reg.generate_key(&name)?;
+            let pub_path = out.join(format!("{name}.pub"));
+            std::fs::write(&pub_path, public.to_line())
+                .with_context(|| format!("cannot write {}", pub_path.display()))?;
+            println!("generated key `{name}` {}", public.fingerprint());
+            println!("  secret  {} (mode 0600, stays here)", secret.display());
+            println!("  public  {} (give this to operators)", pub_path.display());
+            if trust {
+                trust_quietly(&reg, &public)?;
+                println!("  trusted for installs on this machine");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Trust { file, name } => {
+            let mut key = PublicKey::read(&file)?;
+            if let Some(n) = name {
+                plughost::registry::keys::check_key_name(&n)?;
+                key.name = n;
+            }
+            let rec = reg.trust(&key)?;
+            println!("trusted `{}` {}", rec.name, rec.fingerprint);
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Revoke { key } => {
+            let disabled = reg.revoke_key(&key)?;
+            println!("revoked `{key}`");
+            for id in &disabled {
+                println!("  disabled plugin `{id}` (it was signed with this key)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::List { json } => {
+            let keys = reg.keys()?;
+            if json {
+                return print_json(&keys).map(|_| ExitCode::SUCCESS);
+            }
+            if keys.is_empty() {
+                println!("no trusted keys; `plughost keys trust <file.pub>` adds one");
+            }
+            let w = keys.iter().map(|k| k.name.len()).max().unwrap_or(4).max(4);
+            if !keys.is_empty() {
+                println!(
+                    "{:<w$}  {:<24}  {:<17}  STATUS",
+                    "NAME", "FINGERPRINT", "TRUSTED"
+                );
+            }
+            for k in keys {
+                let status = match k.revoked_at {
+                    Some(t) => format!("revoked {}", when(t)),
+                    None => "trusted".into(),
+                };
+                println!(
+                    "{:<w$}  {:<24}  {:<17}  {status}",
+                    k.name,
+                    k.fingerprint,
+                    when(k.trusted_at)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn trust_quietly(reg: &Registry, key: &PublicKey) -> Result<()> {
+    match reg.trust(key) {
+        Ok(_) | Err(RegistryError::AlreadyTrusted { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- sign ------------------------------------------------------------------------------------------------------
+
+async fn describe_file(host: &Host, file: &Path) -> Result<(Vec<u8>, ComponentInfo, Manifest)> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display().to_string();
+    let size = bytes.len();
+    let (component, info, _) = host.compile(&bytes, move || {
+        if std::io::stderr().is_terminal() {
+            eprint!(
+                "compiling {name} ({}) once; later loads come from the cache… ",
+                human_bytes(size as u64)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    })?;
+    let manifest = host.describe(&component).await?;
+    Ok((bytes, info, manifest))
+}
+
+/// The capabilities a component declares: one grant per import, where `--request` may make one specific.
+fn declared_capabilities(info: &ComponentInfo, requests: &[String]) -> Result<Vec<String>> {
+    let requested = Grants::parse(requests).context("--request")?;
+    for g in requested.iter() {
+        if !info.capabilities.contains(&g.capability()) {
+            bail!(
+                "--request {g}: the component does not import `{}`, so it cannot use that grant",
+                g.capability().name()
+            );
+        }
+    }
+    Ok(info
+        .capabilities
+        .iter()
+        .map(|c| {
+            requested
+                .get(*c)
+                .map(ToString::to_string)
+                .unwrap_or_else(|| c.name().to_string())
+        })
+        .collect())
+}
+
+pub async fn sign(home: &Home, args: SignArgs) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let key = reg.signing_key(&args.key)?;
+    let host = Host::open(home)?;
+    let (bytes, info, manifest) = describe_file(&host, &args.file).await?;
+    let caps = declared_capabilities(&info, &args.requests)?;
+    let sig = SignatureFile::sign(&key, &bytes, &manifest.id, &manifest.version, caps.clone());
+    let out = args.out.unwrap_or_else(|| sig_path(&args.file));
+    plughost::registry::blobs::write_atomic(&out, sig.to_json().as_bytes())?;
+    println!(
+        "signed {} {} ({}) with `{}` {}",
+        manifest.id,
+        manifest.version,
+        sig.statement.digest,
+        key.name,
+        key.public().fingerprint()
+    );
+    println!(
+        "  declares  {}",
+        if caps.is_empty() {
+            "no capabilities".to_string()
+        } else {
+            caps.join(", ")
+        }
+    );
+    println!("  wrote     {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sig_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+// ---- install / upgrade -----------------------------------------------------------------------------------------
+
+struct Checked {
+    bytes: Vec<u8>,
+    info: ComponentInfo,
+    manifest: Manifest,
+    provenance: Provenance,
+    declared: Vec<String>,
+}
+
+/// Verifies and inspects a component for install: signature first (nothing else runs for an unsigned or badly
+/// signed file), then the component itself (a core module or wrong contract is refused by the host), then that its
+/// `describe()` and imports match what was signed.
+async fn check_for_install(reg: &Registry, host: &Host, args: &InstallArgs) -> Result<Checked> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let sig_file = args.sig.clone().unwrap_or_else(|| sig_path(&args.file));
+    let provenance = if sig_file.exists() {
+        let text = std::fs::read_to_string(&sig_file)
+            .with_context(|| format!("cannot read {}", sig_file.display()))?;
+        let sig = SignatureFile::parse(&text)
+            .with_context(|| format!("signature {}", sig_file.display()))?;
+        Provenance::Signed(reg.verify(&bytes, &sig)?)
+    } else if args.allow_unsigned {
+        Provenance::unsigned(&bytes)
+    } else {
+        bail!(
+            "{} is not signed (no {}). Sign it with `plughost sign {} --key <name>`, or install it anyway with \
+             --allow-unsigned (recorded and shown in `plughost list`)",
+            args.file.display(),
+            sig_file.display(),
+            args.file.display()
+        );
+    };
+    let (_, info, manifest) = describe_file(host, &args.file).await?;
+    let declared = match &provenance {
+        Provenance::Signed(v) => {
+            let s = v.statement();
+            if s.plugin != manifest.id || s.version != manifest.version {
+                bail!(
+                    "manifest mismatch: the component says it is {} {}, but the signature is for {} {}",
+                    manifest.id,
+                    manifest.version,
+                    s.plugin,
+                    s.version
+                );
+            }
+            let kinds = s.kinds();
+            let undeclared: Vec<&str> = info
+                .capabilities
+                .iter()
+                .map(|c| c.name())
+                .filter(|c| !kinds.contains(c))
+                .collect();
+            if !undeclared.is_empty() {
+                bail!(
+                    "the component imports {} but its publisher did not declare {}; refusing to install",
+                    undeclared.join(", "),
+                    if undeclared.len() == 1 { "it" } else { "them" }
+                );
+            }
+            s.capabilities.clone()
+        }
+        Provenance::Unsigned { .. } => info
+            .capabilities
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
+    };
+    Ok(Checked {
+        bytes,
+        info,
+        manifest,
+        provenance,
+        declared,
+    })
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+/// Decides the grants to approve. `--grant` wins; else the publisher's requests, with approval from --yes or a
+/// prompt. `needs_approval` lists what is new (for an upgrade) or everything (for an install).
+fn approve(
+    args: &InstallArgs,
+    plugin: &str,
+    proposed: Vec<String>,
+    needs_approval: &[String],
+) -> Result<Vec<String>> {
+    let approved = if !args.grants.is_empty() {
+        Grants::parse(&args.grants)?.to_strings()
+    } else if needs_approval.is_empty() || args.yes {
+        proposed
+    } else {
+        eprintln!("plugin `{plugin}` asks for:");
+        for g in needs_approval {
+            let desc = Capability::from_name(grant_kind(g))
+                .map(|c| c.describe())
+                .unwrap_or("");
+            eprintln!("  {g:<36} {desc}");
+        }
+        if confirm("approve these grants?")? {
+            proposed
+        } else {
+            bail!(
+                "not approved: nothing was installed. Approve with --yes, or choose grants with --grant \
+                 (e.g. {})",
+                needs_approval
+                    .iter()
+                    .map(|g| format!("--grant {g}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    };
+    Ok(approved)
+}
+
+fn check_covers_imports(plugin: &str, info: &ComponentInfo, approved: &[String]) -> Result<()> {
+    let g = Grants::parse(approved)?;
+    let missing: Vec<&str> = info
+        .capabilities
+        .iter()
+        .filter(|c| !g.has(**c))
+        .map(|c| c.name())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "plugin `{plugin}` imports {} and could not run without {}; nothing was installed",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        );
+    }
+    Ok(())
+}
+
+pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let host = Host::open(home)?;
+    let c = check_for_install(&reg, &host, &args).await?;
+    let id = c.manifest.id.clone();
+    let existing = match reg.plugin(&id) {
+        Ok(r) => Some(r),
+        Err(RegistryError::NotInstalled(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let digest = c.provenance.digest().to_string();
+    let record = match (existing, upgrade) {
+        (Some(cur), _) if cur.digest == digest => {
+            println!(
+                "{id} {} ({digest}) is already installed and current",
+                cur.version
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        (Some(cur), false) => {
+            bail!(
+                "plugin `{id}` is already installed (version {}); use `plughost upgrade {}`",
+                cur.version,
+                args.file.display()
+            )
+        }
+        (None, true) => bail!(
+            "plugin `{id}` is not installed; use `plughost install {}`",
+            args.file.display()
+        ),
+        (None, false) => {
+            let approved = approve(&args, &id, c.declared.clone(), &c.declared)?;
+            check_covers_imports(&id, &c.info, &approved)?;
+            reg.install(InstallRequest {
+                provenance: c.provenance.clone(),
+                bytes: &c.bytes,
+                plugin: &id,
+                version: &c.manifest.version,
+                manifest_json: serde_json::to_string(&c.manifest)?,
+                imports: c.declared.clone(),
+                grants: approved,
+            })?
+        }
+        (Some(cur), true) => {
+            let (added, removed) = capability_diff(&cur.declared, &c.declared);
+            println!("upgrade {id}: {} -> {}", cur.version, c.manifest.version);
+            for g in &added {
+                println!("  + {g}   (new: needs approval)");
+            }
+            for g in &removed {
+                println!("  - {g}");
+            }
+            if added.is_empty() && removed.is_empty() {
+                println!("  capabilities unchanged");
+            }
+            // Keep what the operator approved before (where still declared), and ask for what is new.
+            let kinds: Vec<&str> = c.declared.iter().map(|d| grant_kind(d)).collect();
+            let mut proposed: Vec<String> = cur
+                .grants
+                .iter()
+                .filter(|g| kinds.contains(&grant_kind(g)))
+                .cloned()
+                .collect();
+            proposed.extend(added.iter().cloned());
+            let approved = approve(&args, &id, proposed, &added)?;
+            check_covers_imports(&id, &c.info, &approved)?;
+            reg.upgrade(InstallRequest {
+                provenance: c.provenance.clone(),
+                bytes: &c.bytes,
+                plugin: &id,
+                version: &c.manifest.version,
+                manifest_json: serde_json::to_string(&c.manifest)?,
+                imports: c.declared.clone(),
+                grants: approved,
+            })?
+        }
+    };
+    if args.json {
+        print_json(&record)?;
+    } else {
+        println!(
+            "{} {id} {} ({})",
+            if upgrade { "upgraded" } else { "installed" },
+            record.version,
+            record.digest
+        );
+        println!("  publisher  {}", publisher_text(&record));
+        println!("  grants     {}", list_or_none(&record.grants));
+        println!("  tools      {}", c.manifest.tools.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn publisher_text(r: &PluginRecord) -> String {
+    match &r.publisher {
+        Some(p) if p.revoked => format!("{} {} (REVOKED)", p.name, p.fingerprint),
+        Some(p) => format!("{} {}", p.name, p.fingerprint),
+        None => "UNSIGNED (installed with --allow-unsigned)".into(),
+    }
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+// ---- list / info / grants / history ----------------------------------------------------------------------------
+
+pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let plugins = reg.list()?;
+    if json {
+        return print_json(&plugins).map(|_| ExitCode::SUCCESS);
+    }
+    if plugins.is_empty() {
+        println!("no plugins installed; `plughost install <file.wasm>` adds one");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 5]> = plugins
+        .iter()
+        .map(|p| {
+            [
+                p.id.clone(),
+                p.version.clone(),
+                match (&p.enabled, &p.disabled_reason) {
+                    (true, _) => "enabled".into(),
+                    (false, Some(r)) => format!("disabled: {r}"),
+                    (false, None) => "disabled".into(),
+                },
+                match &p.publisher {
+                    Some(k) if k.revoked => format!("{} (revoked)", k.name),
+                    Some(k) => k.name.clone(),
+                    None => "UNSIGNED".into(),
+                },
+                list_or_none(&p.grants),
+            ]
+        })
+        .collect();
+    table(&["ID", "VERSION", "STATUS", "PUBLISHER", "GRANTS"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+    let mut w = [0usize; N];
+    for (i, h) in head.iter().enumerate() {
+        w[i] = h.len();
+    }
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let r = reg.plugin(id)?;
+    let versions = reg.versions(id)?;
+    let config = reg.config(id)?;
+    let manifest: Option<Manifest> = serde_json::from_str(&r.manifest_json).ok();
+    let limits = plughost::catalog::limits_from(&r.limits);
+    if json {
+        let v = serde_json::json!({
+            "plugin": r,
+            "effective_limits": limits,
+            "manifest": manifest,
+            "versions": versions,
+            "config": config,
+        });
+        return print_json(&v).map(|_| ExitCode::SUCCESS);
+    }
+    println!(
+        "{} {}{}",
+        r.id,
+        r.version,
+        manifest
+            .as_ref()
+            .map(|m| format!(" — {}", m.name))
+            .unwrap_or_default()
+    );
+    if let Some(m) = &manifest {
+        println!("  {}", m.description);
+    }
+    let status = if r.enabled {
+        "enabled".to_string()
+    } else {
+        format!(
+            "disabled ({})",
+            r.disabled_reason.as_deref().unwrap_or("by the operator")
+        )
+    };
+    println!("status       {status}");
+    println!("digest       {}", r.digest);
+    println!("size         {}", human_bytes(r.size));
+    println!("publisher    {}", publisher_text(&r));
+    println!("declared     {}", list_or_none(&r.declared));
+    println!("grants       {}", list_or_none(&r.grants));
+    println!(
+        "limits       fuel {}  memory {}  timeout {}  concurrency {}",
+        limits.fuel,
+        format_bytes(limits.memory_bytes),
+        plughost::units::human_duration(limits.timeout),
+        r.limits
+            .concurrency
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "unlimited".into())
+    );
+    if !config.is_empty() {
+        println!("config");
+        for c in &config {
+            match &c.value {
+                Some(v) => println!("  {} = {v}", c.key),
+                None => println!("  {} = (secret, set)", c.key),
+            }
+        }
+    }
+    if let Some(m) = &manifest {
+        println!("tools");
+        for t in &m.tools {
+            println!("  {:<16} {}", t.name, t.description);
+        }
+    }
+    println!("versions");
+    for v in &versions {
+        println!(
+            "  {} {:<10} {}  {}{}",
+            if v.current { "*" } else { " " },
+            v.version,
+            v.digest.get(..19).unwrap_or(&v.digest),
+            when(v.installed_at),
+            v.publisher
+                .as_ref()
+                .map(|p| format!("  signed by {p}"))
+                .unwrap_or_else(|| "  unsigned".into())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn grants(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let r = reg.plugin(id)?;
+    if json {
+        let v = serde_json::json!({ "plugin": r.id, "granted": r.grants, "declared": r.declared });
+        return print_json(&v).map(|_| ExitCode::SUCCESS);
+    }
+    println!("{} {}", r.id, r.version);
+    let granted = Grants::parse(&r.grants).unwrap_or_default();
+    for d in &r.declared {
+        let kind = grant_kind(d);
+        let cap = Capability::from_name(kind);
+        let state = match cap.and_then(|c| granted.get(c)) {
+            Some(g) => format!("granted   {g}"),
+            None => "NOT granted".to_string(),
+        };
+        println!(
+            "  {kind:<10} {state:<40} {}",
+            cap.map(|c| c.describe()).unwrap_or("")
+        );
+    }
+    if r.declared.is_empty() {
+        println!("  needs no capabilities");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn history(home: &Home, id: Option<&str>, json: bool) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let h = reg.history(id, 100)?;
+    if json {
+        return print_json(&h).map(|_| ExitCode::SUCCESS);
+    }
+    for e in h.iter().rev() {
+        println!(
+            "{}  {:<16} {:<14} {}",
+            when(e.at),
+            e.plugin.as_deref().unwrap_or("-"),
+            e.action,
+            e.detail
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- operator changes -------------------------------------------------------------------------------------------
+
+pub fn grant(home: &Home, id: &str, add: &[String]) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let r = reg.plugin(id)?;
+    let mut g = Grants::parse(&r.grants)?;
+    for item in Grants::parse(add)?.iter() {
+        g.add(item.clone());
+    }
+    let r = reg.set_grants(id, &g.to_strings())?;
+    println!("{id} grants: {}", list_or_none(&r.grants));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn revoke(home: &Home, id: &str, what: &[String]) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let r = reg.plugin(id)?;
+    let mut g = Grants::parse(&r.grants)?;
+    for w in what {
+        let cap = Capability::from_name(grant_kind(w)).with_context(|| {
+            format!("`{w}` is not a capability (log, metrics, state, config, system, http, container, ledger)")
+        })?;
+        if g.revoke(cap).is_none() {
+            bail!("plugin `{id}` has no `{}` grant", cap.name());
+        }
+    }
+    let r = reg.set_grants(id, &g.to_strings())?;
+    println!("{id} grants: {}", list_or_none(&r.grants));
+    let declared: Vec<&str> = r.declared.iter().map(|d| grant_kind(d)).collect();
+    let missing: Vec<&&str> = declared
+        .iter()
+        .filter(|k| Capability::from_name(k).is_some_and(|c| !g.has(c)))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "note: `{id}` imports {} and will not load until granted again",
+            missing.iter().map(|s| **s).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn set_enabled(home: &Home, id: &str, enabled: bool) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    reg.set_enabled(id, enabled)?;
+    println!("{id} {}", if enabled { "enabled" } else { "disabled" });
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rollback(home: &Home, id: &str) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let before = reg.plugin(id)?;
+    let r = reg.rollback(id)?;
+    println!(
+        "rolled {id} back: {} -> {} ({})",
+        before.version, r.version, r.digest
+    );
+    println!("  grants  {}", list_or_none(&r.grants));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn remove(home: &Home, id: &str) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let r = reg.remove(id)?;
+    println!("removed {id} {} (its config and secrets too)", r.version);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn config(home: &Home, id: &str, cmd: ConfigCommand) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    match cmd {
+        ConfigCommand::Set { key, value, secret } => {
+            let value = match (value, secret) {
+                (Some(_), true) => bail!(
+                    "a secret's value is read from stdin or a prompt, never from the command line \
+                     (it would stay in your shell history): `plughost config {id} set {key} --secret`"
+                ),
+                (Some(v), false) => v,
+                (None, false) => bail!("give a value: `plughost config {id} set {key} VALUE`"),
+                (None, true) => read_secret(&key)?,
+            };
+            reg.set_config(id, &key, &value, secret)?;
+            println!(
+                "{id}: {key} {}",
+                if secret { "set (secret)" } else { "set" }
+            );
+        }
+        ConfigCommand::Unset { key } => {
+            if reg.unset_config(id, &key)? {
+                println!("{id}: {key} removed");
+            } else {
+                bail!("plugin `{id}` has no setting `{key}`");
+            }
+        }
+        ConfigCommand::List { json } => {
+            let entries = reg.config(id)?;
+            if json {
+                return print_json(&entries).map(|_| ExitCode::SUCCESS);
+            }
+            for c in entries {
+                match c.value {
+                    Some(v) => println!("{} = {v}", c.key),
+                    None => println!("{} = (secret, set)", c.key),
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_secret(key: &str) -> Result<String> {
+    let value = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("value for secret `{key}` (not echoed): "))?
+    } else {
+        let mut v = String::new();
+        std::io::stdin().read_to_string(&mut v)?;
+        v
+    };
+    let value = value.trim_end_matches(['\n', '\r']).to_string();
+    if value.is_empty() {
+        bail!("empty secret: nothing was stored");
+    }
+    Ok(value)
+}
+
+pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let r = reg.plugin(&args.id)?;
+    let changing = args.fuel.is_some()
+        || args.memory.is_some()
+        || args.timeout.is_some()
+        || args.concurrency.is_some()
+        || args.reset;
+    let r = if changing {
+        let mut l = if args.reset {
+            PluginLimits::default()
+        } else {
+            r.limits
+        };
+        if let Some(f) = args.fuel {
+            l.fuel = Some(f);
+        }
+        if let Some(m) = &args.memory {
+            l.memory_bytes = Some(parse_bytes(m).context("--memory")?);
+        }
+        if let Some(t) = &args.timeout {
+            l.timeout_ms = Some(parse_duration(t).context("--timeout")?.as_millis() as u64);
+        }
+        if let Some(c) = args.concurrency {
+            l.concurrency = (c > 0).then_some(c);
+        }
+        plughost::settings::check_limits(&plughost::catalog::limits_from(&l))
+            .map_err(anyhow::Error::msg)?;
+        reg.set_limits(&args.id, l)?
+    } else {
+        r
+    };
+    let eff = plughost::catalog::limits_from(&r.limits);
+    if args.json {
+        let v = serde_json::json!({ "plugin": r.id, "set": r.limits, "effective": eff });
+        return print_json(&v).map(|_| ExitCode::SUCCESS);
+    }
+    println!("{} limits per call", r.id);
+    println!("  fuel         {}", eff.fuel);
+    println!("  memory       {}", format_bytes(eff.memory_bytes));
+    println!(
+        "  timeout      {}",
+        plughost::units::human_duration(eff.timeout)
+    );
+    println!(
+        "  concurrency  {}",
+        r.limits
+            .concurrency
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "unlimited".into())
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,210 @@
+//! Installed plugins through the registry and the catalog: grants and limits come from the registry, and a change
+//! there is picked up by `refresh()` without restarting the host, while calls already running finish on the old
+//! version.
+
+use std::sync::Arc;
+
+use plughost::registry::{
+    InstallRequest, KeyPair, PluginLimits, Provenance, Registry, SignatureFile,
+};
+use plughost::runtime::Content;
+use plughost::{CallError, Catalog, Home, Host};
+use plughost_tests as fx;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    host: Host,
+    registry: Arc<Registry>,
+    key: KeyPair,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::open(&Home::at(dir.path())).expect("host");
+    let registry = Arc::new(Registry::open(dir.path()).expect("registry"));
+    let key = KeyPair::generate("acme").expect("key");
+    registry.trust(&key.public()).expect("trust");
+    Env {
+        _dir: dir,
+        host,
+        registry,
+        key,
+    }
+}
+
+/// Signs and installs a fixture the way `plughost install --yes` does.
+async fn install(e: &Env, path: &str, grants: &[&str], upgrade: bool) {
+    let bytes = fx::bytes(path);
+    let (component, info, _) = e.host.compile(&bytes, || {}).expect("compile");
+    let manifest = e.host.describe(&component).await.expect("describe");
+    let caps: Vec<String> = info
+        .capabilities
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let sig = SignatureFile::sign(
+        &e.key,
+        &bytes,
+        &manifest.id,
+        &manifest.version,
+        caps.clone(),
+    );
+    let verified = e.registry.verify(&bytes, &sig).expect("verify");
+    let req = InstallRequest {
+        provenance: Provenance::Signed(verified),
+        bytes: &bytes,
+        plugin: &manifest.id,
+        version: &manifest.version,
+        manifest_json: serde_json::to_string(&manifest).expect("manifest json"),
+        imports: caps,
+        grants: grants.iter().map(|s| s.to_string()).collect(),
+    };
+    if upgrade {
+        e.registry.upgrade(req).expect("upgrade");
+    } else {
+        e.registry.install(req).expect("install");
+    }
+}
+
+fn text(r: &plughost::CallResult) -> String {
+    match &r.result {
+        Ok(out) => out
+            .content
+            .iter()
+            .map(|c| match c {
+                Content::Text { text } => text.clone(),
+                Content::Json { json } => json.to_string(),
+            })
+            .collect(),
+        Err(e) => panic!("expected success, got {e}"),
+    }
+}
+
+#[tokio::test]
+async fn grant_changes_relink_without_a_restart() {
+    let e = env();
+    install(&e, fx::BASIC, &["state", "log"], false).await;
+    let catalog = Catalog::open(e.host.clone(), e.registry.clone())
+        .await
+        .expect("catalog");
+    let before = catalog.get("fixture-basic").expect("loaded");
+    let r = before
+        .call(catalog.host(), "echo", r#"{"text":"hi"}"#)
+        .await;
+    assert_eq!(text(&r), "hi");
+    assert!(
+        !catalog.refresh().await.expect("refresh"),
+        "nothing changed"
+    );
+
+    // Revoke `log`: the plugin imports it, so it is unloaded with a reason, not half-linked.
+    e.registry
+        .set_grants("fixture-basic", &["state".into()])
+        .expect("revoke");
+    assert!(catalog.refresh().await.expect("refresh"));
+    assert!(catalog.get("fixture-basic").is_none());
+    let problems = catalog.problems();
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].reason.contains("log"), "{}", problems[0].reason);
+
+    // The entry a running call holds still works: drain, not yank.
+    let r = before
+        .call(catalog.host(), "echo", r#"{"text":"still"}"#)
+        .await;
+    assert_eq!(text(&r), "still");
+
+    // Grant it again: loaded again, with a bigger state quota now.
+    e.registry
+        .set_grants("fixture-basic", &["state:1MiB".into(), "log".into()])
+        .expect("grant");
+    assert!(catalog.refresh().await.expect("refresh"));
+    let after = catalog.get("fixture-basic").expect("loaded again");
+    assert!(!Arc::ptr_eq(&before, &after));
+    assert_eq!(after.plugin.grants.state_quota(), Some(1 << 20));
+}
+
+#[tokio::test]
+async fn limits_from_the_registry_apply_and_concurrency_is_enforced() {
+    let e = env();
+    install(&e, fx::BASIC, &["state", "log"], false).await;
+    e.registry
+        .set_limits(
+            "fixture-basic",
+            PluginLimits {
+                fuel: Some(10_000_000),
+                concurrency: Some(1),
+                ..Default::default()
+            },
+        )
+        .expect("limits");
+    let catalog = Catalog::open(e.host.clone(), e.registry.clone())
+        .await
+        .expect("catalog");
+    let p = catalog.get("fixture-basic").expect("loaded");
+    let r = p.call(catalog.host(), "spin", "{}").await;
+    assert!(matches!(
+        r.result,
+        Err(CallError::OutOfFuel { limit: 10_000_000 })
+    ));
+    assert_eq!(r.report.fuel_limit, 10_000_000);
+
+    // One call sleeping in a host call holds the only slot; a second one is refused as busy, at once.
+    let slow = {
+        let p = p.clone();
+        let host = catalog.host().clone();
+        tokio::spawn(async move { p.call(&host, "sleep", r#"{"ms":400}"#).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let busy = p.call(catalog.host(), "echo", r#"{"text":"x"}"#).await;
+    assert!(
+        matches!(busy.result, Err(CallError::Busy { limit: 1, .. })),
+        "{:?}",
+        busy.result
+    );
+    assert_eq!(busy.report.fuel_used, 0);
+    let slow = slow.await.expect("join");
+    assert_eq!(text(&slow), "woke");
+    let again = p.call(catalog.host(), "echo", r#"{"text":"x"}"#).await;
+    assert_eq!(text(&again), "x");
+}
+
+#[tokio::test]
+async fn upgrade_and_rollback_swap_the_running_version() {
+    let e = env();
+    install(&e, fx::STATE_B, &["state"], false).await;
+    let catalog = Catalog::open(e.host.clone(), e.registry.clone())
+        .await
+        .expect("catalog");
+    let v1 = catalog.get("fixture-state-b").expect("v1");
+    assert!(v1.plugin.manifest.tool("version").is_none());
+
+    install(&e, fx::STATE_B_V2, &["state", "log"], true).await;
+    assert!(catalog.refresh().await.expect("refresh"));
+    let v2 = catalog.get("fixture-state-b").expect("v2");
+    assert_eq!(
+        text(&v2.call(catalog.host(), "version", "{}").await),
+        "0.2.0"
+    );
+
+    e.registry.rollback("fixture-state-b").expect("rollback");
+    assert!(catalog.refresh().await.expect("refresh"));
+    let back = catalog.get("fixture-state-b").expect("back");
+    assert_eq!(back.record.version, "0.1.0");
+    assert_eq!(back.record.grants, vec!["state"]);
+    let r = back.call(catalog.host(), "version", "{}").await;
+    assert!(matches!(r.result, Err(CallError::UnknownTool { .. })));
+}
+
+#[tokio::test]
+async fn a_revoked_publisher_key_unloads_its_plugins() {
+    let e = env();
+    install(&e, fx::STATE_B, &["state"], false).await;
+    let catalog = Catalog::open(e.host.clone(), e.registry.clone())
+        .await
+        .expect("catalog");
+    assert!(catalog.get("fixture-state-b").is_some());
+    e.registry.revoke_key("acme").expect("revoke");
+    catalog.refresh().await.expect("refresh");
+    assert!(catalog.get("fixture-state-b").is_none());
+    assert!(catalog.problems()[0].reason.contains("revoked"));
+}
