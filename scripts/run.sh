@@ -1,17 +1,36 @@
 #!/usr/bin/env bash
-# The main job, from a fresh clone: install what is needed, build the host and the bundled plugins, then run them.
+# The main job, from a fresh clone: install what is needed, build the host and the bundled plugins, sign them with
+# this machine's own key, install them into the registry (data dir: $PLUGHOST_HOME, else ~/.local/share/plughost),
+# and call one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build-guests.sh
 echo "==> cargo build --release (the plughost binary)"
 cargo build --locked --release -p plughost
-PLUGHOST=target/release/plughost
+P=target/release/plughost
+
 echo
-echo "==> $PLUGHOST inspect guests/system-info.wasm"
-"$PLUGHOST" inspect guests/system-info.wasm
+echo "==> a signing key for plugins built on this machine (kept in the data dir; trusted here)"
+"$P" keys generate --name local --out target --if-missing --trust
+
+for id in system-info; do
+  wasm="guests/$id.wasm"
+  echo
+  echo "==> sign and install $wasm"
+  "$P" sign "$wasm" --key local
+  if "$P" info "$id" >/dev/null 2>&1; then
+    "$P" upgrade "$wasm" --yes
+  else
+    "$P" install "$wasm" --yes
+  fi
+done
+
 echo
-echo "==> $PLUGHOST call guests/system-info.wasm health_check --grant system"
-"$PLUGHOST" call guests/system-info.wasm health_check --grant system
+echo "==> $P list"
+"$P" list
 echo
-echo "Done. Try: $PLUGHOST call guests/system-info.wasm system_info --grant system --json"
+echo "==> $P call system-info health_check"
+"$P" call system-info health_check
+echo
+echo "Done. Try: $P info system-info   ·   $P call system-info system_info --json"

@@ -71,4 +71,33 @@ fn main() {
         stats("fresh store + instance + call", fresh);
         stats("warm instance (reused)", warm);
     });
+    compile_vs_cache();
+}
+
+/// What install costs (a cold compile) against what every later load costs (the precompiled artifact from the
+/// cache), for the shipped Rust plugin.
+fn compile_vs_cache() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let bytes = std::fs::read(plughost_tests::SYSTEM_INFO).expect("system-info fixture");
+    let host = Host::open(&plughost::Home::at(home.path())).expect("host");
+    let t = Instant::now();
+    let (_, _, first) = host.compile(&bytes, || {}).expect("compile");
+    let cold = t.elapsed();
+    assert_eq!(first.outcome, plughost::engine::CacheOutcome::Compiled);
+    let mut cached = Vec::new();
+    for _ in 0..20 {
+        // A new host each time: what a new `plughost` process or a gateway restart does.
+        let host = Host::open(&plughost::Home::at(home.path())).expect("host");
+        let t = Instant::now();
+        let (_, _, c) = host.compile(&bytes, || {}).expect("load");
+        cached.push(t.elapsed());
+        assert_ne!(c.outcome, plughost::engine::CacheOutcome::Compiled);
+    }
+    cached.sort();
+    println!(
+        "system-info ({} KiB): cold compile {:.1?}, load from cache p50 {:.1?}",
+        bytes.len() / 1024,
+        cold,
+        cached[cached.len() / 2]
+    );
 }

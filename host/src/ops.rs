@@ -449,7 +449,8 @@ fn approve(
             );
         }
     };
-    Ok(approved)
+    // One canonical spelling, one grant per capability, in capability order.
+    Ok(Grants::parse(&approved)?.to_strings())
 }
 
 fn check_covers_imports(plugin: &str, info: &ComponentInfo, approved: &[String]) -> Result<()> {

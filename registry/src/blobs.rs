@@ -44,6 +44,9 @@ impl fmt::Debug for Digest {
     }
 }
 
+/// A temp file this old was left by a crashed write, not one in progress.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Blobs under `<root>/<first two hex>/<hex>.wasm`.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -119,7 +122,14 @@ impl BlobStore {
                 continue;
             };
             for f in files.flatten() {
-                if f.file_name().to_string_lossy().ends_with(".tmp") {
+                // Only leftovers: another process (or thread) may be writing a fresh temp file right now.
+                let stale = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_TEMP);
+                if f.file_name().to_string_lossy().ends_with(".tmp") && stale {
                     let _ = fs::remove_file(f.path());
                 }
             }
@@ -142,7 +152,10 @@ pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per process and per write, so concurrent writers of the same file never share a temp file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)

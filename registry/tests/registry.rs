@@ -340,6 +340,13 @@ fn a_crash_between_blob_and_index_leaves_nothing_half_installed() {
         let d = blobs.put(&bytes).expect("put");
         let tmp = blobs.path(&d).with_file_name(".half-written.wasm.1234.tmp");
         std::fs::write(&tmp, b"partial").expect("tmp");
+        // Left by a crash a while ago (a fresh temp file may belong to a writer in progress and is kept).
+        let old = std::time::SystemTime::now() - plughost_registry::blobs::STALE_TEMP * 2;
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .and_then(|f| f.set_modified(old))
+            .expect("backdate");
     }
     let reg = Registry::open(dir.path()).expect("open");
     assert!(reg.list().expect("list").is_empty());
