@@ -9,6 +9,7 @@ mod cache;
 pub mod caps;
 pub mod catalog;
 pub mod engine;
+pub mod gateway;
 pub mod grants;
 pub mod home;
 pub mod limits;

@@ -1,0 +1,276 @@
+//! The MCP gateway core: every enabled plugin's tools, namespaced, validated and metered. This module is
+//! protocol-neutral (the tool index, argument validation, dispatch, management tools, hot reload, metrics). The MCP
+//! transports (rmcp over stdio and Streamable HTTP) are the next step and are not built yet.
+
+pub mod index;
+pub mod metrics;
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::catalog::{Catalog, CatalogError, limits_from};
+use crate::runtime::CallResult;
+pub use index::{ExposedTool, SchemaViolation, ToolIndex, split_name, tool_name};
+pub use metrics::Metrics;
+
+/// Why a request was refused before any guest ran. These are protocol errors (JSON-RPC -32602), not tool results.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("unknown tool `{0}`")]
+    UnknownTool(String),
+    #[error("invalid arguments for `{tool}`: {}", .violations.iter().map(|v| format!("{} at `{}` (schema {})", v.message, v.instance_path, v.schema_path)).collect::<Vec<_>>().join("; "))]
+    InvalidArguments {
+        tool: String,
+        violations: Vec<SchemaViolation>,
+    },
+}
+
+/// What a tool call produced.
+#[derive(Debug)]
+pub enum Reply {
+    /// A plugin tool ran (successfully or not); the report is in `result`.
+    Tool {
+        result: Box<CallResult>,
+        tool: Arc<ExposedTool>,
+        /// Set when the tool succeeded but its structured output broke its own output schema.
+        output_error: Option<String>,
+    },
+    /// A management tool answered.
+    Management(Value),
+}
+
+/// A read-only management tool of the gateway itself.
+#[derive(Debug, Clone)]
+pub struct ManagementTool {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub input_schema: Value,
+}
+
+/// The gateway's own tools. None of them can change grants, install or remove: that stays on the operator's CLI.
+pub fn management_tools() -> Vec<ManagementTool> {
+    let no_args = json!({ "type": "object", "properties": {}, "additionalProperties": false });
+    vec![
+        ManagementTool {
+            name: "plughost__plugins",
+            title: "Installed plugins",
+            description: "Lists installed plugins: version, status (loaded, or why not), publisher and tool count.",
+            input_schema: no_args.clone(),
+        },
+        ManagementTool {
+            name: "plughost__plugin_info",
+            title: "Plugin info",
+            description: "One plugin's tools, grants, declared capabilities and limits.",
+            input_schema: json!({
+                "type": "object",
+                "properties": { "id": { "type": "string", "description": "The plugin id, e.g. system-info." } },
+                "required": ["id"],
+                "additionalProperties": false
+            }),
+        },
+        ManagementTool {
+            name: "plughost__quotas",
+            title: "Quotas and usage",
+            description: "Per plugin: fuel, memory, deadline and concurrency limits, and what recent calls used.",
+            input_schema: no_args.clone(),
+        },
+        ManagementTool {
+            name: "plughost__metrics",
+            title: "Metrics summary",
+            description: "Per plugin and tool: calls, errors by outcome, fuel used, peak memory, mean latency.",
+            input_schema: no_args,
+        },
+    ]
+}
+
+/// The gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    catalog: Arc<Catalog>,
+    index: RwLock<Arc<ToolIndex>>,
+    pub metrics: Metrics,
+    changed: tokio::sync::broadcast::Sender<()>,
+    started: Instant,
+}
+
+impl Gateway {
+    /// Loads every enabled plugin from the registry and builds the tool index.
+    pub async fn open(catalog: Arc<Catalog>) -> Result<Arc<Gateway>, CatalogError> {
+        catalog.refresh().await?;
+        let index = ToolIndex::build(&catalog);
+        for p in &index.problems {
+            tracing::warn!(plugin = %p.id, "not served: {}", p.reason);
+        }
+        let (changed, _) = tokio::sync::broadcast::channel(16);
+        Ok(Arc::new(Gateway {
+            catalog,
+            index: RwLock::new(Arc::new(index)),
+            metrics: Metrics::default(),
+            changed,
+            started: Instant::now(),
+        }))
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// The current tool set. Calls keep the `Arc` they started with.
+    pub fn index(&self) -> Arc<ToolIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Receives a message whenever the tool set changes.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.changed.subscribe()
+    }
+
+    /// Picks up registry changes (install, upgrade, rollback, remove, grants, limits, config). Returns whether the
+    /// tool set was rebuilt; subscribers are told.
+    pub async fn refresh(&self) -> Result<bool, CatalogError> {
+        if !self.catalog.refresh().await? {
+            return Ok(false);
+        }
+        let index = ToolIndex::build(&self.catalog);
+        for p in &index.problems {
+            tracing::warn!(plugin = %p.id, "not served: {}", p.reason);
+        }
+        tracing::info!(tools = index.tools.len(), "tool set changed");
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
+        let _ = self.changed.send(());
+        Ok(true)
+    }
+
+    /// Polls the registry every `every` in the background.
+    pub fn spawn_watcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(g) = weak.upgrade() else { return };
+                if let Err(e) = g.refresh().await {
+                    tracing::warn!("registry refresh failed: {e}");
+                }
+            }
+        })
+    }
+
+    /// Calls a tool by its namespaced name. Arguments are checked against the tool's input schema first.
+    pub async fn call(
+        &self,
+        name: &str,
+        args: Option<Map<String, Value>>,
+    ) -> Result<Reply, GatewayError> {
+        let args = Value::Object(args.unwrap_or_default());
+        if let Some((ns, _)) = split_name(name)
+            && ns == index::MANAGEMENT
+        {
+            return self.management(name, &args).map(Reply::Management);
+        }
+        let index = self.index();
+        let Some(tool) = index.tools.get(name).cloned() else {
+            self.metrics.reject("unknown-tool");
+            return Err(GatewayError::UnknownTool(name.to_string()));
+        };
+        if let Err(violations) = tool.check_input(&args) {
+            self.metrics.reject("invalid-arguments");
+            return Err(GatewayError::InvalidArguments {
+                tool: name.to_string(),
+                violations,
+            });
+        }
+        let args_json = args.to_string();
+        let result = tool
+            .entry
+            .call(self.catalog.host(), &tool.tool, &args_json)
+            .await;
+        self.metrics.record(&result.report);
+        let output_error = match &result.result {
+            Ok(out) => match &out.structured {
+                Some(s) => tool.check_output(s).err(),
+                None if tool.has_output_schema() => Some(
+                    "the tool declares an output schema but returned no structured output".into(),
+                ),
+                None => None,
+            },
+            Err(_) => None,
+        };
+        Ok(Reply::Tool {
+            result: Box::new(result),
+            tool,
+            output_error,
+        })
+    }
+
+    fn management(&self, name: &str, args: &Value) -> Result<Value, GatewayError> {
+        let index = self.index();
+        let registry = self.catalog.registry();
+        let records = registry.list().unwrap_or_default();
+        let tools_of = |id: &str| -> Vec<String> {
+            index
+                .tools
+                .values()
+                .filter(|t| t.plugin == id)
+                .map(|t| t.name.clone())
+                .collect()
+        };
+        let problem_of = |id: &str| {
+            index
+                .problems
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| p.reason.clone())
+        };
+        match name {
+            "plughost__plugins" => Ok(json!({
+                "plugins": records.iter().map(|r| json!({
+                    "id": r.id,
+                    "version": r.version,
+                    "status": if problem_of(&r.id).is_some() { "not-loaded" } else { "loaded" },
+                    "reason": problem_of(&r.id),
+                    "publisher": r.publisher.as_ref().map(|p| &p.name),
+                    "unsigned": r.unsigned,
+                    "tools": tools_of(&r.id).len(),
+                })).collect::<Vec<_>>(),
+            })),
+            "plughost__plugin_info" => {
+                let id = args.get("id").and_then(Value::as_str).unwrap_or_default();
+                let Some(r) = records.iter().find(|r| r.id == id) else {
+                    return Ok(json!({ "error": format!("no plugin `{id}` is installed") }));
+                };
+                Ok(json!({
+                    "id": r.id,
+                    "version": r.version,
+                    "digest": r.digest,
+                    "status": if problem_of(id).is_some() { "not-loaded" } else { "loaded" },
+                    "reason": problem_of(id),
+                    "publisher": r.publisher,
+                    "declared": r.declared,
+                    "grants": r.grants,
+                    "limits": limits_from(&r.limits),
+                    "concurrency": r.limits.concurrency,
+                    "tools": tools_of(id),
+                }))
+            }
+            "plughost__quotas" => Ok(json!({
+                "plugins": records.iter().map(|r| json!({
+                    "id": r.id,
+                    "limits": limits_from(&r.limits),
+                    "concurrency": r.limits.concurrency,
+                    "recent_calls": self.metrics.recent(&r.id),
+                })).collect::<Vec<_>>(),
+            })),
+            "plughost__metrics" => Ok(self.metrics.summary()),
+            _ => Err(GatewayError::UnknownTool(name.to_string())),
+        }
+    }
+}
