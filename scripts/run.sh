@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, from a fresh clone: install what is needed, build the host and the bundled plugins, sign them with
 # this machine's own key, install them into the registry (data dir: $PLUGHOST_HOME, else ~/.local/share/plughost),
-# and call one.
+# call one, then run the MCP gateway in the foreground (Ctrl-C stops it).
+#   ./scripts/run.sh                 # gateway on Streamable HTTP at http://127.0.0.1:8787/mcp
+#   ./scripts/run.sh --stdio         # any arguments are passed to `plughost serve` instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -33,4 +35,7 @@ echo
 echo "==> $P call system-info health_check"
 "$P" call system-info health_check
 echo
-echo "Done. Try: $P info system-info   ·   $P call system-info system_info --json"
+echo "==> the MCP gateway: $P serve ${*:---http}"
+echo "    connect a client (README: Connecting MCP clients), e.g."
+echo "    npx @modelcontextprotocol/inspector --cli http://127.0.0.1:8787/mcp --transport http --method tools/list"
+exec "$P" serve "${@:---http}"

@@ -12,3 +12,16 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   echo "==> rustup target add wasm32-wasip2"
   rustup target add wasm32-wasip2
 fi
+
+# The official MCP Python SDK, pinned: the gateway's tests drive plughost with a real MCP client.
+MCP_SDK_VERSION=2.3.0
+PY=target/pyclient/bin/python
+if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_SDK_VERSION')" 2>/dev/null; then
+  if ! command -v python3 >/dev/null; then
+    echo "plughost's tests need python3 (with venv) for the MCP client: apt-get install python3 python3-venv" >&2
+    exit 1
+  fi
+  echo "==> MCP Python SDK $MCP_SDK_VERSION into target/pyclient"
+  python3 -m venv target/pyclient
+  "$PY" -m pip install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
+fi

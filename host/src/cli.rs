@@ -101,6 +101,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve every enabled plugin's tools over MCP: `--stdio`, or `--http [127.0.0.1:8787]`.
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -172,6 +174,7 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true)
         .try_init();
 }
@@ -197,6 +200,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Enable { id } => crate::ops::set_enabled(&home, &id, true),
         Command::Disable { id } => crate::ops::set_enabled(&home, &id, false),
         Command::History { id, json } => crate::ops::history(&home, id.as_deref(), json),
+        Command::Serve(args) => crate::serve::serve(&home, args).await,
     }
 }
 

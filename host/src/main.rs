@@ -2,6 +2,7 @@
 
 mod cli;
 mod ops;
+mod serve;
 
 fn main() -> std::process::ExitCode {
     cli::main()

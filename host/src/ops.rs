@@ -179,7 +179,14 @@ pub fn keys(home: &Home, cmd: KeysCommand) -> Result<ExitCode> {
                 println!("key `{name}` exists: {}", kp.public().fingerprint());
                 return Ok(ExitCode::SUCCESS);
             }
+            // Check where the public half goes before making a key, so a bad --out leaves nothing behind.
+            if !out.is_dir() {
+                bail!("--out {}: no such directory", out.display());
+            }
             let public = reg.generate_key(&name)?;
+            if trust {
+                trust_quietly(&reg, &public)?;
+            }
             let pub_path = out.join(format!("{name}.pub"));
             std::fs::write(&pub_path, public.to_line())
                 .with_context(|| format!("cannot write {}", pub_path.display()))?;
@@ -187,7 +194,6 @@ pub fn keys(home: &Home, cmd: KeysCommand) -> Result<ExitCode> {
             println!("  secret  {} (mode 0600, stays here)", secret.display());
             println!("  public  {} (give this to operators)", pub_path.display());
             if trust {
-                trust_quietly(&reg, &public)?;
                 println!("  trusted for installs on this machine");
             }
             Ok(ExitCode::SUCCESS)

@@ -103,9 +103,11 @@ pub struct CallReport {
     /// The largest linear memory the guest had during the call (bytes, all memories summed).
     pub peak_memory_bytes: u64,
     pub memory_limit_bytes: u64,
-    #[serde(with = "micros")]
+    /// Serialized in microseconds.
+    #[serde(with = "micros", rename = "wall_time_us")]
     pub wall_time: Duration,
-    #[serde(with = "micros")]
+    /// The deadline; serialized in microseconds.
+    #[serde(with = "micros", rename = "timeout_us")]
     pub timeout: Duration,
     pub host_calls: HostCalls,
     pub log_lines: u32,

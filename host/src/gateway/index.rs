@@ -49,18 +49,22 @@ pub struct SchemaViolation {
     pub message: String,
 }
 
+/// Every way `value` breaks `validator`'s schema.
+pub fn violations(validator: &jsonschema::Validator, value: &Value) -> Vec<SchemaViolation> {
+    validator
+        .iter_errors(value)
+        .map(|e| SchemaViolation {
+            instance_path: e.instance_path().to_string(),
+            schema_path: e.schema_path().to_string(),
+            message: e.to_string(),
+        })
+        .collect()
+}
+
 impl ExposedTool {
     /// Checks arguments against the input schema; every violation, with its paths.
     pub fn check_input(&self, args: &Value) -> Result<(), Vec<SchemaViolation>> {
-        let errors: Vec<SchemaViolation> = self
-            .input
-            .iter_errors(args)
-            .map(|e| SchemaViolation {
-                instance_path: e.instance_path().to_string(),
-                schema_path: e.schema_path().to_string(),
-                message: e.to_string(),
-            })
-            .collect();
+        let errors = violations(&self.input, args);
         if errors.is_empty() {
             Ok(())
         } else {

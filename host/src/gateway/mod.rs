@@ -1,8 +1,10 @@
 //! The MCP gateway core: every enabled plugin's tools, namespaced, validated and metered. This module is
 //! protocol-neutral (the tool index, argument validation, dispatch, management tools, hot reload, metrics). The MCP
-//! transports (rmcp over stdio and Streamable HTTP) are the next step and are not built yet.
+//! transports live in [`mcp`] (the rmcp handler) and [`http`] (Streamable HTTP with /health, /ready, /metrics).
 
+pub mod http;
 pub mod index;
+pub mod mcp;
 pub mod metrics;
 
 use std::sync::{Arc, RwLock};
@@ -84,6 +86,18 @@ pub fn management_tools() -> Vec<ManagementTool> {
             input_schema: no_args,
         },
     ]
+}
+
+/// The management tools' input validators, compiled once.
+fn management_validators() -> &'static [(&'static str, jsonschema::Validator)] {
+    static V: std::sync::OnceLock<Vec<(&'static str, jsonschema::Validator)>> =
+        std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        management_tools()
+            .into_iter()
+            .filter_map(|m| Some((m.name, jsonschema::validator_for(&m.input_schema).ok()?)))
+            .collect()
+    })
 }
 
 /// The gateway.
@@ -174,6 +188,19 @@ impl Gateway {
         if let Some((ns, _)) = split_name(name)
             && ns == index::MANAGEMENT
         {
+            let Some((_, validator)) = management_validators().iter().find(|(n, _)| *n == name)
+            else {
+                self.metrics.reject("unknown-tool");
+                return Err(GatewayError::UnknownTool(name.to_string()));
+            };
+            let violations = index::violations(validator, &args);
+            if !violations.is_empty() {
+                self.metrics.reject("invalid-arguments");
+                return Err(GatewayError::InvalidArguments {
+                    tool: name.to_string(),
+                    violations,
+                });
+            }
             return self.management(name, &args).map(Reply::Management);
         }
         let index = self.index();

@@ -1,0 +1,343 @@
+//! The gateway as an MCP server (rmcp's dynamic `ServerHandler`): `tools/list` with cursor pagination over the
+//! namespaced index, `tools/call` with schema-checked arguments and the call report in `_meta`, and
+//! `notifications/tools/list_changed` when the tool set changes (legacy sessions after `initialized`; 2026-07-28
+//! clients through `subscriptions/listen`). The same handler serves stdio and Streamable HTTP.
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    SubscriptionFilter, Tool, ToolAnnotations,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Map, Value, json};
+
+use super::{Gateway, GatewayError, Reply, ToolIndex, management_tools};
+use crate::runtime::Content;
+
+/// Where the call report goes in a result's `_meta`.
+pub const REPORT_META_KEY: &str = "plughost/report";
+/// Where a failed call's typed error goes in a result's `_meta`.
+pub const ERROR_META_KEY: &str = "plughost/error";
+/// Tools per `tools/list` page unless configured.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// The `tools/list` answer for one index, built once per tool-set change.
+#[derive(Debug, Default)]
+struct Listing {
+    /// Identity of the index this listing was built from.
+    index: usize,
+    tools: Arc<Vec<Tool>>,
+}
+
+/// An MCP server over the gateway. Cheap to clone: one per session/connection.
+#[derive(Debug, Clone)]
+pub struct McpServer {
+    gateway: Arc<Gateway>,
+    page_size: usize,
+    listing: Arc<Mutex<Listing>>,
+}
+
+impl McpServer {
+    pub fn new(gateway: Arc<Gateway>) -> McpServer {
+        McpServer {
+            gateway,
+            page_size: DEFAULT_PAGE_SIZE,
+            listing: Arc::default(),
+        }
+    }
+
+    /// Sets the number of tools per `tools/list` page (at least 1).
+    pub fn with_page_size(mut self, page_size: usize) -> McpServer {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Every exposed tool in listing order: plugin tools and the management tools, sorted by name.
+    fn tools(&self) -> Arc<Vec<Tool>> {
+        let index = self.gateway.index();
+        let id = Arc::as_ptr(&index) as usize;
+        let mut cached = self.listing.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.index != id || cached.tools.is_empty() {
+            *cached = Listing {
+                index: id,
+                tools: Arc::new(build_listing(&index)),
+            };
+        }
+        cached.tools.clone()
+    }
+
+    fn page(&self, cursor: Option<&str>) -> Result<ListToolsResult, ErrorData> {
+        let tools = self.tools();
+        let start = match cursor {
+            None => 0,
+            Some(c) => {
+                let after = decode_cursor(c).ok_or_else(|| {
+                    ErrorData::invalid_params(
+                        "invalid cursor: pass back the nextCursor of a previous tools/list",
+                        Some(json!({ "cursor": c })),
+                    )
+                })?;
+                // Names are sorted: resume after the last one the client saw, even if the set changed since.
+                tools.partition_point(|t| t.name.as_ref() <= after.as_str())
+            }
+        };
+        let end = (start + self.page_size).min(tools.len());
+        let mut result = ListToolsResult::with_all_items(tools[start..end].to_vec());
+        if end < tools.len() {
+            result.next_cursor = Some(encode_cursor(&tools[end - 1].name));
+        }
+        Ok(result)
+    }
+}
+
+fn build_listing(index: &ToolIndex) -> Vec<Tool> {
+    let mut tools: Vec<Tool> = index
+        .tools
+        .values()
+        .map(|t| {
+            let info = &t.info;
+            let mut tool = Tool::new(
+                t.name.clone(),
+                info.description.clone(),
+                Arc::new(info.input_schema.clone()),
+            );
+            if let Some(title) = &info.title {
+                tool = tool.with_title(title.clone());
+            }
+            if let Some(out) = &info.output_schema {
+                tool = tool.with_raw_output_schema(Arc::new(out.clone()));
+            }
+            let a = info.annotations;
+            let mut ann = ToolAnnotations::new();
+            ann.title = info.title.clone();
+            ann.read_only_hint = a.read_only_hint;
+            ann.destructive_hint = a.destructive_hint;
+            ann.idempotent_hint = a.idempotent_hint;
+            ann.open_world_hint = a.open_world_hint;
+            tool.with_annotations(ann)
+        })
+        .collect();
+    for m in management_tools() {
+        let schema = match m.input_schema {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        };
+        let ann = ToolAnnotations::with_title(m.title)
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(false);
+        tools.push(
+            Tool::new(m.name, m.description, Arc::new(schema))
+                .with_title(m.title)
+                .with_annotations(ann),
+        );
+    }
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    tools
+}
+
+/// Cursors are opaque to clients: the hex of the last name on the previous page.
+fn encode_cursor(after: &str) -> String {
+    after.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(c: &str) -> Option<String> {
+    if c.is_empty() || !c.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = (0..c.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(c.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn gateway_error(e: GatewayError) -> ErrorData {
+    let message = e.to_string();
+    match e {
+        GatewayError::UnknownTool(tool) => {
+            ErrorData::invalid_params(message, Some(json!({ "tool": tool })))
+        }
+        GatewayError::InvalidArguments { tool, violations } => ErrorData::invalid_params(
+            message,
+            Some(json!({ "tool": tool, "violations": violations })),
+        ),
+    }
+}
+
+/// Turns a gateway reply into an MCP result.
+pub fn to_call_result(reply: Reply) -> CallToolResult {
+    match reply {
+        Reply::Management(value) => {
+            let mut r = CallToolResult::success(vec![ContentBlock::text(pretty(&value))]);
+            r.structured_content = Some(value);
+            r
+        }
+        Reply::Tool {
+            result,
+            tool: _,
+            output_error,
+        } => {
+            let mut meta = MetaObject::new();
+            meta.0.insert(
+                REPORT_META_KEY.into(),
+                serde_json::to_value(&result.report).unwrap_or(Value::Null),
+            );
+            let mut r = match (result.result, output_error) {
+                (Ok(out), None) => {
+                    let mut content: Vec<ContentBlock> = out
+                        .content
+                        .iter()
+                        .map(|c| match c {
+                            Content::Text { text } => ContentBlock::text(text.clone()),
+                            Content::Json { json } => ContentBlock::text(pretty(json)),
+                        })
+                        .collect();
+                    if let Some(s) = &out.structured {
+                        // Clients that ignore structuredContent still see the data.
+                        let as_text = pretty(s);
+                        if !out.content.iter().any(|c| match c {
+                            Content::Json { json } => json == s,
+                            Content::Text { text } => *text == as_text,
+                        }) {
+                            content.push(ContentBlock::text(as_text));
+                        }
+                    }
+                    let mut r = CallToolResult::success(content);
+                    r.structured_content = out.structured;
+                    r
+                }
+                (Ok(_), Some(broken)) => {
+                    meta.0.insert(
+                        ERROR_META_KEY.into(),
+                        json!({ "kind": "invalid-output", "message": broken }),
+                    );
+                    CallToolResult::error(vec![ContentBlock::text(format!(
+                        "the plugin broke its own contract: {broken}"
+                    ))])
+                }
+                (Err(e), _) => {
+                    meta.0.insert(
+                        ERROR_META_KEY.into(),
+                        serde_json::to_value(&e).unwrap_or(Value::Null),
+                    );
+                    CallToolResult::error(vec![ContentBlock::text(format!("{} — {e}", e.kind()))])
+                }
+            };
+            r.meta = Some(meta);
+            r
+        }
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut implementation = Implementation::new("plughost", env!("CARGO_PKG_VERSION"));
+        implementation.title = Some("plughost".into());
+        implementation.description =
+            Some("WebAssembly component plugins under grants, quotas and a metered sandbox".into());
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(implementation)
+        .with_instructions(
+            "Tools are named <plugin>__<tool>. Every result's _meta carries `plughost/report`: fuel used and \
+             limit, peak memory and limit, wall time and outcome. The plughost__* tools describe the installed \
+             plugins, their grants and quotas; they are read-only.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.page(request.as_ref().and_then(|r| r.cursor.as_deref()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools().iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let reply = self
+            .gateway
+            .call(&request.name, request.arguments)
+            .await
+            .map_err(gateway_error)?;
+        Ok(to_call_result(reply).into())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // Legacy (initialize-era) sessions: push list_changed to this peer until it goes away.
+        let mut changes = self.gateway.subscribe();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if peer.notify_tool_list_changed().await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let _ = requested;
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        // 2026-07-28 clients opt in with subscriptions/listen.
+        let mut changes = self.gateway.subscribe();
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                change = changes.recv() => match change {
+                    Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if context.sink().notify_tool_list_changed().await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = encode_cursor("system-info__cpu");
+        assert_eq!(decode_cursor(&c).as_deref(), Some("system-info__cpu"));
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor("abc"), None);
+        assert_eq!(decode_cursor(""), None);
+    }
+}

@@ -1,0 +1,127 @@
+//! `plughost serve`: the MCP gateway over stdio or Streamable HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use plughost::gateway::Gateway;
+use plughost::gateway::http::{HttpOptions, serve as serve_http};
+use plughost::gateway::mcp::{DEFAULT_PAGE_SIZE, McpServer};
+use plughost::units::{parse_bytes, parse_duration};
+use plughost::{Home, Host};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Speak MCP on stdin/stdout (for Claude Desktop, Claude Code). Logs go to stderr; exits when stdin closes.
+    #[arg(long, conflicts_with = "http")]
+    stdio: bool,
+    /// Serve Streamable HTTP at ADDR/mcp, with /health, /ready and /metrics. Default address 127.0.0.1:8787.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8787")]
+    http: Option<SocketAddr>,
+    /// A file holding the bearer token every HTTP request must carry (except /health).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Also accept requests from this browser Origin, e.g. https://app.example.com:443 (repeatable).
+    /// Loopback origins are always accepted; requests without an Origin header pass.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Also accept this Host header (repeatable); needed when binding a non-loopback address behind a name.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Largest accepted HTTP request body.
+    #[arg(long, default_value = "4MiB")]
+    max_body: String,
+    /// Tools per tools/list page.
+    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
+    page_size: usize,
+    /// How often to look for installs, upgrades and grant changes.
+    #[arg(long, default_value = "500ms")]
+    watch_interval: String,
+}
+
+pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
+    if !args.stdio && args.http.is_none() {
+        bail!(
+            "choose a transport: `plughost serve --stdio` or `plughost serve --http [127.0.0.1:8787]`"
+        );
+    }
+    let watch = parse_duration(&args.watch_interval).context("--watch-interval")?;
+    let host = Host::open(home)?;
+    let registry = Arc::new(crate::ops::open_registry(home)?);
+    let catalog = Arc::new(plughost::Catalog::open(host, registry).await?);
+    let gateway = Gateway::open(catalog).await?;
+    let index = gateway.index();
+    tracing::info!(
+        tools = index.tools.len(),
+        not_loaded = index.problems.len(),
+        "plughost gateway ready"
+    );
+    let _watcher = gateway.spawn_watcher(watch.max(Duration::from_millis(50)));
+
+    if args.stdio {
+        let server = McpServer::new(gateway).with_page_size(args.page_size);
+        let running = server
+            .serve(rmcp::transport::stdio())
+            .await
+            .context("MCP over stdio")?;
+        let reason = running.waiting().await.context("MCP over stdio")?;
+        tracing::info!(?reason, "stdio session ended");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let addr = args.http.expect("checked above");
+    let mut opts = HttpOptions::for_addr(addr, &args.allow_origins, &args.allow_hosts);
+    opts.max_body_bytes = usize::try_from(parse_bytes(&args.max_body).context("--max-body")?)
+        .context("--max-body")?;
+    opts.page_size = args.page_size.max(1);
+    opts.token = read_token(args.token_file.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    if !bound.ip().is_loopback() && opts.token.is_none() {
+        tracing::warn!(
+            "listening on {bound}, which is not loopback, without a bearer token: anyone who can reach it can call tools"
+        );
+    }
+    // One line on stderr so people (and scripts) know where to connect.
+    eprintln!(
+        "plughost: MCP at http://{bound}/mcp ({} tools){}",
+        gateway.index().tools.len(),
+        if opts.token.is_some() {
+            ", bearer token required"
+        } else {
+            ""
+        }
+    );
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    serve_http(gateway, listener, opts, shutdown)
+        .await
+        .context("HTTP gateway")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bearer token from `--token-file`, else `$PLUGHOST_TOKEN`. Empty means none.
+fn read_token(file: Option<&std::path::Path>) -> Result<Option<String>> {
+    let raw = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the token file {}", f.display()))?,
+        None => std::env::var("PLUGHOST_TOKEN").unwrap_or_default(),
+    };
+    let token = raw.trim().to_string();
+    if file.is_some() && token.is_empty() {
+        bail!("the token file is empty");
+    }
+    Ok((!token.is_empty()).then_some(token))
+}

@@ -1,0 +1,482 @@
+//! The MCP gateway as clients see it: the official Python SDK (mcp 2.3.0, installed by scripts/setup.sh into
+//! target/pyclient) over stdio and Streamable HTTP in both protocol eras, raw HTTP for the edge cases, and a hot
+//! reload under load.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use plughost_tests as fx;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_plughost");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The Python that has the official MCP SDK.
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("PLUGHOST_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = workspace().join("target/pyclient/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh (it creates target/pyclient with the MCP Python SDK)",
+        p.display()
+    );
+    p
+}
+
+fn client_script() -> PathBuf {
+    workspace().join("tests/mcp/client.py")
+}
+
+/// A data dir with fixture-basic (fuel-limited) and system-info installed and signed, and fixture-state-b
+/// signed but not installed.
+struct Setup {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let s = Setup {
+            home: tempfile::tempdir().expect("home"),
+            work: tempfile::tempdir().expect("work"),
+        };
+        s.ok(&["keys", "generate", "--name", "acme", "--trust"]);
+        s.install(fx::BASIC, "basic.wasm", &["state", "log"]);
+        s.install(fx::SYSTEM_INFO, "system-info.wasm", &["system"]);
+        s.ok(&["limits", "fixture-basic", "--fuel", "5000000"]);
+        s.signed(fx::STATE_B, "state-b.wasm", &["state"]);
+        s.signed(fx::STATE_B_V2, "state-b-v2.wasm", &["state", "log"]);
+        s
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("PLUGHOST_HOME", self.home.path())
+            .env_remove("PLUGHOST_TOKEN")
+            .env_remove("PLUGHOST_LOG")
+            .current_dir(self.work.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args).output().expect("run plughost");
+        assert!(
+            o.status.success(),
+            "plughost {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn signed(&self, fixture: &str, name: &str, requests: &[&str]) -> PathBuf {
+        let to = self.work.path().join(name);
+        std::fs::copy(fixture, &to).expect("copy fixture");
+        let mut args = vec!["sign", to.to_str().expect("utf-8"), "--key", "acme"];
+        for r in requests {
+            args.extend(["--request", r]);
+        }
+        self.ok(&args);
+        to
+    }
+
+    fn install(&self, fixture: &str, name: &str, requests: &[&str]) {
+        let path = self.signed(fixture, name, requests);
+        self.ok(&["install", path.to_str().expect("utf-8"), "--yes"]);
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.work.path().join(name).to_str().expect("utf-8").into()
+    }
+
+    fn home(&self) -> &str {
+        self.home.path().to_str().expect("utf-8")
+    }
+
+    /// `plughost serve --http 127.0.0.1:0 …`, waiting for the line that names the address.
+    fn serve_http(&self, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--watch-interval",
+            "100ms",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .cmd(&args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
+                    let addr = rest.split('/').next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server printed its address");
+        Server {
+            child,
+            addr: addr.parse().expect("socket address"),
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_python(args: &[&str]) -> Output {
+    let out = Command::new(python())
+        .arg(client_script())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the Python MCP client");
+    eprintln!(
+        "--- client {args:?}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn conformance(setup: &Setup, transport: &[&str], mode: &str) {
+    let state_b = setup.path("state-b.wasm");
+    let mut args = vec!["conformance", "--mode", mode];
+    args.extend_from_slice(transport);
+    args.extend(["--plughost", BIN, "--home", setup.home()]);
+    args.extend(["--toggle", "fixture-state-b", &state_b]);
+    let out = run_python(&args);
+    assert!(out.status.success(), "the Python client's checks failed");
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("OK\n"));
+}
+
+#[test]
+fn python_sdk_over_stdio_in_both_protocol_eras() {
+    let setup = Setup::new();
+    // Legacy (initialize) installs fixture-state-b and waits for list_changed; 2026-07-28 removes it again,
+    // listening through subscriptions/listen.
+    conformance(&setup, &["--stdio", BIN, setup.home()], "legacy");
+    conformance(&setup, &["--stdio", BIN, setup.home()], "2026-07-28");
+}
+
+#[test]
+fn python_sdk_over_http_in_both_protocol_eras() {
+    let setup = Setup::new();
+    let server = setup.serve_http(&[]);
+    let url = server.url();
+    conformance(&setup, &["--url", &url], "legacy");
+    conformance(&setup, &["--url", &url], "2026-07-28");
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, headers+body as text).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).expect("write head");
+    // The server may answer (413) before reading a large body; a reset then is fine.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
+
+#[test]
+fn http_edge_cases_origin_token_version_and_body_size() {
+    let setup = Setup::new();
+    let token_file = setup.work.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("token file");
+    let server = setup.serve_http(&[
+        "--token-file",
+        token_file.to_str().expect("utf-8"),
+        "--max-body",
+        "64KiB",
+    ]);
+    let a = server.addr;
+    let good = ("Authorization", "Bearer s3cret-token");
+
+    // Liveness needs no token; everything else does.
+    assert_eq!(http(a, "GET", "/health", &[], b"").0, 200);
+    let (status, text) = http(a, "POST", "/mcp", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 401, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{text}"
+    );
+    let wrong = ("Authorization", "Bearer s3cret-tokem");
+    assert_eq!(
+        http(a, "POST", "/mcp", &[JSON, ACCEPT, wrong], INIT.as_bytes()).0,
+        401
+    );
+    assert_eq!(http(a, "GET", "/metrics", &[], b"").0, 401);
+    assert_eq!(http(a, "GET", "/ready", &[], b"").0, 401);
+
+    // With the token: initialize works and issues a session.
+    let (status, text) = http(a, "POST", "/mcp", &[JSON, ACCEPT, good], INIT.as_bytes());
+    assert_eq!(status, 200, "{text}");
+    let session = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_string())
+        })
+        .expect("Mcp-Session-Id header");
+
+    // A foreign browser Origin is refused (DNS rebinding / CSRF defence); a loopback one is fine.
+    let evil = ("Origin", "http://evil.example");
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/mcp",
+            &[JSON, ACCEPT, good, evil],
+            INIT.as_bytes()
+        )
+        .0,
+        403
+    );
+    let local = ("Origin", "http://localhost:6274");
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/mcp",
+            &[JSON, ACCEPT, good, local],
+            INIT.as_bytes()
+        )
+        .0,
+        200
+    );
+    // So is a foreign Host header.
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/mcp",
+            &[JSON, ACCEPT, good, ("Host", "evil.example")],
+            INIT.as_bytes()
+        )
+        .0,
+        403
+    );
+
+    // A protocol version the server does not speak: 400.
+    let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let sid = ("Mcp-Session-Id", session.as_str());
+    let (status, text) = http(
+        a,
+        "POST",
+        "/mcp",
+        &[
+            JSON,
+            ACCEPT,
+            good,
+            sid,
+            ("MCP-Protocol-Version", "1999-01-01"),
+        ],
+        list,
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("1999-01-01"), "{text}");
+    // The same request with the negotiated version works.
+    let (status, text) = http(
+        a,
+        "POST",
+        "/mcp",
+        &[
+            JSON,
+            ACCEPT,
+            good,
+            sid,
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        list,
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("fixture-basic__echo"), "{text}");
+
+    // A body over --max-body is refused before it is parsed.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"fixture-basic__echo","arguments":{{"text":"{}"}}}}}}"#,
+        "x".repeat(100 * 1024)
+    );
+    let (status, text) = http(
+        a,
+        "POST",
+        "/mcp",
+        &[JSON, ACCEPT, good, sid],
+        big.as_bytes(),
+    );
+    assert_eq!(status, 413, "{text}");
+
+    // The session ends with DELETE (204, not rmcp's 202 that clients warn about); then it is gone.
+    assert_eq!(http(a, "DELETE", "/mcp", &[good, sid], b"").0, 204);
+    let (status, _) = http(
+        a,
+        "POST",
+        "/mcp",
+        &[
+            JSON,
+            ACCEPT,
+            good,
+            sid,
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        list,
+    );
+    assert_eq!(status, 404);
+
+    // Readiness and metrics with the token.
+    let (status, text) = http(a, "GET", "/ready", &[good], b"");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"ready\":true"), "{text}");
+    let (status, text) = http(a, "GET", "/metrics", &[good], b"");
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("# TYPE plughost_calls_total counter"),
+        "{text}"
+    );
+    assert!(text.contains("plughost_tools 18"), "{text}");
+}
+
+/// Tools the gateway serves right now, from /ready.
+fn tools_served(addr: SocketAddr) -> u64 {
+    let (status, text) = http(addr, "GET", "/ready", &[], b"");
+    assert_eq!(status, 200, "{text}");
+    let body = text.split("\r\n\r\n").nth(1).expect("body");
+    let v: Value = serde_json::from_str(body).expect("ready JSON");
+    v["tools"].as_u64().expect("tools")
+}
+
+fn wait_for_tools(addr: SocketAddr, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tools_served(addr) != n {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never served {n} tools"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn hot_reload_under_load_loses_no_calls() {
+    let setup = Setup::new();
+    setup.ok(&["install", &setup.path("state-b.wasm"), "--yes"]);
+    let server = setup.serve_http(&[]);
+    // basic 12 + system-info 6 + state-b v1 2 (v2 adds `version`).
+    wait_for_tools(server.addr, 20);
+    let stop = setup.work.path().join("stop");
+    let url = server.url();
+    let stop_s = stop.to_str().expect("utf-8").to_string();
+    let mut load = Command::new(python())
+        .arg(client_script())
+        .args([
+            "load",
+            "--url",
+            &url,
+            "--tool",
+            "fixture-state-b__state_get",
+            "--args",
+            r#"{"key":"k"}"#,
+            "--workers",
+            "4",
+            "--stop-file",
+            &stop_s,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the Python MCP client");
+    let mut lines = BufReader::new(load.stdout.take().expect("stdout")).lines();
+    // Swap only once every client session is connected and calling.
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "connected", "the load client did not start");
+    std::thread::sleep(Duration::from_millis(500));
+    setup.ok(&["upgrade", &setup.path("state-b-v2.wasm"), "--yes"]);
+    wait_for_tools(server.addr, 21);
+    std::thread::sleep(Duration::from_millis(700));
+    setup.ok(&["rollback", "fixture-state-b"]);
+    wait_for_tools(server.addr, 20);
+    std::thread::sleep(Duration::from_millis(700));
+    setup.ok(&["upgrade", &setup.path("state-b-v2.wasm"), "--yes"]);
+    wait_for_tools(server.addr, 21);
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(&stop, b"stop").expect("stop file");
+    let last = lines.map_while(Result::ok).last().unwrap_or_default();
+    assert!(
+        load.wait().expect("load client").success(),
+        "the load client failed"
+    );
+    let v: Value = serde_json::from_str(&last)
+        .unwrap_or_else(|e| panic!("load output is not JSON ({e}): {last}"));
+    eprintln!("load during three swaps: {v}");
+    assert_eq!(v["failed"], 0, "calls failed during the swaps: {v}");
+    assert!(
+        v["ok"].as_u64().expect("ok") > 50,
+        "too few calls to mean anything: {v}"
+    );
+}

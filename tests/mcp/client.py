@@ -1,0 +1,232 @@
+"""The official MCP Python SDK (mcp 2.3.0) driving `plughost serve`, over stdio or Streamable HTTP.
+
+Run by host/tests/mcp.rs, which prepares a data dir with fixture-basic (fuel-limited) and system-info installed.
+Every check is an assert; the script exits non-zero on the first failure and prints what it saw.
+
+    client.py conformance --stdio PLUGHOST HOME | --url URL   --mode legacy|2026-07-28 --toggle ID WASM
+    client.py load --url URL --tool NAME --args JSON --stop-file F   (calls until F exists; prints JSON counts)
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+
+INVALID_PARAMS = -32602
+
+
+def server_of(args):
+    if args.url:
+        return args.url
+    return StdioServerParameters(
+        command=args.stdio[0],
+        args=["serve", "--stdio", "--page-size", "5", "--watch-interval", "100ms"],
+        env={"PLUGHOST_HOME": args.stdio[1], "PLUGHOST_LOG": "warn"},
+    )
+
+
+def report_of(result):
+    meta = result.meta or {}
+    report = meta.get("plughost/report")
+    assert report, f"no plughost/report in _meta: {meta}"
+    return report
+
+
+async def list_all(client):
+    names, cursor, pages = [], None, 0
+    while True:
+        page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+        pages += 1
+        names += [t.name for t in page.tools]
+        cursor = page.next_cursor
+        if cursor is None:
+            return names, pages
+        assert pages < 100, "pagination does not end"
+
+
+async def conformance(args):
+    changed = anyio.Event()
+
+    async def on_message(message):
+        text = f"{type(message).__name__} {getattr(message, 'method', '')} {message!r}"
+        if "ToolListChanged" in text or "tools/list_changed" in text:
+            changed.set()
+
+    async with Client(server_of(args), mode=args.mode, message_handler=on_message) as client:
+        print(f"connected: protocol {client.protocol_version}", flush=True)
+        if args.mode == "legacy":
+            assert client.server_capabilities.tools.list_changed, client.server_capabilities
+
+        # tools/list: paginated, sorted, namespaced, management tools included.
+        names, pages = await list_all(client)
+        print(f"tools/list: {len(names)} tools in {pages} pages", flush=True)
+        if not args.url:
+            assert pages > 1, "stdio runs with --page-size 5: expected several pages"
+        assert names == sorted(names), names
+        assert len(set(names)) == len(names), names
+        for expected in ["fixture-basic__echo", "fixture-basic__spin", "system-info__health_check",
+                         "plughost__plugins", "plughost__quotas"]:
+            assert expected in names, (expected, names)
+        page = await client.list_tools(cache_mode="refresh")
+        by_name = {t.name: t for t in page.tools}
+        info = by_name.get("plughost__metrics") or (await client.list_tools(cursor=None)).tools[0]
+        assert info is not None
+
+        # A successful call carries the report.
+        r = await client.call_tool("fixture-basic__echo", {"text": "hello, mcp"})
+        assert not r.is_error, r
+        assert r.content[0].text == "hello, mcp", r.content
+        rep = report_of(r)
+        assert rep["fuel_used"] > 0 and rep["fuel_limit"] >= rep["fuel_used"], rep
+        assert rep["peak_memory_bytes"] > 0 and rep["memory_limit_bytes"] >= rep["peak_memory_bytes"], rep
+        assert rep["wall_time_us"] > 0 and rep["outcome"]["kind"] == "ok", rep
+        print(f"echo: fuel {rep['fuel_used']} / {rep['fuel_limit']}, memory {rep['peak_memory_bytes']}, "
+              f"{rep['wall_time_us']} us", flush=True)
+
+        # Structured output with an output schema: structuredContent plus a text block.
+        r = await client.call_tool("system-info__health_check", {})
+        assert not r.is_error, r
+        assert r.structured_content and r.structured_content["verdict"] in ("healthy", "degraded", "unhealthy"), r
+        assert any(json.loads(c.text) == r.structured_content for c in r.content), r.content
+
+        # Unknown tool: a JSON-RPC error, -32602.
+        try:
+            await client.call_tool("fixture-basic__no_such_tool", {})
+            raise AssertionError("unknown tool did not fail")
+        except MCPError as e:
+            assert e.error.code == INVALID_PARAMS, e.error
+            print(f"unknown tool: {e.error.code} {e.error.message}", flush=True)
+
+        # Arguments that break the input schema: -32602 with the schema path, and the guest never ran.
+        before = (await client.call_tool("plughost__metrics", {})).structured_content
+        try:
+            await client.call_tool("fixture-basic__echo", {"text": 5})
+            raise AssertionError("invalid arguments did not fail")
+        except MCPError as e:
+            assert e.error.code == INVALID_PARAMS, e.error
+            v = e.error.data["violations"][0]
+            assert v["instance_path"] == "/text" and "type" in v["schema_path"], v
+            print(f"invalid args: {e.error.code} at {v['instance_path']} (schema {v['schema_path']})", flush=True)
+        after = (await client.call_tool("plughost__metrics", {})).structured_content
+        assert after["rejected"].get("invalid-arguments", 0) == before["rejected"].get("invalid-arguments", 0) + 1
+
+        # A limit hit: isError with the typed reason, and the report says how much was used.
+        r = await client.call_tool("fixture-basic__spin", {})
+        assert r.is_error, r
+        err = r.meta["plughost/error"]
+        rep = report_of(r)
+        assert err["kind"] == "out-of-fuel" and rep["outcome"]["kind"] == "out-of-fuel", (err, rep)
+        assert rep["fuel_used"] == rep["fuel_limit"], rep
+        assert "out-of-fuel" in r.content[0].text, r.content
+        print(f"spin: isError, {err['kind']} after {rep['fuel_used']} fuel", flush=True)
+
+        # A typed tool error.
+        r = await client.call_tool("fixture-basic__fail", {"text": "the thing"})
+        assert r.is_error and r.meta["plughost/error"]["kind"] == "not-found", r
+
+        # Management tools are read-only and describe grants and limits.
+        r = await client.call_tool("plughost__plugin_info", {"id": "fixture-basic"})
+        assert r.structured_content["grants"], r.structured_content
+        try:
+            await client.call_tool("plughost__plugin_info", {})
+            raise AssertionError("plugin_info without id did not fail")
+        except MCPError as e:
+            assert e.error.code == INVALID_PARAMS and "id" in e.error.message, e.error
+        tool = by_name.get("plughost__plugin_info")
+        if tool is not None:
+            assert tool.annotations.read_only_hint is True
+
+        # list_changed after an install (or a removal) by the operator.
+        installed = any(n.startswith(args.toggle[0] + "__") for n in names)
+        if args.mode == "legacy":
+            await toggle(args, installed)
+            with anyio.fail_after(20):
+                await changed.wait()
+        else:
+            async with client.listen(tools_list_changed=True) as sub:
+                await toggle(args, installed)
+                with anyio.fail_after(20):
+                    async for event in sub:
+                        print(f"listen event: {event!r}", flush=True)
+                        break
+        names, _ = await list_all(client)
+        now = any(n.startswith(args.toggle[0] + "__") for n in names)
+        assert now != installed, ("the tool set did not change", installed, names)
+        print(f"list_changed: {args.toggle[0]} {'removed' if installed else 'installed'}; {len(names)} tools", flush=True)
+    print("OK")
+
+
+async def toggle(args, installed):
+    plughost, home = (args.stdio or [args.plughost, args.home])[:2]
+    cmd = [plughost, "remove", args.toggle[0]] if installed else [plughost, "install", args.toggle[1], "--yes"]
+    out = await anyio.to_thread.run_sync(
+        lambda: subprocess.run(cmd, env={**os.environ, "PLUGHOST_HOME": home}, capture_output=True, text=True))
+    assert out.returncode == 0, (cmd, out.stdout, out.stderr)
+
+
+async def load(args):
+    """Calls a tool in a loop from `--workers` concurrent sessions until the stop file appears."""
+    ok, failed, errors = 0, 0, []
+    tool_args = json.loads(args.args)
+
+    connected = 0
+    all_connected = anyio.Event()
+
+    async def worker():
+        nonlocal ok, failed, connected
+        async with Client(args.url, mode=args.mode) as client:
+            await client.call_tool(args.tool, tool_args)
+            connected += 1
+            if connected == args.workers:
+                print("connected", flush=True)
+                all_connected.set()
+            await all_connected.wait()
+            while not os.path.exists(args.stop_file):
+                try:
+                    r = await client.call_tool(args.tool, tool_args)
+                    if r.is_error:
+                        failed += 1
+                        errors.append(r.content[0].text if r.content else repr(r))
+                    else:
+                        ok += 1
+                except Exception as e:  # noqa: BLE001 — every failure counts
+                    failed += 1
+                    errors.append(repr(e))
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        for _ in range(args.workers):
+            tg.start_soon(worker)
+    print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:10],
+                      "seconds": round(time.monotonic() - started, 2)}), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("command", choices=["conformance", "load"])
+    p.add_argument("--stdio", nargs=2, metavar=("PLUGHOST", "HOME"))
+    p.add_argument("--url")
+    p.add_argument("--plughost")
+    p.add_argument("--home")
+    p.add_argument("--mode", default="legacy")
+    p.add_argument("--toggle", nargs=2, metavar=("ID", "WASM"))
+    p.add_argument("--tool")
+    p.add_argument("--args", default="{}")
+    p.add_argument("--stop-file")
+    p.add_argument("--workers", type=int, default=4)
+    args = p.parse_args()
+    if args.command == "conformance":
+        asyncio.run(conformance(args))
+    else:
+        asyncio.run(load(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
