@@ -11,6 +11,7 @@ use plughost_registry::{PluginLimits, PluginRecord, Registry, RegistryError};
 use wasmtime::component::Component;
 
 use crate::grants::{GrantError, Grants};
+use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry};
 use crate::limits::Limits;
 use crate::plugin::{LoadError, LoadedPlugin, Manifest, PluginSettings};
 use crate::runtime::{CallError, CallResult, Host};
@@ -20,6 +21,8 @@ use crate::runtime::{CallError, CallResult, Host};
 pub enum CatalogError {
     #[error("{0}")]
     Registry(#[from] RegistryError),
+    #[error("{0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 /// A loaded plugin and what the registry says about it.
@@ -29,17 +32,63 @@ pub struct Entry {
     pub record: PluginRecord,
     concurrency: Option<(u32, Arc<tokio::sync::Semaphore>)>,
     key: String,
+    ledger: Arc<LedgerWriter>,
 }
 
 impl Entry {
-    /// Calls a tool, honouring the plugin's concurrency limit: beyond it the call is refused at once as `busy`.
+    /// Calls a tool as the embedding library (see [`Entry::call_as`]).
     pub async fn call(&self, host: &Host, tool: &str, arguments: &str) -> CallResult {
+        let caller = Caller {
+            transport: "library".into(),
+            ..Caller::default()
+        };
+        self.call_as(host, tool, arguments, &caller).await
+    }
+
+    /// Calls a tool for `caller` and records the call in the ledger before returning it. Honours the plugin's
+    /// concurrency limit: beyond it the call is refused at once as `busy` (and recorded as such).
+    pub async fn call_as(
+        &self,
+        host: &Host,
+        tool: &str,
+        arguments: &str,
+        caller: &Caller,
+    ) -> CallResult {
+        self.call_with(host, &self.plugin, tool, arguments, caller)
+            .await
+    }
+
+    /// [`Entry::call_as`] with `plugin` standing in for the entry's own (the same plugin with other limits, for a
+    /// one-off `plughost call --fuel …`).
+    pub async fn call_with(
+        &self,
+        host: &Host,
+        plugin: &LoadedPlugin,
+        tool: &str,
+        arguments: &str,
+        caller: &Caller,
+    ) -> CallResult {
+        let result = self.run(host, plugin, tool, arguments).await;
+        let entry = call_entry(&self.record, &result.report, &result, caller, arguments, 0);
+        if let Err(e) = self.ledger.append(vec![entry]).await {
+            tracing::error!(plugin = %self.record.id, tool, "the call ran but could not be recorded in the ledger: {e}");
+        }
+        result
+    }
+
+    async fn run(
+        &self,
+        host: &Host,
+        plugin: &LoadedPlugin,
+        tool: &str,
+        arguments: &str,
+    ) -> CallResult {
         let _permit = match &self.concurrency {
             Some((limit, sem)) => match sem.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
                     return host.refused(
-                        &self.plugin,
+                        plugin,
                         tool,
                         CallError::Busy {
                             plugin: self.record.id.clone(),
@@ -50,7 +99,7 @@ impl Entry {
             },
             None => None,
         };
-        host.call(&self.plugin, tool, arguments).await
+        host.call(plugin, tool, arguments).await
     }
 }
 
@@ -77,6 +126,7 @@ pub struct Catalog {
     state: RwLock<State>,
     components: RwLock<HashMap<String, Component>>,
     refresh_lock: tokio::sync::Mutex<()>,
+    ledger: Arc<LedgerWriter>,
 }
 
 /// Turns the registry's per-plugin limits into call limits (host defaults where unset).
@@ -97,8 +147,10 @@ pub fn limits_from(l: &PluginLimits) -> Limits {
 impl Catalog {
     /// Opens the catalog and loads every enabled plugin.
     pub async fn open(host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
+        let ledger = LedgerWriter::start(Arc::new(Ledger::open(registry.root())?));
         let c = Catalog {
             host,
+            ledger,
             registry,
             state: RwLock::new(State::default()),
             components: RwLock::new(HashMap::new()),
@@ -114,6 +166,11 @@ impl Catalog {
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// The usage ledger every call of this catalog's plugins is recorded in.
+    pub fn ledger(&self) -> &Arc<LedgerWriter> {
+        &self.ledger
     }
 
     /// The loaded plugin `id`, if it is enabled and loaded.
@@ -271,6 +328,7 @@ impl Catalog {
             record: record.clone(),
             concurrency,
             key,
+            ledger: self.ledger.clone(),
         }))
     }
 }

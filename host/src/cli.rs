@@ -101,6 +101,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The usage ledger: every call and plugin event, hash-chained. show, verify, export, checkpoint.
+    #[command(subcommand)]
+    Ledger(crate::ledger_cli::LedgerCommand),
     /// Serve every enabled plugin's tools over MCP: `--stdio`, or `--http [127.0.0.1:8787]`.
     Serve(crate::serve::ServeArgs),
 }
@@ -201,6 +204,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Disable { id } => crate::ops::set_enabled(&home, &id, false),
         Command::History { id, json } => crate::ops::history(&home, id.as_deref(), json),
         Command::Serve(args) => crate::serve::serve(&home, args).await,
+        Command::Ledger(cmd) => crate::ledger_cli::ledger(&home, cmd),
     }
 }
 
@@ -420,11 +424,24 @@ async fn call_installed(
         }
         check_limits(&limits).map_err(anyhow::Error::msg)?;
         let plugin = entry.plugin.with_limits(limits);
-        host.call(&plugin, &args.tool, &args.args).await
+        entry
+            .call_with(host, &plugin, &args.tool, &args.args, &cli_caller())
+            .await
     } else {
-        entry.call(host, &args.tool, &args.args).await
+        entry
+            .call_as(host, &args.tool, &args.args, &cli_caller())
+            .await
     };
     print_outcome(&outcome, args.json)
+}
+
+/// The CLI's calls are recorded as made by the local user.
+fn cli_caller() -> plughost::ledger::Caller {
+    plughost::ledger::Caller {
+        transport: "cli".into(),
+        session: Some(format!("pid {}", std::process::id())),
+        principal: std::env::var("USER").ok().filter(|u| !u.is_empty()),
+    }
 }
 
 fn print_outcome(outcome: &plughost::CallResult, json: bool) -> Result<ExitCode> {

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod gateway;
 pub mod grants;
 pub mod home;
+pub mod ledger;
 pub mod limits;
 pub mod plugin;
 pub mod report;

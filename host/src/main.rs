@@ -1,6 +1,7 @@
 //! The `plughost` command line.
 
 mod cli;
+mod ledger_cli;
 mod ops;
 mod serve;
 

@@ -133,7 +133,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
-fn when(ts: i64) -> String {
+pub(crate) fn when(ts: i64) -> String {
     // UTC, to the minute, without a date library.
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);

@@ -68,6 +68,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
         "us" | "µs" => num / 1e6,
         "m" | "min" => num * 60.0,
         "h" => num * 3600.0,
+        "d" => num * 86_400.0,
         _ => return Err(UnitError(s.to_string())),
     };
     Duration::try_from_secs_f64(secs).map_err(|_| UnitError(s.to_string()))

@@ -141,6 +141,67 @@ pub struct PluginLimits {
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
+    /// Contract: at most this many calls per `window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_window: Option<u64>,
+    /// Contract: tokens one call costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_call: Option<u64>,
+    /// Contract: tokens the plugin may spend per `window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    /// The contract window (a sliding window ending now). Default: a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// A contract window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Window {
+    Minute,
+    Hour,
+    Day,
+    /// 30 days.
+    Month,
+}
+
+impl Window {
+    pub fn millis(self) -> i64 {
+        match self {
+            Window::Minute => 60_000,
+            Window::Hour => 3_600_000,
+            Window::Day => 86_400_000,
+            Window::Month => 30 * 86_400_000,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Minute => "minute",
+            Window::Hour => "hour",
+            Window::Day => "day",
+            Window::Month => "30 days",
+        }
+    }
+
+    /// `minute`, `hour`, `day`, `month` (or `30d`).
+    pub fn parse(s: &str) -> Option<Window> {
+        match s.trim() {
+            "minute" | "min" | "m" => Some(Window::Minute),
+            "hour" | "h" => Some(Window::Hour),
+            "day" | "d" => Some(Window::Day),
+            "month" | "30d" | "30days" => Some(Window::Month),
+            _ => None,
+        }
+    }
+}
+
+impl PluginLimits {
+    /// Whether any contract (calls per window, cost budget) is set.
+    pub fn has_contract(&self) -> bool {
+        self.calls_per_window.is_some() || self.budget.is_some()
+    }
 }
 
 /// Who signed an installed version.

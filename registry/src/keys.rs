@@ -61,6 +61,16 @@ impl PublicKey {
         fingerprint_of(&self.bytes())
     }
 
+    /// Checks an ed25519 signature over `message` (strict verification).
+    pub fn verify_raw(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = <[u8; 64]>::try_from(signature) else {
+            return false;
+        };
+        self.key
+            .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
+            .is_ok()
+    }
+
     /// The `.pub` file line.
     pub fn to_line(&self) -> String {
         format!("{PUBLIC_TAG} {} {}\n", B64.encode(self.bytes()), self.name)

@@ -5,12 +5,14 @@
 //! - `blobs/` — components by blake3 digest ([`blobs::BlobStore`]);
 //! - `index.db` — SQLite (WAL, mode 0600): plugins, versions, publisher keys, approved grants, limits, config and
 //!   secrets, install history;
-//! - `keys/` — the operator's own signing keys (`<name>.key`, 0600) and their public halves.
+//! - `keys/` — the operator's own signing keys (`<name>.key`, 0600) and their public halves;
+//! - `ledger.db` — the hash-chained usage ledger ([`ledger::Ledger`]).
 
 pub mod blobs;
 mod error;
 pub mod index;
 pub mod keys;
+pub mod ledger;
 pub mod signature;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,7 @@ pub use blobs::{BlobStore, Digest};
 pub use error::{RegistryError, Result};
 pub use index::{
     ConfigEntry, HistoryEntry, KeyRecord, PluginLimits, PluginRecord, Publisher, VersionRecord,
+    Window,
 };
 pub use keys::{KeyPair, PublicKey};
 pub use signature::{SignatureFile, SignerStatus, Statement, Verified, grant_kind};

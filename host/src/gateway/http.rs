@@ -75,7 +75,9 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         // Stateless (2026-07-28) answers as plain JSON when the handler has nothing to stream.
         .with_json_response(true)
         .with_cancellation_token(shutdown);
-    let server = McpServer::new(gateway.clone()).with_page_size(opts.page_size);
+    let server = McpServer::new(gateway.clone())
+        .with_page_size(opts.page_size)
+        .with_transport("http", opts.token.as_ref().map(|_| "bearer-token"));
     let mcp = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),

@@ -15,6 +15,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
 use super::{Gateway, GatewayError, Reply, ToolIndex, management_tools};
+use crate::ledger::Caller;
 use crate::runtime::Content;
 
 /// Where the call report goes in a result's `_meta`.
@@ -36,6 +37,10 @@ struct Listing {
 #[derive(Debug, Clone)]
 pub struct McpServer {
     gateway: Arc<Gateway>,
+    /// `stdio` or `http`, for the ledger.
+    transport: &'static str,
+    /// The principal every request on this server authenticated as (HTTP with a bearer token).
+    principal: Option<Arc<str>>,
     page_size: usize,
     listing: Arc<Mutex<Listing>>,
 }
@@ -44,8 +49,38 @@ impl McpServer {
     pub fn new(gateway: Arc<Gateway>) -> McpServer {
         McpServer {
             gateway,
+            transport: "stdio",
+            principal: None,
             page_size: DEFAULT_PAGE_SIZE,
             listing: Arc::default(),
+        }
+    }
+
+    /// Records calls as made over `transport`, by `principal` when requests are authenticated.
+    pub fn with_transport(mut self, transport: &'static str, principal: Option<&str>) -> McpServer {
+        self.transport = transport;
+        self.principal = principal.map(Arc::from);
+        self
+    }
+
+    /// Who is calling: the transport, the MCP session (or the client's name), the principal.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+        let session = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| {
+                context
+                    .peer
+                    .peer_info()
+                    .map(|i| format!("{} {}", i.client_info.name, i.client_info.version))
+            });
+        Caller {
+            transport: self.transport.into(),
+            session,
+            principal: self.principal.as_deref().map(str::to_string),
         }
     }
 
@@ -273,11 +308,12 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context);
         let reply = self
             .gateway
-            .call(&request.name, request.arguments)
+            .call(&request.name, request.arguments, &caller)
             .await
             .map_err(gateway_error)?;
         Ok(to_call_result(reply).into())

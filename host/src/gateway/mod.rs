@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::catalog::{Catalog, CatalogError, limits_from};
+use crate::ledger::Caller;
 use crate::runtime::CallResult;
 pub use index::{ExposedTool, SchemaViolation, ToolIndex, split_name, tool_name};
 pub use metrics::Metrics;
@@ -183,6 +184,7 @@ impl Gateway {
         &self,
         name: &str,
         args: Option<Map<String, Value>>,
+        caller: &Caller,
     ) -> Result<Reply, GatewayError> {
         let args = Value::Object(args.unwrap_or_default());
         if let Some((ns, _)) = split_name(name)
@@ -218,7 +220,7 @@ impl Gateway {
         let args_json = args.to_string();
         let result = tool
             .entry
-            .call(self.catalog.host(), &tool.tool, &args_json)
+            .call_as(self.catalog.host(), &tool.tool, &args_json, caller)
             .await;
         self.metrics.record(&result.report);
         let output_error = match &result.result {

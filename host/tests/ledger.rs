@@ -1,0 +1,367 @@
+//! The usage ledger as an operator relies on it: every call recorded with who/what/cost, tampering of every kind
+//! found and named, and nothing acknowledged lost when the gateway is killed with SIGKILL mid-burst.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plughost_tests as fx;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_plughost");
+
+struct Home {
+    home: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        let h = Home {
+            home: tempfile::tempdir().expect("home"),
+        };
+        h.ok(&[
+            "keys",
+            "generate",
+            "--name",
+            "op",
+            "--trust",
+            "--out",
+            h.dir(),
+        ]);
+        let wasm = h.home.path().join("basic.wasm");
+        std::fs::copy(fx::BASIC, &wasm).expect("copy");
+        let w = wasm.to_str().expect("utf-8");
+        h.ok(&[
+            "sign",
+            w,
+            "--key",
+            "op",
+            "--request",
+            "state",
+            "--request",
+            "log",
+        ]);
+        h.ok(&["install", w, "--yes"]);
+        h
+    }
+
+    fn dir(&self) -> &str {
+        self.home.path().to_str().expect("utf-8")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("PLUGHOST_HOME", self.home.path())
+            .env_remove("PLUGHOST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run plughost")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "plughost {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn db(&self) -> PathBuf {
+        self.home.path().join("ledger.db")
+    }
+
+    fn verify(&self) -> Value {
+        let o = self.run(&["ledger", "verify", "--json"]);
+        serde_json::from_slice(&o.stdout).expect("verify JSON")
+    }
+
+    fn sql(&self, sql: &str) {
+        let c = rusqlite::Connection::open(self.db()).expect("open ledger.db");
+        c.execute_batch(sql).expect("tamper");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn every_call_is_recorded_with_its_cost_and_caller_and_no_arguments() {
+    let h = Home::new();
+    h.ok(&[
+        "call",
+        "fixture-basic",
+        "echo",
+        "--args",
+        r#"{"text":"top secret"}"#,
+    ]);
+    let o = h.run(&["call", "fixture-basic", "spin", "--fuel", "200000"]);
+    assert_eq!(o.status.code(), Some(1));
+    let entries: Value = serde_json::from_str(&h.ok(&["ledger", "show", "--json"])).expect("JSON");
+    let e = entries.as_array().expect("array");
+    assert_eq!(e.len(), 2, "{entries}");
+    assert_eq!(e[0]["seq"], 1);
+    assert_eq!(e[0]["tool"], "echo");
+    assert_eq!(e[0]["outcome"], "ok");
+    assert_eq!(e[0]["caller"]["transport"], "cli");
+    assert!(e[0]["fuel_used"].as_u64().expect("fuel") > 0);
+    assert!(e[0]["peak_memory"].as_u64().expect("memory") > 0);
+    assert!(
+        e[0]["digest"]
+            .as_str()
+            .expect("digest")
+            .starts_with("blake3:")
+    );
+    assert_eq!(
+        e[0]["args_digest"],
+        format!(
+            "blake3:{}",
+            blake3::hash(br#"{"text":"top secret"}"#).to_hex()
+        )
+    );
+    assert_eq!(e[1]["outcome"], "out-of-fuel");
+    assert_eq!(e[1]["fuel_used"], 200000);
+    assert_eq!(e[1]["prev_hash"], e[0]["hash"]);
+    // The arguments themselves are nowhere in the ledger.
+    let raw = std::fs::read(h.db()).expect("read db");
+    assert!(!String::from_utf8_lossy(&raw).contains("top secret"));
+    let export = h.ok(&["ledger", "export"]);
+    assert_eq!(export.lines().count(), 2);
+    assert!(!export.contains("top secret"));
+    // Filters.
+    let only: Value =
+        serde_json::from_str(&h.ok(&["ledger", "show", "--outcome", "out-of-fuel", "--json"]))
+            .expect("JSON");
+    assert_eq!(only.as_array().expect("array").len(), 1);
+    let human = h.ok(&["ledger", "show"]);
+    assert!(
+        human.contains("fixture-basic/spin") && human.contains("out-of-fuel"),
+        "{human}"
+    );
+}
+
+#[test]
+fn tampering_of_every_kind_is_found_and_named() {
+    let h = Home::new();
+    for i in 0..6 {
+        h.ok(&[
+            "call",
+            "fixture-basic",
+            "echo",
+            "--args",
+            &format!(r#"{{"text":"{i}"}}"#),
+        ]);
+    }
+    let v = h.verify();
+    assert_eq!(v["entries"], 6);
+    assert!(v["problem"].is_null(), "{v}");
+
+    let pristine = tempfile::tempdir().expect("copy");
+    copy_dir(h.home.path(), pristine.path());
+    let fresh = |sql: &str| {
+        let t = tempfile::tempdir().expect("case");
+        copy_dir(pristine.path(), t.path());
+        let case = Home { home: t };
+        case.sql(sql);
+        let v = case.verify();
+        (case, v)
+    };
+
+    // Modified: one field of one entry.
+    let (case, v) = fresh("UPDATE entries SET fuel_used = 1 WHERE seq = 3;");
+    assert_eq!(v["problem"]["seq"], 3, "{v}");
+    assert!(
+        v["problem"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("modified"),
+        "{v}"
+    );
+    let o = case.run(&["ledger", "verify"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("BROKEN at entry 3"));
+
+    // Deleted from the middle.
+    let (_, v) = fresh("DELETE FROM entries WHERE seq = 3;");
+    assert_eq!(v["problem"]["seq"], 3, "{v}");
+    assert!(
+        v["problem"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("missing"),
+        "{v}"
+    );
+
+    // Reordered: entries 3 and 4 swap places.
+    let (_, v) = fresh(
+        "UPDATE entries SET seq = -4 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 3; \
+         UPDATE entries SET seq = 3 WHERE seq = -4;",
+    );
+    assert_eq!(v["problem"]["seq"], 3, "{v}");
+
+    // Inserted: a forged entry at 3 (later ones renumbered), internally consistent but not chained to 4.
+    let (_, v) = fresh(
+        "UPDATE entries SET seq = seq + 100 WHERE seq >= 3; UPDATE entries SET seq = seq - 99 WHERE seq >= 103; \
+         INSERT INTO entries SELECT 3, time_ms, kind, plugin, version, digest, 'forged', transport, session, \
+         principal, duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, prev_hash, hash \
+         FROM entries WHERE seq = 4;",
+    );
+    assert_eq!(v["entries"], 7, "{v}");
+    assert_eq!(v["problem"]["seq"], 3, "{v}");
+
+    // A signed checkpoint catches what the chain alone cannot: the tail cut off, or the whole chain rewritten.
+    h.ok(&["ledger", "checkpoint", "--key", "op"]);
+    copy_dir(h.home.path(), pristine.path());
+    let (_, v) = fresh("DELETE FROM entries WHERE seq >= 5;");
+    assert_eq!(v["problem"]["seq"], 6, "{v}");
+    assert!(
+        v["problem"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("tail"),
+        "{v}"
+    );
+    let (_, v) = fresh("UPDATE checkpoints SET hash = 'x' || substr(hash, 2);");
+    assert!(
+        v["problem"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("signature"),
+        "{v}"
+    );
+    let v = h.verify();
+    assert!(v["problem"].is_null(), "{v}");
+    assert_eq!(v["checkpoints"], 1);
+}
+
+/// A tools/call over Streamable HTTP (stateless, 2026-07-28); returns whether the call was acknowledged as done.
+fn call(addr: SocketAddr, text: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"fixture-basic__echo","arguments":{{"text":"{text}"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+    );
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\n\
+         Mcp-Name: fixture-basic__echo\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200") && out.contains("\"isError\":false")
+}
+
+#[test]
+fn sigkill_mid_burst_loses_no_acknowledged_call() {
+    let h = Home::new();
+    let mut server = Command::new(BIN)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .env("PLUGHOST_HOME", h.home.path())
+        .env_remove("PLUGHOST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("server output").expect("line");
+        if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
+            break rest.split('/').next().expect("addr").parse().expect("addr");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let acked = acked.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let text = format!("w{w}-{i}");
+                    if call(addr, &text) {
+                        acked.lock().expect("lock").push(text);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    // Let the burst run, then SIGKILL the gateway while calls are in flight.
+    let started = Instant::now();
+    while acked.lock().expect("lock").len() < 100 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill().expect("SIGKILL");
+    server.wait().expect("wait");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() >= 100,
+        "only {} calls were acknowledged",
+        acked.len()
+    );
+
+    // After the crash: the chain verifies and holds every call that was acknowledged.
+    let v = h.verify();
+    assert!(v["problem"].is_null(), "{v}");
+    let export = h.ok(&["ledger", "export"]);
+    let recorded: std::collections::HashSet<String> = export
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON line")["args_digest"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|t| {
+            let d = format!(
+                "blake3:{}",
+                blake3::hash(format!(r#"{{"text":"{t}"}}"#).as_bytes()).to_hex()
+            );
+            !recorded.contains(&d)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged calls are missing: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!(
+        "{} calls acknowledged before SIGKILL, {} entries after restart, chain ok",
+        acked.len(),
+        v["entries"]
+    );
+}
