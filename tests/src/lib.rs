@@ -18,3 +18,6 @@ pub const SYSTEM_INFO: &str = env!("PLUGHOST_FIXTURE_SYSTEM_INFO");
 pub fn bytes(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
 }
+
+pub mod logs;
+pub mod loopback;
