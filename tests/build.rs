@@ -16,6 +16,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "WRONG_VERSION",
     ),
     ("system-info", "system_info", "SYSTEM_INFO"),
+    ("cloudflare", "cloudflare", "CLOUDFLARE"),
 ];
 
 fn main() {

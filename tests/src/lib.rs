@@ -13,6 +13,8 @@ pub const NEEDS_HTTP: &str = env!("PLUGHOST_FIXTURE_NEEDS_HTTP");
 pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
 /// The shipped system-info plugin.
 pub const SYSTEM_INFO: &str = env!("PLUGHOST_FIXTURE_SYSTEM_INFO");
+/// The shipped Cloudflare plugin.
+pub const CLOUDFLARE: &str = env!("PLUGHOST_FIXTURE_CLOUDFLARE");
 
 /// Reads a fixture.
 pub fn bytes(path: &str) -> Vec<u8> {
