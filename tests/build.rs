@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ),
     ("system-info", "system_info", "SYSTEM_INFO"),
     ("cloudflare", "cloudflare", "CLOUDFLARE"),
+    ("docker", "docker", "DOCKER"),
 ];
 
 fn main() {

@@ -215,6 +215,18 @@ pub mod http {
 pub mod container {
     pub use crate::__bindings::plughost::plugin::container::*;
 
+    impl From<ContainerError> for crate::ToolError {
+        fn from(e: ContainerError) -> Self {
+            use crate::ToolError as T;
+            match e {
+                ContainerError::Denied(m) => T::Denied(format!("container: {m}")),
+                ContainerError::NotFound(m) => T::NotFound(m),
+                ContainerError::Conflict(m) => T::Failed(format!("conflict: {m}")),
+                ContainerError::Unavailable(m) => T::Unavailable(m),
+                ContainerError::Engine(m) => T::Failed(format!("engine: {m}")),
+            }
+        }
+    }
 }
 
 /// `ledger`: append domain events, read own usage (needs the `ledger` grant).

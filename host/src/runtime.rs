@@ -223,7 +223,7 @@ impl Host {
         })
     }
 
-    /// The network capabilities' host-wide settings (HTTP limits, pinned names), used by
+    /// The network capabilities' host-wide settings (HTTP limits, pinned names, the Docker engine), used by
     /// plugins linked after the change.
     pub fn caps_config_mut(&mut self) -> &mut CapsConfig {
         Arc::make_mut(&mut self.caps)
@@ -270,6 +270,7 @@ impl Host {
             metrics: None,
             system: None,
             http: None,
+            container: None,
         });
         let (mut store, started) = self.new_store(env, &DESCRIBE_LIMITS);
         let limits = DESCRIBE_LIMITS;
@@ -360,6 +361,7 @@ impl Host {
         let pre = PluginPre::new(pre).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let id: Arc<str> = Arc::from(manifest.id.as_str());
         let config = ConfigCtx::new(settings.config.clone(), settings.secrets.clone());
+        let container = self.caps.container_ctx(&used, &id, &config);
         let env = Arc::new(PluginEnv {
             id,
             config,
@@ -370,6 +372,7 @@ impl Host {
             metrics: used.has(Capability::Metrics).then(MetricsCtx::default),
             system: used.has(Capability::System).then(|| self.system.clone()),
             http: self.caps.http_ctx(&used)?,
+            container,
         });
         Ok(LoadedPlugin {
             info,

@@ -15,6 +15,8 @@ pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
 pub const SYSTEM_INFO: &str = env!("PLUGHOST_FIXTURE_SYSTEM_INFO");
 /// The shipped Cloudflare plugin.
 pub const CLOUDFLARE: &str = env!("PLUGHOST_FIXTURE_CLOUDFLARE");
+/// The shipped Docker plugin.
+pub const DOCKER: &str = env!("PLUGHOST_FIXTURE_DOCKER");
 
 /// Reads a fixture.
 pub fn bytes(path: &str) -> Vec<u8> {

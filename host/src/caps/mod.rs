@@ -2,6 +2,7 @@
 //! (the shape of wasmtime-wasi). A plugin's linker holds only the interfaces it was granted.
 
 pub mod config;
+pub mod container;
 pub mod http;
 pub mod log;
 pub mod metrics;
@@ -39,6 +40,7 @@ pub struct PluginEnv {
     pub metrics: Option<metrics::MetricsCtx>,
     pub system: Option<system::SystemCtx>,
     pub http: Option<http::HttpCtx>,
+    pub container: Option<container::ContainerCtx>,
 }
 
 impl PluginEnv {
@@ -55,6 +57,8 @@ pub struct CapsConfig {
     pub http: http::HttpLimits,
     /// Host names pinned to addresses for `http` (like curl's `--resolve`); checked like DNS answers.
     pub http_resolve: Arc<BTreeMap<String, Vec<IpAddr>>>,
+    /// The Docker engine and its time limits.
+    pub container: container::ContainerConfig,
 }
 
 impl CapsConfig {
@@ -71,6 +75,25 @@ impl CapsConfig {
             })
     }
 
+    /// The container context for plugin `id` granted `grants`, if `container` is among them. The plugin's own
+    /// `docker_host` setting, if any, picks the engine.
+    pub(crate) fn container_ctx(
+        &self,
+        grants: &Grants,
+        id: &Arc<str>,
+        config: &config::ConfigCtx,
+    ) -> Option<container::ContainerCtx> {
+        let Some(Grant::Container { ops, images }) = grants.get(Capability::Container) else {
+            return None;
+        };
+        Some(container::ContainerCtx::new(
+            id.clone(),
+            *ops,
+            images.clone(),
+            &self.container,
+            config.setting("docker_host"),
+        ))
+    }
 }
 
 /// Adds WASI (nothing open) and exactly the granted plughost interfaces to `linker`.
@@ -87,7 +110,8 @@ pub fn add_granted_to_linker(
             Capability::Config => config::add_to_linker(linker),
             Capability::System => system::add_to_linker(linker),
             Capability::Http => http::add_to_linker(linker),
-            Capability::Container | Capability::Ledger => {
+            Capability::Container => container::add_to_linker(linker),
+            Capability::Ledger => {
                 return Err(LinkError::NotImplemented(cap));
             }
         };
