@@ -218,18 +218,36 @@ impl ContainerCtx {
         }
     }
 
+    /// Inspects a container. Podman briefly reports a container that just exited as `stopped`, a state the Docker
+    /// API (and bollard) does not have; that answer is retried for up to 2 s, until Podman says `exited`.
+    async fn inspect(
+        &self,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<bollard::models::ContainerInspectResponse, ContainerError> {
+        let docker = self.docker()?;
+        let op = async {
+            let mut tries = 0;
+            loop {
+                match docker.inspect_container(id, None).await {
+                    Err(e @ BollardError::JsonDataError { .. })
+                        if e.to_string().contains("unknown variant `stopped`") && tries < 40 =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    other => return other,
+                }
+            }
+        };
+        self.bounded("inspect", self.config.timeout, deadline, op)
+            .await
+    }
+
     /// The container's full id, if this plugin may change it: its own label, or `any-container`.
     async fn owned(&self, id: &str, deadline: Instant) -> Result<String, ContainerError> {
         check_ref("container", id)?;
-        let docker = self.docker()?;
-        let c = self
-            .bounded(
-                "inspect",
-                self.config.timeout,
-                deadline,
-                docker.inspect_container(id, None),
-            )
-            .await?;
+        let c = self.inspect(id, deadline).await?;
         let full = c.id.clone().unwrap_or_else(|| id.to_string());
         if self.ops.any_container {
             return Ok(full);
@@ -462,15 +480,7 @@ impl container::Host for ContainerHost<'_> {
             let (ctx, deadline) = self.ctx()?;
             ctx.need("read", ctx.ops.read)?;
             check_ref("container", &id)?;
-            let docker = ctx.docker()?;
-            let c = ctx
-                .bounded(
-                    "inspect",
-                    ctx.config.timeout,
-                    deadline,
-                    docker.inspect_container(&id, None),
-                )
-                .await?;
+            let c = ctx.inspect(&id, deadline).await?;
             let config = c.config.unwrap_or_default();
             let state = c.state.unwrap_or_default();
             let status = state
