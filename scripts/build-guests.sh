@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-GUESTS=(system-info)
+GUESTS=(system-info cloudflare docker)
 args=()
 for g in "${GUESTS[@]}"; do args+=(-p "$g"); done
 cargo build --locked --target wasm32-wasip2 --profile guest "${args[@]}"

@@ -16,11 +16,22 @@ echo
 echo "==> a signing key for plugins built on this machine (kept in the data dir; trusted here)"
 "$P" keys generate --name local --out target --if-missing --trust
 
-for id in system-info; do
+# What each bundled plugin asks for beyond its bare imports (the operator approves it at install).
+requests() {
+  case "$1" in
+    cloudflare) echo "http:https://api.cloudflare.com" ;;
+    docker) echo "container:read,lifecycle,images;images=localhost/*,docker.io/library/*" ;;
+  esac
+}
+
+for id in system-info cloudflare docker; do
   wasm="guests/$id.wasm"
+  req=()
+  r=$(requests "$id")
+  [ -n "$r" ] && req=(--request "$r")
   echo
   echo "==> sign and install $wasm"
-  "$P" sign "$wasm" --key local
+  "$P" sign "$wasm" --key local "${req[@]}"
   if "$P" info "$id" >/dev/null 2>&1; then
     "$P" upgrade "$wasm" --yes
   else
@@ -28,12 +39,34 @@ for id in system-info; do
   fi
 done
 
+# The Docker plugin needs a Docker-API engine: use DOCKER_HOST or /var/run/docker.sock if there is one, else start
+# the project's Podman service (scripts/docker-engine.sh; PLUGHOST_SKIP_DOCKER=1 skips this), and remember the address
+# in the plugin's config so later calls find it.
+if [ "${PLUGHOST_SKIP_DOCKER:-}" != 1 ]; then
+  if [ -z "${DOCKER_HOST:-}" ] && [ ! -S /var/run/docker.sock ]; then
+    echo
+    echo "==> scripts/docker-engine.sh (a local Podman service for the Docker plugin)"
+    eval "$(bash scripts/docker-engine.sh)"
+  fi
+  if [ -n "${DOCKER_HOST:-}" ]; then
+    "$P" config docker set docker_host "$DOCKER_HOST"
+  fi
+fi
+
 echo
 echo "==> $P list"
 "$P" list
 echo
 echo "==> $P call system-info health_check"
 "$P" call system-info health_check
+if [ "${PLUGHOST_SKIP_DOCKER:-}" != 1 ]; then
+  echo
+  echo "==> $P call docker engine_info"
+  "$P" call docker engine_info
+fi
+echo
+echo "Cloudflare: give it an API token with \`$P config cloudflare set api_token --secret\`, then e.g."
+echo "  $P call cloudflare list_zones"
 echo
 echo "==> the MCP gateway: $P serve ${*:---http}"
 echo "    connect a client (README: Connecting MCP clients), e.g."

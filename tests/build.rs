@@ -16,6 +16,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "WRONG_VERSION",
     ),
     ("system-info", "system_info", "SYSTEM_INFO"),
+    ("cloudflare", "cloudflare", "CLOUDFLARE"),
+    ("docker", "docker", "DOCKER"),
 ];
 
 fn main() {

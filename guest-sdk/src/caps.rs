@@ -167,11 +167,66 @@ pub mod http {
     pub use crate::__bindings::plughost::plugin::http::{
         Header, HeaderValue, HttpError, Method, Request, Response, SecretRef, send,
     };
+
+    impl From<HttpError> for crate::ToolError {
+        fn from(e: HttpError) -> Self {
+            use crate::ToolError as T;
+            match e {
+                HttpError::Denied(origin) => T::Denied(format!("http: {origin} is not granted")),
+                HttpError::RedirectDenied(origin) => {
+                    T::Denied(format!("http: a redirect to {origin} is not granted"))
+                }
+                HttpError::TooManyRedirects(n) => {
+                    T::Unavailable(format!("http: more than {n} redirects"))
+                }
+                HttpError::InvalidRequest(m) => T::Failed(format!("http: invalid request: {m}")),
+                HttpError::TooLarge(n) => T::Failed(format!("http: body over the {n}-byte limit")),
+                HttpError::RequestLimit(n) => T::Failed(format!(
+                    "http: the {n}-request budget of this call is spent"
+                )),
+                HttpError::Timeout => T::Unavailable("http: no response in time".into()),
+                HttpError::Connection(m) => T::Unavailable(format!("http: {m}")),
+            }
+        }
+    }
+
+    impl Header {
+        /// A plain header.
+        pub fn text(name: &str, value: &str) -> Header {
+            Header {
+                name: name.to_string(),
+                value: HeaderValue::Text(value.to_string()),
+            }
+        }
+        /// A header whose value is `prefix` + the configured secret `key`, inserted by the host.
+        pub fn secret(name: &str, prefix: &str, key: &str) -> Header {
+            Header {
+                name: name.to_string(),
+                value: HeaderValue::Secret(SecretRef {
+                    key: key.to_string(),
+                    prefix: prefix.to_string(),
+                }),
+            }
+        }
+    }
 }
 
 /// `container`: Docker Engine operations (needs a `container:GROUPS` grant).
 pub mod container {
     pub use crate::__bindings::plughost::plugin::container::*;
+
+    impl From<ContainerError> for crate::ToolError {
+        fn from(e: ContainerError) -> Self {
+            use crate::ToolError as T;
+            match e {
+                ContainerError::Denied(m) => T::Denied(format!("container: {m}")),
+                ContainerError::NotFound(m) => T::NotFound(m),
+                ContainerError::Conflict(m) => T::Failed(format!("conflict: {m}")),
+                ContainerError::Unavailable(m) => T::Unavailable(m),
+                ContainerError::Engine(m) => T::Failed(format!("engine: {m}")),
+            }
+        }
+    }
 }
 
 /// `ledger`: append domain events, read own usage (needs the `ledger` grant).

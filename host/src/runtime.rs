@@ -13,7 +13,7 @@ use crate::caps::config::ConfigCtx;
 use crate::caps::metrics::MetricsCtx;
 use crate::caps::state::{StateCtx, StateStore};
 use crate::caps::system::SystemCtx;
-use crate::caps::{PluginEnv, add_granted_to_linker};
+use crate::caps::{CapsConfig, PluginEnv, add_granted_to_linker};
 use crate::engine::{CacheOutcome, HostEngine};
 use crate::grants::Capability;
 use crate::home::Home;
@@ -178,6 +178,7 @@ pub struct Host {
     engine: HostEngine,
     state: Arc<StateStore>,
     system: SystemCtx,
+    caps: Arc<CapsConfig>,
     next_call: Arc<AtomicU64>,
 }
 
@@ -204,6 +205,7 @@ impl Host {
             engine,
             state,
             system: SystemCtx::default(),
+            caps: Arc::default(),
             next_call: Arc::new(AtomicU64::new(1)),
         })
     }
@@ -216,8 +218,15 @@ impl Host {
             engine,
             state,
             system: SystemCtx::default(),
+            caps: Arc::default(),
             next_call: Arc::new(AtomicU64::new(1)),
         })
+    }
+
+    /// The network capabilities' host-wide settings (HTTP limits, pinned names, the Docker engine), used by
+    /// plugins linked after the change.
+    pub fn caps_config_mut(&mut self) -> &mut CapsConfig {
+        Arc::make_mut(&mut self.caps)
     }
 
     pub fn engine(&self) -> &HostEngine {
@@ -260,6 +269,8 @@ impl Host {
             state: None,
             metrics: None,
             system: None,
+            http: None,
+            container: None,
         });
         let (mut store, started) = self.new_store(env, &DESCRIBE_LIMITS);
         let limits = DESCRIBE_LIMITS;
@@ -349,15 +360,19 @@ impl Host {
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let pre = PluginPre::new(pre).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let id: Arc<str> = Arc::from(manifest.id.as_str());
+        let config = ConfigCtx::new(settings.config.clone(), settings.secrets.clone());
+        let container = self.caps.container_ctx(&used, &id, &config);
         let env = Arc::new(PluginEnv {
             id,
-            config: ConfigCtx::new(settings.config.clone(), settings.secrets.clone()),
+            config,
             state: used.state_quota().map(|quota_bytes| StateCtx {
                 store: self.state.clone(),
                 quota_bytes,
             }),
             metrics: used.has(Capability::Metrics).then(MetricsCtx::default),
             system: used.has(Capability::System).then(|| self.system.clone()),
+            http: self.caps.http_ctx(&used)?,
+            container,
         });
         Ok(LoadedPlugin {
             info,

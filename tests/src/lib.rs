@@ -13,8 +13,15 @@ pub const NEEDS_HTTP: &str = env!("PLUGHOST_FIXTURE_NEEDS_HTTP");
 pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
 /// The shipped system-info plugin.
 pub const SYSTEM_INFO: &str = env!("PLUGHOST_FIXTURE_SYSTEM_INFO");
+/// The shipped Cloudflare plugin.
+pub const CLOUDFLARE: &str = env!("PLUGHOST_FIXTURE_CLOUDFLARE");
+/// The shipped Docker plugin.
+pub const DOCKER: &str = env!("PLUGHOST_FIXTURE_DOCKER");
 
 /// Reads a fixture.
 pub fn bytes(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
 }
+
+pub mod logs;
+pub mod loopback;
