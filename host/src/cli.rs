@@ -350,7 +350,7 @@ async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
     let installed_id = args
         .file
         .to_str()
-        .filter(|s| !args.file.exists() && plughost::registry::check_plugin_id(s).is_ok());
+        .filter(|s| !args.file.is_file() && plughost::registry::check_plugin_id(s).is_ok());
     if let Some(id) = installed_id {
         return call_installed(home, &host, id, &args, fuel, memory, timeout).await;
     }
