@@ -137,6 +137,8 @@ fn build_c(home: &Home, p: &Project, out: &Path) -> Result<()> {
         "-mexec-model=reactor",
         "-O2",
         "-s",
+        // zig links a 16 MiB stack by default: every instance would start with 16 MiB of linear memory.
+        "-Wl,-z,stack-size=1048576",
         "-Wall",
         "-Werror=implicit-function-declaration",
     ])
