@@ -13,6 +13,23 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
+# Plugins in Python, JavaScript and C: `plughost build` installs their pinned toolchains itself (componentize-py
+# and ziglang into Python venvs, componentize-js + jco with npm), so it needs Python 3 with venv, Node.js and npm.
+missing=()
+command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "==> apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "plughost's guest toolchains need: ${missing[*]} (install them with your package manager)" >&2
+    exit 1
+  fi
+fi
+
 # The official MCP Python SDK, pinned: the gateway's tests drive plughost with a real MCP client.
 MCP_SDK_VERSION=2.3.0
 PY=target/pyclient/bin/python

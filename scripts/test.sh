@@ -13,4 +13,7 @@ elif [ -z "${DOCKER_HOST:-}" ]; then
   eval "$(bash scripts/docker-engine.sh)"
   echo "    DOCKER_HOST=$DOCKER_HOST"
 fi
+# Plugins in Python, JavaScript and C are built by `plughost build`, which installs their pinned toolchains once
+# into target/toolchains (minutes the first time, nothing after).
+export PLUGHOST_TOOLCHAINS="${PLUGHOST_TOOLCHAINS:-$PWD/target/toolchains}"
 cargo test --locked --workspace "$@"

@@ -95,6 +95,17 @@ enum Command {
     Enable { id: String },
     /// Disable a plugin without removing it.
     Disable { id: String },
+    /// Create a plugin project: WIT wired, one example tool, a README, test cases (rust, python, js, c).
+    New(crate::author::new::NewArgs),
+    /// Build the plugin project here (or --dir) into <id>.wasm, whatever its language.
+    Build(crate::author::build::BuildArgs),
+    /// Build, then run the [[test]] cases of the project's plughost.toml against the component.
+    Test(crate::author::test::TestArgs),
+    /// Wrap a core wasm32-wasi module into a component (the WASI preview1 adapter is built in).
+    Componentize(crate::author::componentize::ComponentizeArgs),
+    /// The pinned guest toolchains `plughost build` uses: install, list.
+    #[command(subcommand)]
+    Toolchain(crate::author::ToolchainCommand),
     /// What was installed, upgraded, granted and revoked, and when.
     History {
         id: Option<String>,
@@ -205,6 +216,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::History { id, json } => crate::ops::history(&home, id.as_deref(), json),
         Command::Serve(args) => crate::serve::serve(&home, args).await,
         Command::Ledger(cmd) => crate::ledger_cli::ledger(&home, cmd),
+        Command::New(args) => crate::author::new::run(args),
+        Command::Build(args) => crate::author::build::run(&home, args),
+        Command::Test(args) => crate::author::test::run(&home, args).await,
+        Command::Componentize(args) => crate::author::componentize::run(args),
+        Command::Toolchain(cmd) => crate::author::toolchain(&home, cmd),
     }
 }
 
@@ -342,7 +358,7 @@ async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
     let installed_id = args
         .file
         .to_str()
-        .filter(|s| !args.file.exists() && plughost::registry::check_plugin_id(s).is_ok());
+        .filter(|s| !args.file.is_file() && plughost::registry::check_plugin_id(s).is_ok());
     if let Some(id) = installed_id {
         return call_installed(home, &host, id, &args, fuel, memory, timeout).await;
     }

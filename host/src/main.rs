@@ -1,5 +1,6 @@
 //! The `plughost` command line.
 
+mod author;
 mod cli;
 mod ledger_cli;
 mod ops;

@@ -210,6 +210,24 @@ impl Host {
         })
     }
 
+    /// A host that shares the data dir's compile cache but keeps state in memory: for trying a component
+    /// (`plughost test`) without touching installed plugins' data.
+    pub fn scratch(home: &Home) -> Result<Self, HostError> {
+        home.ensure().map_err(|source| HostError::Home {
+            path: home.root().display().to_string(),
+            source,
+        })?;
+        let engine = HostEngine::new(Some(home.cache_dir()))?;
+        let state = StateStore::in_memory()?;
+        Ok(Host {
+            engine,
+            state,
+            system: SystemCtx::default(),
+            caps: Arc::default(),
+            next_call: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
     /// A host with no files at all: no compile cache, in-memory state.
     pub fn ephemeral() -> Result<Self, HostError> {
         let engine = HostEngine::new(None)?;
@@ -256,8 +274,7 @@ impl Host {
         let mut linker = Linker::<StoreData>::new(self.engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        linker
-            .define_unknown_imports_as_traps(component)
+        stub_plughost_imports(&mut linker, component, self.engine.engine())
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(component)
@@ -505,12 +522,46 @@ impl Host {
     }
 }
 
+/// For `describe()`: every plughost function the component imports traps if called (nothing is granted yet).
+/// Not `Linker::define_unknown_imports_as_traps`: that defines an exact-version instance for each import, which
+/// shadows WASI's semver-compatible definitions (a Python component importing `wasi:cli/environment@0.2.9` would
+/// get the trap instead of wasmtime-wasi's 0.2.x).
+fn stub_plughost_imports(
+    linker: &mut Linker<StoreData>,
+    component: &Component,
+    engine: &wasmtime::Engine,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    let prefix = format!("{}/", crate::bindings::WIT_PACKAGE);
+    for (name, item) in component.component_type().imports(engine) {
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        if !name.starts_with(&prefix) {
+            continue;
+        }
+        let mut li = linker.instance(name)?;
+        for (func, item) in instance.exports(engine) {
+            if let ComponentItem::ComponentFunc(_) = item.ty {
+                let what = format!("{name}#{func}");
+                li.func_new(func, move |_, _, _, _| {
+                    wasmtime::bail!(
+                        "`{what}` called during describe(), where no capability is granted"
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn classify_trap(
     err: &wasmtime::Error,
     store: &Store<StoreData>,
     limits: &Limits,
     _started: Instant,
 ) -> CallError {
+    tracing::debug!("guest trap: {err:?}");
     let data = store.data();
     if let Some(hit) = err
         .downcast_ref::<MemoryLimitHit>()

@@ -146,7 +146,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// [`write_atomic`] with the file's permission bits (e.g. 0o600 for secrets).
 pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // `x.sig` has the parent "" (not "."): fsync the current directory then.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     fs::create_dir_all(dir).map_err(io(dir))?;
     let name = path
         .file_name()

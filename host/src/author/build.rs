@@ -1,0 +1,212 @@
+//! `plughost build`: one command for every language (like `spin build`). Reads the project's `plughost.toml`,
+//! installs the pinned toolchain if it is missing, and runs the language's steps to `<id>.wasm`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use plughost::Home;
+use plughost::units::{human_bytes, human_duration};
+
+use super::project::{Lang, Project};
+use super::toolchain::{self, Toolchain};
+
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// The project directory (default: the current one, or the nearest parent with a plughost.toml).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+pub fn run(home: &Home, args: BuildArgs) -> Result<std::process::ExitCode> {
+    let project = Project::find(&args.dir)?;
+    build(home, &project)?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Builds the project; returns the component's path.
+pub fn build(home: &Home, p: &Project) -> Result<PathBuf> {
+    let started = Instant::now();
+    let out = p.output();
+    eprintln!(
+        "building {} ({}) → {}",
+        p.id(),
+        p.lang().name(),
+        out.display()
+    );
+    match p.lang() {
+        Lang::Rust => build_rust(p, &out)?,
+        Lang::Python => build_python(home, p, &out)?,
+        Lang::Js => build_js(home, p, &out)?,
+        Lang::C => build_c(home, p, &out)?,
+    }
+    let bytes =
+        std::fs::read(&out).with_context(|| format!("the build wrote no {}", out.display()))?;
+    if !wasmparser::Parser::is_component(&bytes) {
+        bail!("{} is not a component", out.display());
+    }
+    eprintln!(
+        "built {} ({}) in {}",
+        out.display(),
+        human_bytes(bytes.len() as u64),
+        human_duration(started.elapsed())
+    );
+    Ok(out)
+}
+
+fn wit_dir(p: &Project) -> Result<PathBuf> {
+    let wit = p.dir.join("wit");
+    if !wit.join("world.wit").is_file() {
+        bail!(
+            "{} is missing: it names the capabilities the plugin imports (`plughost new` writes one)",
+            wit.join("world.wit").display()
+        );
+    }
+    super::contract::write_deps(&wit)?;
+    Ok(wit)
+}
+
+fn build_python(home: &Home, p: &Project, out: &Path) -> Result<()> {
+    let wit = wit_dir(p)?;
+    toolchain::ensure(home, Toolchain::Python)?;
+    let module = p.file.plugin.entry.as_deref().unwrap_or("app");
+    toolchain::run(
+        toolchain::command(home, Toolchain::Python)
+            .arg("-d")
+            .arg(&wit)
+            .args(["-w", p.world(), "componentize", "-p"])
+            .arg(&p.dir)
+            .arg(module)
+            .arg("-o")
+            .arg(out)
+            .current_dir(&p.dir),
+        "componentize-py failed",
+    )
+}
+
+fn build_js(home: &Home, p: &Project, out: &Path) -> Result<()> {
+    let wit = wit_dir(p)?;
+    toolchain::ensure(home, Toolchain::Js)?;
+    let entry = p
+        .dir
+        .join(p.file.plugin.entry.as_deref().unwrap_or("app.js"));
+    // Without `--disable http fetch-event` the component would import wasi:http, which plughost does not link.
+    toolchain::run(
+        toolchain::command(home, Toolchain::Js)
+            .arg(&entry)
+            .arg("--wit")
+            .arg(&wit)
+            .args([
+                "--world-name",
+                p.world(),
+                "--disable",
+                "http",
+                "fetch-event",
+                "-o",
+            ])
+            .arg(out)
+            .current_dir(&p.dir),
+        "componentize-js failed",
+    )
+}
+
+fn build_c(home: &Home, p: &Project, out: &Path) -> Result<()> {
+    let wit = wit_dir(p)?;
+    let (mut resolve, world) = super::componentize::load_world(&wit, Some(p.world()))?;
+    let bindings = p.build_dir().join("bindings");
+    let generated = super::cbind::generate(&mut resolve, world, &bindings)?;
+    toolchain::ensure(home, Toolchain::Zig)?;
+
+    let src = p.dir.join("src");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&src)
+        .with_context(|| format!("cannot read {}", src.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|f| f.extension().is_some_and(|x| x == "c"))
+        .collect();
+    sources.sort();
+    if sources.is_empty() {
+        bail!("no .c files in {}", src.display());
+    }
+    let core = p.build_dir().join("core.wasm");
+    let mut cc: Command = toolchain::command(home, Toolchain::Zig);
+    cc.args([
+        "cc",
+        "-target",
+        "wasm32-wasi",
+        "-mexec-model=reactor",
+        "-O2",
+        "-s",
+        // zig links a 16 MiB stack by default: every instance would start with 16 MiB of linear memory.
+        "-Wl,-z,stack-size=1048576",
+        "-Wall",
+        "-Werror=implicit-function-declaration",
+    ])
+    .arg("-I")
+    .arg(&bindings)
+    .arg("-I")
+    .arg(&src)
+    .args(&sources)
+    .args(&generated)
+    .arg("-o")
+    .arg(&core)
+    .current_dir(&p.dir);
+    toolchain::run(&mut cc, "zig cc failed")?;
+
+    let module = std::fs::read(&core).with_context(|| format!("cannot read {}", core.display()))?;
+    let component =
+        super::componentize::componentize(module, None, super::componentize::Adapter::Reactor)
+            .context("wrapping the core module into a component")?;
+    std::fs::write(out, component).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
+}
+
+fn build_rust(p: &Project, out: &Path) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(&p.dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !output.status.success() {
+        bail!(
+            "cargo build failed ({}). Is the target installed? `rustup target add wasm32-wasip2`",
+            output.status
+        );
+    }
+    let mut artifact = None;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let is_cdylib = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+        if !is_cdylib {
+            continue;
+        }
+        if let Some(files) = msg["filenames"].as_array() {
+            artifact = files
+                .iter()
+                .filter_map(|f| f.as_str())
+                .find(|f| f.ends_with(".wasm"))
+                .map(PathBuf::from);
+        }
+    }
+    let Some(artifact) = artifact else {
+        bail!("cargo built no cdylib .wasm (is `crate-type = [\"cdylib\"]` in Cargo.toml?)");
+    };
+    std::fs::copy(&artifact, out)
+        .with_context(|| format!("cannot copy {} to {}", artifact.display(), out.display()))?;
+    Ok(())
+}

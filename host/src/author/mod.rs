@@ -1,0 +1,56 @@
+//! Plugin authoring: `plughost new`, `build`, `test`, `componentize` and `toolchain`. These are the only commands
+//! that run other programs (the pinned guest toolchains); none of them touches installed plugins.
+
+pub mod build;
+pub mod cbind;
+pub mod componentize;
+pub mod contract;
+pub mod new;
+pub mod project;
+pub mod test;
+pub mod toolchain;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use plughost::Home;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ToolchainCommand {
+    /// Install the pinned toolchains (all, or the ones named) into $PLUGHOST_TOOLCHAINS or <data dir>/toolchains.
+    Install {
+        #[arg(value_enum)]
+        toolchains: Vec<toolchain::Toolchain>,
+    },
+    /// Show the pinned versions, where they live and whether they are installed.
+    List,
+}
+
+pub fn toolchain(home: &Home, cmd: ToolchainCommand) -> Result<ExitCode> {
+    match cmd {
+        ToolchainCommand::Install { toolchains } => {
+            let list = if toolchains.is_empty() {
+                toolchain::Toolchain::ALL.to_vec()
+            } else {
+                toolchains
+            };
+            for t in list {
+                toolchain::ensure(home, t)?;
+                println!("{:<7} {} — installed", t.name(), t.pins());
+            }
+        }
+        ToolchainCommand::List => {
+            println!("toolchain dir: {}", toolchain::root(home).display());
+            for t in toolchain::Toolchain::ALL {
+                let state = if toolchain::installed(home, t) {
+                    "installed"
+                } else {
+                    "not installed (installed on first use)"
+                };
+                println!("{:<7} {:<50} {state}", t.name(), t.pins());
+            }
+            println!("rust    rustup target wasm32-wasip2 (scripts/setup.sh adds it)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

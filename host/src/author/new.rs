@@ -1,0 +1,147 @@
+//! `plughost new NAME --lang rust|python|js|c`: a ready plugin project with the WIT contract wired, one example
+//! tool (`hello`: uses log, state and config), a README, and test cases that `plughost test` runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::project::Lang;
+
+#[derive(clap::Args, Debug)]
+pub struct NewArgs {
+    /// The plugin id and directory name: [a-z][a-z0-9-]*.
+    pub name: String,
+    /// The language.
+    #[arg(long, value_enum)]
+    pub lang: Lang,
+    /// Where to create the project (default: ./NAME).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Rust only: the plughost guest SDK (`guest-sdk/` of a plughost checkout). Default: the checkout this
+    /// plughost was built from if it is still there, else the git repository.
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
+}
+
+const PROJECT: &str = include_str!("../../templates/common/plughost.toml");
+const WORLD: &str = include_str!("../../templates/common/world.wit");
+const GITIGNORE: &str = include_str!("../../templates/common/gitignore");
+const README: &str = include_str!("../../templates/common/README.md");
+const PY_APP: &str = include_str!("../../templates/python/app.py");
+const JS_APP: &str = include_str!("../../templates/js/app.js");
+const C_APP: &str = include_str!("../../templates/c/src/plugin.c");
+const C_JSON_H: &str = include_str!("../../templates/c/src/json.h");
+const C_JSON_C: &str = include_str!("../../templates/c/src/json.c");
+const RUST_CARGO: &str = include_str!("../../templates/rust/Cargo.toml");
+const RUST_LIB: &str = include_str!("../../templates/rust/src/lib.rs");
+
+/// Files of a new project: (relative path, contents).
+pub fn files(id: &str, lang: Lang, sdk: &str) -> Vec<(&'static str, String)> {
+    let fill = |s: &str| {
+        s.replace("{{id}}", id)
+            .replace("{{lang}}", lang.name())
+            .replace("{{sdk}}", sdk)
+            .replace("{{build}}", build_steps(lang))
+    };
+    let mut out = vec![
+        ("plughost.toml", fill(PROJECT)),
+        (".gitignore", GITIGNORE.to_string()),
+        ("README.md", fill(README)),
+    ];
+    match lang {
+        Lang::Rust => {
+            out.push(("Cargo.toml", fill(RUST_CARGO)));
+            out.push(("src/lib.rs", fill(RUST_LIB)));
+        }
+        Lang::Python => {
+            out.push(("wit/world.wit", WORLD.to_string()));
+            out.push(("app.py", fill(PY_APP)));
+        }
+        Lang::Js => {
+            out.push(("wit/world.wit", WORLD.to_string()));
+            out.push(("app.js", fill(JS_APP)));
+        }
+        Lang::C => {
+            out.push(("wit/world.wit", WORLD.to_string()));
+            out.push(("src/plugin.c", fill(C_APP)));
+            out.push(("src/json.h", C_JSON_H.to_string()));
+            out.push(("src/json.c", C_JSON_C.to_string()));
+        }
+    }
+    out
+}
+
+/// What `plughost build` does, for the README.
+fn build_steps(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Rust => {
+            "`cargo build --release --target wasm32-wasip2`, then copies the component here"
+        }
+        Lang::Python => {
+            "`componentize-py -d wit -w plugin componentize app` (componentize-py 0.25.1, installed once into \
+             plughost's toolchain dir)"
+        }
+        Lang::Js => {
+            "`componentize-js app.js --wit wit --world-name plugin --disable http fetch-event` (componentize-js \
+             0.23.0, installed once into plughost's toolchain dir)"
+        }
+        Lang::C => {
+            "C bindings from wit/ into build/bindings (wit-bindgen's C generator, inside plughost), \
+             `zig cc -target wasm32-wasi -mexec-model=reactor` (ziglang 0.17.1, installed once into plughost's \
+             toolchain dir), then `plughost componentize` with the WASI preview1 reactor adapter"
+        }
+    }
+}
+
+fn sdk_dependency(explicit: Option<&Path>) -> Result<String> {
+    let path = match explicit {
+        Some(p) => Some(
+            p.canonicalize()
+                .with_context(|| format!("--sdk {}", p.display()))?,
+        ),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(|root| root.join("guest-sdk"))
+            .filter(|p| p.join("Cargo.toml").is_file()),
+    };
+    Ok(match path {
+        Some(p) => format!("{{ path = {:?} }}", p.display().to_string()),
+        None => "{ git = \"https://github.com/plughost/plughost\" }".to_string(),
+    })
+}
+
+pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
+    plughost::registry::check_plugin_id(&args.name)
+        .map_err(|e| anyhow::anyhow!("`{}` cannot be a plugin id: {e}", args.name))?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        bail!("{} exists and is not empty", dir.display());
+    }
+    let sdk = if args.lang == Lang::Rust {
+        sdk_dependency(args.sdk.as_deref())?
+    } else {
+        String::new()
+    };
+    for (rel, text) in files(&args.name, args.lang, &sdk) {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.lang != Lang::Rust {
+        super::contract::write_deps(&dir.join("wit"))?;
+    }
+    println!(
+        "created {} ({} plugin `{}`)\n\nnext:\n  cd {}\n  plughost build     # → {}.wasm\n  plughost test      # runs the cases in plughost.toml",
+        dir.display(),
+        args.lang.name(),
+        args.name,
+        dir.display(),
+        args.name
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}

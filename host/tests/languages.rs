@@ -1,0 +1,360 @@
+//! Plugins in every language, end to end through the `plughost` binary as an author and an operator use it:
+//! `plughost new` → `plughost test` (build + the generated cases) → sign → install → call through the host; a
+//! denied capability fails cleanly; a CPU loop is stopped by fuel. The example plugins in guests/examples are
+//! built and tested the same way.
+//!
+//! Toolchains (componentize-py, componentize-js, zig) are installed by plughost itself on first use into
+//! `$PLUGHOST_TOOLCHAINS`, default `target/toolchains` here, so a rerun installs nothing. Python and JavaScript
+//! components take ~10 s each to compile.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use plughost_tests as fx;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ is in the workspace")
+        .to_path_buf()
+}
+
+struct Author {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Author {
+    fn new() -> Author {
+        Author {
+            home: tempfile::tempdir().expect("home"),
+            work: tempfile::tempdir().expect("work"),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let toolchains = std::env::var_os("PLUGHOST_TOOLCHAINS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target").join("toolchains"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_plughost"));
+        c.args(args)
+            .env("PLUGHOST_HOME", self.home.path())
+            .env("PLUGHOST_TOOLCHAINS", toolchains)
+            // Rust templates share one target dir, so their dependencies compile once across tests and runs.
+            .env(
+                "CARGO_TARGET_DIR",
+                workspace().join("target").join("template-guests"),
+            )
+            .env_remove("PLUGHOST_LOG")
+            .current_dir(self.work.path())
+            .stdin(Stdio::null());
+        // Flags meant for the host build must not leak into a guest build.
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_BUILD_RUSTFLAGS",
+            "CARGO_BUILD_TARGET",
+        ] {
+            c.env_remove(var);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run plughost")
+    }
+
+    fn ok(&self, args: &[&str]) -> (String, String) {
+        let o = self.run(args);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert!(
+            o.status.success(),
+            "plughost {args:?} failed ({:?}):\n{out}{err}",
+            o.status.code()
+        );
+        (out, err)
+    }
+
+    /// Runs, expects exit code `code`, returns stdout + stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(code), "plughost {args:?}: {text}");
+        text
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.work.path().join(rel).display().to_string()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let name = e.file_name();
+        // Build outputs of a local build in the source tree are not part of the example.
+        if matches!(name.to_str(), Some("build" | "deps"))
+            || name.to_string_lossy().ends_with(".wasm")
+        {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
+/// The whole author → operator path for a template in `lang`.
+fn template_end_to_end(lang: &str) {
+    let a = Author::new();
+    let (out, _) = a.ok(&["new", "demo", "--lang", lang]);
+    assert!(out.contains("created demo"), "{out}");
+    for f in ["plughost.toml", "README.md", ".gitignore"] {
+        assert!(a.work.path().join("demo").join(f).is_file(), "{f} missing");
+    }
+
+    // One command builds and runs the generated test cases.
+    let (out, err) = a.ok(&["test", "--dir", "demo"]);
+    assert!(out.contains("4 passed, 0 failed"), "{out}\n{err}");
+    let wasm = a.path("demo/demo.wasm");
+    let bytes = std::fs::read(&wasm).expect("the build wrote demo.wasm");
+    assert_eq!(
+        &bytes[..8],
+        b"\0asm\x0d\0\x01\0",
+        "a component, not a core module"
+    );
+
+    // The component imports exactly the capabilities its world names.
+    let (out, _) = a.ok(&["inspect", &wasm, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["component"]["capabilities"],
+        serde_json::json!(["log", "state", "config"])
+    );
+    assert_eq!(v["manifest"]["id"], "demo");
+
+    // Publish and install, signed; then call through the host.
+    a.ok(&["keys", "generate", "--name", "me", "--trust"]);
+    a.ok(&["sign", &wasm, "--key", "me"]);
+    a.ok(&["install", &wasm, "--yes"]);
+    a.ok(&["config", "demo", "set", "greeting", "Hey"]);
+    let (out, err) = a.ok(&["call", "demo", "hello", "--args", r#"{"name":"x"}"#]);
+    assert_eq!(out.trim(), "Hey, x! (greeting #1)", "{err}");
+    assert!(err.contains("outcome     ok"), "{err}");
+    assert!(err.contains("state×"), "{err}");
+    let (out, _) = a.ok(&["call", "demo", "hello", "--args", r#"{"name":"y"}"#]);
+    assert_eq!(
+        out.trim(),
+        "Hey, y! (greeting #2)",
+        "state persists between calls"
+    );
+    // A tool error is typed, not a crash.
+    let text = a.fails(&["call", "demo", "hello", "--args", "{}"], 1);
+    assert!(text.contains("invalid-arguments"), "{text}");
+
+    // A denied capability fails cleanly: before any guest code runs, naming what is missing.
+    let text = a.fails(
+        &[
+            "call",
+            &wasm,
+            "hello",
+            "--args",
+            r#"{"name":"x"}"#,
+            "--grant",
+            "log",
+            "--grant",
+            "config",
+        ],
+        2,
+    );
+    assert!(text.contains("state"), "{text}");
+    a.ok(&["revoke", "demo", "state"]);
+    let text = a.fails(&["call", "demo", "hello", "--args", r#"{"name":"x"}"#], 2);
+    assert!(text.contains("state"), "{text}");
+    a.ok(&["grant", "demo", "state"]);
+    let (out, _) = a.ok(&["call", "demo", "hello", "--args", r#"{"name":"z"}"#]);
+    assert_eq!(out.trim(), "Hey, z! (greeting #3)");
+
+    // Too little fuel ends the call with a typed outcome and the host keeps serving.
+    let text = a.fails(
+        &[
+            "call",
+            "demo",
+            "hello",
+            "--args",
+            r#"{"name":"x"}"#,
+            "--fuel",
+            "500",
+        ],
+        1,
+    );
+    assert!(text.contains("out-of-fuel"), "{text}");
+}
+
+/// An example plugin: its own test cases (with a fuel-stopped loop), then installed and called.
+fn example_end_to_end(dir: &str, id: &str) {
+    let a = Author::new();
+    let project = a.work.path().join(dir);
+    copy_dir(&workspace().join("guests/examples").join(dir), &project);
+    let (out, err) = a.ok(&["test", "--dir", dir]);
+    assert!(out.contains("7 passed, 0 failed"), "{out}\n{err}");
+    assert!(
+        out.contains("ok     a loop that would run for hours is stopped by fuel"),
+        "{out}"
+    );
+
+    let wasm = a.path(&format!("{dir}/{id}.wasm"));
+    a.ok(&["keys", "generate", "--name", "me", "--trust"]);
+    a.ok(&["sign", &wasm, "--key", "me"]);
+    a.ok(&["install", &wasm, "--yes"]);
+    a.ok(&["config", id, "set", "top_words", "1"]);
+    let (out, _) = a.ok(&[
+        "call",
+        id,
+        "analyze",
+        "--args",
+        r#"{"text":"to be or not to be"}"#,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let s = &v["result"]["ok"]["structured"];
+    assert_eq!(s["words"], 6, "{v}");
+    assert_eq!(
+        s["top_words"],
+        serde_json::json!([{ "word": "be", "count": 2 }]),
+        "{v}"
+    );
+    assert_eq!(v["report"]["outcome"]["kind"], "ok");
+
+    // The spin: a loop that would run for hours, stopped by the plugin's fuel limit.
+    a.ok(&["limits", id, "--fuel", "30000000"]);
+    let text = a.fails(
+        &[
+            "call",
+            id,
+            "count_primes",
+            "--args",
+            r#"{"below":4000000000}"#,
+        ],
+        1,
+    );
+    assert!(text.contains("out-of-fuel"), "{text}");
+    assert!(text.contains("30000000 of 30000000"), "{text}");
+    // The next call starts clean.
+    let (out, _) = a.ok(&["call", id, "totals", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["result"]["ok"]["structured"]["documents"], 1, "{v}");
+}
+
+#[test]
+fn rust_template_builds_installs_and_runs() {
+    template_end_to_end("rust");
+}
+
+#[test]
+fn python_template_builds_installs_and_runs() {
+    template_end_to_end("python");
+}
+
+#[test]
+fn js_template_builds_installs_and_runs() {
+    template_end_to_end("js");
+}
+
+#[test]
+fn c_template_builds_installs_and_runs() {
+    template_end_to_end("c");
+}
+
+#[test]
+fn python_example_passes_its_cases_and_fuel_stops_a_loop() {
+    example_end_to_end("python", "py-textstats");
+}
+
+#[test]
+fn js_example_passes_its_cases_and_fuel_stops_a_loop() {
+    example_end_to_end("js", "js-textstats");
+}
+
+#[test]
+fn c_example_passes_its_cases_and_fuel_stops_a_loop() {
+    example_end_to_end("c", "c-textstats");
+}
+
+#[test]
+fn rust_spin_loop_is_stopped_by_fuel() {
+    let a = Author::new();
+    let text = a.fails(
+        &[
+            "call",
+            fx::BASIC,
+            "spin",
+            "--grant",
+            "state",
+            "--grant",
+            "log",
+            "--fuel",
+            "5000000",
+        ],
+        1,
+    );
+    assert!(text.contains("out-of-fuel"), "{text}");
+}
+
+/// `plughost componentize` wraps the core module that zig built into a component that the host runs, and
+/// refuses what it cannot wrap.
+#[test]
+fn componentize_wraps_a_core_module() {
+    let a = Author::new();
+    a.ok(&["new", "cmod", "--lang", "c"]);
+    a.ok(&["build", "--dir", "cmod"]);
+    let core = a.path("cmod/build/core.wasm");
+    let bytes = std::fs::read(&core).expect("zig wrote the core module");
+    assert_eq!(&bytes[..8], b"\0asm\x01\0\0\0", "a core module");
+    let out = a.path("wrapped.wasm");
+    a.ok(&["componentize", &core, "-o", &out]);
+    let (text, err) = a.ok(&[
+        "call",
+        &out,
+        "hello",
+        "--args",
+        r#"{"name":"C"}"#,
+        "--grant",
+        "log",
+        "--grant",
+        "state",
+        "--grant",
+        "config",
+    ]);
+    assert_eq!(text.trim(), "Hello, C! (greeting #1)", "{err}");
+    // A component is not wrapped again; a file that is not wasm is refused.
+    let text = a.fails(&["componentize", &out, "-o", &a.path("again.wasm")], 2);
+    assert!(text.contains("component already"), "{text}");
+    let junk = a.path("junk.wasm");
+    std::fs::write(&junk, b"not wasm").expect("write");
+    let text = a.fails(&["componentize", &junk], 2);
+    assert!(text.contains("not a WebAssembly module"), "{text}");
+}
+
+#[test]
+fn new_refuses_bad_names_and_existing_dirs() {
+    let a = Author::new();
+    let text = a.fails(&["new", "Bad_Name", "--lang", "python"], 2);
+    assert!(text.contains("cannot be a plugin id"), "{text}");
+    a.ok(&["new", "twice", "--lang", "js"]);
+    let text = a.fails(&["new", "twice", "--lang", "js"], 2);
+    assert!(text.contains("not empty"), "{text}");
+    let text = a.fails(&["build"], 2);
+    assert!(text.contains("no plughost.toml"), "{text}");
+}
