@@ -212,7 +212,8 @@ fn signed_install_needs_approval_then_runs_from_the_registry() {
         "{err}"
     );
 
-    let out = cli.ok(&["sign", s(&wasm), "--key", "acme"]);
+    // A bare file name in the current directory (the work dir), as people type it.
+    let out = cli.ok(&["sign", "system-info.wasm", "--key", "acme"]);
     assert!(out.contains("declares  system"), "{out}");
     assert!(cli.work.path().join("system-info.wasm.sig").exists());
 
