@@ -11,9 +11,11 @@ use plughost_registry::{PluginLimits, PluginRecord, Registry, RegistryError};
 use wasmtime::component::Component;
 
 use crate::grants::{GrantError, Grants};
-use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry};
+use crate::contract::{Gate, ScopeUsage};
+use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry, now_ms};
 use crate::limits::Limits;
 use crate::plugin::{LoadError, LoadedPlugin, Manifest, PluginSettings};
+use crate::report::Outcome;
 use crate::runtime::{CallError, CallResult, Host};
 
 /// Why the catalog could not be read at all (one plugin failing to load is a [`Problem`], not this).
@@ -31,6 +33,7 @@ pub struct Entry {
     pub plugin: LoadedPlugin,
     pub record: PluginRecord,
     concurrency: Option<(u32, Arc<tokio::sync::Semaphore>)>,
+    gate: Option<Gate>,
     key: String,
     ledger: Arc<LedgerWriter>,
 }
@@ -60,6 +63,9 @@ impl Entry {
 
     /// [`Entry::call_as`] with `plugin` standing in for the entry's own (the same plugin with other limits, for a
     /// one-off `plughost call --fuel …`).
+    ///
+    /// Before the guest runs: the concurrency limit (`busy`), then the contracts (`quota`, from the ledger). Both
+    /// refusals are recorded, cost nothing and do not count against a contract.
     pub async fn call_with(
         &self,
         host: &Host,
@@ -68,11 +74,25 @@ impl Entry {
         arguments: &str,
         caller: &Caller,
     ) -> CallResult {
-        let result = self.run(host, plugin, tool, arguments).await;
-        let entry = call_entry(&self.record, &result.report, &result, caller, arguments, 0);
+        let cost = self.record.limits.cost_of(tool);
+        let (result, admission) = self.run(host, plugin, tool, arguments, cost).await;
+        let charged = match result.report.outcome {
+            Outcome::Busy | Outcome::Quota => 0,
+            _ => cost,
+        };
+        let entry = call_entry(
+            &self.record,
+            &result.report,
+            &result,
+            caller,
+            arguments,
+            charged,
+        );
         if let Err(e) = self.ledger.append(vec![entry]).await {
             tracing::error!(plugin = %self.record.id, tool, "the call ran but could not be recorded in the ledger: {e}");
         }
+        // The entry is in the ledger now (or never will be): the contract reads it from there from here on.
+        drop(admission);
         result
     }
 
@@ -82,24 +102,49 @@ impl Entry {
         plugin: &LoadedPlugin,
         tool: &str,
         arguments: &str,
-    ) -> CallResult {
+        cost: u64,
+    ) -> (CallResult, Option<crate::contract::Admission<'_>>) {
         let _permit = match &self.concurrency {
             Some((limit, sem)) => match sem.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
-                    return host.refused(
-                        plugin,
-                        tool,
-                        CallError::Busy {
-                            plugin: self.record.id.clone(),
-                            limit: *limit,
-                        },
-                    );
+                    let busy = CallError::Busy {
+                        plugin: self.record.id.clone(),
+                        limit: *limit,
+                    };
+                    return (host.refused(plugin, tool, busy), None);
                 }
             },
             None => None,
         };
-        host.call(plugin, tool, arguments).await
+        let admission = match &self.gate {
+            None => None,
+            Some(gate) => {
+                let now = now_ms();
+                match gate.admit(tool, cost, now) {
+                    Ok(Ok(a)) => Some(a),
+                    Ok(Err(exhausted)) => {
+                        let e = exhausted.into_error(tool, now);
+                        return (host.refused(plugin, tool, e), None);
+                    }
+                    Err(e) => {
+                        let e = CallError::Host {
+                            message: e.to_string(),
+                        };
+                        return (host.refused(plugin, tool, e), None);
+                    }
+                }
+            }
+        };
+        (host.call(plugin, tool, arguments).await, admission)
+    }
+
+    /// Usage of this plugin's contracts in their current windows (empty without a contract).
+    pub fn contract_usage(&self) -> Result<Vec<ScopeUsage>, crate::contract::GateError> {
+        match &self.gate {
+            Some(g) => g.usage(now_ms()),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
@@ -323,10 +368,12 @@ impl Catalog {
             .concurrency
             .filter(|n| *n > 0)
             .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n as usize))));
+        let gate = Gate::new(self.ledger.ledger().clone(), &record.id, &record.limits);
         Ok(Arc::new(Entry {
             plugin,
             record: record.clone(),
             concurrency,
+            gate,
             key,
             ledger: self.ledger.clone(),
         }))

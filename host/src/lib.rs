@@ -8,6 +8,7 @@ pub mod bindings;
 mod cache;
 pub mod caps;
 pub mod catalog;
+pub mod contract;
 pub mod engine;
 pub mod gateway;
 pub mod grants;

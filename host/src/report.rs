@@ -69,6 +69,8 @@ pub enum Outcome {
     OutputTooLarge { bytes: u64 },
     /// The plugin is too busy (concurrency limit).
     Busy,
+    /// A contract (calls per window, cost budget) is exhausted; the guest did not run.
+    Quota,
     /// The host could not run the call (instantiation failed, …).
     HostError { message: String },
 }
@@ -85,6 +87,7 @@ impl Outcome {
             Outcome::Trap { .. } => "trap",
             Outcome::OutputTooLarge { .. } => "output-too-large",
             Outcome::Busy => "busy",
+            Outcome::Quota => "quota",
             Outcome::HostError { .. } => "host-error",
         }
     }

@@ -92,6 +92,9 @@ pub enum CallError {
         "busy: plugin `{plugin}` already runs {limit} calls at once (its concurrency limit); try again"
     )]
     Busy { plugin: String, limit: u32 },
+    /// A contract is exhausted: which, how much is used and until when.
+    #[error("{0}")]
+    Quota(Box<crate::contract::QuotaError>),
     #[error("host error: {message}")]
     Host { message: String },
 }
@@ -128,6 +131,7 @@ impl CallError {
             },
             CallError::OutputTooLarge { bytes, .. } => Outcome::OutputTooLarge { bytes: *bytes },
             CallError::Busy { .. } => Outcome::Busy,
+            CallError::Quota(_) => Outcome::Quota,
             CallError::Host { message } => Outcome::HostError {
                 message: message.clone(),
             },
@@ -153,6 +157,7 @@ impl CallError {
             CallError::Trap { .. } => "trap",
             CallError::OutputTooLarge { .. } => "output-too-large",
             CallError::Busy { .. } => "busy",
+            CallError::Quota(_) => "quota",
             CallError::Host { .. } => "host-error",
         }
     }

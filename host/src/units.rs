@@ -86,9 +86,51 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// A Unix time (seconds) as UTC to the minute, `2026-11-23 11:38Z`, without a date library.
+pub fn utc_minute(ts: i64) -> String {
+    let (y, m, d, hh, mm, _) = civil(ts);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}Z")
+}
+
+/// A Unix time in milliseconds as RFC 3339 UTC to the second, `2026-11-23T11:38:05Z`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(ms.div_euclid(1000));
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+fn civil(ts: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let days = ts.div_euclid(86_400);
+    let secs = ts.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 { y + 1 } else { y },
+        m,
+        d,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_ms(1_800_000_000_999), "2027-01-15T08:00:00Z");
+        assert_eq!(utc_minute(951_782_400), "2000-02-29 00:00Z");
+    }
 
     #[test]
     fn bytes() {

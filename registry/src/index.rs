@@ -1,5 +1,6 @@
 //! The SQLite index: schema, migrations and the typed records read from it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -130,7 +131,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Per-plugin quotas set by the operator. `None` means the host's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +154,31 @@ pub struct PluginLimits {
     /// The contract window (a sliding window ending now). Default: a day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
+    /// Contracts of single tools, checked in addition to the plugin's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tools: BTreeMap<String, ToolContract>,
+}
+
+/// A contract on one tool: calls per window and a cost budget, like the plugin's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolContract {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_window: Option<u64>,
+    /// Tokens one call of this tool costs (instead of the plugin's cost per call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_call: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    /// Default: the plugin's window, else a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+impl ToolContract {
+    pub fn is_empty(&self) -> bool {
+        *self == ToolContract::default()
+    }
 }
 
 /// A contract window.
@@ -200,7 +226,21 @@ impl Window {
 impl PluginLimits {
     /// Whether any contract (calls per window, cost budget) is set.
     pub fn has_contract(&self) -> bool {
-        self.calls_per_window.is_some() || self.budget.is_some()
+        self.calls_per_window.is_some()
+            || self.budget.is_some()
+            || self
+                .tools
+                .values()
+                .any(|t| t.calls_per_window.is_some() || t.budget.is_some())
+    }
+
+    /// Tokens one call of `tool` costs: the tool's own price, else the plugin's, else nothing.
+    pub fn cost_of(&self, tool: &str) -> u64 {
+        self.tools
+            .get(tool)
+            .and_then(|t| t.cost_per_call)
+            .or(self.cost_per_call)
+            .unwrap_or(0)
     }
 }
 

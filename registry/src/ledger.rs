@@ -269,6 +269,29 @@ pub struct Checkpoint {
     pub fingerprint: String,
 }
 
+/// What a call that counts against a contract counts: calls that ran (not refused by a quota or as busy).
+const COUNTED: &str = "kind = 'call' AND outcome NOT IN ('quota', 'busy')";
+
+/// One counted call, as contracts see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedCall {
+    pub seq: u64,
+    pub time_ms: i64,
+    pub tool: String,
+    pub cost: u64,
+}
+
+/// What one call used, for the quota view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallUsage {
+    pub seq: u64,
+    pub time_ms: i64,
+    pub tool: String,
+    pub fuel_used: u64,
+    pub peak_memory: u64,
+    pub duration_us: u64,
+}
+
 /// Usage of one plugin in a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
@@ -468,12 +491,15 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Calls, fuel and cost of `plugin` (optionally one tool) since `since_ms`.
+    /// Calls, fuel and cost of `plugin` (optionally one tool) since `since_ms`. Counts calls that ran: calls
+    /// refused before the guest ran (outcome `quota` or `busy`) cost nothing and do not count.
     pub fn usage(&self, plugin: &str, tool: Option<&str>, since_ms: i64) -> Result<Usage> {
         let conn = self.conn();
         let (calls, fuel, cost): (i64, i64, i64) = conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(fuel_used), 0), COALESCE(SUM(cost), 0) FROM entries \
-             WHERE plugin = ?1 AND time_ms >= ?2 AND kind = 'call' AND (?3 IS NULL OR tool = ?3) AND outcome != 'quota'",
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM(fuel_used), 0), COALESCE(SUM(cost), 0) FROM entries \
+                 WHERE plugin = ?1 AND time_ms >= ?2 AND (?3 IS NULL OR tool = ?3) AND {COUNTED}"
+            ),
             params![plugin, since_ms, tool],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
@@ -484,23 +510,69 @@ impl Ledger {
         })
     }
 
-    /// The oldest counted call of `plugin` (optionally a tool) at or after `since_ms`: when a window frees up.
-    pub fn oldest_call_since(
+    /// The counted calls of `plugin` (see [`Ledger::usage`]) with a sequence number above `after_seq` and a time
+    /// at or after `since_ms`, oldest first. What contracts are enforced from.
+    pub fn counted_calls(
         &self,
         plugin: &str,
-        tool: Option<&str>,
+        after_seq: u64,
         since_ms: i64,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Vec<CountedCall>> {
         let conn = self.conn();
-        Ok(conn
-            .query_row(
-                "SELECT MIN(time_ms) FROM entries WHERE plugin = ?1 AND time_ms >= ?2 AND kind = 'call' \
-                 AND (?3 IS NULL OR tool = ?3) AND outcome != 'quota'",
-                params![plugin, since_ms, tool],
-                |r| r.get::<_, Option<i64>>(0),
+        // Seeding (after_seq 0) walks the plugin/time index; catching up walks the sequence (the rowid; NOT INDEXED
+        // keeps SQLite off the plugin index, which would rescan the whole window) from where it was.
+        let sql = if after_seq == 0 {
+            format!(
+                "SELECT seq, time_ms, tool, cost FROM entries INDEXED BY entries_plugin_time \
+                 WHERE plugin = ?1 AND time_ms >= ?3 AND seq > ?2 AND {COUNTED} ORDER BY seq"
             )
-            .optional()?
-            .flatten())
+        } else {
+            format!(
+                "SELECT seq, time_ms, tool, cost FROM entries NOT INDEXED \
+                 WHERE seq > ?2 AND plugin = ?1 AND time_ms >= ?3 AND {COUNTED} ORDER BY seq"
+            )
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![plugin, after_seq as i64, since_ms], |r| {
+                Ok(CountedCall {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    time_ms: r.get(1)?,
+                    tool: r.get(2)?,
+                    cost: r.get::<_, i64>(3)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The highest sequence number written (0 for an empty ledger).
+    pub fn head_seq(&self) -> Result<u64> {
+        let conn = self.conn();
+        let seq: Option<i64> = conn.query_row("SELECT MAX(seq) FROM entries", [], |r| r.get(0))?;
+        Ok(seq.unwrap_or(0) as u64)
+    }
+
+    /// Fuel used and peak memory of the last `limit` calls of `plugin` that ran, newest first.
+    pub fn recent_usage(&self, plugin: &str, limit: usize) -> Result<Vec<CallUsage>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT seq, time_ms, tool, fuel_used, peak_memory, duration_us FROM entries \
+             WHERE plugin = ?1 AND {COUNTED} ORDER BY seq DESC LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![plugin, limit as i64], |r| {
+                Ok(CallUsage {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    time_ms: r.get(1)?,
+                    tool: r.get(2)?,
+                    fuel_used: r.get::<_, i64>(3)? as u64,
+                    peak_memory: r.get::<_, i64>(4)? as u64,
+                    duration_us: r.get::<_, i64>(5)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     /// Walks the whole chain and the checkpoints; reports the first break.
@@ -742,5 +814,30 @@ mod tests {
         let u = l.usage("a", None, 0).expect("usage");
         assert_eq!((u.calls, u.fuel, u.cost), (2, 200, 4));
         assert_eq!(l.usage("a", None, 2).expect("usage").calls, 1);
+    }
+
+    #[test]
+    fn counted_calls_skip_refused_and_catch_up_by_sequence() {
+        let dir = tempfile::tempdir().expect("dir");
+        let l = Ledger::open(dir.path()).expect("open");
+        let mut quota = call("a", 2);
+        quota.outcome = "quota".into();
+        let mut busy = call("a", 3);
+        busy.outcome = "busy".into();
+        l.append(&[call("a", 1), quota, busy, call("b", 4), call("a", 5)])
+            .expect("append");
+        let seeded = l.counted_calls("a", 0, 0).expect("seed");
+        assert_eq!(
+            seeded.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![1, 5]
+        );
+        assert_eq!(l.counted_calls("a", 0, 2).expect("since").len(), 1);
+        l.append(&[call("a", 6)]).expect("append");
+        let new = l.counted_calls("a", 5, 0).expect("catch up");
+        assert_eq!(new.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![6]);
+        assert_eq!(l.head_seq().expect("head"), 6);
+        let recent = l.recent_usage("a", 2).expect("recent");
+        assert_eq!(recent.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![6, 5]);
+        assert_eq!(l.usage("a", None, 0).expect("usage").calls, 3);
     }
 }

@@ -25,7 +25,7 @@ pub use blobs::{BlobStore, Digest};
 pub use error::{RegistryError, Result};
 pub use index::{
     ConfigEntry, HistoryEntry, KeyRecord, PluginLimits, PluginRecord, Publisher, VersionRecord,
-    Window,
+    ToolContract, Window,
 };
 pub use keys::{KeyPair, PublicKey};
 pub use signature::{SignatureFile, SignerStatus, Statement, Verified, grant_kind};
