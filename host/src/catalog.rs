@@ -10,8 +10,8 @@ use std::time::Duration;
 use plughost_registry::{PluginLimits, PluginRecord, Registry, RegistryError};
 use wasmtime::component::Component;
 
-use crate::grants::{GrantError, Grants};
 use crate::contract::{Gate, ScopeUsage};
+use crate::grants::{GrantError, Grants};
 use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry, now_ms};
 use crate::limits::Limits;
 use crate::plugin::{LoadError, LoadedPlugin, Manifest, PluginSettings};

@@ -89,8 +89,10 @@ enum Command {
         #[command(subcommand)]
         command: crate::ops::ConfigCommand,
     },
-    /// Show or set a plugin's per-call quotas: fuel, memory, timeout, concurrency.
+    /// Show or set a plugin's quotas: fuel, memory, timeout, concurrency per call; calls and token budget per window.
     Limits(crate::ops::LimitsArgs),
+    /// What each plugin may use and what it used: fuel, memory, deadline, concurrency, contracts in their window.
+    Quota(crate::ops::QuotaArgs),
     /// Enable a disabled plugin.
     Enable { id: String },
     /// Disable a plugin without removing it.
@@ -211,6 +213,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Revoke { id, capabilities } => crate::ops::revoke(&home, &id, &capabilities),
         Command::Config { id, command } => crate::ops::config(&home, &id, command),
         Command::Limits(args) => crate::ops::limits(&home, args),
+        Command::Quota(args) => crate::ops::quota(&home, args),
         Command::Enable { id } => crate::ops::set_enabled(&home, &id, true),
         Command::Disable { id } => crate::ops::set_enabled(&home, &id, false),
         Command::History { id, json } => crate::ops::history(&home, id.as_deref(), json),

@@ -177,7 +177,12 @@ impl Scope {
             // will be recorded at about now.
             let k = (calls - limit) as usize;
             let until = self.seen.get(k).map_or(now_ms, |(t, _)| *t) + w;
-            return Err(refuse(Resource::Calls, calls, limit, Some(until.max(now_ms))));
+            return Err(refuse(
+                Resource::Calls,
+                calls,
+                limit,
+                Some(until.max(now_ms)),
+            ));
         }
         if let Some(budget) = self.budget
             && spent.saturating_add(cost) > budget
@@ -194,7 +199,12 @@ impl Scope {
                     break;
                 }
             }
-            return Err(refuse(Resource::Cost, spent, budget, Some(until.max(now_ms))));
+            return Err(refuse(
+                Resource::Cost,
+                spent,
+                budget,
+                Some(until.max(now_ms)),
+            ));
         }
         Ok(())
     }
@@ -331,7 +341,8 @@ impl Gate {
     ) -> Result<Result<Admission<'_>, Exhausted>, GateError> {
         let mut g = self.lock();
         self.catch_up(&mut g, now_ms)?;
-        for s in g.scopes.iter().filter(|s| s.applies(tool)) {
+        // The tool's own contract first (the plugin's is scope 0): a refusal names the most specific limit.
+        for s in g.scopes.iter().rev().filter(|s| s.applies(tool)) {
             if let Err(e) = s.check(&self.plugin, cost, now_ms) {
                 return Ok(Err(e));
             }

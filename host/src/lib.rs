@@ -16,6 +16,7 @@ pub mod home;
 pub mod ledger;
 pub mod limits;
 pub mod plugin;
+pub mod quota;
 pub mod report;
 pub mod runtime;
 pub mod settings;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use plughost::registry::{
     InstallRequest, PluginLimits, PluginRecord, Provenance, PublicKey, Registry, RegistryError,
-    SignatureFile, capability_diff, grant_kind,
+    SignatureFile, Window, capability_diff, grant_kind,
 };
 use plughost::units::{format_bytes, human_bytes, parse_bytes, parse_duration};
 use plughost::{Capability, ComponentInfo, Grants, Home, Host, Manifest};
@@ -117,6 +117,21 @@ pub struct LimitsArgs {
     /// Calls at once; more are refused as busy. 0 removes the limit.
     #[arg(long)]
     pub concurrency: Option<u32>,
+    /// Contract: calls allowed per window, e.g. `100/hour` (minute, hour, day, month = 30 days). 0 removes it.
+    #[arg(long, value_name = "N[/WINDOW]")]
+    pub calls: Option<String>,
+    /// Contract: tokens one call costs. 0 removes it.
+    #[arg(long, value_name = "TOKENS")]
+    pub cost: Option<u64>,
+    /// Contract: tokens allowed per window, e.g. `5000` or `5000/day`. 0 removes it.
+    #[arg(long, value_name = "TOKENS[/WINDOW]")]
+    pub budget: Option<String>,
+    /// Contract: the sliding window calls and budget are counted over (default: day).
+    #[arg(long, value_name = "WINDOW")]
+    pub window: Option<String>,
+    /// Apply --calls, --cost, --budget and --window to this tool's own contract instead of the plugin's.
+    #[arg(long)]
+    pub tool: Option<String>,
     /// Go back to the host defaults.
     #[arg(long)]
     pub reset: bool,
@@ -882,19 +897,145 @@ fn read_secret(key: &str) -> Result<String> {
     Ok(value)
 }
 
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// One plugin (default: every installed plugin).
+    pub id: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn quota(home: &Home, args: QuotaArgs) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let records = match &args.id {
+        Some(id) => vec![reg.plugin(id)?],
+        None => reg.list()?,
+    };
+    let ledger = std::sync::Arc::new(plughost::ledger::Ledger::open(home.root())?);
+    let now = plughost::ledger::now_ms();
+    let views = records
+        .iter()
+        .map(|r| plughost::quota::view(&ledger, r, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.json {
+        return print_json(&serde_json::json!({ "plugins": views })).map(|_| ExitCode::SUCCESS);
+    }
+    if views.is_empty() {
+        println!("no plugins installed");
+    }
+    let n = |v: Option<u64>| v.map(group_digits).unwrap_or_else(|| "-".into());
+    let b = |v: Option<u64>| v.map(format_bytes).unwrap_or_else(|| "-".into());
+    for v in &views {
+        println!(
+            "{} {}{}",
+            v.plugin,
+            v.version,
+            if v.enabled { "" } else { " (disabled)" }
+        );
+        println!(
+            "  fuel         limit {}   last {}   p50 {}   p99 {}   (latest {} calls)",
+            group_digits(v.fuel.limit),
+            n(v.fuel.last),
+            n(v.fuel.p50),
+            n(v.fuel.p99),
+            v.calls_sampled
+        );
+        println!(
+            "  memory       limit {}   last peak {}   max peak {}",
+            format_bytes(v.memory.limit_bytes),
+            b(v.memory.last_peak_bytes),
+            b(v.memory.max_peak_bytes)
+        );
+        println!(
+            "  deadline     {}   concurrency {}",
+            plughost::units::human_duration(std::time::Duration::from_millis(v.deadline_ms)),
+            v.concurrency
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "unlimited".into())
+        );
+        for c in &v.contracts {
+            let who = c
+                .tool
+                .as_ref()
+                .map(|t| format!("tool {t}"))
+                .unwrap_or_else(|| "plugin".into());
+            let mut parts = Vec::new();
+            parts.push(match c.calls_allowed {
+                Some(a) => format!("calls {} of {a}", c.calls_used),
+                None => format!("calls {}", c.calls_used),
+            });
+            parts.push(match c.budget {
+                Some(a) => format!("cost {} of {a} tokens", c.cost_used),
+                None => format!("cost {} tokens", c.cost_used),
+            });
+            let frees = c
+                .frees_at_ms
+                .map(|t| format!("; oldest leaves at {}", plughost::units::rfc3339_ms(t)))
+                .unwrap_or_default();
+            println!(
+                "  contract     {who}: {} per {}{frees}",
+                parts.join(", "),
+                c.window.name()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 1234567 → "1,234,567".
+fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `100/hour` → (100, Some(Hour)); `100` → (100, None).
+fn parse_per_window(s: &str, what: &str) -> Result<(u64, Option<Window>)> {
+    let (n, w) = match s.split_once('/') {
+        Some((n, w)) => (n, Some(w)),
+        None => (s, None),
+    };
+    let n: u64 = n
+        .trim()
+        .parse()
+        .with_context(|| format!("{what}: `{s}` is not a number (e.g. 100 or 100/hour)"))?;
+    let w = w
+        .map(|w| {
+            Window::parse(w).with_context(|| {
+                format!("{what}: unknown window `{w}` (minute, hour, day or month)")
+            })
+        })
+        .transpose()?;
+    Ok((n, w))
+}
+
 pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
     let reg = open_registry(home)?;
     let r = reg.plugin(&args.id)?;
+    let contract_change = args.calls.is_some()
+        || args.cost.is_some()
+        || args.budget.is_some()
+        || args.window.is_some();
+    if args.tool.is_some() && !contract_change {
+        bail!("--tool applies to --calls, --cost, --budget or --window; give at least one");
+    }
     let changing = args.fuel.is_some()
         || args.memory.is_some()
         || args.timeout.is_some()
         || args.concurrency.is_some()
+        || contract_change
         || args.reset;
     let r = if changing {
         let mut l = if args.reset {
             PluginLimits::default()
         } else {
-            r.limits
+            r.limits.clone()
         };
         if let Some(f) = args.fuel {
             l.fuel = Some(f);
@@ -907,6 +1048,85 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
         }
         if let Some(c) = args.concurrency {
             l.concurrency = (c > 0).then_some(c);
+        }
+        let calls = args
+            .calls
+            .as_deref()
+            .map(|s| parse_per_window(s, "--calls"))
+            .transpose()?;
+        let budget = args
+            .budget
+            .as_deref()
+            .map(|s| parse_per_window(s, "--budget"))
+            .transpose()?;
+        let mut window = args
+            .window
+            .as_deref()
+            .map(|w| {
+                Window::parse(w).with_context(|| {
+                    format!("--window: unknown window `{w}` (minute, hour, day or month)")
+                })
+            })
+            .transpose()?;
+        for (_, w) in calls.iter().chain(budget.iter()) {
+            if let Some(w) = w {
+                if window.is_some_and(|x| x != *w) {
+                    bail!(
+                        "--calls, --budget and --window name different windows; a contract has one window"
+                    );
+                }
+                window = Some(*w);
+            }
+        }
+        let nonzero = |n: u64| (n > 0).then_some(n);
+        match &args.tool {
+            None => {
+                if let Some((n, _)) = calls {
+                    l.calls_per_window = nonzero(n);
+                }
+                if let Some((n, _)) = budget {
+                    l.budget = nonzero(n);
+                }
+                if let Some(c) = args.cost {
+                    l.cost_per_call = nonzero(c);
+                }
+                if window.is_some() {
+                    l.window = window;
+                }
+            }
+            Some(tool) => {
+                let manifest: plughost::plugin::Manifest =
+                    serde_json::from_str(&r.manifest_json)
+                        .context("the stored manifest is unreadable; reinstall the plugin")?;
+                if manifest.tool(tool).is_none() {
+                    bail!(
+                        "plugin `{}` has no tool `{tool}` (its tools: {})",
+                        r.id,
+                        manifest
+                            .tools
+                            .iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                let c = l.tools.entry(tool.clone()).or_default();
+                if let Some((n, _)) = calls {
+                    c.calls_per_window = nonzero(n);
+                }
+                if let Some((n, _)) = budget {
+                    c.budget = nonzero(n);
+                }
+                if let Some(n) = args.cost {
+                    c.cost_per_call = nonzero(n);
+                }
+                if window.is_some() {
+                    c.window = window;
+                }
+                if c.is_empty() {
+                    l.tools.remove(tool);
+                }
+            }
         }
         plughost::settings::check_limits(&plughost::catalog::limits_from(&l))
             .map_err(anyhow::Error::msg)?;
@@ -933,5 +1153,43 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
             .map(|c| c.to_string())
             .unwrap_or_else(|| "unlimited".into())
     );
+    let l = &r.limits;
+    if l.has_contract() || l.cost_per_call.is_some() || !l.tools.is_empty() {
+        let default_window = l.window.unwrap_or(Window::Day);
+        println!("contract (sliding window)");
+        let show =
+            |who: &str, calls: Option<u64>, cost: Option<u64>, budget: Option<u64>, w: Window| {
+                let mut parts = Vec::new();
+                if let Some(n) = calls {
+                    parts.push(format!("{n} calls per {}", w.name()));
+                }
+                if let Some(b) = budget {
+                    parts.push(format!("{b} tokens per {}", w.name()));
+                }
+                if let Some(c) = cost {
+                    parts.push(format!("{c} tokens a call"));
+                }
+                if parts.is_empty() {
+                    parts.push("no limit".into());
+                }
+                println!("  {who:<12} {}", parts.join(", "));
+            };
+        show(
+            "plugin",
+            l.calls_per_window,
+            l.cost_per_call,
+            l.budget,
+            default_window,
+        );
+        for (t, c) in &l.tools {
+            show(
+                &format!("tool {t}"),
+                c.calls_per_window,
+                c.cost_per_call,
+                c.budget,
+                c.window.unwrap_or(default_window),
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

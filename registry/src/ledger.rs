@@ -827,10 +827,7 @@ mod tests {
         l.append(&[call("a", 1), quota, busy, call("b", 4), call("a", 5)])
             .expect("append");
         let seeded = l.counted_calls("a", 0, 0).expect("seed");
-        assert_eq!(
-            seeded.iter().map(|c| c.seq).collect::<Vec<_>>(),
-            vec![1, 5]
-        );
+        assert_eq!(seeded.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1, 5]);
         assert_eq!(l.counted_calls("a", 0, 2).expect("since").len(), 1);
         l.append(&[call("a", 6)]).expect("append");
         let new = l.counted_calls("a", 5, 0).expect("catch up");

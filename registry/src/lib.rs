@@ -24,8 +24,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 pub use blobs::{BlobStore, Digest};
 pub use error::{RegistryError, Result};
 pub use index::{
-    ConfigEntry, HistoryEntry, KeyRecord, PluginLimits, PluginRecord, Publisher, VersionRecord,
-    ToolContract, Window,
+    ConfigEntry, HistoryEntry, KeyRecord, PluginLimits, PluginRecord, Publisher, ToolContract,
+    VersionRecord, Window,
 };
 pub use keys::{KeyPair, PublicKey};
 pub use signature::{SignatureFile, SignerStatus, Statement, Verified, grant_kind};

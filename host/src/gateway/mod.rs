@@ -77,7 +77,7 @@ pub fn management_tools() -> Vec<ManagementTool> {
         ManagementTool {
             name: "plughost__quotas",
             title: "Quotas and usage",
-            description: "Per plugin: fuel, memory, deadline and concurrency limits, and what recent calls used.",
+            description: "Per plugin, from the ledger: fuel (limit, last, p50, p99), memory (limit, last peak, max), deadline, concurrency, and each contract's calls and cost used / allowed in its window.",
             input_schema: no_args.clone(),
         },
         ManagementTool {
@@ -290,14 +290,22 @@ impl Gateway {
                     "tools": tools_of(id),
                 }))
             }
-            "plughost__quotas" => Ok(json!({
-                "plugins": records.iter().map(|r| json!({
-                    "id": r.id,
-                    "limits": limits_from(&r.limits),
-                    "concurrency": r.limits.concurrency,
-                    "recent_calls": self.metrics.recent(&r.id),
-                })).collect::<Vec<_>>(),
-            })),
+            "plughost__quotas" => {
+                let ledger = self.catalog.ledger().ledger();
+                let now = crate::ledger::now_ms();
+                let plugins: Vec<Value> = records
+                    .iter()
+                    .map(|r| {
+                        let mut v = match crate::quota::view(ledger, r, now) {
+                            Ok(view) => json!(view),
+                            Err(e) => json!({ "plugin": r.id, "error": e.to_string() }),
+                        };
+                        v["recent_calls"] = json!(self.metrics.recent(&r.id));
+                        v
+                    })
+                    .collect();
+                Ok(json!({ "plugins": plugins }))
+            }
             "plughost__metrics" => Ok(self.metrics.summary()),
             _ => Err(GatewayError::UnknownTool(name.to_string())),
         }

@@ -1,0 +1,119 @@
+//! The quota view: per plugin, what it is allowed (fuel, memory, deadline, concurrency, contracts) next to what it
+//! used, read from the ledger — the same numbers for `plughost quota`, the gateway's `plughost__quotas` tool and
+//! anyone reading `ledger.db`.
+
+use std::sync::Arc;
+
+use plughost_registry::PluginRecord;
+use plughost_registry::ledger::{Ledger, LedgerError};
+use serde::Serialize;
+
+use crate::catalog::limits_from;
+use crate::contract::{Gate, ScopeUsage};
+
+/// How many of the latest calls the fuel and memory statistics cover.
+pub const SAMPLE: usize = 1000;
+
+/// Fuel per call: the limit, and what the latest calls used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FuelView {
+    pub limit: u64,
+    pub last: Option<u64>,
+    /// Nearest-rank percentiles over the sampled calls.
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
+}
+
+/// Linear memory per call: the cap, the latest call's peak and the largest peak sampled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemoryView {
+    pub limit_bytes: u64,
+    pub last_peak_bytes: Option<u64>,
+    pub max_peak_bytes: Option<u64>,
+}
+
+/// One plugin's quotas and usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotaView {
+    pub plugin: String,
+    pub version: String,
+    pub enabled: bool,
+    pub fuel: FuelView,
+    pub memory: MemoryView,
+    pub deadline_ms: u64,
+    /// Calls at once; `None` is unlimited.
+    pub concurrency: Option<u32>,
+    /// How many calls the fuel and memory figures cover (the latest that ran, at most [`SAMPLE`]).
+    pub calls_sampled: usize,
+    /// Every contract scope (the plugin's, then each tool's) with its usage in the current window.
+    pub contracts: Vec<ScopeUsage>,
+}
+
+/// Failures reading the ledger for the view.
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Gate(#[from] crate::contract::GateError),
+}
+
+/// The nearest-rank percentile `p` (0..=1) of sorted `v`.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+/// The view of `record`, from `ledger`, at `now_ms`.
+pub fn view(
+    ledger: &Arc<Ledger>,
+    record: &PluginRecord,
+    now_ms: i64,
+) -> Result<QuotaView, QuotaError> {
+    let limits = limits_from(&record.limits);
+    let recent = ledger.recent_usage(&record.id, SAMPLE)?;
+    let mut fuel: Vec<u64> = recent.iter().map(|c| c.fuel_used).collect();
+    fuel.sort_unstable();
+    let contracts = match Gate::new(ledger.clone(), &record.id, &record.limits) {
+        Some(g) => g.usage(now_ms)?,
+        None => Vec::new(),
+    };
+    Ok(QuotaView {
+        plugin: record.id.clone(),
+        version: record.version.clone(),
+        enabled: record.enabled,
+        fuel: FuelView {
+            limit: limits.fuel,
+            last: recent.first().map(|c| c.fuel_used),
+            p50: percentile(&fuel, 0.50),
+            p99: percentile(&fuel, 0.99),
+        },
+        memory: MemoryView {
+            limit_bytes: limits.memory_bytes,
+            last_peak_bytes: recent.first().map(|c| c.peak_memory),
+            max_peak_bytes: recent.iter().map(|c| c.peak_memory).max(),
+        },
+        deadline_ms: limits.timeout.as_millis() as u64,
+        concurrency: record.limits.concurrency,
+        calls_sampled: recent.len(),
+        contracts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+        assert_eq!(percentile(&[], 0.5), None);
+        assert_eq!(percentile(&[1, 2, 3], 0.5), Some(2));
+    }
+}
