@@ -30,15 +30,18 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# The official MCP Python SDK, pinned: the gateway's tests drive plughost with a real MCP client.
+# The official MCP Python SDK, pinned: the gateway's tests drive plughost with a real MCP client. Next to it, the
+# Prometheus client's text parser checks /metrics.
 MCP_SDK_VERSION=2.3.0
+PROMETHEUS_CLIENT_VERSION=0.23.1
 PY=target/pyclient/bin/python
-if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_SDK_VERSION')" 2>/dev/null; then
+if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_SDK_VERSION' or m.version('prometheus_client') != '$PROMETHEUS_CLIENT_VERSION')" 2>/dev/null; then
   if ! command -v python3 >/dev/null; then
     echo "plughost's tests need python3 (with venv) for the MCP client: apt-get install python3 python3-venv" >&2
     exit 1
   fi
-  echo "==> MCP Python SDK $MCP_SDK_VERSION into target/pyclient"
-  python3 -m venv target/pyclient
-  "$PY" -m pip install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
+  echo "==> MCP Python SDK $MCP_SDK_VERSION and prometheus_client $PROMETHEUS_CLIENT_VERSION into target/pyclient"
+  [ -x "$PY" ] || python3 -m venv target/pyclient
+  "$PY" -m pip install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION" \
+    "prometheus_client==$PROMETHEUS_CLIENT_VERSION"
 fi

@@ -10,6 +10,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("fixture-state-b", "fixture_state_b", "STATE_B"),
     ("fixture-state-b-v2", "fixture_state_b_v2", "STATE_B_V2"),
     ("fixture-needs-http", "fixture_needs_http", "NEEDS_HTTP"),
+    ("fixture-events", "fixture_events", "EVENTS"),
     (
         "fixture-wrong-version",
         "fixture_wrong_version",

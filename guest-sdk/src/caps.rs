@@ -229,7 +229,42 @@ pub mod container {
     }
 }
 
-/// `ledger`: append domain events, read own usage (needs the `ledger` grant).
+/// `ledger`: append domain events to the host's tamper-evident usage ledger, and read this plugin's own usage in
+/// its contract window (needs the `ledger` grant).
+///
+/// ```ignore
+/// let seq = ledger::append("dns.record.created", &serde_json::json!({ "zone": zone, "name": name }))?;
+/// ```
 pub mod ledger {
-    pub use crate::__bindings::plughost::plugin::ledger::*;
+    use crate::__bindings::plughost::plugin::ledger as raw;
+    pub use crate::__bindings::plughost::plugin::ledger::{LedgerError, UsageSummary};
+
+    /// Appends an event: `kind` is `[a-z0-9._-]{1,64}`, `data` becomes JSON (at most 16 KiB). Returns the entry's
+    /// sequence number once it is committed.
+    pub fn append<T: serde::Serialize + ?Sized>(kind: &str, data: &T) -> Result<u64, LedgerError> {
+        let json = serde_json::to_string(data)
+            .map_err(|e| LedgerError::Unavailable(format!("the event is not JSON: {e}")))?;
+        raw::append(kind, &json)
+    }
+
+    /// This plugin's calls, fuel and cost in its current contract window (a day when it has no contract).
+    pub fn usage() -> Result<UsageSummary, LedgerError> {
+        raw::usage()
+    }
+
+    impl From<LedgerError> for crate::ToolError {
+        fn from(e: LedgerError) -> Self {
+            match e {
+                LedgerError::TooLarge(n) => crate::ToolError::InvalidArguments(format!(
+                    "ledger: the event is too large ({n} bytes)"
+                )),
+                LedgerError::InvalidKind(k) => {
+                    crate::ToolError::InvalidArguments(format!("ledger: invalid event kind `{k}`"))
+                }
+                LedgerError::Unavailable(m) => {
+                    crate::ToolError::Unavailable(format!("ledger: {m}"))
+                }
+            }
+        }
+    }
 }

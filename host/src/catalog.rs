@@ -191,8 +191,9 @@ pub fn limits_from(l: &PluginLimits) -> Limits {
 
 impl Catalog {
     /// Opens the catalog and loads every enabled plugin.
-    pub async fn open(host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
+    pub async fn open(mut host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
         let ledger = LedgerWriter::start(Arc::new(Ledger::open(registry.root())?));
+        host.set_ledger(ledger.clone());
         let c = Catalog {
             host,
             ledger,
@@ -358,6 +359,7 @@ impl Catalog {
             limits: limits_from(&record.limits),
             config: runnable.config,
             secrets: runnable.secrets,
+            window: record.limits.window,
         };
         let plugin = self
             .host

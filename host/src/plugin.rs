@@ -327,6 +327,8 @@ pub struct PluginSettings {
     pub limits: Limits,
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
+    /// The contract window, if the operator set a contract: what the `ledger` capability's `usage()` covers.
+    pub window: Option<plughost_registry::Window>,
 }
 
 /// A plugin ready to be called: compiled, inspected, described, granted and linked.

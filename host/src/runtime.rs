@@ -185,6 +185,81 @@ pub struct Host {
     system: SystemCtx,
     caps: Arc<CapsConfig>,
     next_call: Arc<AtomicU64>,
+    /// Where plugins granted `ledger` append their events; `None` outside a catalog (ad-hoc calls of a file).
+    ledger: Option<Arc<crate::ledger::LedgerWriter>>,
+    stats: Arc<HostStats>,
+}
+
+/// The host's own counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct HostStats {
+    live: std::sync::atomic::AtomicI64,
+    instances: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    /// Each plugin's `metrics` observations, by plugin id; kept across relinks (a grant or limit change).
+    plugin_metrics: std::sync::Mutex<
+        std::collections::BTreeMap<String, Arc<crate::caps::metrics::MetricsRegistry>>,
+    >,
+}
+
+/// A point-in-time copy of [`HostStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HostStatsSnapshot {
+    /// Instances alive right now (calls running).
+    pub instances_live: i64,
+    /// Instances created since start (one per call that reached the guest).
+    pub instances_total: u64,
+    /// Components loaded from the precompiled cache on disk / compiled.
+    pub compile_cache_hits: u64,
+    pub compile_cache_misses: u64,
+}
+
+impl HostStats {
+    pub fn snapshot(&self) -> HostStatsSnapshot {
+        HostStatsSnapshot {
+            instances_live: self.live.load(Ordering::Relaxed),
+            instances_total: self.instances.load(Ordering::Relaxed),
+            compile_cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            compile_cache_misses: self.cache_misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every plugin's metrics registry, by plugin id.
+    pub fn plugin_metrics(&self) -> Vec<(String, Arc<crate::caps::metrics::MetricsRegistry>)> {
+        self.plugin_metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn registry(&self, id: &str) -> Arc<crate::caps::metrics::MetricsRegistry> {
+        self.plugin_metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+/// Counts an instance as live while held.
+struct LiveInstance<'a>(&'a HostStats);
+
+impl<'a> LiveInstance<'a> {
+    fn enter(stats: &'a HostStats) -> Self {
+        stats.live.fetch_add(1, Ordering::Relaxed);
+        stats.instances.fetch_add(1, Ordering::Relaxed);
+        LiveInstance(stats)
+    }
+}
+
+impl Drop for LiveInstance<'_> {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Limits used for `describe()`: small, because it only returns a manifest.
@@ -212,6 +287,8 @@ impl Host {
             system: SystemCtx::default(),
             caps: Arc::default(),
             next_call: Arc::new(AtomicU64::new(1)),
+            ledger: None,
+            stats: Arc::default(),
         })
     }
 
@@ -230,6 +307,8 @@ impl Host {
             system: SystemCtx::default(),
             caps: Arc::default(),
             next_call: Arc::new(AtomicU64::new(1)),
+            ledger: None,
+            stats: Arc::default(),
         })
     }
 
@@ -243,6 +322,8 @@ impl Host {
             system: SystemCtx::default(),
             caps: Arc::default(),
             next_call: Arc::new(AtomicU64::new(1)),
+            ledger: None,
+            stats: Arc::default(),
         })
     }
 
@@ -250,6 +331,16 @@ impl Host {
     /// plugins linked after the change.
     pub fn caps_config_mut(&mut self) -> &mut CapsConfig {
         Arc::make_mut(&mut self.caps)
+    }
+
+    /// The host's own counters and the plugins' metrics.
+    pub fn stats(&self) -> &Arc<HostStats> {
+        &self.stats
+    }
+
+    /// The ledger plugins granted `ledger` append to (the catalog sets its own).
+    pub fn set_ledger(&mut self, writer: Arc<crate::ledger::LedgerWriter>) {
+        self.ledger = Some(writer);
     }
 
     pub fn engine(&self) -> &HostEngine {
@@ -265,6 +356,11 @@ impl Host {
         check_header(bytes)?;
         let digest = blake3::hash(bytes).to_hex().to_string();
         let (component, outcome, time) = self.engine.compile(bytes, &digest, on_compile)?;
+        match outcome {
+            CacheOutcome::Hit => &self.stats.cache_hits,
+            _ => &self.stats.cache_misses,
+        }
+        .fetch_add(1, Ordering::Relaxed);
         let info = inspect_component(
             self.engine.engine(),
             &component,
@@ -293,6 +389,7 @@ impl Host {
             system: None,
             http: None,
             container: None,
+            ledger: None,
         });
         let (mut store, started) = self.new_store(env, &DESCRIBE_LIMITS);
         let limits = DESCRIBE_LIMITS;
@@ -391,10 +488,20 @@ impl Host {
                 store: self.state.clone(),
                 quota_bytes,
             }),
-            metrics: used.has(Capability::Metrics).then(MetricsCtx::default),
+            metrics: used.has(Capability::Metrics).then(|| MetricsCtx {
+                registry: self.stats.registry(&manifest.id),
+            }),
             system: used.has(Capability::System).then(|| self.system.clone()),
             http: self.caps.http_ctx(&used)?,
             container,
+            ledger: used
+                .has(Capability::Ledger)
+                .then(|| crate::caps::ledger::LedgerCtx {
+                    writer: self.ledger.clone(),
+                    version: manifest.version.clone(),
+                    digest: format!("blake3:{}", info.digest),
+                    window: settings.window.unwrap_or(plughost_registry::Window::Day),
+                }),
         });
         Ok(LoadedPlugin {
             info,
@@ -435,6 +542,9 @@ impl Host {
     pub async fn call(&self, plugin: &LoadedPlugin, tool: &str, arguments: &str) -> CallResult {
         let limits = plugin.limits;
         let (mut store, started) = self.new_store(plugin.env.clone(), &limits);
+        if plugin.env.ledger.is_some() {
+            store.data_mut().tool = Some(Arc::from(tool));
+        }
 
         let early = if plugin.manifest.tool(tool).is_none() {
             Some(CallError::UnknownTool {
@@ -457,6 +567,7 @@ impl Host {
             Some(e) => Err(e),
             None => {
                 let pre = &plugin.pre;
+                let _live = LiveInstance::enter(&self.stats);
                 let run = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     instance

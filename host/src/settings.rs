@@ -128,6 +128,7 @@ impl SettingsFile {
                     limits,
                     config: p.config,
                     secrets: p.secrets,
+                    window: None,
                 },
             );
         }

@@ -26,6 +26,8 @@ pub struct StoreData {
     wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(crate) stderr: StderrSink,
+    /// The tool being called; set only for plugins granted `ledger`, which stamps events with it.
+    pub(crate) tool: Option<Arc<str>>,
 }
 
 impl StoreData {
@@ -46,6 +48,7 @@ impl StoreData {
             wasi: None,
             table: ResourceTable::new(),
             stderr: StderrSink::new(limits.max_log_line_bytes as usize * 4),
+            tool: None,
         }
     }
 

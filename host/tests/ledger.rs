@@ -639,3 +639,113 @@ fn the_quota_view_matches_what_the_calls_used() {
         "{human}"
     );
 }
+
+#[test]
+fn plugins_append_their_own_events_chained_like_calls() {
+    let h = Home::new();
+    let wasm = h.home.path().join("events.wasm");
+    std::fs::copy(fx::EVENTS, &wasm).expect("copy");
+    let w = wasm.to_str().expect("utf-8");
+    h.ok(&[
+        "sign",
+        w,
+        "--key",
+        "op",
+        "--request",
+        "ledger",
+        "--request",
+        "metrics",
+    ]);
+    h.ok(&["install", w, "--yes"]);
+    let call = |args: &[&str]| {
+        let mut all = vec!["call", "fixture-events"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let o = h.run(&all);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no JSON ({e}): {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        v
+    };
+    let v = call(&[
+        "record",
+        "--args",
+        r#"{"kind":"dns.record.created","data":{"zone":"example.com","name":"www"}}"#,
+    ]);
+    assert_eq!(v["result"]["ok"]["content"][0]["text"], "1", "{v}");
+    assert_eq!(v["report"]["host_calls"]["ledger"], 1, "{v}");
+    let entries: Value = serde_json::from_str(&h.ok(&["ledger", "show", "--json"])).expect("JSON");
+    let e = entries.as_array().expect("array");
+    assert_eq!(e.len(), 2, "{entries}");
+    assert_eq!(e[0]["kind"], "event", "{entries}");
+    assert_eq!(e[0]["event"], "dns.record.created");
+    assert_eq!(e[0]["plugin"], "fixture-events");
+    assert_eq!(e[0]["tool"], "record");
+    assert_eq!(e[0]["caller"]["transport"], "plugin");
+    let data: Value =
+        serde_json::from_str(e[0]["data"].as_str().expect("data")).expect("data JSON");
+    assert_eq!(data["zone"], "example.com");
+    assert_eq!(e[1]["kind"], "call");
+    assert_eq!(e[1]["prev_hash"], e[0]["hash"]);
+
+    // Bounded and typed: a bad kind and an oversized event are the plugin's invalid arguments, nothing is written.
+    let v = call(&["record", "--args", r#"{"kind":"Bad Kind","data":1}"#]);
+    assert_eq!(
+        v["result"]["error"]["detail"]["kind"], "invalid-arguments",
+        "{v}"
+    );
+    assert!(
+        v["result"]["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("invalid event kind"),
+        "{v}"
+    );
+    let big = format!(r#"{{"kind":"big","data":"{}"}}"#, "x".repeat(20_000));
+    let v = call(&["record", "--args", &big]);
+    assert!(
+        v["result"]["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("too large"),
+        "{v}"
+    );
+    let events: Value = serde_json::from_str(&h.ok(&["ledger", "show", "--json"])).expect("JSON");
+    let kinds: Vec<&str> = events
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, ["event", "call", "call", "call"]);
+
+    // Its own usage: the calls recorded before this one.
+    let v = call(&["usage"]);
+    assert_eq!(v["result"]["ok"]["structured"]["calls"], 3, "{v}");
+
+    // Events are in the chain: editing one is found.
+    let v = h.verify();
+    assert!(v["problem"].is_null(), "{v}");
+    h.sql(r#"UPDATE entries SET data = '{"zone":"evil.com","name":"www"}' WHERE seq = 1;"#);
+    assert_eq!(h.verify()["problem"]["seq"], 1);
+
+    // An ad-hoc call of the file has no ledger: a typed `unavailable`, not a crash.
+    let o = h.run(&[
+        "call",
+        w,
+        "record",
+        "--grant",
+        "ledger",
+        "--grant",
+        "metrics",
+        "--args",
+        r#"{"kind":"k","data":1}"#,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("keeps no ledger"), "{out}");
+}

@@ -480,3 +480,106 @@ fn hot_reload_under_load_loses_no_calls() {
         "too few calls to mean anything: {v}"
     );
 }
+
+#[test]
+fn metrics_are_prometheus_text_with_host_and_bounded_plugin_series() {
+    let setup = Setup::new();
+    setup.install(fx::EVENTS, "events.wasm", &["ledger", "metrics"]);
+    let server = setup.serve_http(&[]);
+    wait_for_tools(server.addr, 22);
+    let calls = serde_json::json!([
+        ["fixture-events__observe", {"kind": "counter", "name": "jobs", "value": 3,
+            "labels": {"queue": "a\"b\nc", "plugin": "spoof"}}],
+        ["fixture-events__observe", {"kind": "histogram", "name": "latency_seconds", "value": 0.2}],
+        ["fixture-events__observe", {"kind": "gauge", "name": "depth", "value": 7.5}],
+        ["fixture-events__observe", {"kind": "gauge", "name": "jobs", "value": 1}],
+        ["fixture-events__series", {"n": 1500}],
+        ["fixture-basic__echo", {"text": "x"}],
+    ]);
+    let out = Command::new(python())
+        .arg(client_script())
+        .args([
+            "metrics",
+            "--url",
+            &server.url(),
+            "--calls",
+            &calls.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the Python client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("client JSON");
+    for c in v["calls"].as_array().expect("calls") {
+        assert_eq!(c["is_error"], false, "{c}");
+    }
+    let fam = |name: &str| -> &Value {
+        let f = &v["families"][name];
+        assert!(f.is_object(), "no family {name} in {}", v["families"]);
+        f
+    };
+    let samples = |name: &str| fam(name)["samples"].as_array().expect("samples").clone();
+
+    // The plugin's own, labelled with the plugin; its `plugin` label cannot pose as another plugin.
+    let jobs = samples("plughost_plugin_jobs");
+    assert_eq!(fam("plughost_plugin_jobs")["type"], "counter");
+    assert_eq!(
+        jobs.len(),
+        1,
+        "the gauge named `jobs` clashes with the counter and is dropped: {jobs:?}"
+    );
+    assert_eq!(jobs[0]["labels"]["plugin"], "fixture-events");
+    assert_eq!(jobs[0]["labels"]["exported_plugin"], "spoof");
+    assert_eq!(jobs[0]["labels"]["queue"], "a\"b\nc");
+    assert_eq!(jobs[0]["value"], 3.0);
+    assert_eq!(fam("plughost_plugin_depth")["type"], "gauge");
+    assert_eq!(samples("plughost_plugin_depth")[0]["value"], 7.5);
+    assert_eq!(fam("plughost_plugin_latency_seconds")["type"], "histogram");
+    let count = samples("plughost_plugin_latency_seconds")
+        .into_iter()
+        .find(|s| s["name"] == "plughost_plugin_latency_seconds_count")
+        .expect("count");
+    assert_eq!(count["value"], 1.0);
+    // Cardinality is bounded: 1000 series per plugin; 3 are taken, so 997 of the 1500 paths, 503 dropped (+1 clash).
+    assert_eq!(samples("plughost_plugin_requests").len(), 997);
+    let dropped = samples("plughost_plugin_series_dropped");
+    let d = dropped
+        .iter()
+        .find(|s| s["labels"]["plugin"] == "fixture-events")
+        .expect("dropped for fixture-events");
+    assert_eq!(d["value"], 504.0);
+
+    // The host's own.
+    assert_eq!(fam("plughost_instances_live")["type"], "gauge");
+    assert_eq!(samples("plughost_instances_live")[0]["value"], 0.0);
+    assert!(
+        samples("plughost_instances_created")[0]["value"]
+            .as_f64()
+            .expect("n")
+            >= 6.0
+    );
+    let cache: f64 = samples("plughost_compile_cache")
+        .iter()
+        .map(|s| s["value"].as_f64().expect("n"))
+        .sum();
+    assert!(
+        cache >= 3.0,
+        "three plugins loaded: {:?}",
+        samples("plughost_compile_cache")
+    );
+    assert_eq!(fam("plughost_call_fuel")["type"], "histogram");
+    let fuel_count = samples("plughost_call_fuel")
+        .into_iter()
+        .find(|s| s["name"] == "plughost_call_fuel_count" && s["labels"]["tool"] == "series")
+        .expect("fuel count for series");
+    assert_eq!(fuel_count["value"], 1.0);
+    let ok_echo = samples("plughost_calls")
+        .into_iter()
+        .find(|s| s["labels"]["tool"] == "echo" && s["labels"]["outcome"] == "ok")
+        .expect("echo ok");
+    assert_eq!(ok_echo["value"], 1.0);
+}

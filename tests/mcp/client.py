@@ -5,6 +5,8 @@ Every check is an assert; the script exits non-zero on the first failure and pri
 
     client.py conformance --stdio PLUGHOST HOME | --url URL   --mode legacy|2026-07-28 --toggle ID WASM
     client.py load --url URL --tool NAME --args JSON --stop-file F   (calls until F exists; prints JSON counts)
+    client.py metrics --url URL --calls JSON [--token T]   (makes the calls, then scrapes /metrics and parses it
+                                                            with prometheus_client's text parser; prints JSON)
 """
 
 import argparse
@@ -208,9 +210,36 @@ async def load(args):
                       "seconds": round(time.monotonic() - started, 2)}), flush=True)
 
 
+async def metrics(args):
+    """Makes `--calls` ([[tool, args], ...]) through MCP, then parses /metrics with the Prometheus text parser."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    results = []
+    async with Client(args.url, mode=args.mode) as client:
+        for tool, tool_args in json.loads(args.calls):
+            r = await client.call_tool(tool, tool_args)
+            results.append({"tool": tool, "is_error": r.is_error,
+                            "text": r.content[0].text if r.content else None})
+    base = args.url.rsplit("/mcp", 1)[0]
+    req = urllib.request.Request(base + "/metrics")
+    if args.token:
+        req.add_header("Authorization", f"Bearer {args.token}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        text = resp.read().decode()
+    families = {}
+    for fam in text_string_to_metric_families(text):  # raises on anything that is not valid text format
+        families[fam.name] = {
+            "type": fam.type,
+            "samples": [{"name": s.name, "labels": s.labels, "value": s.value} for s in fam.samples],
+        }
+    print(json.dumps({"calls": results, "families": families}), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["conformance", "load"])
+    p.add_argument("command", choices=["conformance", "load", "metrics"])
     p.add_argument("--stdio", nargs=2, metavar=("PLUGHOST", "HOME"))
     p.add_argument("--url")
     p.add_argument("--plughost")
@@ -221,9 +250,13 @@ def main():
     p.add_argument("--args", default="{}")
     p.add_argument("--stop-file")
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--calls", default="[]")
+    p.add_argument("--token")
     args = p.parse_args()
     if args.command == "conformance":
         asyncio.run(conformance(args))
+    elif args.command == "metrics":
+        asyncio.run(metrics(args))
     else:
         asyncio.run(load(args))
 

@@ -9,6 +9,8 @@ pub const STATE_B: &str = env!("PLUGHOST_FIXTURE_STATE_B");
 pub const STATE_B_V2: &str = env!("PLUGHOST_FIXTURE_STATE_B_V2");
 /// Imports `http` (`fixture-needs-http`).
 pub const NEEDS_HTTP: &str = env!("PLUGHOST_FIXTURE_NEEDS_HTTP");
+/// Appends ledger events and observes metrics (`fixture-events`). Imports `ledger` and `metrics`.
+pub const EVENTS: &str = env!("PLUGHOST_FIXTURE_EVENTS");
 /// Built against `plughost:plugin@1.0.0`.
 pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
 /// The shipped system-info plugin.

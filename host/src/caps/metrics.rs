@@ -76,7 +76,19 @@ impl MetricsRegistry {
             }
         } else if series.len() < MAX_SERIES_PER_PLUGIN {
             if let Some(v) = f(None) {
-                series.insert(key, v);
+                // One name, one type: a series whose name is already a different kind of metric is dropped.
+                let clash = series
+                    .range((key.0.clone(), Vec::new())..)
+                    .next()
+                    .is_some_and(|((n, _), other)| {
+                        *n == key.0 && std::mem::discriminant(other) != std::mem::discriminant(&v)
+                    });
+                if clash {
+                    self.dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else {
+                    series.insert(key, v);
+                }
             }
         } else {
             self.dropped

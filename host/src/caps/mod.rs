@@ -4,6 +4,7 @@
 pub mod config;
 pub mod container;
 pub mod http;
+pub mod ledger;
 pub mod log;
 pub mod metrics;
 pub mod state;
@@ -21,10 +22,6 @@ use crate::store::StoreData;
 /// Why a capability cannot be linked.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error(
-        "the `{0}` capability is defined in the WIT contract but this host does not implement it yet"
-    )]
-    NotImplemented(Capability),
     #[error("linking `{cap}` failed: {message}")]
     Wasmtime { cap: Capability, message: String },
     #[error("setting up `{cap}` failed: {message}")]
@@ -41,6 +38,7 @@ pub struct PluginEnv {
     pub system: Option<system::SystemCtx>,
     pub http: Option<http::HttpCtx>,
     pub container: Option<container::ContainerCtx>,
+    pub ledger: Option<ledger::LedgerCtx>,
 }
 
 impl PluginEnv {
@@ -111,9 +109,7 @@ pub fn add_granted_to_linker(
             Capability::System => system::add_to_linker(linker),
             Capability::Http => http::add_to_linker(linker),
             Capability::Container => container::add_to_linker(linker),
-            Capability::Ledger => {
-                return Err(LinkError::NotImplemented(cap));
-            }
+            Capability::Ledger => ledger::add_to_linker(linker),
         };
         r.map_err(|e| LinkError::Wasmtime {
             cap,

@@ -196,10 +196,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let index = state.gateway.index();
     let plugins: std::collections::BTreeSet<&str> =
         index.tools.values().map(|t| t.plugin.as_str()).collect();
-    let text = state
-        .gateway
-        .metrics
-        .prometheus(plugins.len(), index.tools.len());
+    let text = state.gateway.metrics.prometheus(
+        state.gateway.catalog().host().stats(),
+        plugins.len(),
+        index.tools.len(),
+    );
     let mut r = Response::new(Body::from(text));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -5,12 +5,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::caps::metrics::{BUCKETS as METRIC_BUCKETS, Value};
 use crate::report::CallReport;
+use crate::runtime::HostStats;
 
 /// Latency buckets in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0, 10.0,
 ];
+/// Fuel buckets (units of fuel): a Rust echo is ~5k, a JS one ~2M, the default budget 1e9.
+const FUEL_BUCKETS: [f64; 8] = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
 /// Calls kept per plugin for "recent usage".
 const RECENT: usize = 20;
 
@@ -20,6 +24,7 @@ struct ToolStats {
     buckets: [u64; BUCKETS.len()],
     count: u64,
     seconds_sum: f64,
+    fuel_buckets: [u64; FUEL_BUCKETS.len()],
     fuel_sum: u64,
     peak_memory_max: u64,
 }
@@ -71,6 +76,11 @@ impl Metrics {
         s.count += 1;
         s.seconds_sum += secs;
         s.fuel_sum += r.fuel_used;
+        for (i, b) in FUEL_BUCKETS.iter().enumerate() {
+            if r.fuel_used as f64 <= *b {
+                s.fuel_buckets[i] += 1;
+            }
+        }
         s.peak_memory_max = s.peak_memory_max.max(r.peak_memory_bytes);
         let recent = g.recent.entry(r.plugin.clone()).or_default();
         if recent.len() == RECENT {
@@ -126,10 +136,43 @@ impl Metrics {
     }
 
     /// Prometheus text exposition.
-    pub fn prometheus(&self, loaded_plugins: usize, tools: usize) -> String {
+    pub fn prometheus(&self, host: &HostStats, loaded_plugins: usize, tools: usize) -> String {
         let g = self.lock();
         let mut o = String::new();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let h = host.snapshot();
+        for (name, kind, help, v) in [
+            (
+                "plughost_instances_live",
+                "gauge",
+                "Guest instances alive now (calls running).",
+                h.instances_live.to_string(),
+            ),
+            (
+                "plughost_instances_created_total",
+                "counter",
+                "Guest instances created (one per call that reached the guest).",
+                h.instances_total.to_string(),
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}");
+            let _ = writeln!(o, "# TYPE {name} {kind}");
+            let _ = writeln!(o, "{name} {v}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP plughost_compile_cache_total Components loaded from the precompiled cache (hit) or compiled (miss)."
+        );
+        let _ = writeln!(o, "# TYPE plughost_compile_cache_total counter");
+        let _ = writeln!(
+            o,
+            "plughost_compile_cache_total{{result=\"hit\"}} {}",
+            h.compile_cache_hits
+        );
+        let _ = writeln!(
+            o,
+            "plughost_compile_cache_total{{result=\"miss\"}} {}",
+            h.compile_cache_misses
+        );
         let _ = writeln!(
             o,
             "# HELP plughost_plugins_loaded Plugins loaded and exposed."
@@ -182,6 +225,25 @@ impl Metrics {
                 s.count
             );
         }
+        let _ = writeln!(o, "# HELP plughost_call_fuel Fuel used per call.");
+        let _ = writeln!(o, "# TYPE plughost_call_fuel histogram");
+        for ((p, t), s) in &g.tools {
+            let labels = format!("plugin=\"{}\",tool=\"{}\"", esc(p), esc(t));
+            for (i, b) in FUEL_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "plughost_call_fuel_bucket{{{labels},le=\"{b:e}\"}} {}",
+                    s.fuel_buckets[i]
+                );
+            }
+            let _ = writeln!(
+                o,
+                "plughost_call_fuel_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(o, "plughost_call_fuel_sum{{{labels}}} {}", s.fuel_sum);
+            let _ = writeln!(o, "plughost_call_fuel_count{{{labels}}} {}", s.count);
+        }
         let _ = writeln!(o, "# HELP plughost_fuel_used_total Fuel consumed by calls.");
         let _ = writeln!(o, "# TYPE plughost_fuel_used_total counter");
         for ((p, t), s) in &g.tools {
@@ -219,6 +281,107 @@ impl Metrics {
                 esc(reason)
             );
         }
+        drop(g);
+        plugin_metrics(&mut o, host);
         o
+    }
+}
+
+/// Label values escaped for the text format: backslash, double quote and newline.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The plugins' own observations: family `plughost_plugin_<name>`, labelled with the plugin (a plugin's own
+/// `plugin` label becomes `exported_plugin`). Bounded: at most `MAX_SERIES_PER_PLUGIN` series per plugin, 8
+/// labels each, names and values checked when observed. A family keeps the type it was first seen with; series of
+/// another type under the same name are left out and counted in `plughost_plugin_series_dropped_total`.
+fn plugin_metrics(o: &mut String, host: &HostStats) {
+    let mut families: BTreeMap<String, (&'static str, Vec<String>)> = BTreeMap::new();
+    let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+    for (plugin, registry) in host.plugin_metrics() {
+        let mut conflicts = 0u64;
+        for ((name, labels), value) in registry.snapshot() {
+            let family = format!("plughost_plugin_{name}");
+            let kind = match value {
+                Value::Counter(_) => "counter",
+                Value::Gauge(_) => "gauge",
+                Value::Histogram { .. } => "histogram",
+            };
+            let f = families.entry(family.clone()).or_insert((kind, Vec::new()));
+            if f.0 != kind {
+                conflicts += 1;
+                continue;
+            }
+            let mut l = format!("plugin=\"{}\"", esc(&plugin));
+            for (k, v) in &labels {
+                let k = if k == "plugin" {
+                    "exported_plugin"
+                } else {
+                    k.as_str()
+                };
+                let _ = write!(l, ",{k}=\"{}\"", esc(v));
+            }
+            match value {
+                Value::Counter(n) => f.1.push(format!("{family}_total{{{l}}} {n}")),
+                Value::Gauge(x) => f.1.push(format!("{family}{{{l}}} {}", prom_float(x))),
+                Value::Histogram {
+                    buckets,
+                    count,
+                    sum,
+                } => {
+                    for (i, b) in METRIC_BUCKETS.iter().enumerate() {
+                        f.1.push(format!("{family}_bucket{{{l},le=\"{b}\"}} {}", buckets[i]));
+                    }
+                    f.1.push(format!("{family}_bucket{{{l},le=\"+Inf\"}} {count}"));
+                    f.1.push(format!("{family}_sum{{{l}}} {}", prom_float(sum)));
+                    f.1.push(format!("{family}_count{{{l}}} {count}"));
+                }
+            }
+        }
+        dropped.insert(plugin, registry.dropped() + conflicts);
+    }
+    for (family, (kind, lines)) in &families {
+        let name = if *kind == "counter" {
+            format!("{family}_total")
+        } else {
+            family.clone()
+        };
+        let _ = writeln!(
+            o,
+            "# HELP {name} Observed by the plugin through the metrics capability."
+        );
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        for line in lines {
+            let _ = writeln!(o, "{line}");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "# HELP plughost_plugin_series_dropped_total Plugin observations dropped: bad names, over the series limit, or a type clash."
+    );
+    let _ = writeln!(o, "# TYPE plughost_plugin_series_dropped_total counter");
+    for (plugin, n) in dropped {
+        let _ = writeln!(
+            o,
+            "plughost_plugin_series_dropped_total{{plugin=\"{}\"}} {n}",
+            esc(&plugin)
+        );
+    }
+}
+
+fn prom_float(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".into()
+    } else if x.is_infinite() {
+        if x > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{x}")
     }
 }
