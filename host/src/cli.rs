@@ -93,6 +93,8 @@ enum Command {
     Limits(crate::ops::LimitsArgs),
     /// What each plugin may use and what it used: fuel, memory, deadline, concurrency, contracts in their window.
     Quota(crate::ops::QuotaArgs),
+    /// Calls, errors, latency, fuel and memory per plugin and tool over a period, from the ledger.
+    Stats(crate::ops::StatsArgs),
     /// Enable a disabled plugin.
     Enable { id: String },
     /// Disable a plugin without removing it.
@@ -214,6 +216,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config { id, command } => crate::ops::config(&home, &id, command),
         Command::Limits(args) => crate::ops::limits(&home, args),
         Command::Quota(args) => crate::ops::quota(&home, args),
+        Command::Stats(args) => crate::ops::stats(&home, args),
         Command::Enable { id } => crate::ops::set_enabled(&home, &id, true),
         Command::Disable { id } => crate::ops::set_enabled(&home, &id, false),
         Command::History { id, json } => crate::ops::history(&home, id.as_deref(), json),

@@ -982,6 +982,72 @@ pub fn quota(home: &Home, args: QuotaArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The period: calls at or after this long ago (`90m`, `24h`, `7d`).
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Only this plugin.
+    #[arg(long)]
+    pub plugin: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn stats(home: &Home, args: StatsArgs) -> Result<ExitCode> {
+    let ago = parse_duration(&args.since).context("--since")?;
+    let ledger = plughost::ledger::Ledger::open(home.root())?;
+    let entries = ledger.entries(&plughost::registry::ledger::Filter {
+        plugin: args.plugin.clone(),
+        since_ms: Some(plughost::ledger::now_ms() - ago.as_millis() as i64),
+        kind: Some(plughost::ledger::Kind::Call),
+        ..Default::default()
+    })?;
+    let stats = plughost::quota::tool_stats(&entries);
+    if args.json {
+        return print_json(&serde_json::json!({ "since": args.since, "tools": stats }))
+            .map(|_| ExitCode::SUCCESS);
+    }
+    println!(
+        "calls in the last {} (from the ledger; live gauges and plugin metrics: GET /metrics on `plughost serve --http`)",
+        args.since
+    );
+    if stats.is_empty() {
+        println!("  none");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "  {:<36} {:>7} {:>7} {:>10} {:>10} {:>13} {:>13} {:>10} {:>7}",
+        "plugin/tool", "calls", "errors", "p50", "p99", "fuel p50", "fuel p99", "peak mem", "cost"
+    );
+    let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}ms")).unwrap_or_else(|| "-".into());
+    let n = |v: Option<u64>| v.map(group_digits).unwrap_or_else(|| "-".into());
+    for t in &stats {
+        println!(
+            "  {:<36} {:>7} {:>7} {:>10} {:>10} {:>13} {:>13} {:>10} {:>7}",
+            format!("{}/{}", t.plugin, t.tool),
+            t.calls,
+            t.errors,
+            ms(t.latency_ms_p50),
+            ms(t.latency_ms_p99),
+            n(t.fuel_p50),
+            n(t.fuel_p99),
+            format_bytes(t.peak_memory_max_bytes),
+            t.cost
+        );
+        let errs: Vec<String> = t
+            .outcomes
+            .iter()
+            .filter(|(k, _)| k.as_str() != "ok")
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !errs.is_empty() {
+            println!("  {:<36} errors: {}", "", errs.join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// 1234567 → "1,234,567".
 fn group_digits(n: u64) -> String {
     let s = n.to_string();

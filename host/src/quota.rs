@@ -103,6 +103,83 @@ pub fn view(
     })
 }
 
+/// Usage of one tool over a period, from the ledger: what `plughost stats` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolStats {
+    pub plugin: String,
+    pub tool: String,
+    /// Every recorded call, refused ones included.
+    pub calls: u64,
+    /// Calls by outcome (`ok`, `out-of-fuel`, `quota`, a tool error kind …).
+    pub outcomes: std::collections::BTreeMap<String, u64>,
+    pub errors: u64,
+    /// Wall time of the calls that ran, nearest-rank percentiles (ms).
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub fuel_p50: Option<u64>,
+    pub fuel_p99: Option<u64>,
+    pub fuel_total: u64,
+    pub peak_memory_max_bytes: u64,
+    /// Tokens charged by contracts.
+    pub cost: u64,
+}
+
+/// Aggregates call entries per plugin and tool.
+pub fn tool_stats(entries: &[plughost_registry::ledger::Entry]) -> Vec<ToolStats> {
+    use std::collections::BTreeMap;
+    #[derive(Default)]
+    struct Acc {
+        outcomes: BTreeMap<String, u64>,
+        durations: Vec<u64>,
+        fuel: Vec<u64>,
+        peak: u64,
+        cost: u64,
+        calls: u64,
+    }
+    let mut by: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.entry.kind == plughost_registry::ledger::Kind::Call)
+    {
+        let e = &e.entry;
+        let a = by.entry((e.plugin.clone(), e.tool.clone())).or_default();
+        a.calls += 1;
+        *a.outcomes.entry(e.outcome.clone()).or_default() += 1;
+        a.cost += e.cost;
+        if e.outcome != "quota" && e.outcome != "busy" {
+            a.durations.push(e.duration_us);
+            a.fuel.push(e.fuel_used);
+            a.peak = a.peak.max(e.peak_memory);
+        }
+    }
+    by.into_iter()
+        .map(|((plugin, tool), mut a)| {
+            a.durations.sort_unstable();
+            a.fuel.sort_unstable();
+            let ms = |us: Option<u64>| us.map(|u| u as f64 / 1000.0);
+            ToolStats {
+                plugin,
+                tool,
+                calls: a.calls,
+                errors: a
+                    .outcomes
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "ok")
+                    .map(|(_, n)| n)
+                    .sum(),
+                outcomes: a.outcomes,
+                latency_ms_p50: ms(percentile(&a.durations, 0.5)),
+                latency_ms_p99: ms(percentile(&a.durations, 0.99)),
+                fuel_p50: percentile(&a.fuel, 0.5),
+                fuel_p99: percentile(&a.fuel, 0.99),
+                fuel_total: a.fuel.iter().sum(),
+                peak_memory_max_bytes: a.peak,
+                cost: a.cost,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::percentile;

@@ -633,6 +633,30 @@ fn the_quota_view_matches_what_the_calls_used() {
         (Some(5), Some(100), Some(5)),
         "{q}"
     );
+    // The same calls in `stats`, per tool.
+    let st: Value = serde_json::from_str(&h.ok(&["stats", "--json"])).expect("JSON");
+    let tool = |name: &str| {
+        st["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .find(|t| t["tool"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {st}"))
+    };
+    let echo = tool("echo");
+    assert_eq!(echo["calls"], 3);
+    assert_eq!(echo["fuel_total"], fuel[0] + fuel[1] + fuel[3]);
+    assert_eq!(echo["cost"], 3);
+    let spin = tool("spin");
+    assert_eq!(
+        (
+            spin["errors"].as_u64(),
+            spin["outcomes"]["out-of-fuel"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(h.ok(&["stats"]).contains("fixture-basic/huge_output"));
     let human = h.ok(&["quota"]);
     assert!(
         human.contains("fixture-basic") && human.contains("calls 5 of 100"),
