@@ -124,6 +124,8 @@ struct Scope {
     window: Window,
     /// Counted calls in the window, oldest first: (time ms, cost).
     seen: VecDeque<(i64, u64)>,
+    /// The sum of the costs in `seen`.
+    seen_cost: u64,
     /// Calls let through whose ledger entry is not written yet.
     reserved_calls: u64,
     reserved_cost: u64,
@@ -137,22 +139,29 @@ impl Scope {
     /// A call made at `t` counts while `t > now - window`; at `t + window` it is gone.
     fn expire(&mut self, now_ms: i64) {
         let cutoff = now_ms - self.window.millis();
-        while self.seen.front().is_some_and(|(t, _)| *t <= cutoff) {
+        while let Some((t, c)) = self.seen.front().copied()
+            && t <= cutoff
+        {
             self.seen.pop_front();
+            self.seen_cost -= c;
         }
     }
 
     fn insert(&mut self, time_ms: i64, cost: u64) {
         // Entries arrive in sequence order; times are nearly sorted (group commit), so this is almost always a push.
-        let at = self.seen.partition_point(|(t, _)| *t <= time_ms);
-        self.seen.insert(at, (time_ms, cost));
+        if self.seen.back().is_none_or(|(t, _)| *t <= time_ms) {
+            self.seen.push_back((time_ms, cost));
+        } else {
+            let at = self.seen.partition_point(|(t, _)| *t <= time_ms);
+            self.seen.insert(at, (time_ms, cost));
+        }
+        self.seen_cost += cost;
     }
 
     fn used(&self) -> (u64, u64) {
-        let cost: u64 = self.seen.iter().map(|(_, c)| c).sum();
         (
             self.seen.len() as u64 + self.reserved_calls,
-            cost + self.reserved_cost,
+            self.seen_cost + self.reserved_cost,
         )
     }
 
@@ -264,6 +273,7 @@ impl Gate {
                 budget: limits.budget,
                 window: default_window,
                 seen: VecDeque::new(),
+                seen_cost: 0,
                 reserved_calls: 0,
                 reserved_cost: 0,
             });
@@ -276,6 +286,7 @@ impl Gate {
                     budget: c.budget,
                     window: c.window.unwrap_or(default_window),
                     seen: VecDeque::new(),
+                    seen_cost: 0,
                     reserved_calls: 0,
                     reserved_cost: 0,
                 });

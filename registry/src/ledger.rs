@@ -305,6 +305,9 @@ pub struct Usage {
 pub struct Ledger {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// A second connection for queries: with WAL, readers do not wait for the writer's transaction (contract checks
+    /// run on every call while the writer commits).
+    read: Mutex<Connection>,
 }
 
 impl Ledger {
@@ -352,9 +355,19 @@ impl Ledger {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
         tx.commit()?;
+        let read = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| corrupt(&e))?;
+        read.busy_timeout(Duration::from_secs(10))?;
+        // Every write by the writer connection invalidates this connection's page cache; mapping the file makes
+        // the re-read a page-table walk instead of read() calls.
+        let _ = read.pragma_update(None, "mmap_size", 256i64 << 20);
         Ok(Ledger {
             path,
             conn: Mutex::new(conn),
+            read: Mutex::new(read),
         })
     }
 
@@ -364,6 +377,10 @@ impl Ledger {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.read.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends entries in one transaction (group commit) and returns their sequence numbers. Safe across processes:
@@ -482,7 +499,7 @@ impl Ledger {
         if let Some(l) = f.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(&sql)?;
         let mut out = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), Self::row)?
@@ -494,7 +511,7 @@ impl Ledger {
     /// Calls, fuel and cost of `plugin` (optionally one tool) since `since_ms`. Counts calls that ran: calls
     /// refused before the guest ran (outcome `quota` or `busy`) cost nothing and do not count.
     pub fn usage(&self, plugin: &str, tool: Option<&str>, since_ms: i64) -> Result<Usage> {
-        let conn = self.conn();
+        let conn = self.reader();
         let (calls, fuel, cost): (i64, i64, i64) = conn.query_row(
             &format!(
                 "SELECT COUNT(*), COALESCE(SUM(fuel_used), 0), COALESCE(SUM(cost), 0) FROM entries \
@@ -518,7 +535,7 @@ impl Ledger {
         after_seq: u64,
         since_ms: i64,
     ) -> Result<Vec<CountedCall>> {
-        let conn = self.conn();
+        let conn = self.reader();
         // Seeding (after_seq 0) walks the plugin/time index; catching up walks the sequence (the rowid; NOT INDEXED
         // keeps SQLite off the plugin index, which would rescan the whole window) from where it was.
         let sql = if after_seq == 0 {
@@ -548,14 +565,14 @@ impl Ledger {
 
     /// The highest sequence number written (0 for an empty ledger).
     pub fn head_seq(&self) -> Result<u64> {
-        let conn = self.conn();
+        let conn = self.reader();
         let seq: Option<i64> = conn.query_row("SELECT MAX(seq) FROM entries", [], |r| r.get(0))?;
         Ok(seq.unwrap_or(0) as u64)
     }
 
     /// Fuel used and peak memory of the last `limit` calls of `plugin` that ran, newest first.
     pub fn recent_usage(&self, plugin: &str, limit: usize) -> Result<Vec<CallUsage>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT seq, time_ms, tool, fuel_used, peak_memory, duration_us FROM entries \
              WHERE plugin = ?1 AND {COUNTED} ORDER BY seq DESC LIMIT ?2"
