@@ -189,6 +189,24 @@ pub fn limits_from(l: &PluginLimits) -> Limits {
     out
 }
 
+/// The limits an installed plugin's calls run under: the operator's, else the host defaults, with the language's
+/// default fuel when the operator set none.
+pub fn effective_limits(l: &PluginLimits, language: crate::plugin::Language) -> Limits {
+    let mut out = limits_from(l);
+    if l.fuel.is_none() {
+        out.fuel = language.default_fuel();
+    }
+    out
+}
+
+/// The language of an installed plugin's current version, read from its stored bytes.
+pub fn installed_language(registry: &Registry, id: &str) -> crate::plugin::Language {
+    registry
+        .runnable(id)
+        .map(|r| crate::plugin::detect_language(&r.bytes))
+        .unwrap_or(crate::plugin::Language::Other)
+}
+
 impl Catalog {
     /// Opens the catalog and loads every enabled plugin.
     pub async fn open(mut host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
@@ -331,7 +349,7 @@ impl Catalog {
                     self.host.engine().engine(),
                     &c,
                     record.digest.trim_start_matches("blake3:"),
-                    runnable.bytes.len() as u64,
+                    &runnable.bytes,
                 )
                 .map_err(|e| e.to_string())?;
                 (c, info)
@@ -360,6 +378,7 @@ impl Catalog {
             config: runnable.config,
             secrets: runnable.secrets,
             window: record.limits.window,
+            auto_fuel: record.limits.fuel.is_none(),
         };
         let plugin = self
             .host

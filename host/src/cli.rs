@@ -267,6 +267,11 @@ async fn inspect(home: &Home, file: &Path, json: bool) -> Result<ExitCode> {
     println!("contract     plughost:plugin@{}", info.world_version);
     println!("digest       blake3:{}", info.digest);
     println!("size         {}", human_bytes(info.size_bytes));
+    println!(
+        "language     {} (default fuel per call {})",
+        info.language.name(),
+        info.language.default_fuel()
+    );
     if info.capabilities.is_empty() {
         println!("capabilities none");
     } else {
@@ -387,6 +392,7 @@ async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
             s.secrets.extend(secrets);
             if let Some(f) = fuel {
                 s.limits.fuel = f;
+                s.auto_fuel = false;
             }
             if let Some(m) = memory {
                 s.limits.memory_bytes = m;

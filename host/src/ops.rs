@@ -915,7 +915,10 @@ pub fn quota(home: &Home, args: QuotaArgs) -> Result<ExitCode> {
     let now = plughost::ledger::now_ms();
     let views = records
         .iter()
-        .map(|r| plughost::quota::view(&ledger, r, now))
+        .map(|r| {
+            let language = plughost::catalog::installed_language(&reg, &r.id);
+            plughost::quota::view(&ledger, r, language, now)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if args.json {
         return print_json(&serde_json::json!({ "plugins": views })).map(|_| ExitCode::SUCCESS);
@@ -927,9 +930,10 @@ pub fn quota(home: &Home, args: QuotaArgs) -> Result<ExitCode> {
     let b = |v: Option<u64>| v.map(format_bytes).unwrap_or_else(|| "-".into());
     for v in &views {
         println!(
-            "{} {}{}",
+            "{} {} ({}){}",
             v.plugin,
             v.version,
+            v.language.name(),
             if v.enabled { "" } else { " (disabled)" }
         );
         println!(
@@ -1200,13 +1204,22 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
     } else {
         r
     };
-    let eff = plughost::catalog::limits_from(&r.limits);
+    let language = plughost::catalog::installed_language(&reg, &r.id);
+    let eff = plughost::catalog::effective_limits(&r.limits, language);
     if args.json {
         let v = serde_json::json!({ "plugin": r.id, "set": r.limits, "effective": eff });
         return print_json(&v).map(|_| ExitCode::SUCCESS);
     }
     println!("{} limits per call", r.id);
-    println!("  fuel         {}", eff.fuel);
+    println!(
+        "  fuel         {}{}",
+        eff.fuel,
+        if r.limits.fuel.is_none() {
+            format!(" (the default for {})", language.name())
+        } else {
+            String::new()
+        }
+    );
     println!("  memory       {}", format_bytes(eff.memory_bytes));
     println!(
         "  timeout      {}",

@@ -98,6 +98,85 @@ pub struct ComponentInfo {
     pub capabilities: Vec<Capability>,
     /// The WASI interfaces it imports (linked with nothing open).
     pub wasi_imports: Vec<String>,
+    /// The language it was written in, as far as its bytes tell; picks the default fuel budget.
+    pub language: Language,
+}
+
+/// The language a component was written in. Interpreted languages run their interpreter inside the sandbox, so
+/// the same work costs them far more fuel (a JavaScript echo ~2,000,000, a Python one ~300,000, a Rust one ~5,000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Rust,
+    C,
+    Python,
+    #[serde(rename = "javascript")]
+    JavaScript,
+    /// Compiled from something else (or its producers section was stripped).
+    Other,
+}
+
+impl Language {
+    /// The fuel budget per call when the operator set none. Fuel burns at roughly the same rate per second in
+    /// every language (a spin loop: 10M fuel in 1–3 ms here), so 1,000,000,000 is about 0.2 s of guest CPU — a great
+    /// deal of compiled work. An interpreter does 30–300× more instructions for the same work, so Python and
+    /// JavaScript get 5× that (about 1 s of CPU). The deadline bounds wall time either way.
+    pub fn default_fuel(self) -> u64 {
+        match self {
+            Language::Rust | Language::C | Language::Other => 1_000_000_000,
+            Language::Python | Language::JavaScript => 5_000_000_000,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "Rust",
+            Language::C => "C",
+            Language::Python => "Python",
+            Language::JavaScript => "JavaScript",
+            Language::Other => "compiled, language unknown",
+        }
+    }
+}
+
+/// Reads the language from a component's bytes: the runtimes the Python and JavaScript toolchains embed
+/// (componentize-py's `componentize_py_runtime`, componentize-js's StarlingMonkey), else the `language` field of the
+/// core modules' producers sections and Rust's `/rustc/` paths (Rust, C), else [`Language::Other`].
+pub fn detect_language(bytes: &[u8]) -> Language {
+    if memchr::memmem::find(bytes, b"componentize_py_runtime").is_some() {
+        return Language::Python;
+    }
+    if memchr::memmem::find(bytes, b"StarlingMonkey").is_some() {
+        return Language::JavaScript;
+    }
+    let mut found = Language::Other;
+    // Rust's standard library leaves `/rustc/<commit>/library/…` paths in panic messages, even when stripped.
+    if memchr::memmem::find(bytes, b"/rustc/").is_some() {
+        found = Language::Rust;
+    }
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        let wasmparser::KnownCustom::Producers(reader) = section.as_known() else {
+            continue;
+        };
+        for field in reader.into_iter().flatten() {
+            if field.name != "language" {
+                continue;
+            }
+            for value in field.values.into_iter().flatten() {
+                let v = value.name.to_ascii_lowercase();
+                if v == "rust" {
+                    return Language::Rust;
+                }
+                if v.starts_with("c") && !v.contains("++") {
+                    found = Language::C;
+                }
+            }
+        }
+    }
+    found
 }
 
 fn split_versioned(name: &str) -> (&str, Option<&str>) {
@@ -123,7 +202,7 @@ pub fn inspect_component(
     engine: &Engine,
     component: &Component,
     digest: &str,
-    size: u64,
+    bytes: &[u8],
 ) -> Result<ComponentInfo, LoadError> {
     let ours =
         semver::Version::parse(WIT_VERSION).map_err(|e| LoadError::BadManifest(e.to_string()))?;
@@ -183,10 +262,11 @@ pub fn inspect_component(
     capabilities.sort();
     Ok(ComponentInfo {
         digest: digest.to_string(),
-        size_bytes: size,
+        size_bytes: bytes.len() as u64,
         world_version,
         capabilities,
         wasi_imports,
+        language: detect_language(bytes),
     })
 }
 
@@ -329,6 +409,9 @@ pub struct PluginSettings {
     pub secrets: BTreeMap<String, String>,
     /// The contract window, if the operator set a contract: what the `ledger` capability's `usage()` covers.
     pub window: Option<plughost_registry::Window>,
+    /// The operator set no fuel budget: use the component's language default ([`Language::default_fuel`]) instead
+    /// of `limits.fuel`.
+    pub auto_fuel: bool,
 }
 
 /// A plugin ready to be called: compiled, inspected, described, granted and linked.

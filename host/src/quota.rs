@@ -8,8 +8,9 @@ use plughost_registry::PluginRecord;
 use plughost_registry::ledger::{Ledger, LedgerError};
 use serde::Serialize;
 
-use crate::catalog::limits_from;
+use crate::catalog::effective_limits;
 use crate::contract::{Gate, ScopeUsage};
+use crate::plugin::Language;
 
 /// How many of the latest calls the fuel and memory statistics cover.
 pub const SAMPLE: usize = 1000;
@@ -38,6 +39,8 @@ pub struct QuotaView {
     pub plugin: String,
     pub version: String,
     pub enabled: bool,
+    /// The language its component was written in (it sets the default fuel).
+    pub language: Language,
     pub fuel: FuelView,
     pub memory: MemoryView,
     pub deadline_ms: u64,
@@ -71,9 +74,10 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 pub fn view(
     ledger: &Arc<Ledger>,
     record: &PluginRecord,
+    language: Language,
     now_ms: i64,
 ) -> Result<QuotaView, QuotaError> {
-    let limits = limits_from(&record.limits);
+    let limits = effective_limits(&record.limits, language);
     let recent = ledger.recent_usage(&record.id, SAMPLE)?;
     let mut fuel: Vec<u64> = recent.iter().map(|c| c.fuel_used).collect();
     fuel.sort_unstable();
@@ -85,6 +89,7 @@ pub fn view(
         plugin: record.id.clone(),
         version: record.version.clone(),
         enabled: record.enabled,
+        language,
         fuel: FuelView {
             limit: limits.fuel,
             last: recent.first().map(|c| c.fuel_used),

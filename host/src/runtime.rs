@@ -361,12 +361,7 @@ impl Host {
             _ => &self.stats.cache_misses,
         }
         .fetch_add(1, Ordering::Relaxed);
-        let info = inspect_component(
-            self.engine.engine(),
-            &component,
-            &digest,
-            bytes.len() as u64,
-        )?;
+        let info = inspect_component(self.engine.engine(), &component, &digest, bytes)?;
         Ok((component, info, CompileInfo { outcome, time }))
     }
 
@@ -503,11 +498,15 @@ impl Host {
                     window: settings.window.unwrap_or(plughost_registry::Window::Day),
                 }),
         });
+        let mut limits = settings.limits;
+        if settings.auto_fuel {
+            limits.fuel = info.language.default_fuel();
+        }
         Ok(LoadedPlugin {
             info,
             manifest,
             grants: settings.grants,
-            limits: settings.limits,
+            limits,
             env,
             pre,
         })

@@ -100,6 +100,7 @@ impl SettingsFile {
                 source,
             })?;
             let mut limits = Limits::default();
+            let auto_fuel = p.fuel.is_none();
             if let Some(f) = p.fuel {
                 limits.fuel = f;
             }
@@ -129,6 +130,7 @@ impl SettingsFile {
                     config: p.config,
                     secrets: p.secrets,
                     window: None,
+                    auto_fuel,
                 },
             );
         }
@@ -136,8 +138,16 @@ impl SettingsFile {
     }
 
     /// The settings for `id`, or defaults (no grants).
+    /// The settings for plugin `id`; one the file does not name gets no grants, host default limits and the
+    /// language's default fuel.
     pub fn for_plugin(&self, id: &str) -> PluginSettings {
-        self.plugins.get(id).cloned().unwrap_or_default()
+        self.plugins
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| PluginSettings {
+                auto_fuel: true,
+                ..PluginSettings::default()
+            })
     }
 }
 

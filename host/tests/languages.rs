@@ -143,11 +143,22 @@ fn template_end_to_end(lang: &str) {
         serde_json::json!(["log", "state", "config"])
     );
     assert_eq!(v["manifest"]["id"], "demo");
+    // The language is read from the component, and sets the default fuel: interpreters get 5x.
+    let (language, default_fuel) = match lang {
+        "rust" => ("rust", 1_000_000_000u64),
+        "python" => ("python", 5_000_000_000),
+        "js" => ("javascript", 5_000_000_000),
+        _ => ("other", 1_000_000_000),
+    };
+    assert_eq!(v["component"]["language"], language, "{v}");
 
     // Publish and install, signed; then call through the host.
     a.ok(&["keys", "generate", "--name", "me", "--trust"]);
     a.ok(&["sign", &wasm, "--key", "me"]);
     a.ok(&["install", &wasm, "--yes"]);
+    let (out, _) = a.ok(&["limits", "demo", "--json"]);
+    let l: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(l["effective"]["fuel"], default_fuel, "{l}");
     a.ok(&["config", "demo", "set", "greeting", "Hey"]);
     let (out, err) = a.ok(&["call", "demo", "hello", "--args", r#"{"name":"x"}"#]);
     assert_eq!(out.trim(), "Hey, x! (greeting #1)", "{err}");

@@ -99,6 +99,7 @@ async fn run_case(
         grants: Grants::parse(&case.grants)?,
         config: case.config.clone(),
         secrets: case.secrets.clone(),
+        auto_fuel: case.fuel.is_none(),
         ..Default::default()
     };
     if let Some(f) = case.fuel {

@@ -285,7 +285,10 @@ impl Gateway {
                     "publisher": r.publisher,
                     "declared": r.declared,
                     "grants": r.grants,
-                    "limits": limits_from(&r.limits),
+                    "limits": match self.catalog.get(id) {
+                        Some(e) => e.plugin.limits,
+                        None => limits_from(&r.limits),
+                    },
                     "concurrency": r.limits.concurrency,
                     "tools": tools_of(id),
                 }))
@@ -296,7 +299,11 @@ impl Gateway {
                 let plugins: Vec<Value> = records
                     .iter()
                     .map(|r| {
-                        let mut v = match crate::quota::view(ledger, r, now) {
+                        let language = match self.catalog.get(&r.id) {
+                            Some(e) => e.plugin.info.language,
+                            None => crate::catalog::installed_language(registry, &r.id),
+                        };
+                        let mut v = match crate::quota::view(ledger, r, language, now) {
                             Ok(view) => json!(view),
                             Err(e) => json!({ "plugin": r.id, "error": e.to_string() }),
                         };
