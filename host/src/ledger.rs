@@ -1,9 +1,13 @@
-//! The host's side of the usage ledger: a writer thread that group-commits entries (many concurrent calls share one
-//! SQLite transaction), and the mapping from a call's report to its ledger entry. A call is acknowledged to its
-//! caller only after its entry is committed.
+//! The host's side of the usage ledger: group commit, and the mapping from a call's report to its ledger entry. A
+//! call is acknowledged to its caller only after its entry is committed.
+//!
+//! Two paths to a commit, serialised by one commit lock: when nothing is queued and nobody is committing, a call
+//! commits its own entry right away on its own thread (no hand-off, the common case at low load); otherwise it
+//! queues the entry for the writer thread, which commits everything queued in one SQLite transaction, so under load
+//! many calls share a commit and the async workers keep running guests meanwhile.
 
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use plughost_registry::PluginRecord;
@@ -12,19 +16,12 @@ pub use plughost_registry::ledger::{Caller, Kind, Ledger, LedgerError, NewEntry}
 use crate::report::CallReport;
 use crate::runtime::CallResult;
 
-/// Most entries one transaction takes.
-const MAX_BATCH: usize = 512;
+/// Most entries one transaction of the writer thread takes.
+const MAX_BATCH: usize = 1024;
 
 struct Job {
     entries: Vec<NewEntry>,
     done: tokio::sync::oneshot::Sender<Result<Vec<u64>, String>>,
-}
-
-/// Appends to the ledger from a dedicated thread, committing whatever is queued together.
-#[derive(Debug)]
-pub struct LedgerWriter {
-    ledger: Arc<Ledger>,
-    queue: mpsc::Sender<Job>,
 }
 
 impl std::fmt::Debug for Job {
@@ -33,10 +30,49 @@ impl std::fmt::Debug for Job {
     }
 }
 
+#[derive(Debug)]
+struct Shared {
+    ledger: Arc<Ledger>,
+    /// Held for the length of one transaction, by a caller (inline) or the writer thread.
+    commit: Mutex<()>,
+    /// Jobs sent to the writer thread and not yet taken.
+    queued: AtomicUsize,
+}
+
+/// Appends to the ledger with group commit.
+#[derive(Debug)]
+pub struct LedgerWriter {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<Job>,
+}
+
 impl LedgerWriter {
     pub fn start(ledger: Arc<Ledger>) -> Arc<LedgerWriter> {
+        let shared = Arc::new(Shared {
+            ledger,
+            commit: Mutex::new(()),
+            queued: AtomicUsize::new(0),
+        });
+        // Checkpoints run here, once a second, instead of on some call's commit.
+        match shared.ledger.defer_checkpoints() {
+            Ok(()) => {
+                let weak = Arc::downgrade(&shared);
+                let _ = std::thread::Builder::new()
+                    .name("plughost-ledger-checkpoint".into())
+                    .spawn(move || {
+                        loop {
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                            let Some(s) = weak.upgrade() else { return };
+                            if let Err(e) = s.ledger.checkpoint_wal() {
+                                tracing::warn!("ledger checkpoint failed: {e}");
+                            }
+                        }
+                    });
+            }
+            Err(e) => tracing::warn!("ledger checkpoints stay automatic: {e}"),
+        }
         let (queue, rx) = mpsc::channel::<Job>();
-        let l = ledger.clone();
+        let s = shared.clone();
         std::thread::Builder::new()
             .name("plughost-ledger".into())
             .spawn(move || {
@@ -52,44 +88,62 @@ impl LedgerWriter {
                             Err(_) => break,
                         }
                     }
-                    let all: Vec<NewEntry> = jobs
-                        .iter()
-                        .flat_map(|j| j.entries.iter().cloned())
-                        .collect();
-                    match l.append(&all) {
-                        Ok(seqs) => {
-                            let mut at = 0;
-                            for j in jobs {
-                                let k = j.entries.len();
-                                let _ = j.done.send(Ok(seqs[at..at + k].to_vec()));
-                                at += k;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!("ledger write failed: {e}");
-                            for j in jobs {
-                                let _ = j.done.send(Err(e.to_string()));
-                            }
-                        }
-                    }
+                    s.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
+                    let _one = s.commit.lock().unwrap_or_else(|p| p.into_inner());
+                    commit_jobs(&s.ledger, jobs);
                 }
             })
             .expect("spawn the ledger thread");
-        Arc::new(LedgerWriter { ledger, queue })
+        Arc::new(LedgerWriter { shared, queue })
     }
 
     pub fn ledger(&self) -> &Arc<Ledger> {
-        &self.ledger
+        &self.shared.ledger
     }
 
     /// Appends and waits for the commit. Returns the entries' sequence numbers.
     pub async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
+        let s = &self.shared;
+        if s.queued.load(Ordering::Acquire) == 0
+            && let Ok(_one) = s.commit.try_lock()
+        {
+            return s.ledger.append(&entries).map_err(|e| {
+                tracing::error!("ledger write failed: {e}");
+                e.to_string()
+            });
+        }
         let (done, wait) = tokio::sync::oneshot::channel();
-        self.queue
-            .send(Job { entries, done })
-            .map_err(|_| "the ledger writer has stopped".to_string())?;
+        s.queued.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send(Job { entries, done }).is_err() {
+            s.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err("the ledger writer has stopped".to_string());
+        }
         wait.await
             .map_err(|_| "the ledger writer has stopped".to_string())?
+    }
+}
+
+fn commit_jobs(ledger: &Ledger, jobs: Vec<Job>) {
+    let mut all = Vec::with_capacity(jobs.iter().map(|j| j.entries.len()).sum());
+    let mut waiting = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        waiting.push((j.entries.len(), j.done));
+        all.extend(j.entries);
+    }
+    match ledger.append(&all) {
+        Ok(seqs) => {
+            let mut at = 0;
+            for (k, done) in waiting {
+                let _ = done.send(Ok(seqs[at..at + k].to_vec()));
+                at += k;
+            }
+        }
+        Err(e) => {
+            tracing::error!("ledger write failed: {e}");
+            for (_, done) in waiting {
+                let _ = done.send(Err(e.to_string()));
+            }
+        }
     }
 }
 
