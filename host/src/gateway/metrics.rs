@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use crate::caps::metrics::{BUCKETS as METRIC_BUCKETS, Value};
-use crate::report::CallReport;
+use crate::report::{CallReport, Outcome};
 use crate::runtime::HostStats;
 
 /// Latency buckets in seconds.
@@ -66,7 +66,7 @@ impl Metrics {
             .entry((r.plugin.clone(), r.tool.clone()))
             .or_default();
         *s.by_outcome
-            .entry(r.outcome.kind().to_string())
+            .entry(outcome_label(&r.outcome).to_string())
             .or_default() += 1;
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
@@ -88,7 +88,7 @@ impl Metrics {
         }
         recent.push_back(RecentCall {
             tool: r.tool.clone(),
-            outcome: r.outcome.kind().to_string(),
+            outcome: outcome_label(&r.outcome).to_string(),
             fuel_used: r.fuel_used,
             peak_memory_bytes: r.peak_memory_bytes,
             wall_time_ms: secs * 1000.0,
@@ -284,6 +284,15 @@ impl Metrics {
         drop(g);
         plugin_metrics(&mut o, host);
         o
+    }
+}
+
+/// The `outcome` label: `ok`, the runtime outcome (`out-of-fuel`, `quota`, …), or for a tool's own error its kind
+/// (`invalid-arguments`, `denied`, `not-found`, …) — a fixed set, so the label space stays bounded.
+fn outcome_label(o: &Outcome) -> &str {
+    match o {
+        Outcome::ToolError { error } => error.as_str(),
+        other => other.kind(),
     }
 }
 
