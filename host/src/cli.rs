@@ -20,7 +20,7 @@ use plughost::{CallReport, Grants, Home, Host, PluginSettings};
 )]
 struct Cli {
     /// Data dir (compile cache, state, config). Default: $PLUGHOST_HOME, else $XDG_DATA_HOME/plughost.
-    #[arg(long, global = true, env = "PLUGHOST_HOME")]
+    #[arg(long, global = true)]
     home: Option<PathBuf>,
     /// More host logging on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

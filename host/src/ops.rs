@@ -937,12 +937,13 @@ pub fn quota(home: &Home, args: QuotaArgs) -> Result<ExitCode> {
             if v.enabled { "" } else { " (disabled)" }
         );
         println!(
-            "  fuel         limit {}   last {}   p50 {}   p99 {}   (latest {} calls)",
+            "  fuel         limit {}   last {}   p50 {}   p99 {}   (latest {} call{})",
             group_digits(v.fuel.limit),
             n(v.fuel.last),
             n(v.fuel.p50),
             n(v.fuel.p99),
-            v.calls_sampled
+            v.calls_sampled,
+            if v.calls_sampled == 1 { "" } else { "s" }
         );
         println!(
             "  memory       limit {}   last peak {}   max peak {}",
