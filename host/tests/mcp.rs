@@ -485,6 +485,15 @@ fn hot_reload_under_load_loses_no_calls() {
 fn metrics_are_prometheus_text_with_host_and_bounded_plugin_series() {
     let setup = Setup::new();
     setup.install(fx::EVENTS, "events.wasm", &["ledger", "metrics"]);
+    // A contract on one tool: the second call through MCP is refused, typed, before the guest runs.
+    setup.ok(&[
+        "limits",
+        "fixture-basic",
+        "--tool",
+        "echo",
+        "--calls",
+        "1/hour",
+    ]);
     let server = setup.serve_http(&[]);
     wait_for_tools(server.addr, 22);
     let calls = serde_json::json!([
@@ -495,6 +504,7 @@ fn metrics_are_prometheus_text_with_host_and_bounded_plugin_series() {
         ["fixture-events__observe", {"kind": "gauge", "name": "jobs", "value": 1}],
         ["fixture-events__series", {"n": 1500}],
         ["fixture-basic__echo", {"text": "x"}],
+        ["fixture-basic__echo", {"text": "y"}],
     ]);
     let out = Command::new(python())
         .arg(client_script())
@@ -514,9 +524,18 @@ fn metrics_are_prometheus_text_with_host_and_bounded_plugin_series() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("client JSON");
-    for c in v["calls"].as_array().expect("calls") {
+    let calls = v["calls"].as_array().expect("calls");
+    for c in &calls[..calls.len() - 1] {
         assert_eq!(c["is_error"], false, "{c}");
     }
+    let refused = calls.last().expect("the refused call");
+    assert_eq!(refused["is_error"], true, "{refused}");
+    let text = refused["text"].as_str().expect("text");
+    assert!(
+        text.contains("quota exhausted until")
+            && text.contains("tool `echo` of plugin `fixture-basic`"),
+        "{text}"
+    );
     let fam = |name: &str| -> &Value {
         let f = &v["families"][name];
         assert!(f.is_object(), "no family {name} in {}", v["families"]);
@@ -582,4 +601,9 @@ fn metrics_are_prometheus_text_with_host_and_bounded_plugin_series() {
         .find(|s| s["labels"]["tool"] == "echo" && s["labels"]["outcome"] == "ok")
         .expect("echo ok");
     assert_eq!(ok_echo["value"], 1.0);
+    let quota_echo = samples("plughost_calls")
+        .into_iter()
+        .find(|s| s["labels"]["tool"] == "echo" && s["labels"]["outcome"] == "quota")
+        .expect("echo refused by its contract");
+    assert_eq!(quota_echo["value"], 1.0);
 }
