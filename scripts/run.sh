@@ -70,5 +70,11 @@ echo "  $P call cloudflare list_zones"
 echo
 echo "==> the MCP gateway: $P serve ${*:---http}"
 echo "    connect a client (README: Connecting MCP clients), e.g."
-echo "    npx @modelcontextprotocol/inspector --cli http://127.0.0.1:8787/mcp --transport http --method tools/list"
+if [ "${1:-}" = "--stdio" ]; then
+  echo "    npx @modelcontextprotocol/inspector --cli $P serve --stdio --home <data dir> --method tools/list"
+else
+  addr=127.0.0.1:8787
+  if [ "${1:-}" = "--http" ] && [ -n "${2:-}" ] && [ "${2#-}" = "$2" ]; then addr=$2; fi
+  echo "    npx @modelcontextprotocol/inspector --cli http://$addr/mcp --transport http --method tools/list"
+fi
 exec "$P" serve "${@:---http}"
