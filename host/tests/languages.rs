@@ -274,6 +274,22 @@ fn rust_template_builds_installs_and_runs() {
 }
 
 #[test]
+fn rust_template_with_a_vendored_sdk_builds_away_from_a_checkout() {
+    // What `plughost new --lang rust` does when the checkout it was built from is gone: the SDK and the WIT contract
+    // are written into the project, which then builds on its own (dependencies from crates.io).
+    let a = Author::new();
+    a.ok(&["new", "demo", "--lang", "rust", "--vendor-sdk"]);
+    let cargo = std::fs::read_to_string(a.work.path().join("demo/Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        cargo.contains(r#"plughost-guest = { path = "vendor/plughost-guest" }"#),
+        "{cargo}"
+    );
+    assert!(a.work.path().join("demo/vendor/wit/world.wit").is_file());
+    let (out, err) = a.ok(&["test", "--dir", "demo"]);
+    assert!(out.contains("4 passed, 0 failed"), "{out}\n{err}");
+}
+
+#[test]
 fn python_template_builds_installs_and_runs() {
     template_end_to_end("python");
 }

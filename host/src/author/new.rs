@@ -18,9 +18,53 @@ pub struct NewArgs {
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Rust only: the plughost guest SDK (`guest-sdk/` of a plughost checkout). Default: the checkout this
-    /// plughost was built from if it is still there, else the git repository.
-    #[arg(long)]
+    /// plughost was built from if it is still there, else a copy of the SDK written into the project (`vendor/`).
+    #[arg(long, conflicts_with = "vendor_sdk")]
     pub sdk: Option<PathBuf>,
+    /// Rust only: always write the SDK this plughost was built with into the project (`vendor/`), so the project
+    /// builds anywhere (crates.io is still needed for its dependencies).
+    #[arg(long)]
+    pub vendor_sdk: bool,
+}
+
+/// The guest SDK, embedded, for projects made away from a plughost checkout.
+const SDK_LIB: &str = include_str!("../../../guest-sdk/src/lib.rs");
+const SDK_CAPS: &str = include_str!("../../../guest-sdk/src/caps.rs");
+const SDK_WORLD: &str = include_str!("../../../wit/world.wit");
+/// The SDK's manifest outside the plughost workspace: the same dependencies as `[workspace.dependencies]` (a test
+/// keeps them equal).
+const SDK_CARGO: &str = r#"[package]
+name = "plughost-guest"
+description = "Write plughost plugins in Rust (copied by `plughost new` from plughost {{version}})"
+version = "{{version}}"
+edition = "2024"
+publish = false
+
+[dependencies]
+wit-bindgen = { version = "0.63", default-features = false, features = ["macros", "realloc"] }
+serde = { version = "1", features = ["derive"] }
+serde_json = "1"
+schemars = "1"
+"#;
+
+/// Where the vendored SDK goes in a project; its WIT sits next to it (`vendor/wit`, which the SDK reads as `../wit`).
+const VENDOR_SDK: &str = "vendor/plughost-guest";
+
+/// The files of a vendored SDK, relative to the project.
+fn vendored_sdk() -> Vec<(String, String)> {
+    let mut out = vec![
+        (
+            format!("{VENDOR_SDK}/Cargo.toml"),
+            SDK_CARGO.replace("{{version}}", env!("CARGO_PKG_VERSION")),
+        ),
+        (format!("{VENDOR_SDK}/src/lib.rs"), SDK_LIB.to_string()),
+        (format!("{VENDOR_SDK}/src/caps.rs"), SDK_CAPS.to_string()),
+        ("vendor/wit/world.wit".to_string(), SDK_WORLD.to_string()),
+    ];
+    for (name, text) in super::contract::FILES {
+        out.push((format!("vendor/wit/{name}"), text.to_string()));
+    }
+    out
 }
 
 const PROJECT: &str = include_str!("../../templates/common/plughost.toml");
@@ -93,7 +137,11 @@ fn build_steps(lang: Lang) -> &'static str {
     }
 }
 
-fn sdk_dependency(explicit: Option<&Path>) -> Result<String> {
+/// The `plughost-guest` dependency line, and whether the SDK must be written into the project.
+fn sdk_dependency(explicit: Option<&Path>, vendor: bool) -> Result<(String, bool)> {
+    if vendor {
+        return Ok((format!("{{ path = {VENDOR_SDK:?} }}"), true));
+    }
     let path = match explicit {
         Some(p) => Some(
             p.canonicalize()
@@ -105,8 +153,8 @@ fn sdk_dependency(explicit: Option<&Path>) -> Result<String> {
             .filter(|p| p.join("Cargo.toml").is_file()),
     };
     Ok(match path {
-        Some(p) => format!("{{ path = {:?} }}", p.display().to_string()),
-        None => "{ git = \"https://github.com/plughost/plughost\" }".to_string(),
+        Some(p) => (format!("{{ path = {:?} }}", p.display().to_string()), false),
+        None => (format!("{{ path = {VENDOR_SDK:?} }}"), true),
     })
 }
 
@@ -120,13 +168,20 @@ pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
         bail!("{} exists and is not empty", dir.display());
     }
-    let sdk = if args.lang == Lang::Rust {
-        sdk_dependency(args.sdk.as_deref())?
+    let (sdk, vendor) = if args.lang == Lang::Rust {
+        sdk_dependency(args.sdk.as_deref(), args.vendor_sdk)?
     } else {
-        String::new()
+        (String::new(), false)
     };
-    for (rel, text) in files(&args.name, args.lang, &sdk) {
-        let path = dir.join(rel);
+    let mut all: Vec<(String, String)> = files(&args.name, args.lang, &sdk)
+        .into_iter()
+        .map(|(rel, text)| (rel.to_string(), text))
+        .collect();
+    if vendor {
+        all.extend(vendored_sdk());
+    }
+    for (rel, text) in all {
+        let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -144,4 +199,22 @@ pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
         args.name
     );
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The vendored SDK's dependencies are the workspace's, line for line.
+    #[test]
+    fn vendored_sdk_dependencies_match_the_workspace() {
+        let root = include_str!("../../../Cargo.toml");
+        for dep in ["wit-bindgen", "serde", "serde_json", "schemars"] {
+            let line = |text: &str| {
+                text.lines()
+                    .find(|l| l.starts_with(&format!("{dep} =")))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| panic!("no `{dep}` line"))
+            };
+            assert_eq!(line(super::SDK_CARGO), line(root), "{dep}");
+        }
+    }
 }
