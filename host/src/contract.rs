@@ -132,6 +132,19 @@ struct Scope {
 }
 
 impl Scope {
+    fn new(tool: Option<String>, calls: Option<u64>, budget: Option<u64>, window: Window) -> Scope {
+        Scope {
+            tool,
+            calls,
+            budget,
+            window,
+            seen: VecDeque::new(),
+            seen_cost: 0,
+            reserved_calls: 0,
+            reserved_cost: 0,
+        }
+    }
+
     fn applies(&self, tool: &str) -> bool {
         self.tool.as_deref().is_none_or(|t| t == tool)
     }
@@ -267,29 +280,21 @@ impl Gate {
         let default_window = limits.window.unwrap_or(Window::Day);
         let mut scopes = Vec::new();
         if limits.calls_per_window.is_some() || limits.budget.is_some() {
-            scopes.push(Scope {
-                tool: None,
-                calls: limits.calls_per_window,
-                budget: limits.budget,
-                window: default_window,
-                seen: VecDeque::new(),
-                seen_cost: 0,
-                reserved_calls: 0,
-                reserved_cost: 0,
-            });
+            scopes.push(Scope::new(
+                None,
+                limits.calls_per_window,
+                limits.budget,
+                default_window,
+            ));
         }
         for (tool, c) in &limits.tools {
             if c.calls_per_window.is_some() || c.budget.is_some() {
-                scopes.push(Scope {
-                    tool: Some(tool.clone()),
-                    calls: c.calls_per_window,
-                    budget: c.budget,
-                    window: c.window.unwrap_or(default_window),
-                    seen: VecDeque::new(),
-                    seen_cost: 0,
-                    reserved_calls: 0,
-                    reserved_cost: 0,
-                });
+                scopes.push(Scope::new(
+                    Some(tool.clone()),
+                    c.calls_per_window,
+                    c.budget,
+                    c.window.unwrap_or(default_window),
+                ));
             }
         }
         Some(Gate {

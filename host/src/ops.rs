@@ -1076,14 +1076,13 @@ fn parse_per_window(s: &str, what: &str) -> Result<(u64, Option<Window>)> {
         .trim()
         .parse()
         .with_context(|| format!("{what}: `{s}` is not a number (e.g. 100 or 100/hour)"))?;
-    let w = w
-        .map(|w| {
-            Window::parse(w).with_context(|| {
-                format!("{what}: unknown window `{w}` (minute, hour, day or month)")
-            })
-        })
-        .transpose()?;
+    let w = w.map(|w| parse_window(w, what)).transpose()?;
     Ok((n, w))
+}
+
+fn parse_window(w: &str, what: &str) -> Result<Window> {
+    Window::parse(w)
+        .with_context(|| format!("{what}: unknown window `{w}` (minute, hour, day or month)"))
 }
 
 pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
@@ -1133,11 +1132,7 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
         let mut window = args
             .window
             .as_deref()
-            .map(|w| {
-                Window::parse(w).with_context(|| {
-                    format!("--window: unknown window `{w}` (minute, hour, day or month)")
-                })
-            })
+            .map(|w| parse_window(w, "--window"))
             .transpose()?;
         for (_, w) in calls.iter().chain(budget.iter()) {
             if let Some(w) = w {

@@ -273,15 +273,8 @@ const DESCRIBE_LIMITS: Limits = Limits {
 };
 
 impl Host {
-    /// Opens the host on a data dir (compile cache and state live there).
-    pub fn open(home: &Home) -> Result<Self, HostError> {
-        home.ensure().map_err(|source| HostError::Home {
-            path: home.root().display().to_string(),
-            source,
-        })?;
-        let engine = HostEngine::new(Some(home.cache_dir()))?;
-        let state = StateStore::open(&home.state_db())?;
-        Ok(Host {
+    fn with(engine: HostEngine, state: Arc<StateStore>) -> Host {
+        Host {
             engine,
             state,
             system: SystemCtx::default(),
@@ -289,42 +282,38 @@ impl Host {
             next_call: Arc::new(AtomicU64::new(1)),
             ledger: None,
             stats: Arc::default(),
-        })
+        }
+    }
+
+    /// Creates the data dir and an engine whose compile cache lives there.
+    fn home_engine(home: &Home) -> Result<HostEngine, HostError> {
+        home.ensure().map_err(|source| HostError::Home {
+            path: home.root().display().to_string(),
+            source,
+        })?;
+        Ok(HostEngine::new(Some(home.cache_dir()))?)
+    }
+
+    /// Opens the host on a data dir (compile cache and state live there).
+    pub fn open(home: &Home) -> Result<Self, HostError> {
+        let engine = Host::home_engine(home)?;
+        let state = StateStore::open(&home.state_db())?;
+        Ok(Host::with(engine, state))
     }
 
     /// A host that shares the data dir's compile cache but keeps state in memory: for trying a component
     /// (`plughost test`) without touching installed plugins' data.
     pub fn scratch(home: &Home) -> Result<Self, HostError> {
-        home.ensure().map_err(|source| HostError::Home {
-            path: home.root().display().to_string(),
-            source,
-        })?;
-        let engine = HostEngine::new(Some(home.cache_dir()))?;
+        let engine = Host::home_engine(home)?;
         let state = StateStore::in_memory()?;
-        Ok(Host {
-            engine,
-            state,
-            system: SystemCtx::default(),
-            caps: Arc::default(),
-            next_call: Arc::new(AtomicU64::new(1)),
-            ledger: None,
-            stats: Arc::default(),
-        })
+        Ok(Host::with(engine, state))
     }
 
     /// A host with no files at all: no compile cache, in-memory state.
     pub fn ephemeral() -> Result<Self, HostError> {
         let engine = HostEngine::new(None)?;
         let state = StateStore::in_memory()?;
-        Ok(Host {
-            engine,
-            state,
-            system: SystemCtx::default(),
-            caps: Arc::default(),
-            next_call: Arc::new(AtomicU64::new(1)),
-            ledger: None,
-            stats: Arc::default(),
-        })
+        Ok(Host::with(engine, state))
     }
 
     /// The network capabilities' host-wide settings (HTTP limits, pinned names, the Docker engine), used by

@@ -368,7 +368,12 @@ fn sigkill_mid_burst_loses_no_acknowledged_call() {
 
 /// `plughost call … --json` → (exit code, the JSON it printed).
 fn call_json(h: &Home, args: &[&str]) -> (Option<i32>, Value) {
-    let mut all = vec!["call", "fixture-basic"];
+    call_plugin_json(h, "fixture-basic", args)
+}
+
+/// `plughost call PLUGIN … --json` → (exit code, the JSON it printed).
+fn call_plugin_json(h: &Home, plugin: &str, args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["call", plugin];
     all.extend_from_slice(args);
     all.push("--json");
     let o = h.run(&all);
@@ -682,20 +687,7 @@ fn plugins_append_their_own_events_chained_like_calls() {
         "metrics",
     ]);
     h.ok(&["install", w, "--yes"]);
-    let call = |args: &[&str]| {
-        let mut all = vec!["call", "fixture-events"];
-        all.extend_from_slice(args);
-        all.push("--json");
-        let o = h.run(&all);
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-            panic!(
-                "no JSON ({e}): {}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            )
-        });
-        v
-    };
+    let call = |args: &[&str]| call_plugin_json(&h, "fixture-events", args).1;
     let v = call(&[
         "record",
         "--args",

@@ -270,7 +270,12 @@ pub struct Checkpoint {
 }
 
 /// What a call that counts against a contract counts: calls that ran (not refused by a quota or as busy).
-const COUNTED: &str = "kind = 'call' AND outcome NOT IN ('quota', 'busy')";
+/// (A macro, not a const, so the queries below are `concat!`ed literals: no SQL is formatted per call.)
+macro_rules! counted {
+    () => {
+        "kind = 'call' AND outcome NOT IN ('quota', 'busy')"
+    };
+}
 
 /// One counted call, as contracts see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -541,9 +546,10 @@ impl Ledger {
     pub fn usage(&self, plugin: &str, tool: Option<&str>, since_ms: i64) -> Result<Usage> {
         let conn = self.reader();
         let (calls, fuel, cost): (i64, i64, i64) = conn.query_row(
-            &format!(
+            concat!(
                 "SELECT COUNT(*), COALESCE(SUM(fuel_used), 0), COALESCE(SUM(cost), 0) FROM entries \
-                 WHERE plugin = ?1 AND time_ms >= ?2 AND (?3 IS NULL OR tool = ?3) AND {COUNTED}"
+                 WHERE plugin = ?1 AND time_ms >= ?2 AND (?3 IS NULL OR tool = ?3) AND ",
+                counted!()
             ),
             params![plugin, since_ms, tool],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -567,17 +573,21 @@ impl Ledger {
         // Seeding (after_seq 0) walks the plugin/time index; catching up walks the sequence (the rowid; NOT INDEXED
         // keeps SQLite off the plugin index, which would rescan the whole window) from where it was.
         let sql = if after_seq == 0 {
-            format!(
+            concat!(
                 "SELECT seq, time_ms, tool, cost FROM entries INDEXED BY entries_plugin_time \
-                 WHERE plugin = ?1 AND time_ms >= ?3 AND seq > ?2 AND {COUNTED} ORDER BY seq"
+                 WHERE plugin = ?1 AND time_ms >= ?3 AND seq > ?2 AND ",
+                counted!(),
+                " ORDER BY seq"
             )
         } else {
-            format!(
+            concat!(
                 "SELECT seq, time_ms, tool, cost FROM entries NOT INDEXED \
-                 WHERE seq > ?2 AND plugin = ?1 AND time_ms >= ?3 AND {COUNTED} ORDER BY seq"
+                 WHERE seq > ?2 AND plugin = ?1 AND time_ms >= ?3 AND ",
+                counted!(),
+                " ORDER BY seq"
             )
         };
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt
             .query_map(params![plugin, after_seq as i64, since_ms], |r| {
                 Ok(CountedCall {
@@ -601,9 +611,11 @@ impl Ledger {
     /// Fuel used and peak memory of the last `limit` calls of `plugin` that ran, newest first.
     pub fn recent_usage(&self, plugin: &str, limit: usize) -> Result<Vec<CallUsage>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached(&format!(
+        let mut stmt = conn.prepare_cached(concat!(
             "SELECT seq, time_ms, tool, fuel_used, peak_memory, duration_us FROM entries \
-             WHERE plugin = ?1 AND {COUNTED} ORDER BY seq DESC LIMIT ?2"
+             WHERE plugin = ?1 AND ",
+            counted!(),
+            " ORDER BY seq DESC LIMIT ?2"
         ))?;
         let rows = stmt
             .query_map(params![plugin, limit as i64], |r| {

@@ -32,16 +32,25 @@ pub struct LedgerCtx {
 pub struct LedgerHost<'a>(&'a mut StoreData);
 
 impl LedgerHost<'_> {
-    fn ctx(&mut self) -> Result<(Arc<str>, LedgerCtx), WitError> {
+    /// The plugin's id, its ledger context and the writer; `unavailable` when this host keeps no ledger.
+    fn ctx(&mut self) -> Result<(Arc<str>, LedgerCtx, Arc<LedgerWriter>), WitError> {
         self.0.count(Capability::Ledger);
         let env = &self.0.env;
         match &env.ledger {
-            Some(c) if c.writer.is_some() => Ok((env.id.clone(), c.clone())),
-            _ => Err(WitError::Unavailable(
-                "this host keeps no ledger (an ad-hoc call of a file is not recorded); install the plugin".into(),
-            )),
+            Some(c) => match &c.writer {
+                Some(w) => Ok((env.id.clone(), c.clone(), w.clone())),
+                None => Err(no_ledger()),
+            },
+            None => Err(no_ledger()),
         }
     }
+}
+
+fn no_ledger() -> WitError {
+    WitError::Unavailable(
+        "this host keeps no ledger (an ad-hoc call of a file is not recorded); install the plugin"
+            .into(),
+    )
 }
 
 fn unavailable(e: impl std::fmt::Display) -> WitError {
@@ -54,7 +63,7 @@ impl wit::Host for LedgerHost<'_> {
         kind: String,
         data_json: String,
     ) -> wasmtime::Result<Result<u64, WitError>> {
-        let (id, ctx) = match self.ctx() {
+        let (id, ctx, writer) = match self.ctx() {
             Ok(x) => x,
             Err(e) => return Ok(Err(e)),
         };
@@ -93,9 +102,6 @@ impl wit::Host for LedgerHost<'_> {
             event: Some(kind),
             data: Some(data_json),
         };
-        let Some(writer) = ctx.writer else {
-            return Ok(Err(unavailable("no ledger")));
-        };
         Ok(match writer.append(vec![entry]).await {
             Ok(seqs) => seqs
                 .first()
@@ -106,12 +112,9 @@ impl wit::Host for LedgerHost<'_> {
     }
 
     async fn usage(&mut self) -> wasmtime::Result<Result<UsageSummary, WitError>> {
-        let (id, ctx) = match self.ctx() {
+        let (id, ctx, writer) = match self.ctx() {
             Ok(x) => x,
             Err(e) => return Ok(Err(e)),
-        };
-        let Some(writer) = ctx.writer else {
-            return Ok(Err(unavailable("no ledger")));
         };
         let since = now_ms() - ctx.window.millis();
         Ok(match writer.ledger().usage(&id, None, since) {
