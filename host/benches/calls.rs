@@ -1,6 +1,12 @@
-//! Per-call cost of an in-process echo call (Rust guest), in two shapes:
-//! - fresh: what plughost does for every call — new Store, instance from the cached `InstancePre`, call, report;
+//! Per-call cost of an in-process echo call (Rust guest), in these shapes:
+//! - fresh, inline: new Store, instance from the cached `InstancePre`, call, report, store dropped — all on the
+//!   caller's path (standby off; what one-shot `plughost call` does);
+//! - fresh, standby: what the gateway does — the call runs in a fresh instance prepared ahead by the standby
+//!   thread, which also tears the used store down. Measured with calls 3 ms apart (the thread has time to refill,
+//!   as between agent tool calls) and back to back (it cannot keep up; some calls instantiate inline);
 //! - warm: one instance reused for every call (what a per-session host does; no isolation between calls).
+//!
+//! Each shape also prints the process CPU time per call (all threads), which is what throughput costs.
 //!
 //! `cargo bench -p plughost --bench calls` (release). Prints p50/p90/p99/mean per shape. Set `BENCH_ITERS` to change
 //! the sample count (default 20000).
@@ -9,20 +15,39 @@ use std::time::{Duration, Instant};
 
 use plughost::{Grants, Host, PluginSettings};
 
-fn stats(name: &str, mut d: Vec<Duration>) {
+// The allocator the `plughost` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// CPU time of the whole process (every thread), from /proc/self/stat (10 ms ticks: fine over 20,000 calls).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = after
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
+fn stats(name: &str, mut d: Vec<Duration>, extra: &str) {
     d.sort();
     let pct = |p: f64| d[((d.len() as f64 - 1.0) * p).round() as usize];
     let mean = d.iter().sum::<Duration>() / d.len() as u32;
     println!(
-        "{name:<32} n={:<6} p50={:>8.2?} p90={:>8.2?} p99={:>8.2?} mean={:>8.2?}  ({:.0} calls/s/core)",
+        "{name:<30} n={:<6} p50={:>8.2?} p90={:>8.2?} p99={:>8.2?} mean={:>8.2?}  {extra}",
         d.len(),
         pct(0.50),
         pct(0.90),
         pct(0.99),
         mean,
-        1.0 / mean.as_secs_f64()
     );
 }
+
+/// Spacing of the paced calls: a little more than the standby thread's nap while calls come in (one epoch tick).
+const PACE: Duration = Duration::from_millis(3);
 
 fn main() {
     let iters: usize = std::env::var("BENCH_ITERS")
@@ -35,41 +60,82 @@ fn main() {
         .expect("tokio runtime");
     rt.block_on(async {
         let host = Host::ephemeral().expect("host");
-        let grants = Grants::parse(["state", "log"]).expect("grants");
-        let bytes = std::fs::read(plughost_tests::BASIC).expect("fixture");
-        let (plugin, _) = host
-            .load(&bytes, |_| PluginSettings {
-                grants,
-                ..Default::default()
-            })
-            .await
-            .expect("load fixture-basic");
+        let inline = Host::ephemeral().expect("host").without_standby();
+        let load = |host: Host| async move {
+            let grants = Grants::parse(["state", "log"]).expect("grants");
+            let bytes = std::fs::read(plughost_tests::BASIC).expect("fixture");
+            let (plugin, _) = host
+                .load(&bytes, |_| PluginSettings {
+                    grants,
+                    ..Default::default()
+                })
+                .await
+                .expect("load fixture-basic");
+            plugin
+        };
+        let plugin = load(host.clone()).await;
+        let inline_plugin = load(inline.clone()).await;
         let args = r#"{"text":"hello"}"#;
 
-        // Warm up both paths (page in the code, fill the pooling allocator's slots).
+        // Warm up every path (page in the code, fill the pooling allocator's slots).
         for _ in 0..1000 {
             let r = host.call(&plugin, "echo", args).await;
+            assert!(r.result.is_ok(), "{:?}", r.result);
+            let r = inline.call(&inline_plugin, "echo", args).await;
             assert!(r.result.is_ok(), "{:?}", r.result);
         }
         let _ = plughost::runtime::warm_calls(&host, &plugin, "echo", args, 1000)
             .await
             .expect("warm");
 
-        let mut fresh = Vec::with_capacity(iters);
         let mut fuel = 0;
-        for _ in 0..iters {
-            let t = Instant::now();
-            let r = host.call(&plugin, "echo", args).await;
-            fresh.push(t.elapsed());
-            fuel = r.report.fuel_used;
-            assert!(r.result.is_ok());
-        }
+        let mut run = async |host: &Host, plugin, gap: Option<Duration>, iters: usize| {
+            let mut d = Vec::with_capacity(iters);
+            let cpu = cpu_time();
+            let hits = host.stats().snapshot().standby_hits;
+            let mut next = Instant::now();
+            for _ in 0..iters {
+                if let Some(gap) = gap {
+                    // Spin, not sleep: a timer wakeup would cost more than the call.
+                    while Instant::now() < next {
+                        std::hint::spin_loop();
+                    }
+                    next = Instant::now() + gap;
+                }
+                let t = Instant::now();
+                let r = host.call(plugin, "echo", args).await;
+                d.push(t.elapsed());
+                fuel = r.report.fuel_used;
+                assert!(r.result.is_ok());
+            }
+            let hits = host.stats().snapshot().standby_hits - hits;
+            let cpu = (cpu_time() - cpu) / iters as u32;
+            (
+                d,
+                format!("cpu/call={cpu:>8.2?}  standby hits {hits}/{iters}"),
+            )
+        };
+        let (inline_d, inline_cpu) = run(&inline, &inline_plugin, None, iters).await;
+        let paced_n = (iters / 10).max(100);
+        let (paced, paced_cpu) = run(&host, &plugin, Some(PACE), paced_n).await;
+        let (paced_inline, paced_inline_cpu) =
+            run(&inline, &inline_plugin, Some(PACE), paced_n).await;
+        let (busy, busy_cpu) = run(&host, &plugin, None, iters).await;
+        let warm_cpu = cpu_time();
         let warm = plughost::runtime::warm_calls(&host, &plugin, "echo", args, iters)
             .await
             .expect("warm");
+        let warm_cpu = format!("cpu/call={:>8.2?}", (cpu_time() - warm_cpu) / iters as u32);
         println!("echo (Rust guest, fixture-basic), fuel per call {fuel}");
-        stats("fresh store + instance + call", fresh);
-        stats("warm instance (reused)", warm);
+        // CPU per paced call includes the spinning between calls: not shown.
+        let _ = (paced_cpu, paced_inline_cpu);
+        println!("back to back:");
+        stats("  fresh, inline (no standby)", inline_d, &inline_cpu);
+        stats("  fresh, with standby", busy, &busy_cpu);
+        stats("  warm instance (reused)", warm, &warm_cpu);
+        println!("calls {} ms apart:", PACE.as_millis());
+        stats("  fresh, inline (no standby)", paced_inline, "");
+        stats("  fresh, with standby", paced, "");
     });
     compile_vs_cache();
 }

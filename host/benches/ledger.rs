@@ -11,6 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+// The allocator the `plughost` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use plughost::{Catalog, Home, Host};
 
 const BIN: &str = env!("CARGO_BIN_EXE_plughost");

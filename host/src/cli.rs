@@ -365,7 +365,7 @@ async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
         .transpose()
         .context("--timeout")?;
 
-    let host = Host::open(home)?;
+    let host = Host::open(home)?.without_standby();
     let installed_id = args
         .file
         .to_str()

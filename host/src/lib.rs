@@ -20,6 +20,7 @@ pub mod quota;
 pub mod report;
 pub mod runtime;
 pub mod settings;
+mod standby;
 pub mod store;
 pub mod units;
 

@@ -422,6 +422,8 @@ pub struct LoadedPlugin {
     pub limits: Limits,
     pub(crate) env: Arc<PluginEnv>,
     pub(crate) pre: PluginPre<StoreData>,
+    /// The next call's instance, when one was prepared ahead.
+    pub(crate) standby: Arc<crate::standby::Standby>,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -448,6 +450,7 @@ impl LoadedPlugin {
             limits,
             env: self.env.clone(),
             pre: self.pre.clone(),
+            standby: Arc::default(),
         }
     }
 }

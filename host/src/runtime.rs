@@ -188,13 +188,20 @@ pub struct Host {
     /// Where plugins granted `ledger` append their events; `None` outside a catalog (ad-hoc calls of a file).
     ledger: Option<Arc<crate::ledger::LedgerWriter>>,
     stats: Arc<HostStats>,
+    /// Builds each plugin's next instance ahead of its call and tears used stores down off the call's path;
+    /// `None` for one-shot commands, which make one call and exit.
+    standby: Option<Arc<crate::standby::Preparer>>,
 }
 
 /// The host's own counters, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct HostStats {
     live: std::sync::atomic::AtomicI64,
-    instances: AtomicU64,
+    pub(crate) instances: AtomicU64,
+    /// Standby instances waiting for their call.
+    pub(crate) standby: std::sync::atomic::AtomicI64,
+    /// Calls that ran in a standby instance.
+    standby_hits: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     /// Each plugin's `metrics` observations, by plugin id; kept across relinks (a grant or limit change).
@@ -208,8 +215,13 @@ pub struct HostStats {
 pub struct HostStatsSnapshot {
     /// Instances alive right now (calls running).
     pub instances_live: i64,
-    /// Instances created since start (one per call that reached the guest).
+    /// Instances created since start: one per call that reached the guest, plus standby instances that are
+    /// still waiting for theirs.
     pub instances_total: u64,
+    /// Fresh instances prepared ahead of a call and not used yet (at most one per plugin).
+    pub instances_standby: i64,
+    /// Calls that found a standby instance ready (the others instantiated inline).
+    pub standby_hits: u64,
     /// Components loaded from the precompiled cache on disk / compiled.
     pub compile_cache_hits: u64,
     pub compile_cache_misses: u64,
@@ -220,6 +232,8 @@ impl HostStats {
         HostStatsSnapshot {
             instances_live: self.live.load(Ordering::Relaxed),
             instances_total: self.instances.load(Ordering::Relaxed),
+            instances_standby: self.standby.load(Ordering::Relaxed),
+            standby_hits: self.standby_hits.load(Ordering::Relaxed),
             compile_cache_hits: self.cache_hits.load(Ordering::Relaxed),
             compile_cache_misses: self.cache_misses.load(Ordering::Relaxed),
         }
@@ -249,9 +263,11 @@ impl HostStats {
 struct LiveInstance<'a>(&'a HostStats);
 
 impl<'a> LiveInstance<'a> {
-    fn enter(stats: &'a HostStats) -> Self {
+    fn enter(stats: &'a HostStats, created: bool) -> Self {
         stats.live.fetch_add(1, Ordering::Relaxed);
-        stats.instances.fetch_add(1, Ordering::Relaxed);
+        if created {
+            stats.instances.fetch_add(1, Ordering::Relaxed);
+        }
         LiveInstance(stats)
     }
 }
@@ -282,7 +298,16 @@ impl Host {
             next_call: Arc::new(AtomicU64::new(1)),
             ledger: None,
             stats: Arc::default(),
+            standby: Some(Arc::default()),
         }
+    }
+
+    /// The same host without standby instances: every call instantiates inline and drops its store before it
+    /// returns. For one-shot commands (`plughost call`, `plughost test`), where a prepared next instance would
+    /// never be used.
+    pub fn without_standby(mut self) -> Host {
+        self.standby = None;
+        self
     }
 
     /// Creates the data dir and an engine whose compile cache lives there.
@@ -498,42 +523,20 @@ impl Host {
             limits,
             env,
             pre,
+            standby: Arc::default(),
         })
     }
 
     fn new_store(&self, env: Arc<PluginEnv>, limits: &Limits) -> (Store<StoreData>, Instant) {
         let started = Instant::now();
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let mut store = Store::new(
-            self.engine.engine(),
-            StoreData::new(env, call_id, limits, started),
-        );
-        store.limiter(|s| &mut s.limiter);
-        // Fuel cannot fail to be set on an engine with fuel enabled; if it ever did, the call would run with none.
-        let _ = store.set_fuel(limits.fuel);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut cx| {
-            let data = cx.data_mut();
-            if Instant::now() >= data.deadline {
-                data.deadline_hit = true;
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // Let other tasks (and our own timeout) run between ticks.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        (store, started)
+        (new_store(&self.engine, env, limits, call_id), started)
     }
 
     /// Calls a tool in a fresh store: its own fuel, memory cap and deadline. Never panics; every failure is a
     /// typed [`CallError`] and every call has a [`CallReport`].
     pub async fn call(&self, plugin: &LoadedPlugin, tool: &str, arguments: &str) -> CallResult {
         let limits = plugin.limits;
-        let (mut store, started) = self.new_store(plugin.env.clone(), &limits);
-        if plugin.env.ledger.is_some() {
-            store.data_mut().tool = Some(Arc::from(tool));
-        }
-
         let early = if plugin.manifest.tool(tool).is_none() {
             Some(CallError::UnknownTool {
                 tool: tool.to_string(),
@@ -551,13 +554,41 @@ impl Host {
             }
         };
 
+        // A standby prepared for this plugin under these limits, or a new store; either way one no call has used.
+        let prepared = match (&self.standby, &early) {
+            (Some(_), None) => plugin.standby.take(&limits),
+            _ => None,
+        };
+        let started = Instant::now();
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let (mut store, ready) = match prepared {
+            Some(p) => {
+                self.stats.standby_hits.fetch_add(1, Ordering::Relaxed);
+                let mut store = p.store;
+                store.data_mut().rearm(call_id, &limits, started);
+                // The deadline counts from now, not from when the standby was built.
+                store.set_epoch_deadline(1);
+                (store, Some(p.instance))
+            }
+            None => (
+                new_store(&self.engine, plugin.env.clone(), &limits, call_id),
+                None,
+            ),
+        };
+        if plugin.env.ledger.is_some() {
+            store.data_mut().tool = Some(Arc::from(tool));
+        }
+
         let result = match early {
             Some(e) => Err(e),
             None => {
                 let pre = &plugin.pre;
-                let _live = LiveInstance::enter(&self.stats);
+                let _live = LiveInstance::enter(&self.stats, ready.is_none());
                 let run = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
+                    let instance = match ready {
+                        Some(instance) => instance,
+                        None => pre.instantiate_async(&mut store).await?,
+                    };
                     instance
                         .plughost_plugin_tools()
                         .call_call(&mut store, tool, arguments)
@@ -597,6 +628,19 @@ impl Host {
                 Err(e) => e.outcome(),
             },
         };
+        if let Some(preparer) = &self.standby
+            && plugin.standby.spaced(started)
+        {
+            // The used store is never reused: it is torn down on the standby thread, which then builds this
+            // plugin's next instance. Back-to-back calls skip this (see `standby::SPACED`) and drop it here.
+            let refill = crate::standby::Refill {
+                standby: Arc::downgrade(&plugin.standby),
+                pre: plugin.pre.clone(),
+                env: plugin.env.clone(),
+                limits,
+            };
+            preparer.after_call(&self.engine, &self.stats, store, Some(refill));
+        }
         CallResult { result, report }
     }
 }
@@ -624,6 +668,35 @@ impl Host {
             report,
         }
     }
+}
+
+/// A new store for one call (or a standby): its own fuel, memory cap and deadline, and a WASI context that grants
+/// nothing.
+pub(crate) fn new_store(
+    engine: &HostEngine,
+    env: Arc<PluginEnv>,
+    limits: &Limits,
+    call_id: u64,
+) -> Store<StoreData> {
+    let mut store = Store::new(
+        engine.engine(),
+        StoreData::new(env, call_id, limits, Instant::now()),
+    );
+    store.limiter(|s| &mut s.limiter);
+    // Fuel cannot fail to be set on an engine with fuel enabled; if it ever did, the call would run with none.
+    let _ = store.set_fuel(limits.fuel);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut cx| {
+        let data = cx.data_mut();
+        if Instant::now() >= data.deadline {
+            data.deadline_hit = true;
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            // Let other tasks (and our own timeout) run between ticks.
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
 }
 
 /// For `describe()`: every plughost function the component imports traps if called (nothing is granted yet).

@@ -52,6 +52,13 @@ impl StoreData {
         }
     }
 
+    /// Makes a standby store (built before its call) the store of call `call_id`, starting now.
+    pub(crate) fn rearm(&mut self, call_id: u64, limits: &Limits, started: Instant) {
+        self.call_id = call_id;
+        self.deadline = started + limits.timeout;
+        self.deadline_hit = false;
+    }
+
     /// Counts one host call on `cap`.
     #[inline]
     pub(crate) fn count(&mut self, cap: Capability) {

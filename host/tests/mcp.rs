@@ -399,7 +399,7 @@ fn http_edge_cases_origin_token_version_and_body_size() {
         text.contains("# TYPE plughost_calls_total counter"),
         "{text}"
     );
-    assert!(text.contains("plughost_tools 18"), "{text}");
+    assert!(text.contains("plughost_tools 19"), "{text}");
 }
 
 /// Tools the gateway serves right now, from /ready.
@@ -427,8 +427,8 @@ fn hot_reload_under_load_loses_no_calls() {
     let setup = Setup::new();
     setup.ok(&["install", &setup.path("state-b.wasm"), "--yes"]);
     let server = setup.serve_http(&[]);
-    // basic 12 + system-info 6 + state-b v1 2 (v2 adds `version`).
-    wait_for_tools(server.addr, 20);
+    // basic 13 + system-info 6 + state-b v1 2 (v2 adds `version`).
+    wait_for_tools(server.addr, 21);
     let stop = setup.work.path().join("stop");
     let url = server.url();
     let stop_s = stop.to_str().expect("utf-8").to_string();
@@ -457,13 +457,13 @@ fn hot_reload_under_load_loses_no_calls() {
     assert_eq!(first, "connected", "the load client did not start");
     std::thread::sleep(Duration::from_millis(500));
     setup.ok(&["upgrade", &setup.path("state-b-v2.wasm"), "--yes"]);
-    wait_for_tools(server.addr, 21);
+    wait_for_tools(server.addr, 22);
     std::thread::sleep(Duration::from_millis(700));
     setup.ok(&["rollback", "fixture-state-b"]);
-    wait_for_tools(server.addr, 20);
+    wait_for_tools(server.addr, 21);
     std::thread::sleep(Duration::from_millis(700));
     setup.ok(&["upgrade", &setup.path("state-b-v2.wasm"), "--yes"]);
-    wait_for_tools(server.addr, 21);
+    wait_for_tools(server.addr, 22);
     std::thread::sleep(Duration::from_millis(700));
     std::fs::write(&stop, b"stop").expect("stop file");
     let last = lines.map_while(Result::ok).last().unwrap_or_default();
@@ -495,7 +495,7 @@ fn metrics_are_prometheus_text_with_host_and_bounded_plugin_series() {
         "1/hour",
     ]);
     let server = setup.serve_http(&[]);
-    wait_for_tools(server.addr, 22);
+    wait_for_tools(server.addr, 23);
     let calls = serde_json::json!([
         ["fixture-events__observe", {"kind": "counter", "name": "jobs", "value": 3,
             "labels": {"queue": "a\"b\nc", "plugin": "spoof"}}],
@@ -575,6 +575,8 @@ fn metrics_are_prometheus_text_with_host_and_bounded_plugin_series() {
     // The host's own.
     assert_eq!(fam("plughost_instances_live")["type"], "gauge");
     assert_eq!(samples("plughost_instances_live")[0]["value"], 0.0);
+    assert_eq!(fam("plughost_instances_standby")["type"], "gauge");
+    assert_eq!(fam("plughost_standby_hits")["type"], "counter");
     assert!(
         samples("plughost_instances_created")[0]["value"]
             .as_f64()

@@ -446,3 +446,121 @@ async fn many_concurrent_calls_each_get_their_own_store() {
     }
     assert_eq!(fuel_outs, 8);
 }
+
+/// Waits (bounded) until the host's standby thread has prepared `n` instances.
+async fn standby_ready(host: &Host, n: i64) {
+    for _ in 0..500 {
+        if host.stats().snapshot().instances_standby >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!(
+        "no standby instance after 1 s: {:?}",
+        host.stats().snapshot()
+    );
+}
+
+#[tokio::test]
+async fn a_standby_instance_is_fresh_and_its_deadline_starts_with_the_call() {
+    let host = host();
+    let p = basic(&host, |s| s.limits.timeout = Duration::from_millis(300)).await;
+    // The first call instantiates inline; after it, the standby thread prepares the next instance.
+    assert_eq!(text(&host.call(&p, "count", "{}").await), "1");
+    standby_ready(&host, 1).await;
+    let before = host.stats().snapshot();
+    // Older than the plugin's whole timeout before its call starts: the deadline must count from the call.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = host.call(&p, "count", "{}").await;
+    assert_eq!(
+        text(&r),
+        "1",
+        "a standby instance has served no call before"
+    );
+    let after = host.stats().snapshot();
+    assert_eq!(after.standby_hits, before.standby_hits + 1, "{after:?}");
+    assert!(r.report.wall_time < Duration::from_millis(300));
+
+    // Same accounting on both paths: the echo costs the same fuel in a standby instance as inline.
+    let inline = Host::ephemeral()
+        .unwrap_or_else(|e| panic!("host: {e}"))
+        .without_standby();
+    let q = basic(&inline, |_| {}).await;
+    let want = inline.call(&q, "echo", r#"{"text":"x"}"#).await.report;
+    drop(p); // and its standby
+    assert_eq!(host.stats().snapshot().instances_standby, 0);
+    let p = basic(&host, |_| {}).await;
+    let _ = host.call(&p, "echo", r#"{"text":"x"}"#).await;
+    standby_ready(&host, 1).await;
+    let hits = host.stats().snapshot().standby_hits;
+    let got = host.call(&p, "echo", r#"{"text":"x"}"#).await.report;
+    assert_eq!(host.stats().snapshot().standby_hits, hits + 1);
+    assert_eq!(got.fuel_used, want.fuel_used);
+    assert_eq!(got.peak_memory_bytes, want.peak_memory_bytes);
+    assert_eq!(inline.stats().snapshot().standby_hits, 0);
+    assert_eq!(inline.stats().snapshot().instances_standby, 0);
+}
+
+#[tokio::test]
+async fn limits_hit_in_a_standby_instance_are_typed_and_the_next_one_is_fresh() {
+    let host = host();
+    let p = basic(&host, |s| {
+        s.limits.fuel = 200_000_000;
+        s.limits.memory_bytes = 32 << 20;
+    })
+    .await;
+    let _ = host.call(&p, "count", "{}").await;
+    for (tool, want) in [
+        ("spin", "out-of-fuel"),
+        ("memory_bomb", "memory-limit"),
+        ("trap", "trap"),
+    ] {
+        standby_ready(&host, 1).await;
+        let hits = host.stats().snapshot().standby_hits;
+        let r = host.call(&p, tool, "{}").await;
+        assert_eq!(host.stats().snapshot().standby_hits, hits + 1, "{tool}");
+        match &r.result {
+            Err(e) => assert_eq!(e.kind(), want, "{tool}: {e}"),
+            Ok(_) => panic!("{tool} succeeded"),
+        }
+        standby_ready(&host, 1).await;
+        assert_eq!(
+            text(&host.call(&p, "count", "{}").await),
+            "1",
+            "after {tool}"
+        );
+    }
+    // A plugin relinked under other limits never gets a standby built for the old ones.
+    let q = p.with_limits(plughost::Limits {
+        fuel: 300_000_000,
+        ..p.limits
+    });
+    standby_ready(&host, 1).await;
+    let hits = host.stats().snapshot().standby_hits;
+    assert_eq!(text(&host.call(&q, "count", "{}").await), "1");
+    assert_eq!(host.stats().snapshot().standby_hits, hits);
+}
+
+#[tokio::test]
+async fn count_proves_every_call_gets_a_fresh_instance() {
+    let host = host();
+    let p = std::sync::Arc::new(basic(&host, |_| {}).await);
+    // Back to back and concurrently: inline and standby instances alike have served no call before.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (host, p) = (host.clone(), p.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..50 {
+                out.push(text(&host.call(&p, "count", "{}").await));
+                tokio::task::yield_now().await;
+            }
+            out
+        }));
+    }
+    for t in tasks {
+        for n in t.await.unwrap_or_else(|e| panic!("{e}")) {
+            assert_eq!(n, "1");
+        }
+    }
+}

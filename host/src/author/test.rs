@@ -28,7 +28,7 @@ pub async fn run(home: &Home, args: TestArgs) -> Result<std::process::ExitCode> 
         super::build::build(home, &project)?
     };
     let bytes = std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let host = Host::scratch(home)?;
+    let host = Host::scratch(home)?.without_standby();
     let (component, info, compile) = host.compile(&bytes, || {
         eprintln!(
             "compiling {} once (later runs use the cache)…",

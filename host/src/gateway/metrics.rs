@@ -150,8 +150,20 @@ impl Metrics {
             (
                 "plughost_instances_created_total",
                 "counter",
-                "Guest instances created (one per call that reached the guest).",
+                "Guest instances created (one per call that reached the guest, plus standby instances).",
                 h.instances_total.to_string(),
+            ),
+            (
+                "plughost_instances_standby",
+                "gauge",
+                "Fresh instances prepared ahead of their call, not used yet (at most one per plugin).",
+                h.instances_standby.to_string(),
+            ),
+            (
+                "plughost_standby_hits_total",
+                "counter",
+                "Calls that ran in an instance prepared ahead (the others instantiated inline).",
+                h.standby_hits.to_string(),
             ),
         ] {
             let _ = writeln!(o, "# HELP {name} {help}");
