@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// How often to look for installs, upgrades and grant changes.
     #[arg(long, default_value = "500ms")]
     watch_interval: String,
+    /// Do not prepare each plugin's next instance between calls: every call instantiates while its caller waits.
+    /// Saves one idle instance per called plugin (memory, a pool slot) at the cost of latency after a pause.
+    #[arg(long)]
+    no_standby: bool,
 }
 
 pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
@@ -52,7 +56,10 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         );
     }
     let watch = parse_duration(&args.watch_interval).context("--watch-interval")?;
-    let host = Host::open(home)?;
+    let mut host = Host::open(home)?;
+    if args.no_standby {
+        host = host.without_standby();
+    }
     let registry = Arc::new(crate::ops::open_registry(home)?);
     let catalog = Arc::new(plughost::Catalog::open(host, registry).await?);
     let gateway = Gateway::open(catalog).await?;

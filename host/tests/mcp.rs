@@ -609,3 +609,59 @@ fn metrics_are_prometheus_text_with_host_and_bounded_plugin_series() {
         .expect("echo refused by its contract");
     assert_eq!(quota_echo["value"], 1.0);
 }
+
+/// `fixture-basic__count` over stateless Streamable HTTP: how many calls the instance that served it has served.
+fn count_over_http(addr: SocketAddr) -> String {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fixture-basic__count","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/mcp",
+        &[
+            JSON,
+            ACCEPT,
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "fixture-basic__count"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#""isError":false"#), "{text}");
+    let at = text.find(r#""text":""#).expect("a text block") + 8;
+    text[at..].split('"').next().unwrap_or_default().to_string()
+}
+
+/// A metric's value from /metrics text (the unlabelled series).
+fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (status, text) = http(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[test]
+fn the_gateway_serves_calls_after_a_pause_from_a_fresh_standby_unless_told_not_to() {
+    let setup = Setup::new();
+    for (extra, standby) in [(&[][..], true), (&["--no-standby"][..], false)] {
+        let server = setup.serve_http(extra);
+        wait_for_tools(server.addr, 19);
+        for _ in 0..3 {
+            assert_eq!(count_over_http(server.addr), "1", "{extra:?}");
+            // A pause, as between an agent's tool calls: the standby thread prepares the next instance.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let hits = metric(server.addr, "plughost_standby_hits_total");
+        let ready = metric(server.addr, "plughost_instances_standby");
+        if standby {
+            assert!(
+                hits >= 2.0,
+                "the 2nd and 3rd calls came after a pause: {hits}"
+            );
+            assert!(ready >= 1.0, "one prepared for the next call: {ready}");
+        } else {
+            assert_eq!((hits, ready), (0.0, 0.0));
+        }
+    }
+}
