@@ -9,7 +9,7 @@
 //! Each shape also prints the process CPU time per call (all threads), which is what throughput costs.
 //!
 //! `cargo bench -p plughost --bench calls` (release). Prints p50/p90/p99/mean per shape. Set `BENCH_ITERS` to change
-//! the sample count (default 20000).
+//! the sample count (default 20000), and `BENCH_INLINE_ONLY=1` to run only the fresh inline shape (for a profiler).
 
 use std::time::{Duration, Instant};
 
@@ -116,6 +116,11 @@ fn main() {
             )
         };
         let (inline_d, inline_cpu) = run(&inline, &inline_plugin, None, iters).await;
+        if std::env::var_os("BENCH_INLINE_ONLY").is_some() {
+            // For `perf record`: only the fresh inline path, nothing spinning.
+            stats("fresh, inline (no standby)", inline_d, &inline_cpu);
+            return;
+        }
         let paced_n = (iters / 10).max(100);
         let (paced, paced_cpu) = run(&host, &plugin, Some(PACE), paced_n).await;
         let (paced_inline, paced_inline_cpu) =
