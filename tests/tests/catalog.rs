@@ -208,3 +208,48 @@ async fn a_revoked_publisher_key_unloads_its_plugins() {
     assert!(catalog.get("fixture-state-b").is_none());
     assert!(catalog.problems()[0].reason.contains("revoked"));
 }
+
+/// The standby instance prepared for a plugin belongs to the plugin as it was linked: after a grant change the
+/// next call runs under the new grants, never in the instance prepared under the old ones.
+#[tokio::test]
+async fn a_standby_prepared_before_a_grant_change_is_not_used_after_it() {
+    let e = env();
+    install(&e, fx::BASIC, &["state:1MiB", "log"], false).await;
+    let catalog = Catalog::open(e.host.clone(), e.registry.clone())
+        .await
+        .expect("catalog");
+    let stats = catalog.host().stats().clone();
+    let before = catalog.get("fixture-basic").expect("loaded");
+    let put = |key: &str| format!(r#"{{"key":"{key}","value":"{}"}}"#, "v".repeat(2000));
+    let r = before.call(catalog.host(), "state_put", &put("a")).await;
+    assert_eq!(text(&r), "stored");
+
+    // The standby thread prepares the next instance during the pause (it looks every few milliseconds).
+    let waited = std::time::Instant::now();
+    while stats.snapshot().instances_standby == 0 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(10),
+            "no standby prepared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    // Shrink the state quota below what is stored: the prepared instance was linked with 1 MiB.
+    e.registry
+        .set_grants("fixture-basic", &["state:1KiB".into(), "log".into()])
+        .expect("regrant");
+    assert!(catalog.refresh().await.expect("refresh"));
+    let after = catalog.get("fixture-basic").expect("reloaded");
+    let hits = stats.snapshot().standby_hits;
+    let r = after.call(catalog.host(), "state_put", &put("b")).await;
+    match &r.result {
+        Err(CallError::Unavailable { message }) => assert!(message.contains("quota"), "{message}"),
+        other => panic!("the new 1 KiB quota must apply, got {other:?}"),
+    }
+    assert_eq!(stats.snapshot().standby_hits, hits, "old standby used");
+
+    // A caller still holding the old entry (a call in flight at the change) gets the standby made for it.
+    let r = before.call(catalog.host(), "count", "{}").await;
+    assert_eq!(text(&r), "1");
+    assert_eq!(stats.snapshot().standby_hits, hits + 1);
+}
