@@ -4,12 +4,14 @@
 //! - fresh, standby: what the gateway does — the call runs in a fresh instance prepared ahead by the standby
 //!   thread, which also tears the used store down. Measured with calls 3 ms apart (the thread has time to refill,
 //!   as between agent tool calls) and back to back (it cannot keep up; some calls instantiate inline);
-//! - warm: one instance reused for every call (what a per-session host does; no isolation between calls).
+//! - warm: one instance reused for every call (what a per-session host does; no isolation between calls), back to
+//!   back and 3 ms apart (the second is the floor for any call after a pause: caches and predictors gone cold).
 //!
 //! Each shape also prints the process CPU time per call (all threads), which is what throughput costs.
 //!
 //! `cargo bench -p plughost --bench calls` (release). Prints p50/p90/p99/mean per shape. Set `BENCH_ITERS` to change
-//! the sample count (default 20000), and `BENCH_INLINE_ONLY=1` to run only the fresh inline shape (for a profiler).
+//! the sample count (default 20000), and `BENCH_ONLY=inline` (fresh, back to back), `paced` (standby, 3 ms apart), `paced-inline` or `paced-warm`
+//! to run one shape alone, for a profiler.
 
 use std::time::{Duration, Instant};
 
@@ -115,13 +117,40 @@ fn main() {
                 format!("cpu/call={cpu:>8.2?}  standby hits {hits}/{iters}"),
             )
         };
-        let (inline_d, inline_cpu) = run(&inline, &inline_plugin, None, iters).await;
-        if std::env::var_os("BENCH_INLINE_ONLY").is_some() {
-            // For `perf record`: only the fresh inline path, nothing spinning.
-            stats("fresh, inline (no standby)", inline_d, &inline_cpu);
-            return;
-        }
         let paced_n = (iters / 10).max(100);
+        match std::env::var("BENCH_ONLY").as_deref() {
+            Ok("inline") => {
+                let (d, cpu) = run(&inline, &inline_plugin, None, iters).await;
+                stats("fresh, inline (no standby)", d, &cpu);
+                return;
+            }
+            Ok("paced") => {
+                let (d, cpu) = run(&host, &plugin, Some(PACE), paced_n).await;
+                stats("paced, with standby", d, &cpu);
+                return;
+            }
+            Ok("paced-warm") => {
+                let d = plughost::runtime::warm_calls_paced(
+                    &host,
+                    &plugin,
+                    "echo",
+                    args,
+                    paced_n,
+                    Some(PACE),
+                )
+                .await
+                .expect("warm");
+                stats("paced, warm", d, "");
+                return;
+            }
+            Ok("paced-inline") => {
+                let (d, cpu) = run(&inline, &inline_plugin, Some(PACE), paced_n).await;
+                stats("paced, inline", d, &cpu);
+                return;
+            }
+            _ => {}
+        }
+        let (inline_d, inline_cpu) = run(&inline, &inline_plugin, None, iters).await;
         let (paced, paced_cpu) = run(&host, &plugin, Some(PACE), paced_n).await;
         let (paced_inline, paced_inline_cpu) =
             run(&inline, &inline_plugin, Some(PACE), paced_n).await;
@@ -131,6 +160,11 @@ fn main() {
             .await
             .expect("warm");
         let warm_cpu = format!("cpu/call={:>8.2?}", (cpu_time() - warm_cpu) / iters as u32);
+        // The floor for a call after a pause on this machine: the same instance, nothing instantiated.
+        let paced_warm =
+            plughost::runtime::warm_calls_paced(&host, &plugin, "echo", args, paced_n, Some(PACE))
+                .await
+                .expect("warm");
         println!("echo (Rust guest, fixture-basic), fuel per call {fuel}");
         // CPU per paced call includes the spinning between calls: not shown.
         let _ = (paced_cpu, paced_inline_cpu);
@@ -141,6 +175,7 @@ fn main() {
         println!("calls {} ms apart:", PACE.as_millis());
         stats("  fresh, inline (no standby)", paced_inline, "");
         stats("  fresh, with standby", paced, "");
+        stats("  warm instance (reused)", paced_warm, "");
     });
     compile_vs_cache();
 }

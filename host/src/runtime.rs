@@ -880,6 +880,19 @@ pub async fn warm_calls(
     arguments: &str,
     n: usize,
 ) -> Result<Vec<Duration>, CallError> {
+    warm_calls_paced(host, plugin, tool, arguments, n, None).await
+}
+
+/// [`warm_calls`] with each call starting `gap` after the previous one started (spinning, not sleeping, between).
+#[doc(hidden)]
+pub async fn warm_calls_paced(
+    host: &Host,
+    plugin: &LoadedPlugin,
+    tool: &str,
+    arguments: &str,
+    n: usize,
+    gap: Option<Duration>,
+) -> Result<Vec<Duration>, CallError> {
     let limits = Limits {
         fuel: u64::MAX / 2,
         timeout: Duration::from_secs(3600),
@@ -892,7 +905,14 @@ pub async fn warm_calls(
         .await
         .map_err(|e| classify_trap(&e, &store, &limits, started))?;
     let mut out = Vec::with_capacity(n);
+    let mut next = Instant::now();
     for _ in 0..n {
+        if let Some(gap) = gap {
+            while Instant::now() < next {
+                std::hint::spin_loop();
+            }
+            next = Instant::now() + gap;
+        }
         let t = Instant::now();
         let r = instance
             .plughost_plugin_tools()
