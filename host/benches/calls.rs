@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p plughost --bench calls` (release). Prints p50/p90/p99/mean per shape. Set `BENCH_ITERS` to change
 //! the sample count (default 20000), and `BENCH_ONLY=inline` (fresh, back to back), `paced` (standby, 3 ms apart), `paced-inline` or `paced-warm`
-//! to run one shape alone, for a profiler.
+//! to run one shape alone, for a profiler. `BENCH_COMPONENT=FILE` measures another build of the fixture instead (it
+//! must have the same tools, e.g. fixture-basic built for wasm32-unknown-unknown, with no WASI imports).
 
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,10 @@ fn main() {
         let inline = Host::ephemeral().expect("host").without_standby();
         let load = |host: Host| async move {
             let grants = Grants::parse(["state", "log"]).expect("grants");
-            let bytes = std::fs::read(plughost_tests::BASIC).expect("fixture");
+            // BENCH_COMPONENT: another build of the same fixture (e.g. one without WASI imports).
+            let path = std::env::var("BENCH_COMPONENT")
+                .unwrap_or_else(|_| plughost_tests::BASIC.to_string());
+            let bytes = std::fs::read(path).expect("fixture");
             let (plugin, _) = host
                 .load(&bytes, |_| PluginSettings {
                     grants,
