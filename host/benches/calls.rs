@@ -101,13 +101,7 @@ fn main() {
             let hits = host.stats().snapshot().standby_hits;
             let mut next = Instant::now();
             for _ in 0..iters {
-                if let Some(gap) = gap {
-                    // Spin, not sleep: a timer wakeup would cost more than the call.
-                    while Instant::now() < next {
-                        std::hint::spin_loop();
-                    }
-                    next = Instant::now() + gap;
-                }
+                plughost::runtime::pace(&mut next, gap);
                 let t = Instant::now();
                 let r = host.call(plugin, "echo", args).await;
                 d.push(t.elapsed());
