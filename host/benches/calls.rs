@@ -7,16 +7,23 @@
 //! - warm: one instance reused for every call (what a per-session host does; no isolation between calls), back to
 //!   back and 3 ms apart (the second is the floor for any call after a pause: caches and predictors gone cold).
 //!
+//! - plain wasmtime: the same fixture on the same engine, in a `Store<()>` with fuel and nothing else (every import a
+//!   trap stub, no limiter, no deadline callback, no timeout, no report), called through the same bindings; and a
+//!   one-function component, wasmtime's own floor for a fresh store + instance + call. Run in the same process as the
+//!   plughost rows, so they show how much of a call is plughost's even when the machine's speed swings.
+//!
 //! Each shape also prints the process CPU time per call (all threads), which is what throughput costs.
 //!
 //! `cargo bench -p plughost --bench calls` (release). Prints p50/p90/p99/mean per shape. Set `BENCH_ITERS` to change
-//! the sample count (default 20000), and `BENCH_ONLY=inline` (fresh, back to back), `paced` (standby, 3 ms apart), `paced-inline` or `paced-warm`
-//! to run one shape alone, for a profiler. `BENCH_COMPONENT=FILE` measures another build of the fixture instead (it
+//! the sample count (default 20000), and `BENCH_ONLY=inline` (fresh, back to back), `paced` (standby, 3 ms apart), `paced-inline`, `paced-warm`,
+//! `busy` (standby, back to back) or `plain` to run one shape alone, for a profiler. `BENCH_COMPONENT=FILE` measures another build of the fixture instead (it
 //! must have the same tools, e.g. fixture-basic built for wasm32-unknown-unknown, with no WASI imports).
 
 use std::time::{Duration, Instant};
 
 use plughost::{Grants, Host, PluginSettings};
+use wasmtime::Store;
+use wasmtime::component::{Linker, TypedFunc};
 
 // The allocator the `plughost` binary uses.
 #[global_allocator]
@@ -122,6 +129,17 @@ fn main() {
                 stats("fresh, inline (no standby)", d, &cpu);
                 return;
             }
+            Ok("plain") => {
+                for (name, d) in against_plain_wasmtime(&inline, &inline_plugin, iters).await {
+                    stats(name, d, "");
+                }
+                return;
+            }
+            Ok("busy") => {
+                let (d, cpu) = run(&host, &plugin, None, iters).await;
+                stats("fresh, with standby", d, &cpu);
+                return;
+            }
             Ok("paced") => {
                 let (d, cpu) = run(&host, &plugin, Some(PACE), paced_n).await;
                 stats("paced, with standby", d, &cpu);
@@ -163,6 +181,7 @@ fn main() {
             plughost::runtime::warm_calls_paced(&host, &plugin, "echo", args, paced_n, Some(PACE))
                 .await
                 .expect("warm");
+        let plain = against_plain_wasmtime(&inline, &inline_plugin, iters).await;
         println!("echo (Rust guest, fixture-basic), fuel per call {fuel}");
         // CPU per paced call includes the spinning between calls: not shown.
         let _ = (paced_cpu, paced_inline_cpu);
@@ -174,8 +193,110 @@ fn main() {
         stats("  fresh, inline (no standby)", paced_inline, "");
         stats("  fresh, with standby", paced, "");
         stats("  warm instance (reused)", paced_warm, "");
+        println!("interleaved in blocks of 200 calls (same machine state):");
+        for (name, d) in plain {
+            stats(&format!("  {name}"), d, "");
+        }
     });
     compile_vs_cache();
+}
+
+/// plughost's fresh inline call next to the same engine without plughost around it, interleaved in short blocks
+/// (so all three see the same machine state): a fresh `Store<()>` with fuel, an instance from an
+/// `InstancePre` (imports are trap stubs; echo calls none) and the call through the same bindings, for
+/// fixture-basic and for a one-function component.
+async fn against_plain_wasmtime(
+    inline: &Host,
+    plugin: &plughost::LoadedPlugin,
+    iters: usize,
+) -> [(&'static str, Vec<Duration>); 3] {
+    let engine = inline.engine().engine();
+    let bytes = std::fs::read(plughost_tests::BASIC).expect("fixture");
+    let (component, _, _) = inline.compile(&bytes, || {}).expect("compile");
+    let mut linker = Linker::<()>::new(engine);
+    linker
+        .define_unknown_imports_as_traps(&component)
+        .expect("stubs");
+    let pre = plughost::bindings::PluginPre::new(linker.instantiate_pre(&component).expect("pre"))
+        .expect("bindings");
+    // One core function behind one lifted export: no imports, one page of memory, no data.
+    let wat = r#"(component
+        (core module $m
+            (memory (export "memory") 1)
+            (func (export "f") (param i32) (result i32) local.get 0 i32.const 1 i32.add))
+        (core instance $i (instantiate $m))
+        (func (export "f") (param "x" u32) (result u32) (canon lift (core func $i "f"))))"#;
+    let tiny = wasmtime::component::Component::new(engine, wat::parse_str(wat).expect("wat"))
+        .expect("tiny component");
+    let tiny_pre = Linker::<()>::new(engine)
+        .instantiate_pre(&tiny)
+        .expect("tiny pre");
+    let fresh = || {
+        let mut store = Store::new(engine, ());
+        store.set_fuel(10_000_000).expect("fuel");
+        // No deadline callback: a deadline far away (the engine has epoch interruption on).
+        store.set_epoch_deadline(1 << 40);
+        store
+    };
+    let args = r#"{"text":"hello"}"#;
+    let (mut ours, mut plain, mut floor) = (
+        Vec::with_capacity(iters),
+        Vec::with_capacity(iters),
+        Vec::with_capacity(iters),
+    );
+    // Blocks of BLOCK calls of each kind in turn: one call of each in turn would measure three components evicting
+    // each other from the caches, not back-to-back calls.
+    const BLOCK: usize = 200;
+    for round in 0..(iters + 1000).div_ceil(BLOCK) {
+        let keep = round * BLOCK >= 1000;
+        for _ in 0..BLOCK {
+            let t = Instant::now();
+            let r = inline.call(plugin, "echo", args).await;
+            let d = t.elapsed();
+            assert!(r.result.is_ok());
+            if keep {
+                ours.push(d);
+            }
+        }
+        for _ in 0..BLOCK {
+            let t = Instant::now();
+            let mut store = fresh();
+            let instance = pre.instantiate_async(&mut store).await.expect("instance");
+            let out = instance
+                .plughost_plugin_tools()
+                .call_call(&mut store, "echo", args)
+                .await
+                .expect("call");
+            drop(store);
+            let d = t.elapsed();
+            assert!(out.is_ok());
+            if keep {
+                plain.push(d);
+            }
+        }
+        for _ in 0..BLOCK {
+            let t = Instant::now();
+            let mut store = fresh();
+            let instance = tiny_pre
+                .instantiate_async(&mut store)
+                .await
+                .expect("tiny instance");
+            let f: TypedFunc<(u32,), (u32,)> =
+                instance.get_typed_func(&mut store, "f").expect("export f");
+            let (r,) = f.call_async(&mut store, (41,)).await.expect("call f");
+            drop(store);
+            let d = t.elapsed();
+            assert_eq!(r, 42);
+            if keep {
+                floor.push(d);
+            }
+        }
+    }
+    [
+        ("plughost, fresh inline", ours),
+        ("plain wasmtime, same fixture", plain),
+        ("plain wasmtime, 1-fn component", floor),
+    ]
 }
 
 /// What install costs (a cold compile) against what every later load costs (the precompiled artifact from the
