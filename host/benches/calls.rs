@@ -198,7 +198,10 @@ fn main() {
             stats(&format!("  {name}"), d, "");
         }
     });
-    compile_vs_cache();
+    // A single shape (for a profiler) measures only that shape.
+    if std::env::var_os("BENCH_ONLY").is_none() {
+        compile_vs_cache();
+    }
 }
 
 /// plughost's fresh inline call next to the same engine without plughost around it, interleaved in short blocks
