@@ -5,8 +5,7 @@
 //!   thread, which also tears the used store down. Measured with calls 3 ms apart (the thread has time to refill,
 //!   as between agent tool calls) and back to back (it cannot keep up; some calls instantiate inline);
 //! - warm: one instance reused for every call (what a per-session host does; no isolation between calls), back to
-//!   back and 3 ms apart (the second is the floor for any call after a pause: caches and predictors gone cold).
-//!
+//!   back and 3 ms apart (the second is the floor for any call after a pause: caches and predictors gone cold);
 //! - plain wasmtime: the same fixture on the same engine, in a `Store<()>` with fuel and nothing else (every import a
 //!   trap stub, no limiter, no deadline callback, no timeout, no report), called through the same bindings; and a
 //!   one-function component, wasmtime's own floor for a fresh store + instance + call. Run in the same process as the
@@ -15,9 +14,10 @@
 //! Each shape also prints the process CPU time per call (all threads), which is what throughput costs.
 //!
 //! `cargo bench -p plughost --bench calls` (release). Prints p50/p90/p99/mean per shape. Set `BENCH_ITERS` to change
-//! the sample count (default 20000), and `BENCH_ONLY=inline` (fresh, back to back), `paced` (standby, 3 ms apart), `paced-inline`, `paced-warm`,
-//! `busy` (standby, back to back) or `plain` to run one shape alone, for a profiler. `BENCH_COMPONENT=FILE` measures another build of the fixture instead (it
-//! must have the same tools, e.g. fixture-basic built for wasm32-unknown-unknown, with no WASI imports).
+//! the sample count (default 20000), and `BENCH_ONLY` to run one shape alone, for a profiler: `inline` (fresh, back
+//! to back), `busy` (standby, back to back), `paced` (standby, 3 ms apart), `paced-inline`, `paced-warm` or `plain`.
+//! `BENCH_COMPONENT=FILE` measures another build of the fixture instead, in every row (it must have an `echo` tool
+//! that calls no import, e.g. fixture-basic built for wasm32-unknown-unknown, with no WASI imports).
 
 use std::time::{Duration, Instant};
 
@@ -71,14 +71,15 @@ fn main() {
     rt.block_on(async {
         let host = Host::ephemeral().expect("host");
         let inline = Host::ephemeral().expect("host").without_standby();
+        // BENCH_COMPONENT: another build of the same fixture (e.g. one without WASI imports).
+        let path =
+            std::env::var("BENCH_COMPONENT").unwrap_or_else(|_| plughost_tests::BASIC.to_string());
+        let bytes = plughost_tests::bytes(&path);
+        let bytes = &bytes;
         let load = |host: Host| async move {
             let grants = Grants::parse(["state", "log"]).expect("grants");
-            // BENCH_COMPONENT: another build of the same fixture (e.g. one without WASI imports).
-            let path = std::env::var("BENCH_COMPONENT")
-                .unwrap_or_else(|_| plughost_tests::BASIC.to_string());
-            let bytes = std::fs::read(path).expect("fixture");
             let (plugin, _) = host
-                .load(&bytes, |_| PluginSettings {
+                .load(bytes, |_| PluginSettings {
                     grants,
                     ..Default::default()
                 })
@@ -130,7 +131,8 @@ fn main() {
                 return;
             }
             Ok("plain") => {
-                for (name, d) in against_plain_wasmtime(&inline, &inline_plugin, iters).await {
+                for (name, d) in against_plain_wasmtime(&inline, &inline_plugin, bytes, iters).await
+                {
                     stats(name, d, "");
                 }
                 return;
@@ -181,7 +183,7 @@ fn main() {
             plughost::runtime::warm_calls_paced(&host, &plugin, "echo", args, paced_n, Some(PACE))
                 .await
                 .expect("warm");
-        let plain = against_plain_wasmtime(&inline, &inline_plugin, iters).await;
+        let plain = against_plain_wasmtime(&inline, &inline_plugin, bytes, iters).await;
         println!("echo (Rust guest, fixture-basic), fuel per call {fuel}");
         // CPU per paced call includes the spinning between calls: not shown.
         let _ = (paced_cpu, paced_inline_cpu);
@@ -206,16 +208,16 @@ fn main() {
 
 /// plughost's fresh inline call next to the same engine without plughost around it, interleaved in short blocks
 /// (so all three see the same machine state): a fresh `Store<()>` with fuel, an instance from an
-/// `InstancePre` (imports are trap stubs; echo calls none) and the call through the same bindings, for
-/// fixture-basic and for a one-function component.
+/// `InstancePre` (imports are trap stubs; echo calls none) and the call through the same bindings, for the
+/// plugin's component (`bytes`) and for a one-function component.
 async fn against_plain_wasmtime(
     inline: &Host,
     plugin: &plughost::LoadedPlugin,
+    bytes: &[u8],
     iters: usize,
 ) -> [(&'static str, Vec<Duration>); 3] {
     let engine = inline.engine().engine();
-    let bytes = std::fs::read(plughost_tests::BASIC).expect("fixture");
-    let (component, _, _) = inline.compile(&bytes, || {}).expect("compile");
+    let (component, _, _) = inline.compile(bytes, || {}).expect("compile");
     let mut linker = Linker::<()>::new(engine);
     linker
         .define_unknown_imports_as_traps(&component)
@@ -297,7 +299,7 @@ async fn against_plain_wasmtime(
     }
     [
         ("plughost, fresh inline", ours),
-        ("plain wasmtime, same fixture", plain),
+        ("plain wasmtime, same component", plain),
         ("plain wasmtime, 1-fn component", floor),
     ]
 }

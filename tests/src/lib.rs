@@ -25,5 +25,18 @@ pub fn bytes(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
 }
 
+/// Waits (bounded by `within`) until `host`'s standby thread has prepared `n` instances.
+pub async fn standby_ready(host: &plughost::Host, n: i64, within: std::time::Duration) {
+    let started = std::time::Instant::now();
+    while host.stats().snapshot().instances_standby < n {
+        assert!(
+            started.elapsed() < within,
+            "no standby instance after {within:?}: {:?}",
+            host.stats().snapshot()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 pub mod logs;
 pub mod loopback;

@@ -225,14 +225,7 @@ async fn a_standby_prepared_before_a_grant_change_is_not_used_after_it() {
     assert_eq!(text(&r), "stored");
 
     // The standby thread prepares the next instance during the pause (it looks every few milliseconds).
-    let waited = std::time::Instant::now();
-    while stats.snapshot().instances_standby == 0 {
-        assert!(
-            waited.elapsed() < std::time::Duration::from_secs(10),
-            "no standby prepared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    fx::standby_ready(catalog.host(), 1, std::time::Duration::from_secs(10)).await;
 
     // Shrink the state quota below what is stored: the prepared instance was linked with 1 MiB.
     e.registry

@@ -447,18 +447,9 @@ async fn many_concurrent_calls_each_get_their_own_store() {
     assert_eq!(fuel_outs, 8);
 }
 
-/// Waits (bounded) until the host's standby thread has prepared `n` instances.
+/// Waits (bounded, 1 s) until the host's standby thread has prepared `n` instances.
 async fn standby_ready(host: &Host, n: i64) {
-    for _ in 0..500 {
-        if host.stats().snapshot().instances_standby >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!(
-        "no standby instance after 1 s: {:?}",
-        host.stats().snapshot()
-    );
+    fx::standby_ready(host, n, Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
