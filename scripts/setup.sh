@@ -7,11 +7,14 @@ if ! command -v cargo >/dev/null; then
   echo "plughost needs Rust (cargo) — install it from https://rustup.rs and run this again" >&2
   exit 1
 fi
-# Guests are WebAssembly components built by rustc's wasm32-wasip2 target.
-if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-  echo "==> rustup target add wasm32-wasip2"
-  rustup target add wasm32-wasip2
-fi
+# Guests are WebAssembly components built by rustc's wasm32-wasip2 target; lean Rust plugins (no WASI) by its
+# wasm32-unknown-unknown target.
+for target in wasm32-wasip2 wasm32-unknown-unknown; do
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    echo "==> rustup target add $target"
+    rustup target add "$target"
+  fi
+done
 
 # Plugins in Python, JavaScript and C: `plughost build` installs their pinned toolchains itself (componentize-py
 # and ziglang into Python venvs, componentize-js + jco with npm), so it needs Python 3 with venv, Node.js and npm.

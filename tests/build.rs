@@ -1,5 +1,6 @@
 //! Compiles every guest used by the tests (fixtures and the shipped plugins) to wasm32-wasip2 components, the way
-//! wasmtime's test-programs do, and exports their paths as `PLUGHOST_FIXTURE_<NAME>` compile-time variables.
+//! wasmtime's test-programs do, and exports their paths as `PLUGHOST_FIXTURE_<NAME>` compile-time variables. Lean
+//! guests are built for wasm32-unknown-unknown and wrapped into components here, as `plughost build` does.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,6 +22,9 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("docker", "docker", "DOCKER"),
 ];
 
+/// Lean guests (no WASI), built for wasm32-unknown-unknown: (package, library file stem, env name)
+const LEAN_GUESTS: &[(&str, &str, &str)] = &[("fixture-lean", "fixture_lean", "LEAN")];
+
 fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -40,20 +44,54 @@ fn main() {
     }
     // A target dir of its own: a nested cargo on the outer build's target dir would wait on its lock forever.
     let target_dir = root.join("target").join("guests");
+    cargo_build(&root, &target_dir, "wasm32-wasip2", GUESTS);
+    cargo_build(&root, &target_dir, "wasm32-unknown-unknown", LEAN_GUESTS);
+    for (_, stem, env) in GUESTS {
+        let path = target_dir
+            .join("wasm32-wasip2")
+            .join("guest")
+            .join(format!("{stem}.wasm"));
+        assert!(path.exists(), "missing guest artifact {}", path.display());
+        println!("cargo:rustc-env=PLUGHOST_FIXTURE_{env}={}", path.display());
+    }
+    for (_, stem, env) in LEAN_GUESTS {
+        let dir = target_dir.join("wasm32-unknown-unknown").join("guest");
+        let module = std::fs::read(dir.join(format!("{stem}.wasm")))
+            .unwrap_or_else(|e| panic!("missing lean guest artifact {stem}.wasm: {e}"));
+        let mut encoder = wit_component::ComponentEncoder::default();
+        let component = encoder
+            .validate(true)
+            .module(&module)
+            .and_then(|e| e.encode())
+            .unwrap_or_else(|e| panic!("cannot make a component of {stem}.wasm: {e:#}"));
+        let path = dir.join(format!("{stem}.component.wasm"));
+        std::fs::write(&path, component)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        println!("cargo:rustc-env=PLUGHOST_FIXTURE_{env}={}", path.display());
+    }
+}
+
+/// `cargo build --profile guest` of `guests` for `target`, in the guests' own target dir.
+fn cargo_build(
+    root: &std::path::Path,
+    target_dir: &std::path::Path,
+    target: &str,
+    guests: &[(&str, &str, &str)],
+) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
+    cmd.current_dir(root)
         .args([
             "build",
             "--target",
-            "wasm32-wasip2",
+            target,
             "--profile",
             "guest",
             "--locked",
             "--target-dir",
         ])
-        .arg(&target_dir);
-    for (package, _, _) in GUESTS {
+        .arg(target_dir);
+    for (package, _, _) in guests {
         cmd.args(["-p", package]);
     }
     // Flags meant for the host build must not leak into the guest build.
@@ -71,16 +109,8 @@ fn main() {
         .expect("failed to run cargo for the guest fixtures");
     if !status.success() {
         panic!(
-            "building the guest fixtures failed ({status}). Is the wasm32-wasip2 target installed? \
-             Run `rustup target add wasm32-wasip2` (scripts/setup.sh does this)."
+            "building the guest fixtures for {target} failed ({status}). Is the target installed? \
+             Run `rustup target add {target}` (scripts/setup.sh does this)."
         );
-    }
-    for (_, stem, env) in GUESTS {
-        let path = target_dir
-            .join("wasm32-wasip2")
-            .join("guest")
-            .join(format!("{stem}.wasm"));
-        assert!(path.exists(), "missing guest artifact {}", path.display());
-        println!("cargo:rustc-env=PLUGHOST_FIXTURE_{env}={}", path.display());
     }
 }

@@ -6,6 +6,12 @@
 //! [`system`], [`metrics`], [`http`], [`container`], [`ledger`]); a component imports only the ones it calls, and
 //! each one needs the operator's grant.
 //!
+//! A plugin builds for `wasm32-wasip2` (the default) or, with `lean = true` in its `plughost.toml`, for
+//! `wasm32-unknown-unknown`: no WASI at all, so its component imports only the capabilities it calls and a fresh
+//! instance is cheaper. A lean plugin cannot use what std needs WASI for (clocks, randomness, env, files), and
+//! a panic's message is not reported (the call still ends in a typed trap). The SDK gives lean builds an
+//! allocator that does not grow memory for small calls (`lean` module, on that target only).
+//!
 //! ```no_run
 //! use plughost_guest::{Json, JsonSchema, Plugin, Tool, ToolError, Deserialize, Serialize, export_plugin, state};
 //!
@@ -76,6 +82,14 @@ pub use wit_bindgen as __wit_bindgen;
 use __bindings::exports::plughost::plugin::tools as raw;
 
 mod caps;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod lean;
+
+/// Lean builds (`wasm32-unknown-unknown`) allocate from a static arena first: see [`lean`].
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#[global_allocator]
+static LEAN_ALLOCATOR: lean::Arena = lean::Arena;
+
 pub use caps::{config, container, http, ledger, log, metrics, state, system};
 
 /// A plugin: its identity and its tools.

@@ -9,7 +9,9 @@
 //! - plain wasmtime: the same fixture on the same engine, in a `Store<()>` with fuel and nothing else (every import a
 //!   trap stub, no limiter, no deadline callback, no timeout, no report), called through the same bindings; and a
 //!   one-function component, wasmtime's own floor for a fresh store + instance + call. Run in the same process as the
-//!   plughost rows, so they show how much of a call is plughost's even when the machine's speed swings.
+//!   plughost rows, so they show how much of a call is plughost's even when the machine's speed swings;
+//! - lean build: plughost's fresh inline call of `fixture-lean`, a Rust guest built with `lean = true`
+//!   (wasm32-unknown-unknown: no WASI, no imports at all), interleaved with the rows above.
 //!
 //! Each shape also prints the process CPU time per call (all threads), which is what throughput costs.
 //!
@@ -89,6 +91,13 @@ fn main() {
         };
         let plugin = load(host.clone()).await;
         let inline_plugin = load(inline.clone()).await;
+        // The lean fixture (wasm32-unknown-unknown, no imports at all): what `lean = true` builds.
+        let (lean_plugin, _) = inline
+            .load(&plughost_tests::bytes(plughost_tests::LEAN), |_| {
+                PluginSettings::default()
+            })
+            .await
+            .expect("load fixture-lean");
         let args = r#"{"text":"hello"}"#;
 
         // Warm up every path (page in the code, fill the pooling allocator's slots).
@@ -131,7 +140,9 @@ fn main() {
                 return;
             }
             Ok("plain") => {
-                for (name, d) in against_plain_wasmtime(&inline, &inline_plugin, bytes, iters).await
+                for (name, d) in
+                    against_plain_wasmtime(&inline, &inline_plugin, &lean_plugin, bytes, iters)
+                        .await
                 {
                     stats(name, d, "");
                 }
@@ -183,7 +194,8 @@ fn main() {
             plughost::runtime::warm_calls_paced(&host, &plugin, "echo", args, paced_n, Some(PACE))
                 .await
                 .expect("warm");
-        let plain = against_plain_wasmtime(&inline, &inline_plugin, bytes, iters).await;
+        let plain =
+            against_plain_wasmtime(&inline, &inline_plugin, &lean_plugin, bytes, iters).await;
         println!("echo (Rust guest, fixture-basic), fuel per call {fuel}");
         // CPU per paced call includes the spinning between calls: not shown.
         let _ = (paced_cpu, paced_inline_cpu);
@@ -206,16 +218,17 @@ fn main() {
     }
 }
 
-/// plughost's fresh inline call next to the same engine without plughost around it, interleaved in short blocks
-/// (so all three see the same machine state): a fresh `Store<()>` with fuel, an instance from an
+/// plughost's fresh inline call (of the component and of the lean fixture) next to the same engine without plughost
+/// around it, interleaved in short blocks (so all four see the same machine state): a fresh `Store<()>` with fuel, an instance from an
 /// `InstancePre` (imports are trap stubs; echo calls none) and the call through the same bindings, for the
 /// plugin's component (`bytes`) and for a one-function component.
 async fn against_plain_wasmtime(
     inline: &Host,
     plugin: &plughost::LoadedPlugin,
+    lean: &plughost::LoadedPlugin,
     bytes: &[u8],
     iters: usize,
-) -> [(&'static str, Vec<Duration>); 3] {
+) -> [(&'static str, Vec<Duration>); 4] {
     let engine = inline.engine().engine();
     let (component, _, _) = inline.compile(bytes, || {}).expect("compile");
     let mut linker = Linker::<()>::new(engine);
@@ -244,12 +257,13 @@ async fn against_plain_wasmtime(
         store
     };
     let args = r#"{"text":"hello"}"#;
-    let (mut ours, mut plain, mut floor) = (
+    let (mut ours, mut ours_lean, mut plain, mut floor) = (
+        Vec::with_capacity(iters),
         Vec::with_capacity(iters),
         Vec::with_capacity(iters),
         Vec::with_capacity(iters),
     );
-    // Blocks of BLOCK calls of each kind in turn: one call of each in turn would measure three components evicting
+    // Blocks of BLOCK calls of each kind in turn: one call of each in turn would measure four components evicting
     // each other from the caches, not back-to-back calls.
     const BLOCK: usize = 200;
     for round in 0..(iters + 1000).div_ceil(BLOCK) {
@@ -261,6 +275,15 @@ async fn against_plain_wasmtime(
             assert!(r.result.is_ok());
             if keep {
                 ours.push(d);
+            }
+        }
+        for _ in 0..BLOCK {
+            let t = Instant::now();
+            let r = inline.call(lean, "echo", args).await;
+            let d = t.elapsed();
+            assert!(r.result.is_ok());
+            if keep {
+                ours_lean.push(d);
             }
         }
         for _ in 0..BLOCK {
@@ -299,6 +322,7 @@ async fn against_plain_wasmtime(
     }
     [
         ("plughost, fresh inline", ours),
+        ("plughost, fresh inline, lean build", ours_lean),
         ("plain wasmtime, same component", plain),
         ("plain wasmtime, 1-fn component", floor),
     ]

@@ -290,6 +290,30 @@ fn rust_template_with_a_vendored_sdk_builds_away_from_a_checkout() {
 }
 
 #[test]
+fn rust_lean_template_has_no_wasi_and_runs() {
+    // `--lean`: the same template built for wasm32-unknown-unknown. Its component imports the three capabilities it
+    // calls and no WASI interface, and the generated cases (state, config, a typed error, a refused grant) pass.
+    let a = Author::new();
+    a.ok(&["new", "demo", "--lang", "rust", "--lean"]);
+    let toml = std::fs::read_to_string(a.work.path().join("demo/plughost.toml")).expect("toml");
+    assert!(toml.contains("\nlean = true\n"), "{toml}");
+    let (out, err) = a.ok(&["test", "--dir", "demo"]);
+    assert!(out.contains("4 passed, 0 failed"), "{out}\n{err}");
+    let (out, _) = a.ok(&["inspect", &a.path("demo/demo.wasm"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["component"]["capabilities"],
+        serde_json::json!(["log", "state", "config"]),
+        "{v}"
+    );
+    assert_eq!(v["component"]["wasi_imports"], serde_json::json!([]), "{v}");
+    assert_eq!(v["component"]["language"], "rust", "{v}");
+    // Lean builds are a Rust target: other languages are refused up front.
+    let text = a.fails(&["new", "pydemo", "--lang", "python", "--lean"], 2);
+    assert!(text.contains("Rust plugins only"), "{text}");
+}
+
+#[test]
 fn python_template_builds_installs_and_runs() {
     template_end_to_end("python");
 }

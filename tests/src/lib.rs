@@ -13,6 +13,9 @@ pub const NEEDS_HTTP: &str = env!("PLUGHOST_FIXTURE_NEEDS_HTTP");
 pub const EVENTS: &str = env!("PLUGHOST_FIXTURE_EVENTS");
 /// Built against `plughost:plugin@1.0.0`.
 pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
+/// A lean build (`fixture-lean`, wasm32-unknown-unknown): imports nothing, not even WASI. echo, count, churn,
+/// memory bomb, panic.
+pub const LEAN: &str = env!("PLUGHOST_FIXTURE_LEAN");
 /// The shipped system-info plugin.
 pub const SYSTEM_INFO: &str = env!("PLUGHOST_FIXTURE_SYSTEM_INFO");
 /// The shipped Cloudflare plugin.

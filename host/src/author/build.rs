@@ -35,6 +35,12 @@ pub fn build(home: &Home, p: &Project) -> Result<PathBuf> {
         p.lang().name(),
         out.display()
     );
+    if p.file.plugin.lean && p.lang() != Lang::Rust {
+        bail!(
+            "`lean = true` is for Rust plugins only (it builds for wasm32-unknown-unknown); remove it from {}",
+            p.dir.join("plughost.toml").display()
+        );
+    }
     match p.lang() {
         Lang::Rust => build_rust(p, &out)?,
         Lang::Python => build_python(home, p, &out)?,
@@ -161,14 +167,21 @@ fn build_c(home: &Home, p: &Project, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo build --release` for wasm32-wasip2 (a component already), or for wasm32-unknown-unknown when the project
+/// is lean (a core module with no WASI imports, which is wrapped here without an adapter).
 fn build_rust(p: &Project, out: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = if p.file.plugin.lean {
+        "wasm32-unknown-unknown"
+    } else {
+        "wasm32-wasip2"
+    };
     let output = Command::new(&cargo)
         .args([
             "build",
             "--release",
             "--target",
-            "wasm32-wasip2",
+            target,
             "--message-format=json-render-diagnostics",
         ])
         .current_dir(&p.dir)
@@ -177,7 +190,7 @@ fn build_rust(p: &Project, out: &Path) -> Result<()> {
         .with_context(|| format!("cannot run {cargo}"))?;
     if !output.status.success() {
         bail!(
-            "cargo build failed ({}). Is the target installed? `rustup target add wasm32-wasip2`",
+            "cargo build failed ({}). Is the target installed? `rustup target add {target}`",
             output.status
         );
     }
@@ -206,7 +219,16 @@ fn build_rust(p: &Project, out: &Path) -> Result<()> {
     let Some(artifact) = artifact else {
         bail!("cargo built no cdylib .wasm (is `crate-type = [\"cdylib\"]` in Cargo.toml?)");
     };
-    std::fs::copy(&artifact, out)
-        .with_context(|| format!("cannot copy {} to {}", artifact.display(), out.display()))?;
+    if !p.file.plugin.lean {
+        std::fs::copy(&artifact, out)
+            .with_context(|| format!("cannot copy {} to {}", artifact.display(), out.display()))?;
+        return Ok(());
+    }
+    let module =
+        std::fs::read(&artifact).with_context(|| format!("cannot read {}", artifact.display()))?;
+    let component =
+        super::componentize::componentize(module, None, super::componentize::Adapter::Reactor)
+            .context("wrapping the lean module into a component")?;
+    std::fs::write(out, component).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
 }

@@ -49,7 +49,9 @@ pub fn toolchain(home: &Home, cmd: ToolchainCommand) -> Result<ExitCode> {
                 };
                 println!("{:<7} {:<50} {state}", t.name(), t.pins());
             }
-            println!("rust    rustup target wasm32-wasip2 (scripts/setup.sh adds it)");
+            println!(
+                "rust    rustup targets wasm32-wasip2, and wasm32-unknown-unknown for lean plugins (scripts/setup.sh adds both)"
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

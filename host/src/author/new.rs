@@ -25,11 +25,16 @@ pub struct NewArgs {
     /// builds anywhere (crates.io is still needed for its dependencies).
     #[arg(long)]
     pub vendor_sdk: bool,
+    /// Rust only: a lean plugin (`lean = true` in plughost.toml), built for wasm32-unknown-unknown. It has no
+    /// WASI imports at all, and a fresh instance is cheaper.
+    #[arg(long)]
+    pub lean: bool,
 }
 
 /// The guest SDK, embedded, for projects made away from a plughost checkout.
 const SDK_LIB: &str = include_str!("../../../guest-sdk/src/lib.rs");
 const SDK_CAPS: &str = include_str!("../../../guest-sdk/src/caps.rs");
+const SDK_LEAN: &str = include_str!("../../../guest-sdk/src/lean.rs");
 const SDK_WORLD: &str = include_str!("../../../wit/world.wit");
 /// The SDK's manifest outside the plughost workspace: the same dependencies as `[workspace.dependencies]` (a test
 /// keeps them equal).
@@ -59,6 +64,7 @@ fn vendored_sdk() -> Vec<(String, String)> {
         ),
         (format!("{VENDOR_SDK}/src/lib.rs"), SDK_LIB.to_string()),
         (format!("{VENDOR_SDK}/src/caps.rs"), SDK_CAPS.to_string()),
+        (format!("{VENDOR_SDK}/src/lean.rs"), SDK_LEAN.to_string()),
         ("vendor/wit/world.wit".to_string(), SDK_WORLD.to_string()),
     ];
     for (name, text) in super::contract::FILES {
@@ -115,11 +121,23 @@ pub fn files(id: &str, lang: Lang, sdk: &str) -> Vec<(&'static str, String)> {
     out
 }
 
+/// The project file of a lean Rust plugin.
+fn with_lean(project: &str) -> String {
+    project.replacen(
+        "lang = \"rust\"\n",
+        "lang = \"rust\"\n# Built for wasm32-unknown-unknown: no WASI imports, a cheaper fresh instance. std's clocks, randomness,\n\
+         # env and files are not available, and a panic's message is not reported (the call still fails, typed).\n\
+         lean = true\n",
+        1,
+    )
+}
+
 /// What `plughost build` does, for the README.
 fn build_steps(lang: Lang) -> &'static str {
     match lang {
         Lang::Rust => {
-            "`cargo build --release --target wasm32-wasip2`, then copies the component here"
+            "`cargo build --release --target wasm32-wasip2`, then copies the component here (with `lean = true`: \
+             `--target wasm32-unknown-unknown`, then plughost wraps the module into a component, with no adapter)"
         }
         Lang::Python => {
             "`componentize-py -d wit -w plugin componentize app` (componentize-py 0.25.1, installed once into \
@@ -168,6 +186,9 @@ pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
         bail!("{} exists and is not empty", dir.display());
     }
+    if args.lean && args.lang != Lang::Rust {
+        bail!("--lean is for Rust plugins only (it builds for wasm32-unknown-unknown)");
+    }
     let (sdk, vendor) = if args.lang == Lang::Rust {
         sdk_dependency(args.sdk.as_deref(), args.vendor_sdk)?
     } else {
@@ -175,7 +196,10 @@ pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
     };
     let mut all: Vec<(String, String)> = files(&args.name, args.lang, &sdk)
         .into_iter()
-        .map(|(rel, text)| (rel.to_string(), text))
+        .map(|(rel, text)| match rel {
+            "plughost.toml" if args.lean => (rel.to_string(), with_lean(&text)),
+            _ => (rel.to_string(), text),
+        })
         .collect();
     if vendor {
         all.extend(vendored_sdk());

@@ -47,6 +47,11 @@ pub struct PluginSection {
     pub output: Option<PathBuf>,
     /// The world in `wit/` (default `plugin`); not used for Rust (the guest SDK has the world).
     pub world: Option<String>,
+    /// Rust only: build for `wasm32-unknown-unknown` instead of `wasm32-wasip2`. The component then imports no
+    /// WASI at all, only the capabilities the plugin calls, and a fresh instance is cheaper. std's clocks,
+    /// randomness, env and files are not available, and a panic's message is not reported.
+    #[serde(default)]
+    pub lean: bool,
     /// Python: the module with the `Tools` class (default `app`). JS: the entry file (default `app.js`).
     /// C: not used (every `src/*.c` is compiled).
     pub entry: Option<String>,
