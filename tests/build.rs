@@ -23,7 +23,10 @@ const GUESTS: &[(&str, &str, &str)] = &[
 ];
 
 /// Lean guests (no WASI), built for wasm32-unknown-unknown: (package, library file stem, env name)
-const LEAN_GUESTS: &[(&str, &str, &str)] = &[("fixture-lean", "fixture_lean", "LEAN")];
+const LEAN_GUESTS: &[(&str, &str, &str)] = &[
+    ("fixture-lean", "fixture_lean", "LEAN"),
+    ("fixture-lean-log", "fixture_lean_log", "LEAN_LOG"),
+];
 
 fn main() {
     let manifest_dir =
@@ -45,7 +48,15 @@ fn main() {
     // A target dir of its own: a nested cargo on the outer build's target dir would wait on its lock forever.
     let target_dir = root.join("target").join("guests");
     cargo_build(&root, &target_dir, "wasm32-wasip2", GUESTS);
-    cargo_build(&root, &target_dir, "wasm32-unknown-unknown", LEAN_GUESTS);
+    // One cargo run per lean guest: their SDK features differ (`panic-log`), and one run would unify them.
+    for guest in LEAN_GUESTS {
+        cargo_build(
+            &root,
+            &target_dir,
+            "wasm32-unknown-unknown",
+            std::slice::from_ref(guest),
+        );
+    }
     for (_, stem, env) in GUESTS {
         let path = target_dir
             .join("wasm32-wasip2")

@@ -9,7 +9,8 @@
 //! A plugin builds for `wasm32-wasip2` (the default) or, with `lean = true` in its `plughost.toml`, for
 //! `wasm32-unknown-unknown`: no WASI at all, so its component imports only the capabilities it calls and a fresh
 //! instance is cheaper. A lean plugin cannot use what std needs WASI for (clocks, randomness, env, files), and
-//! a panic's message is not reported (the call still ends in a typed trap). The SDK gives lean builds an
+//! a panic's message is not reported (the call still ends in a typed trap) unless the SDK's `panic-log` feature
+//! is on, which writes it through the `log` capability (so the plugin imports `log`). The SDK gives lean builds an
 //! allocator that does not grow memory for small calls (`lean` module, on that target only).
 //!
 //! ```no_run
@@ -91,6 +92,20 @@ pub mod lean;
 static LEAN_ALLOCATOR: lean::Arena = lean::Arena;
 
 pub use caps::{config, container, http, ledger, log, metrics, state, system};
+
+/// Lean builds with the `panic-log` feature: a panic's message goes to the host's log (there is no stderr).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "panic-log"))]
+fn report_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            log::write(log::Level::Error, &format!("plugin panicked: {info}"));
+        }));
+    });
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown", feature = "panic-log")))]
+fn report_panics() {}
 
 /// A plugin: its identity and its tools.
 pub trait Plugin: 'static {
@@ -335,6 +350,7 @@ pub struct __Adapter<P>(PhantomData<P>);
 
 impl<P: Plugin> raw::Guest for __Adapter<P> {
     fn describe() -> raw::Manifest {
+        report_panics();
         let tools = P::tools()
             .into_iter()
             .map(|t| {
@@ -359,6 +375,7 @@ impl<P: Plugin> raw::Guest for __Adapter<P> {
     }
 
     fn call(tool: String, arguments: String) -> Result<raw::Output, raw::ToolError> {
+        report_panics();
         let Some(t) = P::tools().into_iter().find(|t| t.name == tool) else {
             return Err(raw::ToolError::UnknownTool(tool));
         };

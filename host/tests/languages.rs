@@ -297,6 +297,8 @@ fn rust_lean_template_has_no_wasi_and_runs() {
     a.ok(&["new", "demo", "--lang", "rust", "--lean"]);
     let toml = std::fs::read_to_string(a.work.path().join("demo/plughost.toml")).expect("toml");
     assert!(toml.contains("\nlean = true\n"), "{toml}");
+    let cargo = std::fs::read_to_string(a.work.path().join("demo/Cargo.toml")).expect("Cargo.toml");
+    assert!(cargo.contains(r#"features = ["panic-log"] }"#), "{cargo}");
     let (out, err) = a.ok(&["test", "--dir", "demo"]);
     assert!(out.contains("4 passed, 0 failed"), "{out}\n{err}");
     let (out, _) = a.ok(&["inspect", &a.path("demo/demo.wasm"), "--json"]);

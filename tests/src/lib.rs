@@ -16,6 +16,8 @@ pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
 /// A lean build (`fixture-lean`, wasm32-unknown-unknown): imports nothing, not even WASI. echo, count, churn,
 /// memory bomb, panic.
 pub const LEAN: &str = env!("PLUGHOST_FIXTURE_LEAN");
+/// A lean build with the SDK's `panic-log` feature (`fixture-lean-log`): imports `log` only. echo, panic.
+pub const LEAN_LOG: &str = env!("PLUGHOST_FIXTURE_LEAN_LOG");
 /// The shipped system-info plugin.
 pub const SYSTEM_INFO: &str = env!("PLUGHOST_FIXTURE_SYSTEM_INFO");
 /// The shipped Cloudflare plugin.

@@ -152,3 +152,51 @@ async fn lean_limits_and_traps_are_typed_and_every_call_is_fresh() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_panic_log_a_lean_panic_reaches_the_log() {
+    let logs = plughost_tests::logs::capture();
+    let host = Host::ephemeral().unwrap_or_else(|e| panic!("host: {e}"));
+    let bytes = fx::bytes(fx::LEAN_LOG);
+    let (_, info, _) = host
+        .compile(&bytes, || {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    // `panic-log` costs one import, `log`, and with it the need for its grant.
+    assert_eq!(
+        info.capabilities,
+        vec![plughost::Capability::Log],
+        "{info:?}"
+    );
+    assert!(info.wasi_imports.is_empty(), "{info:?}");
+    let refused = host
+        .load(&bytes, |_| PluginSettings::default())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("loaded without the log grant"));
+    assert!(refused.to_string().contains("log"), "{refused}");
+
+    let (p, _) = host
+        .load(&bytes, |_| PluginSettings {
+            grants: Grants::parse(["log"]).unwrap_or_else(|e| panic!("{e}")),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("load: {e}"));
+    let r = host.call(&p, "panic", "{}").await;
+    assert!(
+        matches!(&r.result, Err(CallError::Trap { .. })),
+        "{:?}",
+        r.result
+    );
+    assert_eq!(r.report.log_lines, 1, "{:?}", r.report);
+    let text = logs.text();
+    assert!(
+        text.contains("plugin panicked: ")
+            && text.contains("the lean-log fixture panicked on purpose"),
+        "{text}"
+    );
+    assert_eq!(
+        self::text(&host.call(&p, "echo", r#"{"text":"after"}"#).await),
+        "after"
+    );
+}

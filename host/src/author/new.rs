@@ -126,7 +126,8 @@ fn with_lean(project: &str) -> String {
     project.replacen(
         "lang = \"rust\"\n",
         "lang = \"rust\"\n# Built for wasm32-unknown-unknown: no WASI imports, a cheaper fresh instance. std's clocks, randomness,\n\
-         # env and files are not available, and a panic's message is not reported (the call still fails, typed).\n\
+         # env and files are not available. A panic's message reaches the log through `log` (the SDK's `panic-log`\n\
+         # feature, on in Cargo.toml).\n\
          lean = true\n",
         1,
     )
@@ -189,11 +190,18 @@ pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
     if args.lean && args.lang != Lang::Rust {
         bail!("--lean is for Rust plugins only (it builds for wasm32-unknown-unknown)");
     }
-    let (sdk, vendor) = if args.lang == Lang::Rust {
+    let (mut sdk, vendor) = if args.lang == Lang::Rust {
         sdk_dependency(args.sdk.as_deref(), args.vendor_sdk)?
     } else {
         (String::new(), false)
     };
+    if args.lean {
+        // The template logs anyway, so reporting panics through `log` costs it no extra import.
+        sdk = format!(
+            "{}, features = [\"panic-log\"] }}",
+            sdk.trim_end_matches('}').trim_end()
+        );
+    }
     let mut all: Vec<(String, String)> = files(&args.name, args.lang, &sdk)
         .into_iter()
         .map(|(rel, text)| match rel {
