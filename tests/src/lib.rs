@@ -30,6 +30,22 @@ pub fn bytes(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
 }
 
+/// The text of a successful call's output (JSON blocks as their JSON); panics with the error and report otherwise.
+pub fn text(r: &plughost::CallResult) -> String {
+    use plughost::runtime::Content;
+    match &r.result {
+        Ok(out) => out
+            .content
+            .iter()
+            .map(|c| match c {
+                Content::Text { text } => text.clone(),
+                Content::Json { json } => json.to_string(),
+            })
+            .collect(),
+        Err(e) => panic!("expected success, got {e} ({:?})", r.report),
+    }
+}
+
 /// Waits (bounded by `within`) until `host`'s standby thread has prepared `n` instances.
 pub async fn standby_ready(host: &plughost::Host, n: i64, within: std::time::Duration) {
     let started = std::time::Instant::now();

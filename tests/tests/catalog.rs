@@ -7,9 +7,9 @@ use std::sync::Arc;
 use plughost::registry::{
     InstallRequest, KeyPair, PluginLimits, Provenance, Registry, SignatureFile,
 };
-use plughost::runtime::Content;
 use plughost::{CallError, Catalog, Home, Host};
 use plughost_tests as fx;
+use plughost_tests::text;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -63,20 +63,6 @@ async fn install(e: &Env, path: &str, grants: &[&str], upgrade: bool) {
         e.registry.upgrade(req).expect("upgrade");
     } else {
         e.registry.install(req).expect("install");
-    }
-}
-
-fn text(r: &plughost::CallResult) -> String {
-    match &r.result {
-        Ok(out) => out
-            .content
-            .iter()
-            .map(|c| match c {
-                Content::Text { text } => text.clone(),
-                Content::Json { json } => json.to_string(),
-            })
-            .collect(),
-        Err(e) => panic!("expected success, got {e}"),
     }
 }
 

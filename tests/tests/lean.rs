@@ -2,9 +2,9 @@
 //! arena allocator hands out correct memory inside and past the arena, and the runtime's rules hold as for any
 //! other component (memory cap, traps, a fresh instance per call, no grant needed for nothing).
 
-use plughost::runtime::Content;
 use plughost::{CallError, Grants, Host, LoadedPlugin, Outcome, PluginSettings};
 use plughost_tests as fx;
+use plughost_tests::text;
 
 async fn lean(host: &Host, tweak: impl FnOnce(&mut PluginSettings)) -> LoadedPlugin {
     let (plugin, _) = host
@@ -19,20 +19,6 @@ async fn lean(host: &Host, tweak: impl FnOnce(&mut PluginSettings)) -> LoadedPlu
         .await
         .unwrap_or_else(|e| panic!("load the lean fixture: {e}"));
     plugin
-}
-
-fn text(r: &plughost::CallResult) -> String {
-    match &r.result {
-        Ok(out) => out
-            .content
-            .iter()
-            .map(|c| match c {
-                Content::Text { text } => text.clone(),
-                Content::Json { json } => json.to_string(),
-            })
-            .collect(),
-        Err(e) => panic!("expected success, got {e} ({:?})", r.report),
-    }
 }
 
 /// What `churn` computes, recomputed here: blocks of 1..=4096 bytes with a known pattern, until `bytes`.

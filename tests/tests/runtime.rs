@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use plughost::runtime::Content;
 use plughost::{CallError, Grants, Host, LoadError, LoadedPlugin, Outcome, PluginSettings};
 use plughost_tests as fx;
+use plughost_tests::text;
 
 fn host() -> Host {
     Host::ephemeral().unwrap_or_else(|e| panic!("host: {e}"))
@@ -34,20 +34,6 @@ async fn load(
 
 async fn basic(host: &Host, tweak: impl FnOnce(&mut PluginSettings)) -> LoadedPlugin {
     load(host, fx::BASIC, &["state", "log"], tweak).await
-}
-
-fn text(r: &plughost::CallResult) -> String {
-    match &r.result {
-        Ok(out) => out
-            .content
-            .iter()
-            .map(|c| match c {
-                Content::Text { text } => text.clone(),
-                Content::Json { json } => json.to_string(),
-            })
-            .collect(),
-        Err(e) => panic!("expected success, got {e} ({:?})", r.report),
-    }
 }
 
 #[tokio::test]
