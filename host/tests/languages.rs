@@ -313,6 +313,14 @@ fn rust_lean_template_has_no_wasi_and_runs() {
     // Lean builds are a Rust target: other languages are refused up front.
     let text = a.fails(&["new", "pydemo", "--lang", "python", "--lean"], 2);
     assert!(text.contains("Rust plugins only"), "{text}");
+    // The same for a project file that says `lean = true`: `plughost build` refuses it before any toolchain runs.
+    a.ok(&["new", "pydemo", "--lang", "python"]);
+    let toml = a.work.path().join("pydemo/plughost.toml");
+    let text = std::fs::read_to_string(&toml).expect("toml");
+    let text = text.replacen("lang = \"python\"\n", "lang = \"python\"\nlean = true\n", 1);
+    std::fs::write(&toml, text).expect("write toml");
+    let text = a.fails(&["build", "--dir", "pydemo"], 2);
+    assert!(text.contains("Rust plugins only"), "{text}");
 }
 
 #[test]

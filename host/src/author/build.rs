@@ -27,6 +27,12 @@ pub fn run(home: &Home, args: BuildArgs) -> Result<std::process::ExitCode> {
 
 /// Builds the project; returns the component's path.
 pub fn build(home: &Home, p: &Project) -> Result<PathBuf> {
+    if p.file.plugin.lean && p.lang() != Lang::Rust {
+        bail!(
+            "`lean = true` is for Rust plugins only (it builds for wasm32-unknown-unknown); remove it from {}",
+            p.dir.join("plughost.toml").display()
+        );
+    }
     let started = Instant::now();
     let out = p.output();
     eprintln!(
@@ -35,12 +41,6 @@ pub fn build(home: &Home, p: &Project) -> Result<PathBuf> {
         p.lang().name(),
         out.display()
     );
-    if p.file.plugin.lean && p.lang() != Lang::Rust {
-        bail!(
-            "`lean = true` is for Rust plugins only (it builds for wasm32-unknown-unknown); remove it from {}",
-            p.dir.join("plughost.toml").display()
-        );
-    }
     match p.lang() {
         Lang::Rust => build_rust(p, &out)?,
         Lang::Python => build_python(home, p, &out)?,
