@@ -324,6 +324,15 @@ fn rust_lean_template_has_no_wasi_and_runs() {
 }
 
 #[test]
+fn rust_lean_template_with_a_vendored_sdk_builds() {
+    // The vendored SDK must carry the SDK's features too: a lean template asks for `panic-log`.
+    let a = Author::new();
+    a.ok(&["new", "demo", "--lang", "rust", "--vendor-sdk", "--lean"]);
+    let (out, err) = a.ok(&["test", "--dir", "demo"]);
+    assert!(out.contains("4 passed, 0 failed"), "{out}\n{err}");
+}
+
+#[test]
 fn python_template_builds_installs_and_runs() {
     template_end_to_end("python");
 }

@@ -30,6 +30,39 @@ pub fn bytes(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
 }
 
+/// Loads the component at `path` into `host` with `grants`, after `tweak` adjusts its settings (limits, config).
+pub async fn load(
+    host: &plughost::Host,
+    path: &str,
+    grants: &[&str],
+    tweak: impl FnOnce(&mut plughost::PluginSettings),
+) -> plughost::LoadedPlugin {
+    let grants = plughost::Grants::parse(grants).unwrap_or_else(|e| panic!("{e}"));
+    let (plugin, _) = host
+        .load(&bytes(path), |_| {
+            let mut s = plughost::PluginSettings {
+                grants,
+                ..Default::default()
+            };
+            tweak(&mut s);
+            s
+        })
+        .await
+        .unwrap_or_else(|e| panic!("load {path}: {e}"));
+    plugin
+}
+
+/// Asserts that a call ended in the typed memory-limit error for `cap`, asking for more than it.
+pub fn assert_memory_limit(r: &plughost::CallResult, cap: u64) {
+    match &r.result {
+        Err(plughost::CallError::MemoryLimit { requested, limit }) => {
+            assert_eq!(*limit, cap);
+            assert!(*requested > cap);
+        }
+        other => panic!("expected memory-limit, got {other:?}"),
+    }
+}
+
 /// The text of a successful call's output (JSON blocks as their JSON); panics with the error and report otherwise.
 pub fn text(r: &plughost::CallResult) -> String {
     use plughost::runtime::Content;

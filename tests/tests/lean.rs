@@ -2,23 +2,12 @@
 //! arena allocator hands out correct memory inside and past the arena, and the runtime's rules hold as for any
 //! other component (memory cap, traps, a fresh instance per call, no grant needed for nothing).
 
-use plughost::{CallError, Grants, Host, LoadedPlugin, Outcome, PluginSettings};
+use plughost::{CallError, Host, LoadedPlugin, Outcome, PluginSettings};
 use plughost_tests as fx;
-use plughost_tests::text;
+use plughost_tests::{assert_memory_limit, load, text};
 
 async fn lean(host: &Host, tweak: impl FnOnce(&mut PluginSettings)) -> LoadedPlugin {
-    let (plugin, _) = host
-        .load(&fx::bytes(fx::LEAN), |_| {
-            let mut s = PluginSettings {
-                grants: Grants::default(),
-                ..Default::default()
-            };
-            tweak(&mut s);
-            s
-        })
-        .await
-        .unwrap_or_else(|e| panic!("load the lean fixture: {e}"));
-    plugin
+    load(host, fx::LEAN, &[], tweak).await
 }
 
 /// What `churn` computes, recomputed here: blocks of 1..=4096 bytes with a known pattern, until `bytes`.
@@ -110,13 +99,7 @@ async fn lean_limits_and_traps_are_typed_and_every_call_is_fresh() {
     let p = lean(&host, |s| s.limits.memory_bytes = cap).await;
     // Past the arena, the memory cap stops the guest as for any component.
     let r = host.call(&p, "memory_bomb", "{}").await;
-    match &r.result {
-        Err(CallError::MemoryLimit { requested, limit }) => {
-            assert_eq!(*limit, cap);
-            assert!(*requested > cap);
-        }
-        other => panic!("expected memory-limit, got {other:?}"),
-    }
+    assert_memory_limit(&r, cap);
     assert!(r.report.peak_memory_bytes <= cap, "{:?}", r.report);
     // A panic ends in a trap (its message is not reported: a lean build has no stderr).
     let r = host.call(&p, "panic", "{}").await;
@@ -161,13 +144,7 @@ async fn with_panic_log_a_lean_panic_reaches_the_log() {
         .unwrap_or_else(|| panic!("loaded without the log grant"));
     assert!(refused.to_string().contains("log"), "{refused}");
 
-    let (p, _) = host
-        .load(&bytes, |_| PluginSettings {
-            grants: Grants::parse(["log"]).unwrap_or_else(|e| panic!("{e}")),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("load: {e}"));
+    let p = load(&host, fx::LEAN_LOG, &["log"], |_| {}).await;
     let r = host.call(&p, "panic", "{}").await;
     assert!(
         matches!(&r.result, Err(CallError::Trap { .. })),

@@ -5,31 +5,10 @@ use std::time::Duration;
 
 use plughost::{CallError, Grants, Host, LoadError, LoadedPlugin, Outcome, PluginSettings};
 use plughost_tests as fx;
-use plughost_tests::text;
+use plughost_tests::{assert_memory_limit, load, text};
 
 fn host() -> Host {
     Host::ephemeral().unwrap_or_else(|e| panic!("host: {e}"))
-}
-
-async fn load(
-    host: &Host,
-    path: &str,
-    grants: &[&str],
-    tweak: impl FnOnce(&mut PluginSettings),
-) -> LoadedPlugin {
-    let grants = Grants::parse(grants).unwrap_or_else(|e| panic!("{e}"));
-    let (plugin, _) = host
-        .load(&fx::bytes(path), |_| {
-            let mut s = PluginSettings {
-                grants,
-                ..Default::default()
-            };
-            tweak(&mut s);
-            s
-        })
-        .await
-        .unwrap_or_else(|e| panic!("load {path}: {e}"));
-    plugin
 }
 
 async fn basic(host: &Host, tweak: impl FnOnce(&mut PluginSettings)) -> LoadedPlugin {
@@ -85,13 +64,7 @@ async fn memory_cap_is_typed_and_peak_stays_under_it() {
     let cap = 32u64 << 20;
     let p = basic(&host, |s| s.limits.memory_bytes = cap).await;
     let r = host.call(&p, "memory_bomb", "{}").await;
-    match &r.result {
-        Err(CallError::MemoryLimit { requested, limit }) => {
-            assert_eq!(*limit, cap);
-            assert!(*requested > cap);
-        }
-        other => panic!("expected memory-limit, got {other:?}"),
-    }
+    assert_memory_limit(&r, cap);
     assert!(matches!(r.report.outcome, Outcome::MemoryLimit { .. }));
     assert!(
         r.report.peak_memory_bytes <= cap && r.report.peak_memory_bytes > cap / 2,

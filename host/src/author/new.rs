@@ -55,13 +55,21 @@ schemars = "1"
 /// Where the vendored SDK goes in a project; its WIT sits next to it (`vendor/wit`, which the SDK reads as `../wit`).
 const VENDOR_SDK: &str = "vendor/plughost-guest";
 
+/// The SDK's own manifest: its `[features]` section (the last one) is copied into the vendored manifest as is.
+const SDK_MANIFEST: &str = include_str!("../../../guest-sdk/Cargo.toml");
+
+/// The vendored SDK's Cargo.toml: the workspace's dependencies, and the SDK's features (`panic-log`).
+fn vendored_manifest() -> String {
+    let features = SDK_MANIFEST
+        .find("\n[features]")
+        .map_or("", |at| &SDK_MANIFEST[at..]);
+    SDK_CARGO.replace("{{version}}", env!("CARGO_PKG_VERSION")) + features
+}
+
 /// The files of a vendored SDK, relative to the project.
 fn vendored_sdk() -> Vec<(String, String)> {
     let mut out = vec![
-        (
-            format!("{VENDOR_SDK}/Cargo.toml"),
-            SDK_CARGO.replace("{{version}}", env!("CARGO_PKG_VERSION")),
-        ),
+        (format!("{VENDOR_SDK}/Cargo.toml"), vendored_manifest()),
         (format!("{VENDOR_SDK}/src/lib.rs"), SDK_LIB.to_string()),
         (format!("{VENDOR_SDK}/src/caps.rs"), SDK_CAPS.to_string()),
         (format!("{VENDOR_SDK}/src/lean.rs"), SDK_LEAN.to_string()),
@@ -86,10 +94,11 @@ const RUST_CARGO: &str = include_str!("../../templates/rust/Cargo.toml");
 const RUST_LIB: &str = include_str!("../../templates/rust/src/lib.rs");
 
 /// Files of a new project: (relative path, contents).
-pub fn files(id: &str, lang: Lang, sdk: &str) -> Vec<(&'static str, String)> {
+pub fn files(id: &str, lang: Lang, sdk: &str, lean: bool) -> Vec<(&'static str, String)> {
     let fill = |s: &str| {
         s.replace("{{id}}", id)
             .replace("{{lang}}", lang.name())
+            .replace("{{lean}}", if lean { LEAN_PROJECT } else { "" })
             .replace("{{sdk}}", sdk)
             .replace("{{build}}", build_steps(lang))
     };
@@ -121,17 +130,10 @@ pub fn files(id: &str, lang: Lang, sdk: &str) -> Vec<(&'static str, String)> {
     out
 }
 
-/// The project file of a lean Rust plugin.
-fn with_lean(project: &str) -> String {
-    project.replacen(
-        "lang = \"rust\"\n",
-        "lang = \"rust\"\n# Built for wasm32-unknown-unknown: no WASI imports, a cheaper fresh instance. std's clocks, randomness,\n\
-         # env and files are not available. A panic's message reaches the log through `log` (the SDK's `panic-log`\n\
-         # feature, on in Cargo.toml).\n\
-         lean = true\n",
-        1,
-    )
-}
+/// What `--lean` adds to plughost.toml, after the `lang` line.
+const LEAN_PROJECT: &str = "\n# Built for wasm32-unknown-unknown: no WASI imports, a cheaper fresh instance. std's clocks, \
+     randomness,\n# env and files are not available. A panic's message reaches the log through `log` (the SDK's \
+     `panic-log`\n# feature, on in Cargo.toml).\nlean = true";
 
 /// What `plughost build` does, for the README.
 fn build_steps(lang: Lang) -> &'static str {
@@ -156,10 +158,10 @@ fn build_steps(lang: Lang) -> &'static str {
     }
 }
 
-/// The `plughost-guest` dependency line, and whether the SDK must be written into the project.
-fn sdk_dependency(explicit: Option<&Path>, vendor: bool) -> Result<(String, bool)> {
+/// The `plughost-guest` dependency's path, and whether the SDK must be written into the project.
+fn sdk_path(explicit: Option<&Path>, vendor: bool) -> Result<(String, bool)> {
     if vendor {
-        return Ok((format!("{{ path = {VENDOR_SDK:?} }}"), true));
+        return Ok((VENDOR_SDK.to_string(), true));
     }
     let path = match explicit {
         Some(p) => Some(
@@ -172,8 +174,8 @@ fn sdk_dependency(explicit: Option<&Path>, vendor: bool) -> Result<(String, bool
             .filter(|p| p.join("Cargo.toml").is_file()),
     };
     Ok(match path {
-        Some(p) => (format!("{{ path = {:?} }}", p.display().to_string()), false),
-        None => (format!("{{ path = {VENDOR_SDK:?} }}"), true),
+        Some(p) => (p.display().to_string(), false),
+        None => (VENDOR_SDK.to_string(), true),
     })
 }
 
@@ -190,24 +192,21 @@ pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
     if args.lean && args.lang != Lang::Rust {
         bail!("--lean is for Rust plugins only (it builds for wasm32-unknown-unknown)");
     }
-    let (mut sdk, vendor) = if args.lang == Lang::Rust {
-        sdk_dependency(args.sdk.as_deref(), args.vendor_sdk)?
+    let (sdk, vendor) = if args.lang == Lang::Rust {
+        let (path, vendor) = sdk_path(args.sdk.as_deref(), args.vendor_sdk)?;
+        // A lean template reports panics through `log`: it logs anyway, so that costs it no extra import.
+        let features = if args.lean {
+            ", features = [\"panic-log\"]"
+        } else {
+            ""
+        };
+        (format!("{{ path = {path:?}{features} }}"), vendor)
     } else {
         (String::new(), false)
     };
-    if args.lean {
-        // The template logs anyway, so reporting panics through `log` costs it no extra import.
-        sdk = format!(
-            "{}, features = [\"panic-log\"] }}",
-            sdk.trim_end_matches('}').trim_end()
-        );
-    }
-    let mut all: Vec<(String, String)> = files(&args.name, args.lang, &sdk)
+    let mut all: Vec<(String, String)> = files(&args.name, args.lang, &sdk, args.lean)
         .into_iter()
-        .map(|(rel, text)| match rel {
-            "plughost.toml" if args.lean => (rel.to_string(), with_lean(&text)),
-            _ => (rel.to_string(), text),
-        })
+        .map(|(rel, text)| (rel.to_string(), text))
         .collect();
     if vendor {
         all.extend(vendored_sdk());
@@ -248,5 +247,20 @@ mod tests {
             };
             assert_eq!(line(super::SDK_CARGO), line(root), "{dep}");
         }
+    }
+
+    #[test]
+    fn vendored_sdk_has_the_sdks_features() {
+        let features = |text: &str| {
+            let v: toml::Value = toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            v.get("features").cloned()
+        };
+        let vendored = super::vendored_manifest();
+        assert!(features(super::SDK_MANIFEST).is_some());
+        assert_eq!(
+            features(&vendored),
+            features(super::SDK_MANIFEST),
+            "{vendored}"
+        );
     }
 }

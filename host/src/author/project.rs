@@ -49,7 +49,8 @@ pub struct PluginSection {
     pub world: Option<String>,
     /// Rust only: build for `wasm32-unknown-unknown` instead of `wasm32-wasip2`. The component then imports no
     /// WASI at all, only the capabilities the plugin calls, and a fresh instance is cheaper. std's clocks,
-    /// randomness, env and files are not available, and a panic's message is not reported.
+    /// randomness, env and files are not available, and a panic's message is reported only with the
+    /// SDK's `panic-log` feature.
     #[serde(default)]
     pub lean: bool,
     /// Python: the module with the `Tools` class (default `app`). JS: the entry file (default `app.js`).
