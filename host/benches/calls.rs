@@ -331,7 +331,7 @@ fn compile_vs_cache() {
     let t = Instant::now();
     let (_, _, first) = host.compile(&bytes, || {}).expect("compile");
     let cold = t.elapsed();
-    assert_eq!(first.outcome, plughost::engine::CacheOutcome::Compiled);
+    assert_eq!(first.outcome, plughost::runtime::CacheOutcome::Compiled);
     let mut cached = Vec::new();
     for _ in 0..20 {
         // A new host each time: what a new `plughost` process or a gateway restart does.
@@ -339,7 +339,7 @@ fn compile_vs_cache() {
         let t = Instant::now();
         let (_, _, c) = host.compile(&bytes, || {}).expect("load");
         cached.push(t.elapsed());
-        assert_ne!(c.outcome, plughost::engine::CacheOutcome::Compiled);
+        assert_ne!(c.outcome, plughost::runtime::CacheOutcome::Compiled);
     }
     cached.sort();
     println!(

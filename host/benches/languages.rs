@@ -55,7 +55,7 @@ fn main() {
         let t = Instant::now();
         let (_, _, info) = host.compile(&bytes, || {}).expect("compile");
         let compile = t.elapsed();
-        assert_eq!(info.outcome, plughost::engine::CacheOutcome::Compiled);
+        assert_eq!(info.outcome, plughost::runtime::CacheOutcome::Compiled);
         drop(host);
 
         // Cold start: a new host (new engine), the artifact is mapped from the cache. Best of 5.
@@ -65,7 +65,7 @@ fn main() {
             let t = Instant::now();
             let (_, _, info) = host.compile(&bytes, || {}).expect("load");
             load = load.min(t.elapsed());
-            assert_eq!(info.outcome, plughost::engine::CacheOutcome::Hit);
+            assert_eq!(info.outcome, plughost::runtime::CacheOutcome::Hit);
         }
 
         let host = Host::open(&home).expect("host");

@@ -10,13 +10,14 @@ use std::time::Duration;
 use plughost_registry::{PluginLimits, PluginRecord, Registry, RegistryError};
 use wasmtime::component::Component;
 
+use crate::call::{CallError, CallResult};
 use crate::contract::{Gate, ScopeUsage};
 use crate::grants::{GrantError, Grants};
 use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry, now_ms};
-use crate::limits::Limits;
-use crate::plugin::{LoadError, LoadedPlugin, Manifest, PluginSettings};
 use crate::report::Outcome;
-use crate::runtime::{CallError, CallResult, Host};
+use crate::runtime::Host;
+use crate::runtime::limits::Limits;
+use crate::runtime::plugin::{LoadError, LoadedPlugin, Manifest, PluginSettings};
 
 /// Why the catalog could not be read at all (one plugin failing to load is a [`Problem`], not this).
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +192,7 @@ pub fn limits_from(l: &PluginLimits) -> Limits {
 
 /// The limits an installed plugin's calls run under: the operator's, else the host defaults, with the language's
 /// default fuel when the operator set none.
-pub fn effective_limits(l: &PluginLimits, language: crate::plugin::Language) -> Limits {
+pub fn effective_limits(l: &PluginLimits, language: crate::runtime::plugin::Language) -> Limits {
     let mut out = limits_from(l);
     if l.fuel.is_none() {
         out.fuel = language.default_fuel();
@@ -200,11 +201,11 @@ pub fn effective_limits(l: &PluginLimits, language: crate::plugin::Language) -> 
 }
 
 /// The language of an installed plugin's current version, read from its stored bytes.
-pub fn installed_language(registry: &Registry, id: &str) -> crate::plugin::Language {
+pub fn installed_language(registry: &Registry, id: &str) -> crate::runtime::plugin::Language {
     registry
         .runnable(id)
-        .map(|r| crate::plugin::detect_language(&r.bytes))
-        .unwrap_or(crate::plugin::Language::Other)
+        .map(|r| crate::runtime::plugin::detect_language(&r.bytes))
+        .unwrap_or(crate::runtime::plugin::Language::Other)
 }
 
 impl Catalog {
@@ -345,7 +346,7 @@ impl Catalog {
             .cloned();
         let (component, info) = match cached {
             Some(c) => {
-                let info = crate::plugin::inspect_component(
+                let info = crate::runtime::plugin::inspect_component(
                     self.host.engine().engine(),
                     &c,
                     record.digest.trim_start_matches("blake3:"),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use plughost::runtime::Content;
+use plughost::call::Content;
 use plughost::settings::{SettingsFile, check_limits};
 use plughost::units::{human_bytes, human_duration, parse_bytes, parse_duration};
 use plughost::{CallReport, Grants, Home, Host, PluginSettings};
@@ -251,7 +251,7 @@ async fn inspect(home: &Home, file: &Path, json: bool) -> Result<ExitCode> {
     let host = Host::open(home)?;
     let bytes = read_component(file)?;
     let (component, info, compile) = host.compile(&bytes, compile_notice(file, bytes.len()))?;
-    if compile.outcome == plughost::engine::CacheOutcome::Compiled
+    if compile.outcome == plughost::runtime::CacheOutcome::Compiled
         && std::io::stderr().is_terminal()
     {
         eprintln!("done in {}", human_duration(compile.time));
@@ -376,7 +376,7 @@ async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
     let bytes = read_component(&args.file)?;
     let (component, info, compile) =
         host.compile(&bytes, compile_notice(&args.file, bytes.len()))?;
-    if compile.outcome == plughost::engine::CacheOutcome::Compiled
+    if compile.outcome == plughost::runtime::CacheOutcome::Compiled
         && std::io::stderr().is_terminal()
     {
         eprintln!("done in {}", human_duration(compile.time));

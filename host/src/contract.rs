@@ -12,22 +12,7 @@ use plughost_registry::ledger::Ledger;
 use plughost_registry::{PluginLimits, Window};
 use serde::Serialize;
 
-/// What a contract limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Resource {
-    Calls,
-    Cost,
-}
-
-impl Resource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Resource::Calls => "calls",
-            Resource::Cost => "cost",
-        }
-    }
-}
+use crate::call::{CallError, QuotaError, Resource};
 
 /// A refusal: which limit, how much of it is used, and when the next call fits again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,7 +32,7 @@ pub struct Exhausted {
 
 impl Exhausted {
     /// The typed error a caller gets, with a message that says which limit and until when.
-    pub fn into_error(self, tool: &str, now_ms: i64) -> crate::runtime::CallError {
+    pub fn into_error(self, tool: &str, now_ms: i64) -> CallError {
         let whose = match &self.tool {
             Some(t) => format!("tool `{t}` of plugin `{}`", self.plugin),
             None => format!("plugin `{}`", self.plugin),
@@ -70,7 +55,7 @@ impl Exhausted {
                 self.cost, self.limit
             ),
         };
-        crate::runtime::CallError::Quota(Box::new(QuotaError {
+        CallError::Quota(Box::new(QuotaError {
             message,
             tool: self.tool,
             resource: self.resource.as_str().to_string(),
@@ -83,23 +68,6 @@ impl Exhausted {
             until,
         }))
     }
-}
-
-/// The details of a `quota` refusal, as callers see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{message}")]
-pub struct QuotaError {
-    pub message: String,
-    /// `None` for the plugin's contract, else the tool's.
-    pub tool: Option<String>,
-    /// `calls` or `cost`.
-    pub resource: String,
-    pub used: u64,
-    pub limit: u64,
-    pub window: String,
-    /// RFC 3339 UTC; `None` when no window will ever admit the call.
-    pub until: Option<String>,
-    pub retry_after_seconds: Option<u64>,
 }
 
 /// One scope's usage in its current window, for the quota view.

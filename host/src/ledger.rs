@@ -13,8 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use plughost_registry::PluginRecord;
 pub use plughost_registry::ledger::{Caller, Kind, Ledger, LedgerError, NewEntry};
 
+use crate::call::CallResult;
 use crate::report::CallReport;
-use crate::runtime::CallResult;
 
 /// Most entries one transaction of the writer thread takes.
 const MAX_BATCH: usize = 1024;

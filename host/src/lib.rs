@@ -3,32 +3,35 @@
 //! Every plugin is a component built against the `plughost:plugin` WIT contract in `wit/`. Each tool call runs in
 //! a fresh wasmtime store with its own fuel budget, memory cap and deadline, and can reach the world only through
 //! the host interfaces the operator granted.
+//!
+//! The house, top floor first (no module imports one above it):
+//! - `gateway` (MCP over stdio and HTTP, `/metrics`) → `catalog` (installed plugins, live reload, contracts and the
+//!   ledger around each call) and `quota` (the usage view);
+//! - `runtime` (engine, compile cache, load and link, the call path, standby instances, the per-call store);
+//! - `caps` (one module per WIT interface, each seeing the store only through its own view trait);
+//! - `ledger` (the host's writer of call entries) and `contract` (calls and cost per window);
+//! - `call` (what a call returns: output, typed errors, the result) and `report`;
+//! - `grants`, `units` and the registry (trust and storage, its own crate), `settings`, `home`, `bindings`.
 
 pub mod bindings;
-mod cache;
+pub mod call;
 pub mod caps;
 pub mod catalog;
 pub mod contract;
-pub mod engine;
 pub mod gateway;
 pub mod grants;
 pub mod home;
 pub mod ledger;
-pub mod limits;
-pub mod plugin;
 pub mod quota;
 pub mod report;
 pub mod runtime;
 pub mod settings;
-mod standby;
-pub mod store;
 pub mod units;
 
+pub use call::{CallError, CallResult, Content, ToolOutput};
 pub use catalog::Catalog;
 pub use grants::{Capability, Grant, Grants};
 pub use home::Home;
-pub use limits::Limits;
 pub use plughost_registry as registry;
-pub use plugin::{ComponentInfo, LoadError, LoadedPlugin, Manifest, PluginSettings};
 pub use report::{CallReport, Outcome};
-pub use runtime::{CallError, CallResult, Host, ToolOutput};
+pub use runtime::{ComponentInfo, Host, Limits, LoadError, LoadedPlugin, Manifest, PluginSettings};

@@ -1161,9 +1161,8 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
                 }
             }
             Some(tool) => {
-                let manifest: plughost::plugin::Manifest =
-                    serde_json::from_str(&r.manifest_json)
-                        .context("the stored manifest is unreadable; reinstall the plugin")?;
+                let manifest: plughost::Manifest = serde_json::from_str(&r.manifest_json)
+                    .context("the stored manifest is unreadable; reinstall the plugin")?;
                 if manifest.tool(tool).is_none() {
                     bail!(
                         "plugin `{}` has no tool `{tool}` (its tools: {})",

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::catalog::effective_limits;
 use crate::contract::{Gate, ScopeUsage};
-use crate::plugin::Language;
+use crate::runtime::plugin::Language;
 
 /// How many of the latest calls the fuel and memory statistics cover.
 pub const SAMPLE: usize = 1000;

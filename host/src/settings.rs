@@ -20,8 +20,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::grants::{GrantError, Grants};
-use crate::limits::{Limits, MAX_MEMORY_BYTES};
-use crate::plugin::PluginSettings;
+use crate::runtime::limits::{Limits, MAX_MEMORY_BYTES};
+use crate::runtime::plugin::PluginSettings;
 use crate::units::{UnitError, parse_bytes, parse_duration};
 
 /// Why the config file was refused.

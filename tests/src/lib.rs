@@ -65,7 +65,7 @@ pub fn assert_memory_limit(r: &plughost::CallResult, cap: u64) {
 
 /// The text of a successful call's output (JSON blocks as their JSON); panics with the error and report otherwise.
 pub fn text(r: &plughost::CallResult) -> String {
-    use plughost::runtime::Content;
+    use plughost::call::Content;
     match &r.result {
         Ok(out) => out
             .content

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use plughost::runtime::Content;
+use plughost::call::Content;
 use plughost::{CallError, Capability, Grants, Host, LoadedPlugin, PluginSettings};
 use plughost_tests::loopback::{LoopbackServer, Recorded, Reply};
 use plughost_tests::{self as fx, logs};

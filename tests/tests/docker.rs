@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use plughost::runtime::Content;
+use plughost::call::Content;
 use plughost::{CallError, Capability, Grants, Host, LoadedPlugin, PluginSettings};
 use plughost_tests as fx;
 use serde_json::{Value, json};

@@ -47,7 +47,7 @@ async fn a_lean_component_imports_nothing_and_echoes() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(info.capabilities.is_empty(), "{info:?}");
     assert!(info.wasi_imports.is_empty(), "{info:?}");
-    assert_eq!(info.language, plughost::plugin::Language::Rust);
+    assert_eq!(info.language, plughost::runtime::plugin::Language::Rust);
 
     let p = lean(&host, |_| {}).await;
     let r = host.call(&p, "echo", r#"{"text":"lean"}"#).await;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use plughost::runtime::Content;
+use plughost::call::Content;
 use plughost::settings::check_limits;
 use plughost::{Grants, Home, Host, LoadError, PluginSettings};
 

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::config;
+use crate::caps::{CallCtx, CapView};
 use crate::grants::Capability;
-use crate::store::StoreData;
 
 /// Replaces secret values with `[REDACTED]`.
 #[derive(Debug, Clone, Default)]
@@ -74,7 +74,7 @@ impl ConfigCtx {
 
 /// The `config` interface's view of a store.
 #[derive(Debug)]
-pub struct ConfigHost<'a>(&'a mut StoreData);
+pub struct ConfigHost<'a>(CallCtx<'a>);
 
 impl config::Host for ConfigHost<'_> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
@@ -104,8 +104,8 @@ impl HasData for Config {
 }
 
 /// Links `plughost:plugin/config`.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    config::add_to_linker::<StoreData, Config>(linker, |s| ConfigHost(s))
+pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    config::add_to_linker::<T, Config>(linker, |s| ConfigHost(s.cap()))
 }
 
 #[cfg(test)]

@@ -31,8 +31,8 @@ use crate::bindings::container::{
     EngineInfo, ImageSummary, ListFilter, LogOptions,
 };
 use crate::bindings::types::Pair;
+use crate::caps::{CallCtx, CapView};
 use crate::grants::{Capability, ContainerOps};
-use crate::store::StoreData;
 
 /// The label that marks a container as created by a plugin; its value is the plugin id.
 pub const PLUGIN_LABEL: &str = "io.plughost.plugin";
@@ -367,7 +367,7 @@ fn pairs(map: Option<HashMap<String, String>>) -> Vec<Pair> {
 
 /// The `container` interface's view of a store.
 #[derive(Debug)]
-pub struct ContainerHost<'a>(&'a mut StoreData);
+pub struct ContainerHost<'a>(CallCtx<'a>);
 
 impl ContainerHost<'_> {
     fn ctx(&mut self) -> Result<(ContainerCtx, Instant), ContainerError> {
@@ -816,8 +816,8 @@ impl HasData for ContainerCap {
 }
 
 /// Links `plughost:plugin/container`.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    container::add_to_linker::<StoreData, ContainerCap>(linker, |s| ContainerHost(s))
+pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    container::add_to_linker::<T, ContainerCap>(linker, |s| ContainerHost(s.cap()))
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::http::{self, Header, HeaderValue, HttpError, Method, Request, Response};
 use crate::caps::config::ConfigCtx;
+use crate::caps::{CallCtx, CapView};
 use crate::grants::{OriginPattern, Scheme};
-use crate::store::StoreData;
 
 /// Per-call HTTP limits (the operator's, for every plugin of a host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,11 +512,11 @@ fn error_kind(e: &HttpError) -> &'static str {
 
 /// The `http` interface's view of a store.
 #[derive(Debug)]
-pub struct HttpHost<'a>(&'a mut StoreData);
+pub struct HttpHost<'a>(CallCtx<'a>);
 
 impl http::Host for HttpHost<'_> {
     async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, HttpError>> {
-        let data = &mut *self.0;
+        let data = &mut self.0;
         data.count(crate::grants::Capability::Http);
         let sent = data.host_calls.get(crate::grants::Capability::Http);
         let env = data.env.clone();
@@ -560,8 +560,8 @@ impl HasData for HttpCap {
 }
 
 /// Links `plughost:plugin/http`.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    http::add_to_linker::<StoreData, HttpCap>(linker, |s| HttpHost(s))
+pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    http::add_to_linker::<T, HttpCap>(linker, |s| HttpHost(s.cap()))
 }
 
 #[cfg(test)]

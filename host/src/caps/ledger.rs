@@ -9,9 +9,9 @@ use plughost_registry::ledger::{Caller, Kind, LedgerError, NewEntry, check_event
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::ledger::{self as wit, LedgerError as WitError, UsageSummary};
+use crate::caps::{CallCtx, CapView};
 use crate::grants::Capability;
 use crate::ledger::{LedgerWriter, now_ms};
-use crate::store::StoreData;
 
 /// Most events one call may append.
 pub const MAX_EVENTS_PER_CALL: u32 = 32;
@@ -29,7 +29,7 @@ pub struct LedgerCtx {
 
 /// The `ledger` interface's view of a store.
 #[derive(Debug)]
-pub struct LedgerHost<'a>(&'a mut StoreData);
+pub struct LedgerHost<'a>(CallCtx<'a>);
 
 impl LedgerHost<'_> {
     /// The plugin's id, its ledger context and the writer; `unavailable` when this host keeps no ledger.
@@ -87,7 +87,7 @@ impl wit::Host for LedgerHost<'_> {
             plugin: id.to_string(),
             version: ctx.version.clone(),
             digest: ctx.digest.clone(),
-            tool: self.0.tool.as_deref().unwrap_or_default().to_string(),
+            tool: self.0.tool.unwrap_or_default().to_string(),
             caller: Caller {
                 transport: "plugin".into(),
                 session: None,
@@ -135,6 +135,6 @@ impl HasData for Ledger {
 }
 
 /// Links `plughost:plugin/ledger`.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<StoreData, Ledger>(linker, |s| LedgerHost(s))
+pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Ledger>(linker, |s| LedgerHost(s.cap()))
 }

@@ -11,9 +11,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use crate::bindings::log::{self, Level};
 use crate::bindings::types::Pair;
-use crate::caps::{PluginEnv, truncate_str};
+use crate::caps::{CallCtx, CapView, PluginEnv, truncate_str};
 use crate::grants::Capability;
-use crate::store::StoreData;
 
 /// Per-call log caps and counters.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +92,7 @@ pub(crate) fn emit(
 
 /// The `log` interface's view of a store.
 #[derive(Debug)]
-pub struct LogHost<'a>(&'a mut StoreData);
+pub struct LogHost<'a>(CallCtx<'a>);
 
 impl log::Host for LogHost<'_> {
     async fn write(
@@ -102,9 +101,9 @@ impl log::Host for LogHost<'_> {
         message: String,
         fields: Vec<Pair>,
     ) -> wasmtime::Result<()> {
-        let s = &mut *self.0;
+        let s = &mut self.0;
         s.count(Capability::Log);
-        emit(&s.env, s.call_id, &mut s.log, level, message, &fields);
+        emit(s.env, s.call_id, s.log, level, message, &fields);
         Ok(())
     }
 }
@@ -115,8 +114,8 @@ impl HasData for Log {
 }
 
 /// Links `plughost:plugin/log`.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    log::add_to_linker::<StoreData, Log>(linker, |s| LogHost(s))
+pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, Log>(linker, |s| LogHost(s.cap()))
 }
 
 /// The guest's WASI stderr: kept in memory up to a cap (extra bytes are dropped, never an error for the guest),
@@ -177,17 +176,17 @@ impl tokio::io::AsyncWrite for StderrSink {
 }
 
 /// Sends what the guest wrote to stderr during a call to the log, one line per line, within the budget.
-pub(crate) fn flush_stderr(data: &mut StoreData) {
-    let bytes = data.stderr.take();
+pub fn flush_stderr(ctx: CallCtx<'_>, stderr: &StderrSink) {
+    let bytes = stderr.take();
     if bytes.is_empty() {
         return;
     }
     let text = String::from_utf8_lossy(&bytes);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         emit(
-            &data.env,
-            data.call_id,
-            &mut data.log,
+            ctx.env,
+            ctx.call_id,
+            ctx.log,
             Level::Warn,
             format!("stderr: {line}"),
             &[],

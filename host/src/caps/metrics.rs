@@ -7,8 +7,8 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::metrics;
 use crate::bindings::types::Pair;
+use crate::caps::{CallCtx, CapView};
 use crate::grants::Capability;
-use crate::store::StoreData;
 
 /// Most distinct series (name + labels) one plugin may create; observations of new series past it are dropped.
 pub const MAX_SERIES_PER_PLUGIN: usize = 1000;
@@ -116,7 +116,7 @@ pub struct MetricsCtx {
 
 /// The `metrics` interface's view of a store.
 #[derive(Debug)]
-pub struct MetricsHost<'a>(&'a mut StoreData);
+pub struct MetricsHost<'a>(CallCtx<'a>);
 
 impl MetricsHost<'_> {
     fn registry(&mut self) -> Option<&MetricsRegistry> {
@@ -214,6 +214,6 @@ impl HasData for Metrics {
 }
 
 /// Links `plughost:plugin/metrics`.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    metrics::add_to_linker::<StoreData, Metrics>(linker, |s| MetricsHost(s))
+pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    metrics::add_to_linker::<T, Metrics>(linker, |s| MetricsHost(s.cap()))
 }

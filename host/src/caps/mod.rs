@@ -1,5 +1,11 @@
-//! Host capabilities: one module per WIT interface, each with its own context and `add_to_linker`
-//! (the shape of wasmtime-wasi). A plugin's linker holds only the interfaces it was granted.
+//! Host capabilities: one module per WIT interface, each with its own context and `add_to_linker` (the shape of
+//! wasmtime-wasi). A plugin's linker holds only the interfaces it was granted.
+//!
+//! A capability never sees the runtime's store type: it is generic over [`CapView`], which the runtime's store
+//! data implements, and gets a [`CallCtx`] (the plugin's [`PluginEnv`] plus the call's id, deadline and counters),
+//! as every WASI interface gets a `WasiCtxView` from one `WasiView`. All per-plugin capability setup is here
+//! ([`CapsConfig::plugin_env`], [`add_granted_to_linker`]): a new capability is its WIT interface, its module, a
+//! line in `grants` and a line in each of those two.
 
 pub mod config;
 pub mod container;
@@ -13,11 +19,67 @@ pub mod system;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
+use plughost_registry::Window;
 use wasmtime::component::Linker;
 
 use crate::grants::{Capability, Grant, Grants};
-use crate::store::StoreData;
+use crate::ledger::LedgerWriter;
+use crate::report::HostCalls;
+
+/// What a capability sees of the call it serves.
+#[derive(Debug)]
+pub struct CallCtx<'a> {
+    /// The plugin's identity and the contexts of its granted capabilities.
+    pub env: &'a Arc<PluginEnv>,
+    pub call_id: u64,
+    /// When the call's deadline passes: a host call that waits (HTTP, Docker) stops by then.
+    pub deadline: Instant,
+    /// The tool being called; set only for plugins granted `ledger`, which stamps events with it.
+    pub tool: Option<&'a str>,
+    /// The call's host-call counters (one per capability), shown in its report.
+    pub host_calls: &'a mut HostCalls,
+    /// The call's log budget (lines and bytes per line).
+    pub log: &'a mut log::LogBudget,
+}
+
+impl CallCtx<'_> {
+    /// Counts one host call on `cap`.
+    #[inline]
+    pub fn count(&mut self, cap: Capability) {
+        self.host_calls.0[cap.index()] += 1;
+    }
+}
+
+/// How a capability reaches the call it serves: implemented by the runtime's per-call store data.
+pub trait CapView: Send {
+    fn cap(&mut self) -> CallCtx<'_>;
+}
+
+/// The host-wide things a plugin's capabilities draw on, owned by the runtime and shared by every plugin.
+#[derive(Debug)]
+pub struct Shared<'a> {
+    /// The key-value store behind `state`.
+    pub state: &'a Arc<state::StateStore>,
+    /// The probe behind `system`.
+    pub system: &'a system::SystemCtx,
+    /// This plugin's `metrics` registry (kept across relinks).
+    pub metrics: Arc<metrics::MetricsRegistry>,
+    /// Where `ledger` events go; `None` outside a catalog.
+    pub ledger: Option<Arc<LedgerWriter>>,
+}
+
+/// What identifies the plugin being linked, for the capabilities that record it.
+#[derive(Debug)]
+pub struct PluginIdentity<'a> {
+    pub id: &'a str,
+    pub version: &'a str,
+    /// `blake3:<hex>` of the component.
+    pub digest: String,
+    /// The window `ledger.usage()` covers.
+    pub window: Window,
+}
 
 /// Why a capability cannot be linked.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +123,7 @@ pub struct CapsConfig {
 
 impl CapsConfig {
     /// The HTTP context for a plugin granted `grants`, if `http` is among them.
-    pub(crate) fn http_ctx(&self, grants: &Grants) -> Result<Option<http::HttpCtx>, LinkError> {
+    fn http_ctx(&self, grants: &Grants) -> Result<Option<http::HttpCtx>, LinkError> {
         let Some(Grant::Http { allow }) = grants.get(Capability::Http) else {
             return Ok(None);
         };
@@ -73,9 +135,44 @@ impl CapsConfig {
             })
     }
 
+    /// The environment of a plugin granted `used` (only what it imports *and* was granted): one context per
+    /// capability, built from the operator's settings and the host's shared stores.
+    pub fn plugin_env(
+        &self,
+        plugin: PluginIdentity<'_>,
+        used: &Grants,
+        config: config::ConfigCtx,
+        shared: Shared<'_>,
+    ) -> Result<PluginEnv, LinkError> {
+        let id: Arc<str> = Arc::from(plugin.id);
+        let container = self.container_ctx(used, &id, &config);
+        Ok(PluginEnv {
+            config,
+            state: used.state_quota().map(|quota_bytes| state::StateCtx {
+                store: shared.state.clone(),
+                quota_bytes,
+            }),
+            metrics: used
+                .has(Capability::Metrics)
+                .then_some(metrics::MetricsCtx {
+                    registry: shared.metrics,
+                }),
+            system: used.has(Capability::System).then(|| shared.system.clone()),
+            http: self.http_ctx(used)?,
+            container,
+            ledger: used.has(Capability::Ledger).then(|| ledger::LedgerCtx {
+                writer: shared.ledger,
+                version: plugin.version.to_string(),
+                digest: plugin.digest,
+                window: plugin.window,
+            }),
+            id,
+        })
+    }
+
     /// The container context for plugin `id` granted `grants`, if `container` is among them. The plugin's own
     /// `docker_host` setting, if any, picks the engine.
-    pub(crate) fn container_ctx(
+    fn container_ctx(
         &self,
         grants: &Grants,
         id: &Arc<str>,
@@ -94,9 +191,9 @@ impl CapsConfig {
     }
 }
 
-/// Adds WASI (nothing open) and exactly the granted plughost interfaces to `linker`.
-pub fn add_granted_to_linker(
-    linker: &mut Linker<StoreData>,
+/// Adds exactly the granted plughost interfaces to `linker` (WASI, with nothing open, is the runtime's).
+pub fn add_granted_to_linker<T: CapView + 'static>(
+    linker: &mut Linker<T>,
     grants: &Grants,
 ) -> Result<(), LinkError> {
     for grant in grants.iter() {

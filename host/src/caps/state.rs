@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::state::{self, Quota, StateError};
+use crate::caps::{CallCtx, CapView};
 use crate::grants::Capability;
-use crate::store::StoreData;
 
 /// Longest key accepted (bytes).
 pub const MAX_KEY_BYTES: usize = 512;
@@ -171,12 +171,12 @@ fn unavailable(e: StoreError) -> StateError {
 
 /// The `state` interface's view of a store.
 #[derive(Debug)]
-pub struct StateHost<'a>(&'a mut StoreData);
+pub struct StateHost<'a>(CallCtx<'a>);
 
 impl StateHost<'_> {
     fn ctx(&mut self) -> Result<(&StateCtx, &str), StateError> {
         self.0.count(Capability::State);
-        let env = &*self.0.env;
+        let env = &**self.0.env;
         match &env.state {
             Some(ctx) => Ok((ctx, &env.id)),
             None => Err(StateError::Unavailable(
@@ -241,8 +241,8 @@ impl HasData for State {
 }
 
 /// Links `plughost:plugin/state`.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    state::add_to_linker::<StoreData, State>(linker, |s| StateHost(s))
+pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    state::add_to_linker::<T, State>(linker, |s| StateHost(s.cap()))
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use wasmtime::component::{HasData, Linker};
 use crate::bindings::system::{
     self, CpuInfo, DiskInfo, LoadAverage, MemoryInfo, NetworkInfo, OsInfo,
 };
+use crate::caps::{CallCtx, CapView};
 use crate::grants::Capability;
-use crate::store::StoreData;
 
 #[derive(Debug)]
 struct Probe {
@@ -96,7 +96,7 @@ impl SystemCtx {
 
 /// The `system` interface's view of a store.
 #[derive(Debug)]
-pub struct SystemHost<'a>(&'a mut StoreData);
+pub struct SystemHost<'a>(CallCtx<'a>);
 
 impl SystemHost<'_> {
     fn ctx(&mut self) -> wasmtime::Result<SystemCtx> {
@@ -206,6 +206,6 @@ impl HasData for SystemCap {
 }
 
 /// Links `plughost:plugin/system`.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    system::add_to_linker::<StoreData, SystemCap>(linker, |s| SystemHost(s))
+pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    system::add_to_linker::<T, SystemCap>(linker, |s| SystemHost(s.cap()))
 }

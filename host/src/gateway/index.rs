@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::catalog::{Catalog, Entry, Problem};
-use crate::plugin::ToolInfo;
+use crate::runtime::plugin::ToolInfo;
 
 /// Separates the plugin id from the tool name. Plugin ids are `[a-z0-9-]`, so the first `__` always ends the id and
 /// the mapping is lossless: `system-info__cpu` is tool `cpu` of plugin `system-info`.

@@ -15,8 +15,8 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
 use super::{Gateway, GatewayError, Reply, ToolIndex, management_tools};
+use crate::call::Content;
 use crate::ledger::Caller;
-use crate::runtime::Content;
 
 /// Where the call report goes in a result's `_meta`.
 pub const REPORT_META_KEY: &str = "plughost/report";

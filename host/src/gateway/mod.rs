@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use crate::call::CallResult;
 use crate::catalog::{Catalog, CatalogError, limits_from};
 use crate::ledger::Caller;
-use crate::runtime::CallResult;
 pub use index::{ExposedTool, SchemaViolation, ToolIndex, split_name, tool_name};
 pub use metrics::Metrics;
 

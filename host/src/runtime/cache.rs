@@ -9,7 +9,7 @@ use wasmtime::component::Component;
 
 /// Maps a cached `.cwasm` into memory.
 ///
-/// Safety argument: the file was written by [`crate::engine::HostEngine::compile`] (atomically, so never half
+/// Safety argument: the file was written by `HostEngine::compile` (engine.rs) (atomically, so never half
 /// written) under the data dir, in a directory named by this engine's compatibility hash, so its format matches this
 /// engine. wasmtime still checks the header and refuses an artifact from another version or configuration.
 pub(crate) fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {

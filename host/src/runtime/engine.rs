@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::limits::MAX_MEMORY_BYTES;
+use super::limits::MAX_MEMORY_BYTES;
 
 /// How often the epoch advances: the granularity of deadlines and of cooperative yields.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
@@ -190,7 +190,7 @@ impl HostEngine {
         if let Some(path) = &path
             && path.exists()
         {
-            match crate::cache::load(&self.engine, path) {
+            match super::cache::load(&self.engine, path) {
                 Ok(c) => return Ok((c, CacheOutcome::Hit, started.elapsed())),
                 Err(e) => {
                     tracing::warn!(

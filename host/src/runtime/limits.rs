@@ -12,7 +12,7 @@ pub struct Limits {
     /// Cap on the guest's linear memory (bytes, all memories summed).
     pub memory_bytes: u64,
     /// Wall-clock deadline for the whole call, including time spent waiting in host calls.
-    #[serde(with = "crate::limits::secs")]
+    #[serde(with = "crate::runtime::limits::secs")]
     pub timeout: Duration,
     /// Largest tool output accepted (bytes).
     pub max_output_bytes: u64,

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::limits::Limits;
+use super::store::StoreData;
 use crate::bindings::{PluginPre, WIT_PACKAGE, WIT_VERSION, tools};
 use crate::caps::PluginEnv;
 use crate::grants::{Capability, Grants};
-use crate::limits::Limits;
-use crate::store::StoreData;
 
 /// Why a component cannot be loaded. Every variant names the cause; nothing is half-loaded.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum LoadError {
     #[error("unsupported WebAssembly binary version/layer {0:#010x}")]
     UnknownBinary(u32),
     #[error("{0}")]
-    Compile(#[from] crate::engine::EngineError),
+    Compile(#[from] super::engine::EngineError),
     #[error("not a plughost plugin: it does not export `{WIT_PACKAGE}/tools` (exports: {0})")]
     NotAPlugin(String),
     #[error(
@@ -423,7 +423,7 @@ pub struct LoadedPlugin {
     pub(crate) env: Arc<PluginEnv>,
     pub(crate) pre: PluginPre<StoreData>,
     /// The next call's instance, when one was prepared ahead.
-    pub(crate) standby: Arc<crate::standby::Standby>,
+    pub(crate) standby: Arc<super::standby::Standby>,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -442,7 +442,7 @@ impl LoadedPlugin {
     }
 
     /// The same linked plugin under other limits (shares the compiled code and the linker).
-    pub fn with_limits(&self, limits: crate::Limits) -> LoadedPlugin {
+    pub fn with_limits(&self, limits: Limits) -> LoadedPlugin {
         LoadedPlugin {
             info: self.info.clone(),
             manifest: self.manifest.clone(),

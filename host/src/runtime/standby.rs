@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
+use super::engine::HostEngine;
+use super::limits::Limits;
+use super::stats::HostStats;
+use super::store::StoreData;
 use crate::bindings::{Plugin, PluginPre};
 use crate::caps::PluginEnv;
-use crate::engine::HostEngine;
-use crate::limits::Limits;
-use crate::runtime::HostStats;
-use crate::store::StoreData;
 
 /// More used stores than this waiting for teardown and callers drop their own (bounds the slots held).
 const MAX_RETIRING: usize = 32;
@@ -55,7 +55,7 @@ pub(crate) struct Standby {
 /// Calls closer together than this are "back to back": the standby thread could not refill in time (it looks at
 /// its queue once per epoch tick), so such calls instantiate and tear down inline, as without standby, and cost
 /// no extra CPU.
-const SPACED: Duration = crate::engine::EPOCH_TICK;
+const SPACED: Duration = super::engine::EPOCH_TICK;
 
 fn clock() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -111,7 +111,7 @@ struct Job {
 
 /// How long the thread sleeps between looks at its queue while calls are coming in (the epoch tick) and when the
 /// host has been idle for [`IDLE_AFTER`].
-const BUSY_NAP: Duration = crate::engine::EPOCH_TICK;
+const BUSY_NAP: Duration = super::engine::EPOCH_TICK;
 const IDLE_NAP: Duration = Duration::from_millis(100);
 const IDLE_AFTER: Duration = Duration::from_secs(1);
 
@@ -248,7 +248,7 @@ fn prepare(
     if !standby.is_empty() {
         return;
     }
-    let mut store = crate::runtime::new_store(engine, refill.env, &refill.limits, 0);
+    let mut store = super::store::new_store(engine, refill.env, &refill.limits, 0);
     match rt.block_on(refill.pre.instantiate_async(&mut store)) {
         Ok(instance) => {
             stats.instances.fetch_add(1, Ordering::Relaxed);

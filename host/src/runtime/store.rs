@@ -1,16 +1,18 @@
 //! What a per-call `Store` holds: the plugin's shared environment, the call's own counters and limits, and a WASI
-//! context that grants nothing.
+//! context that grants nothing. It is the one type that implements the capabilities' view ([`CapView`]) and WASI's.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use wasmtime::{Store, UpdateDeadline};
+
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::caps::PluginEnv;
+use super::engine::HostEngine;
+use super::limits::{CallLimiter, Limits};
 use crate::caps::log::{LogBudget, StderrSink};
-use crate::grants::Capability;
-use crate::limits::{CallLimiter, Limits};
+use crate::caps::{CallCtx, CapView, PluginEnv};
 use crate::report::HostCalls;
 
 /// Per-call store data.
@@ -59,10 +61,23 @@ impl StoreData {
         self.deadline_hit = false;
     }
 
-    /// Counts one host call on `cap`.
-    #[inline]
-    pub(crate) fn count(&mut self, cap: Capability) {
-        self.host_calls.0[cap.index()] += 1;
+    /// Writes what the guest wrote to stderr during the call to its log, within the call's log budget.
+    pub(crate) fn flush_stderr(&mut self) {
+        let stderr = self.stderr.clone();
+        crate::caps::log::flush_stderr(self.cap(), &stderr);
+    }
+}
+
+impl CapView for StoreData {
+    fn cap(&mut self) -> CallCtx<'_> {
+        CallCtx {
+            env: &self.env,
+            call_id: self.call_id,
+            deadline: self.deadline,
+            tool: self.tool.as_deref(),
+            host_calls: &mut self.host_calls,
+            log: &mut self.log,
+        }
     }
 }
 
@@ -93,4 +108,33 @@ impl WasiView for StoreData {
             table: &mut self.table,
         }
     }
+}
+
+/// A new store for one call (or a standby): its own fuel, memory cap and deadline, and a WASI context that grants
+/// nothing.
+pub(crate) fn new_store(
+    engine: &HostEngine,
+    env: Arc<PluginEnv>,
+    limits: &Limits,
+    call_id: u64,
+) -> Store<StoreData> {
+    let mut store = Store::new(
+        engine.engine(),
+        StoreData::new(env, call_id, limits, Instant::now()),
+    );
+    store.limiter(|s| &mut s.limiter);
+    // Fuel cannot fail to be set on an engine with fuel enabled; if it ever did, the call would run with none.
+    let _ = store.set_fuel(limits.fuel);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut cx| {
+        let data = cx.data_mut();
+        if Instant::now() >= data.deadline {
+            data.deadline_hit = true;
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            // Let other tasks (and our own timeout) run between ticks.
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
 }

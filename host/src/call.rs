@@ -1,0 +1,155 @@
+//! The ground floor of a call: what a tool returns ([`ToolOutput`], [`Content`]), why a call produced nothing
+//! ([`CallError`], with [`QuotaError`] for an exhausted contract) and the pair a caller gets back ([`CallResult`]).
+//! Every room above (runtime, contracts, the ledger, the catalog, the gateway, the CLI) speaks these types; this
+//! module depends only on the call report.
+
+use serde::Serialize;
+
+use crate::report::{CallReport, Outcome};
+
+/// One block of tool output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Content {
+    Text { text: String },
+    Json { json: serde_json::Value },
+}
+
+/// A successful tool result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolOutput {
+    pub content: Vec<Content>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured: Option<serde_json::Value>,
+}
+
+/// Why a call produced no output. Mirrors [`Outcome`], with the details a caller needs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CallError {
+    #[error("invalid arguments: {message}")]
+    InvalidArguments { message: String },
+    #[error("unknown tool `{tool}`")]
+    UnknownTool { tool: String },
+    #[error("denied: {message}")]
+    Denied { message: String },
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    #[error("unavailable: {message}")]
+    Unavailable { message: String },
+    #[error("upstream error{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Upstream {
+        status: Option<u16>,
+        code: Option<i64>,
+        message: String,
+        retry_after_seconds: Option<u32>,
+    },
+    #[error("tool failed: {message}")]
+    Failed { message: String },
+    #[error("out of fuel: the call used its whole budget of {limit} fuel")]
+    OutOfFuel { limit: u64 },
+    #[error("memory limit: the guest asked for {requested} bytes, the cap is {limit}")]
+    MemoryLimit { requested: u64, limit: u64 },
+    #[error("deadline: the call did not finish within {timeout_ms} ms")]
+    Deadline { timeout_ms: u64 },
+    #[error("the plugin trapped: {message}")]
+    Trap { message: String },
+    #[error("output too large: {bytes} bytes, the limit is {limit}")]
+    OutputTooLarge { bytes: u64, limit: u64 },
+    #[error(
+        "busy: plugin `{plugin}` already runs {limit} calls at once (its concurrency limit); try again"
+    )]
+    Busy { plugin: String, limit: u32 },
+    /// A contract is exhausted: which, how much is used and until when.
+    #[error("{0}")]
+    Quota(Box<QuotaError>),
+    #[error("host error: {message}")]
+    Host { message: String },
+}
+
+impl CallError {
+    /// The outcome recorded for this error.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            CallError::OutOfFuel { .. } => Outcome::OutOfFuel,
+            CallError::MemoryLimit { requested, .. } => Outcome::MemoryLimit {
+                requested_bytes: *requested,
+            },
+            CallError::Deadline { .. } => Outcome::Deadline,
+            CallError::Trap { message } => Outcome::Trap {
+                message: message.clone(),
+            },
+            CallError::OutputTooLarge { bytes, .. } => Outcome::OutputTooLarge { bytes: *bytes },
+            CallError::Busy { .. } => Outcome::Busy,
+            CallError::Quota(_) => Outcome::Quota,
+            CallError::Host { message } => Outcome::HostError {
+                message: message.clone(),
+            },
+            other => Outcome::ToolError {
+                error: other.kind().to_string(),
+            },
+        }
+    }
+
+    /// A short, stable name for the error kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::InvalidArguments { .. } => "invalid-arguments",
+            CallError::UnknownTool { .. } => "unknown-tool",
+            CallError::Denied { .. } => "denied",
+            CallError::NotFound { .. } => "not-found",
+            CallError::Unavailable { .. } => "unavailable",
+            CallError::Upstream { .. } => "upstream",
+            CallError::Failed { .. } => "failed",
+            CallError::OutOfFuel { .. } => "out-of-fuel",
+            CallError::MemoryLimit { .. } => "memory-limit",
+            CallError::Deadline { .. } => "deadline",
+            CallError::Trap { .. } => "trap",
+            CallError::OutputTooLarge { .. } => "output-too-large",
+            CallError::Busy { .. } => "busy",
+            CallError::Quota(_) => "quota",
+            CallError::Host { .. } => "host-error",
+        }
+    }
+}
+
+/// A call's result and its report.
+#[derive(Debug, Clone)]
+pub struct CallResult {
+    pub result: Result<ToolOutput, CallError>,
+    pub report: CallReport,
+}
+
+/// What a contract limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    Calls,
+    Cost,
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Calls => "calls",
+            Resource::Cost => "cost",
+        }
+    }
+}
+
+/// The details of a `quota` refusal, as callers see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct QuotaError {
+    pub message: String,
+    /// `None` for the plugin's contract, else the tool's.
+    pub tool: Option<String>,
+    /// `calls` or `cost`.
+    pub resource: String,
+    pub used: u64,
+    pub limit: u64,
+    pub window: String,
+    /// RFC 3339 UTC; `None` when no window will ever admit the call.
+    pub until: Option<String>,
+    pub retry_after_seconds: Option<u64>,
+}

@@ -1,0 +1,169 @@
+//! The call path: check the arguments, take a standby instance or instantiate one in a fresh store, run the
+//! guest's `call` under its fuel, memory and deadline, and build the report. Every failure is a typed
+//! [`CallError`]; the used store goes to the standby thread or is dropped here.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+
+use super::host::Host;
+use super::limits::Limits;
+use super::output::{convert_output, redact_error};
+use super::plugin::LoadedPlugin;
+use super::standby::Refill;
+use super::stats::LiveInstance;
+use super::store::{StoreData, new_store};
+use super::trap::{classify_trap, tool_error};
+use crate::call::{CallError, CallResult};
+use crate::caps::PluginEnv;
+use crate::report::{CallReport, Outcome};
+
+impl Host {
+    pub(super) fn new_store(
+        &self,
+        env: Arc<PluginEnv>,
+        limits: &Limits,
+    ) -> (Store<StoreData>, Instant) {
+        let started = Instant::now();
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        (new_store(&self.engine, env, limits, call_id), started)
+    }
+
+    /// Calls a tool in a fresh store: its own fuel, memory cap and deadline. Never panics; every failure is a
+    /// typed [`CallError`] and every call has a [`CallReport`].
+    pub async fn call(&self, plugin: &LoadedPlugin, tool: &str, arguments: &str) -> CallResult {
+        let limits = plugin.limits;
+        let early = if plugin.manifest.tool(tool).is_none() {
+            Some(CallError::UnknownTool {
+                tool: tool.to_string(),
+            })
+        } else {
+            // Validate without building a value: the guest parses the arguments itself.
+            match serde_json::from_str::<serde::de::IgnoredAny>(arguments) {
+                Ok(_) if arguments.trim_start().starts_with('{') => None,
+                Ok(_) => Some(CallError::InvalidArguments {
+                    message: "arguments must be a JSON object".into(),
+                }),
+                Err(e) => Some(CallError::InvalidArguments {
+                    message: format!("arguments are not valid JSON: {e}"),
+                }),
+            }
+        };
+
+        // A standby prepared for this plugin under these limits, or a new store; either way one no call has used.
+        let prepared = match (&self.standby, &early) {
+            (Some(_), None) => plugin.standby.take(&limits),
+            _ => None,
+        };
+        let started = Instant::now();
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let (mut store, ready) = match prepared {
+            Some(p) => {
+                self.stats.standby_hits.fetch_add(1, Ordering::Relaxed);
+                let mut store = p.store;
+                store.data_mut().rearm(call_id, &limits, started);
+                // The deadline counts from now, not from when the standby was built.
+                store.set_epoch_deadline(1);
+                (store, Some(p.instance))
+            }
+            None => (
+                new_store(&self.engine, plugin.env.clone(), &limits, call_id),
+                None,
+            ),
+        };
+        if plugin.env.ledger.is_some() {
+            store.data_mut().tool = Some(Arc::from(tool));
+        }
+
+        let result = match early {
+            Some(e) => Err(e),
+            None => {
+                let pre = &plugin.pre;
+                let _live = LiveInstance::enter(&self.stats, ready.is_none());
+                let run = async {
+                    let instance = match ready {
+                        Some(instance) => instance,
+                        None => pre.instantiate_async(&mut store).await?,
+                    };
+                    instance
+                        .plughost_plugin_tools()
+                        .call_call(&mut store, tool, arguments)
+                        .await
+                };
+                // The epoch callback stops guest code at the deadline; this timeout also bounds a guest that is
+                // waiting inside a host call. A little grace lets the epoch path report first.
+                match tokio::time::timeout(limits.timeout + Duration::from_millis(20), run).await {
+                    Ok(Ok(Ok(out))) => convert_output(out, &limits, plugin.env.redactor()),
+                    Ok(Ok(Err(tool_err))) => Err(tool_error(tool_err)),
+                    Ok(Err(trap)) => Err(classify_trap(&trap, &store, &limits, started)),
+                    Err(_) => Err(CallError::Deadline {
+                        timeout_ms: limits.timeout.as_millis() as u64,
+                    }),
+                }
+            }
+        };
+        let result = result.map_err(|e| redact_error(e, plugin.env.redactor()));
+
+        store.data_mut().flush_stderr();
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let data = store.data();
+        let report = CallReport {
+            plugin: plugin.manifest.id.clone(),
+            tool: tool.to_string(),
+            fuel_used: limits.fuel.saturating_sub(fuel_left),
+            fuel_limit: limits.fuel,
+            peak_memory_bytes: data.limiter.peak,
+            memory_limit_bytes: limits.memory_bytes,
+            wall_time: started.elapsed(),
+            timeout: limits.timeout,
+            host_calls: data.host_calls,
+            log_lines: data.log.lines,
+            log_dropped: data.log.dropped,
+            outcome: match &result {
+                Ok(_) => Outcome::Ok,
+                Err(e) => e.outcome(),
+            },
+        };
+        if let Some(preparer) = &self.standby
+            && plugin.standby.spaced(started)
+        {
+            // The used store is never reused: it is torn down on the standby thread, which then builds this
+            // plugin's next instance. Back-to-back calls skip this (see `standby::SPACED`) and drop it here.
+            let refill = Refill {
+                standby: Arc::downgrade(&plugin.standby),
+                pre: plugin.pre.clone(),
+                env: plugin.env.clone(),
+                limits,
+            };
+            preparer.after_call(&self.engine, &self.stats, store, Some(refill));
+        }
+        CallResult { result, report }
+    }
+}
+
+impl Host {
+    /// A call refused before any guest code ran (e.g. `busy`): nothing used, and a report that says so.
+    pub fn refused(&self, plugin: &LoadedPlugin, tool: &str, error: CallError) -> CallResult {
+        let limits = plugin.limits;
+        let report = CallReport {
+            plugin: plugin.manifest.id.clone(),
+            tool: tool.to_string(),
+            fuel_used: 0,
+            fuel_limit: limits.fuel,
+            peak_memory_bytes: 0,
+            memory_limit_bytes: limits.memory_bytes,
+            wall_time: Duration::ZERO,
+            timeout: limits.timeout,
+            host_calls: Default::default(),
+            log_lines: 0,
+            log_dropped: 0,
+            outcome: error.outcome(),
+        };
+        CallResult {
+            result: Err(error),
+            report,
+        }
+    }
+}
