@@ -11,25 +11,17 @@
 //! else `DOCKER_HOST`, else `unix:///var/run/docker.sock`. Every engine call is bounded by a timeout (and by the
 //! call's deadline): an engine that is down or hangs is a typed `unavailable` error, quickly.
 
+mod ops;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
-};
-use futures_util::StreamExt;
 use wasmtime::component::{HasData, Linker};
 
-use crate::bindings::container::{
-    self, ContainerDetails, ContainerError, ContainerSpec, ContainerState, ContainerSummary,
-    EngineInfo, ImageSummary, ListFilter, LogOptions,
-};
+use crate::bindings::container::{self, ContainerError, ContainerState};
 use crate::bindings::types::Pair;
 use crate::caps::{CallCtx, CapView};
 use crate::grants::{Capability, ContainerOps};
@@ -70,7 +62,8 @@ pub struct ContainerCtx {
     docker: Result<Docker, String>,
     address: String,
     ops: ContainerOps,
-    images: Arc<[String]>,
+    /// The granted image patterns, parsed once when the plugin is linked.
+    images: Arc<[ImagePattern]>,
     plugin: Arc<str>,
     config: ContainerConfig,
 }
@@ -118,7 +111,7 @@ impl ContainerCtx {
             docker: connect(&address, config.timeout),
             address,
             ops,
-            images: images.into(),
+            images: images.iter().map(|p| ImagePattern::new(p)).collect(),
             plugin,
             config: config.clone(),
         }
@@ -130,10 +123,11 @@ impl ContainerCtx {
             .map_err(|e| ContainerError::Unavailable(e.clone()))
     }
 
-    fn need(&self, group: &str, granted: bool) -> Result<(), ContainerError> {
-        if granted {
+    fn need(&self, group: Group) -> Result<(), ContainerError> {
+        if group.granted(&self.ops) {
             Ok(())
         } else {
+            let group = group.name();
             Err(ContainerError::Denied(format!(
                 "the container `{group}` group is not granted to plugin `{}` (grant container:{group})",
                 self.plugin
@@ -147,7 +141,7 @@ impl ContainerCtx {
         let normalized = normalize_image(reference);
         self.images
             .iter()
-            .any(|p| glob(p, reference) || glob(p, &normalized))
+            .any(|p| p.matches(reference) || p.matches(&normalized))
     }
 
     fn check_image(&self, reference: &str) -> Result<(), ContainerError> {
@@ -166,7 +160,11 @@ impl ContainerCtx {
             Err(ContainerError::Denied(format!(
                 "image `{reference}` is not granted to plugin `{}` (granted: {})",
                 self.plugin,
-                self.images.join(", ")
+                self.images
+                    .iter()
+                    .map(|p| p.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )))
         }
     }
@@ -279,24 +277,79 @@ fn normalize_image(reference: &str) -> String {
     }
 }
 
-/// Glob with `*` only.
-fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
+/// An operation group of the `container` grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Group {
+    /// engine, list, inspect, logs, list images
+    Read,
+    /// create, start, stop, restart, remove
+    Lifecycle,
+    /// pull, remove image
+    Images,
+}
+
+impl Group {
+    fn name(self) -> &'static str {
+        match self {
+            Group::Read => "read",
+            Group::Lifecycle => "lifecycle",
+            Group::Images => "images",
         }
     }
-    true
+
+    fn granted(self, ops: &ContainerOps) -> bool {
+        match self {
+            Group::Read => ops.read,
+            Group::Lifecycle => ops.lifecycle,
+            Group::Images => ops.images,
+        }
+    }
+}
+
+/// A granted image pattern, split once at its `*`s (which match any run of characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImagePattern {
+    /// The pattern as granted, for messages.
+    text: String,
+    /// The literal pieces between the `*`s; one piece means no `*` (an exact match).
+    parts: Vec<String>,
+}
+
+impl ImagePattern {
+    fn new(text: &str) -> Self {
+        ImagePattern {
+            text: text.to_string(),
+            parts: text.split('*').map(str::to_string).collect(),
+        }
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        let parts = &self.parts;
+        if parts.len() == 1 {
+            return self.text == text;
+        }
+        let (first, last) = (&parts[0], &parts[parts.len() - 1]);
+        if !text.starts_with(first.as_str())
+            || text.len() < first.len() + last.len()
+            || !text.ends_with(last.as_str())
+        {
+            return false;
+        }
+        let mut rest = &text[first.len()..text.len() - last.len()];
+        for mid in &parts[1..parts.len() - 1] {
+            match rest.find(mid.as_str()) {
+                Some(i) => rest = &rest[i + mid.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Glob with `*` only (tests and one-off checks; the capability matches through [`ImagePattern`]).
+#[cfg(test)]
+fn glob(pattern: &str, text: &str) -> bool {
+    ImagePattern::new(pattern).matches(text)
 }
 
 /// Seconds since the epoch of an RFC 3339 time (`2026-11-23T08:00:00.123456789Z`, or with a `+hh:mm` offset).
@@ -391,422 +444,6 @@ impl ContainerHost<'_> {
                 tracing::debug!(target: "container", plugin, call, op, target, error = ?e, "container operation failed")
             }
         }
-    }
-}
-
-type R<T> = wasmtime::Result<Result<T, ContainerError>>;
-
-impl container::Host for ContainerHost<'_> {
-    async fn engine(&mut self) -> R<EngineInfo> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("read", ctx.ops.read)?;
-            let docker = ctx.docker()?;
-            let version = ctx
-                .bounded("version", ctx.config.timeout, deadline, docker.version())
-                .await?;
-            let info = ctx
-                .bounded("info", ctx.config.timeout, deadline, docker.info())
-                .await?;
-            let n = |v: Option<i64>| v.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
-            Ok(EngineInfo {
-                // "Engine" for Docker, "Podman Engine" for Podman.
-                name: version
-                    .components
-                    .as_ref()
-                    .and_then(|c| c.first())
-                    .map(|c| c.name.clone())
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| "Docker Engine".into()),
-                version: version.version.unwrap_or_default(),
-                api_version: version.api_version.unwrap_or_default(),
-                os: version.os.or(info.os_type).unwrap_or_default(),
-                arch: version.arch.or(info.architecture).unwrap_or_default(),
-                containers: n(info.containers),
-                running: n(info.containers_running),
-                images: n(info.images),
-            })
-        }
-        .await;
-        self.log("engine", "", &r);
-        Ok(r)
-    }
-
-    async fn list_containers(&mut self, filter: ListFilter) -> R<Vec<ContainerSummary>> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("read", ctx.ops.read)?;
-            let docker = ctx.docker()?;
-            let mut opts = ListContainersOptionsBuilder::new().all(filter.all);
-            if !filter.labels.is_empty() {
-                opts = opts.filters(&HashMap::from([("label".to_string(), filter.labels)]));
-            }
-            let list = ctx
-                .bounded(
-                    "list containers",
-                    ctx.config.timeout,
-                    deadline,
-                    docker.list_containers(Some(opts.build())),
-                )
-                .await?;
-            Ok(list
-                .into_iter()
-                .map(|c| ContainerSummary {
-                    id: c.id.unwrap_or_default(),
-                    names: c
-                        .names
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|n| n.trim_start_matches('/').to_string())
-                        .collect(),
-                    image: c.image.unwrap_or_default(),
-                    state: c
-                        .state
-                        .map(|s| state_of(s.as_ref()))
-                        .unwrap_or(ContainerState::Unknown),
-                    status: c.status.unwrap_or_default(),
-                    labels: pairs(c.labels),
-                    created_unix: c.created.unwrap_or(0),
-                })
-                .collect())
-        }
-        .await;
-        self.log("list-containers", "", &r);
-        Ok(r)
-    }
-
-    async fn inspect(&mut self, id: String) -> R<ContainerDetails> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("read", ctx.ops.read)?;
-            check_ref("container", &id)?;
-            let c = ctx.inspect(&id, deadline).await?;
-            let config = c.config.unwrap_or_default();
-            let state = c.state.unwrap_or_default();
-            let status = state
-                .status
-                .map(|s| state_of(s.as_ref()))
-                .unwrap_or(ContainerState::Unknown);
-            let running = status == ContainerState::Running;
-            Ok(ContainerDetails {
-                summary: ContainerSummary {
-                    id: c.id.unwrap_or_default(),
-                    names: c
-                        .name
-                        .map(|n| vec![n.trim_start_matches('/').to_string()])
-                        .unwrap_or_default(),
-                    image: config.image.clone().or(c.image).unwrap_or_default(),
-                    state: status,
-                    status: state.status.map(|s| s.to_string()).unwrap_or_default(),
-                    labels: pairs(config.labels),
-                    created_unix: c.created.as_deref().and_then(unix_time).unwrap_or(0),
-                },
-                exit_code: if running { None } else { state.exit_code },
-                started_at: state.started_at.filter(|s| !s.starts_with("0001-")),
-                finished_at: state.finished_at.filter(|s| !s.starts_with("0001-")),
-                command: config.cmd.unwrap_or_default(),
-                // Values may hold secrets: only the names leave the host.
-                env_names: config
-                    .env
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|e| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_string()))
-                    .collect(),
-                memory_limit_bytes: c
-                    .host_config
-                    .and_then(|h| h.memory)
-                    .filter(|m| *m > 0)
-                    .map(|m| m as u64),
-            })
-        }
-        .await;
-        self.log("inspect", &id, &r);
-        Ok(r)
-    }
-
-    async fn logs(&mut self, id: String, options: LogOptions) -> R<String> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("read", ctx.ops.read)?;
-            check_ref("container", &id)?;
-            let docker = ctx.docker()?;
-            let (stdout, stderr) = if options.stdout || options.stderr {
-                (options.stdout, options.stderr)
-            } else {
-                (true, true)
-            };
-            let opts = LogsOptionsBuilder::new()
-                .stdout(stdout)
-                .stderr(stderr)
-                .timestamps(options.timestamps)
-                .tail(&options.tail.map_or("all".to_string(), |t| t.to_string()))
-                .build();
-            let max = ctx.config.max_log_bytes;
-            let collect = async {
-                let mut out = Vec::new();
-                let mut truncated = false;
-                let mut stream = docker.logs(&id, Some(opts));
-                while let Some(item) = stream.next().await {
-                    let bytes = item?.into_bytes();
-                    if out.len() + bytes.len() > max {
-                        out.extend_from_slice(&bytes[..max - out.len()]);
-                        truncated = true;
-                        break;
-                    }
-                    out.extend_from_slice(&bytes);
-                }
-                Ok((out, truncated))
-            };
-            let (out, truncated) = ctx
-                .bounded("logs", ctx.config.timeout, deadline, collect)
-                .await?;
-            let mut text = String::from_utf8_lossy(&out).into_owned();
-            if truncated {
-                text.push_str(&format!("\n[plughost: logs cut off at {max} bytes]"));
-            }
-            Ok(text)
-        }
-        .await;
-        self.log("logs", &id, &r);
-        Ok(r)
-    }
-
-    async fn create(&mut self, spec: ContainerSpec) -> R<String> {
-        let image = spec.image.clone();
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("lifecycle", ctx.ops.lifecycle)?;
-            ctx.check_image(&spec.image)?;
-            let mut labels = HashMap::new();
-            for p in spec.labels {
-                if p.key.starts_with(RESERVED_LABEL_PREFIX) {
-                    return Err(ContainerError::Denied(format!(
-                        "label `{}`: keys under `{RESERVED_LABEL_PREFIX}` are set by plughost",
-                        p.key
-                    )));
-                }
-                labels.insert(p.key, p.value);
-            }
-            labels.insert(PLUGIN_LABEL.to_string(), ctx.plugin.to_string());
-            let mut env = Vec::with_capacity(spec.env.len());
-            for p in spec.env {
-                if p.key.is_empty() || p.key.contains('=') {
-                    return Err(ContainerError::Conflict(format!(
-                        "bad environment variable name `{}`",
-                        p.key
-                    )));
-                }
-                env.push(format!("{}={}", p.key, p.value));
-            }
-            let memory = match spec.memory_limit_bytes {
-                Some(m) if m > i64::MAX as u64 => {
-                    return Err(ContainerError::Conflict(format!(
-                        "memory limit {m} is too large"
-                    )));
-                }
-                m => m.map(|m| m as i64),
-            };
-            let body = ContainerCreateBody {
-                image: Some(spec.image.clone()),
-                cmd: (!spec.command.is_empty()).then_some(spec.command),
-                env: (!env.is_empty()).then_some(env),
-                labels: Some(labels),
-                host_config: Some(HostConfig {
-                    memory,
-                    // Nothing from the host: no privileges, no mounts, no host namespaces, default network.
-                    privileged: Some(false),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            let mut opts = CreateContainerOptionsBuilder::new();
-            if let Some(name) = &spec.name {
-                check_ref("container name", name)?;
-                opts = opts.name(name);
-            }
-            let docker = ctx.docker()?;
-            let created = ctx
-                .bounded(
-                    "create",
-                    ctx.config.timeout,
-                    deadline,
-                    docker.create_container(Some(opts.build()), body),
-                )
-                .await?;
-            Ok(created.id)
-        }
-        .await;
-        self.log("create", &image, &r);
-        Ok(r)
-    }
-
-    async fn start(&mut self, id: String) -> R<()> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("lifecycle", ctx.ops.lifecycle)?;
-            let full = ctx.owned(&id, deadline).await?;
-            let docker = ctx.docker()?;
-            ctx.bounded(
-                "start",
-                ctx.config.timeout,
-                deadline,
-                docker.start_container(&full, None),
-            )
-            .await
-        }
-        .await;
-        self.log("start", &id, &r);
-        Ok(r)
-    }
-
-    async fn stop(&mut self, id: String, timeout_seconds: Option<u32>) -> R<()> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("lifecycle", ctx.ops.lifecycle)?;
-            let full = ctx.owned(&id, deadline).await?;
-            let docker = ctx.docker()?;
-            let t = timeout_seconds.unwrap_or(10).min(300);
-            let opts = StopContainerOptionsBuilder::new().t(t as i32).build();
-            ctx.bounded(
-                "stop",
-                ctx.config.timeout + Duration::from_secs(t.into()),
-                deadline,
-                docker.stop_container(&full, Some(opts)),
-            )
-            .await
-        }
-        .await;
-        self.log("stop", &id, &r);
-        Ok(r)
-    }
-
-    async fn restart(&mut self, id: String, timeout_seconds: Option<u32>) -> R<()> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("lifecycle", ctx.ops.lifecycle)?;
-            let full = ctx.owned(&id, deadline).await?;
-            let docker = ctx.docker()?;
-            let t = timeout_seconds.unwrap_or(10).min(300);
-            let opts = RestartContainerOptionsBuilder::new().t(t as i32).build();
-            ctx.bounded(
-                "restart",
-                ctx.config.timeout + Duration::from_secs(t.into()),
-                deadline,
-                docker.restart_container(&full, Some(opts)),
-            )
-            .await
-        }
-        .await;
-        self.log("restart", &id, &r);
-        Ok(r)
-    }
-
-    async fn remove(&mut self, id: String, force: bool) -> R<()> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("lifecycle", ctx.ops.lifecycle)?;
-            let full = ctx.owned(&id, deadline).await?;
-            let docker = ctx.docker()?;
-            let opts = RemoveContainerOptionsBuilder::new().force(force).build();
-            ctx.bounded(
-                "remove",
-                ctx.config.timeout,
-                deadline,
-                docker.remove_container(&full, Some(opts)),
-            )
-            .await
-        }
-        .await;
-        self.log("remove", &id, &r);
-        Ok(r)
-    }
-
-    async fn list_images(&mut self) -> R<Vec<ImageSummary>> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("read", ctx.ops.read)?;
-            let docker = ctx.docker()?;
-            let opts = ListImagesOptionsBuilder::new().all(false).build();
-            let list = ctx
-                .bounded(
-                    "list images",
-                    ctx.config.timeout,
-                    deadline,
-                    docker.list_images(Some(opts)),
-                )
-                .await?;
-            Ok(list
-                .into_iter()
-                .map(|i| ImageSummary {
-                    id: i.id,
-                    tags: i.repo_tags,
-                    size_bytes: i.size.max(0) as u64,
-                    created_unix: i.created,
-                })
-                .collect())
-        }
-        .await;
-        self.log("list-images", "", &r);
-        Ok(r)
-    }
-
-    async fn pull_image(&mut self, reference: String) -> R<()> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("images", ctx.ops.images)?;
-            ctx.check_image(&reference)?;
-            check_ref("image", &reference)?;
-            let docker = ctx.docker()?;
-            let opts = CreateImageOptionsBuilder::new()
-                .from_image(&normalize_image(&reference))
-                .build();
-            let pull = async {
-                let mut stream = docker.create_image(Some(opts), None, None);
-                while let Some(item) = stream.next().await {
-                    let info = item?;
-                    if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                        return Err(BollardError::DockerStreamError { error: err });
-                    }
-                }
-                Ok(())
-            };
-            ctx.bounded("pull", ctx.config.pull_timeout, deadline, pull)
-                .await
-                .map_err(|e| match e {
-                    // A pull that the engine or the registry refused is a fact about reachability, said plainly.
-                    ContainerError::Engine(m) | ContainerError::NotFound(m) => {
-                        ContainerError::Unavailable(format!(
-                            "{m} (is a registry reachable from the engine?)"
-                        ))
-                    }
-                    other => other,
-                })
-        }
-        .await;
-        self.log("pull-image", &reference, &r);
-        Ok(r)
-    }
-
-    async fn remove_image(&mut self, reference: String, force: bool) -> R<()> {
-        let r = async {
-            let (ctx, deadline) = self.ctx()?;
-            ctx.need("images", ctx.ops.images)?;
-            ctx.check_image(&reference)?;
-            check_ref("image", &reference)?;
-            let docker = ctx.docker()?;
-            let opts = RemoveImageOptionsBuilder::new().force(force).build();
-            ctx.bounded(
-                "remove image",
-                ctx.config.timeout,
-                deadline,
-                docker.remove_image(&reference, Some(opts), None),
-            )
-            .await
-            .map(|_| ())
-        }
-        .await;
-        self.log("remove-image", &reference, &r);
-        Ok(r)
     }
 }
 
