@@ -2,8 +2,11 @@
 
 mod author;
 mod cli;
+#[path = "cli/ledger.rs"]
 mod ledger_cli;
+#[path = "cli/plugins.rs"]
 mod ops;
+#[path = "cli/serve.rs"]
 mod serve;
 
 // Stores are torn down on the standby thread after calls made on another: mimalloc frees across threads without
