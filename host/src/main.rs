@@ -2,12 +2,6 @@
 
 mod author;
 mod cli;
-#[path = "cli/ledger.rs"]
-mod ledger_cli;
-#[path = "cli/plugins.rs"]
-mod ops;
-#[path = "cli/serve.rs"]
-mod serve;
 
 // Stores are torn down on the standby thread after calls made on another: mimalloc frees across threads without
 // the arena locking glibc's allocator does (on 2 vCPUs a contended lock's futex wakeup costs 10-15 µs).

@@ -12,6 +12,10 @@ use plughost::settings::{SettingsFile, check_limits};
 use plughost::units::{human_bytes, human_duration, parse_bytes, parse_duration};
 use plughost::{CallReport, Grants, Home, Host, PluginSettings};
 
+mod ledger;
+mod plugins;
+mod serve;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "plughost",
@@ -43,13 +47,13 @@ enum Command {
     Call(Box<CallArgs>),
     /// Manage publisher keys: generate, trust, revoke, list.
     #[command(subcommand)]
-    Keys(crate::ops::KeysCommand),
+    Keys(plugins::KeysCommand),
     /// Sign a component: its digest plus the id, version and capabilities it declares.
-    Sign(crate::ops::SignArgs),
+    Sign(plugins::SignArgs),
     /// Verify, approve and install a signed component.
-    Install(crate::ops::InstallArgs),
+    Install(plugins::InstallArgs),
     /// Install a new version of an installed plugin; shows the capability diff, new capabilities need approval.
-    Upgrade(crate::ops::InstallArgs),
+    Upgrade(plugins::InstallArgs),
     /// Go back to the previous installed version of a plugin (with the grants it had).
     Rollback { id: String },
     /// Remove an installed plugin, its config and secrets.
@@ -87,14 +91,14 @@ enum Command {
     Config {
         id: String,
         #[command(subcommand)]
-        command: crate::ops::ConfigCommand,
+        command: plugins::ConfigCommand,
     },
     /// Show or set a plugin's quotas: fuel, memory, timeout, concurrency per call; calls and token budget per window.
-    Limits(crate::ops::LimitsArgs),
+    Limits(plugins::LimitsArgs),
     /// What each plugin may use and what it used: fuel, memory, deadline, concurrency, contracts in their window.
-    Quota(crate::ops::QuotaArgs),
+    Quota(plugins::QuotaArgs),
     /// Calls, errors, latency, fuel and memory per plugin and tool over a period, from the ledger.
-    Stats(crate::ops::StatsArgs),
+    Stats(plugins::StatsArgs),
     /// Enable a disabled plugin.
     Enable { id: String },
     /// Disable a plugin without removing it.
@@ -118,9 +122,9 @@ enum Command {
     },
     /// The usage ledger: every call and plugin event, hash-chained. show, verify, export, checkpoint.
     #[command(subcommand)]
-    Ledger(crate::ledger_cli::LedgerCommand),
+    Ledger(ledger::LedgerCommand),
     /// Serve every enabled plugin's tools over MCP: `--stdio`, or `--http [127.0.0.1:8787]`.
-    Serve(crate::serve::ServeArgs),
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -202,26 +206,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect { file, json } => inspect(&home, &file, json).await,
         Command::Call(args) => call(&home, *args).await,
-        Command::Keys(cmd) => crate::ops::keys(&home, cmd),
-        Command::Sign(args) => crate::ops::sign(&home, args).await,
-        Command::Install(args) => crate::ops::install(&home, args, false).await,
-        Command::Upgrade(args) => crate::ops::install(&home, args, true).await,
-        Command::Rollback { id } => crate::ops::rollback(&home, &id),
-        Command::Remove { id } => crate::ops::remove(&home, &id),
-        Command::List { json } => crate::ops::list(&home, json),
-        Command::Info { id, json } => crate::ops::info(&home, &id, json),
-        Command::Grants { id, json } => crate::ops::grants(&home, &id, json),
-        Command::Grant { id, grants } => crate::ops::grant(&home, &id, &grants),
-        Command::Revoke { id, capabilities } => crate::ops::revoke(&home, &id, &capabilities),
-        Command::Config { id, command } => crate::ops::config(&home, &id, command),
-        Command::Limits(args) => crate::ops::limits(&home, args),
-        Command::Quota(args) => crate::ops::quota(&home, args),
-        Command::Stats(args) => crate::ops::stats(&home, args),
-        Command::Enable { id } => crate::ops::set_enabled(&home, &id, true),
-        Command::Disable { id } => crate::ops::set_enabled(&home, &id, false),
-        Command::History { id, json } => crate::ops::history(&home, id.as_deref(), json),
-        Command::Serve(args) => crate::serve::serve(&home, args).await,
-        Command::Ledger(cmd) => crate::ledger_cli::ledger(&home, cmd),
+        Command::Keys(cmd) => plugins::keys(&home, cmd),
+        Command::Sign(args) => plugins::sign(&home, args).await,
+        Command::Install(args) => plugins::install(&home, args, false).await,
+        Command::Upgrade(args) => plugins::install(&home, args, true).await,
+        Command::Rollback { id } => plugins::rollback(&home, &id),
+        Command::Remove { id } => plugins::remove(&home, &id),
+        Command::List { json } => plugins::list(&home, json),
+        Command::Info { id, json } => plugins::info(&home, &id, json),
+        Command::Grants { id, json } => plugins::grants(&home, &id, json),
+        Command::Grant { id, grants } => plugins::grant(&home, &id, &grants),
+        Command::Revoke { id, capabilities } => plugins::revoke(&home, &id, &capabilities),
+        Command::Config { id, command } => plugins::config(&home, &id, command),
+        Command::Limits(args) => plugins::limits(&home, args),
+        Command::Quota(args) => plugins::quota(&home, args),
+        Command::Stats(args) => plugins::stats(&home, args),
+        Command::Enable { id } => plugins::set_enabled(&home, &id, true),
+        Command::Disable { id } => plugins::set_enabled(&home, &id, false),
+        Command::History { id, json } => plugins::history(&home, id.as_deref(), json),
+        Command::Serve(args) => serve::serve(&home, args).await,
+        Command::Ledger(cmd) => ledger::ledger(&home, cmd),
         Command::New(args) => crate::author::new::run(args),
         Command::Build(args) => crate::author::build::run(&home, args),
         Command::Test(args) => crate::author::test::run(&home, args).await,
@@ -428,7 +432,7 @@ async fn call_installed(
              `plughost grant {id} …` and `plughost config {id} set …`"
         );
     }
-    let registry = std::sync::Arc::new(crate::ops::open_registry(home)?);
+    let registry = std::sync::Arc::new(plugins::open_registry(home)?);
     let catalog = plughost::Catalog::open(host.clone(), registry).await?;
     let Some(entry) = catalog.get(id) else {
         if let Some(p) = catalog.problems().into_iter().find(|p| p.id == id) {
