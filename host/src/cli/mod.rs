@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use plughost::registry::{PluginRecord, Registry};
 use plughost::runtime::Content;
 use plughost::settings::{SettingsFile, check_limits};
 use plughost::units::{human_bytes, human_duration, parse_bytes, parse_duration};
@@ -234,6 +235,77 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+// ---- shared by the commands: the registry, JSON and table printing ---------------------------------------------
+
+fn open_registry(home: &Home) -> Result<Registry> {
+    Ok(Registry::open(home.root())?)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn when(ts: i64) -> String {
+    plughost::units::utc_minute(ts)
+}
+
+fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+    let mut w = [0usize; N];
+    for (i, h) in head.iter().enumerate() {
+        w[i] = h.len();
+    }
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn publisher_text(r: &PluginRecord) -> String {
+    match &r.publisher {
+        Some(p) if p.revoked => format!("{} {} (REVOKED)", p.name, p.fingerprint),
+        Some(p) => format!("{} {}", p.name, p.fingerprint),
+        None => "UNSIGNED (installed with --allow-unsigned)".into(),
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 fn read_component(file: &Path) -> Result<Vec<u8>> {
     std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
 }
@@ -432,7 +504,7 @@ async fn call_installed(
              `plughost grant {id} …` and `plughost config {id} set …`"
         );
     }
-    let registry = std::sync::Arc::new(plugins::open_registry(home)?);
+    let registry = std::sync::Arc::new(open_registry(home)?);
     let catalog = plughost::Catalog::open(host.clone(), registry).await?;
     let Some(entry) = catalog.get(id) else {
         if let Some(p) = catalog.problems().into_iter().find(|p| p.id == id) {

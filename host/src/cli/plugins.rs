@@ -8,11 +8,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use plughost::registry::{
-    InstallRequest, PluginLimits, PluginRecord, Provenance, PublicKey, Registry, RegistryError,
-    SignatureFile, Window, capability_diff, grant_kind,
+    InstallRequest, PluginLimits, Provenance, PublicKey, Registry, RegistryError, SignatureFile,
+    Window, capability_diff, grant_kind,
 };
 use plughost::units::{format_bytes, human_bytes, parse_bytes, parse_duration};
 use plughost::{Capability, ComponentInfo, Grants, Home, Host, Manifest};
+
+use super::{group_digits, list_or_none, open_registry, print_json, publisher_text, table, when};
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
@@ -137,19 +139,6 @@ pub struct LimitsArgs {
     pub reset: bool,
     #[arg(long)]
     pub json: bool,
-}
-
-pub fn open_registry(home: &Home) -> Result<Registry> {
-    Ok(Registry::open(home.root())?)
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-pub(crate) fn when(ts: i64) -> String {
-    plughost::units::utc_minute(ts)
 }
 
 // ---- keys ------------------------------------------------------------------------------------------------------
@@ -563,22 +552,6 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-fn publisher_text(r: &PluginRecord) -> String {
-    match &r.publisher {
-        Some(p) if p.revoked => format!("{} {} (REVOKED)", p.name, p.fingerprint),
-        Some(p) => format!("{} {}", p.name, p.fingerprint),
-        None => "UNSIGNED (installed with --allow-unsigned)".into(),
-    }
-}
-
-fn list_or_none(v: &[String]) -> String {
-    if v.is_empty() {
-        "none".into()
-    } else {
-        v.join(", ")
-    }
-}
-
 // ---- list / info / grants / history ----------------------------------------------------------------------------
 
 pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
@@ -613,33 +586,6 @@ pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
         .collect();
     table(&["ID", "VERSION", "STATUS", "PUBLISHER", "GRANTS"], &rows);
     Ok(ExitCode::SUCCESS)
-}
-
-fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
-    let mut w = [0usize; N];
-    for (i, h) in head.iter().enumerate() {
-        w[i] = h.len();
-    }
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == N {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(head.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
 }
 
 pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
@@ -1051,19 +997,6 @@ pub fn stats(home: &Home, args: StatsArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// 1234567 → "1,234,567".
-fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// `100/hour` → (100, Some(Hour)); `100` → (100, None).
