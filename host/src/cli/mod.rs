@@ -13,6 +13,7 @@ use plughost::settings::{SettingsFile, check_limits};
 use plughost::units::{human_bytes, human_duration, parse_bytes, parse_duration};
 use plughost::{CallReport, Grants, Home, Host, PluginSettings};
 
+mod keys;
 mod ledger;
 mod plugins;
 mod serve;
@@ -48,7 +49,7 @@ enum Command {
     Call(Box<CallArgs>),
     /// Manage publisher keys: generate, trust, revoke, list.
     #[command(subcommand)]
-    Keys(plugins::KeysCommand),
+    Keys(keys::KeysCommand),
     /// Sign a component: its digest plus the id, version and capabilities it declares.
     Sign(plugins::SignArgs),
     /// Verify, approve and install a signed component.
@@ -207,7 +208,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect { file, json } => inspect(&home, &file, json).await,
         Command::Call(args) => call(&home, *args).await,
-        Command::Keys(cmd) => plugins::keys(&home, cmd),
+        Command::Keys(cmd) => keys::keys(&home, cmd),
         Command::Sign(args) => plugins::sign(&home, args).await,
         Command::Install(args) => plugins::install(&home, args, false).await,
         Command::Upgrade(args) => plugins::install(&home, args, true).await,
