@@ -16,6 +16,7 @@ use plughost::{CallReport, Grants, Home, Host, PluginSettings};
 mod keys;
 mod ledger;
 mod plugins;
+mod publish;
 mod serve;
 
 #[derive(Parser, Debug)]
@@ -51,11 +52,11 @@ enum Command {
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Sign a component: its digest plus the id, version and capabilities it declares.
-    Sign(plugins::SignArgs),
+    Sign(publish::SignArgs),
     /// Verify, approve and install a signed component.
-    Install(plugins::InstallArgs),
+    Install(publish::InstallArgs),
     /// Install a new version of an installed plugin; shows the capability diff, new capabilities need approval.
-    Upgrade(plugins::InstallArgs),
+    Upgrade(publish::InstallArgs),
     /// Go back to the previous installed version of a plugin (with the grants it had).
     Rollback { id: String },
     /// Remove an installed plugin, its config and secrets.
@@ -209,9 +210,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect { file, json } => inspect(&home, &file, json).await,
         Command::Call(args) => call(&home, *args).await,
         Command::Keys(cmd) => keys::keys(&home, cmd),
-        Command::Sign(args) => plugins::sign(&home, args).await,
-        Command::Install(args) => plugins::install(&home, args, false).await,
-        Command::Upgrade(args) => plugins::install(&home, args, true).await,
+        Command::Sign(args) => publish::sign(&home, args).await,
+        Command::Install(args) => publish::install(&home, args, false).await,
+        Command::Upgrade(args) => publish::install(&home, args, true).await,
         Command::Rollback { id } => plugins::rollback(&home, &id),
         Command::Remove { id } => plugins::remove(&home, &id),
         Command::List { json } => plugins::list(&home, json),
