@@ -18,6 +18,7 @@ mod ledger;
 mod plugins;
 mod publish;
 mod serve;
+mod usage;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -97,11 +98,11 @@ enum Command {
         command: plugins::ConfigCommand,
     },
     /// Show or set a plugin's quotas: fuel, memory, timeout, concurrency per call; calls and token budget per window.
-    Limits(plugins::LimitsArgs),
+    Limits(usage::LimitsArgs),
     /// What each plugin may use and what it used: fuel, memory, deadline, concurrency, contracts in their window.
-    Quota(plugins::QuotaArgs),
+    Quota(usage::QuotaArgs),
     /// Calls, errors, latency, fuel and memory per plugin and tool over a period, from the ledger.
-    Stats(plugins::StatsArgs),
+    Stats(usage::StatsArgs),
     /// Enable a disabled plugin.
     Enable { id: String },
     /// Disable a plugin without removing it.
@@ -221,9 +222,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Grant { id, grants } => plugins::grant(&home, &id, &grants),
         Command::Revoke { id, capabilities } => plugins::revoke(&home, &id, &capabilities),
         Command::Config { id, command } => plugins::config(&home, &id, command),
-        Command::Limits(args) => plugins::limits(&home, args),
-        Command::Quota(args) => plugins::quota(&home, args),
-        Command::Stats(args) => plugins::stats(&home, args),
+        Command::Limits(args) => usage::limits(&home, args),
+        Command::Quota(args) => usage::quota(&home, args),
+        Command::Stats(args) => usage::stats(&home, args),
         Command::Enable { id } => plugins::set_enabled(&home, &id, true),
         Command::Disable { id } => plugins::set_enabled(&home, &id, false),
         Command::History { id, json } => plugins::history(&home, id.as_deref(), json),
