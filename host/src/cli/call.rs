@@ -1,0 +1,372 @@
+//! `plughost inspect` and `plughost call`: load a component (a .wasm file, or for `call` an installed plugin by
+//! id), then show what it is, or call one of its tools and print the result and the call report.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use plughost::runtime::Content;
+use plughost::settings::{SettingsFile, check_limits};
+use plughost::units::{human_bytes, human_duration, parse_bytes, parse_duration};
+use plughost::{CallReport, Grants, Home, Host, PluginSettings};
+
+use super::open_registry;
+
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// An installed plugin id, or a .wasm component file.
+    file: PathBuf,
+    /// The tool to call.
+    tool: String,
+    /// Arguments as a JSON object.
+    #[arg(long, default_value = "{}")]
+    args: String,
+    /// Grant a capability (repeatable): system, state, state:16MiB, log, metrics, config, ledger,
+    /// http:https://api.example.com, container:read,lifecycle …
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// Fuel budget for the call.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Linear memory cap, e.g. 64MiB.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Wall-clock deadline, e.g. 5s or 500ms.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// A plugin setting KEY=VALUE (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// A plugin secret KEY=VALUE (repeatable; redacted from logs, reports and output).
+    #[arg(long = "secret", value_name = "KEY=VALUE")]
+    secrets: Vec<String>,
+    /// Config file with per-plugin grants and limits (default: plughost.toml in the data dir).
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Print the result and the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_component(file: &Path) -> Result<Vec<u8>> {
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+fn compile_notice(file: &Path, size: usize) -> impl FnOnce() {
+    let name = file.display().to_string();
+    move || {
+        if std::io::stderr().is_terminal() {
+            eprint!(
+                "compiling {name} ({}) once; later loads come from the cache… ",
+                human_bytes(size as u64)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+pub async fn inspect(home: &Home, file: &Path, json: bool) -> Result<ExitCode> {
+    let host = Host::open(home)?;
+    let bytes = read_component(file)?;
+    let (component, info, compile) = host.compile(&bytes, compile_notice(file, bytes.len()))?;
+    if compile.outcome == plughost::engine::CacheOutcome::Compiled
+        && std::io::stderr().is_terminal()
+    {
+        eprintln!("done in {}", human_duration(compile.time));
+    }
+    let manifest = host.describe(&component).await?;
+    if json {
+        let v = serde_json::json!({ "component": info, "manifest": manifest });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} {} — {}", manifest.id, manifest.version, manifest.name);
+    println!("  {}", manifest.description);
+    println!("contract     plughost:plugin@{}", info.world_version);
+    println!("digest       blake3:{}", info.digest);
+    println!("size         {}", human_bytes(info.size_bytes));
+    println!(
+        "language     {} (default fuel per call {})",
+        info.language.name(),
+        info.language.default_fuel()
+    );
+    if info.capabilities.is_empty() {
+        println!("capabilities none");
+    } else {
+        println!("capabilities (each needs a grant)");
+        for c in &info.capabilities {
+            println!("  {:<10} {}", c.name(), c.describe());
+        }
+    }
+    println!(
+        "wasi         {} interfaces, linked with nothing open",
+        info.wasi_imports.len()
+    );
+    println!("tools");
+    let width = manifest
+        .tools
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0);
+    for t in &manifest.tools {
+        let mut hints = Vec::new();
+        if t.annotations.read_only_hint == Some(true) {
+            hints.push("read-only");
+        }
+        if t.annotations.destructive_hint == Some(true) {
+            hints.push("destructive");
+        }
+        if t.annotations.open_world_hint == Some(true) {
+            hints.push("open-world");
+        }
+        let hints = if hints.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", hints.join(", "))
+        };
+        println!("  {:<width$}  {}{hints}", t.name, t.description);
+        let props = t.input_schema.get("properties").and_then(|p| p.as_object());
+        if let Some(props) = props.filter(|p| !p.is_empty()) {
+            let args: Vec<String> = props
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: {}",
+                        v.get("type")
+                            .map(|t| t.to_string().replace('"', ""))
+                            .unwrap_or_else(|| "any".into())
+                    )
+                })
+                .collect();
+            println!("  {:<width$}    args {{ {} }}", "", args.join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_kv(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=') else {
+            bail!("{what} `{item}` must be KEY=VALUE")
+        };
+        if k.is_empty() {
+            bail!("{what} `{item}` has an empty key");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+pub async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
+    let file_settings = SettingsFile::load(
+        &args
+            .config_file
+            .clone()
+            .unwrap_or_else(|| home.config_file()),
+    )?;
+    let cli_grants = Grants::parse(&args.grants)?;
+    let config = parse_kv(&args.config, "--config")?;
+    let secrets = parse_kv(&args.secrets, "--secret")?;
+    let fuel = args.fuel;
+    let memory = args
+        .memory
+        .as_deref()
+        .map(parse_bytes)
+        .transpose()
+        .context("--memory")?;
+    let timeout = args
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .context("--timeout")?;
+
+    let host = Host::open(home)?.without_standby();
+    let installed_id = args
+        .file
+        .to_str()
+        .filter(|s| !args.file.is_file() && plughost::registry::check_plugin_id(s).is_ok());
+    if let Some(id) = installed_id {
+        return call_installed(home, &host, id, &args, fuel, memory, timeout).await;
+    }
+    let bytes = read_component(&args.file)?;
+    let (component, info, compile) =
+        host.compile(&bytes, compile_notice(&args.file, bytes.len()))?;
+    if compile.outcome == plughost::engine::CacheOutcome::Compiled
+        && std::io::stderr().is_terminal()
+    {
+        eprintln!("done in {}", human_duration(compile.time));
+    }
+    let mut limit_error = None;
+    let plugin = host
+        .link(component, info, |manifest| {
+            let mut s: PluginSettings = file_settings.for_plugin(&manifest.id);
+            for g in cli_grants.iter() {
+                s.grants.add(g.clone());
+            }
+            s.config.extend(config);
+            s.secrets.extend(secrets);
+            if let Some(f) = fuel {
+                s.limits.fuel = f;
+                s.auto_fuel = false;
+            }
+            if let Some(m) = memory {
+                s.limits.memory_bytes = m;
+            }
+            if let Some(t) = timeout {
+                s.limits.timeout = t;
+            }
+            limit_error = check_limits(&s.limits).err();
+            s
+        })
+        .await?;
+    if let Some(e) = limit_error {
+        bail!("{e}");
+    }
+
+    let outcome = host.call(&plugin, &args.tool, &args.args).await;
+    print_outcome(&outcome, args.json)
+}
+
+/// `call <installed id>`: grants, limits, config and secrets come from the registry, like the gateway's.
+async fn call_installed(
+    home: &Home,
+    host: &Host,
+    id: &str,
+    args: &CallArgs,
+    fuel: Option<u64>,
+    memory: Option<u64>,
+    timeout: Option<std::time::Duration>,
+) -> Result<ExitCode> {
+    if !args.grants.is_empty() || !args.config.is_empty() || !args.secrets.is_empty() {
+        bail!(
+            "`{id}` is installed: its grants, config and secrets come from the registry. Change them with \
+             `plughost grant {id} …` and `plughost config {id} set …`"
+        );
+    }
+    let registry = std::sync::Arc::new(open_registry(home)?);
+    let catalog = plughost::Catalog::open(host.clone(), registry).await?;
+    let Some(entry) = catalog.get(id) else {
+        if let Some(p) = catalog.problems().into_iter().find(|p| p.id == id) {
+            bail!("plugin `{id}` {} is not loaded: {}", p.version, p.reason);
+        }
+        bail!(
+            "no plugin `{id}` is installed (and no file of that name exists); `plughost list` shows what is"
+        );
+    };
+    let outcome = if fuel.is_some() || memory.is_some() || timeout.is_some() {
+        // One-off limits for this call only: relink with them.
+        let mut limits = entry.plugin.limits;
+        if let Some(f) = fuel {
+            limits.fuel = f;
+        }
+        if let Some(m) = memory {
+            limits.memory_bytes = m;
+        }
+        if let Some(t) = timeout {
+            limits.timeout = t;
+        }
+        check_limits(&limits).map_err(anyhow::Error::msg)?;
+        let plugin = entry.plugin.with_limits(limits);
+        entry
+            .call_with(host, &plugin, &args.tool, &args.args, &cli_caller())
+            .await
+    } else {
+        entry
+            .call_as(host, &args.tool, &args.args, &cli_caller())
+            .await
+    };
+    print_outcome(&outcome, args.json)
+}
+
+/// The CLI's calls are recorded as made by the local user.
+fn cli_caller() -> plughost::ledger::Caller {
+    plughost::ledger::Caller {
+        transport: "cli".into(),
+        session: Some(format!("pid {}", std::process::id())),
+        principal: std::env::var("USER").ok().filter(|u| !u.is_empty()),
+    }
+}
+
+fn print_outcome(outcome: &plughost::CallResult, json: bool) -> Result<ExitCode> {
+    let ok = outcome.result.is_ok();
+    if json {
+        let result = match &outcome.result {
+            Ok(out) => serde_json::json!({ "ok": out }),
+            Err(e) => serde_json::json!({ "error": { "message": e.to_string(), "detail": e } }),
+        };
+        let v = serde_json::json!({ "result": result, "report": outcome.report });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        match &outcome.result {
+            Ok(out) => {
+                let mut stdout = std::io::stdout().lock();
+                for c in &out.content {
+                    match c {
+                        Content::Text { text } => writeln!(stdout, "{text}")?,
+                        Content::Json { json } => {
+                            writeln!(stdout, "{}", serde_json::to_string_pretty(json)?)?
+                        }
+                    }
+                }
+            }
+            Err(e) => eprintln!("error ({}): {e}", e.kind()),
+        }
+        print_report(&outcome.report);
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_report(r: &CallReport) {
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 * 100.0 / b as f64
+        }
+    };
+    let calls: Vec<String> = r
+        .host_calls
+        .iter()
+        .map(|(c, n)| format!("{c}×{n}"))
+        .collect();
+    eprintln!("── call report: {}/{} ──", r.plugin, r.tool);
+    eprintln!("  outcome     {}", r.outcome.kind());
+    eprintln!(
+        "  fuel        {} of {} ({:.2}%)",
+        r.fuel_used,
+        r.fuel_limit,
+        pct(r.fuel_used, r.fuel_limit)
+    );
+    eprintln!(
+        "  memory      peak {} of {} ({:.1}%)",
+        human_bytes(r.peak_memory_bytes),
+        human_bytes(r.memory_limit_bytes),
+        pct(r.peak_memory_bytes, r.memory_limit_bytes)
+    );
+    eprintln!(
+        "  wall time   {} (deadline {})",
+        human_duration(r.wall_time),
+        human_duration(r.timeout)
+    );
+    eprintln!(
+        "  host calls  {}",
+        if calls.is_empty() {
+            "none".to_string()
+        } else {
+            calls.join(" ")
+        }
+    );
+    if r.log_lines > 0 || r.log_dropped > 0 {
+        eprintln!("  log lines   {} ({} dropped)", r.log_lines, r.log_dropped);
+    }
+}
