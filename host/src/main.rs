@@ -2,9 +2,6 @@
 
 mod author;
 mod cli;
-mod ledger_cli;
-mod ops;
-mod serve;
 
 // Stores are torn down on the standby thread after calls made on another: mimalloc frees across threads without
 // the arena locking glibc's allocator does (on 2 vCPUs a contended lock's futex wakeup costs 10-15 µs).

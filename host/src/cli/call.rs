@@ -1,4 +1,5 @@
-//! Command-line interface. anyhow lives here only; the library speaks typed errors.
+//! `plughost inspect` and `plughost call`: load a component (a .wasm file, or for `call` an installed plugin by
+//! id), then show what it is, or call one of its tools and print the result and the call report.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -6,125 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use plughost::call::Content;
 use plughost::settings::{SettingsFile, check_limits};
 use plughost::units::{human_bytes, human_duration, parse_bytes, parse_duration};
 use plughost::{CallReport, Grants, Home, Host, PluginSettings};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "plughost",
-    version,
-    about = "Run WebAssembly component plugins under grants, quotas and a metered sandbox"
-)]
-struct Cli {
-    /// Data dir (compile cache, state, config). Default: $PLUGHOST_HOME, else $XDG_DATA_HOME/plughost.
-    #[arg(long, global = true)]
-    home: Option<PathBuf>,
-    /// More host logging on stderr (-v, -vv).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Show what a component is: contract version, tools and schemas, the capabilities it needs, digest, size.
-    Inspect {
-        /// A .wasm component.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Call one tool of an installed plugin (by id) or of a .wasm file, and print its result and the call report.
-    Call(Box<CallArgs>),
-    /// Manage publisher keys: generate, trust, revoke, list.
-    #[command(subcommand)]
-    Keys(crate::ops::KeysCommand),
-    /// Sign a component: its digest plus the id, version and capabilities it declares.
-    Sign(crate::ops::SignArgs),
-    /// Verify, approve and install a signed component.
-    Install(crate::ops::InstallArgs),
-    /// Install a new version of an installed plugin; shows the capability diff, new capabilities need approval.
-    Upgrade(crate::ops::InstallArgs),
-    /// Go back to the previous installed version of a plugin (with the grants it had).
-    Rollback { id: String },
-    /// Remove an installed plugin, its config and secrets.
-    Remove { id: String },
-    /// List installed plugins.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one installed plugin: status, publisher, grants, limits, config, tools, versions.
-    Info {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show what a plugin declared and what is granted.
-    Grants {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Grant capabilities to an installed plugin (operator only; running gateways pick it up without restart).
-    Grant {
-        id: String,
-        #[arg(required = true, value_name = "GRANT")]
-        grants: Vec<String>,
-    },
-    /// Revoke capabilities (by capability name or grant) from an installed plugin.
-    Revoke {
-        id: String,
-        #[arg(required = true, value_name = "CAPABILITY")]
-        capabilities: Vec<String>,
-    },
-    /// A plugin's settings and secrets.
-    Config {
-        id: String,
-        #[command(subcommand)]
-        command: crate::ops::ConfigCommand,
-    },
-    /// Show or set a plugin's quotas: fuel, memory, timeout, concurrency per call; calls and token budget per window.
-    Limits(crate::ops::LimitsArgs),
-    /// What each plugin may use and what it used: fuel, memory, deadline, concurrency, contracts in their window.
-    Quota(crate::ops::QuotaArgs),
-    /// Calls, errors, latency, fuel and memory per plugin and tool over a period, from the ledger.
-    Stats(crate::ops::StatsArgs),
-    /// Enable a disabled plugin.
-    Enable { id: String },
-    /// Disable a plugin without removing it.
-    Disable { id: String },
-    /// Create a plugin project: WIT wired, one example tool, a README, test cases (rust, python, js, c).
-    New(crate::author::new::NewArgs),
-    /// Build the plugin project here (or --dir) into <id>.wasm, whatever its language.
-    Build(crate::author::build::BuildArgs),
-    /// Build, then run the [[test]] cases of the project's plughost.toml against the component.
-    Test(crate::author::test::TestArgs),
-    /// Wrap a core wasm32-wasi module into a component (the WASI preview1 adapter is built in).
-    Componentize(crate::author::componentize::ComponentizeArgs),
-    /// The pinned guest toolchains `plughost build` uses: install, list.
-    #[command(subcommand)]
-    Toolchain(crate::author::ToolchainCommand),
-    /// What was installed, upgraded, granted and revoked, and when.
-    History {
-        id: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// The usage ledger: every call and plugin event, hash-chained. show, verify, export, checkpoint.
-    #[command(subcommand)]
-    Ledger(crate::ledger_cli::LedgerCommand),
-    /// Serve every enabled plugin's tools over MCP: `--stdio`, or `--http [127.0.0.1:8787]`.
-    Serve(crate::serve::ServeArgs),
-}
+use super::open_registry;
 
 #[derive(Args, Debug)]
-struct CallArgs {
+pub struct CallArgs {
     /// An installed plugin id, or a .wasm component file.
     file: PathBuf,
     /// The tool to call.
@@ -159,77 +51,6 @@ struct CallArgs {
     json: bool,
 }
 
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "plugin=info,plughost=warn,wasmtime=warn",
-        1 => "plugin=debug,plughost=info,wasmtime=warn",
-        _ => "plugin=trace,plughost=debug,wasmtime=info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGHOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(true)
-        .try_init();
-}
-
-async fn run(cli: Cli) -> Result<ExitCode> {
-    let home = cli.home.map(Home::at).unwrap_or_else(Home::from_env);
-    match cli.command {
-        Command::Inspect { file, json } => inspect(&home, &file, json).await,
-        Command::Call(args) => call(&home, *args).await,
-        Command::Keys(cmd) => crate::ops::keys(&home, cmd),
-        Command::Sign(args) => crate::ops::sign(&home, args).await,
-        Command::Install(args) => crate::ops::install(&home, args, false).await,
-        Command::Upgrade(args) => crate::ops::install(&home, args, true).await,
-        Command::Rollback { id } => crate::ops::rollback(&home, &id),
-        Command::Remove { id } => crate::ops::remove(&home, &id),
-        Command::List { json } => crate::ops::list(&home, json),
-        Command::Info { id, json } => crate::ops::info(&home, &id, json),
-        Command::Grants { id, json } => crate::ops::grants(&home, &id, json),
-        Command::Grant { id, grants } => crate::ops::grant(&home, &id, &grants),
-        Command::Revoke { id, capabilities } => crate::ops::revoke(&home, &id, &capabilities),
-        Command::Config { id, command } => crate::ops::config(&home, &id, command),
-        Command::Limits(args) => crate::ops::limits(&home, args),
-        Command::Quota(args) => crate::ops::quota(&home, args),
-        Command::Stats(args) => crate::ops::stats(&home, args),
-        Command::Enable { id } => crate::ops::set_enabled(&home, &id, true),
-        Command::Disable { id } => crate::ops::set_enabled(&home, &id, false),
-        Command::History { id, json } => crate::ops::history(&home, id.as_deref(), json),
-        Command::Serve(args) => crate::serve::serve(&home, args).await,
-        Command::Ledger(cmd) => crate::ledger_cli::ledger(&home, cmd),
-        Command::New(args) => crate::author::new::run(args),
-        Command::Build(args) => crate::author::build::run(&home, args),
-        Command::Test(args) => crate::author::test::run(&home, args).await,
-        Command::Componentize(args) => crate::author::componentize::run(args),
-        Command::Toolchain(cmd) => crate::author::toolchain(&home, cmd),
-    }
-}
-
 fn read_component(file: &Path) -> Result<Vec<u8>> {
     std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
 }
@@ -247,7 +68,7 @@ fn compile_notice(file: &Path, size: usize) -> impl FnOnce() {
     }
 }
 
-async fn inspect(home: &Home, file: &Path, json: bool) -> Result<ExitCode> {
+pub async fn inspect(home: &Home, file: &Path, json: bool) -> Result<ExitCode> {
     let host = Host::open(home)?;
     let bytes = read_component(file)?;
     let (component, info, compile) = host.compile(&bytes, compile_notice(file, bytes.len()))?;
@@ -341,7 +162,7 @@ fn parse_kv(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
+pub async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
     let file_settings = SettingsFile::load(
         &args
             .config_file
@@ -428,7 +249,7 @@ async fn call_installed(
              `plughost grant {id} …` and `plughost config {id} set …`"
         );
     }
-    let registry = std::sync::Arc::new(crate::ops::open_registry(home)?);
+    let registry = std::sync::Arc::new(open_registry(home)?);
     let catalog = plughost::Catalog::open(host.clone(), registry).await?;
     let Some(entry) = catalog.get(id) else {
         if let Some(p) = catalog.problems().into_iter().find(|p| p.id == id) {

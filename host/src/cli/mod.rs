@@ -1,0 +1,273 @@
+//! Command-line interface: the clap tree, `main`, the dispatch to each command's module (call, keys, publish,
+//! plugins, usage, ledger, serve; the authoring commands are in `crate::author`), and the helpers the commands
+//! share: opening the registry, JSON and table printing. anyhow lives here only; the library speaks typed errors.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use plughost::Home;
+use plughost::registry::{PluginRecord, Registry};
+
+mod call;
+mod keys;
+mod ledger;
+mod plugins;
+mod publish;
+mod serve;
+mod usage;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "plughost",
+    version,
+    about = "Run WebAssembly component plugins under grants, quotas and a metered sandbox"
+)]
+struct Cli {
+    /// Data dir (compile cache, state, config). Default: $PLUGHOST_HOME, else $XDG_DATA_HOME/plughost.
+    #[arg(long, global = true)]
+    home: Option<PathBuf>,
+    /// More host logging on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what a component is: contract version, tools and schemas, the capabilities it needs, digest, size.
+    Inspect {
+        /// A .wasm component.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one tool of an installed plugin (by id) or of a .wasm file, and print its result and the call report.
+    Call(Box<call::CallArgs>),
+    /// Manage publisher keys: generate, trust, revoke, list.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Sign a component: its digest plus the id, version and capabilities it declares.
+    Sign(publish::SignArgs),
+    /// Verify, approve and install a signed component.
+    Install(publish::InstallArgs),
+    /// Install a new version of an installed plugin; shows the capability diff, new capabilities need approval.
+    Upgrade(publish::InstallArgs),
+    /// Go back to the previous installed version of a plugin (with the grants it had).
+    Rollback { id: String },
+    /// Remove an installed plugin, its config and secrets.
+    Remove { id: String },
+    /// List installed plugins.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one installed plugin: status, publisher, grants, limits, config, tools, versions.
+    Info {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a plugin declared and what is granted.
+    Grants {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant capabilities to an installed plugin (operator only; running gateways pick it up without restart).
+    Grant {
+        id: String,
+        #[arg(required = true, value_name = "GRANT")]
+        grants: Vec<String>,
+    },
+    /// Revoke capabilities (by capability name or grant) from an installed plugin.
+    Revoke {
+        id: String,
+        #[arg(required = true, value_name = "CAPABILITY")]
+        capabilities: Vec<String>,
+    },
+    /// A plugin's settings and secrets.
+    Config {
+        id: String,
+        #[command(subcommand)]
+        command: plugins::ConfigCommand,
+    },
+    /// Show or set a plugin's quotas: fuel, memory, timeout, concurrency per call; calls and token budget per window.
+    Limits(usage::LimitsArgs),
+    /// What each plugin may use and what it used: fuel, memory, deadline, concurrency, contracts in their window.
+    Quota(usage::QuotaArgs),
+    /// Calls, errors, latency, fuel and memory per plugin and tool over a period, from the ledger.
+    Stats(usage::StatsArgs),
+    /// Enable a disabled plugin.
+    Enable { id: String },
+    /// Disable a plugin without removing it.
+    Disable { id: String },
+    /// Create a plugin project: WIT wired, one example tool, a README, test cases (rust, python, js, c).
+    New(crate::author::new::NewArgs),
+    /// Build the plugin project here (or --dir) into <id>.wasm, whatever its language.
+    Build(crate::author::build::BuildArgs),
+    /// Build, then run the [[test]] cases of the project's plughost.toml against the component.
+    Test(crate::author::test::TestArgs),
+    /// Wrap a core wasm32-wasi module into a component (the WASI preview1 adapter is built in).
+    Componentize(crate::author::componentize::ComponentizeArgs),
+    /// The pinned guest toolchains `plughost build` uses: install, list.
+    #[command(subcommand)]
+    Toolchain(crate::author::ToolchainCommand),
+    /// What was installed, upgraded, granted and revoked, and when.
+    History {
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The usage ledger: every call and plugin event, hash-chained. show, verify, export, checkpoint.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
+    /// Serve every enabled plugin's tools over MCP: `--stdio`, or `--http [127.0.0.1:8787]`.
+    Serve(serve::ServeArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "plugin=info,plughost=warn,wasmtime=warn",
+        1 => "plugin=debug,plughost=info,wasmtime=warn",
+        _ => "plugin=trace,plughost=debug,wasmtime=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(true)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let home = cli.home.map(Home::at).unwrap_or_else(Home::from_env);
+    match cli.command {
+        Command::Inspect { file, json } => call::inspect(&home, &file, json).await,
+        Command::Call(args) => call::call(&home, *args).await,
+        Command::Keys(cmd) => keys::keys(&home, cmd),
+        Command::Sign(args) => publish::sign(&home, args).await,
+        Command::Install(args) => publish::install(&home, args, false).await,
+        Command::Upgrade(args) => publish::install(&home, args, true).await,
+        Command::Rollback { id } => plugins::rollback(&home, &id),
+        Command::Remove { id } => plugins::remove(&home, &id),
+        Command::List { json } => plugins::list(&home, json),
+        Command::Info { id, json } => plugins::info(&home, &id, json),
+        Command::Grants { id, json } => plugins::grants(&home, &id, json),
+        Command::Grant { id, grants } => plugins::grant(&home, &id, &grants),
+        Command::Revoke { id, capabilities } => plugins::revoke(&home, &id, &capabilities),
+        Command::Config { id, command } => plugins::config(&home, &id, command),
+        Command::Limits(args) => usage::limits(&home, args),
+        Command::Quota(args) => usage::quota(&home, args),
+        Command::Stats(args) => usage::stats(&home, args),
+        Command::Enable { id } => plugins::set_enabled(&home, &id, true),
+        Command::Disable { id } => plugins::set_enabled(&home, &id, false),
+        Command::History { id, json } => plugins::history(&home, id.as_deref(), json),
+        Command::Serve(args) => serve::serve(&home, args).await,
+        Command::Ledger(cmd) => ledger::ledger(&home, cmd),
+        Command::New(args) => crate::author::new::run(args),
+        Command::Build(args) => crate::author::build::run(&home, args),
+        Command::Test(args) => crate::author::test::run(&home, args).await,
+        Command::Componentize(args) => crate::author::componentize::run(args),
+        Command::Toolchain(cmd) => crate::author::toolchain(&home, cmd),
+    }
+}
+
+// ---- shared by the commands: the registry, JSON and table printing ---------------------------------------------
+
+fn open_registry(home: &Home) -> Result<Registry> {
+    Ok(Registry::open(home.root())?)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn when(ts: i64) -> String {
+    plughost::units::utc_minute(ts)
+}
+
+fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+    let mut w = [0usize; N];
+    for (i, h) in head.iter().enumerate() {
+        w[i] = h.len();
+    }
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn publisher_text(r: &PluginRecord) -> String {
+    match &r.publisher {
+        Some(p) if p.revoked => format!("{} {} (REVOKED)", p.name, p.fingerprint),
+        Some(p) => format!("{} {}", p.name, p.fingerprint),
+        None => "UNSIGNED (installed with --allow-unsigned)".into(),
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}

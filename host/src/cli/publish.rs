@@ -1,0 +1,368 @@
+//! Getting a component in: `plughost sign` (a publisher signs its digest and what it declares), `install` and
+//! `upgrade` (verify the signature, check the component against it, approve grants, record it in the registry).
+//! Only the CLI approves grants; nothing here is reachable from MCP.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use plughost::registry::{
+    InstallRequest, Provenance, Registry, RegistryError, SignatureFile, capability_diff, grant_kind,
+};
+use plughost::units::human_bytes;
+use plughost::{Capability, ComponentInfo, Grants, Home, Host, Manifest};
+
+use super::{list_or_none, open_registry, print_json, publisher_text};
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The component to sign.
+    pub file: PathBuf,
+    /// Signing key: a key name in the data dir, or a path to a .key file.
+    #[arg(long)]
+    pub key: String,
+    /// Request a specific grant instead of the bare capability (repeatable), e.g.
+    /// --request http:https://api.cloudflare.com. Capabilities the component imports are always declared.
+    #[arg(long = "request", value_name = "GRANT")]
+    pub requests: Vec<String>,
+    /// Where to write the signature (default: FILE.sig).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// The component to install.
+    pub file: PathBuf,
+    /// Its signature (default: FILE.sig).
+    #[arg(long)]
+    pub sig: Option<PathBuf>,
+    /// Approve exactly these grants (repeatable) instead of what the publisher requests.
+    #[arg(long = "grant", value_name = "GRANT")]
+    pub grants: Vec<String>,
+    /// Approve what the publisher requests without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Install without a signature. Recorded, and shown in `list`.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+// ---- sign ------------------------------------------------------------------------------------------------------
+
+async fn describe_file(host: &Host, file: &Path) -> Result<(Vec<u8>, ComponentInfo, Manifest)> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display().to_string();
+    let size = bytes.len();
+    let (component, info, _) = host.compile(&bytes, move || {
+        if std::io::stderr().is_terminal() {
+            eprint!(
+                "compiling {name} ({}) once; later loads come from the cache… ",
+                human_bytes(size as u64)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    })?;
+    let manifest = host.describe(&component).await?;
+    Ok((bytes, info, manifest))
+}
+
+/// The capabilities a component declares: one grant per import, where `--request` may make one specific.
+fn declared_capabilities(info: &ComponentInfo, requests: &[String]) -> Result<Vec<String>> {
+    let requested = Grants::parse(requests).context("--request")?;
+    for g in requested.iter() {
+        if !info.capabilities.contains(&g.capability()) {
+            bail!(
+                "--request {g}: the component does not import `{}`, so it cannot use that grant",
+                g.capability().name()
+            );
+        }
+    }
+    Ok(info
+        .capabilities
+        .iter()
+        .map(|c| {
+            requested
+                .get(*c)
+                .map(ToString::to_string)
+                .unwrap_or_else(|| c.name().to_string())
+        })
+        .collect())
+}
+
+pub async fn sign(home: &Home, args: SignArgs) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let key = reg.signing_key(&args.key)?;
+    let host = Host::open(home)?;
+    let (bytes, info, manifest) = describe_file(&host, &args.file).await?;
+    let caps = declared_capabilities(&info, &args.requests)?;
+    let sig = SignatureFile::sign(&key, &bytes, &manifest.id, &manifest.version, caps.clone());
+    let out = args.out.unwrap_or_else(|| sig_path(&args.file));
+    plughost::registry::blobs::write_atomic(&out, sig.to_json().as_bytes())?;
+    println!(
+        "signed {} {} ({}) with `{}` {}",
+        manifest.id,
+        manifest.version,
+        sig.statement.digest,
+        key.name,
+        key.public().fingerprint()
+    );
+    println!(
+        "  declares  {}",
+        if caps.is_empty() {
+            "no capabilities".to_string()
+        } else {
+            caps.join(", ")
+        }
+    );
+    println!("  wrote     {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sig_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+// ---- install / upgrade -----------------------------------------------------------------------------------------
+
+struct Checked {
+    bytes: Vec<u8>,
+    info: ComponentInfo,
+    manifest: Manifest,
+    provenance: Provenance,
+    declared: Vec<String>,
+}
+
+/// Verifies and inspects a component for install: signature first (nothing else runs for an unsigned or badly
+/// signed file), then the component itself (a core module or wrong contract is refused by the host), then that its
+/// `describe()` and imports match what was signed.
+async fn check_for_install(reg: &Registry, host: &Host, args: &InstallArgs) -> Result<Checked> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let sig_file = args.sig.clone().unwrap_or_else(|| sig_path(&args.file));
+    let provenance = if sig_file.exists() {
+        let text = std::fs::read_to_string(&sig_file)
+            .with_context(|| format!("cannot read {}", sig_file.display()))?;
+        let sig = SignatureFile::parse(&text)
+            .with_context(|| format!("signature {}", sig_file.display()))?;
+        Provenance::Signed(reg.verify(&bytes, &sig)?)
+    } else if args.allow_unsigned {
+        Provenance::unsigned(&bytes)
+    } else {
+        bail!(
+            "{} is not signed (no {}). Sign it with `plughost sign {} --key <name>`, or install it anyway with \
+             --allow-unsigned (recorded and shown in `plughost list`)",
+            args.file.display(),
+            sig_file.display(),
+            args.file.display()
+        );
+    };
+    let (_, info, manifest) = describe_file(host, &args.file).await?;
+    let declared = match &provenance {
+        Provenance::Signed(v) => {
+            let s = v.statement();
+            if s.plugin != manifest.id || s.version != manifest.version {
+                bail!(
+                    "manifest mismatch: the component says it is {} {}, but the signature is for {} {}",
+                    manifest.id,
+                    manifest.version,
+                    s.plugin,
+                    s.version
+                );
+            }
+            let kinds = s.kinds();
+            let undeclared: Vec<&str> = info
+                .capabilities
+                .iter()
+                .map(|c| c.name())
+                .filter(|c| !kinds.contains(c))
+                .collect();
+            if !undeclared.is_empty() {
+                bail!(
+                    "the component imports {} but its publisher did not declare {}; refusing to install",
+                    undeclared.join(", "),
+                    if undeclared.len() == 1 { "it" } else { "them" }
+                );
+            }
+            s.capabilities.clone()
+        }
+        Provenance::Unsigned { .. } => info
+            .capabilities
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
+    };
+    Ok(Checked {
+        bytes,
+        info,
+        manifest,
+        provenance,
+        declared,
+    })
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+/// Decides the grants to approve. `--grant` wins; else the publisher's requests, with approval from --yes or a
+/// prompt. `needs_approval` lists what is new (for an upgrade) or everything (for an install).
+fn approve(
+    args: &InstallArgs,
+    plugin: &str,
+    proposed: Vec<String>,
+    needs_approval: &[String],
+) -> Result<Vec<String>> {
+    let approved = if !args.grants.is_empty() {
+        Grants::parse(&args.grants)?.to_strings()
+    } else if needs_approval.is_empty() || args.yes {
+        proposed
+    } else {
+        eprintln!("plugin `{plugin}` asks for:");
+        for g in needs_approval {
+            let desc = Capability::from_name(grant_kind(g))
+                .map(|c| c.describe())
+                .unwrap_or("");
+            eprintln!("  {g:<36} {desc}");
+        }
+        if confirm("approve these grants?")? {
+            proposed
+        } else {
+            bail!(
+                "not approved: nothing was installed. Approve with --yes, or choose grants with --grant \
+                 (e.g. {})",
+                needs_approval
+                    .iter()
+                    .map(|g| format!("--grant {g}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    };
+    // One canonical spelling, one grant per capability, in capability order.
+    Ok(Grants::parse(&approved)?.to_strings())
+}
+
+fn check_covers_imports(plugin: &str, info: &ComponentInfo, approved: &[String]) -> Result<()> {
+    let g = Grants::parse(approved)?;
+    let missing: Vec<&str> = info
+        .capabilities
+        .iter()
+        .filter(|c| !g.has(**c))
+        .map(|c| c.name())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "plugin `{plugin}` imports {} and could not run without {}; nothing was installed",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        );
+    }
+    Ok(())
+}
+
+pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let host = Host::open(home)?;
+    let c = check_for_install(&reg, &host, &args).await?;
+    let id = c.manifest.id.clone();
+    let existing = match reg.plugin(&id) {
+        Ok(r) => Some(r),
+        Err(RegistryError::NotInstalled(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let digest = c.provenance.digest().to_string();
+    let record = match (existing, upgrade) {
+        (Some(cur), _) if cur.digest == digest => {
+            println!(
+                "{id} {} ({digest}) is already installed and current",
+                cur.version
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        (Some(cur), false) => {
+            bail!(
+                "plugin `{id}` is already installed (version {}); use `plughost upgrade {}`",
+                cur.version,
+                args.file.display()
+            )
+        }
+        (None, true) => bail!(
+            "plugin `{id}` is not installed; use `plughost install {}`",
+            args.file.display()
+        ),
+        (None, false) => {
+            let approved = approve(&args, &id, c.declared.clone(), &c.declared)?;
+            check_covers_imports(&id, &c.info, &approved)?;
+            reg.install(InstallRequest {
+                provenance: c.provenance.clone(),
+                bytes: &c.bytes,
+                plugin: &id,
+                version: &c.manifest.version,
+                manifest_json: serde_json::to_string(&c.manifest)?,
+                imports: c.declared.clone(),
+                grants: approved,
+            })?
+        }
+        (Some(cur), true) => {
+            let (added, removed) = capability_diff(&cur.declared, &c.declared);
+            println!("upgrade {id}: {} -> {}", cur.version, c.manifest.version);
+            for g in &added {
+                println!("  + {g}   (new: needs approval)");
+            }
+            for g in &removed {
+                println!("  - {g}");
+            }
+            if added.is_empty() && removed.is_empty() {
+                println!("  capabilities unchanged");
+            }
+            // Keep what the operator approved before (where still declared), and ask for what is new.
+            let kinds: Vec<&str> = c.declared.iter().map(|d| grant_kind(d)).collect();
+            let mut proposed: Vec<String> = cur
+                .grants
+                .iter()
+                .filter(|g| kinds.contains(&grant_kind(g)))
+                .cloned()
+                .collect();
+            proposed.extend(added.iter().cloned());
+            let approved = approve(&args, &id, proposed, &added)?;
+            check_covers_imports(&id, &c.info, &approved)?;
+            reg.upgrade(InstallRequest {
+                provenance: c.provenance.clone(),
+                bytes: &c.bytes,
+                plugin: &id,
+                version: &c.manifest.version,
+                manifest_json: serde_json::to_string(&c.manifest)?,
+                imports: c.declared.clone(),
+                grants: approved,
+            })?
+        }
+    };
+    if args.json {
+        print_json(&record)?;
+    } else {
+        println!(
+            "{} {id} {} ({})",
+            if upgrade { "upgraded" } else { "installed" },
+            record.version,
+            record.digest
+        );
+        println!("  publisher  {}", publisher_text(&record));
+        println!("  grants     {}", list_or_none(&record.grants));
+        println!("  tools      {}", c.manifest.tools.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
