@@ -13,7 +13,7 @@ use plughost::settings::{SettingsFile, check_limits};
 use plughost::units::{human_bytes, human_duration, parse_bytes, parse_duration};
 use plughost::{CallReport, Grants, Home, Host, PluginSettings};
 
-use super::open_registry;
+use super::show::open_registry;
 
 #[derive(Args, Debug)]
 pub struct CallArgs {

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use plughost::Home;
 use plughost::registry::{PublicKey, Registry, RegistryError};
 
-use super::{open_registry, print_json, when};
+use super::show::{open_registry, print_json, when};
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {

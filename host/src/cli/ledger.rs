@@ -152,7 +152,7 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Checkpoint { key } => {
-            let registry = super::open_registry(home)?;
+            let registry = super::show::open_registry(home)?;
             let kp = registry.signing_key(&key)?;
             let v = ledger.verify()?;
             if let Some(p) = v.problem {
@@ -193,7 +193,7 @@ fn print_row(e: &Entry) {
     println!(
         "{:>6}  {:<17}  {:<24}  {:<14}  {:>9}  {:>11}  {:>9}  {}",
         e.seq,
-        super::when(x.time_ms / 1000),
+        super::show::when(x.time_ms / 1000),
         what,
         x.outcome,
         plughost::units::human_duration(std::time::Duration::from_micros(x.duration_us)),

@@ -1,6 +1,6 @@
 //! Command-line interface: the clap tree, `main`, the dispatch to each command's module (call, keys, publish,
 //! plugins, usage, ledger, serve; the authoring commands are in `crate::author`), and the helpers the commands
-//! share: opening the registry, JSON and table printing. anyhow lives here only; the library speaks typed errors.
+//! share are in `show.rs`. anyhow lives here only; the library speaks typed errors.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use plughost::Home;
-use plughost::registry::{PluginRecord, Registry};
 
 mod call;
 mod keys;
@@ -17,6 +16,7 @@ mod ledger;
 mod plugins;
 mod publish;
 mod serve;
+mod show;
 mod usage;
 
 #[derive(Parser, Debug)]
@@ -199,75 +199,4 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Componentize(args) => crate::author::componentize::run(args),
         Command::Toolchain(cmd) => crate::author::toolchain(&home, cmd),
     }
-}
-
-// ---- shared by the commands: the registry, JSON and table printing ---------------------------------------------
-
-fn open_registry(home: &Home) -> Result<Registry> {
-    Ok(Registry::open(home.root())?)
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-fn when(ts: i64) -> String {
-    plughost::units::utc_minute(ts)
-}
-
-fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
-    let mut w = [0usize; N];
-    for (i, h) in head.iter().enumerate() {
-        w[i] = h.len();
-    }
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == N {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(head.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
-}
-
-fn list_or_none(v: &[String]) -> String {
-    if v.is_empty() {
-        "none".into()
-    } else {
-        v.join(", ")
-    }
-}
-
-fn publisher_text(r: &PluginRecord) -> String {
-    match &r.publisher {
-        Some(p) if p.revoked => format!("{} {} (REVOKED)", p.name, p.fingerprint),
-        Some(p) => format!("{} {}", p.name, p.fingerprint),
-        None => "UNSIGNED (installed with --allow-unsigned)".into(),
-    }
-}
-
-/// 1234567 → "1,234,567".
-fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }

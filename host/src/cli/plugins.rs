@@ -10,7 +10,7 @@ use plughost::registry::grant_kind;
 use plughost::units::{format_bytes, human_bytes};
 use plughost::{Capability, Grants, Home, Manifest};
 
-use super::{list_or_none, open_registry, print_json, publisher_text, table, when};
+use super::show::{list_or_none, open_registry, print_json, publisher_text, table, when};
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {

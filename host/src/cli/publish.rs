@@ -14,7 +14,7 @@ use plughost::registry::{
 use plughost::units::human_bytes;
 use plughost::{Capability, ComponentInfo, Grants, Home, Host, Manifest};
 
-use super::{list_or_none, open_registry, print_json, publisher_text};
+use super::show::{list_or_none, open_registry, print_json, publisher_text};
 
 #[derive(Args, Debug)]
 pub struct SignArgs {

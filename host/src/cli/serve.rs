@@ -60,7 +60,7 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     if args.no_standby {
         host = host.without_standby();
     }
-    let registry = Arc::new(super::open_registry(home)?);
+    let registry = Arc::new(super::show::open_registry(home)?);
     let catalog = Arc::new(plughost::Catalog::open(host, registry).await?);
     let gateway = Gateway::open(catalog).await?;
     let index = gateway.index();

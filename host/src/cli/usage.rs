@@ -10,7 +10,7 @@ use plughost::Home;
 use plughost::registry::{PluginLimits, Window};
 use plughost::units::{format_bytes, parse_bytes, parse_duration};
 
-use super::{group_digits, open_registry, print_json};
+use super::show::{group_digits, open_registry, print_json};
 
 #[derive(Args, Debug)]
 pub struct LimitsArgs {
