@@ -10,10 +10,12 @@
 
 pub mod blobs;
 mod error;
+pub mod grants;
 pub mod index;
 pub mod keys;
 pub mod ledger;
 pub mod signature;
+pub mod units;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
