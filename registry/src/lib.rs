@@ -1,6 +1,9 @@
 //! plughost's trust and storage. No wasmtime here: the registry knows bytes, digests, keys, signatures and what the
 //! operator approved; the host inspects components and hands the registry what it found.
 //!
+//! Grants are typed here ([`grants`], with the size and duration units they use in [`units`]): the registry parses the
+//! grant strings it stores to check them against what the publisher declared.
+//!
 //! Layout under the data dir:
 //! - `blobs/` — components by blake3 digest ([`blobs::BlobStore`]);
 //! - `index.db` — SQLite (WAL, mode 0600): plugins, versions, publisher keys, approved grants, limits, config and
