@@ -32,12 +32,13 @@ use rusqlite::Connection;
 
 pub use blobs::{BlobStore, Digest};
 pub use error::{RegistryError, Result};
+pub use grants::grant_kind;
 pub use index::{
     ConfigEntry, HistoryEntry, InstallRequest, KeyRecord, PluginLimits, PluginRecord, Publisher,
     Runnable, ToolContract, VersionRecord, Window, capability_diff, check_plugin_id,
 };
 pub use keys::{KeyPair, PublicKey};
-pub use signature::{SignatureFile, SignerStatus, Statement, Verified, grant_kind};
+pub use signature::{SignatureFile, SignerStatus, Statement, Verified};
 pub use trust::Provenance;
 
 /// The registry: one per data dir. Safe to share between threads; several processes may open the same data dir.

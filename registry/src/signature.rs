@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blobs::Digest;
 use crate::error::{RegistryError, Result};
+use crate::grants::grant_kind;
 use crate::keys::{KeyPair, PublicKey, fingerprint_of};
 
 pub const FORMAT: &str = "plughost-signature-v1";
@@ -55,11 +56,6 @@ impl Statement {
         k.dedup();
         k
     }
-}
-
-/// The capability a grant string is for: `http` for `http:https://api.example.com`, `state` for `state:16MiB`.
-pub fn grant_kind(grant: &str) -> &str {
-    grant.split(':').next().unwrap_or(grant).trim()
 }
 
 /// A signature file.

@@ -8,9 +8,10 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::blobs::{self, Digest};
 use crate::error::{RegistryError, Result};
+use crate::grants::GrantKind;
 use crate::index::now;
 use crate::keys::{self, KeyPair, PublicKey};
-use crate::signature::{self, SignatureFile, SignerStatus, Verified, grant_kind};
+use crate::signature::{self, SignatureFile, SignerStatus, Verified};
 use crate::{KeyRecord, Registry};
 
 /// Where a component came from: verified against a trusted key, or explicitly allowed unsigned by the operator.
@@ -219,11 +220,13 @@ impl Registry {
     }
 }
 
-/// Refuses grants for capability kinds the publisher did not declare.
+/// Refuses grants for capability kinds the publisher did not declare. Each string is read once into its
+/// [`GrantKind`]; only the kinds are compared (a grant's options, such as its origins, are not checked against the
+/// declared ones).
 pub(crate) fn check_declared(plugin: &str, grants: &[String], declared: &[String]) -> Result<()> {
-    let kinds: Vec<&str> = declared.iter().map(|d| grant_kind(d)).collect();
+    let kinds: Vec<GrantKind<'_>> = declared.iter().map(|d| GrantKind::of(d)).collect();
     for g in grants {
-        if !kinds.contains(&grant_kind(g)) {
+        if !kinds.contains(&GrantKind::of(g)) {
             return Err(RegistryError::Undeclared {
                 plugin: plugin.to_string(),
                 grant: g.clone(),
@@ -236,4 +239,35 @@ pub(crate) fn check_declared(plugin: &str, grants: &[String], declared: &[String
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn declared_checks_compare_capability_kinds_only() {
+        let declared = strings(&["http:https://api.example.com", "state:1MiB", "system"]);
+        // Another origin or quota of a declared capability passes: only the kind is compared (for now).
+        let ok = strings(&["http:https://other.example", "state", " system"]);
+        assert!(check_declared("p", &ok, &declared).is_ok());
+        let e = check_declared("p", &strings(&["log"]), &declared).expect_err("undeclared");
+        assert!(
+            matches!(&e, RegistryError::Undeclared { grant, declared, .. }
+                if grant == "log" && declared == "http:https://api.example.com, state:1MiB, system"),
+            "{e}"
+        );
+        assert!(matches!(
+            check_declared("p", &strings(&["system"]), &[]),
+            Err(RegistryError::Undeclared { declared, .. }) if declared == "nothing"
+        ));
+        // Names this build does not know compare as written.
+        assert!(check_declared("p", &strings(&["fs:/tmp"]), &strings(&["fs"])).is_ok());
+        assert!(check_declared("p", &strings(&["fs"]), &strings(&["net"])).is_err());
+        assert!(check_declared("p", &strings(&["System"]), &declared).is_err());
+    }
 }
