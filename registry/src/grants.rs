@@ -4,6 +4,8 @@
 //! `log`, `metrics`, `config`, `system`, `ledger`, `state` or `state:16MiB`, `http:https://api.example.com`,
 //! `http:https://*.example.com:8443,http://127.0.0.1:9000`, `container:read,lifecycle;images=localhost/busybox:*`.
 //! Strings are parsed into [`Grant`] values at load time; nothing on the call path looks at a string again.
+//! [`GrantKind`] reads only the capability name of a grant string (what the registry compares when it checks grants
+//! against what a publisher declared); [`Grants`] is the set one plugin holds.
 //!
 //! The registry stores and checks grants, so the types live here; the host re-exports this module as
 //! `plughost::grants`.

@@ -10,6 +10,9 @@
 //! ```
 //! The signed message is `plughost-signature-v1\0` followed by the statement serialized as compact JSON in the field
 //! order above, with capabilities sorted.
+//!
+//! This file is the format and the cryptographic check; which keys are trusted, and what an install checks beyond the
+//! signature, is [`crate::trust`]'s.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
