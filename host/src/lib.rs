@@ -11,7 +11,8 @@
 //! - `caps` (one module per WIT interface, each seeing the store only through its own view trait);
 //! - `ledger` (the host's writer of call entries) and `contract` (calls and cost per window);
 //! - `call` (what a call returns: output, typed errors, the result) and `report`;
-//! - `grants`, `units` and the registry (trust and storage, its own crate), `settings`, `home`, `bindings`.
+//! - the registry (its own crate: trust, storage, and the `grants` and `units` it shares with the host, re-exported
+//!   here), `settings`, `home`, `bindings`.
 
 pub mod bindings;
 pub mod call;
@@ -19,19 +20,18 @@ pub mod caps;
 pub mod catalog;
 pub mod contract;
 pub mod gateway;
-pub mod grants;
 pub mod home;
 pub mod ledger;
 pub mod quota;
 pub mod report;
 pub mod runtime;
 pub mod settings;
-pub mod units;
 
 pub use call::{CallError, CallResult, Content, ToolOutput};
 pub use catalog::Catalog;
 pub use grants::{Capability, Grant, Grants};
 pub use home::Home;
 pub use plughost_registry as registry;
+pub use plughost_registry::{grants, units};
 pub use report::{CallReport, Outcome};
 pub use runtime::{ComponentInfo, Host, Limits, LoadError, LoadedPlugin, Manifest, PluginSettings};

@@ -10,6 +10,9 @@
 //! ```
 //! The signed message is `plughost-signature-v1\0` followed by the statement serialized as compact JSON in the field
 //! order above, with capabilities sorted.
+//!
+//! This file is the format and the cryptographic check; which keys are trusted, and what an install checks beyond the
+//! signature, is [`crate::trust`]'s.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -18,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blobs::Digest;
 use crate::error::{RegistryError, Result};
+use crate::grants::grant_kind;
 use crate::keys::{KeyPair, PublicKey, fingerprint_of};
 
 pub const FORMAT: &str = "plughost-signature-v1";
@@ -55,11 +59,6 @@ impl Statement {
         k.dedup();
         k
     }
-}
-
-/// The capability a grant string is for: `http` for `http:https://api.example.com`, `state` for `state:16MiB`.
-pub fn grant_kind(grant: &str) -> &str {
-    grant.split(':').next().unwrap_or(grant).trim()
 }
 
 /// A signature file.

@@ -4,6 +4,14 @@
 //! `log`, `metrics`, `config`, `system`, `ledger`, `state` or `state:16MiB`, `http:https://api.example.com`,
 //! `http:https://*.example.com:8443,http://127.0.0.1:9000`, `container:read,lifecycle;images=localhost/busybox:*`.
 //! Strings are parsed into [`Grant`] values at load time; nothing on the call path looks at a string again.
+//! [`GrantKind`] reads only the capability name of a grant string (what the registry compares when it checks grants
+//! against what a publisher declared); [`Grants`] is the set one plugin holds.
+//!
+//! One file (about 700 lines, a third of them tests) on purpose: it is one grammar, and every capability's options
+//! parse and print next to each other; splitting off the origins would put half of `http:` elsewhere.
+//!
+//! The registry stores and checks grants, so the types live here; the host re-exports this module as
+//! `plughost::grants`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -252,6 +260,58 @@ pub struct ContainerOps {
     pub any_container: bool,
 }
 
+/// Splits a grant string at its first `:` into the capability name and the options: `http:https://a.org` is
+/// `("http", Some("https://a.org"))`, `log` is `("log", None)`. The one place a grant string is cut.
+fn split(grant: &str) -> (&str, Option<&str>) {
+    match grant.split_once(':') {
+        Some((name, options)) => (name, Some(options)),
+        None => (grant, None),
+    }
+}
+
+/// The capability a grant string names, read without its options: what grants are compared by when they are
+/// checked against what a publisher declared. It never fails, so a grant whose options do not parse (`http:*`) still
+/// has a kind; a name this build does not know stays as written (trimmed), so two such grants compare as their names
+/// do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantKind<'a> {
+    Known(Capability),
+    Unknown(&'a str),
+}
+
+impl<'a> GrantKind<'a> {
+    /// The kind of a grant string: [`Capability::Http`] for `http:https://api.example.com`, [`Capability::State`] for
+    /// `state:16MiB`.
+    pub fn of(grant: &'a str) -> GrantKind<'a> {
+        let name = split(grant.trim()).0.trim();
+        match Capability::from_name(name) {
+            Some(cap) => GrantKind::Known(cap),
+            None => GrantKind::Unknown(name),
+        }
+    }
+
+    /// The capability's name, or the unknown name as written.
+    pub fn name(self) -> &'a str {
+        match self {
+            GrantKind::Known(cap) => cap.name(),
+            GrantKind::Unknown(name) => name,
+        }
+    }
+
+    pub fn capability(self) -> Option<Capability> {
+        match self {
+            GrantKind::Known(cap) => Some(cap),
+            GrantKind::Unknown(_) => None,
+        }
+    }
+}
+
+/// The capability name a grant string is for: `http` for `http:https://api.example.com`, `state` for `state:16MiB`,
+/// and the name as written for a capability this build does not know. [`GrantKind::of`] is the typed form.
+pub fn grant_kind(grant: &str) -> &str {
+    GrantKind::of(grant).name()
+}
+
 /// The default state quota when `state` is granted without a size.
 pub const DEFAULT_STATE_QUOTA: u64 = 16 * 1024 * 1024;
 
@@ -295,10 +355,7 @@ impl FromStr for Grant {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let (name, options) = match s.split_once(':') {
-            Some((n, o)) => (n, Some(o)),
-            None => (s, None),
-        };
+        let (name, options) = split(s);
         let cap = Capability::from_name(name)
             .ok_or_else(|| GrantError::UnknownCapability(name.to_string()))?;
         let no_options = |g: Grant| match options {
@@ -556,6 +613,45 @@ mod tests {
             "container:everything".parse::<Grant>(),
             Err(GrantError::BadContainer(_))
         ));
+    }
+
+    #[test]
+    fn grant_kinds_read_the_name_before_the_first_colon() {
+        for (grant, kind) in [
+            ("http:https://api.example.com", "http"),
+            (
+                "http:https://*.example.com:8443,http://127.0.0.1:9000",
+                "http",
+            ),
+            (
+                "container:read,lifecycle;images=localhost/busybox:*",
+                "container",
+            ),
+            ("state:16MiB", "state"),
+            ("state", "state"),
+            (" system ", "system"),
+            (" http : https://a.org", "http"),
+            ("http", "http"),
+            ("http:*", "http"),
+            ("fs:/tmp", "fs"),
+            ("System", "System"),
+            ("a:b:c", "a"),
+            ("", ""),
+        ] {
+            assert_eq!(grant_kind(grant), kind, "{grant:?}");
+            // The same as cutting the string at its first colon and trimming, as the registry always did.
+            assert_eq!(
+                grant_kind(grant),
+                grant.split(':').next().unwrap_or(grant).trim()
+            );
+        }
+        assert_eq!(GrantKind::of("http:*"), GrantKind::Known(Capability::Http));
+        assert_eq!(
+            GrantKind::of("state:lots").capability(),
+            Some(Capability::State)
+        );
+        assert_eq!(GrantKind::of("fs"), GrantKind::Unknown("fs"));
+        assert_eq!(GrantKind::of("System"), GrantKind::Unknown("System"));
     }
 
     #[test]

@@ -1,13 +1,27 @@
-//! The SQLite index: schema, migrations and the typed records read from it.
+//! The SQLite index (`index.db`): its schema and migrations, the typed records read from it, and the connection
+//! helpers every write goes through (the generation counter, the install history).
+//!
+//! The registry's SQL lives in this module, by area: `plugins.rs` reads installed plugins, `install.rs` installs,
+//! upgrades, rolls back and removes them, and `settings.rs` holds what the operator changes on an installed plugin
+//! (grants, limits, enabled, config and secrets). The trust store's keys table is read and written by
+//! [`crate::trust`].
+
+mod install;
+mod plugins;
+mod settings;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, params};
 use serde::{Deserialize, Serialize};
 
+use crate::Registry;
 use crate::error::{RegistryError, Result};
+
+pub use install::{InstallRequest, capability_diff};
+pub use plugins::{Runnable, check_plugin_id};
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran. Never edit one that shipped: add a new
 /// one.
@@ -129,6 +143,60 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Now, in Unix seconds (what `installed_at`, `updated_at` and the history record).
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A value as the JSON text the index stores (grant lists, limits).
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+impl Registry {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll back), so a poisoned
+        // lock is safe to reuse.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A number that changes whenever anything a running host cares about changes (installs, grants, limits,
+    /// config, keys). Cheap: the gateway polls it.
+    pub fn generation(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Bumps the generation (see [`Registry::generation`]); every committed change calls it.
+    pub(crate) fn bump(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+        tx.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'generation'",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a line to the install history.
+    pub(crate) fn log(
+        tx: &rusqlite::Transaction<'_>,
+        plugin: Option<&str>,
+        action: &str,
+        detail: &str,
+    ) -> Result<()> {
+        tx.execute(
+            "INSERT INTO history (at, plugin_id, action, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![now(), plugin, action, detail],
+        )?;
+        Ok(())
+    }
+}
 
 /// Per-plugin quotas set by the operator. `None` means the host's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

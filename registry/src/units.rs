@@ -1,4 +1,7 @@
 //! Human sizes and durations for the CLI and TOML: `64MiB`, `1.5GB`, `5s`, `250ms`.
+//!
+//! Here rather than in the host because grants spell state quotas in these units (`state:16MiB`); the host
+//! re-exports this module as `plughost::units`.
 
 use std::time::Duration;
 

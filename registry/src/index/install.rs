@@ -1,0 +1,229 @@
+//! Installing, upgrading, rolling back and removing plugins: the index transactions that change which version of a
+//! plugin is current, and the blobs written before them. The checks a request must pass first (signature, declared
+//! capabilities) are [`crate::trust`]'s.
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::{check_plugin_id, json, now};
+use crate::blobs::Digest;
+use crate::error::{RegistryError, Result};
+use crate::trust::{Provenance, check_declared};
+use crate::{PluginRecord, Registry};
+
+/// What to install: the bytes, where they came from, what the host found in them, and what the operator approved.
+#[derive(Debug)]
+pub struct InstallRequest<'a> {
+    pub provenance: Provenance,
+    pub bytes: &'a [u8],
+    /// The id and version the component's `describe()` returned.
+    pub plugin: &'a str,
+    pub version: &'a str,
+    /// The manifest as JSON, kept so the host can show tools without running the guest.
+    pub manifest_json: String,
+    /// For unsigned components: the capabilities the component imports (for signed ones, the statement's list).
+    pub imports: Vec<String>,
+    /// The grants the operator approved.
+    pub grants: Vec<String>,
+}
+
+impl Registry {
+    fn check_request(req: &InstallRequest<'_>) -> Result<Vec<String>> {
+        check_plugin_id(req.plugin)?;
+        let declared = req
+            .provenance
+            .check(req.bytes, req.plugin, req.version, &req.imports)?;
+        check_declared(req.plugin, &req.grants, &declared)?;
+        Ok(declared)
+    }
+
+    fn insert_version(
+        tx: &rusqlite::Transaction<'_>,
+        req: &InstallRequest<'_>,
+        declared: &[String],
+    ) -> Result<i64> {
+        let (key_fp, sig) = match &req.provenance {
+            Provenance::Signed(v) => (
+                Some(v.signer().fingerprint.clone()),
+                Some(v.signature_json().to_string()),
+            ),
+            Provenance::Unsigned { .. } => (None, None),
+        };
+        tx.execute(
+            "INSERT INTO versions (plugin_id, version, digest, size, key_fingerprint, signature, declared, grants,
+                                   manifest, installed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                req.plugin,
+                req.version,
+                req.provenance.digest().to_string(),
+                req.bytes.len() as i64,
+                key_fp,
+                sig,
+                json(&declared),
+                json(&req.grants),
+                req.manifest_json,
+                now()
+            ],
+        )?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    /// Installs a new plugin. The blob is written (atomically) first, then one index transaction makes it visible:
+    /// a crash in between leaves an unreferenced blob and no half-installed plugin.
+    pub fn install(&self, req: InstallRequest<'_>) -> Result<PluginRecord> {
+        let declared = Self::check_request(&req)?;
+        self.blobs.put(req.bytes)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT v.version FROM plugins p JOIN versions v ON v.seq = p.current_seq WHERE p.id = ?1",
+                [req.plugin],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(version) = existing {
+            return Err(RegistryError::AlreadyInstalled {
+                id: req.plugin.to_string(),
+                version,
+            });
+        }
+        let seq = Self::insert_version(&tx, &req, &declared)?;
+        let at = now();
+        tx.execute(
+            "INSERT INTO plugins (id, current_seq, enabled, installed_at, updated_at) VALUES (?1, ?2, 1, ?3, ?3)",
+            params![req.plugin, seq, at],
+        )?;
+        Self::log(
+            &tx,
+            Some(req.plugin),
+            if matches!(req.provenance, Provenance::Unsigned { .. }) {
+                "install-unsigned"
+            } else {
+                "install"
+            },
+            &format!(
+                "{} {} grants [{}]",
+                req.version,
+                req.provenance.digest(),
+                req.grants.join(", ")
+            ),
+        )?;
+        Self::bump(&tx)?;
+        tx.commit()?;
+        drop(conn);
+        self.plugin(req.plugin)
+    }
+
+    /// Installs a new version of an installed plugin and makes it current. The caller shows the capability diff
+    /// ([`capability_diff`]) and gets approval before calling this.
+    pub fn upgrade(&self, req: InstallRequest<'_>) -> Result<PluginRecord> {
+        let declared = Self::check_request(&req)?;
+        let current = self.plugin(req.plugin)?;
+        if current.digest == req.provenance.digest().to_string() {
+            return Err(RegistryError::SameVersion {
+                id: current.id,
+                version: current.version,
+                digest: current.digest,
+            });
+        }
+        self.blobs.put(req.bytes)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq = Self::insert_version(&tx, &req, &declared)?;
+        // A new, verified version re-enables a plugin that was disabled (e.g. for a revoked key).
+        tx.execute(
+            "UPDATE plugins SET current_seq = ?2, enabled = 1, disabled_reason = NULL, updated_at = ?3 WHERE id = ?1",
+            params![req.plugin, seq, now()],
+        )?;
+        Self::log(
+            &tx,
+            Some(req.plugin),
+            "upgrade",
+            &format!(
+                "{} -> {} {} grants [{}]",
+                current.version,
+                req.version,
+                req.provenance.digest(),
+                req.grants.join(", ")
+            ),
+        )?;
+        Self::bump(&tx)?;
+        tx.commit()?;
+        drop(conn);
+        self.plugin(req.plugin)
+    }
+
+    /// Makes the previous installed version current again, with the grants it had.
+    pub fn rollback(&self, id: &str) -> Result<PluginRecord> {
+        let current = self.plugin(id)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let prev: Option<(i64, String, Option<i64>)> = tx
+            .query_row(
+                "SELECT v.seq, v.version, k.revoked_at FROM versions v LEFT JOIN keys k ON k.fingerprint = v.key_fingerprint
+                 WHERE v.plugin_id = ?1 AND v.seq < ?2 ORDER BY v.seq DESC LIMIT 1",
+                params![id, current.seq],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let (seq, version, revoked) =
+            prev.ok_or_else(|| RegistryError::NoEarlierVersion(id.to_string()))?;
+        let (enabled, reason) = match revoked {
+            Some(_) => (0, Some("its publisher key was revoked".to_string())),
+            None => (1, None),
+        };
+        tx.execute(
+            "UPDATE plugins SET current_seq = ?2, enabled = ?3, disabled_reason = ?4, updated_at = ?5 WHERE id = ?1",
+            params![id, seq, enabled, reason, now()],
+        )?;
+        Self::log(
+            &tx,
+            Some(id),
+            "rollback",
+            &format!("{} -> {version}", current.version),
+        )?;
+        Self::bump(&tx)?;
+        tx.commit()?;
+        drop(conn);
+        self.plugin(id)
+    }
+
+    /// Removes a plugin: its versions, config and secrets. Blobs no other version uses are deleted.
+    pub fn remove(&self, id: &str) -> Result<PluginRecord> {
+        let record = self.plugin(id)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let digests: Vec<String> = {
+            let mut stmt =
+                tx.prepare("SELECT DISTINCT digest FROM versions WHERE plugin_id = ?1")?;
+            stmt.query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        tx.execute("DELETE FROM plugins WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM versions WHERE plugin_id = ?1", [id])?;
+        tx.execute("DELETE FROM config WHERE plugin_id = ?1", [id])?;
+        Self::log(&tx, Some(id), "remove", &record.version)?;
+        Self::bump(&tx)?;
+        tx.commit()?;
+        for d in digests {
+            let still_used: bool = conn
+                .query_row("SELECT 1 FROM versions WHERE digest = ?1", [&d], |_| {
+                    Ok(true)
+                })
+                .optional()?
+                .unwrap_or(false);
+            if !still_used && let Some(digest) = Digest::parse(&d) {
+                self.blobs.delete(&digest)?;
+            }
+        }
+        Ok(record)
+    }
+}
+
+/// The difference between two grant lists: what is new (needs approval) and what goes away.
+pub fn capability_diff(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
+    let added = new.iter().filter(|g| !old.contains(g)).cloned().collect();
+    let removed = old.iter().filter(|g| !new.contains(g)).cloned().collect();
+    (added, removed)
+}

@@ -1,0 +1,344 @@
+//! The hash chain: the canonical encoding each entry's hash covers, appending entries (the chain head is read inside
+//! the write transaction), walking the chain to find the first break, and checkpoints (the head signed with an
+//! ed25519 key).
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use super::{GENESIS, Ledger, LedgerError, NewEntry, Result};
+use crate::keys::{KeyPair, PublicKey};
+
+const DOMAIN: &[u8] = b"plughost-ledger-v1\0";
+const CHECKPOINT_DOMAIN: &[u8] = b"plughost-ledger-checkpoint-v1\0";
+
+/// The canonical encoding hashed into an entry: a domain tag, then every field in a fixed order, each
+/// length-prefixed (strings) or fixed-width (numbers), with a presence byte for optional fields.
+fn entry_hash(seq: u64, e: &NewEntry, prev_hash: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(DOMAIN);
+    h.update(&seq.to_le_bytes());
+    let s = |h: &mut blake3::Hasher, v: &str| {
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    };
+    let o = |h: &mut blake3::Hasher, v: &Option<String>| match v {
+        Some(v) => {
+            h.update(&[1]);
+            h.update(&(v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
+        }
+        None => {
+            h.update(&[0]);
+        }
+    };
+    s(&mut h, prev_hash);
+    h.update(&e.time_ms.to_le_bytes());
+    s(&mut h, e.kind.as_str());
+    s(&mut h, &e.plugin);
+    s(&mut h, &e.version);
+    s(&mut h, &e.digest);
+    s(&mut h, &e.tool);
+    s(&mut h, &e.caller.transport);
+    o(&mut h, &e.caller.session);
+    o(&mut h, &e.caller.principal);
+    h.update(&e.duration_us.to_le_bytes());
+    h.update(&e.fuel_used.to_le_bytes());
+    h.update(&e.peak_memory.to_le_bytes());
+    s(&mut h, &e.outcome);
+    o(&mut h, &e.args_digest);
+    h.update(&e.cost.to_le_bytes());
+    o(&mut h, &e.event);
+    o(&mut h, &e.data);
+    h.finalize().to_hex().to_string()
+}
+
+fn checkpoint_message(seq: u64, hash: &str, time_ms: i64) -> Vec<u8> {
+    let mut m = CHECKPOINT_DOMAIN.to_vec();
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend_from_slice(hash.as_bytes());
+    m.extend_from_slice(&time_ms.to_le_bytes());
+    m
+}
+
+/// What [`Ledger::verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub entries: u64,
+    pub head: Option<(u64, String)>,
+    pub checkpoints: u64,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+}
+
+/// A broken chain: the first sequence number where it breaks, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// A signed chain head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    pub time_ms: i64,
+    pub key_name: String,
+    pub fingerprint: String,
+}
+
+impl Ledger {
+    /// Appends entries in one transaction (group commit) and returns their sequence numbers. Safe across processes:
+    /// the chain head is read inside the write transaction.
+    pub fn append(&self, entries: &[NewEntry]) -> Result<Vec<u64>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (mut seq, mut prev): (u64, String) = tx
+            .query_row(
+                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, GENESIS.to_string()));
+        let mut out = Vec::with_capacity(entries.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO entries (seq, time_ms, kind, plugin, version, digest, tool, transport, session, \
+                 principal, duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, prev_hash, \
+                 hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            )?;
+            for e in entries {
+                seq += 1;
+                let hash = entry_hash(seq, e, &prev);
+                stmt.execute(params![
+                    seq as i64,
+                    e.time_ms,
+                    e.kind.as_str(),
+                    e.plugin,
+                    e.version,
+                    e.digest,
+                    e.tool,
+                    e.caller.transport,
+                    e.caller.session,
+                    e.caller.principal,
+                    e.duration_us as i64,
+                    e.fuel_used as i64,
+                    e.peak_memory as i64,
+                    e.outcome,
+                    e.args_digest,
+                    e.cost as i64,
+                    e.event,
+                    e.data,
+                    prev,
+                    hash,
+                ])?;
+                out.push(seq);
+                prev = hash;
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Walks the whole chain and the checkpoints; reports the first break.
+    pub fn verify(&self) -> Result<Verification> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {} FROM entries ORDER BY seq",
+            Self::COLUMNS
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut expected_seq = 1u64;
+        let mut prev = GENESIS.to_string();
+        let mut n = 0u64;
+        let mut problem = None;
+        let mut hashes: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+        while let Some(r) = rows.next()? {
+            let e = Self::row(r)?;
+            n += 1;
+            if problem.is_none() {
+                if e.seq != expected_seq {
+                    problem = Some(Problem {
+                        seq: expected_seq.min(e.seq),
+                        reason: if e.seq > expected_seq {
+                            format!(
+                                "entries {expected_seq}..{} are missing (deleted)",
+                                e.seq - 1
+                            )
+                        } else {
+                            "the sequence goes backwards (entries reordered or renumbered)".into()
+                        },
+                    });
+                } else if e.prev_hash != prev {
+                    problem = Some(Problem {
+                        seq: e.seq,
+                        reason: "its link to the previous entry is broken (an entry was inserted, deleted or \
+                                 reordered before it)"
+                            .into(),
+                    });
+                } else if entry_hash(e.seq, &e.entry, &e.prev_hash) != e.hash {
+                    problem = Some(Problem {
+                        seq: e.seq,
+                        reason: "its content does not match its hash (the entry was modified)"
+                            .into(),
+                    });
+                }
+            }
+            expected_seq = e.seq + 1;
+            prev = e.hash.clone();
+            hashes.insert(e.seq, e.hash);
+        }
+        drop(rows);
+        drop(stmt);
+        let head = (n > 0).then(|| (expected_seq - 1, prev.clone()));
+        let mut checkpoints = 0u64;
+        let mut cp = conn.prepare(
+            "SELECT seq, hash, time_ms, key_name, public_key, signature FROM checkpoints ORDER BY seq",
+        )?;
+        let mut rows = cp.query([])?;
+        while let Some(r) = rows.next()? {
+            checkpoints += 1;
+            let seq = r.get::<_, i64>(0)? as u64;
+            let hash: String = r.get(1)?;
+            let time_ms: i64 = r.get(2)?;
+            let key_name: String = r.get(3)?;
+            let public: Vec<u8> = r.get(4)?;
+            let signature: Vec<u8> = r.get(5)?;
+            if problem.is_some() {
+                continue;
+            }
+            let valid = PublicKey::from_bytes(&key_name, &public)
+                .map(|k| k.verify_raw(&checkpoint_message(seq, &hash, time_ms), &signature))
+                .unwrap_or(false);
+            if !valid {
+                problem = Some(Problem {
+                    seq,
+                    reason: format!("the checkpoint at {seq} has a bad signature"),
+                });
+            } else {
+                match hashes.get(&seq) {
+                    None => {
+                        problem = Some(Problem {
+                            seq,
+                            reason: format!(
+                                "a signed checkpoint covers entry {seq}, which is missing (the tail was cut)"
+                            ),
+                        })
+                    }
+                    Some(h) if *h != hash => {
+                        problem = Some(Problem {
+                            seq,
+                            reason: format!(
+                                "entry {seq} differs from the signed checkpoint (the chain was rewritten)"
+                            ),
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(Verification {
+            entries: n,
+            head,
+            checkpoints,
+            problem,
+        })
+    }
+
+    /// Signs the current head with `key`.
+    pub fn checkpoint(&self, key: &KeyPair, time_ms: i64) -> Result<Checkpoint> {
+        let conn = self.conn();
+        let (seq, hash): (u64, String) = conn
+            .query_row(
+                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or(LedgerError::Empty)?;
+        let sig = key.sign(&checkpoint_message(seq, &hash, time_ms));
+        let public = key.public();
+        conn.execute(
+            "INSERT OR REPLACE INTO checkpoints (seq, hash, time_ms, key_name, public_key, signature) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                seq as i64,
+                hash,
+                time_ms,
+                key.name,
+                public.bytes().to_vec(),
+                sig.to_vec()
+            ],
+        )?;
+        Ok(Checkpoint {
+            seq,
+            hash,
+            time_ms,
+            key_name: key.name.clone(),
+            fingerprint: public.fingerprint(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Filter;
+    use crate::ledger::tests::call;
+
+    #[test]
+    fn every_field_is_in_the_hash() {
+        let base = call("p", 1);
+        let h = entry_hash(1, &base, GENESIS);
+        let mut variants = Vec::new();
+        let mut v = base.clone();
+        v.time_ms = 2;
+        variants.push(v);
+        let mut v = base.clone();
+        v.caller.session = Some(String::new());
+        variants.push(v);
+        let mut v = base.clone();
+        v.fuel_used = 101;
+        variants.push(v);
+        let mut v = base.clone();
+        v.outcome = "denied".into();
+        variants.push(v);
+        let mut v = base.clone();
+        v.cost = 3;
+        variants.push(v);
+        let mut v = base.clone();
+        v.data = Some("{}".into());
+        variants.push(v);
+        for v in variants {
+            assert_ne!(entry_hash(1, &v, GENESIS), h, "{v:?}");
+        }
+        assert_ne!(entry_hash(2, &base, GENESIS), h);
+        // Field boundaries are unambiguous: moving a byte between fields changes the hash.
+        let mut a = base.clone();
+        a.plugin = "ab".into();
+        a.version = "c".into();
+        let mut b = base;
+        b.plugin = "a".into();
+        b.version = "bc".into();
+        assert_ne!(entry_hash(1, &a, GENESIS), entry_hash(1, &b, GENESIS));
+    }
+
+    #[test]
+    fn append_chains_and_verify_passes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let l = Ledger::open(dir.path()).expect("open");
+        let seqs = l.append(&[call("a", 1), call("b", 2)]).expect("append");
+        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(l.append(&[call("a", 3)]).expect("append"), vec![3]);
+        let v = l.verify().expect("verify");
+        assert_eq!(v.entries, 3);
+        assert_eq!(v.problem, None);
+        let all = l.entries(&Filter::default()).expect("entries");
+        assert_eq!(all[0].prev_hash, GENESIS);
+        assert_eq!(all[1].prev_hash, all[0].hash);
+        let u = l.usage("a", None, 0).expect("usage");
+        assert_eq!((u.calls, u.fuel, u.cost), (2, 200, 4));
+        assert_eq!(l.usage("a", None, 2).expect("usage").calls, 1);
+    }
+}
