@@ -12,7 +12,7 @@
 //! order above, with capabilities sorted.
 //!
 //! This file is the format and the cryptographic check; which keys are trusted, and what an install checks beyond the
-//! signature, is [`crate::trust`]'s.
+//! signature, is `trust.rs`'s.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

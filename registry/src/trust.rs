@@ -9,9 +9,9 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use crate::blobs::{self, Digest};
 use crate::error::{RegistryError, Result};
 use crate::grants::GrantKind;
-use crate::index::now;
 use crate::keys::{self, KeyPair, PublicKey};
 use crate::signature::{self, SignatureFile, SignerStatus, Verified};
+use crate::units::now_secs as now;
 use crate::{KeyRecord, Registry};
 
 /// Where a component came from: verified against a trusted key, or explicitly allowed unsigned by the operator.

@@ -90,6 +90,14 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// A Unix time (seconds) as UTC to the minute, `2026-11-23 11:38Z`, without a date library.
+/// Seconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 pub fn utc_minute(ts: i64) -> String {
     let (y, m, d, hh, mm, _) = civil(ts);
     format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}Z")

@@ -1,13 +1,14 @@
 //! Installing, upgrading, rolling back and removing plugins: the index transactions that change which version of a
 //! plugin is current, and the blobs written before them. The checks a request must pass first (signature, declared
-//! capabilities) are [`crate::trust`]'s.
+//! capabilities) are `trust.rs`'s.
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{check_plugin_id, json, now};
+use super::{check_plugin_id, json};
 use crate::blobs::Digest;
 use crate::error::{RegistryError, Result};
 use crate::trust::{Provenance, check_declared};
+use crate::units::now_secs as now;
 use crate::{PluginRecord, Registry};
 
 /// What to install: the bytes, where they came from, what the host found in them, and what the operator approved.

@@ -4,7 +4,7 @@
 //! The registry's SQL lives in this module, by area: `plugins.rs` reads installed plugins, `install.rs` installs,
 //! upgrades, rolls back and removes them, and `settings.rs` holds what the operator changes on an installed plugin
 //! (grants, limits, enabled, config and secrets). The trust store's keys table is read and written by
-//! [`crate::trust`].
+//! `trust.rs`.
 
 mod install;
 mod plugins;
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Registry;
 use crate::error::{RegistryError, Result};
+use crate::units::now_secs as now;
 
 pub use install::{InstallRequest, capability_diff};
 pub use plugins::{Runnable, check_plugin_id};
@@ -143,14 +144,6 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
-
-/// Now, in Unix seconds (what `installed_at`, `updated_at` and the history record).
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// A value as the JSON text the index stores (grant lists, limits).
 pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use rusqlite::{TransactionBehavior, params};
 
-use super::{ConfigEntry, PluginLimits, PluginRecord, Publisher, json, now};
+use super::{ConfigEntry, PluginLimits, PluginRecord, Publisher, json};
 use crate::Registry;
 use crate::error::{RegistryError, Result};
 use crate::trust::check_declared;
+use crate::units::now_secs as now;
 
 impl Registry {
     /// Replaces the approved grants of a plugin's current version. Grants for undeclared capabilities are refused.
