@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::config;
-use crate::caps::{CallCtx, CapView};
+use crate::caps::view::CallCtx;
 use crate::grants::Capability;
 
 /// Replaces secret values with `[REDACTED]`.
@@ -72,29 +72,38 @@ impl ConfigCtx {
     }
 }
 
-/// The `config` interface's view of a store.
+/// What the `config` interface sees of the call it serves; its store hands one out through [`ConfigView`].
 #[derive(Debug)]
-pub struct ConfigHost<'a>(CallCtx<'a>);
+pub struct ConfigHost<'a> {
+    pub call: CallCtx<'a>,
+    pub config: &'a ConfigCtx,
+}
+
+/// How `config` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
+/// per-call store data, so this module never sees the store type.
+pub trait ConfigView: Send {
+    fn config_host(&mut self) -> ConfigHost<'_>;
+}
 
 impl config::Host for ConfigHost<'_> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.0.count(Capability::Config);
-        Ok(self.0.env.config.setting(&key).map(str::to_string))
+        self.call.count(Capability::Config);
+        Ok(self.config.setting(&key).map(str::to_string))
     }
 
     async fn keys(&mut self) -> wasmtime::Result<Vec<String>> {
-        self.0.count(Capability::Config);
-        Ok(self.0.env.config.settings.keys().cloned().collect())
+        self.call.count(Capability::Config);
+        Ok(self.config.settings.keys().cloned().collect())
     }
 
     async fn has_secret(&mut self, key: String) -> wasmtime::Result<bool> {
-        self.0.count(Capability::Config);
-        Ok(self.0.env.config.secrets.contains_key(&key))
+        self.call.count(Capability::Config);
+        Ok(self.config.secrets.contains_key(&key))
     }
 
     async fn reveal_secret(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.0.count(Capability::Config);
-        Ok(self.0.env.config.secret(&key).map(str::to_string))
+        self.call.count(Capability::Config);
+        Ok(self.config.secret(&key).map(str::to_string))
     }
 }
 
@@ -104,8 +113,8 @@ impl HasData for Config {
 }
 
 /// Links `plughost:plugin/config`.
-pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    config::add_to_linker::<T, Config>(linker, |s| ConfigHost(s.cap()))
+pub fn add_to_linker<T: ConfigView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    config::add_to_linker::<T, Config>(linker, |s| s.config_host())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::http::{self, Header, HeaderValue, HttpError, Method, Request, Response};
 use crate::caps::config::ConfigCtx;
-use crate::caps::{CallCtx, CapView};
+use crate::caps::view::CallCtx;
 use crate::grants::{OriginPattern, Scheme};
 
 /// Per-call HTTP limits (the operator's, for every plugin of a host).
@@ -510,17 +510,27 @@ fn error_kind(e: &HttpError) -> &'static str {
     }
 }
 
-/// The `http` interface's view of a store.
+/// What the `http` interface sees of the call it serves; its store hands one out through [`HttpView`].
 #[derive(Debug)]
-pub struct HttpHost<'a>(CallCtx<'a>);
+pub struct HttpHost<'a> {
+    pub call: CallCtx<'a>,
+    pub http: Option<&'a HttpCtx>,
+    pub config: &'a ConfigCtx,
+}
+
+/// How `http` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
+/// per-call store data, so this module never sees the store type.
+pub trait HttpView: Send {
+    fn http_host(&mut self) -> HttpHost<'_>;
+}
 
 impl http::Host for HttpHost<'_> {
     async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, HttpError>> {
-        let data = &mut self.0;
+        let data = &mut self.call;
         data.count(crate::grants::Capability::Http);
         let sent = data.host_calls.get(crate::grants::Capability::Http);
-        let env = data.env.clone();
-        let Some(ctx) = env.http.as_ref() else {
+        let config = self.config;
+        let Some(ctx) = self.http else {
             return Ok(Err(HttpError::Denied(
                 "http is not granted to this plugin".into(),
             )));
@@ -536,13 +546,13 @@ impl http::Host for HttpHost<'_> {
             timeout = timeout.min(Duration::from_millis(ms.into()));
         }
         let method = method_of(req.method);
-        let url_for_log = env.redactor().redact(&req.url).into_owned();
+        let url_for_log = config.redactor.redact(&req.url).into_owned();
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, ctx.execute(&env.config, req))
+        let result = tokio::time::timeout(timeout, ctx.execute(config, req))
             .await
             .unwrap_or(Err(HttpError::Timeout))
-            .map_err(|e| redact_error(e, env.redactor()));
-        let plugin: &str = &env.id;
+            .map_err(|e| redact_error(e, &config.redactor));
+        let plugin: &str = data.plugin;
         let ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(r) => tracing::debug!(target: "http", plugin, call = data.call_id, %method,
@@ -560,8 +570,8 @@ impl HasData for HttpCap {
 }
 
 /// Links `plughost:plugin/http`.
-pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    http::add_to_linker::<T, HttpCap>(linker, |s| HttpHost(s.cap()))
+pub fn add_to_linker<T: HttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    http::add_to_linker::<T, HttpCap>(linker, |s| s.http_host())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use plughost_registry::ledger::{Caller, Kind, LedgerError, NewEntry, check_event
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::ledger::{self as wit, LedgerError as WitError, UsageSummary};
-use crate::caps::{CallCtx, CapView};
+use crate::caps::view::CallCtx;
 use crate::grants::Capability;
 use crate::ledger::{LedgerWriter, now_ms};
 
@@ -27,18 +27,26 @@ pub struct LedgerCtx {
     pub window: Window,
 }
 
-/// The `ledger` interface's view of a store.
+/// What the `ledger` interface sees of the call it serves; its store hands one out through [`LedgerView`].
 #[derive(Debug)]
-pub struct LedgerHost<'a>(CallCtx<'a>);
+pub struct LedgerHost<'a> {
+    pub call: CallCtx<'a>,
+    pub ledger: Option<&'a LedgerCtx>,
+}
+
+/// How `ledger` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
+/// per-call store data, so this module never sees the store type.
+pub trait LedgerView: Send {
+    fn ledger_host(&mut self) -> LedgerHost<'_>;
+}
 
 impl LedgerHost<'_> {
     /// The plugin's id, its ledger context and the writer; `unavailable` when this host keeps no ledger.
     fn ctx(&mut self) -> Result<(Arc<str>, LedgerCtx, Arc<LedgerWriter>), WitError> {
-        self.0.count(Capability::Ledger);
-        let env = &self.0.env;
-        match &env.ledger {
+        self.call.count(Capability::Ledger);
+        match self.ledger {
             Some(c) => match &c.writer {
-                Some(w) => Ok((env.id.clone(), c.clone(), w.clone())),
+                Some(w) => Ok((self.call.plugin.clone(), c.clone(), w.clone())),
                 None => Err(no_ledger()),
             },
             None => Err(no_ledger()),
@@ -67,7 +75,7 @@ impl wit::Host for LedgerHost<'_> {
             Ok(x) => x,
             Err(e) => return Ok(Err(e)),
         };
-        if self.0.host_calls.get(Capability::Ledger) > MAX_EVENTS_PER_CALL {
+        if self.call.host_calls.get(Capability::Ledger) > MAX_EVENTS_PER_CALL {
             return Ok(Err(WitError::Unavailable(format!(
                 "one call may append at most {MAX_EVENTS_PER_CALL} events"
             ))));
@@ -87,7 +95,7 @@ impl wit::Host for LedgerHost<'_> {
             plugin: id.to_string(),
             version: ctx.version.clone(),
             digest: ctx.digest.clone(),
-            tool: self.0.tool.unwrap_or_default().to_string(),
+            tool: self.call.tool.unwrap_or_default().to_string(),
             caller: Caller {
                 transport: "plugin".into(),
                 session: None,
@@ -135,6 +143,6 @@ impl HasData for Ledger {
 }
 
 /// Links `plughost:plugin/ledger`.
-pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, Ledger>(linker, |s| LedgerHost(s.cap()))
+pub fn add_to_linker<T: LedgerView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Ledger>(linker, |s| s.ledger_host())
 }

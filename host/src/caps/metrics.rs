@@ -7,7 +7,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::metrics;
 use crate::bindings::types::Pair;
-use crate::caps::{CallCtx, CapView};
+use crate::caps::view::CallCtx;
 use crate::grants::Capability;
 
 /// Most distinct series (name + labels) one plugin may create; observations of new series past it are dropped.
@@ -114,14 +114,23 @@ pub struct MetricsCtx {
     pub registry: Arc<MetricsRegistry>,
 }
 
-/// The `metrics` interface's view of a store.
+/// What the `metrics` interface sees of the call it serves; its store hands one out through [`MetricsView`].
 #[derive(Debug)]
-pub struct MetricsHost<'a>(CallCtx<'a>);
+pub struct MetricsHost<'a> {
+    pub call: CallCtx<'a>,
+    pub metrics: Option<&'a MetricsCtx>,
+}
+
+/// How `metrics` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
+/// per-call store data, so this module never sees the store type.
+pub trait MetricsView: Send {
+    fn metrics_host(&mut self) -> MetricsHost<'_>;
+}
 
 impl MetricsHost<'_> {
     fn registry(&mut self) -> Option<&MetricsRegistry> {
-        self.0.count(Capability::Metrics);
-        self.0.env.metrics.as_ref().map(|m| &*m.registry)
+        self.call.count(Capability::Metrics);
+        self.metrics.map(|m| &*m.registry)
     }
 }
 
@@ -214,6 +223,6 @@ impl HasData for Metrics {
 }
 
 /// Links `plughost:plugin/metrics`.
-pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    metrics::add_to_linker::<T, Metrics>(linker, |s| MetricsHost(s.cap()))
+pub fn add_to_linker<T: MetricsView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    metrics::add_to_linker::<T, Metrics>(linker, |s| s.metrics_host())
 }

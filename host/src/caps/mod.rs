@@ -1,9 +1,10 @@
 //! Host capabilities: one module per WIT interface, each with its own context and `add_to_linker` (the shape of
 //! wasmtime-wasi). A plugin's linker holds only the interfaces it was granted.
 //!
-//! A capability never sees the runtime's store type: it is generic over [`CapView`], which the runtime's store
-//! data implements, and gets a [`CallCtx`] (the plugin's [`PluginEnv`] plus the call's id, deadline and counters),
-//! as every WASI interface gets a `WasiCtxView` from one `WasiView`. All per-plugin capability setup is here
+//! A capability never sees the runtime's store type (nor this module): each is generic over its own view trait
+//! (`log::LogView`, `http::HttpView`, …: the wasmtime-wasi `WasiView` shape), which the runtime's store data
+//! implements by handing out the capability's host struct — the call's [`view::CallCtx`] (plugin, call id,
+//! deadline, counters) plus that capability's own context from the plugin's [`PluginEnv`]. All per-plugin capability setup is here
 //! ([`CapsConfig::plugin_env`], [`add_granted_to_linker`]): a new capability is its WIT interface, its module, a
 //! line in `grants` and a line in each of those two.
 
@@ -15,46 +16,41 @@ pub mod log;
 pub mod metrics;
 pub mod state;
 pub mod system;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use plughost_registry::Window;
 use wasmtime::component::Linker;
 
 use crate::grants::{Capability, Grant, Grants};
 use crate::ledger::LedgerWriter;
-use crate::report::HostCalls;
 
-/// What a capability sees of the call it serves.
-#[derive(Debug)]
-pub struct CallCtx<'a> {
-    /// The plugin's identity and the contexts of its granted capabilities.
-    pub env: &'a Arc<PluginEnv>,
-    pub call_id: u64,
-    /// When the call's deadline passes: a host call that waits (HTTP, Docker) stops by then.
-    pub deadline: Instant,
-    /// The tool being called; set only for plugins granted `ledger`, which stamps events with it.
-    pub tool: Option<&'a str>,
-    /// The call's host-call counters (one per capability), shown in its report.
-    pub host_calls: &'a mut HostCalls,
-    /// The call's log budget (lines and bytes per line).
-    pub log: &'a mut log::LogBudget,
+/// Every capability's view, together: what a store must implement to link any granted capability.
+pub trait CapViews:
+    log::LogView
+    + config::ConfigView
+    + metrics::MetricsView
+    + state::StateView
+    + system::SystemView
+    + http::HttpView
+    + container::ContainerView
+    + ledger::LedgerView
+{
 }
 
-impl CallCtx<'_> {
-    /// Counts one host call on `cap`.
-    #[inline]
-    pub fn count(&mut self, cap: Capability) {
-        self.host_calls.0[cap.index()] += 1;
-    }
-}
-
-/// How a capability reaches the call it serves: implemented by the runtime's per-call store data.
-pub trait CapView: Send {
-    fn cap(&mut self) -> CallCtx<'_>;
+impl<T> CapViews for T where
+    T: log::LogView
+        + config::ConfigView
+        + metrics::MetricsView
+        + state::StateView
+        + system::SystemView
+        + http::HttpView
+        + container::ContainerView
+        + ledger::LedgerView
+{
 }
 
 /// The host-wide things a plugin's capabilities draw on, owned by the runtime and shared by every plugin.
@@ -192,7 +188,7 @@ impl CapsConfig {
 }
 
 /// Adds exactly the granted plughost interfaces to `linker` (WASI, with nothing open, is the runtime's).
-pub fn add_granted_to_linker<T: CapView + 'static>(
+pub fn add_granted_to_linker<T: CapViews + 'static>(
     linker: &mut Linker<T>,
     grants: &Grants,
 ) -> Result<(), LinkError> {
@@ -214,15 +210,4 @@ pub fn add_granted_to_linker<T: CapView + 'static>(
         })?;
     }
     Ok(())
-}
-
-/// Truncates `s` to at most `max` bytes on a char boundary.
-pub(crate) fn truncate_str(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
 }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::state::{self, Quota, StateError};
-use crate::caps::{CallCtx, CapView};
+use crate::caps::view::CallCtx;
 use crate::grants::Capability;
 
 /// Longest key accepted (bytes).
@@ -169,16 +169,24 @@ fn unavailable(e: StoreError) -> StateError {
     StateError::Unavailable(e.to_string())
 }
 
-/// The `state` interface's view of a store.
+/// What the `state` interface sees of the call it serves; its store hands one out through [`StateView`].
 #[derive(Debug)]
-pub struct StateHost<'a>(CallCtx<'a>);
+pub struct StateHost<'a> {
+    pub call: CallCtx<'a>,
+    pub state: Option<&'a StateCtx>,
+}
+
+/// How `state` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
+/// per-call store data, so this module never sees the store type.
+pub trait StateView: Send {
+    fn state_host(&mut self) -> StateHost<'_>;
+}
 
 impl StateHost<'_> {
     fn ctx(&mut self) -> Result<(&StateCtx, &str), StateError> {
-        self.0.count(Capability::State);
-        let env = &**self.0.env;
-        match &env.state {
-            Some(ctx) => Ok((ctx, &env.id)),
+        self.call.count(Capability::State);
+        match self.state {
+            Some(ctx) => Ok((ctx, &**self.call.plugin)),
             None => Err(StateError::Unavailable(
                 "state is not available here".into(),
             )),
@@ -241,8 +249,8 @@ impl HasData for State {
 }
 
 /// Links `plughost:plugin/state`.
-pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    state::add_to_linker::<T, State>(linker, |s| StateHost(s.cap()))
+pub fn add_to_linker<T: StateView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    state::add_to_linker::<T, State>(linker, |s| s.state_host())
 }
 
 #[cfg(test)]

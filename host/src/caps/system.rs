@@ -11,7 +11,7 @@ use wasmtime::component::{HasData, Linker};
 use crate::bindings::system::{
     self, CpuInfo, DiskInfo, LoadAverage, MemoryInfo, NetworkInfo, OsInfo,
 };
-use crate::caps::{CallCtx, CapView};
+use crate::caps::view::CallCtx;
 use crate::grants::Capability;
 
 #[derive(Debug)]
@@ -94,17 +94,24 @@ impl SystemCtx {
     }
 }
 
-/// The `system` interface's view of a store.
+/// What the `system` interface sees of the call it serves; its store hands one out through [`SystemView`].
 #[derive(Debug)]
-pub struct SystemHost<'a>(CallCtx<'a>);
+pub struct SystemHost<'a> {
+    pub call: CallCtx<'a>,
+    pub system: Option<&'a SystemCtx>,
+}
+
+/// How `system` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
+/// per-call store data, so this module never sees the store type.
+pub trait SystemView: Send {
+    fn system_host(&mut self) -> SystemHost<'_>;
+}
 
 impl SystemHost<'_> {
     fn ctx(&mut self) -> wasmtime::Result<SystemCtx> {
-        self.0.count(Capability::System);
-        self.0
-            .env
-            .system
-            .clone()
+        self.call.count(Capability::System);
+        self.system
+            .cloned()
             .ok_or_else(|| wasmtime::Error::msg("system capability has no context"))
     }
 }
@@ -206,6 +213,6 @@ impl HasData for SystemCap {
 }
 
 /// Links `plughost:plugin/system`.
-pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    system::add_to_linker::<T, SystemCap>(linker, |s| SystemHost(s.cap()))
+pub fn add_to_linker<T: SystemView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    system::add_to_linker::<T, SystemCap>(linker, |s| s.system_host())
 }

@@ -1,5 +1,5 @@
 //! What a per-call `Store` holds: the plugin's shared environment, the call's own counters and limits, and a WASI
-//! context that grants nothing. It is the one type that implements the capabilities' view ([`CapView`]) and WASI's.
+//! context that grants nothing. It is the one type that implements every capability's view trait and WASI's.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,8 +12,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::engine::HostEngine;
 use super::limits::{CallLimiter, Limits};
 use crate::caps::log::{LogBudget, StderrSink};
-use crate::caps::{CallCtx, CapView, PluginEnv};
+use crate::caps::view::CallCtx;
+use crate::caps::{PluginEnv, config, container, http, ledger, log, metrics, state, system};
 use crate::report::HostCalls;
+use log::LogView;
 
 /// Per-call store data.
 pub struct StoreData {
@@ -64,19 +66,58 @@ impl StoreData {
     /// Writes what the guest wrote to stderr during the call to its log, within the call's log budget.
     pub(crate) fn flush_stderr(&mut self) {
         let stderr = self.stderr.clone();
-        crate::caps::log::flush_stderr(self.cap(), &stderr);
+        log::flush_stderr(self.log_host(), &stderr);
     }
 }
 
-impl CapView for StoreData {
-    fn cap(&mut self) -> CallCtx<'_> {
-        CallCtx {
-            env: &self.env,
-            call_id: self.call_id,
-            deadline: self.deadline,
-            tool: self.tool.as_deref(),
-            host_calls: &mut self.host_calls,
-            log: &mut self.log,
+/// Hands out one capability's host struct: the call's context plus that capability's part of the plugin's
+/// environment. Field by field, so the borrows of the counters (mutable) and the environment stay apart.
+macro_rules! view {
+    ($module:ident::$view:ident, $method:ident, $host:ident, |$env:ident| { $($field:ident: $value:expr),* $(,)? }) => {
+        impl $module::$view for StoreData {
+            fn $method(&mut self) -> $module::$host<'_> {
+                let $env: &PluginEnv = &self.env;
+                $module::$host {
+                    call: CallCtx {
+                        plugin: &$env.id,
+                        call_id: self.call_id,
+                        deadline: self.deadline,
+                        tool: self.tool.as_deref(),
+                        host_calls: &mut self.host_calls,
+                    },
+                    $($field: $value),*
+                }
+            }
+        }
+    };
+}
+
+view!(config::ConfigView, config_host, ConfigHost, |env| { config: &env.config });
+view!(metrics::MetricsView, metrics_host, MetricsHost, |env| { metrics: env.metrics.as_ref() });
+view!(state::StateView, state_host, StateHost, |env| { state: env.state.as_ref() });
+view!(system::SystemView, system_host, SystemHost, |env| { system: env.system.as_ref() });
+view!(http::HttpView, http_host, HttpHost, |env| {
+    http: env.http.as_ref(),
+    config: &env.config,
+});
+view!(container::ContainerView, container_host, ContainerHost, |env| {
+    container: env.container.as_ref(),
+});
+view!(ledger::LedgerView, ledger_host, LedgerHost, |env| { ledger: env.ledger.as_ref() });
+
+impl log::LogView for StoreData {
+    fn log_host(&mut self) -> log::LogHost<'_> {
+        let env: &PluginEnv = &self.env;
+        log::LogHost {
+            call: CallCtx {
+                plugin: &env.id,
+                call_id: self.call_id,
+                deadline: self.deadline,
+                tool: self.tool.as_deref(),
+                host_calls: &mut self.host_calls,
+            },
+            budget: &mut self.log,
+            redactor: &env.config.redactor,
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{check_plugin_id, json};
+use super::check_plugin_id;
+use super::types::json;
 use crate::blobs::Digest;
 use crate::error::{RegistryError, Result};
 use crate::trust::{Provenance, check_declared};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{HistoryEntry, PLUGIN_SELECT, PluginRecord, VersionRecord, plugin_from_row};
+use super::types::{HistoryEntry, PLUGIN_SELECT, PluginRecord, VersionRecord, plugin_from_row};
 use crate::Registry;
 use crate::blobs::Digest;
 use crate::error::{RegistryError, Result};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{TransactionBehavior, params};
 
-use super::{ConfigEntry, PluginLimits, PluginRecord, Publisher, json};
+use super::types::{ConfigEntry, PluginLimits, PluginRecord, Publisher, json};
 use crate::Registry;
 use crate::error::{RegistryError, Result};
 use crate::trust::check_declared;

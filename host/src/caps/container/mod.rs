@@ -23,7 +23,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::container::{self, ContainerError, ContainerState};
 use crate::bindings::types::Pair;
-use crate::caps::{CallCtx, CapView};
+use crate::caps::view::CallCtx;
 use crate::grants::{Capability, ContainerOps};
 
 /// The label that marks a container as created by a plugin; its value is the plugin id.
@@ -418,15 +418,24 @@ fn pairs(map: Option<HashMap<String, String>>) -> Vec<Pair> {
     v
 }
 
-/// The `container` interface's view of a store.
+/// What the `container` interface sees of the call it serves; its store hands one out through [`ContainerView`].
 #[derive(Debug)]
-pub struct ContainerHost<'a>(CallCtx<'a>);
+pub struct ContainerHost<'a> {
+    pub call: CallCtx<'a>,
+    pub container: Option<&'a ContainerCtx>,
+}
+
+/// How `container` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
+/// per-call store data, so this module never sees the store type.
+pub trait ContainerView: Send {
+    fn container_host(&mut self) -> ContainerHost<'_>;
+}
 
 impl ContainerHost<'_> {
     fn ctx(&mut self) -> Result<(ContainerCtx, Instant), ContainerError> {
-        self.0.count(Capability::Container);
-        match &self.0.env.container {
-            Some(c) => Ok((c.clone(), self.0.deadline)),
+        self.call.count(Capability::Container);
+        match self.container {
+            Some(c) => Ok((c.clone(), self.call.deadline)),
             None => Err(ContainerError::Denied(
                 "container is not granted to this plugin".into(),
             )),
@@ -434,8 +443,8 @@ impl ContainerHost<'_> {
     }
 
     fn log(&self, op: &str, target: &str, r: &Result<impl Sized, ContainerError>) {
-        let plugin: &str = &self.0.env.id;
-        let call = self.0.call_id;
+        let plugin: &str = self.call.plugin;
+        let call = self.call.call_id;
         match r {
             Ok(_) => {
                 tracing::debug!(target: "container", plugin, call, op, target, "container operation")
@@ -453,8 +462,8 @@ impl HasData for ContainerCap {
 }
 
 /// Links `plughost:plugin/container`.
-pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    container::add_to_linker::<T, ContainerCap>(linker, |s| ContainerHost(s.cap()))
+pub fn add_to_linker<T: ContainerView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    container::add_to_linker::<T, ContainerCap>(linker, |s| s.container_host())
 }
 
 #[cfg(test)]

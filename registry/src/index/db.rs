@@ -1,0 +1,173 @@
+//! Opening `index.db`: the schema and its migrations (by `user_version`), the connection every write goes through,
+//! the generation counter a running host watches, and the install history.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::Registry;
+use crate::error::{RegistryError, Result};
+use crate::units::now_secs as now;
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran. Never edit one that shipped: add a new
+/// one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     INSERT INTO meta (key, value) VALUES ('generation', 0);
+     CREATE TABLE keys (
+        fingerprint TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        public_key  BLOB NOT NULL UNIQUE,
+        trusted_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+     );
+     CREATE TABLE versions (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        plugin_id       TEXT NOT NULL,
+        version         TEXT NOT NULL,
+        digest          TEXT NOT NULL,
+        size            INTEGER NOT NULL,
+        key_fingerprint TEXT,
+        signature       TEXT,
+        declared        TEXT NOT NULL,
+        grants          TEXT NOT NULL,
+        manifest        TEXT NOT NULL,
+        installed_at    INTEGER NOT NULL
+     );
+     CREATE INDEX versions_by_plugin ON versions (plugin_id, seq);
+     CREATE TABLE plugins (
+        id              TEXT PRIMARY KEY,
+        current_seq     INTEGER NOT NULL,
+        enabled         INTEGER NOT NULL DEFAULT 1,
+        disabled_reason TEXT,
+        limits          TEXT NOT NULL DEFAULT '{}',
+        installed_at    INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+     );
+     CREATE TABLE config (
+        plugin_id TEXT NOT NULL,
+        key       TEXT NOT NULL,
+        value     TEXT NOT NULL,
+        secret    INTEGER NOT NULL,
+        PRIMARY KEY (plugin_id, key)
+     );
+     CREATE TABLE history (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        INTEGER NOT NULL,
+        plugin_id TEXT,
+        action    TEXT NOT NULL,
+        detail    TEXT NOT NULL
+     );",
+];
+
+/// Opens the index, creating it with mode 0600 (it holds secrets; SQLite gives its WAL and shm files the same
+/// mode), and migrates it. A file that is not a SQLite database, or fails its integrity check, is reported as
+/// corrupted.
+pub(crate) fn open(path: &Path) -> Result<Connection> {
+    let corrupt = |e: &dyn std::fmt::Display| RegistryError::IndexCorrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    std::fs::File::open(path)
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(crate::error::io(path))?;
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| corrupt(&e))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| corrupt(&e))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| corrupt(&e))?;
+    if check != "ok" {
+        return Err(corrupt(&check));
+    }
+    migrate(&mut conn, path).map_err(|e| match e {
+        RegistryError::Index(e) => corrupt(&e),
+        other => other,
+    })?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(RegistryError::IndexCorrupt {
+            path: path.to_path_buf(),
+            message: format!(
+                "the index has schema version {version}, newer than this plughost knows ({}); upgrade plughost",
+                MIGRATIONS.len()
+            ),
+        });
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+impl Registry {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll back), so a poisoned
+        // lock is safe to reuse.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A number that changes whenever anything a running host cares about changes (installs, grants, limits,
+    /// config, keys). Cheap: the gateway polls it.
+    pub fn generation(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Bumps the generation (see [`Registry::generation`]); every committed change calls it.
+    pub(crate) fn bump(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+        tx.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'generation'",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a line to the install history.
+    pub(crate) fn log(
+        tx: &rusqlite::Transaction<'_>,
+        plugin: Option<&str>,
+        action: &str,
+        detail: &str,
+    ) -> Result<()> {
+        tx.execute(
+            "INSERT INTO history (at, plugin_id, action, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![now(), plugin, action, detail],
+        )?;
+        Ok(())
+    }
+}

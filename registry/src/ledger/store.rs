@@ -1,0 +1,184 @@
+//! Opening `ledger.db` (migrations, WAL, mode 0600) and holding its connections: the writer and a reader; the
+//! ledger's error type and constants.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Largest event payload a plugin may append (bytes of JSON).
+pub const MAX_EVENT_BYTES: usize = 16 * 1024;
+
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE entries (
+    seq          INTEGER PRIMARY KEY,
+    time_ms      INTEGER NOT NULL,
+    kind         TEXT NOT NULL,
+    plugin       TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    digest       TEXT NOT NULL,
+    tool         TEXT NOT NULL,
+    transport    TEXT NOT NULL,
+    session      TEXT,
+    principal    TEXT,
+    duration_us  INTEGER NOT NULL,
+    fuel_used    INTEGER NOT NULL,
+    peak_memory  INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    args_digest  TEXT,
+    cost         INTEGER NOT NULL,
+    event        TEXT,
+    data         TEXT,
+    prev_hash    TEXT NOT NULL,
+    hash         TEXT NOT NULL
+);
+CREATE INDEX entries_plugin_time ON entries (plugin, time_ms);
+CREATE TABLE checkpoints (
+    seq         INTEGER PRIMARY KEY,
+    hash        TEXT NOT NULL,
+    time_ms     INTEGER NOT NULL,
+    key_name    TEXT NOT NULL,
+    public_key  BLOB NOT NULL,
+    signature   BLOB NOT NULL
+);
+"];
+
+/// A ledger error.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the ledger {path} is unreadable or corrupted: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("ledger database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("event kind must be 1-64 characters of a-z, 0-9, '.', '_' or '-': `{0}`")]
+    BadEventKind(String),
+    #[error("event data is {0} bytes; the limit is {MAX_EVENT_BYTES}")]
+    EventTooLarge(usize),
+    #[error("event data is not JSON: {0}")]
+    EventNotJson(String),
+    #[error("the ledger is empty: nothing to checkpoint")]
+    Empty,
+}
+
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// The ledger.
+#[derive(Debug)]
+pub struct Ledger {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    /// A second connection for queries: with WAL, readers do not wait for the writer's transaction (contract checks
+    /// run on every call while the writer commits).
+    read: Mutex<Connection>,
+    /// Opened on first use by [`Ledger::checkpoint_wal`].
+    checkpointer: Mutex<Option<Connection>>,
+}
+
+impl Ledger {
+    /// Opens (creating, 0600) `ledger.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Ledger> {
+        let path = dir.join("ledger.db");
+        let corrupt = |e: &dyn std::fmt::Display| LedgerError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+        }
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| corrupt(&e))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| corrupt(&e))?;
+        // WAL + NORMAL: a committed (acknowledged) entry survives the process being killed (kill -9, a crash);
+        // only an OS crash or power loss can drop the last commits, and the chain stays verifiable. FULL would put
+        // an fsync on every call's path.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: usize =
+            tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+        if version > MIGRATIONS.len() {
+            return Err(corrupt(&format!(
+                "schema version {version} is newer than this plughost knows; upgrade plughost"
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit()?;
+        let read = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| corrupt(&e))?;
+        read.busy_timeout(Duration::from_secs(10))?;
+        // Every write by the writer connection invalidates this connection's page cache; mapping the file makes
+        // the re-read a page-table walk instead of read() calls.
+        let _ = read.pragma_update(None, "mmap_size", 256i64 << 20);
+        Ok(Ledger {
+            path,
+            conn: Mutex::new(conn),
+            read: Mutex::new(read),
+            checkpointer: Mutex::new(None),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands WAL checkpoints to [`Ledger::checkpoint_wal`], run by the caller off the commit path: a checkpoint
+    /// copies the WAL into the database and fsyncs, which would otherwise land on whichever call's commit crosses
+    /// the auto-checkpoint threshold. Until the connection closes, the caller must then checkpoint regularly.
+    pub fn defer_checkpoints(&self) -> Result<()> {
+        self.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Runs a passive WAL checkpoint on a connection of its own (writers are not blocked).
+    pub fn checkpoint_wal(&self) -> Result<()> {
+        let mut c = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
+        if c.is_none() {
+            let conn = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            *c = Some(conn);
+        }
+        if let Some(conn) = c.as_ref() {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.read.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
