@@ -9,6 +9,7 @@
 mod install;
 mod plugins;
 mod settings;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +24,7 @@ use crate::units::now_secs as now;
 
 pub use install::{InstallRequest, capability_diff};
 pub use plugins::{Runnable, check_plugin_id};
+pub use versions::{PublisherPin, UpgradeCheck, UpgradePolicy, VersionChange, compare_versions};
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran. Never edit one that shipped: add a new
 /// one.
@@ -73,6 +75,13 @@ const MIGRATIONS: &[&str] = &[
         plugin_id TEXT,
         action    TEXT NOT NULL,
         detail    TEXT NOT NULL
+     );",
+    // 2: rollback is a stack. Each version row points at the version that was current when it was made current
+    // (by install or upgrade); rollback follows that link, so rolling back pops. Rows from before this step link
+    // to the plugin's previous row, which is where a rollback went until now.
+    "ALTER TABLE versions ADD COLUMN previous_seq INTEGER;
+     UPDATE versions SET previous_seq = (
+        SELECT MAX(p.seq) FROM versions p WHERE p.plugin_id = versions.plugin_id AND p.seq < versions.seq
      );",
 ];
 
