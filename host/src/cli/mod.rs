@@ -57,7 +57,7 @@ enum Command {
     Install(publish::InstallArgs),
     /// Install a new version of an installed plugin; shows the capability diff, new capabilities need approval.
     Upgrade(publish::InstallArgs),
-    /// Go back to the previous installed version of a plugin (with the grants it had).
+    /// Go back to the version that was current before this one (with the grants it had); each rollback pops one.
     Rollback { id: String },
     /// Remove an installed plugin, its config and secrets.
     Remove { id: String },
