@@ -96,6 +96,12 @@ impl Cli {
         a.extend_from_slice(extra);
         self.ok(&a);
     }
+
+    fn get(&self, target: &str, extra: &[&str]) -> String {
+        let mut a = vec!["call", target, "state_get", "--args", r#"{"key":"k"}"#];
+        a.extend_from_slice(extra);
+        self.ok(&a).trim().to_string()
+    }
 }
 
 fn s(p: &Path) -> &str {
@@ -162,4 +168,27 @@ fn an_older_version_is_refused_unless_allowed_and_rollback_pops() {
     cli.ok(&["upgrade", s(&v1), "--yes", "--allow-downgrade"]);
     assert_eq!(cli.version(), "0.1.0");
     assert_eq!(cli.actions()[0], "downgrade");
+}
+
+#[test]
+fn remove_deletes_the_state_unless_told_to_keep_it() {
+    let cli = Cli::new();
+    let v1 = cli.signed(fx::STATE_B, "b-0.1.wasm", "acme");
+    cli.ok(&["install", s(&v1), "--yes"]);
+    cli.put(ID, "old", &[]);
+    cli.ok(&["config", ID, "set", "zone", "example.com"]);
+    let out = cli.ok(&["remove", ID]);
+    assert!(out.contains("1 setting, 0 secrets"), "{out}");
+    assert!(out.contains("removed  its state (1 key)"), "{out}");
+
+    // The next plugin installed under the id starts empty.
+    cli.ok(&["install", s(&v1), "--yes"]);
+    assert_eq!(cli.get(ID, &[]), "<none>");
+    assert_eq!(cli.ok(&["config", ID, "list"]), "");
+
+    cli.put(ID, "kept", &[]);
+    let out = cli.ok(&["remove", ID, "--keep-state"]);
+    assert!(out.contains("kept     its state (1 key)"), "{out}");
+    cli.ok(&["install", s(&v1), "--yes"]);
+    assert_eq!(cli.get(ID, &[]), "kept");
 }
