@@ -192,3 +192,34 @@ fn remove_deletes_the_state_unless_told_to_keep_it() {
     cli.ok(&["install", s(&v1), "--yes"]);
     assert_eq!(cli.get(ID, &[]), "kept");
 }
+
+#[test]
+fn a_file_call_uses_scratch_state_unless_given_an_installed_plugins() {
+    let cli = Cli::new();
+    let v1 = cli.signed(fx::STATE_B, "b-0.1.wasm", "acme");
+    cli.ok(&["install", s(&v1), "--yes"]);
+    cli.put(ID, "installed", &[]);
+
+    // The same plugin called as a file neither reads nor writes the installed plugin's state.
+    assert_eq!(cli.get(s(&v1), &["--grant", "state"]), "<none>");
+    cli.put(s(&v1), "from the file", &["--grant", "state"]);
+    assert_eq!(cli.get(ID, &[]), "installed");
+
+    // Unless asked to, by id: the component must be that plugin, and it must be installed.
+    assert_eq!(
+        cli.get(s(&v1), &["--grant", "state", "--state-of", ID]),
+        "installed"
+    );
+    let (_, err) = cli.refused(&[
+        "call",
+        s(&v1),
+        "state_get",
+        "--grant",
+        "state",
+        "--state-of",
+        "fixture-basic",
+    ]);
+    assert!(err.contains("fixture-basic"), "{err}");
+    let (_, err) = cli.refused(&["call", ID, "state_get", "--state-of", ID]);
+    assert!(err.contains("--state-of"), "{err}");
+}
