@@ -75,6 +75,34 @@ pub enum RegistryError {
     #[error("plugin `{0}` has no earlier version to roll back to")]
     NoEarlierVersion(String),
     #[error(
+        "plugin `{id}` would roll back to {version}, which is the version it runs now (same digest {digest}); \
+         nothing was changed"
+    )]
+    RollbackToSame {
+        id: String,
+        version: String,
+        digest: String,
+    },
+    #[error(
+        "plugin `{id}` was installed from publisher {old}, but this version is from {new}: refusing to let another \
+         publisher's code take over the plugin and its state. If you mean it, upgrade with --allow-publisher-change"
+    )]
+    PublisherChanged {
+        id: String,
+        old: String,
+        new: String,
+    },
+    #[error(
+        "plugin `{id}`: version {to} {why} the installed {from}; refusing to downgrade. If you mean it, upgrade with \
+         --allow-downgrade (or `plughost rollback {id}` to go back to the previous version)"
+    )]
+    Downgrade {
+        id: String,
+        from: String,
+        to: String,
+        why: &'static str,
+    },
+    #[error(
         "grant `{grant}` is for a capability that plugin `{plugin}`'s publisher did not declare (declared: {declared})"
     )]
     Undeclared {

@@ -11,7 +11,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use crate::bindings::log::{self, Level};
 use crate::bindings::types::Pair;
-use crate::caps::{CallCtx, CapView, PluginEnv, truncate_str};
+use crate::caps::config::Redactor;
+use crate::caps::view::{CallCtx, truncate_str};
 use crate::grants::Capability;
 
 /// Per-call log caps and counters.
@@ -46,19 +47,13 @@ impl LogBudget {
 }
 
 /// Writes one plugin log line to the host log.
-pub(crate) fn emit(
-    env: &PluginEnv,
-    call_id: u64,
-    budget: &mut LogBudget,
-    level: Level,
-    mut message: String,
-    fields: &[Pair],
-) {
+fn emit(host: &mut LogHost<'_>, level: Level, mut message: String, fields: &[Pair]) {
+    let budget = &mut *host.budget;
     if !budget.take() {
         return;
     }
     truncate_str(&mut message, budget.max_line_bytes as usize);
-    let redactor = env.redactor();
+    let redactor = host.redactor;
     let message = redactor.redact(&message);
     let fields = if fields.is_empty() {
         String::new()
@@ -70,7 +65,8 @@ pub(crate) fn emit(
         truncate_str(&mut f, budget.max_line_bytes as usize);
         f
     };
-    let plugin: &str = &env.id;
+    let plugin: &str = host.call.plugin;
+    let call_id = host.call.call_id;
     match level {
         Level::Trace => {
             tracing::trace!(target: "plugin", plugin, call = call_id, "{message}{fields}")
@@ -90,9 +86,19 @@ pub(crate) fn emit(
     }
 }
 
-/// The `log` interface's view of a store.
+/// What the `log` interface sees of the call it serves; its store hands one out through [`LogView`].
 #[derive(Debug)]
-pub struct LogHost<'a>(CallCtx<'a>);
+pub struct LogHost<'a> {
+    pub call: CallCtx<'a>,
+    pub budget: &'a mut LogBudget,
+    pub redactor: &'a Redactor,
+}
+
+/// How `log` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
+/// per-call store data, so this module never sees the store type.
+pub trait LogView: Send {
+    fn log_host(&mut self) -> LogHost<'_>;
+}
 
 impl log::Host for LogHost<'_> {
     async fn write(
@@ -101,9 +107,8 @@ impl log::Host for LogHost<'_> {
         message: String,
         fields: Vec<Pair>,
     ) -> wasmtime::Result<()> {
-        let s = &mut self.0;
-        s.count(Capability::Log);
-        emit(s.env, s.call_id, s.log, level, message, &fields);
+        self.call.count(Capability::Log);
+        emit(self, level, message, &fields);
         Ok(())
     }
 }
@@ -114,8 +119,8 @@ impl HasData for Log {
 }
 
 /// Links `plughost:plugin/log`.
-pub fn add_to_linker<T: CapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    log::add_to_linker::<T, Log>(linker, |s| LogHost(s.cap()))
+pub fn add_to_linker<T: LogView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, Log>(linker, |s| s.log_host())
 }
 
 /// The guest's WASI stderr: kept in memory up to a cap (extra bytes are dropped, never an error for the guest),
@@ -176,20 +181,13 @@ impl tokio::io::AsyncWrite for StderrSink {
 }
 
 /// Sends what the guest wrote to stderr during a call to the log, one line per line, within the budget.
-pub fn flush_stderr(ctx: CallCtx<'_>, stderr: &StderrSink) {
+pub fn flush_stderr(mut host: LogHost<'_>, stderr: &StderrSink) {
     let bytes = stderr.take();
     if bytes.is_empty() {
         return;
     }
     let text = String::from_utf8_lossy(&bytes);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        emit(
-            ctx.env,
-            ctx.call_id,
-            ctx.log,
-            Level::Warn,
-            format!("stderr: {line}"),
-            &[],
-        );
+        emit(&mut host, Level::Warn, format!("stderr: {line}"), &[]);
     }
 }

@@ -137,6 +137,26 @@ impl StateStore {
         Ok(true)
     }
 
+    /// How many keys `plugin` has.
+    pub fn count_keys(&self, plugin: &str) -> Result<u64, StoreError> {
+        let conn = self.lock();
+        let n: i64 =
+            conn.query_row("SELECT count(*) FROM kv WHERE plugin = ?1", [plugin], |r| {
+                r.get(0)
+            })?;
+        Ok(n as u64)
+    }
+
+    /// Deletes everything `plugin` stored (when it is removed); returns how many keys were deleted.
+    pub fn delete_plugin(&self, plugin: &str) -> Result<u64, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM kv WHERE plugin = ?1", [plugin])?;
+        tx.execute("DELETE FROM usage WHERE plugin = ?1", [plugin])?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
     pub fn list_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.lock();
         // Range scan on the primary key: [prefix, prefix + U+10FFFF).

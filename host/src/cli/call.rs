@@ -46,6 +46,10 @@ pub struct CallArgs {
     /// Config file with per-plugin grants and limits (default: plughost.toml in the data dir).
     #[arg(long)]
     config_file: Option<PathBuf>,
+    /// A file call reads and writes scratch (in-memory) state; this makes it use the state of installed plugin
+    /// ID instead (the component must be plugin ID).
+    #[arg(long, value_name = "ID")]
+    state_of: Option<String>,
     /// Print the result and the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -186,14 +190,26 @@ pub async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
         .transpose()
         .context("--timeout")?;
 
-    let host = Host::open(home)?.without_standby();
     let installed_id = args
         .file
         .to_str()
         .filter(|s| !args.file.is_file() && plughost::registry::check_plugin_id(s).is_ok());
     if let Some(id) = installed_id {
+        if args.state_of.is_some() {
+            bail!("--state-of is for calling a .wasm file; `{id}` is called with its own state");
+        }
+        let host = Host::open(home)?.without_standby();
         return call_installed(home, &host, id, &args, fuel, memory, timeout).await;
     }
+    // A file call is a dry run: scratch state, unless the operator names an installed plugin whose state to use.
+    let host = match &args.state_of {
+        Some(id) => {
+            open_registry(home)?.plugin(id)?;
+            Host::open(home)?
+        }
+        None => Host::scratch(home)?,
+    }
+    .without_standby();
     let bytes = read_component(&args.file)?;
     let (component, info, compile) =
         host.compile(&bytes, compile_notice(&args.file, bytes.len()))?;
@@ -203,8 +219,10 @@ pub async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
         eprintln!("done in {}", human_duration(compile.time));
     }
     let mut limit_error = None;
+    let mut plugin_id = String::new();
     let plugin = host
         .link(component, info, |manifest| {
+            plugin_id = manifest.id.clone();
             let mut s: PluginSettings = file_settings.for_plugin(&manifest.id);
             for g in cli_grants.iter() {
                 s.grants.add(g.clone());
@@ -227,6 +245,12 @@ pub async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
         .await?;
     if let Some(e) = limit_error {
         bail!("{e}");
+    }
+    if let Some(id) = args.state_of.as_deref().filter(|id| *id != plugin_id) {
+        bail!(
+            "--state-of {id}: {} is plugin `{plugin_id}`, not `{id}`; a plugin only ever sees its own state",
+            args.file.display()
+        );
     }
 
     let outcome = host.call(&plugin, &args.tool, &args.args).await;

@@ -57,10 +57,15 @@ enum Command {
     Install(publish::InstallArgs),
     /// Install a new version of an installed plugin; shows the capability diff, new capabilities need approval.
     Upgrade(publish::InstallArgs),
-    /// Go back to the previous installed version of a plugin (with the grants it had).
+    /// Go back to the version that was current before this one (with the grants it had); each rollback pops one.
     Rollback { id: String },
-    /// Remove an installed plugin, its config and secrets.
-    Remove { id: String },
+    /// Remove an installed plugin, its config, secrets and state.
+    Remove {
+        id: String,
+        /// Keep the plugin's state for the next plugin installed under this id.
+        #[arg(long)]
+        keep_state: bool,
+    },
     /// List installed plugins.
     List {
         #[arg(long)]
@@ -178,7 +183,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Install(args) => publish::install(&home, args, false).await,
         Command::Upgrade(args) => publish::install(&home, args, true).await,
         Command::Rollback { id } => plugins::rollback(&home, &id),
-        Command::Remove { id } => plugins::remove(&home, &id),
+        Command::Remove { id, keep_state } => plugins::remove(&home, &id, keep_state),
         Command::List { json } => plugins::list(&home, json),
         Command::Info { id, json } => plugins::info(&home, &id, json),
         Command::Grants { id, json } => plugins::grants(&home, &id, json),

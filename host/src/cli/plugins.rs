@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use plughost::caps::state::StateStore;
 use plughost::registry::grant_kind;
 use plughost::units::{format_bytes, human_bytes};
 use plughost::{Capability, Grants, Home, Manifest};
@@ -258,10 +259,44 @@ pub fn rollback(home: &Home, id: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn remove(home: &Home, id: &str) -> Result<ExitCode> {
+/// Removes a plugin and everything it left: config and secrets (with the registry's rows), and its state unless
+/// `keep_state`. State is deleted before the registry forgets the plugin (a failure leaves it installed, never its
+/// data orphaned), and once more after, for a call a running gateway made in between.
+pub fn remove(home: &Home, id: &str, keep_state: bool) -> Result<ExitCode> {
     let reg = open_registry(home)?;
+    reg.plugin(id)?;
+    let config = reg.config(id)?;
+    let secrets = config.iter().filter(|c| c.secret).count();
+    let settings = config.len() - secrets;
+    let state = StateStore::open(&home.state_db())
+        .with_context(|| format!("cannot open the state store {}", home.state_db().display()))?;
+    let state_keys = if keep_state {
+        state.count_keys(id)?
+    } else {
+        state.delete_plugin(id)?
+    };
     let r = reg.remove(id)?;
-    println!("removed {id} {} (its config and secrets too)", r.version);
+    let state_keys = if keep_state {
+        state.count_keys(id)?
+    } else {
+        state_keys + state.delete_plugin(id)?
+    };
+    let n =
+        |count: usize, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
+    println!(
+        "removed {id} {}: its versions, {}, {}",
+        r.version,
+        n(settings, "setting"),
+        n(secrets, "secret")
+    );
+    if keep_state {
+        println!(
+            "  kept     its state ({}), for the next plugin installed as `{id}`",
+            n(state_keys as usize, "key")
+        );
+    } else {
+        println!("  removed  its state ({})", n(state_keys as usize, "key"));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use plughost::registry::{
-    InstallRequest, Provenance, Registry, RegistryError, SignatureFile, capability_diff, grant_kind,
+    InstallRequest, Provenance, Registry, RegistryError, SignatureFile, UpgradeCheck,
+    UpgradePolicy, capability_diff, grant_kind,
 };
 use plughost::units::human_bytes;
 use plughost::{Capability, ComponentInfo, Grants, Home, Host, Manifest};
@@ -48,6 +49,13 @@ pub struct InstallArgs {
     /// Install without a signature. Recorded, and shown in `list`.
     #[arg(long)]
     pub allow_unsigned: bool,
+    /// Upgrade only: accept a component from another publisher than the installed version's (or unsigned where
+    /// it was signed, or signed where it was unsigned). Shown in the diff, recorded in the history.
+    #[arg(long)]
+    pub allow_publisher_change: bool,
+    /// Upgrade only: accept an older version than the installed one (or one that is not semver and differs).
+    #[arg(long)]
+    pub allow_downgrade: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -275,6 +283,16 @@ fn check_covers_imports(plugin: &str, info: &ComponentInfo, approved: &[String])
 }
 
 pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<ExitCode> {
+    if !upgrade && (args.allow_publisher_change || args.allow_downgrade) {
+        bail!(
+            "--allow-publisher-change and --allow-downgrade are for `plughost upgrade`: a first install pins the \
+             plugin to its publisher"
+        );
+    }
+    let policy = UpgradePolicy {
+        allow_publisher_change: args.allow_publisher_change,
+        allow_downgrade: args.allow_downgrade,
+    };
     let reg = open_registry(home)?;
     let host = Host::open(home)?;
     let c = check_for_install(&reg, &host, &args).await?;
@@ -319,7 +337,27 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
         }
         (Some(cur), true) => {
             let (added, removed) = capability_diff(&cur.declared, &c.declared);
-            println!("upgrade {id}: {} -> {}", cur.version, c.manifest.version);
+            let check = UpgradeCheck::new(&cur, &c.provenance, &c.manifest.version);
+            println!(
+                "upgrade {id}: {} -> {}{}",
+                cur.version,
+                c.manifest.version,
+                if check.is_downgrade() {
+                    "   (DOWNGRADE: not newer)"
+                } else {
+                    ""
+                }
+            );
+            if check.publisher_changes() {
+                println!(
+                    "  publisher  {} -> {}   (CHANGED)",
+                    check.old_publisher, check.new_publisher
+                );
+            } else {
+                println!("  publisher  {} (unchanged)", check.old_publisher);
+            }
+            // Refused before anything is asked or written.
+            check.enforce(&id, policy)?;
             for g in &added {
                 println!("  + {g}   (new: needs approval)");
             }
@@ -340,15 +378,18 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
             proposed.extend(added.iter().cloned());
             let approved = approve(&args, &id, proposed, &added)?;
             check_covers_imports(&id, &c.info, &approved)?;
-            reg.upgrade(InstallRequest {
-                provenance: c.provenance.clone(),
-                bytes: &c.bytes,
-                plugin: &id,
-                version: &c.manifest.version,
-                manifest_json: serde_json::to_string(&c.manifest)?,
-                imports: c.declared.clone(),
-                grants: approved,
-            })?
+            reg.upgrade_with(
+                InstallRequest {
+                    provenance: c.provenance.clone(),
+                    bytes: &c.bytes,
+                    plugin: &id,
+                    version: &c.manifest.version,
+                    manifest_json: serde_json::to_string(&c.manifest)?,
+                    imports: c.declared.clone(),
+                    grants: approved,
+                },
+                policy,
+            )?
         }
     };
     if args.json {

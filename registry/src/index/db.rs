@@ -60,6 +60,13 @@ const MIGRATIONS: &[&str] = &[
         action    TEXT NOT NULL,
         detail    TEXT NOT NULL
      );",
+    // 2: rollback is a stack. Each version row points at the version that was current when it was made current
+    // (by install or upgrade); rollback follows that link, so rolling back pops. Rows from before this step link
+    // to the plugin's previous row, which is where a rollback went until now.
+    "ALTER TABLE versions ADD COLUMN previous_seq INTEGER;
+     UPDATE versions SET previous_seq = (
+        SELECT MAX(p.seq) FROM versions p WHERE p.plugin_id = versions.plugin_id AND p.seq < versions.seq
+     );",
 ];
 
 /// Opens the index, creating it with mode 0600 (it holds secrets; SQLite gives its WAL and shm files the same

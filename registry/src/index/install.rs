@@ -5,7 +5,8 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::check_plugin_id;
-use super::types::json;
+use super::types::{PLUGIN_SELECT, json, plugin_from_row};
+use super::versions::{UpgradeCheck, UpgradePolicy};
 use crate::blobs::Digest;
 use crate::error::{RegistryError, Result};
 use crate::trust::{Provenance, check_declared};
@@ -42,6 +43,7 @@ impl Registry {
         tx: &rusqlite::Transaction<'_>,
         req: &InstallRequest<'_>,
         declared: &[String],
+        previous_seq: Option<i64>,
     ) -> Result<i64> {
         let (key_fp, sig) = match &req.provenance {
             Provenance::Signed(v) => (
@@ -52,8 +54,8 @@ impl Registry {
         };
         tx.execute(
             "INSERT INTO versions (plugin_id, version, digest, size, key_fingerprint, signature, declared, grants,
-                                   manifest, installed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                   manifest, installed_at, previous_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 req.plugin,
                 req.version,
@@ -64,7 +66,8 @@ impl Registry {
                 json(&declared),
                 json(&req.grants),
                 req.manifest_json,
-                now()
+                now(),
+                previous_seq
             ],
         )?;
         Ok(tx.last_insert_rowid())
@@ -90,7 +93,7 @@ impl Registry {
                 version,
             });
         }
-        let seq = Self::insert_version(&tx, &req, &declared)?;
+        let seq = Self::insert_version(&tx, &req, &declared, None)?;
         let at = now();
         tx.execute(
             "INSERT INTO plugins (id, current_seq, enabled, installed_at, updated_at) VALUES (?1, ?2, 1, ?3, ?3)",
@@ -117,22 +120,40 @@ impl Registry {
         self.plugin(req.plugin)
     }
 
-    /// Installs a new version of an installed plugin and makes it current. The caller shows the capability diff
-    /// ([`capability_diff`]) and gets approval before calling this.
+    /// Installs a new version of an installed plugin and makes it current, allowing no change of publisher and
+    /// no downgrade (see [`Registry::upgrade_with`]).
     pub fn upgrade(&self, req: InstallRequest<'_>) -> Result<PluginRecord> {
+        self.upgrade_with(req, UpgradePolicy::default())
+    }
+
+    /// Installs a new version of an installed plugin and makes it current. The caller shows the capability diff
+    /// ([`capability_diff`]) and what changes about the plugin's identity ([`UpgradeCheck`]), and gets approval
+    /// before calling this. A plugin is pinned to the publisher it was installed from: another publisher (or
+    /// unsigned where it was signed, or signed where it was unsigned) is refused unless `policy` allows it, and so
+    /// is an older version (or one that cannot be compared). An allowed change of publisher is recorded in the
+    /// history.
+    pub fn upgrade_with(
+        &self,
+        req: InstallRequest<'_>,
+        policy: UpgradePolicy,
+    ) -> Result<PluginRecord> {
         let declared = Self::check_request(&req)?;
-        let current = self.plugin(req.plugin)?;
-        if current.digest == req.provenance.digest().to_string() {
-            return Err(RegistryError::SameVersion {
-                id: current.id,
-                version: current.version,
-                digest: current.digest,
-            });
-        }
+        // Checked before the blob is written (a refusal writes nothing), and again inside the transaction against
+        // what is current there: another process may have changed it in between.
+        Self::upgrade_checks(&self.plugin(req.plugin)?, &req, policy)?;
         self.blobs.put(req.bytes)?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq = Self::insert_version(&tx, &req, &declared)?;
+        let current = tx
+            .query_row(
+                &format!("{PLUGIN_SELECT} WHERE p.id = ?1"),
+                [req.plugin],
+                plugin_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| RegistryError::NotInstalled(req.plugin.to_string()))?;
+        let check = Self::upgrade_checks(&current, &req, policy)?;
+        let seq = Self::insert_version(&tx, &req, &declared, Some(current.seq))?;
         // A new, verified version re-enables a plugin that was disabled (e.g. for a revoked key).
         tx.execute(
             "UPDATE plugins SET current_seq = ?2, enabled = 1, disabled_reason = NULL, updated_at = ?3 WHERE id = ?1",
@@ -150,27 +171,86 @@ impl Registry {
                 req.grants.join(", ")
             ),
         )?;
+        if check.publisher_changes() {
+            Self::log(
+                &tx,
+                Some(req.plugin),
+                "publisher-change",
+                &format!(
+                    "{} -> {} (allowed with --allow-publisher-change)",
+                    check.old_publisher, check.new_publisher
+                ),
+            )?;
+        }
+        if check.is_downgrade() {
+            Self::log(
+                &tx,
+                Some(req.plugin),
+                "downgrade",
+                &format!(
+                    "{} -> {} (allowed with --allow-downgrade)",
+                    check.from_version, check.to_version
+                ),
+            )?;
+        }
         Self::bump(&tx)?;
         tx.commit()?;
         drop(conn);
         self.plugin(req.plugin)
     }
 
-    /// Makes the previous installed version current again, with the grants it had.
+    fn upgrade_checks(
+        current: &PluginRecord,
+        req: &InstallRequest<'_>,
+        policy: UpgradePolicy,
+    ) -> Result<UpgradeCheck> {
+        if current.digest == req.provenance.digest().to_string() {
+            return Err(RegistryError::SameVersion {
+                id: current.id.clone(),
+                version: current.version.clone(),
+                digest: current.digest.clone(),
+            });
+        }
+        let check = UpgradeCheck::new(current, &req.provenance, req.version);
+        check.enforce(req.plugin, policy)?;
+        Ok(check)
+    }
+
+    /// Makes the version that was current before the current one current again, with the grants it had. Rollback
+    /// pops: each version remembers the one it replaced, so rolling back twice after install 1 → upgrade 2 →
+    /// rollback → upgrade 3 lands on 1, then finds nothing more. Rolling back to nothing, or to the very same
+    /// component, is an error that changes nothing.
     pub fn rollback(&self, id: &str) -> Result<PluginRecord> {
-        let current = self.plugin(id)?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let prev: Option<(i64, String, Option<i64>)> = tx
+        let current = tx
             .query_row(
-                "SELECT v.seq, v.version, k.revoked_at FROM versions v LEFT JOIN keys k ON k.fingerprint = v.key_fingerprint
-                 WHERE v.plugin_id = ?1 AND v.seq < ?2 ORDER BY v.seq DESC LIMIT 1",
+                &format!("{PLUGIN_SELECT} WHERE p.id = ?1"),
+                [id],
+                plugin_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| RegistryError::NotInstalled(id.to_string()))?;
+        let prev: Option<(i64, String, String, Option<i64>)> = tx
+            .query_row(
+                "SELECT v.seq, v.version, v.digest, k.revoked_at
+                 FROM plugins p JOIN versions cur ON cur.seq = p.current_seq
+                 JOIN versions v ON v.seq = cur.previous_seq AND v.plugin_id = p.id
+                 LEFT JOIN keys k ON k.fingerprint = v.key_fingerprint
+                 WHERE p.id = ?1 AND p.current_seq = ?2",
                 params![id, current.seq],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let (seq, version, revoked) =
+        let (seq, version, digest, revoked) =
             prev.ok_or_else(|| RegistryError::NoEarlierVersion(id.to_string()))?;
+        if digest == current.digest {
+            return Err(RegistryError::RollbackToSame {
+                id: id.to_string(),
+                version,
+                digest,
+            });
+        }
         let (enabled, reason) = match revoked {
             Some(_) => (0, Some("its publisher key was revoked".to_string())),
             None => (1, None),
@@ -183,7 +263,7 @@ impl Registry {
             &tx,
             Some(id),
             "rollback",
-            &format!("{} -> {version}", current.version),
+            &format!("{} -> {version} {digest}", current.version),
         )?;
         Self::bump(&tx)?;
         tx.commit()?;

@@ -12,6 +12,7 @@ mod install;
 mod plugins;
 mod settings;
 mod types;
+mod versions;
 
 pub use db::SCHEMA_VERSION;
 pub(crate) use db::open;
@@ -21,3 +22,4 @@ pub use types::{
     ConfigEntry, HistoryEntry, KeyRecord, PluginLimits, PluginRecord, Publisher, ToolContract,
     VersionRecord, Window,
 };
+pub use versions::{PublisherPin, UpgradeCheck, UpgradePolicy, VersionChange, compare_versions};
