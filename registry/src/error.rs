@@ -110,6 +110,31 @@ pub enum RegistryError {
         grant: String,
         declared: String,
     },
+    #[error(
+        "grant `{grant}` goes beyond what plugin `{plugin}`'s publisher declared for `{capability}`: `{declared}` \
+         (a grant may narrow the declared scope, never widen it)"
+    )]
+    OutsideDeclared {
+        plugin: String,
+        grant: String,
+        capability: String,
+        declared: String,
+    },
+    #[error(
+        "grant `{grant}` cannot be approved: plugin `{plugin}`'s publisher declared `{declared}`, which is not a valid \
+         grant ({reason}); the publisher must sign it again with a valid `--request`"
+    )]
+    UnreadableDeclaration {
+        plugin: String,
+        grant: String,
+        declared: String,
+        reason: String,
+    },
+    #[error("grant `{grant}`: {source}")]
+    BadGrant {
+        grant: String,
+        source: crate::grants::GrantError,
+    },
     #[error("the install request does not match its signature: {0}")]
     StatementMismatch(String),
     #[error(

@@ -4,8 +4,8 @@
 //! `log`, `metrics`, `config`, `system`, `ledger`, `state` or `state:16MiB`, `http:https://api.example.com`,
 //! `http:https://*.example.com:8443,http://127.0.0.1:9000`, `container:read,lifecycle;images=localhost/busybox:*`.
 //! Strings are parsed into [`Grant`] values at load time; nothing on the call path looks at a string again.
-//! [`GrantKind`] reads only the capability name of a grant string (what the registry compares when it checks grants
-//! against what a publisher declared); [`Grants`] is the set one plugin holds.
+//! [`GrantKind`] reads only the capability name of a grant string; [`Grants`] is the set one plugin holds;
+//! [`Declaration`] is what a publisher declared, and [`Grant::covered_by`] the rule that a grant stays inside it.
 //!
 //! One file (about 700 lines, a third of them tests) on purpose: it is one grammar, and every capability's options
 //! parse and print next to each other; splitting off the origins would put half of `http:` elsewhere.
@@ -269,8 +269,8 @@ fn split(grant: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The capability a grant string names, read without its options: what grants are compared by when they are
-/// checked against what a publisher declared. It never fails, so a grant whose options do not parse (`http:*`) still
+/// The capability a grant string names, read without its options (what an unsigned component's grants are compared
+/// by: it has no declaration, only imports). It never fails, so a grant whose options do not parse (`http:*`) still
 /// has a kind; a name this build does not know stays as written (trimmed), so two such grants compare as their names
 /// do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -348,6 +348,105 @@ impl Grant {
             Grant::Ledger => Capability::Ledger,
         }
     }
+}
+
+impl Grant {
+    /// Whether everything this grant allows is also allowed by `declared` (the publisher's declaration of the same
+    /// capability): the rule that a grant stays inside what was declared, at the declared level of detail.
+    ///
+    /// - `http`: each granted origin is covered by a declared one (same scheme and port; an exact host by the same
+    ///   host or a `*.` pattern it falls under; `*.a.example.com` by `*.a.example.com` or `*.example.com`).
+    /// - `container`: the granted groups are a subset of the declared groups, and each granted image pattern is
+    ///   covered by a declared one (matches only what the declared pattern matches).
+    /// - `state`: the granted quota is at most the declared one (`state` alone declares 16 MiB).
+    /// - the others have no parameters: the same capability covers.
+    ///
+    /// A grant of another capability is never covered.
+    pub fn covered_by(&self, declared: &Grant) -> bool {
+        match (self, declared) {
+            (Grant::Http { allow }, Grant::Http { allow: declared }) => allow
+                .iter()
+                .all(|o| declared.iter().any(|d| o.covered_by(d))),
+            (
+                Grant::Container { ops, images },
+                Grant::Container {
+                    ops: d_ops,
+                    images: d_images,
+                },
+            ) => {
+                ops.within(d_ops)
+                    && images
+                        .iter()
+                        .all(|i| d_images.iter().any(|d| image_pattern_covered(i, d)))
+            }
+            (Grant::State { quota_bytes }, Grant::State { quota_bytes: max }) => quota_bytes <= max,
+            (g, d) => g.capability() == d.capability(),
+        }
+    }
+}
+
+impl OriginPattern {
+    /// Whether every origin this pattern allows is also allowed by `declared`.
+    pub fn covered_by(&self, declared: &OriginPattern) -> bool {
+        if self.scheme != declared.scheme || self.port != declared.port {
+            return false;
+        }
+        match (&self.host, &declared.host) {
+            (HostPattern::Exact(h), _) => declared.allows(self.scheme, h, self.port),
+            (HostPattern::Subdomains(s), HostPattern::Subdomains(d)) => {
+                s.eq_ignore_ascii_case(d) || declared.allows(self.scheme, s, self.port)
+            }
+            (HostPattern::Subdomains(_), HostPattern::Exact(_)) => false,
+        }
+    }
+}
+
+impl ContainerOps {
+    /// Whether every group of `self` is also in `declared`.
+    pub fn within(&self, declared: &ContainerOps) -> bool {
+        (!self.read || declared.read)
+            && (!self.lifecycle || declared.lifecycle)
+            && (!self.images || declared.images)
+            && (!self.any_container || declared.any_container)
+    }
+}
+
+/// Whether the image pattern `granted` matches only references the pattern `declared` matches (`*` matches any run
+/// of characters). Decided by matching `declared` against the text of `granted` with its `*`s as plain characters:
+/// each `*` of the granted pattern must then fall inside a `*` of the declared one, so whatever it stands for the
+/// declared pattern still matches. A granted pattern without `*` is also covered when its `:latest` form is (the
+/// host reads `busybox` as `busybox:latest`).
+fn image_pattern_covered(granted: &str, declared: &str) -> bool {
+    if star_glob(declared, granted) {
+        return true;
+    }
+    if granted.contains('*') {
+        return false;
+    }
+    let last = granted.rsplit('/').next().unwrap_or(granted);
+    !last.contains(':')
+        && !granted.contains('@')
+        && star_glob(declared, &format!("{granted}:latest"))
+}
+
+/// `*`-only glob: `*` in `pattern` matches any run of characters of `text` (including `*`s).
+fn star_glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 impl FromStr for Grant {
@@ -523,6 +622,16 @@ impl Grants {
         });
     }
 
+    /// What `plughost grant` does with a grant on top of the held ones: origins, groups and images are added (as
+    /// [`Grants::add`]), a state quota replaces the held one, so a quota can be lowered as well as raised.
+    pub fn grant(&mut self, grant: Grant) {
+        if let Grant::State { .. } = grant {
+            self.by_cap[Capability::State.index()] = Some(grant);
+        } else {
+            self.add(grant);
+        }
+    }
+
     /// Removes the grant for a capability; returns it.
     pub fn revoke(&mut self, cap: Capability) -> Option<Grant> {
         self.by_cap[cap.index()].take()
@@ -554,6 +663,78 @@ impl Grants {
         match self.get(Capability::State) {
             Some(Grant::State { quota_bytes }) => Some(*quota_bytes),
             _ => None,
+        }
+    }
+}
+
+/// What a publisher declared, parsed once: per capability the merged declared grant (the widest scope it may be
+/// granted), and the declared strings that do not parse (a signed statement can hold anything, e.g. `http:*`).
+#[derive(Debug, Clone, Default)]
+pub struct Declaration {
+    grants: Grants,
+    unreadable: Vec<(String, GrantError)>,
+}
+
+/// Why a grant is not covered by a [`Declaration`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uncovered {
+    /// Nothing of this capability was declared.
+    NotDeclared,
+    /// The capability was declared, with a narrower scope: the declared grant.
+    Outside(Grant),
+    /// The only declarations of this capability do not parse, so they cover nothing.
+    Unreadable {
+        declared: String,
+        reason: GrantError,
+    },
+}
+
+impl Declaration {
+    /// Parses declared grant strings; repeated declarations of one capability merge as grants do.
+    pub fn parse<I, S>(declared: I) -> Declaration
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut d = Declaration::default();
+        for s in declared {
+            match s.as_ref().parse::<Grant>() {
+                Ok(g) => d.grants.add(g),
+                Err(e) => d.unreadable.push((s.as_ref().trim().to_string(), e)),
+            }
+        }
+        d
+    }
+
+    /// The declared grant of a capability, if one parses.
+    pub fn get(&self, cap: Capability) -> Option<&Grant> {
+        self.grants.get(cap)
+    }
+
+    /// A declared string for `cap` that does not parse, when no declaration of `cap` parses.
+    pub fn unreadable(&self, cap: Capability) -> Option<(&str, &GrantError)> {
+        if self.grants.has(cap) {
+            return None;
+        }
+        self.unreadable
+            .iter()
+            .find(|(s, _)| GrantKind::of(s) == GrantKind::Known(cap))
+            .map(|(s, e)| (s.as_str(), e))
+    }
+
+    /// Whether `grant` stays inside what was declared ([`Grant::covered_by`]).
+    pub fn check(&self, grant: &Grant) -> Result<(), Uncovered> {
+        let cap = grant.capability();
+        match self.grants.get(cap) {
+            Some(d) if grant.covered_by(d) => Ok(()),
+            Some(d) => Err(Uncovered::Outside(d.clone())),
+            None => match self.unreadable(cap) {
+                Some((declared, reason)) => Err(Uncovered::Unreadable {
+                    declared: declared.to_string(),
+                    reason: reason.clone(),
+                }),
+                None => Err(Uncovered::NotDeclared),
+            },
         }
     }
 }
@@ -706,5 +887,158 @@ mod tests {
         );
         assert!(g.has(Capability::Http));
         assert!(!g.has(Capability::System));
+    }
+
+    fn g(s: &str) -> Grant {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn covers(declared: &str, granted: &str) -> bool {
+        g(granted).covered_by(&g(declared))
+    }
+
+    #[test]
+    fn http_grants_are_covered_by_declared_origins_only() {
+        let cf = "http:https://api.cloudflare.com";
+        assert!(covers(cf, cf));
+        assert!(covers(cf, "http:api.cloudflare.com"), "no scheme is https");
+        assert!(!covers(cf, "http:https://example.com"));
+        assert!(!covers(cf, "http:https://*.evil.com"));
+        assert!(!covers(cf, "http:https://*.cloudflare.com"));
+        assert!(!covers(cf, "http:http://api.cloudflare.com"), "scheme");
+        assert!(!covers(cf, "http:https://api.cloudflare.com:8443"), "port");
+        assert!(
+            !covers(cf, "http:https://api.cloudflare.com,https://example.com"),
+            "every origin must be covered"
+        );
+        let wild = "http:https://*.example.com,http://127.0.0.1:9000";
+        assert!(covers(wild, "http:https://api.example.com"));
+        assert!(covers(wild, "http:https://a.b.example.com"));
+        assert!(covers(wild, "http:https://*.a.example.com"));
+        assert!(covers(
+            wild,
+            "http:https://*.example.com,http://127.0.0.1:9000"
+        ));
+        assert!(
+            !covers(wild, "http:https://example.com"),
+            "not the domain itself"
+        );
+        assert!(!covers(wild, "http:https://badexample.com"));
+        assert!(!covers(wild, "http:http://127.0.0.2:9000"));
+        // Not the reverse: an exact declaration does not cover a wildcard under it.
+        assert!(!covers(
+            "http:https://api.example.com",
+            "http:https://*.example.com"
+        ));
+        assert!(!covers(
+            "http:https://*.a.example.com",
+            "http:https://*.example.com"
+        ));
+    }
+
+    #[test]
+    fn container_grants_need_declared_groups_and_images() {
+        let d = "container:read,lifecycle;images=localhost/busybox:*,alpine";
+        assert!(covers(d, "container:read"));
+        assert!(covers(
+            d,
+            "container:read,lifecycle;images=localhost/busybox:test"
+        ));
+        assert!(covers(
+            d,
+            "container:lifecycle;images=localhost/busybox:1.*"
+        ));
+        assert!(covers(d, "container:lifecycle;images=alpine"));
+        assert!(!covers(d, "container:any-container"));
+        assert!(!covers(d, "container:read,images"));
+        assert!(!covers(d, "container:lifecycle;images=nginx:*"));
+        assert!(!covers(d, "container:lifecycle;images=localhost/*"));
+        assert!(!covers(d, "container:lifecycle;images=*"));
+        assert!(
+            !covers(d, "container:lifecycle;images=alpine:3.20"),
+            "exact is exact"
+        );
+        assert!(!covers(
+            "container:lifecycle",
+            "container:lifecycle;images=alpine"
+        ));
+        assert!(covers(
+            "container:read;images=*",
+            "container:read;images=any/thing:*"
+        ));
+        // No tag means :latest, as the host reads it.
+        assert!(covers(
+            "container:read;images=alpine:latest",
+            "container:read;images=alpine"
+        ));
+        assert!(covers(
+            "container:read;images=alpine:*",
+            "container:read;images=alpine"
+        ));
+        assert!(!covers(
+            "container:read;images=alpine:*",
+            "container:read;images=alpine*"
+        ));
+    }
+
+    #[test]
+    fn state_grants_may_lower_but_not_raise_the_declared_quota() {
+        assert!(covers("state:64MiB", "state:64MiB"));
+        assert!(covers("state:64MiB", "state:1MiB"));
+        assert!(covers("state:64MiB", "state"));
+        assert!(!covers("state:1MiB", "state"));
+        assert!(
+            covers("state", "state:16MiB"),
+            "state alone declares 16 MiB"
+        );
+        assert!(!covers("state", "state:17MiB"));
+        assert!(covers("system", "system"));
+        assert!(!covers("system", "log"));
+        assert!(!covers("state", "http:https://a.org"));
+    }
+
+    #[test]
+    fn declarations_merge_and_unreadable_ones_cover_nothing() {
+        let d = Declaration::parse([
+            "http:https://a.org",
+            "http:https://b.org",
+            "http:*",
+            "state:1MiB",
+            "container",
+            "fs",
+        ]);
+        assert_eq!(d.check(&g("http:https://a.org,https://b.org")), Ok(()));
+        assert_eq!(
+            d.check(&g("http:https://c.org")),
+            Err(Uncovered::Outside(g("http:https://a.org,https://b.org")))
+        );
+        assert_eq!(
+            d.check(&g("state")),
+            Err(Uncovered::Outside(g("state:1MiB")))
+        );
+        assert!(matches!(
+            d.check(&g("container:read")),
+            Err(Uncovered::Unreadable { declared, .. }) if declared == "container"
+        ));
+        assert_eq!(d.check(&g("log")), Err(Uncovered::NotDeclared));
+        let only_bad = Declaration::parse(["http:*"]);
+        assert!(matches!(
+            only_bad.check(&g("http:https://a.org")),
+            Err(Uncovered::Unreadable { declared, reason: GrantError::BadOrigin { .. } }) if declared == "http:*"
+        ));
+    }
+
+    #[test]
+    fn granting_a_state_quota_replaces_the_held_one() {
+        let mut held =
+            Grants::parse(["state", "http:https://a.org"]).unwrap_or_else(|e| panic!("{e}"));
+        held.grant(g("state:1MiB"));
+        held.grant(g("http:https://b.org"));
+        assert_eq!(
+            held.to_strings(),
+            ["state:1MiB", "http:https://a.org,https://b.org"]
+        );
+        held.grant(g("state:2MiB"));
+        assert_eq!(held.state_quota(), Some(2 << 20));
     }
 }

@@ -8,10 +8,10 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::blobs::{self, Digest};
 use crate::error::{RegistryError, Result};
-use crate::grants::GrantKind;
+use crate::grants::{Declaration, Grant, GrantKind, Uncovered};
 use crate::keys::{self, KeyPair, PublicKey};
 use crate::signature::{self, SignatureFile, SignerStatus, Verified};
-use crate::units::now_secs as now;
+use crate::units::{format_bytes, now_secs as now};
 use crate::{KeyRecord, Registry};
 
 /// Where a component came from: verified against a trusted key, or explicitly allowed unsigned by the operator.
@@ -220,22 +220,69 @@ impl Registry {
     }
 }
 
-/// Refuses grants for capability kinds the publisher did not declare. Each string is read once into its
-/// [`GrantKind`]; only the kinds are compared (a grant's options, such as its origins, are not checked against the
-/// declared ones).
-pub(crate) fn check_declared(plugin: &str, grants: &[String], declared: &[String]) -> Result<()> {
-    let kinds: Vec<GrantKind<'_>> = declared.iter().map(|d| GrantKind::of(d)).collect();
-    for g in grants {
-        if !kinds.contains(&GrantKind::of(g)) {
-            return Err(RegistryError::Undeclared {
-                plugin: plugin.to_string(),
-                grant: g.clone(),
-                declared: if declared.is_empty() {
-                    "nothing".into()
-                } else {
-                    declared.join(", ")
-                },
-            });
+/// Refuses grants outside what was declared. For a signed component the declaration is the publisher's statement,
+/// and each grant must be covered by it at its level of detail ([`Declaration::check`], [`Grant::covered_by`]): origins,
+/// container groups and images, state quota; a declared string that does not parse covers nothing. For an unsigned
+/// component nobody declared a scope: `declared` is the capabilities it imports, and only the capability kind is
+/// compared.
+///
+/// Grants already held (`held`, compared as stored) are not checked again: a plugin installed before a rule was
+/// tightened keeps working, and keeps its grants, until the operator changes them.
+pub(crate) fn check_declared(
+    plugin: &str,
+    grants: &[String],
+    held: &[String],
+    declared: &[String],
+    signed: bool,
+) -> Result<()> {
+    let undeclared = |g: &str| RegistryError::Undeclared {
+        plugin: plugin.to_string(),
+        grant: g.to_string(),
+        declared: if declared.is_empty() {
+            "nothing".into()
+        } else {
+            declared.join(", ")
+        },
+    };
+    let new = grants.iter().filter(|g| !held.contains(g));
+    if !signed {
+        let kinds: Vec<GrantKind<'_>> = declared.iter().map(|d| GrantKind::of(d)).collect();
+        return match new.into_iter().find(|g| !kinds.contains(&GrantKind::of(g))) {
+            Some(g) => Err(undeclared(g)),
+            None => Ok(()),
+        };
+    }
+    let declaration = Declaration::parse(declared);
+    for g in new {
+        let grant: Grant = g.parse().map_err(|source| RegistryError::BadGrant {
+            grant: g.clone(),
+            source,
+        })?;
+        match declaration.check(&grant) {
+            Ok(()) => {}
+            Err(Uncovered::NotDeclared) => return Err(undeclared(g)),
+            Err(Uncovered::Outside(d)) => {
+                return Err(RegistryError::OutsideDeclared {
+                    plugin: plugin.to_string(),
+                    grant: g.clone(),
+                    capability: grant.capability().name().to_string(),
+                    // `state` alone means 16 MiB: say so.
+                    declared: match d {
+                        Grant::State { quota_bytes } => {
+                            format!("state:{}", format_bytes(quota_bytes))
+                        }
+                        d => d.to_string(),
+                    },
+                });
+            }
+            Err(Uncovered::Unreadable { declared, reason }) => {
+                return Err(RegistryError::UnreadableDeclaration {
+                    plugin: plugin.to_string(),
+                    grant: g.clone(),
+                    declared,
+                    reason: reason.to_string(),
+                });
+            }
         }
     }
     Ok(())
@@ -250,24 +297,72 @@ mod tests {
     }
 
     #[test]
-    fn declared_checks_compare_capability_kinds_only() {
+    fn signed_declarations_bound_grants_at_their_level_of_detail() {
         let declared = strings(&["http:https://api.example.com", "state:1MiB", "system"]);
-        // Another origin or quota of a declared capability passes: only the kind is compared (for now).
-        let ok = strings(&["http:https://other.example", "state", " system"]);
-        assert!(check_declared("p", &ok, &declared).is_ok());
-        let e = check_declared("p", &strings(&["log"]), &declared).expect_err("undeclared");
+        let check = |g: &[&str]| check_declared("p", &strings(g), &[], &declared, true);
+        assert!(check(&["http:https://api.example.com", "state:512KiB", " system"]).is_ok());
+        let e = check(&["http:https://other.example"]).expect_err("another origin");
+        assert!(
+            matches!(&e, RegistryError::OutsideDeclared { grant, capability, declared, .. }
+                if grant == "http:https://other.example" && capability == "http"
+                    && declared == "http:https://api.example.com"),
+            "{e}"
+        );
+        assert!(matches!(
+            check(&["state"]),
+            Err(RegistryError::OutsideDeclared { declared, .. }) if declared == "state:1MiB"
+        ));
+        let e = check(&["log"]).expect_err("undeclared");
         assert!(
             matches!(&e, RegistryError::Undeclared { grant, declared, .. }
                 if grant == "log" && declared == "http:https://api.example.com, state:1MiB, system"),
             "{e}"
         );
         assert!(matches!(
-            check_declared("p", &strings(&["system"]), &[]),
+            check_declared("p", &strings(&["system"]), &[], &[], true),
             Err(RegistryError::Undeclared { declared, .. }) if declared == "nothing"
         ));
-        // Names this build does not know compare as written.
-        assert!(check_declared("p", &strings(&["fs:/tmp"]), &strings(&["fs"])).is_ok());
-        assert!(check_declared("p", &strings(&["fs"]), &strings(&["net"])).is_err());
-        assert!(check_declared("p", &strings(&["System"]), &declared).is_err());
+        assert!(matches!(
+            check(&["http:*"]),
+            Err(RegistryError::BadGrant { .. })
+        ));
+        // A declaration that does not parse covers nothing, and the error names it.
+        let e = check_declared(
+            "p",
+            &strings(&["http:https://a.org"]),
+            &[],
+            &strings(&["http:*"]),
+            true,
+        )
+        .expect_err("unreadable");
+        assert!(
+            matches!(&e, RegistryError::UnreadableDeclaration { declared, .. } if declared == "http:*"),
+            "{e}"
+        );
+        // Grants already held are not checked again (a plugin installed under an older rule keeps them).
+        let held = strings(&["http:https://other.example"]);
+        assert!(check_declared("p", &held, &held, &declared, true).is_ok());
+        assert!(
+            check_declared(
+                "p",
+                &strings(&["http:https://third.example"]),
+                &held,
+                &declared,
+                true
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn unsigned_components_compare_capability_kinds_only() {
+        // Nobody declared a scope: `declared` is the imports.
+        let imports = strings(&["http", "state"]);
+        let check = |g: &[&str]| check_declared("p", &strings(g), &[], &imports, false);
+        assert!(check(&["http:https://anything.example", "state:1GiB"]).is_ok());
+        assert!(matches!(
+            check(&["system"]),
+            Err(RegistryError::Undeclared { .. })
+        ));
     }
 }

@@ -205,7 +205,7 @@ pub fn grant(home: &Home, id: &str, add: &[String]) -> Result<ExitCode> {
     let r = reg.plugin(id)?;
     let mut g = Grants::parse(&r.grants)?;
     for item in Grants::parse(add)?.iter() {
-        g.add(item.clone());
+        g.grant(item.clone());
     }
     let r = reg.set_grants(id, &g.to_strings())?;
     println!("{id} grants: {}", list_or_none(&r.grants));

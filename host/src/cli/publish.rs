@@ -8,12 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use plughost::grants::Declaration;
 use plughost::registry::{
     InstallRequest, Provenance, Registry, RegistryError, SignatureFile, UpgradeCheck,
     UpgradePolicy, capability_diff, grant_kind,
 };
 use plughost::units::human_bytes;
-use plughost::{Capability, ComponentInfo, Grants, Home, Host, Manifest};
+use plughost::{Capability, ComponentInfo, Grant, Grants, Home, Host, Manifest};
 
 use super::show::{list_or_none, open_registry, print_json, publisher_text};
 
@@ -90,16 +91,32 @@ fn declared_capabilities(info: &ComponentInfo, requests: &[String]) -> Result<Ve
             );
         }
     }
-    Ok(info
-        .capabilities
+    info.capabilities
         .iter()
-        .map(|c| {
-            requested
-                .get(*c)
-                .map(ToString::to_string)
-                .unwrap_or_else(|| c.name().to_string())
+        .map(|c| match requested.get(*c) {
+            Some(g) => Ok(g.to_string()),
+            // A bare declaration must itself be a grant (`state` is 16 MiB); `http` and `container` need a scope.
+            None if c.name().parse::<Grant>().is_ok() => Ok(c.name().to_string()),
+            None => bail!(
+                "the component imports `{c}`, which is declared with its scope: add {}; install grants at most \
+                 what is declared, so nothing was signed",
+                request_example(*c)
+            ),
         })
-        .collect())
+        .collect()
+}
+
+/// The `--request` a publisher adds for a capability that needs a scope.
+fn request_example(c: Capability) -> &'static str {
+    match c {
+        Capability::Http => {
+            "--request http:https://api.example.com (the origins it calls, comma-separated)"
+        }
+        Capability::Container => {
+            "--request 'container:read,lifecycle;images=localhost/busybox:*' (the groups and images it needs)"
+        }
+        _ => "--request with its scope",
+    }
 }
 
 pub async fn sign(home: &Home, args: SignArgs) -> Result<ExitCode> {
@@ -197,6 +214,17 @@ async fn check_for_install(reg: &Registry, host: &Host, args: &InstallArgs) -> R
                     undeclared.join(", "),
                     if undeclared.len() == 1 { "it" } else { "them" }
                 );
+            }
+            // A declaration that does not parse covers no grant, so the import could never be linked.
+            let declaration = Declaration::parse(&s.capabilities);
+            for c in &info.capabilities {
+                if let Some((declared, reason)) = declaration.unreadable(*c) {
+                    bail!(
+                        "the publisher declared `{declared}` for the imported `{c}`, which is not a valid grant \
+                         ({reason}), so no `{c}` grant can be approved; refusing to install (the publisher must sign \
+                         again with a valid --request)"
+                    );
+                }
             }
             s.capabilities.clone()
         }
@@ -367,12 +395,19 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
             if added.is_empty() && removed.is_empty() {
                 println!("  capabilities unchanged");
             }
-            // Keep what the operator approved before (where still declared), and ask for what is new.
+            // Keep what the operator approved before where the new version still declares it (at its level of
+            // detail when signed: an origin or quota no longer declared is dropped), and ask for what is new.
             let kinds: Vec<&str> = c.declared.iter().map(|d| grant_kind(d)).collect();
+            let declaration = Declaration::parse(&c.declared);
+            let signed = matches!(c.provenance, Provenance::Signed(_));
             let mut proposed: Vec<String> = cur
                 .grants
                 .iter()
-                .filter(|g| kinds.contains(&grant_kind(g)))
+                .filter(|g| match (signed, g.parse::<Grant>()) {
+                    (true, Ok(g)) => declaration.check(&g).is_ok(),
+                    (true, Err(_)) => false,
+                    (false, _) => kinds.contains(&grant_kind(g)),
+                })
                 .cloned()
                 .collect();
             proposed.extend(added.iter().cloned());

@@ -35,7 +35,8 @@ impl Registry {
         let declared = req
             .provenance
             .check(req.bytes, req.plugin, req.version, &req.imports)?;
-        check_declared(req.plugin, &req.grants, &declared)?;
+        let signed = matches!(req.provenance, Provenance::Signed(_));
+        check_declared(req.plugin, &req.grants, &[], &declared, signed)?;
         Ok(declared)
     }
 

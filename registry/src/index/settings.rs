@@ -12,10 +12,17 @@ use crate::trust::check_declared;
 use crate::units::now_secs as now;
 
 impl Registry {
-    /// Replaces the approved grants of a plugin's current version. Grants for undeclared capabilities are refused.
+    /// Replaces the approved grants of a plugin's current version. A new grant outside what was declared is refused
+    /// (see `check_declared`); grants it already holds are kept as they are.
     pub fn set_grants(&self, id: &str, grants: &[String]) -> Result<PluginRecord> {
         let record = self.plugin(id)?;
-        check_declared(id, grants, &record.declared)?;
+        check_declared(
+            id,
+            grants,
+            &record.grants,
+            &record.declared,
+            !record.unsigned,
+        )?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
