@@ -65,8 +65,11 @@ impl Entry {
     /// [`Entry::call_as`] with `plugin` standing in for the entry's own (the same plugin with other limits, for a
     /// one-off `plughost call --fuel …`).
     ///
-    /// Before the guest runs: the concurrency limit (`busy`), then the contracts (`quota`, from the ledger). Both
-    /// refusals are recorded, cost nothing and do not count against a contract.
+    /// Before the guest runs: the ledger must be writable (else `unavailable`, nothing runs), then the concurrency
+    /// limit (`busy`), then the contracts (`quota`, from the ledger). Busy and quota refusals are recorded, cost
+    /// nothing and do not count against a contract. Fail closed: if the call's entry cannot be committed, the caller
+    /// gets `unavailable` ("not recorded") instead of the result, and the call still counts against this process's
+    /// contracts.
     pub async fn call_with(
         &self,
         host: &Host,
@@ -75,8 +78,15 @@ impl Entry {
         arguments: &str,
         caller: &Caller,
     ) -> CallResult {
+        if let Err(e) = self.ledger.check() {
+            tracing::error!(plugin = %self.record.id, tool, "call refused: {e}");
+            let e = CallError::Unavailable {
+                message: format!("{e}; the call was not run"),
+            };
+            return host.refused(plugin, tool, e);
+        }
         let cost = self.record.limits.cost_of(tool);
-        let (result, admission) = self.run(host, plugin, tool, arguments, cost).await;
+        let (mut result, admission) = self.run(host, plugin, tool, arguments, cost).await;
         let charged = match result.report.outcome {
             Outcome::Busy | Outcome::Quota => 0,
             _ => cost,
@@ -89,10 +99,27 @@ impl Entry {
             arguments,
             charged,
         );
+        let time_ms = entry.time_ms;
         if let Err(e) = self.ledger.append(vec![entry]).await {
-            tracing::error!(plugin = %self.record.id, tool, "the call ran but could not be recorded in the ledger: {e}");
+            tracing::error!(plugin = %self.record.id, tool, "the call could not be recorded in the ledger: {e}");
+            let what = match &result.result {
+                Ok(_) => "the call ran, but its result is withheld".to_string(),
+                Err(err) => format!("the call ended in `{}` ({err})", err.kind()),
+            };
+            let e = CallError::Unavailable {
+                message: format!(
+                    "not recorded: the usage ledger could not be written ({e}); {what}"
+                ),
+            };
+            result.report.outcome = e.outcome();
+            result.result = Err(e);
+            // It ran (or was admitted) but is not in the ledger: count it from memory for the rest of its window.
+            if let Some(a) = admission {
+                a.unrecorded(time_ms);
+            }
+            return result;
         }
-        // The entry is in the ledger now (or never will be): the contract reads it from there from here on.
+        // The entry is in the ledger now: the contract reads it from there from here on.
         drop(admission);
         result
     }
