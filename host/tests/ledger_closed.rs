@@ -303,3 +303,98 @@ fn over_http_an_unrecorded_call_is_an_error_and_still_counts_against_the_contrac
     assert!(msg.contains("`quota`"), "{r}");
     assert_eq!(result["_meta"]["plughost/report"]["fuel_used"], 0, "{r}");
 }
+
+/// `plughost ledger verify [--against FILE…]` → (exit code, stdout).
+fn verify(h: &Home, against: &[&str]) -> (Option<i32>, String) {
+    let mut args = vec!["ledger", "verify"];
+    for f in against {
+        args.extend_from_slice(&["--against", f]);
+    }
+    let o = h.run(&args);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+#[test]
+fn a_checkpoint_kept_outside_the_ledger_catches_a_cut_tail_and_a_rewritten_chain() {
+    let h = Home::new();
+    for t in ["a", "b", "c"] {
+        h.ok(&[
+            "call",
+            "fixture-basic",
+            "echo",
+            "--args",
+            &format!(r#"{{"text":"{t}"}}"#),
+        ]);
+    }
+    let outside = tempfile::tempdir().expect("outside");
+    let file = outside.path().join("at-3.json");
+    let f = file.to_str().expect("utf-8");
+    h.ok(&["ledger", "checkpoint", "--key", "op", "--out", f]);
+    h.ok(&["call", "fixture-basic", "echo", "--args", r#"{"text":"d"}"#]);
+    let (code, out) = verify(&h, &[f]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("reaches checkpoint"), "{out}");
+
+    // Cut the tail below the checkpoint and take the checkpoint rows with it: the file alone still knows.
+    let cut = tempfile::tempdir().expect("copy");
+    let h2 = Home { home: cut };
+    for name in ["ledger.db", "ledger.db-wal", "ledger.db-shm"] {
+        let from = h.home.path().join(name);
+        if from.exists() {
+            std::fs::copy(&from, h2.home.path().join(name)).expect("copy");
+        }
+    }
+    h2.sql("DELETE FROM entries WHERE seq >= 2; DELETE FROM checkpoints;");
+    let (code, out) = verify(&h2, &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "without the file the cut is invisible: {out}"
+    );
+    let (code, out) = verify(&h2, &[f]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("checkpoint {f} (entry 3")) && out.contains("no longer reaches"),
+        "{out}"
+    );
+
+    // Rewrite the whole chain from scratch (every link valid) and drop the checkpoint rows: entry 3 differs.
+    h.sql("DELETE FROM entries; DELETE FROM checkpoints;");
+    {
+        use plughost::ledger::{Caller, Kind, Ledger, NewEntry};
+        let l = Ledger::open(h.home.path()).expect("ledger");
+        let e = NewEntry {
+            time_ms: 1,
+            kind: Kind::Call,
+            plugin: "fixture-basic".into(),
+            version: "0.1.0".into(),
+            digest: "blake3:forged".into(),
+            tool: "echo".into(),
+            caller: Caller::default(),
+            duration_us: 1,
+            fuel_used: 1,
+            peak_memory: 1,
+            outcome: "ok".into(),
+            args_digest: None,
+            cost: 0,
+            event: None,
+            data: None,
+        };
+        l.append(&vec![e; 4]).expect("append");
+    }
+    let (code, out) = verify(&h, &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "without the file the rewrite is invisible: {out}"
+    );
+    let (code, out) = verify(&h, &[f]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("checkpoint {f} (entry 3")) && out.contains("rewritten"),
+        "{out}"
+    );
+}
