@@ -124,6 +124,25 @@ impl Entry {
         result
     }
 
+    /// Records a call refused before it reached the plugin (arguments that break the tool's input schema, over
+    /// MCP) exactly as the call path records its own refusals, and returns it. Costs nothing, counts against no
+    /// contract.
+    pub async fn refuse_as(
+        &self,
+        host: &Host,
+        tool: &str,
+        arguments: &str,
+        caller: &Caller,
+        error: CallError,
+    ) -> CallResult {
+        let result = host.refused(&self.plugin, tool, error);
+        let entry = call_entry(&self.record, &result.report, &result, caller, arguments, 0);
+        if let Err(e) = self.ledger.append(vec![entry]).await {
+            tracing::error!(plugin = %self.record.id, tool, "a refusal could not be recorded in the ledger: {e}");
+        }
+        result
+    }
+
     async fn run(
         &self,
         host: &Host,
@@ -263,6 +282,52 @@ impl Catalog {
     /// The usage ledger every call of this catalog's plugins is recorded in.
     pub fn ledger(&self) -> &Arc<LedgerWriter> {
         &self.ledger
+    }
+
+    /// Records a call of `tool` of the installed but not loaded (disabled, or failing to load) plugin `id` as refused
+    /// `unavailable`, with the same fields as any call entry; returns that error, or `None` when no such plugin is
+    /// installed.
+    pub async fn refuse_not_loaded(
+        &self,
+        id: &str,
+        tool: &str,
+        arguments: &str,
+        caller: &Caller,
+    ) -> Option<CallError> {
+        let problem = self.problems().into_iter().find(|p| p.id == id)?;
+        let record = self
+            .registry
+            .list()
+            .ok()?
+            .into_iter()
+            .find(|r| r.id == id)?;
+        let error = CallError::Unavailable {
+            message: format!(
+                "plugin `{id}` {} is not loaded: {}",
+                problem.version, problem.reason
+            ),
+        };
+        let entry = crate::ledger::NewEntry {
+            time_ms: now_ms(),
+            kind: crate::ledger::Kind::Call,
+            plugin: record.id.clone(),
+            version: record.version.clone(),
+            digest: record.digest.clone(),
+            tool: tool.to_string(),
+            caller: caller.clone(),
+            duration_us: 0,
+            fuel_used: 0,
+            peak_memory: 0,
+            outcome: error.kind().to_string(),
+            args_digest: Some(plughost_registry::ledger::args_digest(arguments)),
+            cost: 0,
+            event: None,
+            data: None,
+        };
+        if let Err(e) = self.ledger.append(vec![entry]).await {
+            tracing::error!(plugin = %id, tool, "a refusal could not be recorded in the ledger: {e}");
+        }
+        Some(error)
     }
 
     /// The loaded plugin `id`, if it is enabled and loaded.

@@ -398,3 +398,66 @@ fn a_checkpoint_kept_outside_the_ledger_catches_a_cut_tail_and_a_rewritten_chain
         "{out}"
     );
 }
+
+#[test]
+fn over_http_refusals_are_ledgered_with_the_same_fields_as_from_the_cli() {
+    let h = Home::new();
+    // The CLI's refusals first: an unknown tool.
+    let o = h.run(&["call", "fixture-basic", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+
+    let server = serve(&h);
+    let unknown = http_call(server.addr, "fixture-basic__nope", json!({}));
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    let invalid = http_call(server.addr, "fixture-basic__echo", json!({"text": 5}));
+    assert_eq!(invalid["error"]["code"], -32602, "{invalid}");
+    drop(server);
+    // A disabled plugin: refused over HTTP and from the CLI.
+    h.ok(&["disable", "fixture-basic"]);
+    let server = serve(&h);
+    let disabled = http_call(server.addr, "fixture-basic__echo", json!({"text": "x"}));
+    assert!(disabled["error"].is_object(), "{disabled}");
+    drop(server);
+    let o = h.run(&["call", "fixture-basic", "echo"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not loaded"));
+
+    let entries = h.entries();
+    let row = |e: &Value| {
+        (
+            e["caller"]["transport"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            e["tool"].as_str().unwrap_or_default().to_string(),
+            e["outcome"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let rows: Vec<_> = entries.iter().map(row).collect();
+    let want =
+        |t: &str, tool: &str, outcome: &str| (t.to_string(), tool.to_string(), outcome.to_string());
+    assert_eq!(
+        rows,
+        [
+            want("cli", "nope", "unknown-tool"),
+            want("http", "nope", "unknown-tool"),
+            want("http", "echo", "invalid-arguments"),
+            want("http", "echo", "unavailable"),
+            want("cli", "echo", "unavailable"),
+        ],
+        "{entries:?}"
+    );
+    for e in &entries {
+        assert_eq!(e["plugin"], "fixture-basic");
+        assert_eq!(e["version"], entries[0]["version"]);
+        assert_eq!(e["digest"], entries[0]["digest"]);
+        assert_eq!(
+            (e["cost"].as_u64(), e["fuel_used"].as_u64()),
+            (Some(0), Some(0)),
+            "{e}"
+        );
+        assert!(e["args_digest"].is_string(), "{e}");
+    }
+    let v: Value = serde_json::from_str(&h.ok(&["ledger", "verify", "--json"])).expect("JSON");
+    assert!(v["problem"].is_null(), "{v}");
+}
