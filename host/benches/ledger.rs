@@ -1,7 +1,8 @@
 //! What the usage ledger costs per call: the same in-process echo call (fixture-basic, a fresh store per call) run
 //! bare (`Host::call`, nothing recorded) and through the catalog (`Entry::call`, which commits the call's hash-chained
 //! entry to ledger.db before returning), sequentially and from concurrent tasks (where group commit shares one SQLite
-//! transaction among many calls). Also with a contract set, which adds the gate's ledger read.
+//! transaction among many calls). Also with a contract set, which adds the gate's ledger read, and the cost of the
+//! writability check every recorded call makes before its guest runs.
 //!
 //! `cargo bench -p plughost --bench ledger` (release). `BENCH_SECONDS` per case (default 3), `BENCH_TASKS` the
 //! concurrency of the parallel cases (default 8).
@@ -103,6 +104,26 @@ fn main() {
             assert!(entry.call(&host, "echo", args).await.result.is_ok());
         }
         println!("echo (fixture-basic), fresh store per call; {secs} s per case, {tasks} tasks for the parallel cases");
+        // The fail-closed check before every guest (included in the "with ledger" rates below): a statvfs, and the
+        // SQLite check (is the database read-only, can the write lock be taken) that only a process's first call and
+        // a call after a failed write make.
+        let writer = catalog.ledger();
+        let n = 100_000u32;
+        let t = Instant::now();
+        for _ in 0..n {
+            writer.check().expect("writable");
+        }
+        let every_call = t.elapsed() / n;
+        let t = Instant::now();
+        for _ in 0..n / 10 {
+            writer.ledger().check_writable().expect("writable");
+        }
+        let sqlite = t.elapsed() / (n / 10);
+        println!(
+            "writability check: {:.2} µs per call; the SQLite part (first call, after a failed write) {:.2} µs",
+            every_call.as_secs_f64() * 1e6,
+            sqlite.as_secs_f64() * 1e6
+        );
         for (label, n) in [("1 task", 1), ("parallel", tasks)] {
             let (h1, e1) = (host.clone(), entry.clone());
             let bare = rate(n, secs, move || {

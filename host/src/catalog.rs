@@ -65,8 +65,11 @@ impl Entry {
     /// [`Entry::call_as`] with `plugin` standing in for the entry's own (the same plugin with other limits, for a
     /// one-off `plughost call --fuel …`).
     ///
-    /// Before the guest runs: the concurrency limit (`busy`), then the contracts (`quota`, from the ledger). Both
-    /// refusals are recorded, cost nothing and do not count against a contract.
+    /// Before the guest runs: the ledger must be writable (else `unavailable`, nothing runs), then the concurrency
+    /// limit (`busy`), then the contracts (`quota`, from the ledger). Busy and quota refusals are recorded, cost
+    /// nothing and do not count against a contract. Fail closed: if the call's entry cannot be committed, the caller
+    /// gets `unavailable` ("not recorded") instead of the result, and the call still counts against this process's
+    /// contracts.
     pub async fn call_with(
         &self,
         host: &Host,
@@ -75,8 +78,15 @@ impl Entry {
         arguments: &str,
         caller: &Caller,
     ) -> CallResult {
+        if let Err(e) = self.ledger.check() {
+            tracing::error!(plugin = %self.record.id, tool, "call refused: {e}");
+            let e = CallError::Unavailable {
+                message: format!("{e}; the call was not run"),
+            };
+            return host.refused(plugin, tool, e);
+        }
         let cost = self.record.limits.cost_of(tool);
-        let (result, admission) = self.run(host, plugin, tool, arguments, cost).await;
+        let (mut result, admission) = self.run(host, plugin, tool, arguments, cost).await;
         let charged = match result.report.outcome {
             Outcome::Busy | Outcome::Quota => 0,
             _ => cost,
@@ -89,11 +99,47 @@ impl Entry {
             arguments,
             charged,
         );
+        let time_ms = entry.time_ms;
         if let Err(e) = self.ledger.append(vec![entry]).await {
-            tracing::error!(plugin = %self.record.id, tool, "the call ran but could not be recorded in the ledger: {e}");
+            tracing::error!(plugin = %self.record.id, tool, "the call could not be recorded in the ledger: {e}");
+            let what = match &result.result {
+                Ok(_) => "the call ran, but its result is withheld".to_string(),
+                Err(err) => format!("the call ended in `{}` ({err})", err.kind()),
+            };
+            let e = CallError::Unavailable {
+                message: format!(
+                    "not recorded: the usage ledger could not be written ({e}); {what}"
+                ),
+            };
+            result.report.outcome = e.outcome();
+            result.result = Err(e);
+            // It ran (or was admitted) but is not in the ledger: count it from memory for the rest of its window.
+            if let Some(a) = admission {
+                a.unrecorded(time_ms);
+            }
+            return result;
         }
-        // The entry is in the ledger now (or never will be): the contract reads it from there from here on.
+        // The entry is in the ledger now: the contract reads it from there from here on.
         drop(admission);
+        result
+    }
+
+    /// Records a call refused before it reached the plugin (arguments that break the tool's input schema, over
+    /// MCP) exactly as the call path records its own refusals, and returns it. Costs nothing, counts against no
+    /// contract.
+    pub async fn refuse_as(
+        &self,
+        host: &Host,
+        tool: &str,
+        arguments: &str,
+        caller: &Caller,
+        error: CallError,
+    ) -> CallResult {
+        let result = host.refused(&self.plugin, tool, error);
+        let entry = call_entry(&self.record, &result.report, &result, caller, arguments, 0);
+        if let Err(e) = self.ledger.append(vec![entry]).await {
+            tracing::error!(plugin = %self.record.id, tool, "a refusal could not be recorded in the ledger: {e}");
+        }
         result
     }
 
@@ -236,6 +282,52 @@ impl Catalog {
     /// The usage ledger every call of this catalog's plugins is recorded in.
     pub fn ledger(&self) -> &Arc<LedgerWriter> {
         &self.ledger
+    }
+
+    /// Records a call of `tool` of the installed but not loaded (disabled, or failing to load) plugin `id` as refused
+    /// `unavailable`, with the same fields as any call entry; returns that error, or `None` when no such plugin is
+    /// installed.
+    pub async fn refuse_not_loaded(
+        &self,
+        id: &str,
+        tool: &str,
+        arguments: &str,
+        caller: &Caller,
+    ) -> Option<CallError> {
+        let problem = self.problems().into_iter().find(|p| p.id == id)?;
+        let record = self
+            .registry
+            .list()
+            .ok()?
+            .into_iter()
+            .find(|r| r.id == id)?;
+        let error = CallError::Unavailable {
+            message: format!(
+                "plugin `{id}` {} is not loaded: {}",
+                problem.version, problem.reason
+            ),
+        };
+        let entry = crate::ledger::NewEntry {
+            time_ms: now_ms(),
+            kind: crate::ledger::Kind::Call,
+            plugin: record.id.clone(),
+            version: record.version.clone(),
+            digest: record.digest.clone(),
+            tool: tool.to_string(),
+            caller: caller.clone(),
+            duration_us: 0,
+            fuel_used: 0,
+            peak_memory: 0,
+            outcome: error.kind().to_string(),
+            args_digest: Some(plughost_registry::ledger::args_digest(arguments)),
+            cost: 0,
+            event: None,
+            data: None,
+        };
+        if let Err(e) = self.ledger.append(vec![entry]).await {
+            tracing::error!(plugin = %id, tool, "a refusal could not be recorded in the ledger: {e}");
+        }
+        Some(error)
     }
 
     /// The loaded plugin `id`, if it is enabled and loaded.

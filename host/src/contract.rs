@@ -223,6 +223,18 @@ pub struct Admission<'a> {
     cost: u64,
 }
 
+impl Admission<'_> {
+    /// The call's entry could not be written: it counts from the gate's memory (made at `time_ms`) instead of from
+    /// the ledger, so a failing ledger never frees a call.
+    pub fn unrecorded(self, time_ms: i64) {
+        let mut g = self.gate.lock();
+        for s in g.scopes.iter_mut().filter(|s| s.applies(&self.tool)) {
+            s.insert(time_ms, self.cost);
+        }
+        // Dropping `self` now releases the reservation the counted call replaces.
+    }
+}
+
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
         let mut g = self.gate.lock();

@@ -5,8 +5,13 @@
 //! commits its own entry right away on its own thread (no hand-off, the common case at low load); otherwise it
 //! queues the entry for the writer thread, which commits everything queued in one SQLite transaction, so under load
 //! many calls share a commit and the async workers keep running guests meanwhile.
+//!
+//! Fail closed: before a guest runs, [`LedgerWriter::check`] says whether an entry could be written (the file
+//! system is mounted read-write and has room, and — on a process's first call and after any failed write — SQLite
+//! can take the write lock on a database that is not read-only). A call whose entry then cannot be committed is not
+//! reported as a success (see [`crate::catalog::Entry::call_as`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +23,17 @@ use crate::report::CallReport;
 
 /// Most entries one transaction of the writer thread takes.
 const MAX_BATCH: usize = 1024;
+
+/// Free space the ledger's file system must have for a call to run: a WAL commit of a full batch, with room to spare.
+pub const MIN_FREE_BYTES: u64 = 4 << 20;
+
+/// Why no entry can be written now; calls are refused as `unavailable` before they run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the usage ledger {path} cannot be written: {reason}")]
+pub struct Unwritable {
+    pub path: String,
+    pub reason: String,
+}
 
 struct Job {
     entries: Vec<NewEntry>,
@@ -37,6 +53,11 @@ struct Shared {
     commit: Mutex<()>,
     /// Jobs sent to the writer thread and not yet taken.
     queued: AtomicUsize,
+    /// The ledger's directory, open, for `fstatvfs` (no path lookup per call); `None` if it could not be opened.
+    dir: Option<std::fs::File>,
+    /// The last write (or SQLite-level check) succeeded. Cleared by a failed commit, so the next check asks SQLite
+    /// again instead of trusting the last success.
+    healthy: AtomicBool,
 }
 
 /// Appends to the ledger with group commit.
@@ -49,9 +70,14 @@ pub struct LedgerWriter {
 impl LedgerWriter {
     pub fn start(ledger: Arc<Ledger>) -> Arc<LedgerWriter> {
         let shared = Arc::new(Shared {
-            ledger,
             commit: Mutex::new(()),
             queued: AtomicUsize::new(0),
+            healthy: AtomicBool::new(false),
+            dir: ledger
+                .path()
+                .parent()
+                .and_then(|d| std::fs::File::open(d).ok()),
+            ledger,
         });
         // Checkpoints run here, once a second, instead of on some call's commit.
         match shared.ledger.defer_checkpoints() {
@@ -101,8 +127,46 @@ impl LedgerWriter {
         &self.shared.ledger
     }
 
+    /// Whether a call's entry could be written now; run before the guest. Every call: the ledger's file system is
+    /// mounted read-write and has [`MIN_FREE_BYTES`] available (one `fstatvfs`). On the first call of the process
+    /// and after any failed write: SQLite can take the write lock on a database that is not read-only
+    /// ([`Ledger::check_writable`]); after that, a successful commit stands for it.
+    pub fn check(&self) -> Result<(), Unwritable> {
+        let s = &self.shared;
+        let path = s.ledger.path();
+        let fail = |reason: String| Unwritable {
+            path: path.display().to_string(),
+            reason,
+        };
+        let fs = match &s.dir {
+            Some(d) => rustix::fs::fstatvfs(d),
+            None => rustix::fs::statvfs(path.parent().unwrap_or(path)),
+        }
+        .map_err(|e| fail(format!("cannot check its file system: {e}")))?;
+        if fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+            return Err(fail("its file system is mounted read-only".into()));
+        }
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if free < MIN_FREE_BYTES {
+            return Err(fail(format!(
+                "its file system is full ({free} bytes available, a call needs {MIN_FREE_BYTES})"
+            )));
+        }
+        if !s.healthy.load(Ordering::Acquire) {
+            s.ledger.check_writable().map_err(|e| fail(e.to_string()))?;
+            s.healthy.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Appends and waits for the commit. Returns the entries' sequence numbers.
     pub async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
+        let r = self.append_inner(entries).await;
+        self.shared.healthy.store(r.is_ok(), Ordering::Release);
+        r
+    }
+
+    async fn append_inner(&self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
         let s = &self.shared;
         if s.queued.load(Ordering::Acquire) == 0
             && let Ok(_one) = s.commit.try_lock()

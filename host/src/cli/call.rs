@@ -276,8 +276,12 @@ async fn call_installed(
     let registry = std::sync::Arc::new(open_registry(home)?);
     let catalog = plughost::Catalog::open(host.clone(), registry).await?;
     let Some(entry) = catalog.get(id) else {
-        if let Some(p) = catalog.problems().into_iter().find(|p| p.id == id) {
-            bail!("plugin `{id}` {} is not loaded: {}", p.version, p.reason);
+        // Recorded as an `unavailable` refusal, as over MCP.
+        if let Some(e) = catalog
+            .refuse_not_loaded(id, &args.tool, &args.args, &cli_caller())
+            .await
+        {
+            bail!("{e}");
         }
         bail!(
             "no plugin `{id}` is installed (and no file of that name exists); `plughost list` shows what is"

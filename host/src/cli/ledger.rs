@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use plughost::Home;
 use plughost::ledger::{Kind, Ledger, now_ms};
-use plughost::registry::ledger::{Entry, Filter};
+use plughost::registry::ledger::{Anchor, Entry, Filter, Problem};
 use plughost::units::parse_duration;
 
 #[derive(Subcommand, Debug)]
@@ -38,6 +38,10 @@ pub enum LedgerCommand {
     },
     /// Check the whole hash chain and the signed checkpoints; names the first bad entry. Exit 1 if broken.
     Verify {
+        /// A checkpoint file kept outside ledger.db (from `checkpoint --out`); the chain must still reach it
+        /// (repeatable).
+        #[arg(long, value_name = "FILE")]
+        against: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -50,6 +54,9 @@ pub enum LedgerCommand {
     Checkpoint {
         #[arg(long)]
         key: String,
+        /// Also write the signed checkpoint to FILE, to keep outside the data dir for `verify --against`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -108,8 +115,32 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LedgerCommand::Verify { json } => {
-            let v = ledger.verify()?;
+        LedgerCommand::Verify { against, json } => {
+            let mut v = ledger.verify()?;
+            // Checkpoints kept outside ledger.db: the first one the chain no longer reaches is the problem.
+            let mut anchors = Vec::new();
+            for file in &against {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let anchor: Anchor = serde_json::from_str(&text).with_context(|| {
+                    format!("{} is not a ledger checkpoint file", file.display())
+                })?;
+                let failed = ledger.verify_anchor(&anchor)?;
+                if v.problem.is_none()
+                    && let Some(why) = &failed
+                {
+                    v.problem = Some(Problem {
+                        seq: anchor.seq,
+                        reason: format!(
+                            "checkpoint {} (entry {}, signed by `{}`) failed: {why}",
+                            file.display(),
+                            anchor.seq,
+                            anchor.key_name
+                        ),
+                    });
+                }
+                anchors.push((file, anchor.seq, failed));
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if let Some(p) = &v.problem {
@@ -125,6 +156,12 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                         .unwrap_or_default(),
                     v.checkpoints
                 );
+                for (file, seq, _) in &anchors {
+                    println!(
+                        "ok: the chain reaches checkpoint {} (entry {seq})",
+                        file.display()
+                    );
+                }
             }
             Ok(if v.problem.is_some() {
                 ExitCode::from(1)
@@ -151,7 +188,7 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LedgerCommand::Checkpoint { key } => {
+        LedgerCommand::Checkpoint { key, out } => {
             let registry = super::show::open_registry(home)?;
             let kp = registry.signing_key(&key)?;
             let v = ledger.verify()?;
@@ -170,6 +207,12 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                 c.key_name,
                 c.fingerprint
             );
+            if let Some(out) = out {
+                let text = serde_json::to_string_pretty(&c.anchor)? + "\n";
+                std::fs::write(&out, text)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                println!("wrote the checkpoint to {}", out.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -201,6 +201,9 @@ fn gateway_error(e: GatewayError) -> ErrorData {
             message,
             Some(json!({ "tool": tool, "violations": violations })),
         ),
+        GatewayError::Unavailable(_) => {
+            ErrorData::invalid_params(message, Some(json!({ "kind": "unavailable" })))
+        }
     }
 }
 

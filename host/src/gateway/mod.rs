@@ -28,6 +28,9 @@ pub enum GatewayError {
         tool: String,
         violations: Vec<SchemaViolation>,
     },
+    /// The plugin is installed but not loaded (disabled, or it failed to load).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// What a tool call produced.
@@ -206,18 +209,40 @@ impl Gateway {
             return self.management(name, &args).map(Reply::Management);
         }
         let index = self.index();
+        let args_json = args.to_string();
         let Some(tool) = index.tools.get(name).cloned() else {
             self.metrics.reject("unknown-tool");
+            // Refusals are ledgered like the CLI's: an unknown tool of a loaded plugin through the call path (which
+            // records `unknown-tool`), a tool of an installed plugin that is not loaded as `unavailable`.
+            if let Some((plugin, t)) = split_name(name) {
+                if let Some(entry) = self.catalog.get(plugin) {
+                    entry
+                        .call_as(self.catalog.host(), t, &args_json, caller)
+                        .await;
+                } else if let Some(e) = self
+                    .catalog
+                    .refuse_not_loaded(plugin, t, &args_json, caller)
+                    .await
+                {
+                    return Err(GatewayError::Unavailable(e.to_string()));
+                }
+            }
             return Err(GatewayError::UnknownTool(name.to_string()));
         };
         if let Err(violations) = tool.check_input(&args) {
             self.metrics.reject("invalid-arguments");
-            return Err(GatewayError::InvalidArguments {
+            let e = GatewayError::InvalidArguments {
                 tool: name.to_string(),
                 violations,
-            });
+            };
+            let refused = crate::call::CallError::InvalidArguments {
+                message: e.to_string(),
+            };
+            tool.entry
+                .refuse_as(self.catalog.host(), &tool.tool, &args_json, caller, refused)
+                .await;
+            return Err(e);
         }
-        let args_json = args.to_string();
         let result = tool
             .entry
             .call_as(self.catalog.host(), &tool.tool, &args_json, caller)

@@ -3,7 +3,7 @@
 //! ed25519 key).
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{GENESIS, Ledger, LedgerError, NewEntry, Result};
 use crate::keys::{KeyPair, PublicKey};
@@ -85,6 +85,42 @@ pub struct Checkpoint {
     pub time_ms: i64,
     pub key_name: String,
     pub fingerprint: String,
+    /// The same checkpoint as a file to keep outside `ledger.db` (see [`Ledger::verify_anchor`]).
+    pub anchor: Anchor,
+}
+
+/// A signed checkpoint kept outside `ledger.db` (`plughost ledger checkpoint --out FILE`): whoever can rewrite the
+/// database cannot take it back, so a chain cut or rewritten below it is found even when the `checkpoints` rows went
+/// with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// Always `plughost-ledger-checkpoint-v1`.
+    pub format: String,
+    pub seq: u64,
+    pub hash: String,
+    pub time_ms: i64,
+    pub key_name: String,
+    /// The signer's ed25519 public key, hex.
+    pub public_key: String,
+    /// The signature over the same message as a stored checkpoint's, hex.
+    pub signature: String,
+}
+
+/// The format tag of an [`Anchor`].
+pub const ANCHOR_FORMAT: &str = "plughost-ledger-checkpoint-v1";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl Ledger {
@@ -272,11 +308,68 @@ impl Ledger {
             ],
         )?;
         Ok(Checkpoint {
+            anchor: Anchor {
+                format: ANCHOR_FORMAT.into(),
+                seq,
+                hash: hash.clone(),
+                time_ms,
+                key_name: key.name.clone(),
+                public_key: hex(&public.bytes()),
+                signature: hex(&sig),
+            },
             seq,
             hash,
             time_ms,
             key_name: key.name.clone(),
             fingerprint: public.fingerprint(),
+        })
+    }
+
+    /// Checks that the chain still reaches `anchor`: its signature is good, and the entry at its sequence number is
+    /// there with the hash it signed. `None` when it does; else what is wrong (a deleted or truncated tail, a
+    /// rewritten entry, a bad signature). The chain itself is checked by [`Ledger::verify`].
+    pub fn verify_anchor(&self, anchor: &Anchor) -> Result<Option<String>> {
+        if anchor.format != ANCHOR_FORMAT {
+            return Ok(Some(format!(
+                "it is not a ledger checkpoint (format `{}`, expected `{ANCHOR_FORMAT}`)",
+                anchor.format
+            )));
+        }
+        let valid = match (unhex(&anchor.public_key), unhex(&anchor.signature)) {
+            (Some(public), Some(sig)) => PublicKey::from_bytes(&anchor.key_name, &public)
+                .map(|k| {
+                    k.verify_raw(
+                        &checkpoint_message(anchor.seq, &anchor.hash, anchor.time_ms),
+                        &sig,
+                    )
+                })
+                .unwrap_or(false),
+            _ => false,
+        };
+        if !valid {
+            return Ok(Some("its signature does not verify".into()));
+        }
+        let conn = self.conn();
+        let at: Option<String> = conn
+            .query_row(
+                "SELECT hash FROM entries WHERE seq = ?1",
+                [anchor.seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let head: Option<i64> = conn.query_row("SELECT MAX(seq) FROM entries", [], |r| r.get(0))?;
+        Ok(match at {
+            None => Some(format!(
+                "the ledger no longer reaches entry {} that it signed (the head is now {}): entries were deleted \
+                 or the tail was cut",
+                anchor.seq,
+                head.unwrap_or(0)
+            )),
+            Some(h) if h != anchor.hash => Some(format!(
+                "entry {} is not the one it signed (the chain was rewritten)",
+                anchor.seq
+            )),
+            Some(_) => None,
         })
     }
 }

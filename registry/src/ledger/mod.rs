@@ -16,7 +16,7 @@ mod entry;
 mod query;
 mod store;
 
-pub use chain::{Checkpoint, Problem, Verification};
+pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
 pub use entry::{Caller, Entry, Kind, NewEntry, args_digest, check_event};
 pub use query::{CallUsage, CountedCall, Filter, Usage};
 pub use store::{GENESIS, Ledger, LedgerError, MAX_EVENT_BYTES, Result};

@@ -67,6 +67,8 @@ pub enum LedgerError {
     EventNotJson(String),
     #[error("the ledger is empty: nothing to checkpoint")]
     Empty,
+    #[error("the ledger {path} is read-only: no entry can be written to it")]
+    ReadOnly { path: PathBuf },
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -175,6 +177,21 @@ impl Ledger {
         if let Some(conn) = c.as_ref() {
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         }
+        Ok(())
+    }
+
+    /// Checks that an entry could be written now, without writing one: the database is not read-only to SQLite
+    /// (a write-protected file or file system, or a file SQLite itself treats as read-only) and its write lock can be
+    /// taken (`BEGIN IMMEDIATE`, then `ROLLBACK`: nothing reaches the disk). A full disk is not seen here; the host
+    /// checks free space itself.
+    pub fn check_writable(&self) -> Result<()> {
+        let conn = self.conn();
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(LedgerError::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")?;
         Ok(())
     }
 
