@@ -2,10 +2,11 @@
 //! helpers every write goes through (the generation counter, the install history).
 //!
 //! The registry's SQL lives in this module, by area: `plugins.rs` reads installed plugins, `install.rs` installs,
-//! upgrades, rolls back and removes them, and `settings.rs` holds what the operator changes on an installed plugin
-//! (grants, limits, enabled, config and secrets). The trust store's keys table is read and written by
-//! `trust.rs`.
+//! upgrades, rolls back and removes them, `settings.rs` holds what the operator changes on an installed plugin
+//! (grants, limits, enabled, config and secrets), and `artifacts.rs` the digests of the compile cache's artifacts.
+//! The trust store's keys table is read and written by `trust.rs`.
 
+mod artifacts;
 mod install;
 mod plugins;
 mod settings;
@@ -73,6 +74,16 @@ const MIGRATIONS: &[&str] = &[
         plugin_id TEXT,
         action    TEXT NOT NULL,
         detail    TEXT NOT NULL
+     );",
+    // 2: the blake3 digest of every compile-cache artifact plughost wrote, by engine and component: checked before
+    // an artifact is loaded (see artifacts.rs).
+    "CREATE TABLE artifacts (
+        engine     TEXT NOT NULL,
+        component  TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        written_at INTEGER NOT NULL,
+        PRIMARY KEY (engine, component)
      );",
 ];
 
