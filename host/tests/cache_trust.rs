@@ -196,3 +196,36 @@ fn an_artifact_the_index_has_no_digest_for_is_not_loaded() {
     let (_, _, c) = host.compile(&component, || {}).expect("compile");
     assert_eq!(c.outcome, CacheOutcome::Hit);
 }
+
+#[test]
+fn a_refused_install_leaves_no_compiled_artifact() {
+    let cli = Cli::new();
+    let wasm = cli.signed(fx::SYSTEM_INFO, "system-info.wasm");
+    // Signing compiled it (to describe it); the install decides whether it stays.
+    assert_eq!(cli.artifacts().len(), 1);
+
+    // Not approved (no terminal, no --yes).
+    let o = cli.run(&["install", &wasm]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not approved"));
+    assert_eq!(cli.artifacts(), Vec::<PathBuf>::new(), "not approved");
+
+    // Approved grants that do not cover what it imports.
+    let o = cli.run(&["install", &wasm, "--grant", "log"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nothing was installed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(cli.artifacts(), Vec::<PathBuf>::new(), "grants refused");
+
+    // Installed: the artifact stays; a refused second install of the same component leaves it alone.
+    cli.ok(&["install", &wasm, "--yes"]);
+    assert_eq!(cli.artifacts().len(), 1);
+    let bogus = cli.work.path().join("bogus.sig");
+    std::fs::write(&bogus, "not a signature").expect("write");
+    let o = cli.run(&["install", &wasm, "--sig", bogus.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(cli.artifacts().len(), 1, "still installed, still cached");
+}
