@@ -46,6 +46,10 @@ impl Cli {
         o
     }
 
+    fn stdout(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.ok(args).stdout).into_owned()
+    }
+
     /// A trusted key `acme` and `fixture` copied into the work dir and signed with it.
     fn signed(&self, fixture: &str, name: &str) -> String {
         self.ok(&["keys", "generate", "--name", "acme", "--trust"]);
@@ -228,4 +232,47 @@ fn a_refused_install_leaves_no_compiled_artifact() {
     let o = cli.run(&["install", &wasm, "--sig", bogus.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(cli.artifacts().len(), 1, "still installed, still cached");
+}
+
+#[test]
+fn a_stored_component_that_fails_its_digest_is_listed_as_corrupted() {
+    let cli = Cli::new();
+    let wasm = cli.signed(fx::SYSTEM_INFO, "system-info.wasm");
+    cli.ok(&["install", &wasm, "--yes"]);
+    let out = cli.stdout(&["list"]);
+    assert!(
+        out.contains("enabled") && !out.contains("corrupted"),
+        "{out}"
+    );
+
+    let blobs = files_under(&cli.home.path().join("blobs"), "wasm");
+    assert_eq!(blobs.len(), 1, "one stored component: {blobs:?}");
+    let blob = &blobs[0];
+    let mut bytes = std::fs::read(blob).expect("blob");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(blob, &bytes).expect("corrupt the blob");
+
+    let out = cli.stdout(&["list"]);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("system-info"))
+        .expect("a row");
+    assert!(
+        row.contains("corrupted") && !row.contains("enabled"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&cli.ok(&["list", "--json"]).stdout).expect("JSON");
+    assert_eq!(v[0]["status"], "corrupted", "{v}");
+
+    let out = cli.stdout(&["info", "system-info"]);
+    let status = out
+        .lines()
+        .find(|l| l.starts_with("status"))
+        .expect("a status line");
+    assert!(status.contains("corrupted"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&cli.ok(&["info", "system-info", "--json"]).stdout).expect("JSON");
+    assert_eq!(v["status"], "corrupted", "{v}");
 }
