@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use plughost::caps::state::StateStore;
-use plughost::registry::grant_kind;
+use plughost::registry::{PluginRecord, Registry, grant_kind};
 use plughost::units::{format_bytes, human_bytes};
 use plughost::{Capability, Grants, Home, Manifest};
 
@@ -34,11 +34,37 @@ pub enum ConfigCommand {
 
 // ---- list / info / grants / history ----------------------------------------------------------------------------
 
+/// A plugin's status and why: `corrupted` when its stored component cannot be read back with its installed digest
+/// (changed, gone or unreadable: it would not load), else `enabled`, or `disabled` with the reason.
+fn status(reg: &Registry, p: &PluginRecord) -> (String, Option<String>) {
+    if let Err(e) = reg.check_blob(p) {
+        return ("corrupted".into(), Some(e.to_string()));
+    }
+    if p.enabled {
+        ("enabled".into(), None)
+    } else {
+        ("disabled".into(), p.disabled_reason.clone())
+    }
+}
+
 pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
     let reg = open_registry(home)?;
     let plugins = reg.list()?;
     if json {
-        return print_json(&plugins).map(|_| ExitCode::SUCCESS);
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            #[serde(flatten)]
+            record: &'a PluginRecord,
+            status: String,
+        }
+        let rows: Vec<Row<'_>> = plugins
+            .iter()
+            .map(|record| Row {
+                record,
+                status: status(&reg, record).0,
+            })
+            .collect();
+        return print_json(&rows).map(|_| ExitCode::SUCCESS);
     }
     if plugins.is_empty() {
         println!("no plugins installed; `plughost install <file.wasm>` adds one");
@@ -50,10 +76,9 @@ pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
             [
                 p.id.clone(),
                 p.version.clone(),
-                match (&p.enabled, &p.disabled_reason) {
-                    (true, _) => "enabled".into(),
-                    (false, Some(r)) => format!("disabled: {r}"),
-                    (false, None) => "disabled".into(),
+                match status(&reg, p) {
+                    (s, Some(r)) if s == "disabled" => format!("{s}: {r}"),
+                    (s, _) => s,
                 },
                 match &p.publisher {
                     Some(k) if k.revoked => format!("{} (revoked)", k.name),
@@ -75,8 +100,10 @@ pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
     let config = reg.config(id)?;
     let manifest: Option<Manifest> = serde_json::from_str(&r.manifest_json).ok();
     let limits = plughost::catalog::limits_from(&r.limits);
+    let (state, why) = status(&reg, &r);
     if json {
         let v = serde_json::json!({
+            "status": state,
             "plugin": r,
             "effective_limits": limits,
             "manifest": manifest,
@@ -97,13 +124,11 @@ pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
     if let Some(m) = &manifest {
         println!("  {}", m.description);
     }
-    let status = if r.enabled {
-        "enabled".to_string()
-    } else {
-        format!(
-            "disabled ({})",
-            r.disabled_reason.as_deref().unwrap_or("by the operator")
-        )
+    let status = match (state.as_str(), why) {
+        ("enabled", _) => state,
+        ("disabled", why) => format!("disabled ({})", why.as_deref().unwrap_or("by the operator")),
+        (_, Some(why)) => format!("{state} ({why})"),
+        (_, None) => state,
     };
     println!("status       {status}");
     println!("digest       {}", r.digest);

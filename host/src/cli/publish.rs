@@ -317,13 +317,33 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
              plugin to its publisher"
         );
     }
+    let reg = open_registry(home)?;
+    let host = Host::open(home)?;
+    let result = install_in(&reg, &host, &args, upgrade).await;
+    if result.is_err() {
+        // A refused install leaves nothing behind: not the artifact checking it compiled (or `sign` left), unless an
+        // installed version is this very component.
+        if let Ok(bytes) = std::fs::read(&args.file) {
+            let digest = blake3::hash(&bytes).to_hex();
+            if !reg.component_installed(&digest).unwrap_or(true) {
+                host.engine().discard(&digest);
+            }
+        }
+    }
+    result
+}
+
+async fn install_in(
+    reg: &Registry,
+    host: &Host,
+    args: &InstallArgs,
+    upgrade: bool,
+) -> Result<ExitCode> {
     let policy = UpgradePolicy {
         allow_publisher_change: args.allow_publisher_change,
         allow_downgrade: args.allow_downgrade,
     };
-    let reg = open_registry(home)?;
-    let host = Host::open(home)?;
-    let c = check_for_install(&reg, &host, &args).await?;
+    let c = check_for_install(reg, host, args).await?;
     let id = c.manifest.id.clone();
     let existing = match reg.plugin(&id) {
         Ok(r) => Some(r),
@@ -351,7 +371,7 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
             args.file.display()
         ),
         (None, false) => {
-            let approved = approve(&args, &id, c.declared.clone(), &c.declared)?;
+            let approved = approve(args, &id, c.declared.clone(), &c.declared)?;
             check_covers_imports(&id, &c.info, &approved)?;
             reg.install(InstallRequest {
                 provenance: c.provenance.clone(),
@@ -411,7 +431,7 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
                 .cloned()
                 .collect();
             proposed.extend(added.iter().cloned());
-            let approved = approve(&args, &id, proposed, &added)?;
+            let approved = approve(args, &id, proposed, &added)?;
             check_covers_imports(&id, &c.info, &approved)?;
             reg.upgrade_with(
                 InstallRequest {

@@ -172,7 +172,7 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
-            "# HELP plughost_compile_cache_total Components loaded from the precompiled cache (hit) or compiled (miss)."
+            "# HELP plughost_compile_cache_total Components loaded from the precompiled cache (hit), compiled (miss), or compiled again because the cached artifact failed its integrity check (corrupt)."
         );
         let _ = writeln!(o, "# TYPE plughost_compile_cache_total counter");
         let _ = writeln!(
@@ -184,6 +184,11 @@ impl Metrics {
             o,
             "plughost_compile_cache_total{{result=\"miss\"}} {}",
             h.compile_cache_misses
+        );
+        let _ = writeln!(
+            o,
+            "plughost_compile_cache_total{{result=\"corrupt\"}} {}",
+            h.compile_cache_corrupt
         );
         let _ = writeln!(
             o,

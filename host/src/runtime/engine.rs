@@ -1,5 +1,12 @@
 //! The one shared wasmtime `Engine`: pooling allocator, fuel, epoch interruption with a ticker, and a compile cache
 //! keyed by the component's blake3 digest and the engine's compatibility hash.
+//!
+//! wasmtime runs a cached artifact's machine code as it is, so the cache is not trusted on its own: when plughost
+//! writes an artifact it records the artifact's blake3 digest in the registry's `index.db` (the data dir's trust
+//! anchor; an attacker who can edit the artifact cannot fix a digest kept there), and before loading one it reads the
+//! file once, hashes it, compares, and loads those same verified bytes. A mismatch, or an artifact with no recorded
+//! digest, is discarded and the component compiled again from its verified blob. This happens when a component is
+//! loaded (install, start, relink of a new digest), never on the call path.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -7,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use plughost_registry::Registry;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -50,13 +58,40 @@ pub enum CacheOutcome {
     Compiled,
     /// Compiled now; no cache directory was configured.
     Uncached,
+    /// The cached artifact failed its integrity check (its digest is not the one recorded when plughost wrote it):
+    /// discarded, compiled now and stored again.
+    Rejected,
+}
+
+/// The on-disk compile cache: artifacts under `dir`, their digests in the registry's index.
+#[derive(Debug, Clone)]
+pub struct CompileCache {
+    dir: PathBuf,
+    anchor: Arc<Registry>,
+}
+
+impl CompileCache {
+    /// Artifacts live in `dir`; their digests are recorded in (and checked against) `anchor`'s index.
+    pub fn new(dir: PathBuf, anchor: Arc<Registry>) -> CompileCache {
+        CompileCache { dir, anchor }
+    }
+}
+
+/// What the cache had for a component.
+enum Cached {
+    /// An artifact whose digest matches the recorded one, loaded.
+    Verified(Component),
+    /// Nothing usable: no artifact, one plughost recorded no digest for, or one wasmtime refused.
+    Absent,
+    /// An artifact whose digest does not match the recorded one (discarded).
+    Corrupt,
 }
 
 /// The shared engine.
 #[derive(Debug, Clone)]
 pub struct HostEngine {
     engine: Engine,
-    cache_dir: Option<PathBuf>,
+    cache: Option<CompileCache>,
     _ticker: Arc<Ticker>,
 }
 
@@ -117,7 +152,7 @@ fn pagemap_scan_supported() -> bool {
 impl HostEngine {
     /// Builds the engine. Uses the pooling allocator when the machine allows its address-space reservation, else
     /// falls back to on-demand allocation (same behaviour, slower instantiation).
-    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, EngineError> {
+    pub fn new(cache: Option<CompileCache>) -> Result<Self, EngineError> {
         let engine = match Engine::new(&config(true)) {
             Ok(e) => e,
             Err(pooling_err) => {
@@ -146,7 +181,7 @@ impl HostEngine {
         }
         Ok(HostEngine {
             engine,
-            cache_dir,
+            cache,
             _ticker: Arc::new(Ticker { stop }),
         })
     }
@@ -171,14 +206,15 @@ impl HostEngine {
         h.0.finalize().to_hex()[..16].to_string()
     }
 
-    fn cache_path(&self, digest: &str) -> Option<PathBuf> {
-        self.cache_dir
-            .as_ref()
-            .map(|d| d.join(self.compat_key()).join(format!("{digest}.cwasm")))
+    fn cache_path(&self, cache: &CompileCache, digest: &str) -> PathBuf {
+        cache
+            .dir
+            .join(self.compat_key())
+            .join(format!("{digest}.cwasm"))
     }
 
-    /// Compiles `bytes` (whose blake3 hex digest is `digest`), or loads the cached artifact.
-    /// `on_compile` is called before a real compile starts (to show progress for slow, large components).
+    /// Compiles `bytes` (whose blake3 hex digest is `digest`), or loads the cached artifact once its digest checks
+    /// out. `on_compile` is called before a real compile starts (to show progress for slow, large components).
     pub fn compile(
         &self,
         bytes: &[u8],
@@ -186,35 +222,126 @@ impl HostEngine {
         on_compile: impl FnOnce(),
     ) -> Result<(Component, CacheOutcome, Duration), EngineError> {
         let started = Instant::now();
-        let path = self.cache_path(digest);
-        if let Some(path) = &path
-            && path.exists()
-        {
-            match super::cache::load(&self.engine, path) {
-                Ok(c) => return Ok((c, CacheOutcome::Hit, started.elapsed())),
-                Err(e) => {
-                    tracing::warn!(
-                        "discarding unreadable cached artifact {}: {e:#}",
-                        path.display()
-                    );
-                    let _ = std::fs::remove_file(path);
-                }
+        let mut rejected = false;
+        if let Some(cache) = &self.cache {
+            match self.load_cached(cache, digest) {
+                Cached::Verified(c) => return Ok((c, CacheOutcome::Hit, started.elapsed())),
+                Cached::Corrupt => rejected = true,
+                Cached::Absent => {}
             }
         }
         on_compile();
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
-        let Some(path) = path else {
+        let Some(cache) = &self.cache else {
             return Ok((component, CacheOutcome::Uncached, started.elapsed()));
         };
         let artifact = component
             .serialize()
             .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
-        write_atomic(&path, &artifact).map_err(|source| EngineError::Cache {
-            path: path.clone(),
-            source,
-        })?;
-        Ok((component, CacheOutcome::Compiled, started.elapsed()))
+        let path = self.cache_path(cache, digest);
+        // The digest goes in first: a reader that finds the new file always finds its digest.
+        let artifact_digest = blake3::hash(&artifact).to_hex();
+        match cache.anchor.record_artifact(
+            &self.compat_key(),
+            digest,
+            &artifact_digest,
+            artifact.len() as u64,
+        ) {
+            Ok(()) => write_atomic(&path, &artifact).map_err(|source| EngineError::Cache {
+                path: path.clone(),
+                source,
+            })?,
+            Err(e) => tracing::warn!(
+                "not caching the compiled component: cannot record its artifact's digest: {e}"
+            ),
+        }
+        let outcome = if rejected {
+            CacheOutcome::Rejected
+        } else {
+            CacheOutcome::Compiled
+        };
+        Ok((component, outcome, started.elapsed()))
+    }
+
+    /// Reads the cached artifact for `digest` once, checks its blake3 against the digest recorded when plughost
+    /// wrote it, and loads those same bytes (so the file cannot change between the check and the load). Anything
+    /// that does not check out is removed.
+    fn load_cached(&self, cache: &CompileCache, digest: &str) -> Cached {
+        let path = self.cache_path(cache, digest);
+        let artifact = match std::fs::read(&path) {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Cached::Absent,
+            Err(e) => {
+                tracing::warn!("cannot read cached artifact {}: {e}", path.display());
+                return Cached::Absent;
+            }
+        };
+        let engine = self.compat_key();
+        let discard = || {
+            let _ = std::fs::remove_file(&path);
+            let _ = cache.anchor.forget_artifact(&engine, digest);
+        };
+        let recorded = match cache.anchor.artifact_digest(&engine, digest) {
+            Ok(r) => r,
+            Err(e) => {
+                // Unverifiable is untrusted: compile instead (the artifact stays for a later, verifiable load).
+                tracing::warn!(
+                    "cannot read the recorded digest of cached artifact {}: {e}; compiling instead",
+                    path.display()
+                );
+                return Cached::Absent;
+            }
+        };
+        let actual = blake3::hash(&artifact).to_hex();
+        match recorded {
+            None => {
+                tracing::info!(
+                    "discarding cached artifact {}: plughost recorded no digest for it",
+                    path.display()
+                );
+                discard();
+                return Cached::Absent;
+            }
+            Some(r) if r != actual.as_str() => {
+                tracing::warn!(
+                    "cached artifact {} failed its integrity check (blake3 {actual}, recorded {r}): discarded, \
+                     recompiling from the verified component",
+                    path.display()
+                );
+                discard();
+                return Cached::Corrupt;
+            }
+            Some(_) => {}
+        }
+        match super::cache::load(&self.engine, &artifact) {
+            Ok(c) => Cached::Verified(c),
+            Err(e) => {
+                tracing::warn!(
+                    "discarding unreadable cached artifact {}: {e:#}",
+                    path.display()
+                );
+                discard();
+                Cached::Absent
+            }
+        }
+    }
+
+    /// Removes the cached artifact of the component whose blake3 hex digest is `digest`, and its recorded digest
+    /// (for a component that was compiled but not installed).
+    pub fn discard(&self, digest: &str) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let path = self.cache_path(cache, digest);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot remove cached artifact {}: {e}", path.display()),
+        }
+        if let Err(e) = cache.anchor.forget_artifact(&self.compat_key(), digest) {
+            tracing::warn!("cannot forget the digest of {}: {e}", path.display());
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use super::engine::HostEngine;
+use super::engine::{CompileCache, HostEngine};
 use super::standby::Preparer;
 use super::stats::HostStats;
 use crate::caps::CapsConfig;
@@ -66,13 +66,21 @@ impl Host {
         self
     }
 
-    /// Creates the data dir and an engine whose compile cache lives there.
+    /// Creates the data dir and an engine whose compile cache lives there, with the artifacts' digests in the
+    /// registry's index. Without a readable index nothing cached can be verified, so nothing is cached.
     fn home_engine(home: &Home) -> Result<HostEngine, HostError> {
         home.ensure().map_err(|source| HostError::Home {
             path: home.root().display().to_string(),
             source,
         })?;
-        Ok(HostEngine::new(Some(home.cache_dir()))?)
+        let cache = match plughost_registry::Registry::open(home.root()) {
+            Ok(anchor) => Some(CompileCache::new(home.cache_dir(), Arc::new(anchor))),
+            Err(e) => {
+                tracing::warn!("compile cache off: cannot open the index that verifies it: {e}");
+                None
+            }
+        };
+        Ok(HostEngine::new(cache)?)
     }
 
     /// Opens the host on a data dir (compile cache and state live there).

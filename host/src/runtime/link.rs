@@ -51,7 +51,8 @@ impl Host {
         let (component, outcome, time) = self.engine.compile(bytes, &digest, on_compile)?;
         match outcome {
             CacheOutcome::Hit => &self.stats.cache_hits,
-            _ => &self.stats.cache_misses,
+            CacheOutcome::Rejected => &self.stats.cache_corrupt,
+            CacheOutcome::Compiled | CacheOutcome::Uncached => &self.stats.cache_misses,
         }
         .fetch_add(1, Ordering::Relaxed);
         let info = inspect_component(self.engine.engine(), &component, &digest, bytes)?;

@@ -1,5 +1,5 @@
 //! The host's own counters for `/metrics` ([`HostStats`]): instances live, created and on standby, standby hits,
-//! compile-cache hits and misses, and each plugin's `metrics` registry (kept across relinks). [`LiveInstance`]
+//! compile-cache hits, misses and corrupt artifacts, and each plugin's `metrics` registry (kept across relinks). [`LiveInstance`]
 //! counts an instance as live while a call holds it.
 
 use std::collections::BTreeMap;
@@ -21,6 +21,8 @@ pub struct HostStats {
     pub(crate) standby_hits: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) cache_misses: AtomicU64,
+    /// Cached artifacts that failed their integrity check (discarded and recompiled).
+    pub(crate) cache_corrupt: AtomicU64,
     /// Each plugin's `metrics` observations, by plugin id; kept across relinks (a grant or limit change).
     plugin_metrics: Mutex<BTreeMap<String, Arc<MetricsRegistry>>>,
 }
@@ -40,6 +42,8 @@ pub struct HostStatsSnapshot {
     /// Components loaded from the precompiled cache on disk / compiled.
     pub compile_cache_hits: u64,
     pub compile_cache_misses: u64,
+    /// Cached artifacts that failed their integrity check: discarded and compiled again (not counted as misses).
+    pub compile_cache_corrupt: u64,
 }
 
 impl HostStats {
@@ -51,6 +55,7 @@ impl HostStats {
             standby_hits: self.standby_hits.load(Ordering::Relaxed),
             compile_cache_hits: self.cache_hits.load(Ordering::Relaxed),
             compile_cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            compile_cache_corrupt: self.cache_corrupt.load(Ordering::Relaxed),
         }
     }
 

@@ -67,6 +67,16 @@ const MIGRATIONS: &[&str] = &[
      UPDATE versions SET previous_seq = (
         SELECT MAX(p.seq) FROM versions p WHERE p.plugin_id = versions.plugin_id AND p.seq < versions.seq
      );",
+    // 3: the blake3 digest of every compile-cache artifact plughost wrote, by engine and component: checked before
+    // an artifact is loaded (see artifacts.rs).
+    "CREATE TABLE artifacts (
+        engine     TEXT NOT NULL,
+        component  TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        written_at INTEGER NOT NULL,
+        PRIMARY KEY (engine, component)
+     );",
 ];
 
 /// Opens the index, creating it with mode 0600 (it holds secrets; SQLite gives its WAL and shm files the same

@@ -4,9 +4,11 @@
 //! By area: `db.rs` opens the database (schema, migrations, the generation counter, the history), `types.rs` holds
 //! the records read from it, `plugins.rs` reads installed plugins, `install.rs` installs,
 //! upgrades, rolls back and removes them, and `settings.rs` holds what the operator changes on an installed plugin
-//! (grants, limits, enabled, config and secrets). The trust store's keys table is read and written by
+//! (grants, limits, enabled, config and secrets), `versions.rs` the rules for upgrades, and `artifacts.rs` the
+//! digests of the compile cache's artifacts. The trust store's keys table is read and written by
 //! `trust.rs`.
 
+mod artifacts;
 mod db;
 mod install;
 mod plugins;

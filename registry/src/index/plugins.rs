@@ -96,6 +96,16 @@ impl Registry {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Checks that the plugin's current component is in the blob store with its installed digest: a
+    /// [`RegistryError::BlobCorrupt`] or [`RegistryError::BlobMissing`] if not.
+    pub fn check_blob(&self, record: &PluginRecord) -> Result<()> {
+        let digest = Digest::parse(&record.digest).ok_or_else(|| RegistryError::IndexCorrupt {
+            path: self.root.join("index.db"),
+            message: format!("bad digest `{}` for plugin {}", record.digest, record.id),
+        })?;
+        self.blobs.get(&digest).map(|_| ())
+    }
+
     /// Everything the loader needs for one plugin. The bytes are checked against the installed digest: a
     /// corrupted blob is an error, never served.
     pub fn runnable(&self, id: &str) -> Result<Runnable> {
