@@ -9,7 +9,7 @@
 //! Fail closed: before a guest runs, [`LedgerWriter::check`] says whether an entry could be written (the file
 //! system is mounted read-write and has room, and — on a process's first call and after any failed write — SQLite
 //! can take the write lock on a database that is not read-only). A call whose entry then cannot be committed is not
-//! reported as a success (see [`crate::catalog::Entry::call_as`]).
+//! reported as a success (see `Entry::call_as` in catalog.rs).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
