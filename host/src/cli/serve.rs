@@ -13,7 +13,6 @@ use plughost::gateway::http::{HttpOptions, serve as serve_http};
 use plughost::gateway::mcp::{DEFAULT_PAGE_SIZE, McpServer};
 use plughost::units::{parse_bytes, parse_duration};
 use plughost::{Home, Host};
-use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -37,6 +36,12 @@ pub struct ServeArgs {
     /// Largest accepted HTTP request body.
     #[arg(long, default_value = "4MiB")]
     max_body: String,
+    /// Most live HTTP sessions (2025-11-25 clients); an initialize beyond it gets 503 and a JSON-RPC error.
+    #[arg(long, default_value_t = plughost::gateway::http::DEFAULT_MAX_SESSIONS)]
+    max_sessions: usize,
+    /// An HTTP session with no traffic for this long is closed.
+    #[arg(long, default_value = "5m")]
+    session_idle: String,
     /// Tools per tools/list page.
     #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
     page_size: usize,
@@ -73,11 +78,9 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
 
     if args.stdio {
         let server = McpServer::new(gateway).with_page_size(args.page_size);
-        let running = server
-            .serve(rmcp::transport::stdio())
-            .await
-            .context("MCP over stdio")?;
-        let reason = running.waiting().await.context("MCP over stdio")?;
+        let reason =
+            plughost::gateway::stdio::serve(server, tokio::io::stdin(), tokio::io::stdout())
+                .await?;
         tracing::info!(?reason, "stdio session ended");
         return Ok(ExitCode::SUCCESS);
     }
@@ -87,6 +90,11 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     opts.max_body_bytes = usize::try_from(parse_bytes(&args.max_body).context("--max-body")?)
         .context("--max-body")?;
     opts.page_size = args.page_size.max(1);
+    if args.max_sessions == 0 {
+        bail!("--max-sessions must be at least 1");
+    }
+    opts.max_sessions = args.max_sessions;
+    opts.session_idle = parse_duration(&args.session_idle).context("--session-idle")?;
     opts.token = read_token(args.token_file.as_deref())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

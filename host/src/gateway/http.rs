@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,10 +18,15 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
+use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
 
 /// Default request body limit for `/mcp` (tool arguments are JSON; 4 MiB is generous).
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
+/// Default cap on live legacy (2025-11-25) sessions. Each holds its channels and tasks (~100 KiB).
+pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+/// Default idle time after which a legacy session is closed.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(300);
 
 /// How the HTTP gateway is exposed.
 #[derive(Debug, Clone)]
@@ -33,6 +39,10 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
     pub page_size: usize,
+    /// Live legacy sessions at most; an `initialize` beyond it gets 503 with a JSON-RPC error.
+    pub max_sessions: usize,
+    /// A legacy session with no traffic for this long is closed.
+    pub session_idle: Duration,
 }
 
 impl HttpOptions {
@@ -55,6 +65,8 @@ impl HttpOptions {
             allowed_hosts: hosts,
             max_body_bytes: DEFAULT_MAX_BODY,
             page_size: super::mcp::DEFAULT_PAGE_SIZE,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            session_idle: DEFAULT_SESSION_IDLE,
         }
     }
 }
@@ -63,6 +75,16 @@ impl HttpOptions {
 struct AppState {
     gateway: Arc<Gateway>,
     token: Option<Arc<str>>,
+}
+
+/// What the `/mcp` guard needs: the body limit, the session table and its cap.
+#[derive(Clone)]
+struct Guard {
+    max_body: usize,
+    max_sessions: usize,
+    sessions: Arc<LocalSessionManager>,
+    /// Held while an `initialize` creates a session, so concurrent ones cannot overshoot the cap.
+    creating: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The router: `/mcp`, `/health`, `/ready`, `/metrics`.
@@ -78,11 +100,19 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
     let server = McpServer::new(gateway.clone())
         .with_page_size(opts.page_size)
         .with_transport("http", opts.token.as_ref().map(|_| "bearer-token"));
-    let mcp = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(opts.session_idle);
+    let sessions = Arc::new(sessions);
+    let guard = Guard {
+        max_body: opts.max_body_bytes,
+        max_sessions: opts.max_sessions,
+        sessions: sessions.clone(),
+        creating: Arc::default(),
+    };
+    let mcp = StreamableHttpService::new(move || Ok(server.clone()), sessions, config);
+    let mcp = Router::new()
+        .fallback_service(mcp)
+        .layer(middleware::from_fn_with_state(guard, guard_mcp));
     let state = AppState {
         gateway,
         token: opts.token.as_deref().map(Arc::from),
@@ -113,6 +143,80 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+/// In front of rmcp on `/mcp` POSTs with a JSON body: refuses what is not one JSON-RPC message with 400 and a
+/// JSON-RPC error (rmcp answers those 415 in plain text), an oversized body with 413, and an `initialize` that
+/// would open a session beyond the cap with 503.
+async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    if request.method() != Method::POST || !is_json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, guard.max_body).await {
+        Ok(b) => b,
+        Err(_) => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &Refusal::new(
+                    jsonrpc::INVALID_REQUEST,
+                    format!(
+                        "invalid request: the body is larger than {} bytes (--max-body)",
+                        guard.max_body
+                    ),
+                    None,
+                ),
+            );
+        }
+    };
+    if let Err(refusal) = jsonrpc::check(&bytes) {
+        tracing::warn!(code = refusal.code, id = ?refusal.id, "http: refused a message: {}", refusal.message);
+        return rpc_error(StatusCode::BAD_REQUEST, &refusal);
+    }
+    let opens_session = !parts.headers.contains_key("mcp-session-id")
+        && jsonrpc::method_of(&bytes).as_deref() == Some("initialize");
+    let request = Request::from_parts(parts, Body::from(bytes.clone()));
+    if !opens_session {
+        return next.run(request).await;
+    }
+    let _creating = guard.creating.lock().await;
+    let live = guard.sessions.sessions.read().await.len();
+    if live >= guard.max_sessions {
+        tracing::warn!(
+            live,
+            max = guard.max_sessions,
+            "http: refused a new session: at the cap"
+        );
+        let refusal = Refusal::new(
+            jsonrpc::SERVER_BUSY,
+            format!(
+                "too many sessions: the gateway holds at most {} live sessions (--max-sessions); \
+                 end one with DELETE /mcp or retry later",
+                guard.max_sessions
+            ),
+            jsonrpc::id_of(&bytes),
+        );
+        let mut r = rpc_error(StatusCode::SERVICE_UNAVAILABLE, &refusal);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return r;
+    }
+    next.run(request).await
+}
+
+fn rpc_error(status: StatusCode, refusal: &Refusal) -> Response {
+    json_response(status, refusal.to_json())
 }
 
 async fn bearer(State(state): State<AppState>, request: Request, next: Next) -> Response {

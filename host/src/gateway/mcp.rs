@@ -6,9 +6,9 @@
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    SubscriptionFilter, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, ErrorCode, Implementation, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -22,6 +22,25 @@ use crate::ledger::Caller;
 pub const REPORT_META_KEY: &str = "plughost/report";
 /// Where a failed call's typed error goes in a result's `_meta`.
 pub const ERROR_META_KEY: &str = "plughost/error";
+/// Client-to-server methods of MCP: a custom request for one of these had params rmcp could not read.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "subscriptions/listen",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+];
+
 /// Tools per `tools/list` page unless configured.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 
@@ -215,6 +234,16 @@ pub fn to_call_result(reply: Reply) -> CallToolResult {
             r.structured_content = Some(value);
             r
         }
+        Reply::ManagementError { kind, message } => {
+            let mut meta = MetaObject::new();
+            meta.0.insert(
+                ERROR_META_KEY.into(),
+                json!({ "kind": kind, "message": message }),
+            );
+            let mut r = CallToolResult::error(vec![ContentBlock::text(message)]);
+            r.meta = Some(meta);
+            r
+        }
         Reply::Tool {
             result,
             tool: _,
@@ -322,13 +351,64 @@ impl ServerHandler for McpServer {
         Ok(to_call_result(reply).into())
     }
 
+    /// rmcp hands over any request whose params do not fit the method's type (e.g. `tools/call` without `name`,
+    /// or with array `arguments`) as a custom request. Those are invalid params (-32602), with the reason.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let method = request.method.as_str();
+        let reason = match method {
+            "tools/call" => request
+                .params_as::<CallToolRequestParams>()
+                .err()
+                .map(|e| e.to_string())
+                .or_else(|| {
+                    request
+                        .params
+                        .is_none()
+                        .then(|| "params with a `name` are required".to_string())
+                }),
+            "tools/list" => request
+                .params_as::<PaginatedRequestParams>()
+                .err()
+                .map(|e| e.to_string()),
+            m if KNOWN_METHODS.contains(&m) => None,
+            _ => {
+                return Err(ErrorData::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    format!("method not found: `{method}`"),
+                    Some(json!({ "method": method })),
+                ));
+            }
+        };
+        let reason = reason.unwrap_or_else(|| "they do not match the method's schema".into());
+        Err(ErrorData::invalid_params(
+            format!("invalid params for `{method}`: {reason}"),
+            Some(json!({ "method": method })),
+        ))
+    }
+
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        // Legacy (initialize-era) sessions: push list_changed to this peer until it goes away.
+        // Legacy (initialize-era) sessions: push list_changed to this peer until it goes away. A closed session
+        // ends the task at the next check even when the tool set never changes.
         let mut changes = self.gateway.subscribe();
         let peer = context.peer;
         tokio::spawn(async move {
+            let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                match changes.recv().await {
+                let change = tokio::select! {
+                    change = changes.recv() => change,
+                    _ = check.tick() => {
+                        if peer.is_transport_closed() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                match change {
                     Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         if peer.notify_tool_list_changed().await.is_err() {
                             return;

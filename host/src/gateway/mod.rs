@@ -4,8 +4,10 @@
 
 pub mod http;
 pub mod index;
+pub mod jsonrpc;
 pub mod mcp;
 pub mod metrics;
+pub mod stdio;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -45,6 +47,9 @@ pub enum Reply {
     },
     /// A management tool answered.
     Management(Value),
+    /// A management tool could not answer (e.g. `plughost__plugin_info` for a plugin that is not installed): a tool
+    /// error result (`isError: true`), its kind in `_meta`.
+    ManagementError { kind: &'static str, message: String },
 }
 
 /// A read-only management tool of the gateway itself.
@@ -206,7 +211,7 @@ impl Gateway {
                     violations,
                 });
             }
-            return self.management(name, &args).map(Reply::Management);
+            return self.management(name, &args);
         }
         let index = self.index();
         let args_json = args.to_string();
@@ -265,7 +270,7 @@ impl Gateway {
         })
     }
 
-    fn management(&self, name: &str, args: &Value) -> Result<Value, GatewayError> {
+    fn management(&self, name: &str, args: &Value) -> Result<Reply, GatewayError> {
         let index = self.index();
         let registry = self.catalog.registry();
         let records = registry.list().unwrap_or_default();
@@ -285,7 +290,7 @@ impl Gateway {
                 .map(|p| p.reason.clone())
         };
         match name {
-            "plughost__plugins" => Ok(json!({
+            "plughost__plugins" => Ok(Reply::Management(json!({
                 "plugins": records.iter().map(|r| json!({
                     "id": r.id,
                     "version": r.version,
@@ -295,13 +300,16 @@ impl Gateway {
                     "unsigned": r.unsigned,
                     "tools": tools_of(&r.id).len(),
                 })).collect::<Vec<_>>(),
-            })),
+            }))),
             "plughost__plugin_info" => {
                 let id = args.get("id").and_then(Value::as_str).unwrap_or_default();
                 let Some(r) = records.iter().find(|r| r.id == id) else {
-                    return Ok(json!({ "error": format!("no plugin `{id}` is installed") }));
+                    return Ok(Reply::ManagementError {
+                        kind: "not-installed",
+                        message: format!("no plugin `{id}` is installed"),
+                    });
                 };
-                Ok(json!({
+                Ok(Reply::Management(json!({
                     "id": r.id,
                     "version": r.version,
                     "digest": r.digest,
@@ -316,7 +324,7 @@ impl Gateway {
                     },
                     "concurrency": r.limits.concurrency,
                     "tools": tools_of(id),
-                }))
+                })))
             }
             "plughost__quotas" => {
                 let ledger = self.catalog.ledger().ledger();
@@ -336,9 +344,9 @@ impl Gateway {
                         v
                     })
                     .collect();
-                Ok(json!({ "plugins": plugins }))
+                Ok(Reply::Management(json!({ "plugins": plugins })))
             }
-            "plughost__metrics" => Ok(self.metrics.summary()),
+            "plughost__metrics" => Ok(Reply::Management(self.metrics.summary())),
             _ => Err(GatewayError::UnknownTool(name.to_string())),
         }
     }
