@@ -54,8 +54,14 @@ pub enum CallError {
     Deadline { timeout_ms: u64 },
     #[error("the plugin trapped: {message}")]
     Trap { message: String },
-    #[error("output too large: {bytes} bytes, the limit is {limit}")]
+    /// `bytes` is the output's serialized size, structure and escapes included.
+    #[error("output too large: {bytes} bytes serialized, the limit is {limit}")]
     OutputTooLarge { bytes: u64, limit: u64 },
+    #[error("output has too many blocks: {blocks}, the limit is {limit}")]
+    OutputTooManyBlocks { blocks: u64, limit: u64 },
+    /// The guest called WASI `exit` with this code.
+    #[error("the plugin exited with code {code}")]
+    Exit { code: i32 },
     #[error(
         "busy: plugin `{plugin}` already runs {limit} calls at once (its concurrency limit); try again"
     )]
@@ -80,6 +86,10 @@ impl CallError {
                 message: message.clone(),
             },
             CallError::OutputTooLarge { bytes, .. } => Outcome::OutputTooLarge { bytes: *bytes },
+            CallError::OutputTooManyBlocks { blocks, .. } => {
+                Outcome::OutputTooManyBlocks { blocks: *blocks }
+            }
+            CallError::Exit { code } => Outcome::Exit { code: *code },
             CallError::Busy { .. } => Outcome::Busy,
             CallError::Quota(_) => Outcome::Quota,
             CallError::Host { message } => Outcome::HostError {
@@ -106,9 +116,85 @@ impl CallError {
             CallError::Deadline { .. } => "deadline",
             CallError::Trap { .. } => "trap",
             CallError::OutputTooLarge { .. } => "output-too-large",
+            CallError::OutputTooManyBlocks { .. } => "output-too-many-blocks",
+            CallError::Exit { .. } => "exit",
             CallError::Busy { .. } => "busy",
             CallError::Quota(_) => "quota",
             CallError::Host { .. } => "host-error",
+        }
+    }
+}
+
+/// The longest message a [`CallError`] carries (bytes); longer ones are cut by [`CallError::bounded`].
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 64 << 10;
+
+/// `s` cut to [`MAX_ERROR_MESSAGE_BYTES`] at a character boundary, with a note of how much was cut.
+fn bound_message(mut s: String) -> String {
+    if s.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return s;
+    }
+    let mut end = MAX_ERROR_MESSAGE_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = s.len() - end;
+    s.truncate(end);
+    s.push_str(&format!("… [cut: {cut} more bytes]"));
+    s
+}
+
+impl CallError {
+    /// This error with every message (and tool name) cut to [`MAX_ERROR_MESSAGE_BYTES`].
+    pub fn bounded(self) -> Self {
+        let b = bound_message;
+        match self {
+            CallError::InvalidArguments { message } => CallError::InvalidArguments {
+                message: b(message),
+            },
+            CallError::UnknownTool { tool } => CallError::UnknownTool { tool: b(tool) },
+            CallError::Denied { message } => CallError::Denied {
+                message: b(message),
+            },
+            CallError::NotFound { message } => CallError::NotFound {
+                message: b(message),
+            },
+            CallError::Unavailable { message } => CallError::Unavailable {
+                message: b(message),
+            },
+            CallError::Upstream {
+                status,
+                code,
+                message,
+                retry_after_seconds,
+            } => CallError::Upstream {
+                status,
+                code,
+                message: b(message),
+                retry_after_seconds,
+            },
+            CallError::Failed { message } => CallError::Failed {
+                message: b(message),
+            },
+            CallError::Trap { message } => CallError::Trap {
+                message: b(message),
+            },
+            CallError::Busy { plugin, limit } => CallError::Busy {
+                plugin: b(plugin),
+                limit,
+            },
+            CallError::Quota(mut q) => {
+                q.message = b(std::mem::take(&mut q.message));
+                CallError::Quota(q)
+            }
+            CallError::Host { message } => CallError::Host {
+                message: b(message),
+            },
+            other @ (CallError::OutOfFuel { .. }
+            | CallError::MemoryLimit { .. }
+            | CallError::Deadline { .. }
+            | CallError::OutputTooLarge { .. }
+            | CallError::OutputTooManyBlocks { .. }
+            | CallError::Exit { .. }) => other,
         }
     }
 }

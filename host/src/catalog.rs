@@ -22,9 +22,9 @@ use crate::runtime::plugin::{LoadError, LoadedPlugin, Manifest, PluginSettings};
 /// Why the catalog could not be read at all (one plugin failing to load is a [`Problem`], not this).
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{0}")]
+    #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("{0}")]
+    #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
 }
 

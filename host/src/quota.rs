@@ -55,9 +55,9 @@ pub struct QuotaView {
 /// Failures reading the ledger for the view.
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
-    #[error("{0}")]
+    #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("{0}")]
+    #[error(transparent)]
     Gate(#[from] crate::contract::GateError),
 }
 

@@ -67,6 +67,10 @@ pub enum Outcome {
     Trap { message: String },
     /// The output was larger than the host accepts.
     OutputTooLarge { bytes: u64 },
+    /// The output had more content blocks than the host accepts.
+    OutputTooManyBlocks { blocks: u64 },
+    /// The guest called WASI `exit` with this code.
+    Exit { code: i32 },
     /// The plugin is too busy (concurrency limit).
     Busy,
     /// A contract (calls per window, cost budget) is exhausted; the guest did not run.
@@ -86,6 +90,8 @@ impl Outcome {
             Outcome::Deadline => "deadline",
             Outcome::Trap { .. } => "trap",
             Outcome::OutputTooLarge { .. } => "output-too-large",
+            Outcome::OutputTooManyBlocks { .. } => "output-too-many-blocks",
+            Outcome::Exit { .. } => "exit",
             Outcome::Busy => "busy",
             Outcome::Quota => "quota",
             Outcome::HostError { .. } => "host-error",

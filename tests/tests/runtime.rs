@@ -153,7 +153,8 @@ async fn huge_output_is_refused_with_its_size() {
     assert_eq!(
         r.result,
         Err(CallError::OutputTooLarge {
-            bytes: 2_000_000,
+            // The text plus its JSON structure.
+            bytes: 2_000_040,
             limit: 1 << 20
         })
     );

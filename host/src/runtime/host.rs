@@ -17,14 +17,12 @@ use crate::ledger::LedgerWriter;
 /// Failures opening the host.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("data dir {path}: {source}")]
-    Home {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
+    /// The io error is said in the message, not chained as a source as well (it would print twice).
+    #[error("data dir {path}: {error}")]
+    Home { path: String, error: std::io::Error },
+    #[error(transparent)]
     Engine(#[from] super::engine::EngineError),
-    #[error("{0}")]
+    #[error(transparent)]
     State(#[from] crate::caps::state::StoreError),
 }
 
@@ -69,9 +67,9 @@ impl Host {
     /// Creates the data dir and an engine whose compile cache lives there, with the artifacts' digests in the
     /// registry's index. Without a readable index nothing cached can be verified, so nothing is cached.
     fn home_engine(home: &Home) -> Result<HostEngine, HostError> {
-        home.ensure().map_err(|source| HostError::Home {
+        home.ensure().map_err(|error| HostError::Home {
             path: home.root().display().to_string(),
-            source,
+            error,
         })?;
         let cache = match plughost_registry::Registry::open(home.root()) {
             Ok(anchor) => Some(CompileCache::new(home.cache_dir(), Arc::new(anchor))),

@@ -14,13 +14,27 @@ pub struct Limits {
     /// Wall-clock deadline for the whole call, including time spent waiting in host calls.
     #[serde(with = "crate::runtime::limits::secs")]
     pub timeout: Duration,
-    /// Largest tool output accepted (bytes).
+    /// Largest tool output accepted: its serialized size (bytes), structure and escapes included.
     pub max_output_bytes: u64,
+    /// Most content blocks one output may have.
+    #[serde(default = "default_max_output_blocks")]
+    pub max_output_blocks: u32,
     /// Log lines kept per call; more are dropped and counted.
     pub max_log_lines: u32,
     /// Longest log line kept (bytes); longer lines are cut.
     pub max_log_line_bytes: u32,
 }
+
+/// Default for [`Limits::max_output_blocks`].
+pub const DEFAULT_MAX_OUTPUT_BLOCKS: u32 = 1000;
+
+fn default_max_output_blocks() -> u32 {
+    DEFAULT_MAX_OUTPUT_BLOCKS
+}
+
+/// Deepest nesting of JSON a tool may return (content blocks and structured output). Below serde_json's default
+/// recursion limit of 128, so a client parsing the response that embeds it can still read it.
+pub const MAX_OUTPUT_JSON_DEPTH: usize = 100;
 
 /// Largest memory cap a plugin can be given (the pooling allocator reserves this much address space per slot).
 pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
@@ -32,6 +46,7 @@ impl Default for Limits {
             memory_bytes: 128 << 20,
             timeout: Duration::from_secs(10),
             max_output_bytes: 4 << 20,
+            max_output_blocks: DEFAULT_MAX_OUTPUT_BLOCKS,
             max_log_lines: 200,
             max_log_line_bytes: 4096,
         }

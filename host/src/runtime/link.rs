@@ -35,6 +35,7 @@ const DESCRIBE_LIMITS: Limits = Limits {
     memory_bytes: 512 << 20,
     timeout: Duration::from_secs(30),
     max_output_bytes: 4 << 20,
+    max_output_blocks: super::limits::DEFAULT_MAX_OUTPUT_BLOCKS,
     max_log_lines: 20,
     max_log_line_bytes: 1024,
 };

@@ -1,6 +1,6 @@
 //! The guest's output on its way out: bounded in size, JSON checked, secrets redacted; errors redacted too.
 
-use super::limits::Limits;
+use super::limits::{Limits, MAX_OUTPUT_JSON_DEPTH};
 use crate::bindings::tools;
 use crate::call::{CallError, Content, ToolOutput};
 use crate::caps::config::Redactor;
@@ -52,14 +52,15 @@ pub(super) fn convert_output(
     limits: &Limits,
     redactor: &Redactor,
 ) -> Result<ToolOutput, CallError> {
-    let size: u64 = out
-        .content
-        .iter()
-        .map(|c| match c {
-            tools::Content::Text(t) | tools::Content::Json(t) => t.len() as u64,
-        })
-        .sum::<u64>()
-        + out.structured.as_ref().map_or(0, |s| s.len() as u64);
+    // Checked on wasmtime's lifted value, before the host builds `Content` or JSON values of its own.
+    let blocks = out.content.len() as u64;
+    if blocks > u64::from(limits.max_output_blocks) {
+        return Err(CallError::OutputTooManyBlocks {
+            blocks,
+            limit: u64::from(limits.max_output_blocks),
+        });
+    }
+    let size = serialized_size(&out);
     if size > limits.max_output_bytes {
         return Err(CallError::OutputTooLarge {
             bytes: size,
@@ -67,6 +68,13 @@ pub(super) fn convert_output(
         });
     }
     let parse = |what: &str, s: &str| {
+        if json_depth_exceeds(s, MAX_OUTPUT_JSON_DEPTH) {
+            return Err(CallError::Failed {
+                message: format!(
+                    "the plugin returned JSON {what} nested more than {MAX_OUTPUT_JSON_DEPTH} levels deep"
+                ),
+            });
+        }
         serde_json::from_str::<serde_json::Value>(&redactor.redact(s)).map_err(|e| {
             CallError::Failed {
                 message: format!("the plugin returned invalid JSON {what}: {e}"),
@@ -93,4 +101,60 @@ pub(super) fn convert_output(
         content,
         structured,
     })
+}
+
+/// The size of the output as the host serializes it (`{"content":[{"type":"text","text":…}],"structured":…}`):
+/// text escaped as JSON, JSON blocks as returned (re-serializing compactly never makes them longer).
+fn serialized_size(out: &tools::Output) -> u64 {
+    let escaped = |s: &str| -> u64 {
+        s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+                0..0x20 => 6,
+                _ => 1,
+            })
+            .sum::<u64>()
+    };
+    let blocks: u64 = out
+        .content
+        .iter()
+        .map(|c| match c {
+            tools::Content::Text(t) => r#"{"type":"text","text":""},"#.len() as u64 + escaped(t),
+            tools::Content::Json(j) => r#"{"type":"json","json":},"#.len() as u64 + j.len() as u64,
+        })
+        .sum();
+    let structured = out
+        .structured
+        .as_ref()
+        .map_or(0, |s| r#","structured":"#.len() as u64 + s.len() as u64);
+    r#"{"content":[]}"#.len() as u64 + blocks + structured
+}
+
+/// Whether `json` nests arrays and objects more than `max` deep (brackets in strings do not count). A scan, not a
+/// parse: deep input never reaches a recursive parser.
+fn json_depth_exceeds(json: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }

@@ -29,7 +29,7 @@ pub enum LoadError {
     CoreModule,
     #[error("unsupported WebAssembly binary version/layer {0:#010x}")]
     UnknownBinary(u32),
-    #[error("{0}")]
+    #[error(transparent)]
     Compile(#[from] super::engine::EngineError),
     #[error("not a plughost plugin: it does not export `{WIT_PACKAGE}/tools` (exports: {0})")]
     NotAPlugin(String),
@@ -48,7 +48,7 @@ pub enum LoadError {
         plugin: String,
         missing: Vec<Capability>,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Link(#[from] crate::caps::LinkError),
     #[error("instantiating the plugin failed: {0}")]
     Instantiate(String),

@@ -104,7 +104,7 @@ impl Host {
                 }
             }
         };
-        let result = result.map_err(|e| redact_error(e, plugin.env.redactor()));
+        let result = result.map_err(|e| redact_error(e, plugin.env.redactor()).bounded());
 
         store.data_mut().flush_stderr();
         let fuel_left = store.get_fuel().unwrap_or(0);
@@ -146,6 +146,7 @@ impl Host {
 impl Host {
     /// A call refused before any guest code ran (e.g. `busy`): nothing used, and a report that says so.
     pub fn refused(&self, plugin: &LoadedPlugin, tool: &str, error: CallError) -> CallResult {
+        let error = error.bounded();
         let limits = plugin.limits;
         let report = CallReport {
             plugin: plugin.manifest.id.clone(),

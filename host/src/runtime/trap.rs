@@ -47,6 +47,9 @@ pub(super) fn classify_trap(
             limit: hit.limit,
         };
     }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return CallError::Exit { code: exit.0 };
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => CallError::OutOfFuel { limit: limits.fuel },
         Some(Trap::Interrupt) if data.deadline_hit => CallError::Deadline {
