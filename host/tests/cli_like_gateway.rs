@@ -1,0 +1,200 @@
+//! The CLI behaves like the gateway: arguments are checked against the tool's input schema before any guest runs,
+//! "could not start" is exit 2, a closed stdout is no panic, and hints point the way that works.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use plughost_tests as fx;
+use serde_json::Value;
+
+/// A data dir and a work dir, as in `cli.rs`.
+struct Cli {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli {
+            home: tempfile::tempdir().expect("home"),
+            work: tempfile::tempdir().expect("work"),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_plughost"));
+        c.args(args)
+            .env("PLUGHOST_HOME", self.home.path())
+            .env_remove("PLUGHOST_LOG")
+            .current_dir(self.work.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run plughost")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "plughost {args:?} failed ({:?}):\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs, expects exit code `code`, returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "plughost {args:?}: stdout {} stderr {err}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        err
+    }
+
+    /// Copies a fixture into the work dir.
+    fn copy(&self, fixture: &str, name: &str) -> PathBuf {
+        let to = self.work.path().join(name);
+        std::fs::copy(fixture, &to).expect("copy fixture");
+        to
+    }
+
+    /// Signs `fixture` with a trusted key `acme` requesting `caps`, and installs it.
+    fn install(&self, fixture: &str, name: &str, caps: &[&str]) {
+        self.ok(&["keys", "generate", "--name", "acme", "--trust"]);
+        let wasm = self.copy(fixture, name);
+        let w = wasm.to_str().expect("utf-8");
+        let mut sign = vec!["sign", w, "--key", "acme"];
+        for c in caps {
+            sign.extend(["--request", c]);
+        }
+        self.ok(&sign);
+        self.ok(&["install", w, "--yes"]);
+    }
+
+    /// The ledger's entries, oldest first.
+    fn ledger(&self) -> Vec<Value> {
+        let out = self.ok(&["ledger", "show", "--json"]);
+        let v: Value = serde_json::from_str(&out).expect("ledger JSON");
+        v.as_array().expect("entries").clone()
+    }
+}
+
+#[test]
+fn a_file_call_checks_the_arguments_against_the_input_schema_before_the_guest_runs() {
+    let cli = Cli::new();
+    let call = |args: &str| {
+        cli.fails(
+            &[
+                "call",
+                fx::BASIC,
+                "echo",
+                "--grant",
+                "state",
+                "--grant",
+                "log",
+                "--args",
+                args,
+            ],
+            2,
+        )
+    };
+    // The wrong type and a missing property: each violation is named by where it is and what it breaks.
+    let err = call(r#"{"text": 5}"#);
+    assert!(err.contains("invalid arguments for `echo`"), "{err}");
+    assert!(err.contains("at `/text`"), "{err}");
+    assert!(err.contains("/properties/text/type"), "{err}");
+    assert!(!err.contains("call report"), "no guest ran: {err}");
+    let err = call("{}");
+    assert!(err.contains("\"text\" is a required property"), "{err}");
+    assert!(err.contains("/required"), "{err}");
+    // Valid arguments still run.
+    let out = cli.ok(&[
+        "call",
+        fx::BASIC,
+        "echo",
+        "--grant",
+        "state",
+        "--grant",
+        "log",
+        "--args",
+        r#"{"text": "hi"}"#,
+    ]);
+    assert_eq!(out.trim(), "hi");
+}
+
+#[test]
+fn an_installed_call_checks_the_arguments_and_records_the_refusal_like_the_gateway() {
+    let cli = Cli::new();
+    cli.install(fx::BASIC, "basic.wasm", &["state", "log"]);
+    let err = cli.fails(
+        &["call", "fixture-basic", "echo", "--args", r#"{"text": 5}"#],
+        2,
+    );
+    assert!(
+        err.contains("at `/text`") && err.contains("/properties/text/type"),
+        "{err}"
+    );
+    assert!(!err.contains("call report"), "no guest ran: {err}");
+    // Recorded as the gateway records it: invalid-arguments, no fuel, no cost.
+    let entries = cli.ledger();
+    let last = entries.last().expect("an entry");
+    assert_eq!(last["tool"], "echo", "{last}");
+    assert_eq!(last["outcome"], "invalid-arguments", "{last}");
+    assert_eq!(last["caller"]["transport"], "cli", "{last}");
+    assert_eq!(last["fuel_used"], 0, "{last}");
+}
+
+#[test]
+fn an_unknown_tool_or_arguments_that_are_not_a_json_object_could_not_start() {
+    let cli = Cli::new();
+    let file = |tool: &str, args: &str| {
+        cli.fails(
+            &[
+                "call",
+                fx::BASIC,
+                tool,
+                "--grant",
+                "state",
+                "--grant",
+                "log",
+                "--args",
+                args,
+            ],
+            2,
+        )
+    };
+    let err = file("nope", "{}");
+    assert!(err.contains("unknown tool `nope`"), "{err}");
+    let err = file("echo", "{not json");
+    assert!(err.contains("not valid JSON"), "{err}");
+    let err = file("echo", "[1]");
+    assert!(err.contains("must be a JSON object"), "{err}");
+
+    cli.install(fx::BASIC, "basic.wasm", &["state", "log"]);
+    let err = cli.fails(&["call", "fixture-basic", "nope"], 2);
+    assert!(err.contains("unknown tool `nope`"), "{err}");
+    let err = cli.fails(&["call", "fixture-basic", "echo", "--args", "{oops"], 2);
+    assert!(err.contains("not valid JSON"), "{err}");
+    let outcomes: Vec<Value> = cli
+        .ledger()
+        .iter()
+        .filter(|e| e["kind"] == "call")
+        .map(|e| e["outcome"].clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            Value::from("unknown-tool"),
+            Value::from("invalid-arguments")
+        ]
+    );
+}
