@@ -198,3 +198,61 @@ fn an_unknown_tool_or_arguments_that_are_not_a_json_object_could_not_start() {
         ]
     );
 }
+
+/// Runs `args` with stdout a pipe nobody reads: its read end is closed before the process starts, so the first
+/// write fails with EPIPE every time.
+fn run_into_closed_pipe(cli: &Cli, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    cli.cmd(args)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run plughost")
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly_without_a_panic() {
+    let cli = Cli::new();
+    cli.install(fx::BASIC, "basic.wasm", &["state", "log"]);
+    cli.ok(&[
+        "call",
+        "fixture-basic",
+        "echo",
+        "--args",
+        r#"{"text": "x"}"#,
+    ]);
+    for args in [
+        &["info", "fixture-basic"][..],
+        &["info", "fixture-basic", "--json"],
+        &["list"],
+        &["list", "--json"],
+        &["grants", "fixture-basic"],
+        &["keys", "list"],
+        &["ledger", "show"],
+        &["ledger", "export"],
+        &["history"],
+        &["inspect", fx::BASIC],
+        &[
+            "call",
+            "fixture-basic",
+            "echo",
+            "--args",
+            r#"{"text": "x"}"#,
+        ],
+        &[
+            "call",
+            "fixture-basic",
+            "echo",
+            "--args",
+            r#"{"text": "x"}"#,
+            "--json",
+        ],
+    ] {
+        let o = run_into_closed_pipe(&cli, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(o.status.code(), Some(101), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}

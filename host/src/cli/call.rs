@@ -398,12 +398,11 @@ fn print_outcome(outcome: &plughost::CallResult, json: bool) -> Result<ExitCode>
     } else {
         match &outcome.result {
             Ok(out) => {
-                let mut stdout = std::io::stdout().lock();
                 for c in &out.content {
                     match c {
-                        Content::Text { text } => writeln!(stdout, "{text}")?,
+                        Content::Text { text } => println!("{text}"),
                         Content::Json { json } => {
-                            writeln!(stdout, "{}", serde_json::to_string_pretty(json)?)?
+                            println!("{}", serde_json::to_string_pretty(json)?)
                         }
                     }
                 }
