@@ -256,3 +256,46 @@ fn a_closed_stdout_ends_every_command_quietly_without_a_panic() {
         assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn an_installed_plugin_missing_a_grant_is_told_to_use_plughost_grant() {
+    let cli = Cli::new();
+    cli.install(fx::SYSTEM_INFO, "system-info.wasm", &["system"]);
+    cli.ok(&["revoke", "system-info", "system"]);
+    let err = cli.fails(&["call", "system-info", "memory"], 2);
+    assert!(err.contains("`plughost grant system-info system`"), "{err}");
+    assert!(
+        !err.contains("--grant"),
+        "refused for installed plugins: {err}"
+    );
+    // A file call still names the flag, which is how a file gets grants.
+    let err = cli.fails(&["call", fx::SYSTEM_INFO, "memory"], 2);
+    assert!(err.contains("--grant system"), "{err}");
+}
+
+#[test]
+fn generating_a_key_that_exists_mentions_if_missing() {
+    let cli = Cli::new();
+    cli.ok(&["keys", "generate", "--name", "acme"]);
+    let err = cli.fails(&["keys", "generate", "--name", "acme"], 2);
+    assert!(
+        err.contains("already exists") && err.contains("--if-missing"),
+        "{err}"
+    );
+    cli.ok(&["keys", "generate", "--name", "acme", "--if-missing"]);
+}
+
+#[test]
+fn a_core_module_is_pointed_at_plughost_componentize() {
+    let cli = Cli::new();
+    let core = cli.work.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    let core = core.to_str().expect("utf-8");
+    for args in [&["inspect", core][..], &["call", core, "x"]] {
+        let err = cli.fails(args, 2);
+        assert!(
+            err.contains("plughost componentize core.wasm"),
+            "{args:?}: {err}"
+        );
+    }
+}
