@@ -299,3 +299,21 @@ fn a_core_module_is_pointed_at_plughost_componentize() {
         );
     }
 }
+
+#[test]
+fn an_http_url_denied_by_a_grant_without_a_scheme_says_that_means_https_only() {
+    let cli = Cli::new();
+    let out = cli.ok(&[
+        "call",
+        fx::NEEDS_HTTP,
+        "fetch",
+        "--grant",
+        "http:127.0.0.1:8900",
+        "--args",
+        r#"{"url": "http://127.0.0.1:8900/"}"#,
+        "--json",
+    ]);
+    assert!(out.contains("denied"), "{out}");
+    assert!(out.contains("https only"), "{out}");
+    assert!(out.contains("http:http://127.0.0.1:8900"), "{out}");
+}
