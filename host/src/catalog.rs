@@ -476,7 +476,12 @@ impl Catalog {
         let plugin = self
             .host
             .link_described(component, info, manifest, settings)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                LoadError::MissingGrants { plugin, missing } => {
+                    crate::runtime::plugin::missing_grants_of_installed(&plugin, &missing)
+                }
+                e => e.to_string(),
+            })?;
         let concurrency = record
             .limits
             .concurrency

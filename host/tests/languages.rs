@@ -170,8 +170,8 @@ fn template_end_to_end(lang: &str) {
         "Hey, y! (greeting #2)",
         "state persists between calls"
     );
-    // A tool error is typed, not a crash.
-    let text = a.fails(&["call", "demo", "hello", "--args", "{}"], 1);
+    // Arguments that break the input schema are refused before the guest runs, typed, not a crash.
+    let text = a.fails(&["call", "demo", "hello", "--args", "{}"], 2);
     assert!(text.contains("invalid-arguments"), "{text}");
 
     // A denied capability fails cleanly: before any guest code runs, naming what is missing.

@@ -404,7 +404,7 @@ fn over_http_refusals_are_ledgered_with_the_same_fields_as_from_the_cli() {
     let h = Home::new();
     // The CLI's refusals first: an unknown tool.
     let o = h.run(&["call", "fixture-basic", "nope"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
 
     let server = serve(&h);
     let unknown = http_call(server.addr, "fixture-basic__nope", json!({}));

@@ -125,6 +125,18 @@ impl HttpCtx {
         let host = bare_host(url);
         let port = url.port_or_known_default().unwrap_or(0);
         if !self.allow.iter().any(|o| o.allows(scheme, &host, port)) {
+            // The likeliest surprise: `http:127.0.0.1:8900` (no scheme) grants https only.
+            if scheme == Scheme::Http
+                && self
+                    .allow
+                    .iter()
+                    .any(|o| o.allows(Scheme::Https, &host, port))
+            {
+                return Err(format!(
+                    "{origin} (the grant for this host and port has no scheme, which means https only; grant \
+                     `http:{origin}` to allow plain http)"
+                ));
+            }
             return Err(origin);
         }
         // An IP literal is not resolved: check it here. Only a grant that names it exactly may reach a private one.

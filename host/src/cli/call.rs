@@ -253,8 +253,57 @@ pub async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
         );
     }
 
-    let outcome = host.call(&plugin, &args.tool, &args.args).await;
+    let outcome = match check_call(&plugin.manifest, &args.tool, &args.args)? {
+        Ok(()) => host.call(&plugin, &args.tool, &args.args).await,
+        Err(refused) => host.refused(&plugin, &args.tool, refused),
+    };
     print_outcome(&outcome, args.json)
+}
+
+/// What the gateway checks before any guest runs: the tool exists, and the arguments are a JSON object that
+/// matches its input schema (every violation named, with the gateway's own validator and wording). The outer error
+/// is a tool whose input schema does not compile.
+fn check_call(
+    manifest: &plughost::runtime::plugin::Manifest,
+    tool: &str,
+    arguments: &str,
+) -> Result<Result<(), plughost::CallError>> {
+    use plughost::CallError;
+    let Some(info) = manifest.tool(tool) else {
+        return Ok(Err(CallError::UnknownTool {
+            tool: tool.to_string(),
+        }));
+    };
+    let value: serde_json::Value = match serde_json::from_str(arguments) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(Err(CallError::InvalidArguments {
+                message: format!("--args is not valid JSON: {e}"),
+            }));
+        }
+    };
+    if !value.is_object() {
+        return Ok(Err(CallError::InvalidArguments {
+            message: "--args must be a JSON object".into(),
+        }));
+    }
+    let schema = serde_json::Value::Object(info.input_schema.clone());
+    let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        anyhow::anyhow!(
+            "tool `{tool}` of `{}` has an invalid input schema ({e}); the gateway does not serve it either",
+            manifest.id
+        )
+    })?;
+    let violations = plughost::gateway::index::violations(&validator, &value);
+    if violations.is_empty() {
+        return Ok(Ok(()));
+    }
+    let message = plughost::gateway::GatewayError::InvalidArguments {
+        tool: tool.to_string(),
+        violations,
+    }
+    .to_string();
+    Ok(Err(CallError::InvalidArguments { message }))
 }
 
 /// `call <installed id>`: grants, limits, config and secrets come from the registry, like the gateway's.
@@ -287,6 +336,23 @@ async fn call_installed(
             "no plugin `{id}` is installed (and no file of that name exists); `plughost list` shows what is"
         );
     };
+    // Checked before anything runs, and recorded as the gateway records it: an unknown tool through the call path
+    // (which refuses it as `unknown-tool`), arguments that break the schema as an `invalid-arguments` refusal.
+    match check_call(&entry.plugin.manifest, &args.tool, &args.args)? {
+        Ok(()) => {}
+        Err(plughost::CallError::UnknownTool { .. }) => {
+            let outcome = entry
+                .call_as(host, &args.tool, &args.args, &cli_caller())
+                .await;
+            return print_outcome(&outcome, args.json);
+        }
+        Err(refused) => {
+            let outcome = entry
+                .refuse_as(host, &args.tool, &args.args, &cli_caller(), refused)
+                .await;
+            return print_outcome(&outcome, args.json);
+        }
+    }
     let outcome = if fuel.is_some() || memory.is_some() || timeout.is_some() {
         // One-off limits for this call only: relink with them.
         let mut limits = entry.plugin.limits;
@@ -322,7 +388,6 @@ fn cli_caller() -> plughost::ledger::Caller {
 }
 
 fn print_outcome(outcome: &plughost::CallResult, json: bool) -> Result<ExitCode> {
-    let ok = outcome.result.is_ok();
     if json {
         let result = match &outcome.result {
             Ok(out) => serde_json::json!({ "ok": out }),
@@ -333,25 +398,36 @@ fn print_outcome(outcome: &plughost::CallResult, json: bool) -> Result<ExitCode>
     } else {
         match &outcome.result {
             Ok(out) => {
-                let mut stdout = std::io::stdout().lock();
                 for c in &out.content {
                     match c {
-                        Content::Text { text } => writeln!(stdout, "{text}")?,
+                        Content::Text { text } => println!("{text}"),
                         Content::Json { json } => {
-                            writeln!(stdout, "{}", serde_json::to_string_pretty(json)?)?
+                            println!("{}", serde_json::to_string_pretty(json)?)
                         }
                     }
                 }
+            }
+            Err(e) if could_not_start(e) => {
+                eprintln!("error ({}): {e}", e.kind());
+                return Ok(ExitCode::from(2));
             }
             Err(e) => eprintln!("error ({}): {e}", e.kind()),
         }
         print_report(&outcome.report);
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    Ok(match &outcome.result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) if could_not_start(e) => ExitCode::from(2),
+        Err(_) => ExitCode::from(1),
     })
+}
+
+/// A call refused before any guest ran because of what was asked (exit 2), not a call that ran and failed (exit 1).
+fn could_not_start(e: &plughost::CallError) -> bool {
+    matches!(
+        e,
+        plughost::CallError::UnknownTool { .. } | plughost::CallError::InvalidArguments { .. }
+    )
 }
 
 fn print_report(r: &CallReport) {

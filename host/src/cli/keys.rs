@@ -62,6 +62,13 @@ pub fn keys(home: &Home, cmd: KeysCommand) -> Result<ExitCode> {
                 println!("key `{name}` exists: {}", kp.public().fingerprint());
                 return Ok(ExitCode::SUCCESS);
             }
+            if secret.exists() {
+                bail!(
+                    "a key named `{name}` already exists ({}); add --if-missing to keep it and succeed, or choose \
+                     another --name",
+                    secret.display()
+                );
+            }
             // Check where the public half goes before making a key, so a bad --out leaves nothing behind.
             if !out.is_dir() {
                 bail!("--out {}: no such directory", out.display());

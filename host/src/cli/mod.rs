@@ -150,6 +150,15 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // A writer to stdout (`ledger export`) whose reader went away: quiet, like `println!`.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(crate::CLOSED_STDOUT)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -23,8 +23,8 @@ pub enum LoadError {
     NotWasm,
     #[error(
         "this is a core WebAssembly module, not a component. plughost runs components only: build with \
-         `--target wasm32-wasip2` (Rust), or wrap a wasm32-wasi module with `wasm-tools component new core.wasm \
-         --adapt wasi_snapshot_preview1.reactor.wasm -o plugin.wasm`"
+         `--target wasm32-wasip2` (Rust), or wrap a wasm32-wasi module with `plughost componentize core.wasm \
+         -o plugin.wasm` (the WASI preview1 adapter is built in)"
     )]
     CoreModule,
     #[error("unsupported WebAssembly binary version/layer {0:#010x}")]
@@ -60,6 +60,24 @@ pub enum LoadError {
 
 fn list(caps: &[Capability]) -> String {
     caps.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// The refusal of an installed plugin whose grants do not cover what it imports: grants of an installed plugin are
+/// changed with `plughost grant ID …` (`--grant` is refused for it).
+pub fn missing_grants_of_installed(plugin: &str, missing: &[Capability]) -> String {
+    let grants: Vec<String> = missing
+        .iter()
+        .map(|c| match c {
+            Capability::Http => "http:https://HOST".to_string(),
+            Capability::Container => "container:read".to_string(),
+            other => other.name().to_string(),
+        })
+        .collect();
+    format!(
+        "plugin `{plugin}` needs capabilities that are not granted: {}. Grant them with `plughost grant {plugin} {}`",
+        list(missing),
+        grants.join(" ")
+    )
 }
 
 fn hint(caps: &[Capability]) -> String {
