@@ -12,6 +12,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("fixture-state-b-v2", "fixture_state_b_v2", "STATE_B_V2"),
     ("fixture-needs-http", "fixture_needs_http", "NEEDS_HTTP"),
     ("fixture-events", "fixture_events", "EVENTS"),
+    ("fixture-leaky", "fixture_leaky", "LEAKY"),
     (
         "fixture-wrong-version",
         "fixture_wrong_version",

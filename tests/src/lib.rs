@@ -11,6 +11,9 @@ pub const STATE_B_V2: &str = env!("PLUGHOST_FIXTURE_STATE_B_V2");
 pub const NEEDS_HTTP: &str = env!("PLUGHOST_FIXTURE_NEEDS_HTTP");
 /// Appends ledger events and observes metrics (`fixture-events`). Imports `ledger` and `metrics`.
 pub const EVENTS: &str = env!("PLUGHOST_FIXTURE_EVENTS");
+/// Tries to leak its secret `token` through every channel (`fixture-leaky`). Imports `config`, `log`, `metrics`
+/// and `ledger`.
+pub const LEAKY: &str = env!("PLUGHOST_FIXTURE_LEAKY");
 /// Built against `plughost:plugin@1.0.0`.
 pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
 /// A lean build (`fixture-lean`, wasm32-unknown-unknown): imports nothing, not even WASI. echo, count, churn,
