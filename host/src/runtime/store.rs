@@ -106,7 +106,10 @@ view!(http::HttpView, http_host, HttpHost, |env| {
 view!(container::ContainerView, container_host, ContainerHost, |env| {
     container: env.container.as_ref(),
 });
-view!(ledger::LedgerView, ledger_host, LedgerHost, |env| { ledger: env.ledger.as_ref() });
+view!(ledger::LedgerView, ledger_host, LedgerHost, |env| {
+    ledger: env.ledger.as_ref(),
+    redactor: &env.config.redactor,
+});
 
 impl log::LogView for StoreData {
     fn log_host(&mut self) -> log::LogHost<'_> {
