@@ -13,6 +13,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("fixture-needs-http", "fixture_needs_http", "NEEDS_HTTP"),
     ("fixture-events", "fixture_events", "EVENTS"),
     ("fixture-flood", "fixture_flood", "FLOOD"),
+    ("fixture-leaky", "fixture_leaky", "LEAKY"),
     (
         "fixture-wrong-version",
         "fixture_wrong_version",

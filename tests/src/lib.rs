@@ -13,6 +13,9 @@ pub const NEEDS_HTTP: &str = env!("PLUGHOST_FIXTURE_NEEDS_HTTP");
 pub const EVENTS: &str = env!("PLUGHOST_FIXTURE_EVENTS");
 /// A hostile plugin on the raw contract (`fixture-flood`): floods of blocks, escapes, deep JSON, huge errors, exit.
 pub const FLOOD: &str = env!("PLUGHOST_FIXTURE_FLOOD");
+/// Tries to leak its secret `token` through every channel (`fixture-leaky`). Imports `config`, `log`, `metrics`
+/// and `ledger`.
+pub const LEAKY: &str = env!("PLUGHOST_FIXTURE_LEAKY");
 /// Built against `plughost:plugin@1.0.0`.
 pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
 /// A lean build (`fixture-lean`, wasm32-unknown-unknown): imports nothing, not even WASI. echo, count, churn,

@@ -9,6 +9,7 @@ use plughost_registry::ledger::{Caller, Kind, LedgerError, NewEntry, check_event
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::ledger::{self as wit, LedgerError as WitError, UsageSummary};
+use crate::caps::config::Redactor;
 use crate::caps::view::CallCtx;
 use crate::grants::Capability;
 use crate::ledger::{LedgerWriter, now_ms};
@@ -32,6 +33,8 @@ pub struct LedgerCtx {
 pub struct LedgerHost<'a> {
     pub call: CallCtx<'a>,
     pub ledger: Option<&'a LedgerCtx>,
+    /// The plugin's secrets, redacted from event data (decoded JSON values and keys) before it is written.
+    pub redactor: &'a Redactor,
 }
 
 /// How `ledger` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
@@ -69,7 +72,7 @@ impl wit::Host for LedgerHost<'_> {
     async fn append(
         &mut self,
         kind: String,
-        data_json: String,
+        mut data_json: String,
     ) -> wasmtime::Result<Result<u64, WitError>> {
         let (id, ctx, writer) = match self.ctx() {
             Ok(x) => x,
@@ -79,6 +82,17 @@ impl wit::Host for LedgerHost<'_> {
             return Ok(Err(WitError::Unavailable(format!(
                 "one call may append at most {MAX_EVENTS_PER_CALL} events"
             ))));
+        }
+        // A kind cannot be redacted and stay a kind: one showing a secret is refused (the plugin knows its secret).
+        if self.redactor.reveals(&kind) {
+            return Ok(Err(WitError::InvalidKind(kind)));
+        }
+        // Redacted on the decoded JSON (escapes hide nothing); invalid JSON is left for `check_event` to refuse.
+        if !self.redactor.is_empty()
+            && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&data_json)
+            && self.redactor.redact_json(&mut v)
+        {
+            data_json = v.to_string();
         }
         if let Err(e) = check_event(&kind, &data_json) {
             return Ok(Err(match e {

@@ -12,7 +12,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use crate::bindings::log::{self, Level};
 use crate::bindings::types::Pair;
 use crate::caps::config::Redactor;
-use crate::caps::view::{CallCtx, truncate_str};
+use crate::caps::view::CallCtx;
 use crate::grants::Capability;
 
 /// Per-call log caps and counters.
@@ -47,23 +47,25 @@ impl LogBudget {
 }
 
 /// Writes one plugin log line to the host log.
-fn emit(host: &mut LogHost<'_>, level: Level, mut message: String, fields: &[Pair]) {
+fn emit(host: &mut LogHost<'_>, level: Level, message: String, fields: &[Pair]) {
     let budget = &mut *host.budget;
     if !budget.take() {
         return;
     }
-    truncate_str(&mut message, budget.max_line_bytes as usize);
+    // Redacted before the cut, so a secret straddling it leaves nothing behind; keys are the plugin's text too.
+    let max = budget.max_line_bytes as usize;
     let redactor = host.redactor;
-    let message = redactor.redact(&message);
+    let message = redactor.redact_cut(message, max);
     let fields = if fields.is_empty() {
         String::new()
     } else {
         let mut f = String::new();
         for p in fields.iter().take(16) {
-            f.push_str(&format!(" {}={:?}", p.key, redactor.redact(&p.value)));
+            let key = redactor.redact_cut(p.key.clone(), max);
+            let value = redactor.redact_cut(p.value.clone(), max);
+            f.push_str(&format!(" {key}={value:?}"));
         }
-        truncate_str(&mut f, budget.max_line_bytes as usize);
-        f
+        redactor.redact_cut(f, max)
     };
     let plugin: &str = host.call.plugin;
     let call_id = host.call.call_id;

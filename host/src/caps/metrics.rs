@@ -7,6 +7,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::metrics;
 use crate::bindings::types::Pair;
+use crate::caps::config::Redactor;
 use crate::caps::view::CallCtx;
 use crate::grants::Capability;
 
@@ -119,6 +120,8 @@ pub struct MetricsCtx {
 pub struct MetricsHost<'a> {
     pub call: CallCtx<'a>,
     pub metrics: Option<&'a MetricsCtx>,
+    /// The plugin's secrets: redacted from label values; a name or label key showing one drops the observation.
+    pub redactor: &'a Redactor,
 }
 
 /// How `metrics` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
@@ -128,9 +131,30 @@ pub trait MetricsView: Send {
 }
 
 impl MetricsHost<'_> {
-    fn registry(&mut self) -> Option<&MetricsRegistry> {
+    /// The registry and the observation's name and labels, secrets redacted; `None` when there is no registry
+    /// or the name or a label key shows a secret (a name cannot be redacted and stay a name: that one is dropped).
+    fn registry(
+        &mut self,
+        name: String,
+        mut labels: Vec<Pair>,
+    ) -> Option<(&MetricsRegistry, String, Vec<Pair>)> {
         self.call.count(Capability::Metrics);
-        self.metrics.map(|m| &*m.registry)
+        let registry = &*self.metrics?.registry;
+        let r = self.redactor;
+        if !r.is_empty() {
+            if r.reveals(&name) || labels.iter().any(|p| r.reveals(&p.key)) {
+                registry
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return None;
+            }
+            for p in &mut labels {
+                if let std::borrow::Cow::Owned(v) = r.redact(&p.value) {
+                    p.value = v;
+                }
+            }
+        }
+        Some((registry, name, labels))
     }
 }
 
@@ -141,7 +165,7 @@ impl metrics::Host for MetricsHost<'_> {
         delta: u64,
         labels: Vec<Pair>,
     ) -> wasmtime::Result<()> {
-        if let Some(r) = self.registry() {
+        if let Some((r, name, labels)) = self.registry(name, labels) {
             r.observe(name, labels, |v| match v {
                 Some(Value::Counter(c)) => {
                     *c = c.saturating_add(delta);
@@ -160,7 +184,7 @@ impl metrics::Host for MetricsHost<'_> {
         value: f64,
         labels: Vec<Pair>,
     ) -> wasmtime::Result<()> {
-        if let Some(r) = self.registry() {
+        if let Some((r, name, labels)) = self.registry(name, labels) {
             r.observe(name, labels, |v| match v {
                 Some(Value::Gauge(g)) => {
                     *g = value;
@@ -191,7 +215,7 @@ impl metrics::Host for MetricsHost<'_> {
             *count += 1;
             *sum += value;
         };
-        if let Some(r) = self.registry() {
+        if let Some((r, name, labels)) = self.registry(name, labels) {
             r.observe(name, labels, |v| match v {
                 Some(Value::Histogram {
                     buckets,

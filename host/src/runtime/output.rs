@@ -43,6 +43,8 @@ pub(super) fn redact_error(e: CallError, redactor: &Redactor) -> CallError {
         CallError::Host { message } => CallError::Host {
             message: r(message),
         },
+        // The guest names the unknown tool itself.
+        CallError::UnknownTool { tool } => CallError::UnknownTool { tool: r(tool) },
         other => other,
     }
 }
@@ -67,6 +69,7 @@ pub(super) fn convert_output(
             limit: limits.max_output_bytes,
         });
     }
+    // Redacted after parsing, on the decoded values (a `\u`-escaped secret is caught); with no secrets, no walk.
     let parse = |what: &str, s: &str| {
         if json_depth_exceeds(s, MAX_OUTPUT_JSON_DEPTH) {
             return Err(CallError::Failed {
@@ -75,11 +78,12 @@ pub(super) fn convert_output(
                 ),
             });
         }
-        serde_json::from_str::<serde_json::Value>(&redactor.redact(s)).map_err(|e| {
-            CallError::Failed {
+        let mut v =
+            serde_json::from_str::<serde_json::Value>(s).map_err(|e| CallError::Failed {
                 message: format!("the plugin returned invalid JSON {what}: {e}"),
-            }
-        })
+            })?;
+        redactor.redact_json(&mut v);
+        Ok(v)
     };
     let mut content = Vec::with_capacity(out.content.len());
     for c in out.content {

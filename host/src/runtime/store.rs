@@ -93,7 +93,10 @@ macro_rules! view {
 }
 
 view!(config::ConfigView, config_host, ConfigHost, |env| { config: &env.config });
-view!(metrics::MetricsView, metrics_host, MetricsHost, |env| { metrics: env.metrics.as_ref() });
+view!(metrics::MetricsView, metrics_host, MetricsHost, |env| {
+    metrics: env.metrics.as_ref(),
+    redactor: &env.config.redactor,
+});
 view!(state::StateView, state_host, StateHost, |env| { state: env.state.as_ref() });
 view!(system::SystemView, system_host, SystemHost, |env| { system: env.system.as_ref() });
 view!(http::HttpView, http_host, HttpHost, |env| {
@@ -103,7 +106,10 @@ view!(http::HttpView, http_host, HttpHost, |env| {
 view!(container::ContainerView, container_host, ContainerHost, |env| {
     container: env.container.as_ref(),
 });
-view!(ledger::LedgerView, ledger_host, LedgerHost, |env| { ledger: env.ledger.as_ref() });
+view!(ledger::LedgerView, ledger_host, LedgerHost, |env| {
+    ledger: env.ledger.as_ref(),
+    redactor: &env.config.redactor,
+});
 
 impl log::LogView for StoreData {
     fn log_host(&mut self) -> log::LogHost<'_> {

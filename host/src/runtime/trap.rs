@@ -35,8 +35,11 @@ pub(super) fn classify_trap(
     limits: &Limits,
     _started: Instant,
 ) -> CallError {
-    tracing::debug!("guest trap: {err:?}");
     let data = store.data();
+    tracing::debug!(
+        "guest trap: {}",
+        data.env.redactor().redact(&format!("{err:?}"))
+    );
     if let Some(hit) = err
         .downcast_ref::<MemoryLimitHit>()
         .copied()
