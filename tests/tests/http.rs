@@ -235,7 +235,7 @@ async fn redirects_are_followed_only_to_granted_origins() {
     let p = load(
         &host,
         &[format!("http:{}", s.origin())],
-        &[("token", "redirect-secret-0001")],
+        &[("token", "tok-7f3a-9c21-0001")],
     )
     .await;
 
@@ -300,7 +300,7 @@ async fn redirects_are_followed_only_to_granted_origins() {
     let both = load(
         &host,
         &[format!("http:{},{}", s.origin(), second.origin())],
-        &[("token", "redirect-secret-0001")],
+        &[("token", "tok-7f3a-9c21-0001")],
     )
     .await;
     let v = fetch1(
@@ -318,7 +318,7 @@ async fn redirects_are_followed_only_to_granted_origins() {
     let at_first = s.requests();
     assert_eq!(
         at_first.last().and_then(|r| r.header("authorization")),
-        Some("Bearer redirect-secret-0001")
+        Some("Bearer tok-7f3a-9c21-0001")
     );
 }
 
