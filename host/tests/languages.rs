@@ -287,6 +287,15 @@ fn rust_template_with_a_vendored_sdk_builds_away_from_a_checkout() {
     assert!(a.work.path().join("demo/vendor/wit/world.wit").is_file());
     let (out, err) = a.ok(&["test", "--dir", "demo"]);
     assert!(out.contains("4 passed, 0 failed"), "{out}\n{err}");
+
+    // A compile error is the author's: the message points at the compiler's output, not at an installed target.
+    let lib = a.work.path().join("demo/src/lib.rs");
+    let mut src = std::fs::read_to_string(&lib).expect("lib.rs");
+    src.push_str("\nfn broken( {\n");
+    std::fs::write(&lib, src).expect("write lib.rs");
+    let text = a.fails(&["build", "--dir", "demo"], 2);
+    assert!(text.contains("the compiler's messages are above"), "{text}");
+    assert!(!text.contains("rustup target add"), "{text}");
 }
 
 #[test]

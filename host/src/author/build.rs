@@ -189,8 +189,16 @@ fn build_rust(p: &Project, out: &Path) -> Result<()> {
         .output()
         .with_context(|| format!("cannot run {cargo}"))?;
     if !output.status.success() {
+        // Suggest the target only when it is what is missing: after a compile error the errors above say it all.
+        if target_missing(target) {
+            bail!(
+                "cargo build failed ({}): the Rust target {target} is not installed; add it with `rustup target add \
+                 {target}`",
+                output.status
+            );
+        }
         bail!(
-            "cargo build failed ({}). Is the target installed? `rustup target add {target}`",
+            "cargo build failed ({}); the compiler's messages are above",
             output.status
         );
     }
@@ -231,4 +239,18 @@ fn build_rust(p: &Project, out: &Path) -> Result<()> {
             .context("wrapping the lean module into a component")?;
     std::fs::write(out, component).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
+}
+
+/// Whether rustup says `target` is not installed (false when rustup is not there to ask: then nobody knows).
+fn target_missing(target: &str) -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .is_some_and(|o| {
+            !String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        })
 }
