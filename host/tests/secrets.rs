@@ -14,7 +14,7 @@ fn run(home: &std::path::Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
         .env("PLUGHOST_HOME", home)
-        // Everything plughost and the plugins log (wasmtime's own traces of guest I/O are the operator's debugging).
+        // Everything plughost and the plugins log (wasmtime's trace of guest I/O too: see the test at the end).
         .env("PLUGHOST_LOG", "info,plughost=trace,plugin=trace")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -125,4 +125,44 @@ fn an_installed_plugin_leaks_its_secret_through_no_cli_output_nor_the_ledger() {
         "ledger export",
         &std::fs::read_to_string(&out).unwrap_or_default(),
     );
+}
+
+/// The most verbose logging an operator can ask for (`PLUGHOST_LOG=trace`) still shows no secret: wasmtime-wasi logs
+/// every byte a guest writes to its stderr at debug level, which would print a secret the plugin wrote there.
+#[test]
+fn trace_logging_shows_no_secret_the_plugin_wrote_to_stderr() {
+    let dir = tempfile::tempdir().expect("home");
+    let secret = format!("token={SECRET}");
+    for channel in ["panic", "log", "text"] {
+        let args = format!(r#"{{"channel":"{channel}","enc":"plain"}}"#);
+        let o = Command::new(BIN)
+            .args([
+                "call",
+                fx::LEAKY,
+                "leak",
+                "--args",
+                &args,
+                "--grant",
+                "config",
+                "--grant",
+                "log",
+                "--grant",
+                "metrics",
+                "--grant",
+                "ledger",
+                "--secret",
+                &secret,
+            ])
+            .env("PLUGHOST_HOME", dir.path())
+            .env("PLUGHOST_LOG", "trace")
+            .output()
+            .expect("run plughost");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("TRACE"), "trace logging is on: {err}");
+        assert_clean(&format!("stderr of the `{channel}` channel at trace"), &err);
+        assert_clean(
+            &format!("stdout of the `{channel}` channel at trace"),
+            &String::from_utf8_lossy(&o.stdout),
+        );
+    }
 }

@@ -172,8 +172,19 @@ fn init_tracing(verbose: u8) {
         1 => "plugin=debug,plughost=info,wasmtime=warn",
         _ => "plugin=trace,plughost=debug,wasmtime=info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGHOST_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("PLUGHOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // wasmtime-wasi logs every byte a guest writes to its stderr at debug level, before plughost's log capability
+    // has redacted it: a secret would leave through the host's own log. Held at info whatever the operator asks
+    // for; what a guest writes to stderr still reaches the log, redacted, as the plugin's `stderr:` lines.
+    for quiet in [
+        "wasmtime_wasi::p2::write_stream=info",
+        "wasmtime_wasi::p3=info",
+    ] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
