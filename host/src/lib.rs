@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod contract;
 pub mod gateway;
 pub mod home;
+pub mod json;
 pub mod ledger;
 pub mod quota;
 pub mod report;

@@ -67,7 +67,7 @@ pub fn check(bytes: &[u8]) -> Result<(), Refusal> {
     if let Err(e) = serde_json::from_slice::<IgnoredAny>(bytes) {
         return Err(Refusal::new(PARSE_ERROR, format!("parse error: {e}"), None));
     }
-    if too_deep(bytes, MAX_DEPTH) {
+    if crate::json::depth_exceeds(bytes, MAX_DEPTH) {
         return Err(Refusal::new(
             INVALID_REQUEST,
             format!("invalid request: JSON nested deeper than {MAX_DEPTH} levels"),
@@ -130,34 +130,6 @@ pub fn check(bytes: &[u8]) -> Result<(), Refusal> {
     }
 }
 
-/// Whether valid JSON `bytes` nest arrays and objects deeper than `max`.
-fn too_deep(bytes: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
-
 /// The method of a message that passed [`check`], when it is a request or notification.
 pub fn method_of(bytes: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
@@ -200,7 +172,7 @@ mod tests {
             "]".repeat(100)
         );
         assert!(check(ok_depth.as_bytes()).is_ok());
-        assert!(!too_deep(br#"{"a":"[[[[\"[["}"#, 1));
-        assert!(too_deep(br#"{"a":[{}]}"#, 2));
+        assert!(!crate::json::depth_exceeds(br#"{"a":"[[[[\"[["}"#, 1));
+        assert!(crate::json::depth_exceeds(br#"{"a":[{}]}"#, 2));
     }
 }

@@ -4,6 +4,7 @@ use super::limits::{Limits, MAX_OUTPUT_JSON_DEPTH};
 use crate::bindings::tools;
 use crate::call::{CallError, Content, ToolOutput};
 use crate::caps::config::Redactor;
+use crate::json;
 
 pub(super) fn redact_error(e: CallError, redactor: &Redactor) -> CallError {
     if redactor.is_empty() {
@@ -71,7 +72,7 @@ pub(super) fn convert_output(
     }
     // Redacted after parsing, on the decoded values (a `\u`-escaped secret is caught); with no secrets, no walk.
     let parse = |what: &str, s: &str| {
-        if json_depth_exceeds(s, MAX_OUTPUT_JSON_DEPTH) {
+        if json::depth_exceeds(s.as_bytes(), MAX_OUTPUT_JSON_DEPTH) {
             return Err(CallError::Failed {
                 message: format!(
                     "the plugin returned JSON {what} nested more than {MAX_OUTPUT_JSON_DEPTH} levels deep"
@@ -132,33 +133,4 @@ fn serialized_size(out: &tools::Output) -> u64 {
         .as_ref()
         .map_or(0, |s| r#","structured":"#.len() as u64 + s.len() as u64);
     r#"{"content":[]}"#.len() as u64 + blocks + structured
-}
-
-/// Whether `json` nests arrays and objects more than `max` deep (brackets in strings do not count). A scan, not a
-/// parse: deep input never reaches a recursive parser.
-fn json_depth_exceeds(json: &str, max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for b in json.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
