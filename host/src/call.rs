@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::report::{CallReport, Outcome};
+use crate::units::human_bytes;
 
 /// One block of tool output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,6 +67,16 @@ pub enum CallError {
         "busy: plugin `{plugin}` already runs {limit} calls at once (its concurrency limit); try again"
     )]
     Busy { plugin: String, limit: u32 },
+    /// The host-wide budget for guest memory in flight has no room for this call's memory cap.
+    #[error(
+        "busy: the host's guest memory is taken ({} reserved by running calls, of a {} budget; this call needs up to {}); try again",
+        human_bytes(*.in_flight), human_bytes(*.budget), human_bytes(*.needed)
+    )]
+    MemoryBusy {
+        needed: u64,
+        in_flight: u64,
+        budget: u64,
+    },
     /// A contract is exhausted: which, how much is used and until when.
     #[error("{0}")]
     Quota(Box<QuotaError>),
@@ -90,7 +101,7 @@ impl CallError {
                 Outcome::OutputTooManyBlocks { blocks: *blocks }
             }
             CallError::Exit { code } => Outcome::Exit { code: *code },
-            CallError::Busy { .. } => Outcome::Busy,
+            CallError::Busy { .. } | CallError::MemoryBusy { .. } => Outcome::Busy,
             CallError::Quota(_) => Outcome::Quota,
             CallError::Host { message } => Outcome::HostError {
                 message: message.clone(),
@@ -118,7 +129,7 @@ impl CallError {
             CallError::OutputTooLarge { .. } => "output-too-large",
             CallError::OutputTooManyBlocks { .. } => "output-too-many-blocks",
             CallError::Exit { .. } => "exit",
-            CallError::Busy { .. } => "busy",
+            CallError::Busy { .. } | CallError::MemoryBusy { .. } => "busy",
             CallError::Quota(_) => "quota",
             CallError::Host { .. } => "host-error",
         }
@@ -194,7 +205,8 @@ impl CallError {
             | CallError::Deadline { .. }
             | CallError::OutputTooLarge { .. }
             | CallError::OutputTooManyBlocks { .. }
-            | CallError::Exit { .. }) => other,
+            | CallError::Exit { .. }
+            | CallError::MemoryBusy { .. }) => other,
         }
     }
 }

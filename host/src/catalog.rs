@@ -33,7 +33,7 @@ pub enum CatalogError {
 pub struct Entry {
     pub plugin: LoadedPlugin,
     pub record: PluginRecord,
-    concurrency: Option<(u32, Arc<tokio::sync::Semaphore>)>,
+    concurrency: (u32, Arc<tokio::sync::Semaphore>),
     gate: Option<Gate>,
     key: String,
     ledger: Arc<LedgerWriter>,
@@ -151,18 +151,13 @@ impl Entry {
         arguments: &str,
         cost: u64,
     ) -> (CallResult, Option<crate::contract::Admission<'_>>) {
-        let _permit = match &self.concurrency {
-            Some((limit, sem)) => match sem.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    let busy = CallError::Busy {
-                        plugin: self.record.id.clone(),
-                        limit: *limit,
-                    };
-                    return (host.refused(plugin, tool, busy), None);
-                }
-            },
-            None => None,
+        let (limit, sem) = &self.concurrency;
+        let Ok(_permit) = sem.clone().try_acquire_owned() else {
+            let busy = CallError::Busy {
+                plugin: self.record.id.clone(),
+                limit: *limit,
+            };
+            return (host.refused(plugin, tool, busy), None);
         };
         let admission = match &self.gate {
             None => None,
@@ -482,11 +477,8 @@ impl Catalog {
                 }
                 e => e.to_string(),
             })?;
-        let concurrency = record
-            .limits
-            .concurrency
-            .filter(|n| *n > 0)
-            .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n as usize))));
+        let n = crate::runtime::limits::concurrency_of(record.limits.concurrency);
+        let concurrency = (n, Arc::new(tokio::sync::Semaphore::new(n as usize)));
         let gate = Gate::new(self.ledger.ledger().clone(), &record.id, &record.limits);
         Ok(Arc::new(Entry {
             plugin,

@@ -44,8 +44,8 @@ pub struct QuotaView {
     pub fuel: FuelView,
     pub memory: MemoryView,
     pub deadline_ms: u64,
-    /// Calls at once; `None` is unlimited.
-    pub concurrency: Option<u32>,
+    /// Calls at once (the operator's limit or the default).
+    pub concurrency: u32,
     /// How many calls the fuel and memory figures cover (the latest that ran, at most [`SAMPLE`]).
     pub calls_sampled: usize,
     /// Every contract scope (the plugin's, then each tool's) with its usage in the current window.
@@ -102,7 +102,7 @@ pub fn view(
             max_peak_bytes: recent.iter().map(|c| c.peak_memory).max(),
         },
         deadline_ms: limits.timeout.as_millis() as u64,
-        concurrency: record.limits.concurrency,
+        concurrency: crate::runtime::limits::concurrency_of(record.limits.concurrency),
         calls_sampled: recent.len(),
         contracts,
     })

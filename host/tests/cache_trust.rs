@@ -170,7 +170,7 @@ fn an_artifact_with_one_flipped_byte_is_rejected_warned_and_counted() {
     assert_eq!(first.outcome, CacheOutcome::Rejected);
     let (_, _, second) = host.compile(&component, || {}).expect("compile");
     assert_eq!(second.outcome, CacheOutcome::Hit);
-    let text = Metrics::default().prometheus(host.stats(), 0, 0);
+    let text = Metrics::default().prometheus(&host, 0, 0);
     for line in [
         "plughost_compile_cache_total{result=\"corrupt\"} 1",
         "plughost_compile_cache_total{result=\"hit\"} 1",

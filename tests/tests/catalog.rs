@@ -154,6 +154,34 @@ async fn limits_from_the_registry_apply_and_concurrency_is_enforced() {
     assert_eq!(text(&again), "x");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_limit_a_plugin_runs_at_most_the_default_concurrency() {
+    let e = env();
+    install(&e, fx::BASIC, &["state", "log"], false).await;
+    // Room in the memory budget for every call, so only the concurrency limit can refuse one.
+    let mut host = e.host.clone();
+    host.set_memory_budget(1 << 40);
+    let catalog = Catalog::open(host, e.registry.clone())
+        .await
+        .expect("catalog");
+    let p = catalog.get("fixture-basic").expect("loaded");
+    let n = plughost::runtime::limits::DEFAULT_CONCURRENCY as usize;
+    assert_eq!(n, 64);
+    // One more call than the default, all at once, each holding its slot for 800 ms.
+    let calls = (0..=n).map(|_| p.call(catalog.host(), "sleep", r#"{"ms":800}"#));
+    let results = futures_util::future::join_all(calls).await;
+    let woke = results.iter().filter(|r| text_is(r, "woke")).count();
+    let busy: Vec<_> = results
+        .iter()
+        .filter(|r| matches!(r.result, Err(CallError::Busy { limit: 64, .. })))
+        .collect();
+    assert_eq!((woke, busy.len()), (n, 1), "{results:#?}");
+}
+
+fn text_is(r: &plughost::CallResult, want: &str) -> bool {
+    r.result.is_ok() && text(r) == want
+}
+
 #[tokio::test]
 async fn upgrade_and_rollback_swap_the_running_version() {
     let e = env();

@@ -141,10 +141,7 @@ pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
         limits.fuel,
         format_bytes(limits.memory_bytes),
         plughost::units::human_duration(limits.timeout),
-        r.limits
-            .concurrency
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "unlimited".into())
+        plughost::runtime::limits::concurrency_text(r.limits.concurrency)
     );
     if !config.is_empty() {
         println!("config");

@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// Saves one idle instance per called plugin (memory, a pool slot) at the cost of latency after a pause.
     #[arg(long)]
     no_standby: bool,
+    /// Guest memory all running calls may reserve at once (each reserves its plugin's memory cap); a call that
+    /// does not fit is refused as busy. Default: half the machine's memory (or of the cgroup's limit).
+    #[arg(long, value_name = "SIZE")]
+    memory_budget: Option<String>,
 }
 
 pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
@@ -65,6 +69,13 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     if args.no_standby {
         host = host.without_standby();
     }
+    if let Some(b) = &args.memory_budget {
+        host.set_memory_budget(parse_bytes(b).context("--memory-budget")?);
+    }
+    tracing::info!(
+        budget = %plughost::units::human_bytes(host.memory_budget().total()),
+        "guest-memory budget"
+    );
     let registry = Arc::new(super::show::open_registry(home)?);
     let catalog = Arc::new(plughost::Catalog::open(host, registry).await?);
     let gateway = Gateway::open(catalog).await?;

@@ -24,7 +24,7 @@ pub struct LimitsArgs {
     /// Deadline per call, e.g. 10s.
     #[arg(long)]
     pub timeout: Option<String>,
-    /// Calls at once; more are refused as busy. 0 removes the limit.
+    /// Calls at once; more are refused as busy. 0 returns to the default (64).
     #[arg(long)]
     pub concurrency: Option<u32>,
     /// Contract: calls allowed per window, e.g. `100/hour` (minute, hour, day, month = 30 days). 0 removes it.
@@ -107,8 +107,6 @@ pub fn quota(home: &Home, args: QuotaArgs) -> Result<ExitCode> {
             "  deadline     {}   concurrency {}",
             plughost::units::human_duration(std::time::Duration::from_millis(v.deadline_ms)),
             v.concurrency
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "unlimited".into())
         );
         for c in &v.contracts {
             let who = c
@@ -361,10 +359,7 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
     );
     println!(
         "  concurrency  {}",
-        r.limits
-            .concurrency
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "unlimited".into())
+        plughost::runtime::limits::concurrency_text(r.limits.concurrency)
     );
     let l = &r.limits;
     if l.has_contract() || l.cost_per_call.is_some() || !l.tools.is_empty() {

@@ -301,7 +301,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let plugins: std::collections::BTreeSet<&str> =
         index.tools.values().map(|t| t.plugin.as_str()).collect();
     let text = state.gateway.metrics.prometheus(
-        state.gateway.catalog().host().stats(),
+        state.gateway.catalog().host(),
         plugins.len(),
         index.tools.len(),
     );

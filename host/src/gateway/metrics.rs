@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use crate::caps::metrics::{BUCKETS as METRIC_BUCKETS, Value};
 use crate::report::{CallReport, Outcome};
-use crate::runtime::HostStats;
+use crate::runtime::{Host, HostStats};
 
 /// Latency buckets in seconds.
 const BUCKETS: [f64; 12] = [
@@ -136,10 +136,11 @@ impl Metrics {
     }
 
     /// Prometheus text exposition.
-    pub fn prometheus(&self, host: &HostStats, loaded_plugins: usize, tools: usize) -> String {
+    pub fn prometheus(&self, host: &Host, loaded_plugins: usize, tools: usize) -> String {
         let g = self.lock();
         let mut o = String::new();
-        let h = host.snapshot();
+        let h = host.stats().snapshot();
+        let budget = host.memory_budget();
         for (name, kind, help, v) in [
             (
                 "plughost_instances_live",
@@ -164,6 +165,18 @@ impl Metrics {
                 "counter",
                 "Calls that ran in an instance prepared ahead (the others instantiated inline).",
                 h.standby_hits.to_string(),
+            ),
+            (
+                "plughost_guest_memory_reserved_bytes",
+                "gauge",
+                "Guest memory reserved by calls running now (each reserves its plugin's whole memory cap).",
+                budget.in_flight().to_string(),
+            ),
+            (
+                "plughost_guest_memory_budget_bytes",
+                "gauge",
+                "The host-wide budget for guest memory in flight (serve --memory-budget); calls beyond it are busy.",
+                budget.total().to_string(),
             ),
         ] {
             let _ = writeln!(o, "# HELP {name} {help}");
@@ -299,7 +312,7 @@ impl Metrics {
             );
         }
         drop(g);
-        plugin_metrics(&mut o, host);
+        plugin_metrics(&mut o, host.stats());
         o
     }
 }

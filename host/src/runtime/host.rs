@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use super::budget::MemoryBudget;
 use super::engine::{CompileCache, HostEngine};
 use super::standby::Preparer;
 use super::stats::HostStats;
@@ -40,6 +41,8 @@ pub struct Host {
     /// Builds each plugin's next instance ahead of its call and tears used stores down off the call's path;
     /// `None` for one-shot commands, which make one call and exit.
     pub(super) standby: Option<Arc<Preparer>>,
+    /// Guest memory calls may reserve at once, shared by every plugin of this host.
+    pub(super) memory: Arc<MemoryBudget>,
 }
 
 impl Host {
@@ -53,6 +56,7 @@ impl Host {
             ledger: None,
             stats: Arc::default(),
             standby: Some(Arc::default()),
+            memory: Arc::default(),
         }
     }
 
@@ -107,6 +111,16 @@ impl Host {
     /// plugins linked after the change.
     pub fn caps_config_mut(&mut self) -> &mut CapsConfig {
         Arc::make_mut(&mut self.caps)
+    }
+
+    /// Sets the host-wide budget for guest memory in flight (bytes); the default is half the machine's memory.
+    pub fn set_memory_budget(&mut self, bytes: u64) {
+        self.memory = Arc::new(MemoryBudget::new(bytes));
+    }
+
+    /// The host-wide budget for guest memory in flight.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.memory
     }
 
     /// The host's own counters and the plugins' metrics.

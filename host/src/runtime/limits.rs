@@ -36,6 +36,23 @@ fn default_max_output_blocks() -> u32 {
 /// recursion limit of 128, so a client parsing the response that embeds it can still read it.
 pub const MAX_OUTPUT_JSON_DEPTH: usize = 100;
 
+/// Calls of one plugin that may run at once when the operator set no limit (`plughost limits ID --concurrency N`);
+/// more are refused as `busy`.
+pub const DEFAULT_CONCURRENCY: u32 = 64;
+
+/// The concurrency a plugin runs with: the operator's limit, or [`DEFAULT_CONCURRENCY`].
+pub fn concurrency_of(set: Option<u32>) -> u32 {
+    set.filter(|n| *n > 0).unwrap_or(DEFAULT_CONCURRENCY)
+}
+
+/// The concurrency as the CLI shows it: `8`, or `64 (default)`.
+pub fn concurrency_text(set: Option<u32>) -> String {
+    match set.filter(|n| *n > 0) {
+        Some(n) => n.to_string(),
+        None => format!("{DEFAULT_CONCURRENCY} (default)"),
+    }
+}
+
 /// Largest memory cap a plugin can be given (the pooling allocator reserves this much address space per slot).
 pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
 

@@ -9,6 +9,7 @@
 //!   ahead of a call; `stats.rs`: the host's own counters; `trap.rs`: traps as typed outcomes; `output.rs`: the
 //!   guest's output checked, bounded and redacted; `warm.rs`: benchmark-only warm calls.
 
+pub mod budget;
 pub mod cache;
 pub mod engine;
 mod host;

@@ -52,6 +52,15 @@ impl Host {
             }
         };
 
+        // Room in the host's guest-memory budget for this call's whole memory cap, held until the call is done.
+        let _reserved = match &early {
+            None => match self.memory.reserve(limits.memory_bytes) {
+                Ok(r) => Some(r),
+                Err(e) => return self.refused(plugin, tool, e),
+            },
+            Some(_) => None,
+        };
+
         // A standby prepared for this plugin under these limits, or a new store; either way one no call has used.
         let prepared = match (&self.standby, &early) {
             (Some(_), None) => plugin.standby.take(&limits),
