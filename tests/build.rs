@@ -15,6 +15,16 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("fixture-flood", "fixture_flood", "FLOOD"),
     ("fixture-leaky", "fixture_leaky", "LEAKY"),
     (
+        "fixture-describe-log",
+        "fixture_describe_log",
+        "DESCRIBE_LOG",
+    ),
+    (
+        "fixture-describe-huge",
+        "fixture_describe_huge",
+        "DESCRIBE_HUGE",
+    ),
+    (
         "fixture-wrong-version",
         "fixture_wrong_version",
         "WRONG_VERSION",

@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod quota;
 pub mod report;
 pub mod runtime;
+pub mod said;
 pub mod settings;
 
 pub use call::{CallError, CallResult, Content, ToolOutput};

@@ -317,3 +317,18 @@ fn an_http_url_denied_by_a_grant_without_a_scheme_says_that_means_https_only() {
     assert!(out.contains("https only"), "{out}");
     assert!(out.contains("http:http://127.0.0.1:8900"), "{out}");
 }
+
+#[test]
+fn an_error_is_said_once_even_when_a_library_error_shows_and_chains_its_cause() {
+    let cli = Cli::new();
+    let file = cli.work.path().join("not-a-dir");
+    std::fs::write(&file, b"").expect("write");
+    let o = cli
+        .cmd(&["list"])
+        .env("PLUGHOST_HOME", &file)
+        .output()
+        .expect("run plughost");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("File exists (os error 17)").count(), 1, "{err}");
+}

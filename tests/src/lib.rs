@@ -16,6 +16,10 @@ pub const FLOOD: &str = env!("PLUGHOST_FIXTURE_FLOOD");
 /// Tries to leak its secret `token` through every channel (`fixture-leaky`). Imports `config`, `log`, `metrics`
 /// and `ledger`.
 pub const LEAKY: &str = env!("PLUGHOST_FIXTURE_LEAKY");
+/// Calls `log` inside `describe()`, where nothing is granted (`fixture-describe-log`).
+pub const DESCRIBE_LOG: &str = env!("PLUGHOST_FIXTURE_DESCRIBE_LOG");
+/// Returns a 64 MiB description from `describe()` (`fixture-describe-huge`).
+pub const DESCRIBE_HUGE: &str = env!("PLUGHOST_FIXTURE_DESCRIBE_HUGE");
 /// Built against `plughost:plugin@1.0.0`.
 pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
 /// A lean build (`fixture-lean`, wasm32-unknown-unknown): imports nothing, not even WASI. echo, count, churn,

@@ -160,7 +160,7 @@ pub fn main() -> ExitCode {
             ExitCode::from(crate::CLOSED_STDOUT)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", plughost::said::once(e.chain()));
             ExitCode::from(2)
         }
     }

@@ -159,7 +159,8 @@ impl HostEngine {
                 tracing::warn!(
                     "pooling allocator unavailable ({pooling_err:#}); using on-demand allocation"
                 );
-                Engine::new(&config(false)).map_err(|e| EngineError::Config(format!("{e:#}")))?
+                Engine::new(&config(false))
+                    .map_err(|e| EngineError::Config(crate::said::once(e.chain())))?
             }
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -232,13 +233,13 @@ impl HostEngine {
         }
         on_compile();
         let component = Component::new(&self.engine, bytes)
-            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+            .map_err(|e| EngineError::Compile(crate::said::once(e.chain())))?;
         let Some(cache) = &self.cache else {
             return Ok((component, CacheOutcome::Uncached, started.elapsed()));
         };
         let artifact = component
             .serialize()
-            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+            .map_err(|e| EngineError::Compile(crate::said::once(e.chain())))?;
         let path = self.cache_path(cache, digest);
         // The digest goes in first: a reader that finds the new file always finds its digest.
         let artifact_digest = blake3::hash(&artifact).to_hex();

@@ -64,13 +64,14 @@ impl Host {
     pub async fn describe(&self, component: &Component) -> Result<Manifest, LoadError> {
         let mut linker = Linker::<StoreData>::new(self.engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;
         stub_plughost_imports(&mut linker, component, self.engine.engine())
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;
         let pre = linker
             .instantiate_pre(component)
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let pre = PluginPre::new(pre).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;
+        let pre = PluginPre::new(pre)
+            .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;
         let env = Arc::new(PluginEnv {
             id: Arc::from("(describe)"),
             config: ConfigCtx::default(),
@@ -92,10 +93,7 @@ impl Host {
         };
         let raw = match tokio::time::timeout(limits.timeout, run).await {
             Ok(Ok(m)) => m,
-            Ok(Err(e)) => {
-                let err = classify_trap(&e, &store, &limits, started);
-                return Err(LoadError::Describe(err.to_string()));
-            }
+            Ok(Err(e)) => return Err(describe_failure(&e, &store, &limits, started)),
             Err(_) => {
                 return Err(LoadError::Describe(
                     CallError::Deadline {
@@ -155,7 +153,7 @@ impl Host {
         }
         let mut linker = Linker::<StoreData>::new(self.engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;
         // Only what the component imports *and* the operator granted: a grant it does not use stays unlinked.
         let mut used = settings.grants.clone();
         for cap in Capability::ALL {
@@ -166,8 +164,9 @@ impl Host {
         add_granted_to_linker(&mut linker, &used)?;
         let pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let pre = PluginPre::new(pre).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;
+        let pre = PluginPre::new(pre)
+            .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;
         let config = ConfigCtx::new(settings.config.clone(), settings.secrets.clone());
         let identity = PluginIdentity {
             id: &manifest.id,
@@ -198,6 +197,41 @@ impl Host {
     }
 }
 
+/// A plughost import called inside `describe()`, where nothing is granted yet.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "describe() called `{0}`, but no capability is granted during describe(): it must only return the manifest \
+     (log, read config and use other capabilities inside `call`)"
+)]
+struct CapabilityInDescribe(String);
+
+/// Why `describe()` failed, in the plugin author's terms: a capability it called, a `tools` export whose types do
+/// not match the contract, a manifest too large to copy out of the guest, or the trap as a call would report it.
+fn describe_failure(
+    e: &wasmtime::Error,
+    store: &wasmtime::Store<StoreData>,
+    limits: &Limits,
+    started: std::time::Instant,
+) -> LoadError {
+    if let Some(cap) = e.downcast_ref::<CapabilityInDescribe>() {
+        return LoadError::Describe(cap.to_string());
+    }
+    let text = crate::said::once(e.chain());
+    // wasmtime's own words for these two (checked by tests/tests/describe.rs against the pinned wasmtime).
+    if text.contains("failed to convert function to given type") {
+        return LoadError::WrongExportTypes(text);
+    }
+    if text.contains("too much data is being copied") {
+        return LoadError::Describe(format!(
+            "the manifest is too large to copy out of the guest ({text}); keep descriptions under {} and schemas \
+             under {}",
+            crate::units::human_bytes(super::plugin::MAX_DESCRIPTION_BYTES as u64),
+            crate::units::human_bytes(super::plugin::MAX_SCHEMA_BYTES as u64)
+        ));
+    }
+    LoadError::Describe(classify_trap(e, store, limits, started).to_string())
+}
+
 /// For `describe()`: every plughost function the component imports traps if called (nothing is granted yet).
 /// Not `Linker::define_unknown_imports_as_traps`: that defines an exact-version instance for each import, which
 /// shadows WASI's semver-compatible definitions (a Python component importing `wasi:cli/environment@0.2.9` would
@@ -221,9 +255,7 @@ fn stub_plughost_imports(
             if let ComponentItem::ComponentFunc(_) = item.ty {
                 let what = format!("{name}#{func}");
                 li.func_new(func, move |_, _, _, _| {
-                    wasmtime::bail!(
-                        "`{what}` called during describe(), where no capability is granted"
-                    )
+                    Err(wasmtime::Error::new(CapabilityInDescribe(what.clone())))
                 })?;
             }
         }

@@ -54,6 +54,11 @@ pub enum LoadError {
     Instantiate(String),
     #[error("the plugin's describe() failed: {0}")]
     Describe(String),
+    #[error(
+        "the component's `{WIT_PACKAGE}/tools` export does not match the contract {WIT_PACKAGE}@{WIT_VERSION}: {0}. \
+         Rebuild it from the contract's WIT (plughost's `wit/` directory or the SDK)"
+    )]
+    WrongExportTypes(String),
     #[error("invalid manifest: {0}")]
     BadManifest(String),
 }
@@ -359,34 +364,96 @@ fn parse_schema(
     Ok(map)
 }
 
+/// Longest description (the plugin's or a tool's) a manifest may carry, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 64 << 10;
+/// Longest name or title, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Largest JSON Schema (input or output) of one tool, in bytes.
+pub const MAX_SCHEMA_BYTES: usize = 256 << 10;
+/// Most tools one plugin may declare.
+pub const MAX_TOOLS: usize = 1000;
+
+/// A name from the manifest as an error message shows it: at most 64 bytes, so a hostile name cannot make the
+/// message huge.
+fn shown(name: &str) -> String {
+    let mut s = name.to_string();
+    if s.len() > 64 {
+        crate::caps::view::truncate_str(&mut s, 64);
+        s.push('…');
+    }
+    s
+}
+
+/// A problem if `text` is longer than `max` bytes.
+fn too_long(what: &str, text: &str, max: usize) -> Option<String> {
+    (text.len() > max).then(|| {
+        format!(
+            "{what} is {}, more than the {} allowed",
+            crate::units::human_bytes(text.len() as u64),
+            crate::units::human_bytes(max as u64)
+        )
+    })
+}
+
 impl TryFrom<tools::Manifest> for Manifest {
     type Error = LoadError;
 
     fn try_from(m: tools::Manifest) -> Result<Self, LoadError> {
         let mut problems = Vec::new();
+        problems.extend(too_long("the plugin's name", &m.name, MAX_NAME_BYTES));
+        problems.extend(too_long(
+            "the plugin's description",
+            &m.description,
+            MAX_DESCRIPTION_BYTES,
+        ));
+        if m.tools.len() > MAX_TOOLS {
+            problems.push(format!(
+                "{} tools declared, more than the {MAX_TOOLS} allowed",
+                m.tools.len()
+            ));
+        }
         if !valid_ident(&m.id, b"-") {
             problems.push(format!(
                 "plugin id `{}` must be 1–64 of [a-z0-9-], not starting with `-`",
-                m.id
+                shown(&m.id)
             ));
         }
         if semver::Version::parse(&m.version).is_err() {
-            problems.push(format!("version `{}` is not a semantic version", m.version));
+            problems.push(format!(
+                "version `{}` is not a semantic version",
+                shown(&m.version)
+            ));
         }
         let mut seen = BTreeMap::new();
         let mut tools = Vec::new();
         for t in m.tools {
             if !valid_ident(&t.name, b"_-") {
-                problems.push(format!("tool name `{}` must be 1–64 of [a-z0-9_-]", t.name));
+                problems.push(format!(
+                    "tool name `{}` must be 1–64 of [a-z0-9_-]",
+                    shown(&t.name)
+                ));
             }
             if seen.insert(t.name.clone(), ()).is_some() {
-                problems.push(format!("tool `{}` is declared twice", t.name));
+                problems.push(format!("tool `{}` is declared twice", shown(&t.name)));
             }
-            let input = parse_schema(&t.name, "input", &t.input_schema);
+            let name = shown(&t.name);
+            for (what, text, max) in [
+                ("title", t.title.as_deref().unwrap_or(""), MAX_NAME_BYTES),
+                ("description", &t.description, MAX_DESCRIPTION_BYTES),
+                ("input schema", &t.input_schema, MAX_SCHEMA_BYTES),
+                (
+                    "output schema",
+                    t.output_schema.as_deref().unwrap_or(""),
+                    MAX_SCHEMA_BYTES,
+                ),
+            ] {
+                problems.extend(too_long(&format!("tool `{name}`'s {what}"), text, max));
+            }
+            let input = parse_schema(&name, "input", &t.input_schema);
             let output = t
                 .output_schema
                 .as_deref()
-                .map(|s| parse_schema(&t.name, "output", s))
+                .map(|s| parse_schema(&name, "output", s))
                 .transpose();
             match (input, output) {
                 (Ok(input_schema), Ok(output_schema)) => tools.push(ToolInfo {
