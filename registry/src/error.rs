@@ -62,6 +62,12 @@ pub enum RegistryError {
     #[error("the signature does not verify: the signed statement or the signature was altered")]
     BadSignature,
 
+    #[error("no token named `{0}`; `plughost tokens list` shows the tokens")]
+    UnknownToken(String),
+    #[error("a token named `{0}` already exists; revoke it first or choose another name")]
+    TokenExists(String),
+    #[error("token names use letters, digits, '-', '_' and '.', at most 64 characters: `{0}`")]
+    BadTokenName(String),
     #[error("no plugin `{0}` is installed; `plughost list` shows what is")]
     NotInstalled(String),
     #[error("plugin `{id}` is already installed (version {version}); use `plughost upgrade`")]

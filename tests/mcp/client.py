@@ -7,6 +7,9 @@ Every check is an assert; the script exits non-zero on the first failure and pri
     client.py load --url URL --tool NAME --args JSON --stop-file F   (calls until F exists; prints JSON counts)
     client.py metrics --url URL --calls JSON [--token T]   (makes the calls, then scrapes /metrics and parses it
                                                             with prometheus_client's text parser; prints JSON)
+    client.py scoped --url URL --token T --mode M --allowed JSON --call NAME --denied NAME
+                                                           (a scoped token sees exactly --allowed in tools/list,
+                                                            may call --call, and is refused --denied with -32602)
 """
 
 import argparse
@@ -237,9 +240,33 @@ async def metrics(args):
     print(json.dumps({"calls": results, "families": families}), flush=True)
 
 
+async def scoped(args):
+    """A scoped client token, sent as a bearer header by the SDK's own HTTP client."""
+    import httpx2
+
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {args.token}"}, timeout=30)
+    async with http, Client(streamable_http_client(args.url, http_client=http), mode=args.mode) as client:
+        names, _ = await list_all(client)
+        allowed = json.loads(args.allowed)
+        assert names == sorted(allowed), (names, allowed)
+        r = await client.call_tool(args.call, json.loads(args.args))
+        assert not r.is_error, r
+        print(f"called {args.call}: {r.content[0].text if r.content else ''}", flush=True)
+        try:
+            await client.call_tool(args.denied, {})
+            raise AssertionError(f"{args.denied} was not refused")
+        except MCPError as e:
+            assert e.error.code == INVALID_PARAMS, e.error
+            assert "not in the scope of token" in e.error.message, e.error.message
+            print(f"refused {args.denied}: {e.error.message}", flush=True)
+    print("OK", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["conformance", "load", "metrics"])
+    p.add_argument("command", choices=["conformance", "load", "metrics", "scoped"])
     p.add_argument("--stdio", nargs=2, metavar=("PLUGHOST", "HOME"))
     p.add_argument("--url")
     p.add_argument("--plughost")
@@ -252,11 +279,16 @@ def main():
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--calls", default="[]")
     p.add_argument("--token")
+    p.add_argument("--allowed", default="[]")
+    p.add_argument("--call")
+    p.add_argument("--denied")
     args = p.parse_args()
     if args.command == "conformance":
         asyncio.run(conformance(args))
     elif args.command == "metrics":
         asyncio.run(metrics(args))
+    elif args.command == "scoped":
+        asyncio.run(scoped(args))
     else:
         asyncio.run(load(args))
 

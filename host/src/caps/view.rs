@@ -39,3 +39,10 @@ pub(crate) fn truncate_str(s: &mut String, max: usize) {
         s.truncate(cut);
     }
 }
+
+/// `s` cut to at most `max` bytes on a char boundary, as a new string.
+pub(crate) fn truncated(s: &str, max: usize) -> String {
+    let mut s = s.to_string();
+    truncate_str(&mut s, max);
+    s
+}

@@ -17,6 +17,7 @@ mod plugins;
 mod publish;
 mod serve;
 mod show;
+mod tokens;
 mod usage;
 
 #[derive(Parser, Debug)]
@@ -51,6 +52,9 @@ enum Command {
     /// Manage publisher keys: generate, trust, revoke, list.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Scoped client tokens for the HTTP gateway: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
     /// Sign a component: its digest plus the id, version and capabilities it declares.
     Sign(publish::SignArgs),
     /// Verify, approve and install a signed component.
@@ -199,6 +203,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect { file, json } => call::inspect(&home, &file, json).await,
         Command::Call(args) => call::call(&home, *args).await,
         Command::Keys(cmd) => keys::keys(&home, cmd),
+        Command::Tokens(cmd) => tokens::tokens(&home, cmd),
         Command::Sign(args) => publish::sign(&home, args).await,
         Command::Install(args) => publish::install(&home, args, false).await,
         Command::Upgrade(args) => publish::install(&home, args, true).await,

@@ -1,5 +1,5 @@
 //! Streamable HTTP: the MCP endpoint at `/mcp` (rmcp's tower service) with Origin and Host validation on, an
-//! optional bearer token, a request body limit, plus `/health`, `/ready` and `/metrics` (Prometheus text).
+//! the operator's bearer token or scoped client tokens (auth.rs), a request body limit, plus `/health`, `/ready` and `/metrics` (Prometheus text).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -18,6 +18,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
+use super::auth::{Auth, METADATA_PATH, authenticate, resource_metadata};
 use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
 
@@ -74,7 +75,6 @@ impl HttpOptions {
 #[derive(Clone)]
 struct AppState {
     gateway: Arc<Gateway>,
-    token: Option<Arc<str>>,
 }
 
 /// What the `/mcp` guard needs: the body limit, the session table and its cap.
@@ -99,7 +99,7 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         .with_cancellation_token(shutdown);
     let server = McpServer::new(gateway.clone())
         .with_page_size(opts.page_size)
-        .with_transport("http", opts.token.as_ref().map(|_| "bearer-token"));
+        .with_transport("http", None);
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(opts.session_idle);
     let sessions = Arc::new(sessions);
@@ -113,18 +113,22 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
     let mcp = Router::new()
         .fallback_service(mcp)
         .layer(middleware::from_fn_with_state(guard, guard_mcp));
-    let state = AppState {
-        gateway,
-        token: opts.token.as_deref().map(Arc::from),
+    let auth = Auth {
+        gateway: gateway.clone(),
+        operator: opts.token.as_deref().map(Arc::from),
     };
+    let state = AppState { gateway };
     Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .nest_service("/mcp", mcp)
         .layer(middleware::from_fn(session_delete_is_no_content))
-        .layer(middleware::from_fn_with_state(state.clone(), bearer))
-        // Liveness stays open so a supervisor can probe it without the token; it reveals nothing.
+        .layer(middleware::from_fn_with_state(auth, authenticate))
+        // Liveness and the protected resource metadata stay open: a supervisor probes one, a client reads the
+        // other to learn how to authenticate. Neither reveals anything.
         .route("/health", get(health))
+        .route(METADATA_PATH, get(resource_metadata))
+        .route(&format!("{METADATA_PATH}/mcp"), get(resource_metadata))
         .with_state(state)
 }
 
@@ -219,32 +223,6 @@ fn rpc_error(status: StatusCode, refusal: &Refusal) -> Response {
     json_response(status, refusal.to_json())
 }
 
-async fn bearer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = &state.token else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), expected.as_bytes()) => next.run(request).await,
-        _ => {
-            let mut r = (
-                StatusCode::UNAUTHORIZED,
-                "a bearer token is required: Authorization: Bearer <token>\n",
-            )
-                .into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"plughost\""),
-            );
-            r
-        }
-    }
-}
-
 /// rmcp answers a session DELETE with 202; clients (the official Python SDK among them) expect 200 or 204 and warn
 /// otherwise. The session is closed either way, so say so plainly.
 async fn session_delete_is_no_content(request: Request, next: Next) -> Response {
@@ -258,13 +236,6 @@ async fn session_delete_is_no_content(request: Request, next: Next) -> Response 
         return Response::from_parts(parts, Body::empty());
     }
     response
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn health(State(state): State<AppState>) -> Response {

@@ -14,6 +14,7 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
+use super::auth::Principal;
 use super::{Gateway, GatewayError, Reply, ToolIndex, management_tools};
 use crate::call::Content;
 use crate::ledger::Caller;
@@ -82,6 +83,15 @@ impl McpServer {
         self
     }
 
+    /// Who authenticated this request over HTTP (see `auth.rs`), if anyone.
+    fn principal(context: &RequestContext<RoleServer>) -> Option<Principal> {
+        context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Principal>())
+            .cloned()
+    }
+
     /// Who is calling: the transport, the MCP session (or the client's name), the principal.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         let session = context
@@ -99,7 +109,9 @@ impl McpServer {
         Caller {
             transport: self.transport.into(),
             session,
-            principal: self.principal.as_deref().map(str::to_string),
+            principal: Self::principal(context)
+                .map(|p| p.name.to_string())
+                .or_else(|| self.principal.as_deref().map(str::to_string)),
         }
     }
 
@@ -123,8 +135,25 @@ impl McpServer {
         cached.tools.clone()
     }
 
-    fn page(&self, cursor: Option<&str>) -> Result<ListToolsResult, ErrorData> {
-        let tools = self.tools();
+    fn page(
+        &self,
+        cursor: Option<&str>,
+        principal: Option<&Principal>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tools();
+        if let Some(p) = principal.filter(|p| p.scope.is_some()) {
+            // A scoped token sees only its tools.
+            let index = self.gateway.index();
+            let visible: Vec<Tool> = tools
+                .iter()
+                .filter(|t| {
+                    let plugin = index.tools.get(t.name.as_ref()).map(|e| e.plugin.as_str());
+                    p.allows(plugin, &t.name)
+                })
+                .cloned()
+                .collect();
+            tools = Arc::new(visible);
+        }
         let start = match cursor {
             None => 0,
             Some(c) => {
@@ -222,6 +251,9 @@ fn gateway_error(e: GatewayError) -> ErrorData {
         ),
         GatewayError::Unavailable(_) => {
             ErrorData::invalid_params(message, Some(json!({ "kind": "unavailable" })))
+        }
+        GatewayError::OutOfScope { tool, .. } => {
+            ErrorData::invalid_params(message, Some(json!({ "kind": "denied", "tool": tool })))
         }
     }
 }
@@ -328,9 +360,13 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.page(request.as_ref().and_then(|r| r.cursor.as_deref()))
+        let principal = Self::principal(&context);
+        self.page(
+            request.as_ref().and_then(|r| r.cursor.as_deref()),
+            principal.as_ref(),
+        )
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -343,6 +379,23 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context);
+        if let Some(p) = Self::principal(&context)
+            && p.scope.is_some()
+        {
+            let plugin = self
+                .gateway
+                .index()
+                .tools
+                .get(request.name.as_ref())
+                .map(|e| e.plugin.clone());
+            if !p.allows(plugin.as_deref(), &request.name) {
+                let e = self
+                    .gateway
+                    .refuse_out_of_scope(&request.name, &p.name, &caller)
+                    .await;
+                return Err(gateway_error(e));
+            }
+        }
         let reply = self
             .gateway
             .call(&request.name, request.arguments, &caller)

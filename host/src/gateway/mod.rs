@@ -2,6 +2,7 @@
 //! protocol-neutral (the tool index, argument validation, dispatch, management tools, hot reload, metrics). The MCP
 //! transports live in [`mcp`] (the rmcp handler) and [`http`] (Streamable HTTP with /health, /ready, /metrics).
 
+pub mod auth;
 pub mod http;
 pub mod index;
 pub mod jsonrpc;
@@ -33,6 +34,11 @@ pub enum GatewayError {
     /// The plugin is installed but not loaded (disabled, or it failed to load).
     #[error("{0}")]
     Unavailable(String),
+    /// The caller's token does not cover this tool.
+    #[error(
+        "denied: tool `{tool}` is not in the scope of token `{principal}` (the operator sets a token's plugins and tools with `plughost tokens create`)"
+    )]
+    OutOfScope { tool: String, principal: String },
 }
 
 /// What a tool call produced.
@@ -188,6 +194,30 @@ impl Gateway {
     }
 
     /// Calls a tool by its namespaced name. Arguments are checked against the tool's input schema first.
+    /// Refuses a tool the caller's token does not cover, and records the refusal (outcome `denied`) when the tool
+    /// belongs to a loaded plugin.
+    pub async fn refuse_out_of_scope(
+        &self,
+        name: &str,
+        principal: &str,
+        caller: &Caller,
+    ) -> GatewayError {
+        self.metrics.reject("out-of-scope");
+        let e = GatewayError::OutOfScope {
+            tool: crate::caps::view::truncated(name, 256),
+            principal: principal.to_string(),
+        };
+        if let Some(tool) = self.index().tools.get(name).cloned() {
+            let denied = crate::call::CallError::Denied {
+                message: e.to_string(),
+            };
+            tool.entry
+                .refuse_as(self.catalog.host(), &tool.tool, "{}", caller, denied)
+                .await;
+        }
+        e
+    }
+
     pub async fn call(
         &self,
         name: &str,

@@ -77,6 +77,16 @@ const MIGRATIONS: &[&str] = &[
         written_at INTEGER NOT NULL,
         PRIMARY KEY (engine, component)
      );",
+    // 4: scoped client tokens for the gateway (see tokens.rs): the blake3 hash of each token, never the token.
+    "CREATE TABLE tokens (
+        name       TEXT PRIMARY KEY,
+        hash       BLOB NOT NULL UNIQUE,
+        plugins    TEXT,
+        tools      TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER
+     );",
 ];
 
 /// Opens the index, creating it with mode 0600 (it holds secrets; SQLite gives its WAL and shm files the same

@@ -13,6 +13,7 @@ mod db;
 mod install;
 mod plugins;
 mod settings;
+mod tokens;
 mod types;
 mod versions;
 
@@ -20,6 +21,7 @@ pub use db::SCHEMA_VERSION;
 pub(crate) use db::open;
 pub use install::{InstallRequest, capability_diff};
 pub use plugins::{Runnable, check_plugin_id};
+pub use tokens::{TOKEN_PREFIX, TokenRecord, TokenScope};
 pub use types::{
     ConfigEntry, HistoryEntry, KeyRecord, PluginLimits, PluginRecord, Publisher, ToolContract,
     VersionRecord, Window,

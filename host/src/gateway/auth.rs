@@ -1,0 +1,168 @@
+//! Who is calling over HTTP. The operator's token (`--token-file`) is all-access; scoped client tokens (`plughost
+//! tokens create`) are checked against the registry by their hash and carry what they may see and call. The
+//! principal rides with the request (an extension rmcp hands to the handler) into the ledger and the scope checks.
+//! When no operator token is configured and no client token was ever created, requests pass as before. A refused request gets 401
+//! with a `WWW-Authenticate` header naming the protected resource metadata (RFC 9728), which is served at
+//! `/.well-known/oauth-protected-resource[/mcp]`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use plughost_registry::{TOKEN_PREFIX, TokenScope};
+
+use super::Gateway;
+
+/// The principal of the operator's all-access token, as the ledger records it.
+pub const OPERATOR: &str = "bearer-token";
+/// Where the protected resource metadata is served.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// An authenticated caller: its name (the ledger's principal) and, for a scoped token, what it may use.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: Arc<str>,
+    /// `None` for all-access (the operator's token, or a client token without limits).
+    pub scope: Option<TokenScope>,
+}
+
+impl Principal {
+    /// May this principal use `tool` (namespaced) of `plugin` (`None` for a management tool)?
+    pub fn allows(&self, plugin: Option<&str>, tool: &str) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.allows(plugin, tool))
+    }
+}
+
+/// What authentication needs: the operator's token and the registry of client tokens.
+#[derive(Clone)]
+pub(crate) struct Auth {
+    pub gateway: Arc<Gateway>,
+    pub operator: Option<Arc<str>>,
+}
+
+/// Authenticates every request but `/health` and the metadata; puts the [`Principal`] in the request's extensions.
+pub(crate) async fn authenticate(
+    State(auth): State<Auth>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let registry = auth.gateway.catalog().registry();
+    let principal = match presented.as_deref() {
+        Some(p)
+            if auth
+                .operator
+                .as_deref()
+                .is_some_and(|o| constant_time_eq(p.as_bytes(), o.as_bytes())) =>
+        {
+            Some(Principal {
+                name: Arc::from(OPERATOR),
+                scope: None,
+            })
+        }
+        Some(p) if p.starts_with(TOKEN_PREFIX) => match registry.check_token(p) {
+            Ok(Some(t)) => Some(Principal {
+                name: Arc::from(t.name.as_str()),
+                scope: (t.scope != TokenScope::default()).then_some(t.scope),
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("http: cannot check a client token: {e}");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the token store cannot be read; try again\n",
+                )
+                    .into_response();
+            }
+        },
+        _ => None,
+    };
+    let Some(principal) = principal else {
+        // Open only when nothing asks for a token: no operator token and no client token ever created.
+        let open = auth.operator.is_none() && matches!(registry.any_token(), Ok(false));
+        if open {
+            return next.run(request).await;
+        }
+        return unauthorized(&request);
+    };
+    // A scoped token speaks MCP only: /metrics and /ready show every plugin.
+    if principal.scope.is_some() && !request.uri().path().starts_with("/mcp") {
+        return (
+            StatusCode::FORBIDDEN,
+            "this token is scoped to some tools: it may use /mcp only\n",
+        )
+            .into_response();
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+fn unauthorized(request: &Request) -> Response {
+    let metadata = format!("{}{METADATA_PATH}/mcp", base_url(request));
+    let mut r = (
+        StatusCode::UNAUTHORIZED,
+        "a bearer token is required: Authorization: Bearer <token>\n",
+    )
+        .into_response();
+    let value = format!("Bearer realm=\"plughost\", resource_metadata=\"{metadata}\"");
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+/// `http://<Host header>`: the gateway serves plain HTTP (TLS, if any, is a proxy's in front of it). The Host
+/// header has been checked against the allowed hosts by then for `/mcp`; elsewhere only printable ASCII is used.
+fn base_url(request: &Request) -> String {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// RFC 9728 protected resource metadata for `/mcp`: which resource this is and how to present a token. No
+/// authorization server is named (tokens come from the operator's `plughost tokens create`), so a client knows
+/// not to start an OAuth flow.
+pub async fn resource_metadata(request: Request) -> Response {
+    let base = base_url(&request);
+    let body = serde_json::json!({
+        "resource": format!("{base}/mcp"),
+        "authorization_servers": [],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "plughost MCP gateway",
+        "resource_documentation": "https://github.com/plughost/plughost#connecting-mcp-clients",
+    });
+    let mut r = Response::new(axum::body::Body::from(body.to_string()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    r
+}
+
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

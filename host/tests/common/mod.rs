@@ -1,0 +1,210 @@
+//! What the MCP tests share: the official Python SDK client, a data dir with fixtures installed, a gateway
+//! served over HTTP on a free port.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use plughost_tests as fx;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_plughost");
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The Python that has the official MCP SDK.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("PLUGHOST_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = workspace().join("target/pyclient/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh (it creates target/pyclient with the MCP Python SDK)",
+        p.display()
+    );
+    p
+}
+
+pub fn client_script() -> PathBuf {
+    workspace().join("tests/mcp/client.py")
+}
+
+/// A data dir with fixture-basic (fuel-limited) and system-info installed and signed, and fixture-state-b
+/// signed but not installed.
+pub struct Setup {
+    pub home: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        let s = Setup {
+            home: tempfile::tempdir().expect("home"),
+            work: tempfile::tempdir().expect("work"),
+        };
+        s.ok(&["keys", "generate", "--name", "acme", "--trust"]);
+        s.install(fx::BASIC, "basic.wasm", &["state", "log"]);
+        s.install(fx::SYSTEM_INFO, "system-info.wasm", &["system"]);
+        s.ok(&["limits", "fixture-basic", "--fuel", "5000000"]);
+        s.signed(fx::STATE_B, "state-b.wasm", &["state"]);
+        s.signed(fx::STATE_B_V2, "state-b-v2.wasm", &["state", "log"]);
+        s
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("PLUGHOST_HOME", self.home.path())
+            .env_remove("PLUGHOST_TOKEN")
+            .env_remove("PLUGHOST_LOG")
+            .current_dir(self.work.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args).output().expect("run plughost");
+        assert!(
+            o.status.success(),
+            "plughost {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn signed(&self, fixture: &str, name: &str, requests: &[&str]) -> PathBuf {
+        let to = self.work.path().join(name);
+        std::fs::copy(fixture, &to).expect("copy fixture");
+        let mut args = vec!["sign", to.to_str().expect("utf-8"), "--key", "acme"];
+        for r in requests {
+            args.extend(["--request", r]);
+        }
+        self.ok(&args);
+        to
+    }
+
+    pub fn install(&self, fixture: &str, name: &str, requests: &[&str]) {
+        let path = self.signed(fixture, name, requests);
+        self.ok(&["install", path.to_str().expect("utf-8"), "--yes"]);
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.work.path().join(name).to_str().expect("utf-8").into()
+    }
+
+    pub fn home(&self) -> &str {
+        self.home.path().to_str().expect("utf-8")
+    }
+
+    /// `plughost serve --http 127.0.0.1:0 …`, waiting for the line that names the address.
+    pub fn serve_http(&self, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--watch-interval",
+            "100ms",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .cmd(&args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
+                    let addr = rest.split('/').next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server printed its address");
+        Server {
+            child,
+            addr: addr.parse().expect("socket address"),
+        }
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run_python(args: &[&str]) -> Output {
+    let out = Command::new(python())
+        .arg(client_script())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the Python MCP client");
+    eprintln!(
+        "--- client {args:?}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, headers+body as text).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).expect("write head");
+    // The server may answer (413) before reading a large body; a reset then is fine.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}

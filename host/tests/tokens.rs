@@ -1,0 +1,158 @@
+//! Scoped client tokens and the protected resource metadata, as MCP clients see them: the official Python SDK with a
+//! scoped token sees only its tools and is refused the others (-32602, recorded as `denied` under the token's
+//! name); a request without a token gets 401 naming the metadata; a revoked or expired token is refused; the token
+//! itself is never shown again.
+
+mod common;
+use common::*;
+
+use serde_json::Value;
+
+fn create_token(setup: &Setup, args: &[&str]) -> String {
+    let mut all = vec!["tokens", "create"];
+    all.extend_from_slice(args);
+    let out = setup.ok(&all);
+    let token = out.trim().to_string();
+    assert!(token.starts_with("plughost_") && token.len() > 40, "{out}");
+    token
+}
+
+#[test]
+fn a_scoped_token_sees_and_calls_only_its_tools_and_is_refused_once_revoked() {
+    let setup = Setup::new();
+    let server = setup.serve_http(&[]);
+    let addr = server.addr;
+
+    // The metadata is open, and names this resource; no authorization server (tokens come from the operator).
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let (status, text) = http(addr, "GET", path, &[], b"");
+        assert_eq!(status, 200, "{text}");
+        let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or_default())
+            .expect("JSON metadata");
+        assert_eq!(body["resource"], format!("http://{addr}/mcp"));
+        assert_eq!(body["authorization_servers"], serde_json::json!([]));
+    }
+
+    // No token configured and none created: open, as before.
+    let (status, _) = http(addr, "GET", "/ready", &[], b"");
+    assert_eq!(status, 200);
+
+    let token = create_token(
+        &setup,
+        &[
+            "agent",
+            "--tools",
+            "fixture-basic__echo,system-info__system_info",
+        ],
+    );
+    // Now every request needs a token; the refusal names the metadata.
+    let (status, text) = http(addr, "GET", "/ready", &[], b"");
+    assert_eq!(status, 401, "{text}");
+    assert!(
+        text.contains(&format!(
+            "resource_metadata=\"http://{addr}/.well-known/oauth-protected-resource/mcp\""
+        )),
+        "{text}"
+    );
+    // A scoped token speaks MCP only: /metrics shows every plugin.
+    let bearer = format!("Bearer {token}");
+    let (status, _) = http(addr, "GET", "/metrics", &[("Authorization", &bearer)], b"");
+    assert_eq!(status, 403);
+
+    for mode in ["legacy", "2026-07-28"] {
+        let out = run_python(&[
+            "scoped",
+            "--url",
+            &server.url(),
+            "--token",
+            &token,
+            "--mode",
+            mode,
+            "--allowed",
+            r#"["fixture-basic__echo", "system-info__system_info"]"#,
+            "--call",
+            "fixture-basic__echo",
+            "--args",
+            r#"{"text": "hi"}"#,
+            "--denied",
+            "fixture-basic__spin",
+        ]);
+        assert!(
+            out.status.success(),
+            "the Python client's checks failed ({mode})"
+        );
+    }
+
+    // The ledger names the token: its calls and its refusals.
+    let export = setup.ok(&["ledger", "export"]);
+    let entries: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let by_agent = |tool: &str| {
+        entries
+            .iter()
+            .filter(|e| e["caller"]["principal"] == "agent" && e["tool"] == tool)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let echo = by_agent("echo");
+    assert_eq!(echo.len(), 2, "{export}");
+    let spin = by_agent("spin");
+    assert_eq!(spin.len(), 2, "{export}");
+    for e in &spin {
+        assert_eq!(e["outcome"], "denied", "{e}");
+        assert_eq!(e["fuel_used"], 0, "{e}");
+    }
+
+    // Listing and history never show the token.
+    let list = setup.ok(&["tokens", "list", "--json"]);
+    let history = setup.ok(&["history"]);
+    assert!(
+        list.contains("\"agent\"") && !list.contains(&token),
+        "{list}"
+    );
+    assert!(history.contains("token-create") && !history.contains(&token));
+
+    // Revoked: refused at once (tokens are checked on every request).
+    setup.ok(&["tokens", "revoke", "agent"]);
+    let (status, _) = http(addr, "GET", "/mcp", &[("Authorization", &bearer)], b"");
+    assert_eq!(status, 401);
+    assert!(setup.ok(&["tokens", "list"]).contains("revoked"));
+
+    // An expired token is refused too; a live all-access one may read /ready.
+    let short = create_token(&setup, &["brief", "--expires", "1s"]);
+    let all = create_token(&setup, &["ops"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, _) = http(
+        addr,
+        "GET",
+        "/ready",
+        &[("Authorization", &format!("Bearer {short}"))],
+        b"",
+    );
+    assert_eq!(status, 401);
+    let (status, _) = http(
+        addr,
+        "GET",
+        "/ready",
+        &[("Authorization", &format!("Bearer {all}"))],
+        b"",
+    );
+    assert_eq!(status, 200);
+    // A wrong token of the right shape is refused.
+    let (status, _) = http(
+        addr,
+        "GET",
+        "/ready",
+        &[(
+            "Authorization",
+            "Bearer plughost_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )],
+        b"",
+    );
+    assert_eq!(status, 401);
+}

@@ -1,0 +1,238 @@
+//! Scoped client tokens for the gateway. `create` draws 32 random bytes, returns the token once and keeps only its
+//! blake3 hash; a token may be limited to some plugins and/or some tools, and may expire. `check` finds the token
+//! by its hash. Every change is in the install history and bumps the generation.
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::Registry;
+use crate::error::{RegistryError, Result};
+use crate::units::now_secs as now;
+
+/// What a token may see and call. `None` means no limit on that axis; both `None` is an all-access token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TokenScope {
+    /// Plugin ids whose tools the token may use.
+    pub plugins: Option<Vec<String>>,
+    /// Namespaced tool names (`plugin__tool`) the token may use.
+    pub tools: Option<Vec<String>>,
+}
+
+impl TokenScope {
+    /// May a token with this scope use `tool` (namespaced) of `plugin`? A management tool (no plugin) only when
+    /// named in `tools`, or when the scope is all-access.
+    pub fn allows(&self, plugin: Option<&str>, tool: &str) -> bool {
+        let by_plugin = match (&self.plugins, plugin) {
+            (None, _) => None,
+            (Some(ps), Some(p)) => Some(ps.iter().any(|x| x == p)),
+            (Some(_), None) => Some(false),
+        };
+        let by_tool = self.tools.as_ref().map(|ts| ts.iter().any(|t| t == tool));
+        match (by_plugin, by_tool) {
+            (None, None) => true,
+            // Both given: a tool named explicitly, or any tool of a named plugin.
+            (Some(p), Some(t)) => p || t,
+            (Some(p), None) => p,
+            (None, Some(t)) => t,
+        }
+    }
+}
+
+/// A token as `tokens list` shows it (never the token itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRecord {
+    pub name: String,
+    pub scope: TokenScope,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRecord {
+    /// Usable now: not revoked, not expired.
+    pub fn active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// Prefix of every token plughost makes, so one is recognisable in a config file or a secret scanner.
+pub const TOKEN_PREFIX: &str = "plughost_";
+
+fn hash(token: &str) -> Vec<u8> {
+    blake3::hash(token.as_bytes()).as_bytes().to_vec()
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn list_json(v: &Option<Vec<String>>) -> Option<String> {
+    v.as_ref()
+        .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "[]".into()))
+}
+
+fn from_json(s: Option<String>) -> Option<Vec<String>> {
+    s.map(|s| serde_json::from_str(&s).unwrap_or_default())
+}
+
+const COLUMNS: &str = "name, plugins, tools, created_at, expires_at, revoked_at";
+
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        name: r.get(0)?,
+        scope: TokenScope {
+            plugins: from_json(r.get(1)?),
+            tools: from_json(r.get(2)?),
+        },
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+impl Registry {
+    /// Creates a token named `name` and returns it: the only time it is shown. `expires_at` is in Unix seconds.
+    pub fn create_token(
+        &self,
+        name: &str,
+        scope: &TokenScope,
+        expires_at: Option<i64>,
+    ) -> Result<String> {
+        if !valid_name(name) {
+            return Err(RegistryError::BadTokenName(name.to_string()));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| RegistryError::Random(e.to_string()))?;
+        use base64::Engine as _;
+        let token = format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        );
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM tokens WHERE name = ?1", [name], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if exists {
+            return Err(RegistryError::TokenExists(name.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO tokens (name, hash, plugins, tools, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                name,
+                hash(&token),
+                list_json(&scope.plugins),
+                list_json(&scope.tools),
+                now(),
+                expires_at
+            ],
+        )?;
+        let detail = format!(
+            "{name} plugins={} tools={} expires={}",
+            list_json(&scope.plugins).unwrap_or_else(|| "all".into()),
+            list_json(&scope.tools).unwrap_or_else(|| "all".into()),
+            expires_at.map_or_else(|| "never".into(), |e| e.to_string())
+        );
+        Self::log(&tx, None, "token-create", &detail)?;
+        Self::bump(&tx)?;
+        tx.commit()?;
+        Ok(token)
+    }
+
+    /// Every token, newest first (revoked and expired ones included).
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM tokens ORDER BY created_at DESC, name"
+        ))?;
+        let rows = stmt.query_map([], record)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Revokes a token: it is refused from then on.
+    pub fn revoke_token(&self, name: &str) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+            params![name, now()],
+        )?;
+        if n == 0 {
+            let known: bool = tx
+                .query_row("SELECT 1 FROM tokens WHERE name = ?1", [name], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !known {
+                return Err(RegistryError::UnknownToken(name.to_string()));
+            }
+            return Ok(());
+        }
+        Self::log(&tx, None, "token-revoke", name)?;
+        Self::bump(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The active token `presented` is, if any (unknown, revoked and expired tokens are `None`).
+    pub fn check_token(&self, presented: &str) -> Result<Option<TokenRecord>> {
+        if !presented.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let conn = self.conn();
+        let found = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM tokens WHERE hash = ?1"),
+                [hash(presented)],
+                record,
+            )
+            .optional()?;
+        Ok(found.filter(|t| t.active(now())))
+    }
+
+    /// Whether any token was ever created (revoked and expired ones count): then the gateway asks every HTTP
+    /// request for one, so revoking the last token does not open the gateway.
+    pub fn any_token(&self) -> Result<bool> {
+        let conn = self.conn();
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenScope;
+
+    fn v(xs: &[&str]) -> Option<Vec<String>> {
+        Some(xs.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn scopes_allow_what_they_name() {
+        let all = TokenScope::default();
+        assert!(all.allows(Some("a"), "a__x") && all.allows(None, "plughost__quotas"));
+        let plugins = TokenScope {
+            plugins: v(&["a"]),
+            tools: None,
+        };
+        assert!(plugins.allows(Some("a"), "a__x"));
+        assert!(!plugins.allows(Some("b"), "b__x"));
+        assert!(!plugins.allows(None, "plughost__quotas"));
+        let tools = TokenScope {
+            plugins: None,
+            tools: v(&["b__y", "plughost__quotas"]),
+        };
+        assert!(tools.allows(Some("b"), "b__y") && tools.allows(None, "plughost__quotas"));
+        assert!(!tools.allows(Some("b"), "b__z"));
+        let both = TokenScope {
+            plugins: v(&["a"]),
+            tools: v(&["b__y"]),
+        };
+        assert!(both.allows(Some("a"), "a__x") && both.allows(Some("b"), "b__y"));
+        assert!(!both.allows(Some("b"), "b__z"));
+    }
+}
