@@ -174,6 +174,8 @@ impl Ledger {
             }
         }
         tx.commit()?;
+        drop(conn);
+        self.bound_wal_after_commit();
         Ok(out)
     }
 

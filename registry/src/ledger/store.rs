@@ -81,8 +81,8 @@ pub struct Ledger {
     /// A second connection for queries: with WAL, readers do not wait for the writer's transaction (contract checks
     /// run on every call while the writer commits).
     read: Mutex<Connection>,
-    /// Opened on first use by [`Ledger::checkpoint_wal`].
-    checkpointer: Mutex<Option<Connection>>,
+    /// Opened on first use by a WAL checkpoint (wal.rs).
+    pub(super) checkpointer: Mutex<Option<Connection>>,
 }
 
 impl Ledger {
@@ -153,31 +153,6 @@ impl Ledger {
 
     pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Hands WAL checkpoints to [`Ledger::checkpoint_wal`], run by the caller off the commit path: a checkpoint
-    /// copies the WAL into the database and fsyncs, which would otherwise land on whichever call's commit crosses
-    /// the auto-checkpoint threshold. Until the connection closes, the caller must then checkpoint regularly.
-    pub fn defer_checkpoints(&self) -> Result<()> {
-        self.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
-        Ok(())
-    }
-
-    /// Runs a passive WAL checkpoint on a connection of its own (writers are not blocked).
-    pub fn checkpoint_wal(&self) -> Result<()> {
-        let mut c = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
-        if c.is_none() {
-            let conn = Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            conn.busy_timeout(Duration::from_secs(10))?;
-            *c = Some(conn);
-        }
-        if let Some(conn) = c.as_ref() {
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        }
-        Ok(())
     }
 
     /// Checks that an entry could be written now, without writing one: the database is not read-only to SQLite
