@@ -50,6 +50,16 @@ pub enum LedgerCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// For benchmarks: append N synthetic, correctly chained call entries spread evenly over the last DAYS days.
+    #[command(hide = true)]
+    Generate {
+        #[arg(long)]
+        entries: u64,
+        #[arg(long, default_value = "synthetic")]
+        plugin: String,
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+    },
     /// Sign the current chain head with one of your keys, so the ledger can be verified offline.
     Checkpoint {
         #[arg(long)]
@@ -188,6 +198,14 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        LedgerCommand::Generate {
+            entries,
+            plugin,
+            days,
+        } => {
+            generate(&ledger, entries, &plugin, days)?;
+            Ok(ExitCode::SUCCESS)
+        }
         LedgerCommand::Checkpoint { key, out } => {
             let registry = super::show::open_registry(home)?;
             let kp = registry.signing_key(&key)?;
@@ -244,4 +262,45 @@ fn print_row(e: &Entry) {
         plughost::units::human_bytes(x.peak_memory),
         caller
     );
+}
+
+/// Appends `n` synthetic call entries of `plugin`, oldest first, evenly spread over the last `days` days, in
+/// transactions of 10,000 (the ledger chains them as any others).
+fn generate(ledger: &Ledger, n: u64, plugin: &str, days: u64) -> Result<()> {
+    use plughost::ledger::{Caller, NewEntry};
+    const BATCH: u64 = 10_000;
+    let span = (days * 86_400_000) as i64;
+    let start = now_ms() - span;
+    let step = span / n.max(1) as i64;
+    let digest = format!("blake3:{}", blake3::hash(plugin.as_bytes()).to_hex());
+    let mut done = 0u64;
+    while done < n {
+        let batch: Vec<NewEntry> = (done..n.min(done + BATCH))
+            .map(|i| NewEntry {
+                time_ms: start + i as i64 * step,
+                kind: Kind::Call,
+                plugin: plugin.to_string(),
+                version: "0.1.0".into(),
+                digest: digest.clone(),
+                tool: "echo".into(),
+                caller: Caller {
+                    transport: "http".into(),
+                    session: Some(format!("session-{}", i % 64)),
+                    principal: None,
+                },
+                duration_us: 180,
+                fuel_used: 4_960,
+                peak_memory: 1_114_112,
+                outcome: "ok".into(),
+                args_digest: Some(plughost::registry::ledger::args_digest(&i.to_string())),
+                cost: 1,
+                event: None,
+                data: None,
+            })
+            .collect();
+        done += batch.len() as u64;
+        ledger.append(&batch)?;
+    }
+    eprintln!("appended {n} entries of `{plugin}`");
+    Ok(())
 }

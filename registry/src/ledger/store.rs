@@ -12,7 +12,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Largest event payload a plugin may append (bytes of JSON).
 pub const MAX_EVENT_BYTES: usize = 16 * 1024;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE entries (
     seq          INTEGER PRIMARY KEY,
     time_ms      INTEGER NOT NULL,
@@ -44,7 +45,12 @@ CREATE TABLE checkpoints (
     public_key  BLOB NOT NULL,
     signature   BLOB NOT NULL
 );
-"];
+",
+    "
+-- 2: periods across all plugins (stats, show --since) walk an index instead of the whole ledger.
+CREATE INDEX entries_time ON entries (time_ms);
+",
+];
 
 /// A ledger error.
 #[derive(Debug, thiserror::Error)]
