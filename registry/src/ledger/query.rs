@@ -209,11 +209,9 @@ impl Ledger {
         Ok(rows)
     }
 
-    /// The highest sequence number written (0 for an empty ledger).
+    /// The highest sequence number written, archived or not (0 for an empty ledger).
     pub fn head_seq(&self) -> Result<u64> {
-        let conn = self.reader();
-        let seq: Option<i64> = conn.query_row("SELECT MAX(seq) FROM entries", [], |r| r.get(0))?;
-        Ok(seq.unwrap_or(0) as u64)
+        Ok(Self::head(&self.reader())?.map_or(0, |h| h.0))
     }
 
     /// Fuel used and peak memory of the last `limit` calls of `plugin` that ran, newest first (by time, then sequence

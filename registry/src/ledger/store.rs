@@ -50,6 +50,18 @@ CREATE TABLE checkpoints (
 -- 2: periods across all plugins (stats, show --since) walk an index instead of the whole ledger.
 CREATE INDEX entries_time ON entries (time_ms);
 ",
+    "
+-- 3: archive cuts. Entries up to `seq` were moved to an archive file; the live chain continues from `hash`. Each
+-- row is a checkpoint of that entry (signed like the `checkpoints` rows; key and signature hex, as in the file).
+CREATE TABLE cuts (
+    seq         INTEGER PRIMARY KEY,
+    hash        TEXT NOT NULL,
+    time_ms     INTEGER NOT NULL,
+    key_name    TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    signature   TEXT NOT NULL
+);
+",
 ];
 
 /// A ledger error.
@@ -73,6 +85,14 @@ pub enum LedgerError {
     EventNotJson(String),
     #[error("the ledger is empty: nothing to checkpoint")]
     Empty,
+    #[error(
+        "entries younger than 31 days stay in the live ledger (contracts' windows read them); archive before an older date"
+    )]
+    TooRecent,
+    #[error(
+        "the chain is broken at entry {seq}: run `plughost ledger verify`; nothing was archived"
+    )]
+    Broken { seq: u64 },
     #[error("the ledger {path} is read-only: no entry can be written to it")]
     ReadOnly { path: PathBuf },
 }
