@@ -79,23 +79,9 @@ impl LedgerWriter {
                 .and_then(|d| std::fs::File::open(d).ok()),
             ledger,
         });
-        // Checkpoints run here, once a second, instead of on some call's commit.
-        match shared.ledger.defer_checkpoints() {
-            Ok(()) => {
-                let weak = Arc::downgrade(&shared);
-                let _ = std::thread::Builder::new()
-                    .name("plughost-ledger-checkpoint".into())
-                    .spawn(move || {
-                        loop {
-                            std::thread::sleep(std::time::Duration::from_secs(1));
-                            let Some(s) = weak.upgrade() else { return };
-                            if let Err(e) = s.ledger.checkpoint_wal() {
-                                tracing::warn!("ledger checkpoint failed: {e}");
-                            }
-                        }
-                    });
-            }
-            Err(e) => tracing::warn!("ledger checkpoints stay automatic: {e}"),
+        // Checkpoints run on the ledger's keeper thread, not on some call's commit, and keep the WAL bounded.
+        if let Err(e) = shared.ledger.keep_wal_bounded() {
+            tracing::warn!("ledger checkpoints stay automatic: {e}");
         }
         let (queue, rx) = mpsc::channel::<Job>();
         let s = shared.clone();

@@ -461,3 +461,94 @@ fn over_http_refusals_are_ledgered_with_the_same_fields_as_from_the_cli() {
     let v: Value = serde_json::from_str(&h.ok(&["ledger", "verify", "--json"])).expect("JSON");
     assert!(v["problem"].is_null(), "{v}");
 }
+
+/// Every `calls_used` in the quota view of fixture-basic.
+fn calls_used(h: &Home) -> Vec<u64> {
+    fn walk(v: &Value, out: &mut Vec<u64>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v.as_u64()) {
+                        ("calls_used", Some(n)) => out.push(n),
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let v: Value =
+        serde_json::from_str(&h.ok(&["quota", "fixture-basic", "--json"])).expect("json");
+    let mut out = Vec::new();
+    walk(&v, &mut out);
+    out
+}
+
+#[test]
+fn archives_keep_the_proof_and_contracts_keep_their_month() {
+    let h = Home::new();
+    h.ok(&["limits", "fixture-basic", "--calls", "1000/month"]);
+    // 200 correctly chained calls, one every half day over the last 100 days.
+    h.ok(&[
+        "ledger",
+        "generate",
+        "--entries",
+        "200",
+        "--days",
+        "100",
+        "--plugin",
+        "fixture-basic",
+    ]);
+    let before = calls_used(&h);
+    assert!(
+        !before.is_empty() && before.iter().all(|n| (55..=62).contains(n)),
+        "{before:?}"
+    );
+    let a1 = h.home.path().join("a1.gz");
+    let a2 = h.home.path().join("a2.gz");
+    let (p1, p2) = (a1.to_str().expect("utf-8"), a2.to_str().expect("utf-8"));
+    let out = h.ok(&[
+        "ledger", "archive", "--before", "60d", "--out", p1, "--key", "op",
+    ]);
+    assert!(out.contains("archived entries 1.."), "{out}");
+    h.ok(&[
+        "ledger", "archive", "--before", "40d", "--out", p2, "--key", "op",
+    ]);
+    let o = h.run(&[
+        "ledger", "archive", "--before", "20d", "--out", "x.gz", "--key", "op",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "the last month stays live");
+    // The contract counts the same month as before the cuts, and calls go on.
+    assert_eq!(calls_used(&h), before);
+    h.ok(&["call", "fixture-basic", "echo", "--args", r#"{"text":"x"}"#]);
+    let (code, text) = verify(&h, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("starts after entry"), "{text}");
+    let with = |files: &[&str]| {
+        let mut args = vec!["ledger", "verify"];
+        for f in files {
+            args.extend_from_slice(&["--archive", f]);
+        }
+        let o = h.run(&args);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, text) = with(&[p2, p1]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.matches("ok: archive").count(), 2, "{text}");
+    // Without the first archive, the gap is named.
+    let (code, text) = with(&[p2]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("BROKEN: entries 1.."), "{text}");
+    // A damaged archive is named.
+    let mut bytes = std::fs::read(&a1).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&a1, bytes).expect("write");
+    let (code, text) = with(&[p1, p2]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("a1.gz"), "{text}");
+}

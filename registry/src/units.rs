@@ -109,6 +109,31 @@ pub fn rfc3339_ms(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
 }
 
+/// A date `YYYY-MM-DD` as Unix milliseconds at its start (UTC).
+pub fn date_ms(s: &str) -> Option<i64> {
+    let mut parts = s.splitn(3, '-');
+    let mut num = |len: usize| {
+        parts
+            .next()
+            .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))?
+            .parse::<i64>()
+            .ok()
+    };
+    let (y, m, d) = (num(4)?, num(2)?, num(2)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let ms = (era * 146_097 + doe - 719_468) * 86_400_000;
+    // A day the month does not have (2026-02-30) comes back as another date.
+    (rfc3339_ms(ms).get(..10) == Some(s)).then_some(ms)
+}
+
 fn civil(ts: i64) -> (i64, i64, i64, i64, i64, i64) {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);
@@ -135,6 +160,19 @@ fn civil(ts: i64) -> (i64, i64, i64, i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse_back() {
+        assert_eq!(date_ms("1970-01-01"), Some(0));
+        assert_eq!(date_ms("2026-11-23"), Some(1_795_392_000_000));
+        assert_eq!(
+            rfc3339_ms(date_ms("2024-02-29").expect("leap")),
+            "2024-02-29T00:00:00Z"
+        );
+        for bad in ["2026-02-30", "2026-13-01", "26-01-01", "2026-1-01", "x"] {
+            assert_eq!(date_ms(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn dates() {

@@ -42,13 +42,39 @@ pub enum LedgerCommand {
         /// (repeatable).
         #[arg(long, value_name = "FILE")]
         against: Vec<PathBuf>,
+        /// Archives from `ledger archive` (repeatable): each is checked, and together with the live ledger they must
+        /// form one chain from entry 1 (a missing or foreign archive is named).
+        #[arg(long, value_name = "FILE", num_args = 1..)]
+        archive: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// Move the entries made before DATE to a compressed, self-verifying archive FILE (the entries, their hashes and
+    /// the cut signed with your key) and remove them from the live ledger. The last 31 days always stay live.
+    Archive {
+        /// `YYYY-MM-DD` (UTC), a duration ago (`90d`) or Unix seconds.
+        #[arg(long)]
+        before: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The key that signs the cut.
+        #[arg(long)]
+        key: String,
     },
     /// Every entry as JSON lines (with hashes), to stdout or --out.
     Export {
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// For benchmarks: append N synthetic, correctly chained call entries spread evenly over the last DAYS days.
+    #[command(hide = true)]
+    Generate {
+        #[arg(long)]
+        entries: u64,
+        #[arg(long, default_value = "synthetic")]
+        plugin: String,
+        #[arg(long, default_value_t = 30)]
+        days: u64,
     },
     /// Sign the current chain head with one of your keys, so the ledger can be verified offline.
     Checkpoint {
@@ -64,8 +90,12 @@ fn time_arg(s: &str) -> Result<i64> {
     if let Ok(secs) = s.parse::<i64>() {
         return Ok(secs * 1000);
     }
-    let ago = parse_duration(s)
-        .with_context(|| format!("`{s}`: use a duration ago (90m, 2h, 7d) or Unix seconds"))?;
+    if let Some(ms) = plughost::units::date_ms(s) {
+        return Ok(ms);
+    }
+    let ago = parse_duration(s).with_context(|| {
+        format!("`{s}`: use a date (2026-10-01), a duration ago (90m, 2h, 7d) or Unix seconds")
+    })?;
     Ok(now_ms() - ago.as_millis() as i64)
 }
 
@@ -115,7 +145,11 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LedgerCommand::Verify { against, json } => {
+        LedgerCommand::Verify {
+            against,
+            archive,
+            json,
+        } => {
             let mut v = ledger.verify()?;
             // Checkpoints kept outside ledger.db: the first one the chain no longer reaches is the problem.
             let mut anchors = Vec::new();
@@ -141,8 +175,24 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                 }
                 anchors.push((file, anchor.seq, failed));
             }
+            let mut archives = archive
+                .iter()
+                .map(|f| Ledger::check_archive(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let archive_problem = if archive.is_empty() {
+                None
+            } else {
+                ledger.link_archives(&mut archives)?
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                let mut out = serde_json::to_value(&v)?;
+                if !archive.is_empty() {
+                    out["archives"] = serde_json::to_value(&archives)?;
+                    out["archive_problem"] = serde_json::to_value(&archive_problem)?;
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else if let Some(p) = &archive_problem {
+                println!("BROKEN: {p}");
             } else if let Some(p) = &v.problem {
                 println!("BROKEN at entry {}: {}", p.seq, p.reason);
                 println!("  {} entries, {} checkpoints", v.entries, v.checkpoints);
@@ -162,8 +212,28 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                         file.display()
                     );
                 }
+                for a in &archives {
+                    println!(
+                        "ok: archive {}: entries {}..{} chained, cut signed by `{}`",
+                        a.path.display(),
+                        a.first_seq,
+                        a.last_seq,
+                        a.key_name
+                    );
+                }
+                if v.archived > 0 {
+                    println!(
+                        "  the live chain starts after entry {} (archived){}",
+                        v.archived,
+                        if archive.is_empty() {
+                            "; check the archives with --archive FILE…"
+                        } else {
+                            ", where the last archive ends"
+                        }
+                    );
+                }
             }
-            Ok(if v.problem.is_some() {
+            Ok(if v.problem.is_some() || archive_problem.is_some() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -185,6 +255,36 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             w.flush()?;
             if let Some(p) = out {
                 eprintln!("exported {} entries to {}", entries.len(), p.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Generate {
+            entries,
+            plugin,
+            days,
+        } => {
+            generate(&ledger, entries, &plugin, days)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Archive { before, out, key } => {
+            let before_ms = time_arg(&before)?;
+            let registry = super::show::open_registry(home)?;
+            let kp = registry.signing_key(&key)?;
+            match ledger.archive(before_ms, &kp, now_ms(), &out)? {
+                None => println!(
+                    "nothing to archive: no entry before {}",
+                    plughost::units::rfc3339_ms(before_ms)
+                ),
+                Some(a) => println!(
+                    "archived entries {}..{} ({} entries) to {}; the cut (entry {}, {}…) is signed by `{}`",
+                    a.first_seq,
+                    a.last_seq,
+                    a.entries,
+                    a.path.display(),
+                    a.cut.seq,
+                    &a.cut.hash[..16],
+                    a.cut.key_name
+                ),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -244,4 +344,45 @@ fn print_row(e: &Entry) {
         plughost::units::human_bytes(x.peak_memory),
         caller
     );
+}
+
+/// Appends `n` synthetic call entries of `plugin`, oldest first, evenly spread over the last `days` days, in
+/// transactions of 10,000 (the ledger chains them as any others).
+fn generate(ledger: &Ledger, n: u64, plugin: &str, days: u64) -> Result<()> {
+    use plughost::ledger::{Caller, NewEntry};
+    const BATCH: u64 = 10_000;
+    let span = (days * 86_400_000) as i64;
+    let start = now_ms() - span;
+    let step = span / n.max(1) as i64;
+    let digest = format!("blake3:{}", blake3::hash(plugin.as_bytes()).to_hex());
+    let mut done = 0u64;
+    while done < n {
+        let batch: Vec<NewEntry> = (done..n.min(done + BATCH))
+            .map(|i| NewEntry {
+                time_ms: start + i as i64 * step,
+                kind: Kind::Call,
+                plugin: plugin.to_string(),
+                version: "0.1.0".into(),
+                digest: digest.clone(),
+                tool: "echo".into(),
+                caller: Caller {
+                    transport: "http".into(),
+                    session: Some(format!("session-{}", i % 64)),
+                    principal: None,
+                },
+                duration_us: 180,
+                fuel_used: 4_960,
+                peak_memory: 1_114_112,
+                outcome: "ok".into(),
+                args_digest: Some(plughost::registry::ledger::args_digest(&i.to_string())),
+                cost: 1,
+                event: None,
+                data: None,
+            })
+            .collect();
+        done += batch.len() as u64;
+        ledger.append(&batch)?;
+    }
+    eprintln!("appended {n} entries of `{plugin}`");
+    Ok(())
 }

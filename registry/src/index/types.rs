@@ -68,7 +68,7 @@ pub enum Window {
 }
 
 impl Window {
-    pub fn millis(self) -> i64 {
+    pub const fn millis(self) -> i64 {
         match self {
             Window::Minute => 60_000,
             Window::Hour => 3_600_000,

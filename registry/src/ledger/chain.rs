@@ -13,7 +13,7 @@ const CHECKPOINT_DOMAIN: &[u8] = b"plughost-ledger-checkpoint-v1\0";
 
 /// The canonical encoding hashed into an entry: a domain tag, then every field in a fixed order, each
 /// length-prefixed (strings) or fixed-width (numbers), with a presence byte for optional fields.
-fn entry_hash(seq: u64, e: &NewEntry, prev_hash: &str) -> String {
+pub(super) fn entry_hash(seq: u64, e: &NewEntry, prev_hash: &str) -> String {
     let mut h = blake3::Hasher::new();
     h.update(DOMAIN);
     h.update(&seq.to_le_bytes());
@@ -63,9 +63,12 @@ fn checkpoint_message(seq: u64, hash: &str, time_ms: i64) -> Vec<u8> {
 /// What [`Ledger::verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
+    /// Live entries walked (after the archive cut).
     pub entries: u64,
     pub head: Option<(u64, String)>,
     pub checkpoints: u64,
+    /// Entries up to this sequence number were moved to archives (0: none); the live chain starts after it.
+    pub archived: u64,
     /// The first problem, if any.
     pub problem: Option<Problem>,
 }
@@ -123,20 +126,50 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+impl Anchor {
+    /// Signs the entry `seq` with hash `hash` at `time_ms`.
+    pub(super) fn sign(key: &KeyPair, seq: u64, hash: &str, time_ms: i64) -> Anchor {
+        Anchor {
+            format: ANCHOR_FORMAT.into(),
+            seq,
+            hash: hash.to_string(),
+            time_ms,
+            key_name: key.name.clone(),
+            public_key: hex(&key.public().bytes()),
+            signature: hex(&key.sign(&checkpoint_message(seq, hash, time_ms))),
+        }
+    }
+
+    /// Whether it is a ledger checkpoint whose signature verifies against the key it carries; else what is wrong.
+    pub(super) fn check(&self) -> Option<String> {
+        if self.format != ANCHOR_FORMAT {
+            return Some(format!(
+                "it is not a ledger checkpoint (format `{}`, expected `{ANCHOR_FORMAT}`)",
+                self.format
+            ));
+        }
+        let valid = match (unhex(&self.public_key), unhex(&self.signature)) {
+            (Some(public), Some(sig)) => PublicKey::from_bytes(&self.key_name, &public)
+                .map(|k| {
+                    k.verify_raw(
+                        &checkpoint_message(self.seq, &self.hash, self.time_ms),
+                        &sig,
+                    )
+                })
+                .unwrap_or(false),
+            _ => false,
+        };
+        (!valid).then(|| "its signature does not verify".to_string())
+    }
+}
+
 impl Ledger {
     /// Appends entries in one transaction (group commit) and returns their sequence numbers. Safe across processes:
     /// the chain head is read inside the write transaction.
     pub fn append(&self, entries: &[NewEntry]) -> Result<Vec<u64>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (mut seq, mut prev): (u64, String) = tx
-            .query_row(
-                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, GENESIS.to_string()));
+        let (mut seq, mut prev) = Self::head(&tx)?.unwrap_or((0, GENESIS.to_string()));
         let mut out = Vec::with_capacity(entries.len());
         {
             let mut stmt = tx.prepare_cached(
@@ -174,22 +207,51 @@ impl Ledger {
             }
         }
         tx.commit()?;
+        drop(conn);
+        self.bound_wal_after_commit();
         Ok(out)
     }
 
-    /// Walks the whole chain and the checkpoints; reports the first break.
+    /// The chain head: the last entry, else the last archived one (the live ledger is empty after an archive).
+    pub(super) fn head(conn: &rusqlite::Connection) -> Result<Option<(u64, String)>> {
+        let last = conn
+            .query_row(
+                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match last {
+            Some(h) => Some(h),
+            None => Self::cut(conn)?,
+        })
+    }
+
+    /// Walks the live chain — from the last archive cut, if entries were archived — and the checkpoints; reports the
+    /// first break.
     pub fn verify(&self) -> Result<Verification> {
         let conn = self.conn();
+        let cut = Self::cut_anchor(&conn)?;
+        let mut problem = cut.as_ref().and_then(|a| {
+            a.check().map(|why| Problem {
+                seq: a.seq,
+                reason: format!("the archive cut at entry {}: {why}", a.seq),
+            })
+        });
+        let base = cut.as_ref().map_or(0, |a| a.seq);
+        let mut expected_seq = base + 1;
+        let mut prev = cut.as_ref().map_or(GENESIS.to_string(), |a| a.hash.clone());
+        // Only the hashes signed checkpoints point at are kept, not every entry's.
+        let mut signed: std::collections::HashMap<u64, Option<String>> = conn
+            .prepare("SELECT seq FROM checkpoints WHERE seq > ?1")?
+            .query_map([base as i64], |r| Ok((r.get::<_, i64>(0)? as u64, None)))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT {} FROM entries ORDER BY seq",
+            "SELECT {} FROM entries WHERE seq > ?1 ORDER BY seq",
             Self::COLUMNS
         ))?;
-        let mut rows = stmt.query([])?;
-        let mut expected_seq = 1u64;
-        let mut prev = GENESIS.to_string();
+        let mut rows = stmt.query([base as i64])?;
         let mut n = 0u64;
-        let mut problem = None;
-        let mut hashes: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
         while let Some(r) = rows.next()? {
             let e = Self::row(r)?;
             n += 1;
@@ -222,17 +284,19 @@ impl Ledger {
                 }
             }
             expected_seq = e.seq + 1;
-            prev = e.hash.clone();
-            hashes.insert(e.seq, e.hash);
+            if let Some(h) = signed.get_mut(&e.seq) {
+                *h = Some(e.hash.clone());
+            }
+            prev = e.hash;
         }
         drop(rows);
         drop(stmt);
-        let head = (n > 0).then(|| (expected_seq - 1, prev.clone()));
+        let head = (n > 0 || cut.is_some()).then(|| (expected_seq - 1, prev.clone()));
         let mut checkpoints = 0u64;
         let mut cp = conn.prepare(
-            "SELECT seq, hash, time_ms, key_name, public_key, signature FROM checkpoints ORDER BY seq",
+            "SELECT seq, hash, time_ms, key_name, public_key, signature FROM checkpoints WHERE seq > ?1 ORDER BY seq",
         )?;
-        let mut rows = cp.query([])?;
+        let mut rows = cp.query([base as i64])?;
         while let Some(r) = rows.next()? {
             checkpoints += 1;
             let seq = r.get::<_, i64>(0)? as u64;
@@ -253,7 +317,7 @@ impl Ledger {
                     reason: format!("the checkpoint at {seq} has a bad signature"),
                 });
             } else {
-                match hashes.get(&seq) {
+                match signed.get(&seq).cloned().flatten() {
                     None => {
                         problem = Some(Problem {
                             seq,
@@ -262,7 +326,7 @@ impl Ledger {
                             ),
                         })
                     }
-                    Some(h) if *h != hash => {
+                    Some(h) if h != hash => {
                         problem = Some(Problem {
                             seq,
                             reason: format!(
@@ -278,6 +342,7 @@ impl Ledger {
             entries: n,
             head,
             checkpoints,
+            archived: base,
             problem,
         })
     }
@@ -285,15 +350,8 @@ impl Ledger {
     /// Signs the current head with `key`.
     pub fn checkpoint(&self, key: &KeyPair, time_ms: i64) -> Result<Checkpoint> {
         let conn = self.conn();
-        let (seq, hash): (u64, String) = conn
-            .query_row(
-                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
-            .optional()?
-            .ok_or(LedgerError::Empty)?;
-        let sig = key.sign(&checkpoint_message(seq, &hash, time_ms));
+        let (seq, hash) = Self::head(&conn)?.ok_or(LedgerError::Empty)?;
+        let anchor = Anchor::sign(key, seq, &hash, time_ms);
         let public = key.public();
         conn.execute(
             "INSERT OR REPLACE INTO checkpoints (seq, hash, time_ms, key_name, public_key, signature) \
@@ -304,19 +362,11 @@ impl Ledger {
                 time_ms,
                 key.name,
                 public.bytes().to_vec(),
-                sig.to_vec()
+                unhex(&anchor.signature).unwrap_or_default()
             ],
         )?;
         Ok(Checkpoint {
-            anchor: Anchor {
-                format: ANCHOR_FORMAT.into(),
-                seq,
-                hash: hash.clone(),
-                time_ms,
-                key_name: key.name.clone(),
-                public_key: hex(&public.bytes()),
-                signature: hex(&sig),
-            },
+            anchor,
             seq,
             hash,
             time_ms,
@@ -329,27 +379,28 @@ impl Ledger {
     /// there with the hash it signed. `None` when it does; else what is wrong (a deleted or truncated tail, a
     /// rewritten entry, a bad signature). The chain itself is checked by [`Ledger::verify`].
     pub fn verify_anchor(&self, anchor: &Anchor) -> Result<Option<String>> {
-        if anchor.format != ANCHOR_FORMAT {
-            return Ok(Some(format!(
-                "it is not a ledger checkpoint (format `{}`, expected `{ANCHOR_FORMAT}`)",
-                anchor.format
-            )));
-        }
-        let valid = match (unhex(&anchor.public_key), unhex(&anchor.signature)) {
-            (Some(public), Some(sig)) => PublicKey::from_bytes(&anchor.key_name, &public)
-                .map(|k| {
-                    k.verify_raw(
-                        &checkpoint_message(anchor.seq, &anchor.hash, anchor.time_ms),
-                        &sig,
-                    )
-                })
-                .unwrap_or(false),
-            _ => false,
-        };
-        if !valid {
-            return Ok(Some("its signature does not verify".into()));
+        if let Some(bad) = anchor.check() {
+            return Ok(Some(bad));
         }
         let conn = self.conn();
+        if let Some((base, hash)) = Self::cut(&conn)?
+            && anchor.seq <= base
+        {
+            return Ok(if anchor.seq < base {
+                Some(format!(
+                    "entry {} was archived (the live ledger starts after entry {base}): check it with \
+                     `ledger verify --archive`",
+                    anchor.seq
+                ))
+            } else if anchor.hash != hash {
+                Some(format!(
+                    "entry {} is not the one it signed (the chain was rewritten)",
+                    anchor.seq
+                ))
+            } else {
+                None
+            });
+        }
         let at: Option<String> = conn
             .query_row(
                 "SELECT hash FROM entries WHERE seq = ?1",

@@ -55,6 +55,14 @@ pub struct Usage {
     pub cost: u64,
 }
 
+/// The latest counted calls of a plugin: the plugin/time index read backwards.
+const RECENT_SQL: &str = concat!(
+    "SELECT seq, time_ms, tool, fuel_used, peak_memory, duration_us FROM entries \
+     WHERE plugin = ?1 AND ",
+    counted!(),
+    " ORDER BY time_ms DESC, seq DESC LIMIT ?2"
+);
+
 impl Ledger {
     pub(super) fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         let kind: String = r.get(2)?;
@@ -91,7 +99,26 @@ impl Ledger {
 
     /// Entries matching `f`, oldest first.
     pub fn entries(&self, f: &Filter) -> Result<Vec<Entry>> {
-        let mut sql = format!("SELECT {} FROM entries WHERE 1=1", Self::COLUMNS);
+        let (sql, args) = Self::entries_sql(f);
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&sql)?;
+        let mut out = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), Self::row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The query [`Ledger::entries`] runs for `f`, and its parameters.
+    fn entries_sql(f: &Filter) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
+        // A period across all plugins walks the time index: left to itself, SQLite may prefer the rowid order
+        // and read every entry ever written.
+        let index = if f.plugin.is_none() && (f.since_ms.is_some() || f.until_ms.is_some()) {
+            " INDEXED BY entries_time"
+        } else {
+            ""
+        };
+        let mut sql = format!("SELECT {} FROM entries{index} WHERE 1=1", Self::COLUMNS);
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         let mut add = |cond: &str, v: Box<dyn rusqlite::ToSql>| {
             args.push(v);
@@ -119,13 +146,7 @@ impl Ledger {
         if let Some(l) = f.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
-        let conn = self.reader();
-        let mut stmt = conn.prepare(&sql)?;
-        let mut out = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), Self::row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        out.reverse();
-        Ok(out)
+        (sql, args)
     }
 
     /// Calls, fuel and cost of `plugin` (optionally one tool) since `since_ms`. Counts calls that ran: calls
@@ -188,22 +209,16 @@ impl Ledger {
         Ok(rows)
     }
 
-    /// The highest sequence number written (0 for an empty ledger).
+    /// The highest sequence number written, archived or not (0 for an empty ledger).
     pub fn head_seq(&self) -> Result<u64> {
-        let conn = self.reader();
-        let seq: Option<i64> = conn.query_row("SELECT MAX(seq) FROM entries", [], |r| r.get(0))?;
-        Ok(seq.unwrap_or(0) as u64)
+        Ok(Self::head(&self.reader())?.map_or(0, |h| h.0))
     }
 
-    /// Fuel used and peak memory of the last `limit` calls of `plugin` that ran, newest first.
+    /// Fuel used and peak memory of the last `limit` calls of `plugin` that ran, newest first (by time, then sequence
+    /// number: the plugin/time index read backwards, so the cost is the `limit` calls, not the plugin's history).
     pub fn recent_usage(&self, plugin: &str, limit: usize) -> Result<Vec<CallUsage>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached(concat!(
-            "SELECT seq, time_ms, tool, fuel_used, peak_memory, duration_us FROM entries \
-             WHERE plugin = ?1 AND ",
-            counted!(),
-            " ORDER BY seq DESC LIMIT ?2"
-        ))?;
+        let mut stmt = conn.prepare_cached(RECENT_SQL)?;
         let rows = stmt
             .query_map(params![plugin, limit as i64], |r| {
                 Ok(CallUsage {
@@ -245,5 +260,46 @@ mod tests {
         let recent = l.recent_usage("a", 2).expect("recent");
         assert_eq!(recent.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![6, 5]);
         assert_eq!(l.usage("a", None, 0).expect("usage").calls, 3);
+    }
+
+    /// The plan SQLite picks for `sql` with `args`, one line per step.
+    fn plan(l: &Ledger, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Vec<String> {
+        let conn = l.reader();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        stmt.query_map(args, |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("plan")
+    }
+
+    #[test]
+    fn what_quota_and_stats_read_does_not_walk_the_whole_ledger() {
+        let dir = tempfile::tempdir().expect("dir");
+        let l = Ledger::open(dir.path()).expect("open");
+        // The latest calls of a plugin: read backwards from the index, no sort of the plugin's whole history.
+        let recent = plan(&l, RECENT_SQL, &[&"a", &1000i64]);
+        assert!(
+            recent
+                .iter()
+                .all(|s| !s.contains("TEMP B-TREE") && !s.starts_with("SCAN")),
+            "{recent:?}"
+        );
+        // A period across all plugins (stats, show --since): a range of the time index, not a scan of every entry.
+        let (sql, args) = Ledger::entries_sql(&Filter {
+            since_ms: Some(5),
+            kind: Some(Kind::Call),
+            ..Default::default()
+        });
+        let args: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        let period = plan(&l, &sql, &args);
+        assert!(
+            period.iter().any(|s| s.contains("entries_time")),
+            "{period:?}"
+        );
+        // The head and catching up on it: the rowid.
+        let head = plan(&l, "SELECT MAX(seq) FROM entries", &[]);
+        assert!(head.iter().all(|s| !s.starts_with("SCAN")), "{head:?}");
     }
 }

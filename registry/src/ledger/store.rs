@@ -12,7 +12,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Largest event payload a plugin may append (bytes of JSON).
 pub const MAX_EVENT_BYTES: usize = 16 * 1024;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE entries (
     seq          INTEGER PRIMARY KEY,
     time_ms      INTEGER NOT NULL,
@@ -44,7 +45,24 @@ CREATE TABLE checkpoints (
     public_key  BLOB NOT NULL,
     signature   BLOB NOT NULL
 );
-"];
+",
+    "
+-- 2: periods across all plugins (stats, show --since) walk an index instead of the whole ledger.
+CREATE INDEX entries_time ON entries (time_ms);
+",
+    "
+-- 3: archive cuts. Entries up to `seq` were moved to an archive file; the live chain continues from `hash`. Each
+-- row is a checkpoint of that entry (signed like the `checkpoints` rows; key and signature hex, as in the file).
+CREATE TABLE cuts (
+    seq         INTEGER PRIMARY KEY,
+    hash        TEXT NOT NULL,
+    time_ms     INTEGER NOT NULL,
+    key_name    TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    signature   TEXT NOT NULL
+);
+",
+];
 
 /// A ledger error.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +85,14 @@ pub enum LedgerError {
     EventNotJson(String),
     #[error("the ledger is empty: nothing to checkpoint")]
     Empty,
+    #[error(
+        "entries younger than 31 days stay in the live ledger (contracts' windows read them); archive before an older date"
+    )]
+    TooRecent,
+    #[error(
+        "the chain is broken at entry {seq}: run `plughost ledger verify`; nothing was archived"
+    )]
+    Broken { seq: u64 },
     #[error("the ledger {path} is read-only: no entry can be written to it")]
     ReadOnly { path: PathBuf },
 }
@@ -81,8 +107,8 @@ pub struct Ledger {
     /// A second connection for queries: with WAL, readers do not wait for the writer's transaction (contract checks
     /// run on every call while the writer commits).
     read: Mutex<Connection>,
-    /// Opened on first use by [`Ledger::checkpoint_wal`].
-    checkpointer: Mutex<Option<Connection>>,
+    /// Opened on first use by a WAL checkpoint (wal.rs).
+    pub(super) checkpointer: Mutex<Option<Connection>>,
 }
 
 impl Ledger {
@@ -153,31 +179,6 @@ impl Ledger {
 
     pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Hands WAL checkpoints to [`Ledger::checkpoint_wal`], run by the caller off the commit path: a checkpoint
-    /// copies the WAL into the database and fsyncs, which would otherwise land on whichever call's commit crosses
-    /// the auto-checkpoint threshold. Until the connection closes, the caller must then checkpoint regularly.
-    pub fn defer_checkpoints(&self) -> Result<()> {
-        self.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
-        Ok(())
-    }
-
-    /// Runs a passive WAL checkpoint on a connection of its own (writers are not blocked).
-    pub fn checkpoint_wal(&self) -> Result<()> {
-        let mut c = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
-        if c.is_none() {
-            let conn = Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            conn.busy_timeout(Duration::from_secs(10))?;
-            *c = Some(conn);
-        }
-        if let Some(conn) = c.as_ref() {
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        }
-        Ok(())
     }
 
     /// Checks that an entry could be written now, without writing one: the database is not read-only to SQLite

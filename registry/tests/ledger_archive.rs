@@ -1,0 +1,241 @@
+//! Retention that keeps the proof: old entries move to signed, compressed archives; the live ledger verifies from
+//! the cut, the archives verify on their own and link into one chain, a tampered or missing archive is named, and
+//! what contracts read (the last month) is unchanged by a cut; a ledger of the previous schema migrates.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use plughost_registry::KeyPair;
+use plughost_registry::ledger::{Caller, Kind, Ledger, LedgerError, NewEntry};
+
+const DAY: i64 = 86_400_000;
+const NOW: i64 = 1_800_000_000_000;
+
+fn call(t: i64, plugin: &str) -> NewEntry {
+    NewEntry {
+        time_ms: t,
+        kind: Kind::Call,
+        plugin: plugin.into(),
+        version: "0.1.0".into(),
+        digest: "blake3:00".into(),
+        tool: "echo".into(),
+        caller: Caller::default(),
+        duration_us: 1,
+        fuel_used: 7,
+        peak_memory: 1,
+        outcome: "ok".into(),
+        args_digest: None,
+        cost: 2,
+        event: None,
+        data: None,
+    }
+}
+
+/// 10 calls a day of `plugin` from 100 days ago to now.
+fn ledger_of(dir: &Path, plugin: &str) -> Ledger {
+    let l = Ledger::open(dir).expect("open");
+    let calls: Vec<NewEntry> = (0..1000)
+        .map(|i| call(NOW - 100 * DAY + i * DAY / 10, plugin))
+        .collect();
+    l.append(&calls).expect("append");
+    l
+}
+
+fn ledger(dir: &Path) -> Ledger {
+    ledger_of(dir, "p")
+}
+
+fn gunzip(p: &Path) -> String {
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(p).expect("open"))
+        .read_to_string(&mut s)
+        .expect("gunzip");
+    s
+}
+
+fn gzip(p: &Path, text: &str) {
+    let mut w = flate2::write::GzEncoder::new(
+        std::fs::File::create(p).expect("create"),
+        flate2::Compression::default(),
+    );
+    w.write_all(text.as_bytes()).expect("gzip");
+    w.finish().expect("gzip");
+}
+
+fn checks(l: &Ledger, files: &[&PathBuf]) -> Option<String> {
+    let mut c: Vec<_> = files
+        .iter()
+        .map(|f| Ledger::check_archive(f).expect("read"))
+        .collect();
+    l.link_archives(&mut c).expect("link")
+}
+
+#[test]
+fn archives_round_trip_and_a_tampered_or_missing_archive_is_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let l = ledger(dir.path());
+    let key = KeyPair::generate("op").expect("key");
+    let a: Vec<PathBuf> = (1..=3)
+        .map(|i| dir.path().join(format!("a{i}.gz")))
+        .collect();
+    let month = l.usage("p", None, NOW - 30 * DAY).expect("usage");
+    // Three cuts: before 80, 60 and 40 days ago.
+    for (i, days) in [80, 60, 40].into_iter().enumerate() {
+        let done = l
+            .archive(NOW - days * DAY, &key, NOW, &a[i])
+            .expect("archive")
+            .expect("something to archive");
+        assert_eq!(done.last_seq, (100 - days as u64) * 10, "{done:?}");
+    }
+    assert_eq!(
+        l.archive(NOW - 40 * DAY, &key, NOW, &dir.path().join("none.gz"))
+            .expect("archive"),
+        None
+    );
+    // The live ledger verifies from the last cut on, and keeps the chain going.
+    let v = l.verify().expect("verify");
+    assert_eq!((v.archived, v.entries, v.problem), (600, 400, None));
+    assert_eq!(l.head_seq().expect("head"), 1000);
+    assert_eq!(l.append(&[call(NOW, "p")]).expect("append"), vec![1001]);
+    assert_eq!(l.verify().expect("verify").problem, None);
+    // What the last month's contracts read is unchanged by the cuts.
+    let after = l.usage("p", None, NOW - 30 * DAY).expect("usage");
+    assert_eq!((after.calls, after.fuel), (month.calls + 1, month.fuel + 7));
+    assert_eq!(
+        l.counted_calls("p", 0, NOW - 30 * DAY)
+            .expect("calls")
+            .len() as u64,
+        after.calls
+    );
+    // Every archive checks on its own, and together they link to the live ledger.
+    for f in &a {
+        let c = Ledger::check_archive(f).expect("read");
+        assert_eq!((c.entries, c.problem.clone()), (200, None), "{c:?}");
+    }
+    assert_eq!(checks(&l, &[&a[2], &a[0], &a[1]]), None);
+    // A missing middle archive, and a missing last one, are named.
+    let missing = checks(&l, &[&a[0], &a[2]]).expect("a gap");
+    assert!(
+        missing.contains("entries 201..400 are in none"),
+        "{missing}"
+    );
+    let missing = checks(&l, &[&a[0], &a[1]]).expect("a gap");
+    assert!(
+        missing.contains("entries 401..600 were archived"),
+        "{missing}"
+    );
+    // A modified entry inside an archive.
+    let text = gunzip(&a[1]);
+    let tampered = text.replacen("\"fuel_used\":7", "\"fuel_used\":8", 3);
+    assert_ne!(text, tampered);
+    gzip(&a[1], &tampered);
+    let bad = checks(&l, &[&a[0], &a[1], &a[2]]).expect("tampered");
+    assert!(
+        bad.contains("a2.gz") && bad.contains("entry 201: its content does not match"),
+        "{bad}"
+    );
+    // An archive of another chain in its place: its entries link to no archive before it.
+    let other = dir.path().join("other");
+    let forged = ledger_of(&other, "q");
+    let f = other.join("f.gz");
+    forged
+        .archive(NOW - 80 * DAY, &key, NOW, &f)
+        .expect("archive");
+    forged
+        .archive(NOW - 60 * DAY, &key, NOW, &other.join("g.gz"))
+        .expect("archive");
+    let g = other.join("g.gz");
+    gzip(&a[1], &gunzip(&g));
+    let bad = checks(&l, &[&a[0], &a[1], &a[2]]).expect("foreign");
+    assert!(bad.contains("does not continue"), "{bad}");
+    // A cut signature that does not verify.
+    let text = gunzip(&a[0]);
+    let last = text.lines().last().expect("cut").to_string();
+    let sig = last.split("\"signature\":\"").nth(1).expect("sig");
+    let flipped = if sig.starts_with('0') { "1" } else { "0" };
+    gzip(
+        &a[0],
+        &text.replace(
+            &last,
+            &last.replacen(
+                &format!("\"signature\":\"{}", &sig[..1]),
+                &format!("\"signature\":\"{flipped}"),
+                1,
+            ),
+        ),
+    );
+    let c = Ledger::check_archive(&a[0]).expect("read");
+    assert!(
+        c.problem
+            .as_deref()
+            .is_some_and(|p| p.contains("signature")),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn the_last_month_is_never_archived_and_the_cut_is_checked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let l = ledger(dir.path());
+    let key = KeyPair::generate("op").expect("key");
+    let out = dir.path().join("a.gz");
+    assert!(matches!(
+        l.archive(NOW - 20 * DAY, &key, NOW, &out),
+        Err(LedgerError::TooRecent)
+    ));
+    assert!(!out.exists());
+    l.archive(NOW - 50 * DAY, &key, NOW, &out).expect("archive");
+    // Whoever rewrites the cut in ledger.db (to hide older entries) breaks its signature.
+    let c = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("db");
+    c.execute("UPDATE cuts SET hash = ?1", [&"0".repeat(64)])
+        .expect("update");
+    let v = l.verify().expect("verify");
+    let p = v.problem.expect("broken");
+    assert_eq!(p.seq, 500);
+    assert!(p.reason.contains("archive cut"), "{p:?}");
+}
+
+fn schema(dir: &std::path::Path) -> (i64, Vec<String>) {
+    let c = rusqlite::Connection::open(dir.join("ledger.db")).expect("db");
+    let version = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    let mut s = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        .expect("indexes");
+    let names = s
+        .query_map([], |r| r.get(0))
+        .expect("indexes")
+        .collect::<Result<Vec<String>, _>>()
+        .expect("indexes");
+    (version, names)
+}
+
+/// A `ledger.db` written by the previous format (schema 1: no time index, no cuts) opens, is migrated in place,
+/// verifies, and takes new entries on the same chain.
+#[test]
+fn a_ledger_of_the_previous_schema_is_migrated_and_still_verifies() {
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let l = Ledger::open(dir.path()).expect("open");
+        l.append(&[call(1, "p"), call(2, "p"), call(3, "p")])
+            .expect("append");
+    }
+    {
+        // Turn it into exactly what schema 1 wrote.
+        let c = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("db");
+        c.execute_batch("DROP INDEX entries_time; DROP TABLE cuts; PRAGMA user_version = 1;")
+            .expect("downgrade");
+    }
+    assert_eq!(schema(dir.path()), (1, vec!["entries_plugin_time".into()]));
+    let l = Ledger::open(dir.path()).expect("open");
+    assert_eq!(
+        schema(dir.path()),
+        (3, vec!["entries_plugin_time".into(), "entries_time".into()])
+    );
+    let v = l.verify().expect("verify");
+    assert_eq!((v.entries, v.problem.clone()), (3, None));
+    assert_eq!(l.append(&[call(4, "p")]).expect("append"), vec![4]);
+    let v = l.verify().expect("verify");
+    assert_eq!((v.entries, v.problem), (4, None));
+}
