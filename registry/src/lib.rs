@@ -35,7 +35,7 @@ pub use error::{RegistryError, Result};
 pub use grants::grant_kind;
 pub use index::{
     ConfigEntry, HistoryEntry, InstallRequest, KeyRecord, PluginLimits, PluginRecord, Publisher,
-    PublisherPin, Runnable, ToolContract, UpgradeCheck, UpgradePolicy, VersionChange,
+    PublisherPin, Runnable, Source, ToolContract, UpgradeCheck, UpgradePolicy, VersionChange,
     VersionRecord, Window, capability_diff, check_plugin_id, compare_versions,
 };
 pub use keys::{KeyPair, PublicKey};

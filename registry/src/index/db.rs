@@ -77,6 +77,10 @@ const MIGRATIONS: &[&str] = &[
         written_at INTEGER NOT NULL,
         PRIMARY KEY (engine, component)
      );",
+    // 4: where a version came from (an `oci://` reference or a URL; NULL for a local file) and, for OCI, the
+    // digest of the manifest it was pulled by: a tag that moves later does not change what this row says.
+    "ALTER TABLE versions ADD COLUMN source TEXT;
+     ALTER TABLE versions ADD COLUMN manifest_digest TEXT;",
 ];
 
 /// Opens the index, creating it with mode 0600 (it holds secrets; SQLite gives its WAL and shm files the same
