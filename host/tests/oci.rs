@@ -316,6 +316,15 @@ fn a_tag_that_moves_changes_nothing_installed() {
     assert_eq!(after["plugin"]["digest"], before["plugin"]["digest"]);
     assert_eq!(after["plugin"]["manifest_digest"], first.as_str());
     assert_eq!(after["status"], "enabled");
+    let rows: Value =
+        serde_json::from_str(&operator.ok(&["outdated", "--json", "--insecure"])).expect("json");
+    assert_eq!(rows[0]["newer"], reference.as_str(), "{rows}");
+    assert!(
+        rows[0]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains(&format!("moved to {second}"))),
+        "{rows}"
+    );
     // An upgrade from the same reference takes the new bytes, verified, and records the new manifest.
     operator.ok(&["upgrade", &reference, "--insecure", "--yes"]);
     let upgraded: Value =
@@ -616,4 +625,40 @@ fn a_registry_that_stalls_mid_blob_times_out() {
     // The server stalls for 10 minutes: well under that means the read timeout ended it (slack for a loaded machine).
     assert!(took < Duration::from_secs(90), "took {took:?}");
     eprintln!("stalled registry refused after {took:?}");
+}
+
+#[test]
+fn outdated_shows_a_newer_tag_and_upgrade_by_id_takes_it() {
+    let publisher = publisher();
+    let v1 = format!("{}:0.1.0", repo("outdated"));
+    let v2 = format!("{}:0.2.0", repo("outdated"));
+    publisher.ok(&["push", fx::STATE_B, &v1, "--key", "acme", "--insecure"]);
+    let operator = operator_of(&publisher);
+    operator.ok(&["install", &v1, "--insecure", "--yes"]);
+    let rows: Value =
+        serde_json::from_str(&operator.ok(&["outdated", "--json", "--insecure"])).expect("json");
+    assert_eq!(rows[0]["id"], "fixture-state-b");
+    assert_eq!(rows[0]["newer"], Value::Null, "{rows}");
+    let out = operator.ok(&["upgrade", "fixture-state-b", "--insecure", "--yes"]);
+    assert!(out.contains("already installed and current"), "{out}");
+
+    publisher.ok(&["push", fx::STATE_B_V2, &v2, "--key", "acme", "--insecure"]);
+    let rows: Value =
+        serde_json::from_str(&operator.ok(&["outdated", "--json", "--insecure"])).expect("json");
+    assert_eq!(rows[0]["newer"], v2.as_str(), "{rows}");
+    let table = operator.ok(&["outdated", "--insecure"]);
+    assert!(table.contains("version 0.2.0 is tagged"), "{table}");
+    operator.ok(&["upgrade", "fixture-state-b", "--insecure", "--yes"]);
+    let info: Value =
+        serde_json::from_str(&operator.ok(&["info", "fixture-state-b", "--json"])).expect("json");
+    assert_eq!(info["plugin"]["version"], "0.2.0");
+    assert_eq!(info["plugin"]["source"], v2.as_str());
+
+    // A plugin installed from a file has no source to upgrade from.
+    let local = operator_of(&publisher);
+    let file = local.path("basic.wasm");
+    std::fs::copy(fx::BASIC, &file).expect("copy");
+    local.ok(&["install", s(&file), "--yes", "--allow-unsigned"]);
+    let o = local.run(&["upgrade", "fixture-basic", "--yes"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("installed from a local file"));
 }

@@ -75,7 +75,13 @@ pub async fn fetch(
         }
         let reference = oci::parse_reference(source)?;
         let client = registry.client(home, &reference)?;
+        let started = std::time::Instant::now();
         let pulled = client.pull(&reference).await?;
+        eprintln!(
+            "pulled {source} ({}) in {:.1}s",
+            plughost::units::human_bytes(pulled.bytes.len() as u64),
+            started.elapsed().as_secs_f64()
+        );
         let sig_tag = oci::signature_tag(&pulled.manifest_digest);
         return Ok(Fetched {
             label: source.to_string(),

@@ -332,7 +332,12 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
     let reg = open_registry(home)?;
     let host = Host::open(home)?;
     // Fetched (and, for OCI, its sha256 digests checked) into memory; nothing is written before it is verified.
-    let fetched = fetch(home, &args.file, args.sig.as_deref(), &args.registry).await?;
+    let source = match upgrade {
+        true => super::outdated::upgrade_source(home, &args.file, &args.registry).await?,
+        false => None,
+    };
+    let from = source.as_deref().unwrap_or(&args.file);
+    let fetched = fetch(home, from, args.sig.as_deref(), &args.registry).await?;
     let result = install_in(&reg, &host, &args, &fetched, upgrade).await;
     if result.is_err() {
         // A refused install leaves nothing behind: not the artifact checking it compiled (or `sign` left), unless an

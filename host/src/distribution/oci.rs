@@ -214,6 +214,32 @@ impl OciClient {
         Ok((digest, len))
     }
 
+    /// The repository's tags (at most 1000, one page: enough to find the newest version).
+    pub async fn tags(&self, reference: &Reference) -> Result<Vec<String>, DistError> {
+        self.client
+            .auth(reference, &self.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| self.error(reference, "login", e))?;
+        let r = self
+            .client
+            .list_tags(reference, &self.auth, Some(1000), None)
+            .await
+            .map_err(|e| self.error(reference, "tag list", e))?;
+        Ok(r.tags)
+    }
+
+    /// The manifest digest `reference` resolves to now (a HEAD request: nothing is downloaded).
+    pub async fn resolve(&self, reference: &Reference) -> Result<String, DistError> {
+        self.client
+            .auth(reference, &self.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| self.error(reference, "login", e))?;
+        self.client
+            .fetch_manifest_digest(reference, &self.auth)
+            .await
+            .map_err(|e| self.error(reference, "manifest", e))
+    }
+
     /// Resolves `reference` (a tag or a digest) to its manifest, checks it is a Wasm component artifact whose
     /// layer fits the size limit, downloads and checks the layer, then fetches the signature made for that very
     /// manifest digest, if any.
