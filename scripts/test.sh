@@ -13,6 +13,13 @@ elif [ -z "${DOCKER_HOST:-}" ]; then
   eval "$(bash scripts/docker-engine.sh)"
   echo "    DOCKER_HOST=$DOCKER_HOST"
 fi
+# The distribution tests (host/tests/oci.rs) need a real OCI registry: Debian's docker-registry with htpasswd auth on
+# loopback (apt-installs it and skopeo the first time, ~15 s; starts in < 1 s).
+if [ -z "${PLUGHOST_TEST_REGISTRY:-}" ]; then
+  echo "==> scripts/oci-registry.sh"
+  eval "$(bash scripts/oci-registry.sh)"
+  echo "    PLUGHOST_TEST_REGISTRY=$PLUGHOST_TEST_REGISTRY"
+fi
 # Plugins in Python, JavaScript and C are built by `plughost build`, which installs their pinned toolchains once
 # into target/toolchains (minutes the first time, nothing after).
 export PLUGHOST_TOOLCHAINS="${PLUGHOST_TOOLCHAINS:-$PWD/target/toolchains}"

@@ -19,6 +19,7 @@ pub mod call;
 pub mod caps;
 pub mod catalog;
 pub mod contract;
+pub mod distribution;
 pub mod gateway;
 pub mod home;
 pub mod json;

@@ -35,9 +35,9 @@ pub use error::{RegistryError, Result};
 pub use grants::grant_kind;
 pub use index::{
     ConfigEntry, HistoryEntry, InstallRequest, KeyRecord, PluginLimits, PluginRecord, Publisher,
-    PublisherPin, Runnable, TOKEN_PREFIX, TokenRecord, TokenScope, ToolContract, UpgradeCheck,
-    UpgradePolicy, VersionChange, VersionRecord, Window, capability_diff, check_plugin_id,
-    compare_versions,
+    PublisherPin, Runnable, Source, TOKEN_PREFIX, TokenRecord, TokenScope, ToolContract,
+    UpgradeCheck, UpgradePolicy, VersionChange, VersionRecord, Window, capability_diff,
+    check_plugin_id, compare_versions,
 };
 pub use keys::{KeyPair, PublicKey};
 pub use signature::{SignatureFile, SignerStatus, Statement, Verified};

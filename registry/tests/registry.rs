@@ -62,6 +62,7 @@ fn request<'a>(
         manifest_json: "{}".into(),
         imports: vec![],
         grants: grants.iter().map(|s| s.to_string()).collect(),
+        source: None,
     }
 }
 

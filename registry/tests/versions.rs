@@ -47,6 +47,7 @@ fn request<'a>(provenance: Provenance, bytes: &'a [u8], version: &'a str) -> Ins
         manifest_json: "{}".into(),
         imports: vec!["state".into()],
         grants: vec!["state".into()],
+        source: None,
     }
 }
 
@@ -244,10 +245,11 @@ fn an_index_from_before_the_rollback_stack_rolls_back_in_install_order() {
             }
         }
     }
-    // Make it the schema of the first release (no `previous_seq`, nor the later `artifacts` table).
+    // Make it the schema of the first release (no `previous_seq`, nor the later `artifacts` table and source columns).
     let conn = rusqlite::Connection::open(dir.path().join("index.db")).expect("sqlite");
     conn.execute_batch(
-        "ALTER TABLE versions DROP COLUMN previous_seq; DROP TABLE artifacts; PRAGMA user_version = 1;",
+        "ALTER TABLE versions DROP COLUMN source; ALTER TABLE versions DROP COLUMN manifest_digest; \
+         ALTER TABLE versions DROP COLUMN previous_seq; DROP TABLE artifacts; PRAGMA user_version = 1;",
     )
         .expect("downgrade the schema");
     drop(conn);

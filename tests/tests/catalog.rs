@@ -58,6 +58,7 @@ async fn install(e: &Env, path: &str, grants: &[&str], upgrade: bool) {
         manifest_json: serde_json::to_string(&manifest).expect("manifest json"),
         imports: caps,
         grants: grants.iter().map(|s| s.to_string()).collect(),
+        source: None,
     };
     if upgrade {
         e.registry.upgrade(req).expect("upgrade");

@@ -1,5 +1,5 @@
 //! Command-line interface: the clap tree, `main`, the dispatch to each command's module (call, keys, publish,
-//! plugins, usage, ledger, serve; the authoring commands are in `crate::author`), and the helpers the commands
+//! fetch, distribute, outdated, plugins, usage, ledger, serve; the authoring commands are in `crate::author`), and the helpers the commands
 //! share are in `show.rs`. anyhow lives here only; the library speaks typed errors.
 
 use std::io::IsTerminal;
@@ -11,8 +11,11 @@ use clap::{Parser, Subcommand};
 use plughost::Home;
 
 mod call;
+mod distribute;
+mod fetch;
 mod keys;
 mod ledger;
+mod outdated;
 mod plugins;
 mod publish;
 mod serve;
@@ -57,10 +60,18 @@ enum Command {
     Tokens(tokens::TokensCommand),
     /// Sign a component: its digest plus the id, version and capabilities it declares.
     Sign(publish::SignArgs),
-    /// Verify, approve and install a signed component.
+    /// Verify, approve and install a signed component, from a file or an OCI registry (oci://…).
     Install(publish::InstallArgs),
-    /// Install a new version of an installed plugin; shows the capability diff, new capabilities need approval.
+    /// Install a new version of an installed plugin (a file, oci://…, or ID: the newest at its source); shows the
+    /// capability diff, new capabilities need approval.
     Upgrade(publish::InstallArgs),
+    /// Push a component and its signature to an OCI registry as a Wasm OCI artifact.
+    Push(distribute::PushArgs),
+    /// Credentials for OCI registries: login, logout.
+    #[command(subcommand)]
+    Registry(distribute::RegistryCommand),
+    /// Installed plugins with a newer version (or a moved tag) at the registry they were installed from.
+    Outdated(outdated::OutdatedArgs),
     /// Go back to the version that was current before this one (with the grants it had); each rollback pops one.
     Rollback { id: String },
     /// Remove an installed plugin, its config, secrets and state.
@@ -207,6 +218,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sign(args) => publish::sign(&home, args).await,
         Command::Install(args) => publish::install(&home, args, false).await,
         Command::Upgrade(args) => publish::install(&home, args, true).await,
+        Command::Push(args) => distribute::push(&home, args).await,
+        Command::Registry(cmd) => distribute::registry(&home, cmd),
+        Command::Outdated(args) => outdated::outdated(&home, args).await,
         Command::Rollback { id } => plugins::rollback(&home, &id),
         Command::Remove { id, keep_state } => plugins::remove(&home, &id, keep_state),
         Command::List { json } => plugins::list(&home, json),

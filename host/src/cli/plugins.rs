@@ -134,6 +134,12 @@ pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
     println!("digest       {}", r.digest);
     println!("size         {}", human_bytes(r.size));
     println!("publisher    {}", publisher_text(&r));
+    if let Some(src) = &r.source {
+        println!("source       {src}");
+    }
+    if let Some(m) = &r.manifest_digest {
+        println!("manifest     {m}");
+    }
     println!("declared     {}", list_or_none(&r.declared));
     println!("grants       {}", list_or_none(&r.grants));
     println!(

@@ -16,6 +16,7 @@ use plughost::registry::{
 use plughost::units::human_bytes;
 use plughost::{Capability, ComponentInfo, Grant, Grants, Home, Host, Manifest};
 
+use super::fetch::{Fetched, RegistryArgs, fetch};
 use super::show::{list_or_none, open_registry, print_json, publisher_text};
 
 #[derive(Args, Debug)]
@@ -36,9 +37,9 @@ pub struct SignArgs {
 
 #[derive(Args, Debug)]
 pub struct InstallArgs {
-    /// The component to install.
-    pub file: PathBuf,
-    /// Its signature (default: FILE.sig).
+    /// The component to install: a .wasm file, or oci://REGISTRY/REPOSITORY:TAG (or @sha256:HEX).
+    pub file: String,
+    /// A local file's signature (default: FILE.sig).
     #[arg(long)]
     pub sig: Option<PathBuf>,
     /// Approve exactly these grants (repeatable) instead of what the publisher requests.
@@ -59,15 +60,28 @@ pub struct InstallArgs {
     pub allow_downgrade: bool,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 // ---- sign ------------------------------------------------------------------------------------------------------
 
-async fn describe_file(host: &Host, file: &Path) -> Result<(Vec<u8>, ComponentInfo, Manifest)> {
+pub(super) async fn describe_file(
+    host: &Host,
+    file: &Path,
+) -> Result<(Vec<u8>, ComponentInfo, Manifest)> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let name = file.display().to_string();
+    let (info, manifest) = describe_bytes(host, &bytes, file.display().to_string()).await?;
+    Ok((bytes, info, manifest))
+}
+
+async fn describe_bytes(
+    host: &Host,
+    bytes: &[u8],
+    name: String,
+) -> Result<(ComponentInfo, Manifest)> {
     let size = bytes.len();
-    let (component, info, _) = host.compile(&bytes, move || {
+    let (component, info, _) = host.compile(bytes, move || {
         if std::io::stderr().is_terminal() {
             eprint!(
                 "compiling {name} ({}) once; later loads come from the cache… ",
@@ -77,11 +91,14 @@ async fn describe_file(host: &Host, file: &Path) -> Result<(Vec<u8>, ComponentIn
         }
     })?;
     let manifest = host.describe(&component).await?;
-    Ok((bytes, info, manifest))
+    Ok((info, manifest))
 }
 
 /// The capabilities a component declares: one grant per import, where `--request` may make one specific.
-fn declared_capabilities(info: &ComponentInfo, requests: &[String]) -> Result<Vec<String>> {
+pub(super) fn declared_capabilities(
+    info: &ComponentInfo,
+    requests: &[String],
+) -> Result<Vec<String>> {
     let requested = Grants::parse(requests).context("--request")?;
     for g in requested.iter() {
         if !info.capabilities.contains(&g.capability()) {
@@ -126,7 +143,9 @@ pub async fn sign(home: &Home, args: SignArgs) -> Result<ExitCode> {
     let (bytes, info, manifest) = describe_file(&host, &args.file).await?;
     let caps = declared_capabilities(&info, &args.requests)?;
     let sig = SignatureFile::sign(&key, &bytes, &manifest.id, &manifest.version, caps.clone());
-    let out = args.out.unwrap_or_else(|| sig_path(&args.file));
+    let out = args
+        .out
+        .unwrap_or_else(|| super::fetch::sig_path(&args.file));
     plughost::registry::blobs::write_atomic(&out, sig.to_json().as_bytes())?;
     println!(
         "signed {} {} ({}) with `{}` {}",
@@ -148,12 +167,6 @@ pub async fn sign(home: &Home, args: SignArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn sig_path(file: &Path) -> PathBuf {
-    let mut s = file.as_os_str().to_owned();
-    s.push(".sig");
-    PathBuf::from(s)
-}
-
 // ---- install / upgrade -----------------------------------------------------------------------------------------
 
 struct Checked {
@@ -167,28 +180,27 @@ struct Checked {
 /// Verifies and inspects a component for install: signature first (nothing else runs for an unsigned or badly
 /// signed file), then the component itself (a core module or wrong contract is refused by the host), then that its
 /// `describe()` and imports match what was signed.
-async fn check_for_install(reg: &Registry, host: &Host, args: &InstallArgs) -> Result<Checked> {
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let sig_file = args.sig.clone().unwrap_or_else(|| sig_path(&args.file));
-    let provenance = if sig_file.exists() {
-        let text = std::fs::read_to_string(&sig_file)
-            .with_context(|| format!("cannot read {}", sig_file.display()))?;
-        let sig = SignatureFile::parse(&text)
-            .with_context(|| format!("signature {}", sig_file.display()))?;
-        Provenance::Signed(reg.verify(&bytes, &sig)?)
-    } else if args.allow_unsigned {
-        Provenance::unsigned(&bytes)
-    } else {
-        bail!(
-            "{} is not signed (no {}). Sign it with `plughost sign {} --key <name>`, or install it anyway with \
-             --allow-unsigned (recorded and shown in `plughost list`)",
-            args.file.display(),
-            sig_file.display(),
-            args.file.display()
-        );
+async fn check_for_install(
+    reg: &Registry,
+    host: &Host,
+    args: &InstallArgs,
+    fetched: &Fetched,
+) -> Result<Checked> {
+    let bytes = fetched.bytes.clone();
+    let provenance = match &fetched.signature {
+        Some((text, from)) => {
+            let sig = SignatureFile::parse(text).with_context(|| format!("signature {from}"))?;
+            Provenance::Signed(reg.verify(&bytes, &sig)?)
+        }
+        None if args.allow_unsigned => Provenance::unsigned(&bytes),
+        None => bail!(
+            "{} is not signed ({}), or install it anyway with --allow-unsigned (recorded and shown in \
+             `plughost list`)",
+            fetched.label,
+            fetched.sig_hint
+        ),
     };
-    let (_, info, manifest) = describe_file(host, &args.file).await?;
+    let (info, manifest) = describe_bytes(host, &bytes, fetched.label.clone()).await?;
     let declared = match &provenance {
         Provenance::Signed(v) => {
             let s = v.statement();
@@ -319,15 +331,20 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
     }
     let reg = open_registry(home)?;
     let host = Host::open(home)?;
-    let result = install_in(&reg, &host, &args, upgrade).await;
+    // Fetched (and, for OCI, its sha256 digests checked) into memory; nothing is written before it is verified.
+    let source = match upgrade {
+        true => super::outdated::upgrade_source(home, &args.file, &args.registry).await?,
+        false => None,
+    };
+    let from = source.as_deref().unwrap_or(&args.file);
+    let fetched = fetch(home, from, args.sig.as_deref(), &args.registry).await?;
+    let result = install_in(&reg, &host, &args, &fetched, upgrade).await;
     if result.is_err() {
         // A refused install leaves nothing behind: not the artifact checking it compiled (or `sign` left), unless an
         // installed version is this very component.
-        if let Ok(bytes) = std::fs::read(&args.file) {
-            let digest = blake3::hash(&bytes).to_hex();
-            if !reg.component_installed(&digest).unwrap_or(true) {
-                host.engine().discard(&digest);
-            }
+        let digest = blake3::hash(&fetched.bytes).to_hex();
+        if !reg.component_installed(&digest).unwrap_or(true) {
+            host.engine().discard(&digest);
         }
     }
     result
@@ -337,13 +354,14 @@ async fn install_in(
     reg: &Registry,
     host: &Host,
     args: &InstallArgs,
+    fetched: &Fetched,
     upgrade: bool,
 ) -> Result<ExitCode> {
     let policy = UpgradePolicy {
         allow_publisher_change: args.allow_publisher_change,
         allow_downgrade: args.allow_downgrade,
     };
-    let c = check_for_install(reg, host, args).await?;
+    let c = check_for_install(reg, host, args, fetched).await?;
     let id = c.manifest.id.clone();
     let existing = match reg.plugin(&id) {
         Ok(r) => Some(r),
@@ -363,12 +381,12 @@ async fn install_in(
             bail!(
                 "plugin `{id}` is already installed (version {}); use `plughost upgrade {}`",
                 cur.version,
-                args.file.display()
+                args.file
             )
         }
         (None, true) => bail!(
             "plugin `{id}` is not installed; use `plughost install {}`",
-            args.file.display()
+            args.file
         ),
         (None, false) => {
             let approved = approve(args, &id, c.declared.clone(), &c.declared)?;
@@ -381,6 +399,7 @@ async fn install_in(
                 manifest_json: serde_json::to_string(&c.manifest)?,
                 imports: c.declared.clone(),
                 grants: approved,
+                source: fetched.source.clone(),
             })?
         }
         (Some(cur), true) => {
@@ -442,6 +461,7 @@ async fn install_in(
                     manifest_json: serde_json::to_string(&c.manifest)?,
                     imports: c.declared.clone(),
                     grants: approved,
+                    source: fetched.source.clone(),
                 },
                 policy,
             )?
@@ -457,6 +477,12 @@ async fn install_in(
             record.digest
         );
         println!("  publisher  {}", publisher_text(&record));
+        if let Some(src) = &record.source {
+            println!("  source     {src}");
+        }
+        if let Some(m) = &record.manifest_digest {
+            println!("  manifest   {m}");
+        }
         println!("  grants     {}", list_or_none(&record.grants));
         println!("  tools      {}", c.manifest.tools.len());
     }

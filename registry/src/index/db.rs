@@ -77,7 +77,11 @@ const MIGRATIONS: &[&str] = &[
         written_at INTEGER NOT NULL,
         PRIMARY KEY (engine, component)
      );",
-    // 4: scoped client tokens for the gateway (see tokens.rs): the blake3 hash of each token, never the token.
+    // 4: where a version came from (an `oci://` reference or a URL; NULL for a local file) and, for OCI, the
+    // digest of the manifest it was pulled by: a tag that moves later does not change what this row says.
+    "ALTER TABLE versions ADD COLUMN source TEXT;
+     ALTER TABLE versions ADD COLUMN manifest_digest TEXT;",
+    // 5: scoped client tokens for the gateway (see tokens.rs): the blake3 hash of each token, never the token.
     "CREATE TABLE tokens (
         name       TEXT PRIMARY KEY,
         hash       BLOB NOT NULL UNIQUE,

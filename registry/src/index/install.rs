@@ -27,6 +27,16 @@ pub struct InstallRequest<'a> {
     pub imports: Vec<String>,
     /// The grants the operator approved.
     pub grants: Vec<String>,
+    /// Where the bytes came from, when not a local file.
+    pub source: Option<Source>,
+}
+
+/// Where a version was fetched from: the reference the operator gave (`oci://…:tag`, `https://…`) and, for an OCI
+/// pull, the digest of the manifest the verified bytes were read through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Source {
+    pub reference: String,
+    pub manifest_digest: Option<String>,
 }
 
 impl Registry {
@@ -55,8 +65,8 @@ impl Registry {
         };
         tx.execute(
             "INSERT INTO versions (plugin_id, version, digest, size, key_fingerprint, signature, declared, grants,
-                                   manifest, installed_at, previous_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                   manifest, installed_at, previous_seq, source, manifest_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 req.plugin,
                 req.version,
@@ -68,7 +78,9 @@ impl Registry {
                 json(&req.grants),
                 req.manifest_json,
                 now(),
-                previous_seq
+                previous_seq,
+                req.source.as_ref().map(|s| s.reference.as_str()),
+                req.source.as_ref().and_then(|s| s.manifest_digest.as_deref()),
             ],
         )?;
         Ok(tx.last_insert_rowid())
@@ -109,10 +121,11 @@ impl Registry {
                 "install"
             },
             &format!(
-                "{} {} grants [{}]",
+                "{} {} grants [{}]{}",
                 req.version,
                 req.provenance.digest(),
-                req.grants.join(", ")
+                req.grants.join(", "),
+                source_note(&req)
             ),
         )?;
         Self::bump(&tx)?;
@@ -165,11 +178,12 @@ impl Registry {
             Some(req.plugin),
             "upgrade",
             &format!(
-                "{} -> {} {} grants [{}]",
+                "{} -> {} {} grants [{}]{}",
                 current.version,
                 req.version,
                 req.provenance.digest(),
-                req.grants.join(", ")
+                req.grants.join(", "),
+                source_note(&req)
             ),
         )?;
         if check.publisher_changes() {
@@ -301,6 +315,17 @@ impl Registry {
             }
         }
         Ok(record)
+    }
+}
+
+/// ` from REF (manifest sha256:…)` for the history line of a version that was fetched.
+fn source_note(req: &InstallRequest<'_>) -> String {
+    match &req.source {
+        None => String::new(),
+        Some(s) => match &s.manifest_digest {
+            Some(m) => format!(" from {} (manifest {m})", s.reference),
+            None => format!(" from {}", s.reference),
+        },
     }
 }
 

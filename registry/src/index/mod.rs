@@ -19,7 +19,7 @@ mod versions;
 
 pub use db::SCHEMA_VERSION;
 pub(crate) use db::open;
-pub use install::{InstallRequest, capability_diff};
+pub use install::{InstallRequest, Source, capability_diff};
 pub use plugins::{Runnable, check_plugin_id};
 pub use tokens::{TOKEN_PREFIX, TokenRecord, TokenScope};
 pub use types::{

@@ -146,6 +146,10 @@ pub struct PluginRecord {
     pub limits: PluginLimits,
     pub installed_at: i64,
     pub updated_at: i64,
+    /// Where the current version was fetched from (`oci://…`, a URL); `None` for a local file.
+    pub source: Option<String>,
+    /// For an OCI pull: the digest of the manifest the current version was read through.
+    pub manifest_digest: Option<String>,
     /// The plugin's manifest (its `describe()`), as JSON.
     #[serde(skip)]
     pub manifest_json: String,
@@ -195,7 +199,7 @@ pub struct HistoryEntry {
 
 pub(crate) const PLUGIN_SELECT: &str = "SELECT p.id, v.version, v.digest, v.size, p.enabled, p.disabled_reason,
         k.name, k.fingerprint, k.revoked_at, v.key_fingerprint, v.grants, v.declared, p.limits, p.installed_at,
-        p.updated_at, v.manifest, v.seq
+        p.updated_at, v.manifest, v.seq, v.source, v.manifest_digest
      FROM plugins p JOIN versions v ON v.seq = p.current_seq
      LEFT JOIN keys k ON k.fingerprint = v.key_fingerprint";
 
@@ -240,6 +244,8 @@ pub(crate) fn plugin_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PluginR
         updated_at: r.get(14)?,
         manifest_json: r.get(15)?,
         seq: r.get(16)?,
+        source: r.get(17)?,
+        manifest_digest: r.get(18)?,
     })
 }
 

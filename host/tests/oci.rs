@@ -1,0 +1,664 @@
+//! Distribution through a real OCI registry (CNCF distribution 2.8 from apt, htpasswd auth, started on loopback by
+//! scripts/oci-registry.sh, or the one PLUGHOST_TEST_REGISTRY names): push → install on another data dir → call,
+//! what an independent tool (skopeo) reads back, and every way a pull must be refused before anything is written.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use plughost_tests as fx;
+use serde_json::Value;
+
+/// The registry: address, user, password, storage dir.
+struct Registry {
+    addr: String,
+    user: String,
+    password: String,
+    data: PathBuf,
+}
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut env: std::collections::HashMap<String, String> = Default::default();
+        if var("PLUGHOST_TEST_REGISTRY").is_none() {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/oci-registry.sh");
+            let o = Command::new("bash")
+                .arg(script)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run scripts/oci-registry.sh");
+            assert!(o.status.success(), "scripts/oci-registry.sh failed");
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                    env.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        let get = |k: &str| {
+            var(k)
+                .or_else(|| env.get(k).cloned())
+                .unwrap_or_else(|| panic!("{k} not set by scripts/oci-registry.sh"))
+        };
+        Registry {
+            addr: get("PLUGHOST_TEST_REGISTRY"),
+            user: get("PLUGHOST_TEST_REGISTRY_USER"),
+            password: get("PLUGHOST_TEST_REGISTRY_PASSWORD"),
+            data: PathBuf::from(get("PLUGHOST_TEST_REGISTRY_DATA")),
+        }
+    })
+}
+
+/// A unique repository per test run, so reruns against the same registry start clean.
+fn repo(name: &str) -> String {
+    static RUN: OnceLock<u128> = OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    });
+    format!("oci://{}/t{run}/{name}", registry().addr)
+}
+
+struct Cli {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli {
+            home: tempfile::tempdir().expect("home"),
+            work: tempfile::tempdir().expect("work"),
+        }
+    }
+
+    /// A data dir logged in to the test registry with `password`.
+    fn logged_in(password: &str) -> Cli {
+        let cli = Cli::new();
+        let r = registry();
+        let o = cli.run_with_stdin(
+            &["registry", "login", &r.addr, "--username", &r.user],
+            password,
+        );
+        assert!(
+            o.status.success(),
+            "login: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        cli
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plughost"))
+            .args(args)
+            .env("PLUGHOST_HOME", self.home.path())
+            .env("DOCKER_CONFIG", self.home.path().join("no-docker"))
+            .env_remove("PLUGHOST_LOG")
+            .current_dir(self.work.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run plughost");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait plughost")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, "")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "plughost {args:?} failed ({:?}):\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs, expects exit code 2 and nothing installed, returns stderr.
+    fn refused(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "plughost {args:?}: stdout {} stderr {err}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let list = self.ok(&["list", "--json"]);
+        assert_eq!(list.trim(), "[]", "a refused install left: {list}");
+        err
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A publisher with key `acme` (acme.pub in its work dir), logged in to the registry.
+fn publisher() -> Cli {
+    let p = Cli::logged_in(&registry().password);
+    p.ok(&["keys", "generate", "--name", "acme", "--trust"]);
+    p
+}
+
+/// An operator that trusts `publisher`'s key and is logged in.
+fn operator_of(publisher: &Cli) -> Cli {
+    let o = Cli::logged_in(&registry().password);
+    o.ok(&["keys", "trust", s(&publisher.path("acme.pub"))]);
+    o
+}
+
+/// skopeo with the registry's credentials (`inspect` takes `--creds`, `copy` `--src-creds` and `--dest-creds`).
+fn skopeo(args: &[&str]) -> Output {
+    let r = registry();
+    let creds = format!("{}:{}", r.user, r.password);
+    let mut a: Vec<&str> = args.to_vec();
+    if let ["copy", .., src, dest] = args {
+        if src.starts_with("docker://") {
+            a.extend(["--src-creds", &creds]);
+        }
+        if dest.starts_with("docker://") {
+            a.extend(["--dest-creds", &creds]);
+        }
+    } else {
+        a.extend(["--creds", &creds]);
+    }
+    Command::new("skopeo")
+        .args(&a)
+        .output()
+        .expect("run skopeo")
+}
+
+fn skopeo_manifest(reference: &str) -> Value {
+    let docker = reference.replacen("oci://", "docker://", 1);
+    let o = skopeo(&["inspect", "--raw", "--tls-verify=false", &docker]);
+    assert!(
+        o.status.success(),
+        "skopeo inspect {docker}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("manifest json")
+}
+
+fn manifest_digest(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("manifest   "))
+        .unwrap_or_else(|| panic!("no manifest digest in: {out}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn push_then_install_on_another_data_dir_then_call() {
+    let publisher = publisher();
+    let reference = format!("{}:0.1.0", repo("basic"));
+    let started = Instant::now();
+    let out = publisher.ok(&["push", fx::BASIC, &reference, "--key", "acme", "--insecure"]);
+    eprintln!(
+        "push of {} bytes: {:?}",
+        fx::bytes(fx::BASIC).len(),
+        started.elapsed()
+    );
+    let digest = manifest_digest(&out);
+
+    // An independent tool reads the ecosystem's Wasm artifact layout, and the signature under the cosign-style tag.
+    let m = skopeo_manifest(&reference);
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(m["layers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(m["layers"][0]["mediaType"], "application/wasm");
+    assert_eq!(m["layers"][0]["size"], fx::bytes(fx::BASIC).len());
+    let sig_ref = format!("{}:{}.sig", repo("basic"), digest.replacen(':', "-", 1));
+    let sig = skopeo_manifest(&sig_ref);
+    assert_eq!(sig["subject"]["digest"], digest.as_str());
+    assert_eq!(
+        sig["layers"][0]["mediaType"],
+        "application/vnd.plughost.signature.v1+json"
+    );
+
+    let operator = operator_of(&publisher);
+    let started = Instant::now();
+    let out = operator.ok(&["install", &reference, "--insecure", "--yes"]);
+    eprintln!("install: {:?}", started.elapsed());
+    assert!(out.contains(&format!("source     {reference}")), "{out}");
+    let called = operator.ok(&[
+        "call",
+        "fixture-basic",
+        "echo",
+        "--args",
+        r#"{"text":"from the registry"}"#,
+    ]);
+    assert!(called.contains("from the registry"), "{called}");
+
+    let info = operator.ok(&["info", "fixture-basic", "--json"]);
+    let info: Value = serde_json::from_str(&info).expect("info json");
+    assert_eq!(info["plugin"]["source"], reference.as_str());
+    assert_eq!(info["plugin"]["manifest_digest"], digest.as_str());
+    assert_eq!(info["plugin"]["publisher"]["name"], "acme");
+    let text = operator.ok(&["info", "fixture-basic"]);
+    assert!(
+        text.contains(&format!("source       {reference}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("manifest     {digest}")), "{text}");
+    let history = operator.ok(&["history", "fixture-basic"]);
+    assert!(
+        history.contains(&format!("from {reference} (manifest {digest})")),
+        "{history}"
+    );
+
+    // Pinned by digest, on a third data dir.
+    let third = operator_of(&publisher);
+    let pinned = format!("{}@{digest}", repo("basic"));
+    third.ok(&["install", &pinned, "--insecure", "--yes"]);
+    let info: Value =
+        serde_json::from_str(&third.ok(&["info", "fixture-basic", "--json"])).expect("json");
+    assert_eq!(info["plugin"]["manifest_digest"], digest.as_str());
+
+    // A digest that is not the tag's: the registry has no such manifest.
+    let wrong = format!("{}@sha256:{}", repo("basic"), "0".repeat(64));
+    let err =
+        Cli::logged_in(&registry().password).refused(&["install", &wrong, "--insecure", "--yes"]);
+    assert!(err.contains("not found"), "{err}");
+}
+
+#[test]
+fn a_tag_that_moves_changes_nothing_installed() {
+    let publisher = publisher();
+    let reference = format!("{}:stable", repo("moving"));
+    let first = manifest_digest(&publisher.ok(&[
+        "push",
+        fx::STATE_B,
+        &reference,
+        "--key",
+        "acme",
+        "--insecure",
+    ]));
+    let operator = operator_of(&publisher);
+    operator.ok(&["install", &reference, "--insecure", "--yes"]);
+    let before: Value =
+        serde_json::from_str(&operator.ok(&["info", "fixture-state-b", "--json"])).expect("json");
+
+    let second = manifest_digest(&publisher.ok(&[
+        "push",
+        fx::STATE_B_V2,
+        &reference,
+        "--key",
+        "acme",
+        "--insecure",
+    ]));
+    assert_ne!(first, second, "the tag moved to other bytes");
+    let after: Value =
+        serde_json::from_str(&operator.ok(&["info", "fixture-state-b", "--json"])).expect("json");
+    assert_eq!(after["plugin"]["digest"], before["plugin"]["digest"]);
+    assert_eq!(after["plugin"]["manifest_digest"], first.as_str());
+    assert_eq!(after["status"], "enabled");
+    let rows: Value =
+        serde_json::from_str(&operator.ok(&["outdated", "--json", "--insecure"])).expect("json");
+    assert_eq!(rows[0]["newer"], reference.as_str(), "{rows}");
+    assert!(
+        rows[0]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains(&format!("moved to {second}"))),
+        "{rows}"
+    );
+    // An upgrade from the same reference takes the new bytes, verified, and records the new manifest.
+    operator.ok(&["upgrade", &reference, "--insecure", "--yes"]);
+    let upgraded: Value =
+        serde_json::from_str(&operator.ok(&["info", "fixture-state-b", "--json"])).expect("json");
+    assert_eq!(upgraded["plugin"]["manifest_digest"], second.as_str());
+    assert_ne!(upgraded["plugin"]["version"], before["plugin"]["version"]);
+}
+
+#[test]
+fn a_tampered_layer_is_refused() {
+    let publisher = publisher();
+    let reference = format!("{}:1", repo("tampered"));
+    publisher.ok(&["push", fx::LEAN, &reference, "--key", "acme", "--insecure"]);
+    let m = skopeo_manifest(&reference);
+    let layer = m["layers"][0]["digest"]
+        .as_str()
+        .expect("layer digest")
+        .to_string();
+    let hex = layer.trim_start_matches("sha256:");
+    let blob = registry().data.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let original = std::fs::read(&blob).expect("the registry's copy of the layer");
+    let mut tampered = original.clone();
+    let i = tampered.len() / 2;
+    tampered[i] ^= 0x01;
+    std::fs::write(&blob, &tampered).expect("tamper");
+    let operator = operator_of(&publisher);
+    let err = operator.refused(&["install", &reference, "--insecure", "--yes"]);
+    std::fs::write(&blob, &original).expect("restore");
+    assert!(err.contains("does not match its digest"), "{err}");
+}
+
+#[test]
+fn a_signature_made_for_another_manifest_is_refused() {
+    let publisher = publisher();
+    let a = format!("{}:a", repo("sigswap"));
+    let b = format!("{}:b", repo("sigswap"));
+    let da =
+        manifest_digest(&publisher.ok(&["push", fx::STATE_B, &a, "--key", "acme", "--insecure"]));
+    let db = manifest_digest(&publisher.ok(&[
+        "push",
+        fx::STATE_B_V2,
+        &b,
+        "--allow-unsigned",
+        "--insecure",
+    ]));
+    // With skopeo, put A's signature artifact under B's signature tag.
+    let tag = |d: &str| {
+        format!("{}:{}.sig", repo("sigswap"), d.replacen(':', "-", 1)).replacen(
+            "oci://",
+            "docker://",
+            1,
+        )
+    };
+    let o = skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &tag(&da),
+        &tag(&db),
+    ]);
+    assert!(
+        o.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let operator = operator_of(&publisher);
+    let err = operator.refused(&["install", &b, "--insecure", "--yes"]);
+    assert!(err.contains("refers to manifest"), "{err}");
+}
+
+/// An OCI image layout holding `component` as a Wasm artifact (what `wkg oci push` makes), unsigned.
+fn oci_layout(dir: &Path, component: &[u8], config_media_type: &str) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("layout");
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let hex = sha2_digest(bytes);
+        std::fs::write(blobs.join(&hex), bytes).expect("blob");
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let (layer, layer_size) = put(component);
+    let config = format!(
+        r#"{{"created":"2026-01-01T00:00:00Z","architecture":"wasm","os":"wasip2","layerDigests":["{layer}"]}}"#
+    );
+    let (cfg, cfg_size) = put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"{config_media_type}","digest":"{cfg}","size":{cfg_size}}},"layers":[{{"mediaType":"application/wasm","digest":"{layer}","size":{layer_size}}}]}}"#
+    );
+    let (m, m_size) = put(manifest.as_bytes());
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
+        .expect("oci-layout");
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{m}","size":{m_size},"annotations":{{"org.opencontainers.image.ref.name":"1"}}}}]}}"#
+    );
+    std::fs::write(dir.join("index.json"), index).expect("index.json");
+}
+
+/// sha256 hex with the system's sha256sum (the test crate has no sha2 of its own).
+fn sha2_digest(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(bytes)
+        .expect("write");
+    let o = child.wait_with_output().expect("sha256sum");
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .expect("hex")
+        .to_string()
+}
+
+fn skopeo_push_layout(layout: &Path, reference: &str) {
+    let src = format!("oci:{}:1", layout.display());
+    let dest = reference.replacen("oci://", "docker://", 1);
+    let o = skopeo(&["copy", "--dest-tls-verify=false", &src, &dest]);
+    assert!(
+        o.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn an_artifact_pushed_by_another_tool_is_unsigned_and_refused_unless_allowed() {
+    let operator = Cli::logged_in(&registry().password);
+    let layout = operator.path("layout");
+    oci_layout(
+        &layout,
+        &fx::bytes(fx::BASIC),
+        "application/vnd.wasm.config.v0+json",
+    );
+    let reference = format!("{}:1", repo("foreign"));
+    skopeo_push_layout(&layout, &reference);
+    let err = operator.refused(&["install", &reference, "--insecure", "--yes"]);
+    assert!(
+        err.contains("is not signed") && err.contains("--allow-unsigned"),
+        "{err}"
+    );
+    let out = operator.ok(&[
+        "install",
+        &reference,
+        "--insecure",
+        "--yes",
+        "--allow-unsigned",
+    ]);
+    assert!(
+        out.contains("UNSIGNED") || operator.ok(&["list"]).contains("UNSIGNED"),
+        "{out}"
+    );
+
+    // Something that is not a Wasm artifact (an image config) is refused by its media type.
+    let other = Cli::logged_in(&registry().password);
+    let layout = other.path("layout");
+    oci_layout(
+        &layout,
+        &fx::bytes(fx::BASIC),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    let reference = format!("{}:1", repo("not-wasm"));
+    skopeo_push_layout(&layout, &reference);
+    let err = other.refused(&[
+        "install",
+        &reference,
+        "--insecure",
+        "--yes",
+        "--allow-unsigned",
+    ]);
+    assert!(err.contains("is not a Wasm component artifact"), "{err}");
+}
+
+#[test]
+fn wrong_or_missing_credentials_are_refused_without_showing_them() {
+    let publisher = publisher();
+    let reference = format!("{}:1", repo("creds"));
+    publisher.ok(&["push", fx::BASIC, &reference, "--key", "acme", "--insecure"]);
+    let secret = "wrong-Secret-7fq2";
+    let wrong = Cli::logged_in(secret);
+    let err = wrong.refused(&["install", &reference, "--insecure", "--yes"]);
+    assert!(err.contains("wrong or missing credentials"), "{err}");
+    assert!(!err.contains(secret), "the password leaked: {err}");
+    let history = wrong.ok(&["history"]);
+    assert!(!history.contains(secret));
+    let anonymous = Cli::new();
+    let err = anonymous.refused(&["install", &reference, "--insecure", "--yes"]);
+    assert!(err.contains("wrong or missing credentials"), "{err}");
+    // The stored file is the operator's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(wrong.home.path().join("registries.json"))
+        .expect("stored")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_registry_that_is_down_or_remote_without_tls_is_refused() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let cli = Cli::new();
+    let err = cli.refused(&[
+        "install",
+        &format!("oci://127.0.0.1:{port}/acme/x:1"),
+        "--insecure",
+        "--yes",
+    ]);
+    assert!(err.contains("cannot reach 127.0.0.1"), "{err}");
+    let err = cli.refused(&[
+        "install",
+        "oci://registry.example.com/acme/x:1",
+        "--insecure",
+        "--yes",
+    ]);
+    assert!(
+        err.contains("--insecure is only allowed for a loopback registry"),
+        "{err}"
+    );
+}
+
+/// A registry that answers the API and the manifest, then sends a blob's headers and a few bytes and stalls.
+#[test]
+fn a_registry_that_stalls_mid_blob_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let layer = format!("sha256:{}", "1".repeat(64));
+    let config = format!("sha256:{}", "2".repeat(64));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/wasm","digest":"{layer}","size":100000}}]}}"#
+    );
+    let manifest_digest = format!("sha256:{}", sha2_digest(manifest.as_bytes()));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let manifest = manifest.clone();
+            let manifest_digest = manifest_digest.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let reply = if path.contains("/manifests/") {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+                             Docker-Content-Digest: {manifest_digest}\r\nContent-Length: {}\r\n\r\n{manifest}",
+                            manifest.len()
+                        )
+                    } else if path.contains("/blobs/") {
+                        let _ = conn.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n0123456789",
+                        );
+                        let _ = conn.flush();
+                        std::thread::sleep(Duration::from_secs(600));
+                        return;
+                    } else {
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_string()
+                    };
+                    if conn.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                    let _ = reader.get_mut().read(&mut []);
+                }
+            });
+        }
+    });
+    let cli = Cli::new();
+    let started = Instant::now();
+    let o = cli.run(&[
+        "install",
+        &format!("oci://127.0.0.1:{port}/acme/stall:1"),
+        "--insecure",
+        "--yes",
+        "--timeout",
+        "2s",
+    ]);
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("did not answer within 2s"), "{err}");
+    // The server stalls for 10 minutes: well under that means the read timeout ended it (slack for a loaded machine).
+    assert!(took < Duration::from_secs(90), "took {took:?}");
+    eprintln!("stalled registry refused after {took:?}");
+}
+
+#[test]
+fn outdated_shows_a_newer_tag_and_upgrade_by_id_takes_it() {
+    let publisher = publisher();
+    let v1 = format!("{}:0.1.0", repo("outdated"));
+    let v2 = format!("{}:0.2.0", repo("outdated"));
+    publisher.ok(&["push", fx::STATE_B, &v1, "--key", "acme", "--insecure"]);
+    let operator = operator_of(&publisher);
+    operator.ok(&["install", &v1, "--insecure", "--yes"]);
+    let rows: Value =
+        serde_json::from_str(&operator.ok(&["outdated", "--json", "--insecure"])).expect("json");
+    assert_eq!(rows[0]["id"], "fixture-state-b");
+    assert_eq!(rows[0]["newer"], Value::Null, "{rows}");
+    let out = operator.ok(&["upgrade", "fixture-state-b", "--insecure", "--yes"]);
+    assert!(out.contains("already installed and current"), "{out}");
+
+    publisher.ok(&["push", fx::STATE_B_V2, &v2, "--key", "acme", "--insecure"]);
+    let rows: Value =
+        serde_json::from_str(&operator.ok(&["outdated", "--json", "--insecure"])).expect("json");
+    assert_eq!(rows[0]["newer"], v2.as_str(), "{rows}");
+    let table = operator.ok(&["outdated", "--insecure"]);
+    assert!(table.contains("version 0.2.0 is tagged"), "{table}");
+    operator.ok(&["upgrade", "fixture-state-b", "--insecure", "--yes"]);
+    let info: Value =
+        serde_json::from_str(&operator.ok(&["info", "fixture-state-b", "--json"])).expect("json");
+    assert_eq!(info["plugin"]["version"], "0.2.0");
+    assert_eq!(info["plugin"]["source"], v2.as_str());
+
+    // A plugin installed from a file has no source to upgrade from.
+    let local = operator_of(&publisher);
+    let file = local.path("basic.wasm");
+    std::fs::copy(fx::BASIC, &file).expect("copy");
+    local.ok(&["install", s(&file), "--yes", "--allow-unsigned"]);
+    let o = local.run(&["upgrade", "fixture-basic", "--yes"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("installed from a local file"));
+}
