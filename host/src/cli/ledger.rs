@@ -240,7 +240,6 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             })
         }
         LedgerCommand::Export { out } => {
-            let entries = ledger.entries(&Filter::default())?;
             let mut w: Box<dyn Write> = match &out {
                 Some(p) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(p)
@@ -248,13 +247,14 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            for e in &entries {
-                serde_json::to_writer(&mut w, e)?;
+            let n = ledger.each_entry(|e| -> Result<()> {
+                serde_json::to_writer(&mut w, &e)?;
                 w.write_all(b"\n")?;
-            }
+                Ok(())
+            })?;
             w.flush()?;
             if let Some(p) = out {
-                eprintln!("exported {} entries to {}", entries.len(), p.display());
+                eprintln!("exported {n} entries to {}", p.display());
             }
             Ok(ExitCode::SUCCESS)
         }

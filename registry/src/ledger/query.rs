@@ -4,7 +4,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Caller, Entry, Kind, Ledger, NewEntry, Result};
+use super::{Caller, Entry, Kind, Ledger, LedgerError, NewEntry, Result};
 
 /// Filters for [`Ledger::entries`].
 #[derive(Debug, Clone, Default)]
@@ -107,6 +107,28 @@ impl Ledger {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         out.reverse();
         Ok(out)
+    }
+
+    /// Hands every live entry to `f`, oldest first, one at a time (what `ledger export` streams: the ledger is never
+    /// all in memory). Returns how many there were.
+    pub fn each_entry<E: From<LedgerError>>(
+        &self,
+        mut f: impl FnMut(Entry) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {} FROM entries ORDER BY seq",
+                Self::COLUMNS
+            ))
+            .map_err(LedgerError::from)?;
+        let mut rows = stmt.query([]).map_err(LedgerError::from)?;
+        let mut n = 0;
+        while let Some(r) = rows.next().map_err(LedgerError::from)? {
+            f(Self::row(r).map_err(LedgerError::from)?)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// The query [`Ledger::entries`] runs for `f`, and its parameters.
@@ -260,6 +282,14 @@ mod tests {
         let recent = l.recent_usage("a", 2).expect("recent");
         assert_eq!(recent.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![6, 5]);
         assert_eq!(l.usage("a", None, 0).expect("usage").calls, 3);
+        let mut streamed = Vec::new();
+        let n = l
+            .each_entry(|e| {
+                streamed.push(e.seq);
+                Ok::<_, LedgerError>(())
+            })
+            .expect("each");
+        assert_eq!((n, streamed), (6, vec![1, 2, 3, 4, 5, 6]));
     }
 
     /// The plan SQLite picks for `sql` with `args`, one line per step.
