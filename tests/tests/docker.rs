@@ -607,6 +607,19 @@ async fn images_are_pulled_and_removed_only_within_the_grant() {
     assert!(matches!(e, Err(CallError::NotFound { .. })), "{e:?}");
 }
 
+/// An "engine" on a unix socket in `dir` that accepts connections and never answers; its `DOCKER_HOST`.
+fn silent_engine(dir: &std::path::Path) -> String {
+    let path = dir.join("silent.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    format!("unix://{}", path.display())
+}
+
 #[tokio::test]
 async fn an_engine_that_is_down_or_hangs_is_a_quick_typed_error() {
     // No engine needed: these engines are broken on purpose.
@@ -625,15 +638,7 @@ async fn an_engine_that_is_down_or_hangs_is_a_quick_typed_error() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 
     // Accepts connections, never answers: bounded by the container timeout.
-    let path = dir.path().join("silent.sock");
-    let listener = tokio::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("{e}"));
-    let _server = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
-    let mut host = host_for(&format!("unix://{}", path.display()));
+    let mut host = host_for(&silent_engine(dir.path()));
     host.caps_config_mut().container.timeout = Duration::from_millis(500);
     let p = docker(&host, "container:read,lifecycle;images=*").await;
     for (tool, args) in [
@@ -659,15 +664,7 @@ async fn an_engine_that_is_down_or_hangs_is_a_quick_typed_error() {
 async fn an_engine_that_never_answers_is_unavailable_before_the_calls_deadline() {
     // The engine timeout (10 s) is as long as the call's deadline: the answer must still come before it.
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("silent.sock");
-    let listener = tokio::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("{e}"));
-    let _server = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
-    let host = host_for(&format!("unix://{}", path.display()));
+    let host = host_for(&silent_engine(dir.path()));
     let deadline = Duration::from_secs(2);
     let p = docker_within(&host, "container:read", deadline).await;
     let t = Instant::now();
