@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: installs what it needs (Rust target, a Podman engine for the Docker tests),
-# builds every guest fixture (tests/build.rs) and runs every test in the workspace.
+# The whole test suite, from a fresh clone: installs what it needs (Rust target, a Podman engine for the Docker tests,
+# nginx for checking the Cloudflare plugin's config), builds every guest fixture (tests/build.rs) and runs every test in
+# the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,6 +21,10 @@ if [ -z "${PLUGHOST_TEST_REGISTRY:-}" ]; then
   eval "$(bash scripts/oci-registry.sh)"
   echo "    PLUGHOST_TEST_REGISTRY=$PLUGHOST_TEST_REGISTRY"
 fi
+# The Cloudflare plugin's nginx config is checked with a real `nginx -t` (apt-installs nginx the first time; the test
+# runs this script itself too, so a single `cargo test` works as well).
+echo "==> scripts/nginx.sh"
+bash scripts/nginx.sh >/dev/null
 # Plugins in Python, JavaScript and C are built by `plughost build`, which installs their pinned toolchains once
 # into target/toolchains (minutes the first time, nothing after).
 export PLUGHOST_TOOLCHAINS="${PLUGHOST_TOOLCHAINS:-$PWD/target/toolchains}"

@@ -85,6 +85,7 @@ use __bindings::exports::plughost::plugin::tools as raw;
 mod caps;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod lean;
+mod schema;
 
 /// Lean builds (`wasm32-unknown-unknown`) allocate from a static arena first: see [`lean`].
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
@@ -230,7 +231,8 @@ impl IntoOutput for Output {
 }
 
 fn object_schema<T: JsonSchema>() -> Option<serde_json::Value> {
-    let schema = schemars::schema_for!(T).to_value();
+    let mut schema = schemars::schema_for!(T).to_value();
+    schema::portable(&mut schema);
     (schema.get("type").and_then(|t| t.as_str()) == Some("object")).then_some(schema)
 }
 
@@ -281,10 +283,9 @@ impl std::fmt::Debug for Tool {
 }
 
 fn schemas_of<A: JsonSchema, R: IntoOutput>() -> (String, Option<String>) {
-    (
-        schemars::schema_for!(A).to_value().to_string(),
-        R::output_schema(),
-    )
+    let mut input = schemars::schema_for!(A).to_value();
+    schema::portable(&mut input);
+    (input.to_string(), R::output_schema())
 }
 
 impl Tool {

@@ -27,6 +27,10 @@ struct Cf {
     ruleset: Option<Value>,
     /// Answer the next N requests with 429.
     rate_limit: u32,
+    /// Answer the next request with a bare 429 (no JSON envelope), with this `Retry-After` if any.
+    bare_rate_limit: Option<Option<u32>>,
+    /// The largest DNS record page this server hands out (0: no limit).
+    max_records_per_page: usize,
 }
 
 fn ok(result: Value) -> Reply {
@@ -37,6 +41,16 @@ fn ok(result: Value) -> Reply {
 }
 
 fn ok_paged(all: Vec<Value>, r: &Recorded, default_per_page: usize) -> Reply {
+    ok_paged_upto(all, r, default_per_page, usize::MAX)
+}
+
+/// A page of `all`, as asked (`page`, `per_page`), with pages of at most `max_per_page`.
+fn ok_paged_upto(
+    all: Vec<Value>,
+    r: &Recorded,
+    default_per_page: usize,
+    max_per_page: usize,
+) -> Reply {
     let page: usize = r
         .query_param("page")
         .and_then(|p| p.parse().ok())
@@ -46,7 +60,7 @@ fn ok_paged(all: Vec<Value>, r: &Recorded, default_per_page: usize) -> Reply {
         .query_param("per_page")
         .and_then(|p| p.parse().ok())
         .unwrap_or(default_per_page)
-        .max(1);
+        .clamp(1, max_per_page);
     let total = all.len();
     let items: Vec<Value> = all
         .into_iter()
@@ -92,6 +106,13 @@ impl Cf {
             )
             .header("retry-after", "7");
         }
+        if let Some(after) = self.bare_rate_limit.take() {
+            let reply = Reply::new(429, "");
+            return match after {
+                Some(s) => reply.header("retry-after", &s.to_string()),
+                None => reply,
+            };
+        }
         let segs: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
         let body = r.json();
         match (r.method.as_str(), segs.as_slice()) {
@@ -113,7 +134,11 @@ impl Cf {
                     .filter(|rec| want("type", rec) && want("name", rec) && want("content", rec))
                     .cloned()
                     .collect();
-                ok_paged(list, r, 100)
+                let max = match self.max_records_per_page {
+                    0 => usize::MAX,
+                    n => n,
+                };
+                ok_paged_upto(list, r, 100, max)
             }
             ("POST", ["client", "v4", "zones", z, "dns_records"]) if *z == ZONE => {
                 let (Some(t), Some(n), Some(c)) = (
@@ -167,11 +192,13 @@ impl Cf {
                 ok(json!({"id": id}))
             }
             ("POST", ["client", "v4", "zones", z, "purge_cache"]) if *z == ZONE => {
-                let keys: Vec<&String> = body
+                // As Cloudflare: tags, hosts and prefixes may go together; everything and files go alone.
+                let keys: Vec<&str> = body
                     .as_object()
-                    .map(|o| o.keys().collect())
+                    .map(|o| o.keys().map(String::as_str).collect())
                     .unwrap_or_default();
-                if keys.len() != 1 {
+                let flexible = |k: &&str| matches!(*k, "tags" | "hosts" | "prefixes");
+                if keys.is_empty() || (keys.len() > 1 && !keys.iter().all(flexible)) {
                     return fail(
                         400,
                         1012,
@@ -955,7 +982,7 @@ async fn nginx_config_is_pure_text() {
         "server 127.0.0.1:3000;",
         "server_name example.com www.example.com;",
         "return 301 https://$host$request_uri;",
-        "listen 443 ssl;",
+        "listen 443 ssl http2;",
         "ssl_certificate     /etc/ssl/cloudflare/example.com.pem;",
         "ssl_certificate_key /etc/ssl/cloudflare/example.com.key;",
         "proxy_pass http://example_com_upstream;",
@@ -1085,4 +1112,198 @@ async fn the_default_base_url_is_the_real_api() {
         r.result
     );
     assert!(f.server.requests().is_empty());
+}
+
+/// `n` A records named `h<i>.example.com`.
+fn many_records(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"id": format!("rec{i:029}"), "zone_id": ZONE, "zone_name": "example.com", "type": "A",
+                   "name": format!("h{i}.example.com"), "content": "203.0.113.7", "ttl": 1, "proxied": false,
+                   "proxiable": true, "created_on": "2026-11-23T08:00:00Z"})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn all_pages_lists_a_zone_of_thousands_of_records_in_a_few_requests() {
+    let f = fixture().await;
+    if let Ok(mut cf) = f.cf.lock() {
+        cf.records = many_records(7000);
+    }
+    let v = f
+        .ok(
+            "list_dns_records",
+            json!({"zone_id": ZONE, "all_pages": true}),
+        )
+        .await;
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(7000));
+    assert_eq!(v["complete"], true, "{}", v["note"]);
+    let reqs = f.take();
+    assert_eq!(reqs.len(), 2, "{:?}", lines(&reqs));
+    assert_eq!(reqs[0].query_param("per_page").as_deref(), Some("5000"));
+}
+
+#[tokio::test]
+async fn a_listing_ended_by_the_request_budget_says_so_and_where_to_go_on() {
+    let f = fixture().await;
+    if let Ok(mut cf) = f.cf.lock() {
+        cf.records = many_records(1000);
+        cf.max_records_per_page = 10;
+    }
+    let v = f
+        .ok(
+            "list_dns_records",
+            json!({"zone_id": ZONE, "all_pages": true}),
+        )
+        .await;
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(600));
+    assert_eq!(v["complete"], false);
+    let note = v["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("60 of 100 pages")
+            && note.contains("600 of 1000 records")
+            && note.contains("`page` from 61"),
+        "{note}"
+    );
+    // The next pages are there, as the note says.
+    let v = f
+        .ok(
+            "list_dns_records",
+            json!({"zone_id": ZONE, "page": 61, "per_page": 10}),
+        )
+        .await;
+    assert_eq!(v["records"][0]["name"], "h600.example.com");
+}
+
+#[tokio::test]
+async fn a_rate_limit_without_an_envelope_says_so_and_for_how_long() {
+    let f = fixture().await;
+    for (after, expected) in [
+        (Some(30), "retry after 30 s"),
+        (None, "did not say for how long"),
+    ] {
+        if let Ok(mut cf) = f.cf.lock() {
+            cf.bare_rate_limit = Some(after);
+        }
+        match f.call("list_zones", json!({})).await {
+            Err(CallError::Upstream {
+                status,
+                retry_after_seconds,
+                message,
+                ..
+            }) => {
+                assert_eq!((status, retry_after_seconds), (Some(429), after));
+                assert!(message.contains("rate-limited"), "{message}");
+                assert!(message.contains(expected), "{message}");
+                assert!(message.contains("an empty body"), "{message}");
+            }
+            other => panic!("expected a rate-limit error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn cache_tags_and_hosts_are_purged_together() {
+    let f = fixture().await;
+    let v = f
+        .ok(
+            "purge_cache",
+            json!({"zone_id": ZONE, "tags": ["blog"], "hosts": ["www.example.com"]}),
+        )
+        .await;
+    assert_eq!(v["purged"], "tags,hosts");
+    assert_eq!(v["count"], 2);
+    let reqs = f.take();
+    assert_eq!(
+        reqs.iter().map(Recorded::json).collect::<Vec<_>>(),
+        [json!({"tags": ["blog"], "hosts": ["www.example.com"]})]
+    );
+    // Files still go alone, as Cloudflare wants.
+    let e = f
+        .call(
+            "purge_cache",
+            json!({"zone_id": ZONE, "files": ["https://example.com/a"], "hosts": ["example.com"]}),
+        )
+        .await;
+    assert!(
+        matches!(e, Err(CallError::InvalidArguments { .. })),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_nginx_config_passes_nginx_t_on_the_nginx_distributions_ship() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/nginx.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| panic!("{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nginx = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let (cert, key) = (d.join("site.pem"), d.join("site.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-days", "1", "-subj", "/CN=example.com", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let f = fixture().await;
+    let site = f
+        .ok(
+            "render_nginx_config",
+            json!({"domain": "example.com", "upstream": "127.0.0.1:3000",
+                   "certificate_path": cert.display().to_string(), "key_path": key.display().to_string()}),
+        )
+        .await;
+    let site = site.as_str().unwrap_or_default();
+    std::fs::write(d.join("site.conf"), site).unwrap_or_else(|e| panic!("{e}"));
+    // The rendered file is a site config (an `http` block's include, as in sites-enabled/): wrap it in a main
+    // config whose paths all stay in the temp dir.
+    let p = d.display();
+    let main = format!(
+        "pid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n    access_log off;\n    \
+         client_body_temp_path {p}/body;\n    proxy_temp_path {p}/proxy;\n    fastcgi_temp_path {p}/fastcgi;\n    \
+         uwsgi_temp_path {p}/uwsgi;\n    scgi_temp_path {p}/scgi;\n    include {p}/site.conf;\n}}\n"
+    );
+    std::fs::write(d.join("nginx.conf"), main).unwrap_or_else(|e| panic!("{e}"));
+    let t = std::process::Command::new(&nginx)
+        .arg("-t")
+        .arg("-p")
+        .arg(d)
+        .arg("-e")
+        .arg(d.join("error.log"))
+        .arg("-c")
+        .arg(d.join("nginx.conf"))
+        .output()
+        .unwrap_or_else(|e| panic!("{nginx}: {e}"));
+    let said = String::from_utf8_lossy(&t.stderr);
+    assert!(
+        t.status.success(),
+        "nginx -t refused the config:\n{said}\n{site}"
+    );
+    assert!(said.contains("test is successful"), "{said}");
 }

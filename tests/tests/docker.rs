@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use plughost::call::Content;
-use plughost::{CallError, Capability, Grants, Host, LoadedPlugin, PluginSettings};
+use plughost::{CallError, Capability, Grants, Host, Limits, LoadedPlugin, PluginSettings};
 use plughost_tests as fx;
 use serde_json::{Value, json};
 
@@ -87,9 +87,18 @@ fn api(docker_host: &str, method: &str, path: &str, body: Option<&Value>) -> (u1
 }
 
 async fn docker(host: &Host, grant: &str) -> LoadedPlugin {
+    docker_within(host, grant, Limits::default().timeout).await
+}
+
+/// The plugin with its calls' deadline set to `deadline`.
+async fn docker_within(host: &Host, grant: &str, deadline: Duration) -> LoadedPlugin {
     let grants = Grants::parse([grant]).unwrap_or_else(|e| panic!("{e}"));
     host.load(&fx::bytes(fx::DOCKER), |_| PluginSettings {
         grants,
+        limits: Limits {
+            timeout: deadline,
+            ..Limits::default()
+        },
         ..Default::default()
     })
     .await
@@ -598,6 +607,19 @@ async fn images_are_pulled_and_removed_only_within_the_grant() {
     assert!(matches!(e, Err(CallError::NotFound { .. })), "{e:?}");
 }
 
+/// An "engine" on a unix socket in `dir` that accepts connections and never answers; its `DOCKER_HOST`.
+fn silent_engine(dir: &std::path::Path) -> String {
+    let path = dir.join("silent.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    format!("unix://{}", path.display())
+}
+
 #[tokio::test]
 async fn an_engine_that_is_down_or_hangs_is_a_quick_typed_error() {
     // No engine needed: these engines are broken on purpose.
@@ -616,15 +638,7 @@ async fn an_engine_that_is_down_or_hangs_is_a_quick_typed_error() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 
     // Accepts connections, never answers: bounded by the container timeout.
-    let path = dir.path().join("silent.sock");
-    let listener = tokio::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("{e}"));
-    let _server = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
-    let mut host = host_for(&format!("unix://{}", path.display()));
+    let mut host = host_for(&silent_engine(dir.path()));
     host.caps_config_mut().container.timeout = Duration::from_millis(500);
     let p = docker(&host, "container:read,lifecycle;images=*").await;
     for (tool, args) in [
@@ -644,4 +658,174 @@ async fn an_engine_that_is_down_or_hangs_is_a_quick_typed_error() {
             t.elapsed()
         );
     }
+}
+
+#[tokio::test]
+async fn an_engine_that_never_answers_is_unavailable_before_the_calls_deadline() {
+    // The engine timeout (10 s) is as long as the call's deadline: the answer must still come before it.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let host = host_for(&silent_engine(dir.path()));
+    let deadline = Duration::from_secs(2);
+    let p = docker_within(&host, "container:read", deadline).await;
+    let t = Instant::now();
+    let e = call(&host, &p, "engine_info", json!({})).await;
+    assert!(
+        matches!(&e, Err(CallError::Unavailable { message }) if message.contains("did not answer")),
+        "{e:?}"
+    );
+    assert!(t.elapsed() < deadline, "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn a_stop_without_a_timeout_fits_the_calls_deadline_when_the_container_ignores_sigterm() {
+    let Some(dh) = engine() else { return };
+    let case = "stop-grace";
+    cleanup(&dh, case);
+    let host = host_for(&dh);
+    let p = docker(&host, "container:read,lifecycle;images=localhost/busybox:*").await;
+    let v = ok(
+        &host,
+        &p,
+        "run_container",
+        json!({
+            "image": IMAGE,
+            "command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"],
+            "labels": {"plughost-test-case": case},
+        }),
+    )
+    .await;
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    let state = async |host: &Host| {
+        ok(host, &p, "inspect_container", json!({"id": id})).await["summary"]["state"].clone()
+    };
+    eventually("running", async || state(&host).await == "Running").await;
+
+    // No timeout_seconds: the engine's grace is cut to fit the 10 s deadline, and SIGKILL ends the container.
+    let t = Instant::now();
+    let v = ok(&host, &p, "stop_container", json!({"id": id})).await;
+    assert_eq!(v["result"], "stopped", "{v}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(state(&host).await, "Exited");
+
+    ok(&host, &p, "start_container", json!({"id": id})).await;
+    eventually("running again", async || state(&host).await == "Running").await;
+    let t = Instant::now();
+    let v = ok(&host, &p, "restart_container", json!({"id": id})).await;
+    assert_eq!(v["result"], "restarted", "{v}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(state(&host).await, "Running");
+
+    cleanup(&dh, case);
+}
+
+#[tokio::test]
+async fn a_short_image_name_is_matched_as_the_engine_completes_it() {
+    let Some(dh) = engine() else { return };
+    let host = host_for(&dh);
+    let p = docker(&host, "container:images;images=docker.io/library/*").await;
+    // `alpine` is docker.io/library/alpine:latest to the engine: granted. No registry is reachable here, so the
+    // pull itself fails, naming the full reference it asked for.
+    let e = call(&host, &p, "pull_image", json!({"reference": "alpine"})).await;
+    assert!(
+        matches!(&e, Err(CallError::Unavailable { message }) if message.contains("docker.io/library/alpine:latest")),
+        "{e:?}"
+    );
+    // …and a name outside docker.io/library is still refused.
+    let e = call(
+        &host,
+        &p,
+        "pull_image",
+        json!({"reference": "someone/alpine"}),
+    )
+    .await;
+    assert!(matches!(e, Err(CallError::Denied { .. })), "{e:?}");
+}
+
+/// A Docker-API engine whose pulls take `pull` to finish (progress lines every 200 ms), counting the pulls started.
+async fn slow_puller(
+    path: &std::path::Path,
+    pull: Duration,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::UnixListener::bind(path).unwrap_or_else(|e| panic!("{e}"));
+    let count = started.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if !head.starts_with(b"POST ") || !head.windows(14).any(|w| w == b"/images/create")
+                {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}")
+                        .await;
+                    return;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await;
+                let t = Instant::now();
+                while t.elapsed() < pull {
+                    let line = b"{\"status\":\"Downloading\"}\n";
+                    let chunk =
+                        [format!("{:x}\r\n", line.len()).as_bytes(), line, b"\r\n"].concat();
+                    if s.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let line = b"{\"status\":\"Download complete\"}\n";
+                let chunk = [
+                    format!("{:x}\r\n", line.len()).as_bytes(),
+                    line,
+                    b"\r\n0\r\n\r\n",
+                ]
+                .concat();
+                let _ = s.write_all(&chunk).await;
+            });
+        }
+    });
+    started
+}
+
+#[tokio::test]
+async fn a_pull_has_its_own_budget_beyond_the_calls_deadline() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("slow.sock");
+    let pulls = slow_puller(&path, Duration::from_secs(3)).await;
+    let host = host_for(&format!("unix://{}", path.display()));
+    let p = docker_within(
+        &host,
+        "container:images;images=localhost/*",
+        Duration::from_secs(2),
+    )
+    .await;
+    let args = json!({"reference": "localhost/slow/image:1"});
+
+    // The pull takes 3 s, the call has 2 s: the call says the pull goes on, within its own 120 s budget…
+    let t = Instant::now();
+    let e = call(&host, &p, "pull_image", args.clone()).await;
+    assert!(
+        matches!(&e, Err(CallError::Unavailable { message }) if message.contains("still running") && message.contains("120 s budget")),
+        "{e:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // …and the next call waits for that same pull, which finishes.
+    let v = ok(&host, &p, "pull_image", args).await;
+    assert_eq!(v["result"], "pulled", "{v}");
+    assert_eq!(
+        pulls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one pull, joined"
+    );
 }

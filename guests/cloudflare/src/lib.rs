@@ -118,10 +118,7 @@ impl Api {
             Err(_) => Err(ToolError::Upstream {
                 status: Some(status),
                 code: None,
-                message: format!(
-                    "Cloudflare answered HTTP {status} without its JSON envelope: {}",
-                    snippet(&resp.body)
-                ),
+                message: without_envelope(status, &resp.body, retry_after),
                 retry_after_seconds: retry_after,
             }),
         }
@@ -141,6 +138,25 @@ impl Api {
     }
     fn delete(&self, path: &str) -> Result<Answer, ToolError> {
         self.send(Method::Delete, path, None)
+    }
+}
+
+/// The message for an answer that is not Cloudflare's JSON envelope (a proxy's page, an empty body): what the status
+/// means, how long to wait for a rate limit, and what the body said, if anything.
+fn without_envelope(status: u16, body: &[u8], retry_after: Option<u32>) -> String {
+    let said = match snippet(body) {
+        s if s.is_empty() => "an empty body".to_string(),
+        s => format!("`{s}`"),
+    };
+    match status {
+        429 => format!(
+            "Cloudflare rate-limited this request (HTTP 429); {} (the answer had no JSON envelope, only {said})",
+            retry_after.map_or_else(
+                || "it did not say for how long: wait before retrying".to_string(),
+                |s| format!("retry after {s} s")
+            )
+        ),
+        _ => format!("Cloudflare answered HTTP {status} without its JSON envelope, with {said}"),
     }
 }
 
@@ -417,18 +433,30 @@ struct ListRecordsArgs {
     content: Option<String>,
     /// Page number, from 1.
     page: Option<u32>,
-    /// Records per page (5–5000, Cloudflare's default 100).
+    /// Records per page (Cloudflare's default 100; with `all_pages` the default is 5000).
     per_page: Option<u32>,
-    /// Fetch every page (ignores `page`).
+    /// Fetch every page (ignores `page`), at most 60 pages: `complete` says whether that was all of them.
     #[serde(default)]
     all_pages: bool,
 }
+
+/// Records per page when listing every page. Cloudflare allows far larger pages, but one answer must stay within
+/// the http capability's 8 MiB response cap, and 5000 records (about 0.3–1.5 KiB each) do.
+const ALL_PAGES_PER_PAGE: u32 = 5000;
+/// Most pages one `all_pages` listing fetches: a call may make 64 requests, less the zone lookup and a spare.
+const MAX_PAGES: u32 = 60;
 
 #[derive(Serialize, JsonSchema)]
 struct Records {
     zone_id: String,
     records: Vec<DnsRecord>,
     result_info: Option<ResultInfo>,
+    /// With `all_pages`: whether every page was fetched. `false` means a budget ended the listing (see `note`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    complete: Option<bool>,
+    /// Why a listing is incomplete, and how to fetch the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 fn fetch_records(
@@ -462,11 +490,15 @@ fn list_dns_records(a: ListRecordsArgs) -> Result<Json<Records>, ToolError> {
             zone_id: zone,
             records,
             result_info,
+            complete: None,
+            note: None,
         }));
     }
+    let per_page = a.per_page.unwrap_or(ALL_PAGES_PER_PAGE);
     let mut records = Vec::new();
     let mut page = 1;
     let mut last_info;
+    let mut note = None;
     loop {
         let (mut batch, info) = fetch_records(
             &api,
@@ -475,13 +507,24 @@ fn list_dns_records(a: ListRecordsArgs) -> Result<Json<Records>, ToolError> {
             a.name.clone(),
             a.content.clone(),
             Some(page),
-            a.per_page,
+            Some(per_page),
         )?;
         let empty = batch.is_empty();
         records.append(&mut batch);
         last_info = info;
         let total_pages = last_info.as_ref().map_or(1, |i| i.total_pages);
         if empty || page >= total_pages {
+            break;
+        }
+        if page >= MAX_PAGES {
+            let total = last_info.as_ref().map_or(0, |i| i.total_count);
+            note = Some(format!(
+                "incomplete: the listing stopped after {page} of {total_pages} pages ({} of {total} records), \
+                 the most one call fetches (a call may make 64 requests); fetch the rest with `page` from {} \
+                 and `per_page` {per_page}, or narrow the listing with `type`, `name` or `content`",
+                records.len(),
+                page + 1
+            ));
             break;
         }
         page += 1;
@@ -496,6 +539,8 @@ fn list_dns_records(a: ListRecordsArgs) -> Result<Json<Records>, ToolError> {
             total_pages: 1,
             ..i
         }),
+        complete: Some(note.is_none()),
+        note,
     }))
 }
 
@@ -678,7 +723,7 @@ struct PurgeArgs {
 #[derive(Serialize, JsonSchema)]
 struct Purged {
     zone_id: String,
-    /// `everything`, `files`, `tags` or `hosts`.
+    /// `everything`, `files`, `tags`, `hosts` or `tags,hosts`.
     purged: String,
     count: usize,
 }
@@ -698,9 +743,22 @@ fn purge_cache(a: PurgeArgs) -> Result<Json<Purged>, ToolError> {
             chosen.push((what, json!({ what: list }), list.len()));
         }
     }
+    // Cloudflare takes tags and hosts in one request; everything and files each go alone.
+    let combinable = |w: &str| matches!(w, "tags" | "hosts");
+    if chosen.len() > 1 && chosen.iter().all(|(w, _, _)| combinable(w)) {
+        let mut body = serde_json::Map::new();
+        let mut count = 0;
+        for (_, b, n) in chosen.drain(..) {
+            if let Value::Object(o) = b {
+                body.extend(o);
+            }
+            count += n;
+        }
+        chosen.push(("tags,hosts", Value::Object(body), count));
+    }
     if chosen.len() != 1 {
         return Err(ToolError::InvalidArguments(
-            "give exactly one of `everything: true`, `files`, `tags` or `hosts`".into(),
+            "give one of `everything: true`, `files`, or `tags` and/or `hosts`".into(),
         ));
     }
     let (what, body, count) = chosen.remove(0);
@@ -1294,9 +1352,10 @@ fn render_nginx_config(a: NginxArgs) -> Result<String, ToolError> {
          }}\n\
          \n\
          server {{\n\
-         \x20   listen 443 ssl;\n\
-         \x20   listen [::]:443 ssl;\n\
-         \x20   http2 on;\n\
+         \x20   # `ssl http2` on the listen line is what nginx before 1.25.1 (Debian 12, Ubuntu 24.04) understands;\n\
+         \x20   # newer nginx accepts it too, with a note that it prefers `http2 on;` (which the older ones reject).\n\
+         \x20   listen 443 ssl http2;\n\
+         \x20   listen [::]:443 ssl http2;\n\
          \x20   server_name {names};\n\
          \n\
          \x20   ssl_certificate     {cert};\n\
@@ -1370,7 +1429,7 @@ impl Plugin for Cloudflare {
                 .open_world(),
             Tool::new(
                 "purge_cache",
-                "Purges the zone's cache: everything, or by URLs, cache tags or host names.",
+                "Purges the zone's cache: everything, or by URLs, or by cache tags and/or host names.",
                 purge_cache,
             )
             .title("Purge cache")

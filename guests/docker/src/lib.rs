@@ -164,7 +164,8 @@ fn start_container(a: IdArgs) -> Result<Json<Done>, ToolError> {
 struct StopArgs {
     /// Container id or name.
     id: String,
-    /// Seconds to wait after SIGTERM before SIGKILL (default 10).
+    /// Seconds to wait after SIGTERM before SIGKILL (default 10, at most 300); the host cuts it so the stop ends
+    /// before the call's deadline (4 s with the default 10 s deadline).
     timeout_seconds: Option<u32>,
 }
 
@@ -324,7 +325,9 @@ impl Plugin for Docker {
                 .read_only(),
             Tool::new(
                 "pull_image",
-                "Pulls a granted image from its registry (fails clearly when no registry is reachable).",
+                "Pulls a granted image from its registry (fails clearly when no registry is reachable). A pull has its \
+                 own 120 s budget: if it outlasts the call, the error says it is still running, and calling again \
+                 waits for the same pull.",
                 pull_image,
             )
             .title("Pull an image")

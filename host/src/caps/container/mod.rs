@@ -11,7 +11,9 @@
 //! else `DOCKER_HOST`, else `unix:///var/run/docker.sock`. Every engine call is bounded by a timeout (and by the
 //! call's deadline): an engine that is down or hangs is a typed `unavailable` error, quickly.
 
+mod image;
 mod ops;
+mod pull;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::bindings::container::{self, ContainerError, ContainerState};
 use crate::bindings::types::Pair;
 use crate::caps::view::CallCtx;
 use crate::grants::{Capability, ContainerOps};
+use image::ImagePattern;
 
 /// The label that marks a container as created by a plugin; its value is the plugin id.
 pub const PLUGIN_LABEL: &str = "io.plughost.plugin";
@@ -135,13 +138,10 @@ impl ContainerCtx {
         }
     }
 
-    /// Whether `reference` matches a granted image pattern (`*` matches any run of characters). A reference
-    /// without a tag or digest means `:latest`, as the engine reads it.
+    /// Whether `reference` matches a granted image pattern (`*` matches any run of characters), as written or as
+    /// the engine completes it: `alpine` is `docker.io/library/alpine:latest` (see [`image::canonical`]).
     pub fn image_allowed(&self, reference: &str) -> bool {
-        let normalized = normalize_image(reference);
-        self.images
-            .iter()
-            .any(|p| p.matches(reference) || p.matches(&normalized))
+        self.images.iter().any(|p| p.allows(reference))
     }
 
     fn check_image(&self, reference: &str) -> Result<(), ContainerError> {
@@ -169,7 +169,8 @@ impl ContainerCtx {
         }
     }
 
-    /// Runs one engine operation within `limit` and the call's deadline.
+    /// Runs one engine operation within `limit`, and early enough before the call's deadline that the plugin gets
+    /// a typed `unavailable` (not the call's `deadline`) from an engine that does not answer.
     async fn bounded<T>(
         &self,
         what: &str,
@@ -177,7 +178,7 @@ impl ContainerCtx {
         deadline: Instant,
         op: impl Future<Output = Result<T, BollardError>>,
     ) -> Result<T, ContainerError> {
-        let limit = limit.min(deadline.saturating_duration_since(Instant::now()));
+        let limit = limit.min(usable(deadline));
         match tokio::time::timeout(limit, op).await {
             Ok(r) => r.map_err(|e| self.engine_error(what, e)),
             Err(_) => Err(ContainerError::Unavailable(format!(
@@ -267,14 +268,30 @@ impl ContainerCtx {
     }
 }
 
-/// `name` → `name:latest`; references with a tag or a digest are unchanged.
-fn normalize_image(reference: &str) -> String {
-    let last = reference.rsplit('/').next().unwrap_or(reference);
-    if last.contains(':') || reference.contains('@') {
-        reference.to_string()
-    } else {
-        format!("{reference}:latest")
-    }
+/// Time kept free before the call's deadline for the plugin to take an engine's answer (or its silence) and
+/// return: a fifth of what is left, at most 1 s.
+fn reserve(remaining: Duration) -> Duration {
+    (remaining / 5).min(Duration::from_secs(1))
+}
+
+/// How long an engine operation may still take so that its answer reaches the plugin before the call's deadline.
+fn usable(deadline: Instant) -> Duration {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    remaining.saturating_sub(reserve(remaining))
+}
+
+/// What the engine needs after a stop's grace period: SIGKILL, reaping, cleanup, and for a restart the new start.
+/// Podman on a busy 2-core machine took over 3 s for that.
+const KILL_MARGIN: Duration = Duration::from_secs(4);
+/// The grace period of a stop or restart when the plugin names none (Docker's own default).
+pub const DEFAULT_STOP_GRACE: u32 = 10;
+
+/// The SIGTERM grace period (`t`) the engine is asked for: what the plugin asked (default 10 s, at most 300 s), cut
+/// so that the grace, the SIGKILL after it and the answer all fit before the call's deadline.
+fn stop_grace(asked: Option<u32>, deadline: Instant) -> u32 {
+    let asked = asked.unwrap_or(DEFAULT_STOP_GRACE).min(300);
+    let fits = usable(deadline).saturating_sub(KILL_MARGIN).as_secs();
+    asked.min(u32::try_from(fits).unwrap_or(u32::MAX))
 }
 
 /// An operation group of the `container` grant.
@@ -304,52 +321,6 @@ impl Group {
             Group::Images => ops.images,
         }
     }
-}
-
-/// A granted image pattern, split once at its `*`s (which match any run of characters).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ImagePattern {
-    /// The pattern as granted, for messages.
-    text: String,
-    /// The literal pieces between the `*`s; one piece means no `*` (an exact match).
-    parts: Vec<String>,
-}
-
-impl ImagePattern {
-    fn new(text: &str) -> Self {
-        ImagePattern {
-            text: text.to_string(),
-            parts: text.split('*').map(str::to_string).collect(),
-        }
-    }
-
-    fn matches(&self, text: &str) -> bool {
-        let parts = &self.parts;
-        if parts.len() == 1 {
-            return self.text == text;
-        }
-        let (first, last) = (&parts[0], &parts[parts.len() - 1]);
-        if !text.starts_with(first.as_str())
-            || text.len() < first.len() + last.len()
-            || !text.ends_with(last.as_str())
-        {
-            return false;
-        }
-        let mut rest = &text[first.len()..text.len() - last.len()];
-        for mid in &parts[1..parts.len() - 1] {
-            match rest.find(mid.as_str()) {
-                Some(i) => rest = &rest[i + mid.len()..],
-                None => return false,
-            }
-        }
-        true
-    }
-}
-
-/// Glob with `*` only (tests and one-off checks; the capability matches through [`ImagePattern`]).
-#[cfg(test)]
-fn glob(pattern: &str, text: &str) -> bool {
-    ImagePattern::new(pattern).matches(text)
 }
 
 /// Seconds since the epoch of an RFC 3339 time (`2026-11-23T08:00:00.123456789Z`, or with a `+hh:mm` offset).
@@ -481,6 +452,22 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_grace_fits_the_calls_deadline() {
+        let soon = |s: u64| Instant::now() + Duration::from_secs(s);
+        // 10 s left: 1 s reserve, 4 s for the kill, so 4 whole seconds of grace at most.
+        assert_eq!(stop_grace(None, soon(10)), 4);
+        assert_eq!(stop_grace(Some(3), soon(10)), 3);
+        assert_eq!(stop_grace(Some(30), soon(60)), 30);
+        assert_eq!(stop_grace(Some(1000), soon(3600)), 300);
+        assert_eq!(
+            stop_grace(None, soon(2)),
+            0,
+            "no time for grace: SIGKILL at once"
+        );
+        assert_eq!(stop_grace(None, Instant::now()), 0);
+    }
+
+    #[test]
     fn image_patterns() {
         let c = ctx(&["localhost/busybox:*", "alpine"]);
         assert!(c.image_allowed("localhost/busybox:test"));
@@ -491,6 +478,8 @@ mod tests {
         assert!(!c.image_allowed("alpine:3.20"), "an exact pattern is exact");
         assert!(!ctx(&[]).image_allowed("alpine"));
         assert!(ctx(&["*"]).image_allowed("anything/at:all"));
+        assert!(ctx(&["docker.io/library/*"]).image_allowed("alpine"));
+        let glob = |p: &str, t: &str| image::ImagePattern::new(p).matches(t);
         assert!(glob("a*b*c", "axxbyyc"));
         assert!(!glob("a*b*c", "axxc"));
         assert!(!glob("ab*ba", "aba"));

@@ -5,12 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -20,8 +19,8 @@ use crate::bindings::container::{
 };
 
 use super::{
-    ContainerHost, Group, PLUGIN_LABEL, RESERVED_LABEL_PREFIX, check_ref, normalize_image, pairs,
-    state_of, unix_time,
+    ContainerHost, Group, PLUGIN_LABEL, RESERVED_LABEL_PREFIX, check_ref, image, pairs, pull,
+    state_of, stop_grace, unix_time,
 };
 
 type R<T> = wasmtime::Result<Result<T, ContainerError>>;
@@ -237,7 +236,8 @@ impl container::Host for ContainerHost<'_> {
                 m => m.map(|m| m as i64),
             };
             let body = ContainerCreateBody {
-                image: Some(spec.image.clone()),
+                // The reference the grant was checked against, not the engine's own reading of a short name.
+                image: Some(image::canonical(&spec.image)),
                 cmd: (!spec.command.is_empty()).then_some(spec.command),
                 env: (!env.is_empty()).then_some(env),
                 labels: Some(labels),
@@ -295,7 +295,7 @@ impl container::Host for ContainerHost<'_> {
             ctx.need(Group::Lifecycle)?;
             let full = ctx.owned(&id, deadline).await?;
             let docker = ctx.docker()?;
-            let t = timeout_seconds.unwrap_or(10).min(300);
+            let t = stop_grace(timeout_seconds, deadline);
             let opts = StopContainerOptionsBuilder::new().t(t as i32).build();
             ctx.bounded(
                 "stop",
@@ -316,7 +316,7 @@ impl container::Host for ContainerHost<'_> {
             ctx.need(Group::Lifecycle)?;
             let full = ctx.owned(&id, deadline).await?;
             let docker = ctx.docker()?;
-            let t = timeout_seconds.unwrap_or(10).min(300);
+            let t = stop_grace(timeout_seconds, deadline);
             let opts = RestartContainerOptionsBuilder::new().t(t as i32).build();
             ctx.bounded(
                 "restart",
@@ -386,31 +386,7 @@ impl container::Host for ContainerHost<'_> {
             ctx.need(Group::Images)?;
             ctx.check_image(&reference)?;
             check_ref("image", &reference)?;
-            let docker = ctx.docker()?;
-            let opts = CreateImageOptionsBuilder::new()
-                .from_image(&normalize_image(&reference))
-                .build();
-            let pull = async {
-                let mut stream = docker.create_image(Some(opts), None, None);
-                while let Some(item) = stream.next().await {
-                    let info = item?;
-                    if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                        return Err(BollardError::DockerStreamError { error: err });
-                    }
-                }
-                Ok(())
-            };
-            ctx.bounded("pull", ctx.config.pull_timeout, deadline, pull)
-                .await
-                .map_err(|e| match e {
-                    // A pull that the engine or the registry refused is a fact about reachability, said plainly.
-                    ContainerError::Engine(m) | ContainerError::NotFound(m) => {
-                        ContainerError::Unavailable(format!(
-                            "{m} (is a registry reachable from the engine?)"
-                        ))
-                    }
-                    other => other,
-                })
+            pull::pull(&ctx, &image::canonical(&reference), deadline).await
         }
         .await;
         self.log("pull-image", &reference, &r);
@@ -429,7 +405,7 @@ impl container::Host for ContainerHost<'_> {
                 "remove image",
                 ctx.config.timeout,
                 deadline,
-                docker.remove_image(&reference, Some(opts), None),
+                docker.remove_image(&image::canonical(&reference), Some(opts), None),
             )
             .await
             .map(|_| ())
