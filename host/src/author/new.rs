@@ -35,6 +35,7 @@ pub struct NewArgs {
 const SDK_LIB: &str = include_str!("../../../guest-sdk/src/lib.rs");
 const SDK_CAPS: &str = include_str!("../../../guest-sdk/src/caps.rs");
 const SDK_LEAN: &str = include_str!("../../../guest-sdk/src/lean.rs");
+const SDK_SCHEMA: &str = include_str!("../../../guest-sdk/src/schema.rs");
 const SDK_WORLD: &str = include_str!("../../../wit/world.wit");
 /// The SDK's manifest outside the plughost workspace: the same dependencies as `[workspace.dependencies]` (a test
 /// keeps them equal).
@@ -73,6 +74,7 @@ fn vendored_sdk() -> Vec<(String, String)> {
         (format!("{VENDOR_SDK}/src/lib.rs"), SDK_LIB.to_string()),
         (format!("{VENDOR_SDK}/src/caps.rs"), SDK_CAPS.to_string()),
         (format!("{VENDOR_SDK}/src/lean.rs"), SDK_LEAN.to_string()),
+        (format!("{VENDOR_SDK}/src/schema.rs"), SDK_SCHEMA.to_string()),
         ("vendor/wit/world.wit".to_string(), SDK_WORLD.to_string()),
     ];
     for (name, text) in super::contract::FILES {
@@ -235,6 +237,18 @@ pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
 #[cfg(test)]
 mod tests {
     /// The vendored SDK's dependencies are the workspace's, line for line.
+    #[test]
+    fn every_sdk_source_file_is_vendored() {
+        use super::{VENDOR_SDK, vendored_sdk};
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/src");
+        let vendored: Vec<String> = vendored_sdk().into_iter().map(|(p, _)| p).collect();
+        for f in std::fs::read_dir(&src).expect("guest-sdk/src") {
+            let name = f.expect("entry").file_name().to_string_lossy().into_owned();
+            let want = format!("{VENDOR_SDK}/src/{name}");
+            assert!(vendored.contains(&want), "{want} is not vendored by `plughost new --vendor-sdk`");
+        }
+    }
+
     #[test]
     fn vendored_sdk_dependencies_match_the_workspace() {
         let root = include_str!("../../../Cargo.toml");
