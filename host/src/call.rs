@@ -77,6 +77,9 @@ pub enum CallError {
         in_flight: u64,
         budget: u64,
     },
+    /// The client cancelled the call while it ran; the guest was stopped.
+    #[error("cancelled: the client cancelled the call{}", .reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    Cancelled { reason: Option<String> },
     /// A contract is exhausted: which, how much is used and until when.
     #[error("{0}")]
     Quota(Box<QuotaError>),
@@ -103,6 +106,7 @@ impl CallError {
             CallError::Exit { code } => Outcome::Exit { code: *code },
             CallError::Busy { .. } | CallError::MemoryBusy { .. } => Outcome::Busy,
             CallError::Quota(_) => Outcome::Quota,
+            CallError::Cancelled { .. } => Outcome::Cancelled,
             CallError::Host { message } => Outcome::HostError {
                 message: message.clone(),
             },
@@ -131,6 +135,7 @@ impl CallError {
             CallError::Exit { .. } => "exit",
             CallError::Busy { .. } | CallError::MemoryBusy { .. } => "busy",
             CallError::Quota(_) => "quota",
+            CallError::Cancelled { .. } => "cancelled",
             CallError::Host { .. } => "host-error",
         }
     }
@@ -199,6 +204,9 @@ impl CallError {
             }
             CallError::Host { message } => CallError::Host {
                 message: b(message),
+            },
+            CallError::Cancelled { reason } => CallError::Cancelled {
+                reason: reason.map(b),
             },
             other @ (CallError::OutOfFuel { .. }
             | CallError::MemoryLimit { .. }

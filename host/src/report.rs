@@ -75,6 +75,8 @@ pub enum Outcome {
     Busy,
     /// A contract (calls per window, cost budget) is exhausted; the guest did not run.
     Quota,
+    /// The client cancelled the call (`notifications/cancelled`); the guest was stopped where it was.
+    Cancelled,
     /// The host could not run the call (instantiation failed, …).
     HostError { message: String },
 }
@@ -94,6 +96,7 @@ impl Outcome {
             Outcome::Exit { .. } => "exit",
             Outcome::Busy => "busy",
             Outcome::Quota => "quota",
+            Outcome::Cancelled => "cancelled",
             Outcome::HostError { .. } => "host-error",
         }
     }

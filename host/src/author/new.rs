@@ -74,7 +74,10 @@ fn vendored_sdk() -> Vec<(String, String)> {
         (format!("{VENDOR_SDK}/src/lib.rs"), SDK_LIB.to_string()),
         (format!("{VENDOR_SDK}/src/caps.rs"), SDK_CAPS.to_string()),
         (format!("{VENDOR_SDK}/src/lean.rs"), SDK_LEAN.to_string()),
-        (format!("{VENDOR_SDK}/src/schema.rs"), SDK_SCHEMA.to_string()),
+        (
+            format!("{VENDOR_SDK}/src/schema.rs"),
+            SDK_SCHEMA.to_string(),
+        ),
         ("vendor/wit/world.wit".to_string(), SDK_WORLD.to_string()),
     ];
     for (name, text) in super::contract::FILES {
@@ -245,7 +248,10 @@ mod tests {
         for f in std::fs::read_dir(&src).expect("guest-sdk/src") {
             let name = f.expect("entry").file_name().to_string_lossy().into_owned();
             let want = format!("{VENDOR_SDK}/src/{name}");
-            assert!(vendored.contains(&want), "{want} is not vendored by `plughost new --vendor-sdk`");
+            assert!(
+                vendored.contains(&want),
+                "{want} is not vendored by `plughost new --vendor-sdk`"
+            );
         }
     }
 

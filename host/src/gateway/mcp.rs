@@ -396,11 +396,13 @@ impl ServerHandler for McpServer {
                 return Err(gateway_error(e));
             }
         }
-        let reply = self
-            .gateway
-            .call(&request.name, request.arguments, &caller)
-            .await
-            .map_err(gateway_error)?;
+        // notifications/cancelled for this request cancels `context.ct`, which stops the guest.
+        let reply = crate::runtime::cancellable(
+            context.ct.clone(),
+            self.gateway.call(&request.name, request.arguments, &caller),
+        )
+        .await
+        .map_err(gateway_error)?;
         Ok(to_call_result(reply).into())
     }
 

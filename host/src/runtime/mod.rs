@@ -29,5 +29,6 @@ pub use host::{Host, HostError};
 pub use limits::Limits;
 pub use link::CompileInfo;
 pub use plugin::{ComponentInfo, LoadError, LoadedPlugin, Manifest, PluginSettings};
+pub use run::cancellable;
 pub use stats::{HostStats, HostStatsSnapshot};
 pub use warm::{pace, warm_calls, warm_calls_paced};

@@ -20,6 +20,22 @@ use crate::call::{CallError, CallResult};
 use crate::caps::PluginEnv;
 use crate::report::{CallReport, Outcome};
 
+tokio::task_local! {
+    /// Set by a caller that can cancel its calls (the MCP gateway, from the client's `notifications/cancelled`):
+    /// a call running inside [`cancellable`] stops its guest when the token is cancelled.
+    static CANCEL: tokio_util::sync::CancellationToken;
+}
+
+/// Runs `f` (which makes calls) so that cancelling `token` stops the guest of a call it is running: within one
+/// epoch tick (2 ms) for guest code, at once for a guest waiting in a host call. The call still ends with a report
+/// (outcome `cancelled`, with what it used) and is ledgered like any other.
+pub async fn cancellable<F: std::future::Future>(
+    token: tokio_util::sync::CancellationToken,
+    f: F,
+) -> F::Output {
+    CANCEL.scope(token, f).await
+}
+
 impl Host {
     pub(super) fn new_store(
         &self,
@@ -103,13 +119,24 @@ impl Host {
                 };
                 // The epoch callback stops guest code at the deadline; this timeout also bounds a guest that is
                 // waiting inside a host call. A little grace lets the epoch path report first.
-                match tokio::time::timeout(limits.timeout + Duration::from_millis(20), run).await {
-                    Ok(Ok(Ok(out))) => convert_output(out, &limits, plugin.env.redactor()),
-                    Ok(Ok(Err(tool_err))) => Err(tool_error(tool_err)),
-                    Ok(Err(trap)) => Err(classify_trap(&trap, &store, &limits, started)),
-                    Err(_) => Err(CallError::Deadline {
+                let bounded = tokio::time::timeout(limits.timeout + Duration::from_millis(20), run);
+                let cancel = CANCEL.try_with(|c| c.clone()).ok();
+                // Guest code yields at every epoch tick, so dropping `bounded` when the caller cancels stops it.
+                let ran = match cancel {
+                    None => Some(bounded.await),
+                    Some(token) => tokio::select! {
+                        r = bounded => Some(r),
+                        () = token.cancelled() => None,
+                    },
+                };
+                match ran {
+                    Some(Ok(Ok(Ok(out)))) => convert_output(out, &limits, plugin.env.redactor()),
+                    Some(Ok(Ok(Err(tool_err)))) => Err(tool_error(tool_err)),
+                    Some(Ok(Err(trap))) => Err(classify_trap(&trap, &store, &limits, started)),
+                    Some(Err(_)) => Err(CallError::Deadline {
                         timeout_ms: limits.timeout.as_millis() as u64,
                     }),
+                    None => Err(CallError::Cancelled { reason: None }),
                 }
             }
         };

@@ -1,0 +1,92 @@
+//! Cancellation: a client's `notifications/cancelled` stops the guest of the call it names (through the epoch
+//! mechanism), the call is ledgered as `cancelled` with what it used, and the next call is served.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+#[test]
+fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
+    let setup = Setup::new();
+    // Enough fuel and time that `spin` would run for a minute if nothing stopped it.
+    setup.ok(&[
+        "limits",
+        "fixture-basic",
+        "--fuel",
+        "1000000000000",
+        "--timeout",
+        "60s",
+    ]);
+    let mut child = setup
+        .cmd(&["serve", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve --stdio");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let mut send = move |v: Value| {
+        writeln!(stdin, "{v}").expect("write");
+        stdin.flush().expect("flush");
+    };
+    let wait_for = |id: u64| loop {
+        let v = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no reply to request {id}"));
+        if v["id"] == id {
+            return v;
+        }
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}),
+    );
+    wait_for(1);
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "fixture-basic__spin", "arguments": {}}}));
+    std::thread::sleep(Duration::from_millis(500));
+    send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 2, "reason": "the user gave up"}}),
+    );
+    // The next call is served (the spinning guest no longer holds a worker).
+    send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "fixture-basic__echo", "arguments": {"text": "next"}}}));
+    let next = wait_for(3);
+    assert_eq!(next["result"]["content"][0]["text"], "next", "{next}");
+    // Closing stdin ends the stdio session.
+    drop(send);
+    let _ = child.wait();
+
+    let export = setup.ok(&["ledger", "export"]);
+    let spin: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .filter(|e| e["tool"] == "spin")
+        .collect();
+    assert_eq!(spin.len(), 1, "{export}");
+    let e = &spin[0];
+    assert_eq!(e["outcome"], "cancelled", "{e}");
+    assert!(
+        e["fuel_used"].as_u64().unwrap_or(0) > 0,
+        "it ran before it was cancelled: {e}"
+    );
+    // Stopped within the run's first seconds, not at its 60 s deadline.
+    let us = e["duration_us"].as_u64().expect("duration");
+    assert!(us < 10_000_000, "the guest ran {us} µs");
+}
