@@ -1,5 +1,5 @@
 //! Distribution: getting components and their signatures to and from OCI registries (`oci.rs`, through the
-//! maintained `oci-client` crate) with the credentials an operator keeps (`auth.rs`). Nothing here verifies or
+//! maintained `oci-client` crate) with the credentials an operator keeps (`auth.rs`), or from an https URL (`url.rs`). Nothing here verifies or
 //! installs: the CLI hands what was fetched to the same verify-before-write path a local file takes.
 //!
 //! The artifact is the CNCF TAG-Runtime Wasm OCI layout (config `application/vnd.wasm.config.v0+json`, one
@@ -10,7 +10,9 @@
 pub mod auth;
 pub mod oci;
 mod types;
+pub mod url;
 
 pub use auth::{Credentials, CredentialsStore};
 pub use oci::{OciClient, Pulled};
 pub use types::{DistError, Options, is_loopback};
+pub use url::UrlFetcher;

@@ -93,6 +93,14 @@ impl OciClient {
             read_timeout: Some(options.timeout),
             connect_timeout: Some(options.timeout),
             platform_resolver: None,
+            extra_root_certificates: options
+                .ca_pem
+                .iter()
+                .map(|pem| oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
             ..Default::default()
         };
         let client = Client::try_from(config).map_err(|e| DistError::Unreachable {

@@ -75,6 +75,8 @@ pub struct Options {
     pub max_size: u64,
     /// Show a progress line on stderr (a terminal).
     pub progress: bool,
+    /// Extra trusted root certificates (PEM): a private CA, or a test's self-signed certificate.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             timeout: Duration::from_secs(30),
             max_size: 256 << 20,
             progress: false,
+            ca_pem: None,
         }
     }
 }
