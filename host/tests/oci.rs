@@ -554,9 +554,10 @@ fn a_registry_that_is_down_or_remote_without_tls_is_refused() {
     );
 }
 
-/// A registry that answers the API and the manifest, then sends a blob's headers and a few bytes and stalls.
+/// A registry that answers the API and the manifest, then sends a blob's headers and a few bytes and stalls; and
+/// one that rate-limits (429) or fails (503) for some repositories.
 #[test]
-fn a_registry_that_stalls_mid_blob_times_out() {
+fn a_registry_that_stalls_mid_blob_times_out_and_one_that_fails_says_so() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let layer = format!("sha256:{}", "1".repeat(64));
@@ -584,7 +585,15 @@ fn a_registry_that_stalls_mid_blob_times_out() {
                             break;
                         }
                     }
-                    let reply = if path.contains("/manifests/") {
+                    let reply = if path.contains("/busy/manifests/") {
+                        "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n".to_string()
+                    } else if path.contains("/broken/manifests/") {
+                        let body = r#"{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}"#;
+                        format!(
+                            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    } else if path.contains("/manifests/") {
                         format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
                              Docker-Content-Digest: {manifest_digest}\r\nContent-Length: {}\r\n\r\n{manifest}",
@@ -625,6 +634,13 @@ fn a_registry_that_stalls_mid_blob_times_out() {
     // The server stalls for 10 minutes: well under that means the read timeout ended it (slack for a loaded machine).
     assert!(took < Duration::from_secs(90), "took {took:?}");
     eprintln!("stalled registry refused after {took:?}");
+
+    let busy = format!("oci://127.0.0.1:{port}/acme/busy:1");
+    let err = cli.refused(&["install", &busy, "--insecure", "--yes", "--timeout", "5s"]);
+    assert!(err.contains("rate-limiting requests (HTTP 429)"), "{err}");
+    let broken = format!("oci://127.0.0.1:{port}/acme/broken:1");
+    let err = cli.refused(&["install", &broken, "--insecure", "--yes", "--timeout", "5s"]);
+    assert!(err.contains("failed (HTTP 503)"), "{err}");
 }
 
 #[test]
