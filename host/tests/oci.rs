@@ -2,7 +2,7 @@
 //! scripts/oci-registry.sh, or the one PLUGHOST_TEST_REGISTRY names): push → install on another data dir → call,
 //! what an independent tool (skopeo) reads back, and every way a pull must be refused before anything is written.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -554,23 +554,18 @@ fn a_registry_that_is_down_or_remote_without_tls_is_refused() {
     );
 }
 
-/// A registry that answers the API and the manifest, then sends a blob's headers and a few bytes and stalls; and
-/// one that rate-limits (429) or fails (503) for some repositories.
-#[test]
-fn a_registry_that_stalls_mid_blob_times_out_and_one_that_fails_says_so() {
+/// A fake registry on loopback: `reply(path, range_start)` answers each request (plain HTTP/1.1, keep-alive);
+/// `None` closes the connection. Returns its port.
+fn fake_registry(
+    reply: impl Fn(&str, Option<u64>, &mut std::net::TcpStream) -> Option<()> + Send + Sync + 'static,
+) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let layer = format!("sha256:{}", "1".repeat(64));
-    let config = format!("sha256:{}", "2".repeat(64));
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/wasm","digest":"{layer}","size":100000}}]}}"#
-    );
-    let manifest_digest = format!("sha256:{}", sha2_digest(manifest.as_bytes()));
+    let reply = std::sync::Arc::new(reply);
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let manifest = manifest.clone();
-            let manifest_digest = manifest_digest.clone();
+            let reply = reply.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(conn.try_clone().expect("clone"));
                 loop {
@@ -579,42 +574,86 @@ fn a_registry_that_stalls_mid_blob_times_out_and_one_that_fails_says_so() {
                         return;
                     }
                     let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let mut range = None;
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
                             break;
                         }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                            range = v.trim().trim_end_matches('-').parse().ok();
+                        }
                     }
-                    let reply = if path.contains("/busy/manifests/") {
-                        "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n".to_string()
-                    } else if path.contains("/broken/manifests/") {
-                        let body = r#"{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}"#;
-                        format!(
-                            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        )
-                    } else if path.contains("/manifests/") {
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
-                             Docker-Content-Digest: {manifest_digest}\r\nContent-Length: {}\r\n\r\n{manifest}",
-                            manifest.len()
-                        )
-                    } else if path.contains("/blobs/") {
-                        let _ = conn.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n0123456789",
-                        );
-                        let _ = conn.flush();
-                        std::thread::sleep(Duration::from_secs(600));
-                        return;
-                    } else {
-                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_string()
-                    };
-                    if conn.write_all(reply.as_bytes()).is_err() {
+                    if reply(&path, range, &mut conn).is_none() {
                         return;
                     }
-                    let _ = reader.get_mut().read(&mut []);
                 }
             });
+        }
+    });
+    port
+}
+
+fn respond(conn: &mut std::net::TcpStream, status: &str, headers: &str, body: &[u8]) -> Option<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).ok()?;
+    conn.write_all(body).ok()?;
+    conn.flush().ok()
+}
+
+/// An OCI manifest for a Wasm artifact whose layer is `layer` (sha256 and size), and its digest.
+fn wasm_manifest(layer_hex: &str, size: usize) -> (String, String) {
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"sha256:{}","size":2}},"layers":[{{"mediaType":"application/wasm","digest":"sha256:{layer_hex}","size":{size}}}]}}"#,
+        "2".repeat(64)
+    );
+    let digest = format!("sha256:{}", sha2_digest(manifest.as_bytes()));
+    (manifest, digest)
+}
+
+fn manifest_reply(conn: &mut std::net::TcpStream, manifest: &str, digest: &str) -> Option<()> {
+    respond(
+        conn,
+        "200 OK",
+        &format!(
+            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\nDocker-Content-Digest: {digest}\r\n"
+        ),
+        manifest.as_bytes(),
+    )
+}
+
+/// A registry that answers the API and the manifest, then sends a blob's headers and a few bytes and stalls; and
+/// one that rate-limits (429) or fails (503) for some repositories.
+#[test]
+fn a_registry_that_stalls_mid_blob_times_out_and_one_that_fails_says_so() {
+    let (manifest, digest) = wasm_manifest(&"1".repeat(64), 100_000);
+    let port = fake_registry(move |path, _, conn| {
+        if path.contains("/busy/manifests/") {
+            respond(conn, "429 Too Many Requests", "", b"")
+        } else if path.contains("/broken/manifests/") {
+            let body = br#"{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}"#;
+            respond(
+                conn,
+                "503 Service Unavailable",
+                "Content-Type: application/json\r\n",
+                body,
+            )
+        } else if path.contains(".sig") {
+            respond(conn, "404 Not Found", "", b"")
+        } else if path.contains("/manifests/") {
+            manifest_reply(conn, &manifest, &digest)
+        } else if path.contains("/blobs/") {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n";
+            conn.write_all(head.as_bytes()).ok()?;
+            conn.write_all(b"0123456789").ok()?;
+            conn.flush().ok()?;
+            std::thread::sleep(Duration::from_secs(600));
+            None
+        } else {
+            respond(conn, "200 OK", "", b"{}")
         }
     });
     let cli = Cli::new();
@@ -677,4 +716,70 @@ fn outdated_shows_a_newer_tag_and_upgrade_by_id_takes_it() {
     local.ok(&["install", s(&file), "--yes", "--allow-unsigned"]);
     let o = local.run(&["upgrade", "fixture-basic", "--yes"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("installed from a local file"));
+}
+
+/// A blob download that breaks halfway is resumed with a range request from the byte it stopped at, and the whole
+/// is checked against the layer digest.
+#[test]
+fn a_download_that_breaks_is_resumed_where_it_stopped() {
+    let component = fx::bytes(fx::BASIC);
+    let hex = sha2_digest(&component);
+    let (manifest, digest) = wasm_manifest(&hex, component.len());
+    let ranges = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let seen = ranges.clone();
+    let half = (component.len() / 2) as u64;
+    let port = fake_registry(move |path, range, conn| {
+        if path.contains(".sig") {
+            respond(conn, "404 Not Found", "", b"")
+        } else if path.contains("/manifests/") {
+            manifest_reply(conn, &manifest, &digest)
+        } else if path.contains("/blobs/") {
+            match range {
+                None => {
+                    // Headers for the whole blob, half of it, then the connection drops.
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                        component.len()
+                    );
+                    conn.write_all(head.as_bytes()).ok()?;
+                    conn.write_all(&component[..component.len() / 2]).ok()?;
+                    let _ = conn.flush();
+                    let _ = conn.shutdown(std::net::Shutdown::Both);
+                    None
+                }
+                Some(from) => {
+                    seen.lock().expect("lock").push(from);
+                    let rest = &component[from as usize..];
+                    let cr = format!(
+                        "Content-Range: bytes {from}-{}/{}\r\n",
+                        component.len() - 1,
+                        component.len()
+                    );
+                    respond(conn, "206 Partial Content", &cr, rest)
+                }
+            }
+        } else {
+            respond(conn, "200 OK", "", b"{}")
+        }
+    });
+    let cli = Cli::new();
+    let reference = format!("oci://127.0.0.1:{port}/acme/resume:1");
+    let o = cli.run(&[
+        "install",
+        &reference,
+        "--insecure",
+        "--yes",
+        "--allow-unsigned",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(*ranges.lock().expect("lock"), vec![half]);
+    let called = cli.ok(&[
+        "call",
+        "fixture-basic",
+        "echo",
+        "--args",
+        r#"{"text":"resumed"}"#,
+    ]);
+    assert!(called.contains("resumed"), "{called}");
 }

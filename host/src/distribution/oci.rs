@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::str::FromStr;
 
 use futures_util::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
@@ -20,6 +20,8 @@ pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.plughost.signature.v1+json";
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// How many times a broken blob download is resumed (from the byte it stopped at) before the pull fails.
+const MAX_RESUMES: u32 = 2;
 /// A manifest or a signature larger than this is not one of ours.
 const SMALL_LIMIT: usize = 256 << 10;
 
@@ -331,7 +333,8 @@ impl OciClient {
     }
 
     /// Downloads one blob, refusing it before the download when the manifest says it is over `limit`, and
-    /// stopping when more arrives; its sha256 must be the descriptor's.
+    /// stopping when more arrives; a broken or stalled read is resumed from where it stopped (twice at most); the
+    /// whole blob's sha256 must be the descriptor's.
     async fn blob(
         &self,
         reference: &Reference,
@@ -349,28 +352,70 @@ impl OciClient {
         if size > limit {
             return Err(too_large(size));
         }
-        let mut stream = self
-            .client
-            .pull_blob_stream(reference, desc)
-            .await
-            .map_err(|e| self.error(reference, what, e))?;
         let mut out = Vec::with_capacity(size.min(limit) as usize);
         let progress = self.options.progress && std::io::stderr().is_terminal() && size > 1 << 20;
         let mut shown = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.stream_error(reference, desc, what, e))?;
-            if out.len() as u64 + chunk.len() as u64 > size {
-                return Err(too_large(out.len() as u64 + chunk.len() as u64));
+        let mut resumes = 0;
+        loop {
+            // After a broken or stalled read, ask for the rest only (a registry that ignores the range sends all).
+            let stream = if out.is_empty() {
+                self.client
+                    .pull_blob_stream(reference, desc)
+                    .await
+                    .map(|s| s.stream)
+            } else {
+                match self
+                    .client
+                    .pull_blob_stream_partial(reference, desc, out.len() as u64, None)
+                    .await
+                {
+                    Ok(BlobResponse::Partial(s)) => Ok(s.stream),
+                    Ok(BlobResponse::Full(s)) => {
+                        out.clear();
+                        Ok(s.stream)
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let mut stream = stream.map_err(|e| self.error(reference, what, e))?;
+            let mut failed = None;
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed = Some(self.stream_error(reference, desc, what, e));
+                        break;
+                    }
+                };
+                if out.len() as u64 + chunk.len() as u64 > size {
+                    return Err(too_large(out.len() as u64 + chunk.len() as u64));
+                }
+                out.extend_from_slice(&chunk);
+                if progress && out.len() * 20 / size as usize > shown {
+                    shown = out.len() * 20 / size as usize;
+                    eprint!(
+                        "\rpulling {what} [{:<20}] {}%",
+                        "#".repeat(shown),
+                        out.len() * 100 / size as usize
+                    );
+                    let _ = std::io::stderr().flush();
+                }
             }
-            out.extend_from_slice(&chunk);
-            if progress && out.len() * 20 / size as usize > shown {
-                shown = out.len() * 20 / size as usize;
-                eprint!(
-                    "\rpulling {what} [{:<20}] {}%",
-                    "#".repeat(shown),
-                    out.len() * 100 / size as usize
-                );
-                let _ = std::io::stderr().flush();
+            match failed {
+                None => break,
+                Some(
+                    e @ (DistError::Unreachable { .. }
+                    | DistError::Timeout { .. }
+                    | DistError::Protocol { .. }),
+                ) if resumes < MAX_RESUMES => {
+                    resumes += 1;
+                    tracing::warn!(
+                        "{}: {what} interrupted after {} of {size} bytes ({e}); resuming",
+                        reference.whole(),
+                        out.len()
+                    );
+                }
+                Some(e) => return Err(e),
             }
         }
         if progress {
