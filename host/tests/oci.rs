@@ -783,3 +783,58 @@ fn a_download_that_breaks_is_resumed_where_it_stopped() {
     ]);
     assert!(called.contains("resumed"), "{called}");
 }
+
+/// A registry with the OCI 1.1 referrers API and no `.sig` tag: the signature is found as a referrer of the
+/// component's manifest, and verified as usual.
+#[test]
+fn a_signature_listed_by_the_referrers_api_is_used() {
+    let publisher = Cli::new();
+    publisher.ok(&["keys", "generate", "--name", "acme", "--trust"]);
+    let file = publisher.path("basic.wasm");
+    std::fs::copy(fx::BASIC, &file).expect("copy");
+    publisher.ok(&["sign", s(&file), "--key", "acme"]);
+    let sig = std::fs::read(publisher.path("basic.wasm.sig")).expect("sig");
+    let component = fx::bytes(fx::BASIC);
+    let layer_hex = sha2_digest(&component);
+    let (manifest, digest) = wasm_manifest(&layer_hex, component.len());
+    let sig_hex = sha2_digest(&sig);
+    let sig_manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.plughost.signature.v1+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}},"layers":[{{"mediaType":"application/vnd.plughost.signature.v1+json","digest":"sha256:{sig_hex}","size":{}}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{}}}}}"#,
+        sig.len(),
+        manifest.len()
+    );
+    let sig_digest = format!("sha256:{}", sha2_digest(sig_manifest.as_bytes()));
+    let referrers = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.plughost.signature.v1+json","digest":"{sig_digest}","size":{}}}]}}"#,
+        sig_manifest.len()
+    );
+    let port = fake_registry(move |path, _, conn| {
+        if path.contains("/referrers/") {
+            respond(
+                conn,
+                "200 OK",
+                "Content-Type: application/vnd.oci.image.index.v1+json\r\n",
+                referrers.as_bytes(),
+            )
+        } else if path.contains(&format!("/manifests/{sig_digest}")) {
+            manifest_reply(conn, &sig_manifest, &sig_digest)
+        } else if path.contains("/manifests/sha256-") {
+            respond(conn, "404 Not Found", "", b"")
+        } else if path.contains("/manifests/") {
+            manifest_reply(conn, &manifest, &digest)
+        } else if path.contains(&format!("/blobs/sha256:{sig_hex}")) {
+            respond(conn, "200 OK", "", &sig)
+        } else if path.contains("/blobs/") {
+            respond(conn, "200 OK", "", &component)
+        } else {
+            respond(conn, "200 OK", "", b"{}")
+        }
+    });
+    let operator = Cli::new();
+    operator.ok(&["keys", "trust", s(&publisher.path("acme.pub"))]);
+    let reference = format!("oci://127.0.0.1:{port}/acme/referred:1");
+    operator.ok(&["install", &reference, "--insecure", "--yes"]);
+    let info: Value =
+        serde_json::from_str(&operator.ok(&["info", "fixture-basic", "--json"])).expect("json");
+    assert_eq!(info["plugin"]["publisher"]["name"], "acme");
+}

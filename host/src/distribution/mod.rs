@@ -5,7 +5,7 @@
 //! The artifact is the CNCF TAG-Runtime Wasm OCI layout (config `application/vnd.wasm.config.v0+json`, one
 //! `application/wasm` layer), so other Wasm tools read it. The signature is its own small artifact whose `subject`
 //! is the component's manifest (an OCI 1.1 registry indexes it as a referrer), always also tagged
-//! `sha256-<hex>.sig` (the tag schema cosign uses), which is what a pull reads: it works on every registry.
+//! `sha256-<hex>.sig` (the tag schema cosign uses). A pull asks the referrers API first, then reads that tag.
 
 pub mod auth;
 pub mod oci;

@@ -476,18 +476,45 @@ impl OciClient {
         self.error(reference, what, e.into())
     }
 
-    /// The plughost signature pushed for the manifest `digest` (tag `sha256-<hex>.sig`), if any. It must refer to
-    /// that manifest.
+    /// The digest of a plughost signature artifact the registry lists as a referrer of manifest `digest` (OCI 1.1
+    /// referrers API), if it has that API and one.
+    async fn referrer(&self, reference: &Reference, digest: &str) -> Option<String> {
+        let subject = Reference::with_digest(
+            reference.registry().to_string(),
+            reference.repository().to_string(),
+            digest.to_string(),
+        );
+        let index = self
+            .client
+            .pull_referrers(&subject, Some(SIGNATURE_MEDIA_TYPE))
+            .await
+            .ok()?;
+        index
+            .manifests
+            .into_iter()
+            .find(|m| m.artifact_type.as_deref() == Some(SIGNATURE_MEDIA_TYPE))
+            .map(|m| m.digest)
+    }
+
+    /// The plughost signature pushed for the manifest `digest`, if any: the referrer the registry lists (OCI 1.1),
+    /// else the one tagged `sha256-<hex>.sig`. It must refer to that manifest.
     async fn signature(
         &self,
         reference: &Reference,
         digest: &str,
     ) -> Result<Option<String>, DistError> {
-        let sig_ref = Reference::with_tag(
-            reference.registry().to_string(),
-            reference.repository().to_string(),
-            signature_tag(digest),
-        );
+        let sig_ref = match self.referrer(reference, digest).await {
+            Some(sig_digest) => Reference::with_digest(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                sig_digest,
+            ),
+            None => Reference::with_tag(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                signature_tag(digest),
+            ),
+        };
         let (manifest, _) = match self.manifest(&sig_ref, "signature manifest").await {
             Ok(m) => m,
             Err(DistError::NotFound { .. }) => return Ok(None),
