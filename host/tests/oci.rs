@@ -95,11 +95,20 @@ impl Cli {
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_plughost"))
+        self.run_logged(args, stdin, None)
+    }
+
+    /// Runs with `PLUGHOST_LOG` set to `log` (a tracing filter), or unset.
+    fn run_logged(&self, args: &[&str], stdin: &str, log: Option<&str>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_plughost"));
+        match log {
+            Some(filter) => cmd.env("PLUGHOST_LOG", filter),
+            None => cmd.env_remove("PLUGHOST_LOG"),
+        };
+        let mut child = cmd
             .args(args)
             .env("PLUGHOST_HOME", self.home.path())
             .env("DOCKER_CONFIG", self.home.path().join("no-docker"))
-            .env_remove("PLUGHOST_LOG")
             .current_dir(self.work.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -519,6 +528,23 @@ fn wrong_or_missing_credentials_are_refused_without_showing_them() {
     let anonymous = Cli::new();
     let err = anonymous.refused(&["install", &reference, "--insecure", "--yes"]);
     assert!(err.contains("wrong or missing credentials"), "{err}");
+    // Not even the most verbose log shows the right password (nor its base64 in a Basic header).
+    let right = operator_of(&publisher);
+    let o = right.run_logged(
+        &["install", &reference, "--insecure", "--yes"],
+        "",
+        Some(TRACE_NETWORK),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.len() > 1000, "a trace log was written: {log}");
+    let r = registry();
+    assert_eq!(base64_encode(b"u:p:q"), "dTpwOnE=");
+    let basic = base64_encode(format!("{}:{}", r.user, r.password).as_bytes());
+    assert!(
+        !log.contains(&r.password) && !log.contains(&basic),
+        "the password is in the trace log"
+    );
     // The stored file is the operator's alone.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(wrong.home.path().join("registries.json"))
@@ -837,4 +863,26 @@ fn a_signature_listed_by_the_referrers_api_is_used() {
     let info: Value =
         serde_json::from_str(&operator.ok(&["info", "fixture-basic", "--json"])).expect("json");
     assert_eq!(info["plugin"]["publisher"]["name"], "acme");
+}
+
+/// Every log of the network path at its most verbose (the compiler's own trace is left out: it is only slow).
+const TRACE_NETWORK: &str = "plughost=trace,oci_client=trace,reqwest=trace,hyper=trace,hyper_util=trace,h2=trace,rustls=trace";
+
+/// Standard base64 (what an HTTP Basic header carries), for looking for one in a log.
+fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
