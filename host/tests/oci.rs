@@ -886,3 +886,60 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// Without `registry login`, Docker's config.json is used: its inline `auths`, else its credential helper.
+#[test]
+fn docker_config_credentials_are_used() {
+    let publisher = publisher();
+    let reference = format!("{}:1", repo("docker-config"));
+    publisher.ok(&["push", fx::BASIC, &reference, "--key", "acme", "--insecure"]);
+    let r = registry();
+
+    let inline = Cli::new();
+    inline.ok(&["keys", "trust", s(&publisher.path("acme.pub"))]);
+    let docker = inline.home.path().join("no-docker");
+    std::fs::create_dir_all(&docker).expect("docker dir");
+    let auth = base64_encode(format!("{}:{}", r.user, r.password).as_bytes());
+    let config = format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, r.addr);
+    std::fs::write(docker.join("config.json"), config).expect("config.json");
+    inline.ok(&["install", &reference, "--insecure", "--yes"]);
+
+    // A credential helper on PATH (`docker-credential-plughosttest get`, the registry on stdin).
+    let helper = Cli::new();
+    helper.ok(&["keys", "trust", s(&publisher.path("acme.pub"))]);
+    let docker = helper.home.path().join("no-docker");
+    let bin = helper.work.path().join("bin");
+    std::fs::create_dir_all(&docker).expect("docker dir");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::write(
+        docker.join("config.json"),
+        r#"{"credsStore":"plughosttest"}"#,
+    )
+    .expect("config.json");
+    let script = bin.join("docker-credential-plughosttest");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nread reg\n[ \"$reg\" = \"{}\" ] || exit 1\necho '{{\"Username\":\"{}\",\"Secret\":\"{}\"}}'\n",
+            r.addr, r.user, r.password
+        ),
+    )
+    .expect("helper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(["install", &reference, "--insecure", "--yes"])
+        .env("PLUGHOST_HOME", helper.home.path())
+        .env("DOCKER_CONFIG", &docker)
+        .env("PATH", path)
+        .env_remove("PLUGHOST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
