@@ -18,6 +18,9 @@ pub struct RegistryArgs {
     /// Reach the registry over plain http. Only allowed for a loopback registry (127.0.0.1, ::1, localhost).
     #[arg(long)]
     pub insecure: bool,
+    /// Reach this registry (HOST[:PORT], as in its references) over plain http, loopback or not (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
     /// Connect and read timeout: a registry silent this long fails the command.
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub timeout: String,
@@ -33,6 +36,7 @@ impl RegistryArgs {
     pub fn options(&self) -> Result<Options> {
         Ok(Options {
             insecure: self.insecure,
+            insecure_registries: self.insecure_registries.clone(),
             timeout: parse_duration(&self.timeout).context("--timeout")?,
             max_size: parse_bytes(&self.max_size).context("--max-size")?,
             progress: std::io::stderr().is_terminal(),

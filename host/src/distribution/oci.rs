@@ -39,6 +39,7 @@ pub struct OciClient {
     client: Client,
     auth: RegistryAuth,
     options: Options,
+    plain_http: bool,
 }
 
 impl std::fmt::Debug for OciClient {
@@ -74,15 +75,18 @@ pub fn sha256(bytes: &[u8]) -> String {
 }
 
 impl OciClient {
-    /// A client for `reference`'s registry. Plain http only with `options.insecure`, and only for loopback.
+    /// A client for `reference`'s registry. Plain http only for a registry named in `options.insecure_registries`,
+    /// or with `options.insecure` for a loopback one.
     pub fn new(
         reference: &Reference,
         creds: Option<Credentials>,
         options: Options,
     ) -> Result<Self, DistError> {
         let registry = reference.resolve_registry().to_string();
-        let protocol = if options.insecure {
-            if !is_loopback(&registry) {
+        let named = options.insecure_registries.contains(&registry);
+        let plain_http = named || options.insecure;
+        let protocol = if plain_http {
+            if !named && !is_loopback(&registry) {
                 return Err(DistError::InsecureNotLoopback { registry });
             }
             ClientProtocol::HttpsExcept(vec![registry])
@@ -117,7 +121,13 @@ impl OciClient {
             client,
             auth,
             options,
+            plain_http,
         })
+    }
+
+    /// True when this registry is reached over plain http.
+    pub fn plain_http(&self) -> bool {
+        self.plain_http
     }
 
     fn error(&self, reference: &Reference, what: &str, e: OciDistributionError) -> DistError {
@@ -699,5 +709,45 @@ mod tests {
         }
         assert_eq!(signature_tag("sha256:abc"), "sha256-abc.sig");
         assert_eq!(rfc3339_now().len(), 20);
+    }
+
+    #[test]
+    fn plain_http_only_where_named() {
+        let remote = parse_reference("oci://registry.example.com:5000/acme/x:1").expect("ref");
+        let loopback = parse_reference("oci://127.0.0.1:5000/acme/x:1").expect("ref");
+        let insecure = Options {
+            insecure: true,
+            ..Options::default()
+        };
+        assert!(matches!(
+            OciClient::new(&remote, None, insecure.clone()),
+            Err(DistError::InsecureNotLoopback { .. })
+        ));
+        assert!(
+            OciClient::new(&loopback, None, insecure)
+                .expect("loopback")
+                .plain_http()
+        );
+        assert!(
+            !OciClient::new(&remote, None, Options::default())
+                .expect("tls")
+                .plain_http()
+        );
+        let named = Options {
+            insecure_registries: vec!["registry.example.com:5000".into()],
+            ..Options::default()
+        };
+        assert!(
+            OciClient::new(&remote, None, named.clone())
+                .expect("named")
+                .plain_http()
+        );
+        // Naming one registry does not make another plain http.
+        let other = parse_reference("oci://other.example.com/acme/x:1").expect("ref");
+        assert!(
+            !OciClient::new(&other, None, named)
+                .expect("other")
+                .plain_http()
+        );
     }
 }
