@@ -8,6 +8,7 @@
 //! `sha256-<hex>.sig` (the tag schema cosign uses). A pull asks the referrers API first, then reads that tag.
 
 pub mod auth;
+mod failures;
 pub mod oci;
 mod types;
 pub mod url;
