@@ -2,7 +2,7 @@
 //! scripts/oci-registry.sh, or the one PLUGHOST_TEST_REGISTRY names): push → install on another data dir → call,
 //! what an independent tool (skopeo) reads back, and every way a pull must be refused before anything is written.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -95,11 +95,20 @@ impl Cli {
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_plughost"))
+        self.run_logged(args, stdin, None)
+    }
+
+    /// Runs with `PLUGHOST_LOG` set to `log` (a tracing filter), or unset.
+    fn run_logged(&self, args: &[&str], stdin: &str, log: Option<&str>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_plughost"));
+        match log {
+            Some(filter) => cmd.env("PLUGHOST_LOG", filter),
+            None => cmd.env_remove("PLUGHOST_LOG"),
+        };
+        let mut child = cmd
             .args(args)
             .env("PLUGHOST_HOME", self.home.path())
             .env("DOCKER_CONFIG", self.home.path().join("no-docker"))
-            .env_remove("PLUGHOST_LOG")
             .current_dir(self.work.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -519,6 +528,23 @@ fn wrong_or_missing_credentials_are_refused_without_showing_them() {
     let anonymous = Cli::new();
     let err = anonymous.refused(&["install", &reference, "--insecure", "--yes"]);
     assert!(err.contains("wrong or missing credentials"), "{err}");
+    // Not even the most verbose log shows the right password (nor its base64 in a Basic header).
+    let right = operator_of(&publisher);
+    let o = right.run_logged(
+        &["install", &reference, "--insecure", "--yes"],
+        "",
+        Some(TRACE_NETWORK),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.len() > 1000, "a trace log was written: {log}");
+    let r = registry();
+    assert_eq!(base64_encode(b"u:p:q"), "dTpwOnE=");
+    let basic = base64_encode(format!("{}:{}", r.user, r.password).as_bytes());
+    assert!(
+        !log.contains(&r.password) && !log.contains(&basic),
+        "the password is in the trace log"
+    );
     // The stored file is the operator's alone.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(wrong.home.path().join("registries.json"))
@@ -554,22 +580,18 @@ fn a_registry_that_is_down_or_remote_without_tls_is_refused() {
     );
 }
 
-/// A registry that answers the API and the manifest, then sends a blob's headers and a few bytes and stalls.
-#[test]
-fn a_registry_that_stalls_mid_blob_times_out() {
+/// A fake registry on loopback: `reply(path, range_start)` answers each request (plain HTTP/1.1, keep-alive);
+/// `None` closes the connection. Returns its port.
+fn fake_registry(
+    reply: impl Fn(&str, Option<u64>, &mut std::net::TcpStream) -> Option<()> + Send + Sync + 'static,
+) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let layer = format!("sha256:{}", "1".repeat(64));
-    let config = format!("sha256:{}", "2".repeat(64));
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/wasm","digest":"{layer}","size":100000}}]}}"#
-    );
-    let manifest_digest = format!("sha256:{}", sha2_digest(manifest.as_bytes()));
+    let reply = std::sync::Arc::new(reply);
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let manifest = manifest.clone();
-            let manifest_digest = manifest_digest.clone();
+            let reply = reply.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(conn.try_clone().expect("clone"));
                 loop {
@@ -578,34 +600,86 @@ fn a_registry_that_stalls_mid_blob_times_out() {
                         return;
                     }
                     let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let mut range = None;
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
                             break;
                         }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                            range = v.trim().trim_end_matches('-').parse().ok();
+                        }
                     }
-                    let reply = if path.contains("/manifests/") {
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
-                             Docker-Content-Digest: {manifest_digest}\r\nContent-Length: {}\r\n\r\n{manifest}",
-                            manifest.len()
-                        )
-                    } else if path.contains("/blobs/") {
-                        let _ = conn.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n0123456789",
-                        );
-                        let _ = conn.flush();
-                        std::thread::sleep(Duration::from_secs(600));
-                        return;
-                    } else {
-                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_string()
-                    };
-                    if conn.write_all(reply.as_bytes()).is_err() {
+                    if reply(&path, range, &mut conn).is_none() {
                         return;
                     }
-                    let _ = reader.get_mut().read(&mut []);
                 }
             });
+        }
+    });
+    port
+}
+
+fn respond(conn: &mut std::net::TcpStream, status: &str, headers: &str, body: &[u8]) -> Option<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).ok()?;
+    conn.write_all(body).ok()?;
+    conn.flush().ok()
+}
+
+/// An OCI manifest for a Wasm artifact whose layer is `layer` (sha256 and size), and its digest.
+fn wasm_manifest(layer_hex: &str, size: usize) -> (String, String) {
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"sha256:{}","size":2}},"layers":[{{"mediaType":"application/wasm","digest":"sha256:{layer_hex}","size":{size}}}]}}"#,
+        "2".repeat(64)
+    );
+    let digest = format!("sha256:{}", sha2_digest(manifest.as_bytes()));
+    (manifest, digest)
+}
+
+fn manifest_reply(conn: &mut std::net::TcpStream, manifest: &str, digest: &str) -> Option<()> {
+    respond(
+        conn,
+        "200 OK",
+        &format!(
+            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\nDocker-Content-Digest: {digest}\r\n"
+        ),
+        manifest.as_bytes(),
+    )
+}
+
+/// A registry that answers the API and the manifest, then sends a blob's headers and a few bytes and stalls; and
+/// one that rate-limits (429) or fails (503) for some repositories.
+#[test]
+fn a_registry_that_stalls_mid_blob_times_out_and_one_that_fails_says_so() {
+    let (manifest, digest) = wasm_manifest(&"1".repeat(64), 100_000);
+    let port = fake_registry(move |path, _, conn| {
+        if path.contains("/busy/manifests/") {
+            respond(conn, "429 Too Many Requests", "", b"")
+        } else if path.contains("/broken/manifests/") {
+            let body = br#"{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}"#;
+            respond(
+                conn,
+                "503 Service Unavailable",
+                "Content-Type: application/json\r\n",
+                body,
+            )
+        } else if path.contains(".sig") {
+            respond(conn, "404 Not Found", "", b"")
+        } else if path.contains("/manifests/") {
+            manifest_reply(conn, &manifest, &digest)
+        } else if path.contains("/blobs/") {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n";
+            conn.write_all(head.as_bytes()).ok()?;
+            conn.write_all(b"0123456789").ok()?;
+            conn.flush().ok()?;
+            std::thread::sleep(Duration::from_secs(600));
+            None
+        } else {
+            respond(conn, "200 OK", "", b"{}")
         }
     });
     let cli = Cli::new();
@@ -625,6 +699,13 @@ fn a_registry_that_stalls_mid_blob_times_out() {
     // The server stalls for 10 minutes: well under that means the read timeout ended it (slack for a loaded machine).
     assert!(took < Duration::from_secs(90), "took {took:?}");
     eprintln!("stalled registry refused after {took:?}");
+
+    let busy = format!("oci://127.0.0.1:{port}/acme/busy:1");
+    let err = cli.refused(&["install", &busy, "--insecure", "--yes", "--timeout", "5s"]);
+    assert!(err.contains("rate-limiting requests (HTTP 429)"), "{err}");
+    let broken = format!("oci://127.0.0.1:{port}/acme/broken:1");
+    let err = cli.refused(&["install", &broken, "--insecure", "--yes", "--timeout", "5s"]);
+    assert!(err.contains("failed (HTTP 503)"), "{err}");
 }
 
 #[test]
@@ -661,4 +742,204 @@ fn outdated_shows_a_newer_tag_and_upgrade_by_id_takes_it() {
     local.ok(&["install", s(&file), "--yes", "--allow-unsigned"]);
     let o = local.run(&["upgrade", "fixture-basic", "--yes"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("installed from a local file"));
+}
+
+/// A blob download that breaks halfway is resumed with a range request from the byte it stopped at, and the whole
+/// is checked against the layer digest.
+#[test]
+fn a_download_that_breaks_is_resumed_where_it_stopped() {
+    let component = fx::bytes(fx::BASIC);
+    let hex = sha2_digest(&component);
+    let (manifest, digest) = wasm_manifest(&hex, component.len());
+    let ranges = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let seen = ranges.clone();
+    let half = (component.len() / 2) as u64;
+    let port = fake_registry(move |path, range, conn| {
+        if path.contains(".sig") {
+            respond(conn, "404 Not Found", "", b"")
+        } else if path.contains("/manifests/") {
+            manifest_reply(conn, &manifest, &digest)
+        } else if path.contains("/blobs/") {
+            match range {
+                None => {
+                    // Headers for the whole blob, half of it, then the connection drops.
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                        component.len()
+                    );
+                    conn.write_all(head.as_bytes()).ok()?;
+                    conn.write_all(&component[..component.len() / 2]).ok()?;
+                    let _ = conn.flush();
+                    let _ = conn.shutdown(std::net::Shutdown::Both);
+                    None
+                }
+                Some(from) => {
+                    seen.lock().expect("lock").push(from);
+                    let rest = &component[from as usize..];
+                    let cr = format!(
+                        "Content-Range: bytes {from}-{}/{}\r\n",
+                        component.len() - 1,
+                        component.len()
+                    );
+                    respond(conn, "206 Partial Content", &cr, rest)
+                }
+            }
+        } else {
+            respond(conn, "200 OK", "", b"{}")
+        }
+    });
+    let cli = Cli::new();
+    let reference = format!("oci://127.0.0.1:{port}/acme/resume:1");
+    let o = cli.run(&[
+        "install",
+        &reference,
+        "--insecure",
+        "--yes",
+        "--allow-unsigned",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(*ranges.lock().expect("lock"), vec![half]);
+    let called = cli.ok(&[
+        "call",
+        "fixture-basic",
+        "echo",
+        "--args",
+        r#"{"text":"resumed"}"#,
+    ]);
+    assert!(called.contains("resumed"), "{called}");
+}
+
+/// A registry with the OCI 1.1 referrers API and no `.sig` tag: the signature is found as a referrer of the
+/// component's manifest, and verified as usual.
+#[test]
+fn a_signature_listed_by_the_referrers_api_is_used() {
+    let publisher = Cli::new();
+    publisher.ok(&["keys", "generate", "--name", "acme", "--trust"]);
+    let file = publisher.path("basic.wasm");
+    std::fs::copy(fx::BASIC, &file).expect("copy");
+    publisher.ok(&["sign", s(&file), "--key", "acme"]);
+    let sig = std::fs::read(publisher.path("basic.wasm.sig")).expect("sig");
+    let component = fx::bytes(fx::BASIC);
+    let layer_hex = sha2_digest(&component);
+    let (manifest, digest) = wasm_manifest(&layer_hex, component.len());
+    let sig_hex = sha2_digest(&sig);
+    let sig_manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.plughost.signature.v1+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}},"layers":[{{"mediaType":"application/vnd.plughost.signature.v1+json","digest":"sha256:{sig_hex}","size":{}}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{}}}}}"#,
+        sig.len(),
+        manifest.len()
+    );
+    let sig_digest = format!("sha256:{}", sha2_digest(sig_manifest.as_bytes()));
+    let referrers = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.plughost.signature.v1+json","digest":"{sig_digest}","size":{}}}]}}"#,
+        sig_manifest.len()
+    );
+    let port = fake_registry(move |path, _, conn| {
+        if path.contains("/referrers/") {
+            respond(
+                conn,
+                "200 OK",
+                "Content-Type: application/vnd.oci.image.index.v1+json\r\n",
+                referrers.as_bytes(),
+            )
+        } else if path.contains(&format!("/manifests/{sig_digest}")) {
+            manifest_reply(conn, &sig_manifest, &sig_digest)
+        } else if path.contains("/manifests/sha256-") {
+            respond(conn, "404 Not Found", "", b"")
+        } else if path.contains("/manifests/") {
+            manifest_reply(conn, &manifest, &digest)
+        } else if path.contains(&format!("/blobs/sha256:{sig_hex}")) {
+            respond(conn, "200 OK", "", &sig)
+        } else if path.contains("/blobs/") {
+            respond(conn, "200 OK", "", &component)
+        } else {
+            respond(conn, "200 OK", "", b"{}")
+        }
+    });
+    let operator = Cli::new();
+    operator.ok(&["keys", "trust", s(&publisher.path("acme.pub"))]);
+    let reference = format!("oci://127.0.0.1:{port}/acme/referred:1");
+    operator.ok(&["install", &reference, "--insecure", "--yes"]);
+    let info: Value =
+        serde_json::from_str(&operator.ok(&["info", "fixture-basic", "--json"])).expect("json");
+    assert_eq!(info["plugin"]["publisher"]["name"], "acme");
+}
+
+/// Every log of the network path at its most verbose (the compiler's own trace is left out: it is only slow).
+const TRACE_NETWORK: &str = "plughost=trace,oci_client=trace,reqwest=trace,hyper=trace,hyper_util=trace,h2=trace,rustls=trace";
+
+/// Standard base64 (what an HTTP Basic header carries), for looking for one in a log.
+fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Without `registry login`, Docker's config.json is used: its inline `auths`, else its credential helper.
+#[test]
+fn docker_config_credentials_are_used() {
+    let publisher = publisher();
+    let reference = format!("{}:1", repo("docker-config"));
+    publisher.ok(&["push", fx::BASIC, &reference, "--key", "acme", "--insecure"]);
+    let r = registry();
+
+    let inline = Cli::new();
+    inline.ok(&["keys", "trust", s(&publisher.path("acme.pub"))]);
+    let docker = inline.home.path().join("no-docker");
+    std::fs::create_dir_all(&docker).expect("docker dir");
+    let auth = base64_encode(format!("{}:{}", r.user, r.password).as_bytes());
+    let config = format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, r.addr);
+    std::fs::write(docker.join("config.json"), config).expect("config.json");
+    inline.ok(&["install", &reference, "--insecure", "--yes"]);
+
+    // A credential helper on PATH (`docker-credential-plughosttest get`, the registry on stdin).
+    let helper = Cli::new();
+    helper.ok(&["keys", "trust", s(&publisher.path("acme.pub"))]);
+    let docker = helper.home.path().join("no-docker");
+    let bin = helper.work.path().join("bin");
+    std::fs::create_dir_all(&docker).expect("docker dir");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::write(
+        docker.join("config.json"),
+        r#"{"credsStore":"plughosttest"}"#,
+    )
+    .expect("config.json");
+    let script = bin.join("docker-credential-plughosttest");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nread reg\n[ \"$reg\" = \"{}\" ] || exit 1\necho '{{\"Username\":\"{}\",\"Secret\":\"{}\"}}'\n",
+            r.addr, r.user, r.password
+        ),
+    )
+    .expect("helper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(["install", &reference, "--insecure", "--yes"])
+        .env("PLUGHOST_HOME", helper.home.path())
+        .env("DOCKER_CONFIG", &docker)
+        .env("PATH", path)
+        .env_remove("PLUGHOST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -37,9 +37,9 @@ pub struct SignArgs {
 
 #[derive(Args, Debug)]
 pub struct InstallArgs {
-    /// The component to install: a .wasm file, or oci://REGISTRY/REPOSITORY:TAG (or @sha256:HEX).
+    /// The component to install: a .wasm file, oci://REGISTRY/REPOSITORY:TAG (or @sha256:HEX), or an https URL.
     pub file: String,
-    /// A local file's signature (default: FILE.sig).
+    /// The signature, a file or (for a URL install) a URL (default: FILE.sig, URL.sig).
     #[arg(long)]
     pub sig: Option<PathBuf>,
     /// Approve exactly these grants (repeatable) instead of what the publisher requests.

@@ -1,6 +1,6 @@
 //! Registry credentials: `plughost registry login` keeps them in the data dir (`registries.json`, mode 0600);
-//! without one there, Docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`) is read (its inline `auths`;
-//! credential helpers are not run). A password is never printed, logged or put in an error.
+//! without one there, Docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`) is read: its inline `auths`, else
+//! the credential helper it names (`credHelpers`, `credsStore`: `docker-credential-<name> get`). A password is never printed, logged or put in an error.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,9 +106,13 @@ impl CredentialsStore {
         if let Some(c) = self.read()?.auths.remove(registry) {
             return Ok(Some(c));
         }
-        Ok(docker_config()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| docker_auth(&b, registry)))
+        let Some(config) = docker_config().and_then(|p| std::fs::read(p).ok()) else {
+            return Ok(None);
+        };
+        if let Some(c) = docker_auth(&config, registry) {
+            return Ok(Some(c));
+        }
+        Ok(docker_helper(&config, registry).and_then(|h| run_helper(&h, registry)))
     }
 }
 
@@ -138,6 +142,60 @@ fn docker_auth(json: &[u8], registry: &str) -> Option<Credentials> {
     })
 }
 
+/// The credential helper Docker's config names for `registry`: `credHelpers[registry]`, else `credsStore`.
+fn docker_helper(json: &[u8], registry: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let name = v
+        .get("credHelpers")
+        .and_then(|h| h.get(registry))
+        .or_else(|| v.get("credsStore"))?
+        .as_str()?;
+    // A helper is a program name on PATH, `docker-credential-<name>`: nothing that could name another path.
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        .then(|| format!("docker-credential-{name}"))
+}
+
+/// Runs `helper get` with the registry on stdin (Docker's credential-helper protocol), for at most 10 s and 64 KiB
+/// of output; its stderr is dropped (it might echo what it was given). `None` when it has nothing or fails.
+fn run_helper(helper: &str, registry: &str) -> Option<Credentials> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(helper)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let _ = child.stdin.take()?.write_all(registry.as_bytes());
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = (&mut stdout).take(64 << 10).read_to_end(&mut out);
+        out
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    let out = reader.join().ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out).ok()?;
+    Some(Credentials {
+        username: v.get("Username")?.as_str()?.to_string(),
+        password: v.get("Secret")?.as_str()?.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +208,19 @@ mod tests {
         assert_eq!(docker_auth(j, "b").expect("fields").password, "y");
         assert!(docker_auth(j, "other").is_none());
         assert!(!format!("{c:?}").contains("p:q"));
+    }
+
+    #[test]
+    fn docker_credential_helpers() {
+        let j = br#"{"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud","x":"../evil"}}"#;
+        assert_eq!(
+            docker_helper(j, "gcr.io").as_deref(),
+            Some("docker-credential-gcloud")
+        );
+        assert_eq!(
+            docker_helper(j, "other").as_deref(),
+            Some("docker-credential-desktop")
+        );
+        assert_eq!(docker_helper(j, "x"), None);
     }
 }

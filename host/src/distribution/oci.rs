@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::str::FromStr;
 
 use futures_util::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
@@ -14,12 +14,15 @@ use oci_client::{Client, Reference, RegistryOperation};
 use sha2::{Digest, Sha256};
 
 use super::auth::Credentials;
+use super::failures::{classify, protocol, timeout};
 use super::types::{DistError, Options, clip, is_loopback};
 
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.plughost.signature.v1+json";
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// How many times a broken blob download is resumed (from the byte it stopped at) before the pull fails.
+const MAX_RESUMES: u32 = 2;
 /// A manifest or a signature larger than this is not one of ours.
 const SMALL_LIMIT: usize = 256 << 10;
 
@@ -37,6 +40,7 @@ pub struct OciClient {
     client: Client,
     auth: RegistryAuth,
     options: Options,
+    plain_http: bool,
 }
 
 impl std::fmt::Debug for OciClient {
@@ -72,15 +76,18 @@ pub fn sha256(bytes: &[u8]) -> String {
 }
 
 impl OciClient {
-    /// A client for `reference`'s registry. Plain http only with `options.insecure`, and only for loopback.
+    /// A client for `reference`'s registry. Plain http only for a registry named in `options.insecure_registries`,
+    /// or with `options.insecure` for a loopback one.
     pub fn new(
         reference: &Reference,
         creds: Option<Credentials>,
         options: Options,
     ) -> Result<Self, DistError> {
         let registry = reference.resolve_registry().to_string();
-        let protocol = if options.insecure {
-            if !is_loopback(&registry) {
+        let named = options.insecure_registries.contains(&registry);
+        let plain_http = named || options.insecure;
+        let protocol = if plain_http {
+            if !named && !is_loopback(&registry) {
                 return Err(DistError::InsecureNotLoopback { registry });
             }
             ClientProtocol::HttpsExcept(vec![registry])
@@ -93,6 +100,14 @@ impl OciClient {
             read_timeout: Some(options.timeout),
             connect_timeout: Some(options.timeout),
             platform_resolver: None,
+            extra_root_certificates: options
+                .ca_pem
+                .iter()
+                .map(|pem| oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
             ..Default::default()
         };
         let client = Client::try_from(config).map_err(|e| DistError::Unreachable {
@@ -107,7 +122,13 @@ impl OciClient {
             client,
             auth,
             options,
+            plain_http,
         })
+    }
+
+    /// True when this registry is reached over plain http.
+    pub fn plain_http(&self) -> bool {
+        self.plain_http
     }
 
     fn error(&self, reference: &Reference, what: &str, e: OciDistributionError) -> DistError {
@@ -323,7 +344,8 @@ impl OciClient {
     }
 
     /// Downloads one blob, refusing it before the download when the manifest says it is over `limit`, and
-    /// stopping when more arrives; its sha256 must be the descriptor's.
+    /// stopping when more arrives; a broken or stalled read is resumed from where it stopped (twice at most); the
+    /// whole blob's sha256 must be the descriptor's.
     async fn blob(
         &self,
         reference: &Reference,
@@ -341,28 +363,70 @@ impl OciClient {
         if size > limit {
             return Err(too_large(size));
         }
-        let mut stream = self
-            .client
-            .pull_blob_stream(reference, desc)
-            .await
-            .map_err(|e| self.error(reference, what, e))?;
         let mut out = Vec::with_capacity(size.min(limit) as usize);
         let progress = self.options.progress && std::io::stderr().is_terminal() && size > 1 << 20;
         let mut shown = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.stream_error(reference, desc, what, e))?;
-            if out.len() as u64 + chunk.len() as u64 > size {
-                return Err(too_large(out.len() as u64 + chunk.len() as u64));
+        let mut resumes = 0;
+        loop {
+            // After a broken or stalled read, ask for the rest only (a registry that ignores the range sends all).
+            let stream = if out.is_empty() {
+                self.client
+                    .pull_blob_stream(reference, desc)
+                    .await
+                    .map(|s| s.stream)
+            } else {
+                match self
+                    .client
+                    .pull_blob_stream_partial(reference, desc, out.len() as u64, None)
+                    .await
+                {
+                    Ok(BlobResponse::Partial(s)) => Ok(s.stream),
+                    Ok(BlobResponse::Full(s)) => {
+                        out.clear();
+                        Ok(s.stream)
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let mut stream = stream.map_err(|e| self.error(reference, what, e))?;
+            let mut failed = None;
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed = Some(self.stream_error(reference, desc, what, e));
+                        break;
+                    }
+                };
+                if out.len() as u64 + chunk.len() as u64 > size {
+                    return Err(too_large(out.len() as u64 + chunk.len() as u64));
+                }
+                out.extend_from_slice(&chunk);
+                if progress && out.len() * 20 / size as usize > shown {
+                    shown = out.len() * 20 / size as usize;
+                    eprint!(
+                        "\rpulling {what} [{:<20}] {}%",
+                        "#".repeat(shown),
+                        out.len() * 100 / size as usize
+                    );
+                    let _ = std::io::stderr().flush();
+                }
             }
-            out.extend_from_slice(&chunk);
-            if progress && out.len() * 20 / size as usize > shown {
-                shown = out.len() * 20 / size as usize;
-                eprint!(
-                    "\rpulling {what} [{:<20}] {}%",
-                    "#".repeat(shown),
-                    out.len() * 100 / size as usize
-                );
-                let _ = std::io::stderr().flush();
+            match failed {
+                None => break,
+                Some(
+                    e @ (DistError::Unreachable { .. }
+                    | DistError::Timeout { .. }
+                    | DistError::Protocol { .. }),
+                ) if resumes < MAX_RESUMES => {
+                    resumes += 1;
+                    tracing::warn!(
+                        "{}: {what} interrupted after {} of {size} bytes ({e}); resuming",
+                        reference.whole(),
+                        out.len()
+                    );
+                }
+                Some(e) => return Err(e),
             }
         }
         if progress {
@@ -423,18 +487,45 @@ impl OciClient {
         self.error(reference, what, e.into())
     }
 
-    /// The plughost signature pushed for the manifest `digest` (tag `sha256-<hex>.sig`), if any. It must refer to
-    /// that manifest.
+    /// The digest of a plughost signature artifact the registry lists as a referrer of manifest `digest` (OCI 1.1
+    /// referrers API), if it has that API and one.
+    async fn referrer(&self, reference: &Reference, digest: &str) -> Option<String> {
+        let subject = Reference::with_digest(
+            reference.registry().to_string(),
+            reference.repository().to_string(),
+            digest.to_string(),
+        );
+        let index = self
+            .client
+            .pull_referrers(&subject, Some(SIGNATURE_MEDIA_TYPE))
+            .await
+            .ok()?;
+        index
+            .manifests
+            .into_iter()
+            .find(|m| m.artifact_type.as_deref() == Some(SIGNATURE_MEDIA_TYPE))
+            .map(|m| m.digest)
+    }
+
+    /// The plughost signature pushed for the manifest `digest`, if any: the referrer the registry lists (OCI 1.1),
+    /// else the one tagged `sha256-<hex>.sig`. It must refer to that manifest.
     async fn signature(
         &self,
         reference: &Reference,
         digest: &str,
     ) -> Result<Option<String>, DistError> {
-        let sig_ref = Reference::with_tag(
-            reference.registry().to_string(),
-            reference.repository().to_string(),
-            signature_tag(digest),
-        );
+        let sig_ref = match self.referrer(reference, digest).await {
+            Some(sig_digest) => Reference::with_digest(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                sig_digest,
+            ),
+            None => Reference::with_tag(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                signature_tag(digest),
+            ),
+        };
         let (manifest, _) = match self.manifest(&sig_ref, "signature manifest").await {
             Ok(m) => m,
             Err(DistError::NotFound { .. }) => return Ok(None),
@@ -474,102 +565,6 @@ impl OciClient {
 fn http_header(v: &str) -> reqwest::header::HeaderValue {
     reqwest::header::HeaderValue::from_str(v)
         .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("application/octet-stream"))
-}
-
-fn protocol(reference: &Reference, e: impl std::fmt::Display) -> DistError {
-    DistError::Protocol {
-        reference: reference.whole(),
-        message: clip(&e.to_string(), 300),
-    }
-}
-
-fn timeout(reference: &Reference, options: &Options) -> DistError {
-    DistError::Timeout {
-        registry: reference.resolve_registry().to_string(),
-        timeout: options.timeout,
-    }
-}
-
-/// One clear error per registry failure: credentials, not found, rate limit, server, unreachable, timeout.
-fn classify(
-    reference: &Reference,
-    what: &str,
-    e: OciDistributionError,
-    options: &Options,
-) -> DistError {
-    let registry = reference.resolve_registry().to_string();
-    let status = |code: u16, message: String| match code {
-        401 | 403 => DistError::Unauthorized {
-            registry: registry.clone(),
-            code,
-        },
-        404 => DistError::NotFound {
-            reference: reference.whole(),
-            what: what.to_string(),
-        },
-        429 => DistError::RateLimited {
-            registry: registry.clone(),
-        },
-        _ => DistError::Server {
-            registry: registry.clone(),
-            code,
-            message: clip(&message, 300),
-        },
-    };
-    match e {
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => DistError::Unauthorized {
-            registry,
-            code: 401,
-        },
-        OciDistributionError::ImageManifestNotFoundError(_) => status(404, String::new()),
-        OciDistributionError::ServerError { code, message, .. } => status(code, message),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<String> = envelope
-                .errors
-                .iter()
-                .map(|e| format!("{:?}", e.code))
-                .collect();
-            let text = codes.join(", ");
-            if text.contains("Unauthorized") || text.contains("Denied") {
-                status(401, text)
-            } else if text.contains("Unknown") || text.contains("NotFound") {
-                status(404, text)
-            } else if text.contains("Toomanyrequests") {
-                status(429, text)
-            } else {
-                DistError::Server {
-                    registry,
-                    code: 0,
-                    message: clip(&text, 300),
-                }
-            }
-        }
-        OciDistributionError::RequestError(r) => {
-            if r.is_timeout() {
-                timeout(reference, options)
-            } else if let Some(code) = r.status() {
-                status(code.as_u16(), String::new())
-            } else {
-                // reqwest's chain names the URL and the cause (refused, TLS); never a credential (those are headers).
-                let mut message = r.to_string();
-                let mut source = std::error::Error::source(&r);
-                while let Some(s) = source {
-                    message = format!("{message}: {s}");
-                    source = s.source();
-                }
-                DistError::Unreachable {
-                    registry,
-                    message: clip(&message, 300),
-                }
-            }
-        }
-        OciDistributionError::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-            timeout(reference, options)
-        }
-        OciDistributionError::DigestError(d) => protocol(reference, d),
-        other => protocol(reference, other),
-    }
 }
 
 /// Now as RFC 3339 UTC (`2026-12-02T03:00:00Z`), for the Wasm config's `created`.
@@ -619,5 +614,45 @@ mod tests {
         }
         assert_eq!(signature_tag("sha256:abc"), "sha256-abc.sig");
         assert_eq!(rfc3339_now().len(), 20);
+    }
+
+    #[test]
+    fn plain_http_only_where_named() {
+        let remote = parse_reference("oci://registry.example.com:5000/acme/x:1").expect("ref");
+        let loopback = parse_reference("oci://127.0.0.1:5000/acme/x:1").expect("ref");
+        let insecure = Options {
+            insecure: true,
+            ..Options::default()
+        };
+        assert!(matches!(
+            OciClient::new(&remote, None, insecure.clone()),
+            Err(DistError::InsecureNotLoopback { .. })
+        ));
+        assert!(
+            OciClient::new(&loopback, None, insecure)
+                .expect("loopback")
+                .plain_http()
+        );
+        assert!(
+            !OciClient::new(&remote, None, Options::default())
+                .expect("tls")
+                .plain_http()
+        );
+        let named = Options {
+            insecure_registries: vec!["registry.example.com:5000".into()],
+            ..Options::default()
+        };
+        assert!(
+            OciClient::new(&remote, None, named.clone())
+                .expect("named")
+                .plain_http()
+        );
+        // Naming one registry does not make another plain http.
+        let other = parse_reference("oci://other.example.com/acme/x:1").expect("ref");
+        assert!(
+            !OciClient::new(&other, None, named)
+                .expect("other")
+                .plain_http()
+        );
     }
 }

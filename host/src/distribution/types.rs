@@ -13,7 +13,7 @@ pub enum DistError {
     BadReference(String),
     #[error(
         "{registry} would be reached over plain http: --insecure is only allowed for a loopback registry \
-         (127.0.0.1, ::1, localhost)"
+         (127.0.0.1, ::1, localhost); name another one explicitly with --insecure-registry {registry}"
     )]
     InsecureNotLoopback { registry: String },
     #[error(
@@ -69,21 +69,27 @@ pub enum DistError {
 pub struct Options {
     /// Plain http for this registry (loopback only; see [`DistError::InsecureNotLoopback`]).
     pub insecure: bool,
+    /// Registries (`HOST[:PORT]`) the operator named for plain http, loopback or not.
+    pub insecure_registries: Vec<String>,
     /// Connect and per-read timeout: a registry that stalls mid-blob fails after this long without data.
     pub timeout: Duration,
     /// The largest component layer fetched (checked against the manifest before downloading, and while reading).
     pub max_size: u64,
     /// Show a progress line on stderr (a terminal).
     pub progress: bool,
+    /// Extra trusted root certificates (PEM): a private CA, or a test's self-signed certificate.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             insecure: false,
+            insecure_registries: Vec::new(),
             timeout: Duration::from_secs(30),
             max_size: 256 << 20,
             progress: false,
+            ca_pem: None,
         }
     }
 }
