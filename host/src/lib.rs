@@ -27,6 +27,7 @@ pub mod quota;
 pub mod report;
 pub mod runtime;
 pub mod settings;
+pub mod status;
 
 pub use call::{CallError, CallResult, Content, ToolOutput};
 pub use catalog::Catalog;
