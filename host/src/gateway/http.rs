@@ -1,5 +1,6 @@
 //! Streamable HTTP: the MCP endpoint at `/mcp` (rmcp's tower service) with Origin and Host validation on, an
-//! optional bearer token, a request body limit, plus `/health`, `/ready` and `/metrics` (Prometheus text).
+//! optional bearer token, a request body limit, plus `/health`, `/ready`, `/metrics` (Prometheus text) and the
+//! operator page at `/ui` (see [`super::ui`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::Gateway;
 use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
+use super::token::constant_time_eq;
 
 /// Default request body limit for `/mcp` (tool arguments are JSON; 4 MiB is generous).
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
@@ -96,7 +98,7 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         .with_max_request_body_bytes(opts.max_body_bytes)
         // Stateless (2026-07-28) answers as plain JSON when the handler has nothing to stream.
         .with_json_response(true)
-        .with_cancellation_token(shutdown);
+        .with_cancellation_token(shutdown.clone());
     let server = McpServer::new(gateway.clone())
         .with_page_size(opts.page_size)
         .with_transport("http", opts.token.as_ref().map(|_| "bearer-token"));
@@ -125,7 +127,17 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         .layer(middleware::from_fn_with_state(state.clone(), bearer))
         // Liveness stays open so a supervisor can probe it without the token; it reveals nothing.
         .route("/health", get(health))
-        .with_state(state)
+        .with_state(state.clone())
+        // The operator page checks the token (or its session cookie) itself.
+        .merge(super::ui::router(
+            state.gateway,
+            super::ui::UiOptions {
+                token: opts.token.as_deref(),
+                allowed_hosts: &opts.allowed_hosts,
+                allowed_origins: &opts.allowed_origins,
+            },
+            shutdown,
+        ))
 }
 
 /// Serves until `shutdown` is cancelled.
@@ -258,13 +270,6 @@ async fn session_delete_is_no_content(request: Request, next: Next) -> Response 
         return Response::from_parts(parts, Body::empty());
     }
     response
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn health(State(state): State<AppState>) -> Response {

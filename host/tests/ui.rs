@@ -1,0 +1,540 @@
+//! The operator page in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`, installed by
+//! scripts/chromium.sh) driven over WebDriver against a real `plughost serve --http` with a token. One gateway, one
+//! browser, every case in one test. Screenshots of each view go to target/ui-screenshots/.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use plughost_tests as fx;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_plughost");
+const TOKEN: &str = "ui-test-token-7f3a";
+const SECRET: &str = "do-not-show-9c1e55";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Home {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Home {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("PLUGHOST_HOME", self.home.path())
+            .env_remove("PLUGHOST_TOKEN")
+            .env_remove("PLUGHOST_LOG")
+            .current_dir(self.work.path());
+        c
+    }
+
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run plughost");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let o = child.wait_with_output().expect("wait");
+        assert!(
+            o.status.success(),
+            "plughost {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn install(&self, fixture: &str, name: &str, requests: &[&str]) {
+        let to = self.work.path().join(name);
+        std::fs::copy(fixture, &to).expect("copy fixture");
+        let path = to.to_str().expect("utf-8");
+        let mut args = vec!["sign", path, "--key", "acme"];
+        for r in requests {
+            args.extend(["--request", r]);
+        }
+        self.ok(&args, "");
+        self.ok(&["install", path, "--yes"], "");
+    }
+
+    /// `plughost serve --http 127.0.0.1:0 --token-file …`; returns the process and its address.
+    fn serve(&self) -> (Proc, SocketAddr) {
+        let token = self.work.path().join("token");
+        std::fs::write(&token, TOKEN).expect("token file");
+        let mut child = self
+            .cmd(&["serve", "--http", "127.0.0.1:0", "--token-file"])
+            .arg(&token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server printed its address");
+        (Proc(child), addr.parse().expect("address"))
+    }
+
+    /// The newest ledger entry, as `plughost ledger show --json` prints it.
+    fn last_entry(&self) -> Value {
+        let out = self.ok(&["ledger", "show", "--limit", "1", "--json"], "");
+        let v: Value = serde_json::from_str(&out).expect("ledger json");
+        v[0].clone()
+    }
+}
+
+/// One HTTP/1.1 request on its own connection; returns (status, head, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).expect("write");
+    // chromedriver keeps the connection open whatever the request says: read the head, then Content-Length bytes.
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).expect("read head") == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    });
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            r.read_exact(&mut body).expect("read body");
+        }
+        None => {
+            let _ = r.read_to_end(&mut body);
+        }
+    }
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A WebDriver session on chromedriver.
+struct Browser {
+    driver: SocketAddr,
+    session: String,
+    _chromedriver: Proc,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let out = Command::new("bash")
+            .arg(workspace().join("scripts/chromium.sh"))
+            .output()
+            .expect("run scripts/chromium.sh");
+        assert!(
+            out.status.success(),
+            "scripts/chromium.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let chromedriver = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let proc = Proc(child);
+        let started = Instant::now();
+        while TcpStream::connect(driver).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,800", "--hide-scrollbars"],
+            },
+            "goog:loggingPrefs": { "performance": "ALL" },
+        }}});
+        let (_, v) = wd(driver, "POST", "/session", Some(&caps));
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
+            .to_string();
+        Browser {
+            driver,
+            session,
+            _chromedriver: proc,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let (status, v) = wd(
+            self.driver,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body,
+        );
+        assert_eq!(status, 200, "WebDriver {method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call("POST", "/url", Some(&json!({ "url": url })));
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+    }
+
+    fn title(&self) -> String {
+        self.call("GET", "/title", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until `script` returns something truthy; returns it.
+    fn wait_for(&self, what: &str, script: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.js(script);
+            if !(v.is_null() || v == json!(false) || v == json!("")) {
+                return v;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let page = self.js("return location.href + ' | ' + document.title + ' | ' + document.body.innerText;");
+                panic!("timed out waiting for {what}; the page: {page}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        let png = self.call("GET", "/screenshot", None);
+        let dir = workspace().join("target/ui-screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let bytes = base64_decode(png.as_str().expect("base64 png"));
+        assert!(bytes.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write screenshot");
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(&json!({ "width": width, "height": height })),
+        );
+    }
+
+    /// Every URL the browser requested since the last call (Chrome's performance log).
+    fn requested_urls(&self) -> Vec<String> {
+        let log = self.call("POST", "/se/log", Some(&json!({ "type": "performance" })));
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+            .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")
+            .filter_map(|m| {
+                Some(
+                    m["message"]["params"]["request"]["url"]
+                        .as_str()?
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = wd(
+            self.driver,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+    }
+}
+
+fn wd(driver: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let (status, _, text) = http(
+        driver,
+        method,
+        path,
+        &["Content-Type: application/json"],
+        &body,
+    );
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s.bytes().filter(|&c| c != b'=' && c != b'\n').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= (val(c) as u32) << (18 - 6 * i);
+        }
+        out.extend(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+fn text_of(b: &Browser, selector: &str) -> String {
+    b.js(&format!(
+        "const e = document.querySelector({}); return e ? e.textContent : null;",
+        json!(selector)
+    ))
+    .as_str()
+    .unwrap_or_else(|| panic!("no element {selector}"))
+    .to_string()
+}
+
+#[test]
+fn the_operator_page_in_headless_chromium() {
+    let h = Home {
+        home: tempfile::tempdir().expect("home"),
+        work: tempfile::tempdir().expect("work"),
+    };
+    h.ok(&["keys", "generate", "--name", "acme", "--trust"], "");
+    h.install(fx::BASIC, "basic.wasm", &["state", "log"]);
+    h.install(fx::SYSTEM_INFO, "system-info.wasm", &["system"]);
+    h.ok(&["limits", "fixture-basic", "--fuel", "5000000"], "");
+    h.ok(&["config", "fixture-basic", "set", "region", "eu-west"], "");
+    h.ok(
+        &["config", "fixture-basic", "set", "api_key", "--secret"],
+        SECRET,
+    );
+    h.ok(
+        &[
+            "call",
+            "fixture-basic",
+            "echo",
+            "--args",
+            r#"{"text":"before"}"#,
+        ],
+        "",
+    );
+    let (_server, addr) = h.serve();
+    let base = format!("http://{addr}");
+
+    // Without the token (or with a forged cookie) the page is refused; with it, it answers.
+    let (status, _, body) = http(addr, "GET", "/ui/plugins", &[], "");
+    assert_eq!(status, 401, "no token: {body}");
+    assert!(
+        !body.contains("fixture-basic"),
+        "a refused page leaked data"
+    );
+    let forged = "Cookie: plughost_ui=9999999999.00";
+    assert_eq!(http(addr, "GET", "/ui/calls", &[forged], "").0, 401);
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let (status, head, body) = http(addr, "GET", "/ui/plugins", &[&bearer], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-security-policy: default-src 'none'; script-src 'self'")
+    );
+    assert!(
+        !body.contains("<script>") && !body.contains(" style="),
+        "inline script or style"
+    );
+    assert!(!body.contains(SECRET), "a secret value appears on the page");
+    assert!(body.contains("secret: set") && body.contains("eu-west"));
+    let evil = http(
+        addr,
+        "GET",
+        "/ui/plugins",
+        &[&bearer, "Origin: http://evil.example"],
+        "",
+    );
+    assert_eq!(evil.0, 403, "a foreign origin");
+
+    let b = Browser::start();
+    b.go(&format!("{base}/ui/plugins"));
+    assert_eq!(
+        b.title(),
+        "Sign in · plughost",
+        "the browser without the token"
+    );
+    b.screenshot("login");
+    b.js(&format!(
+        "document.getElementById('token').value = {}; document.querySelector('form.login').submit();",
+        json!(TOKEN)
+    ));
+    b.wait_for(
+        "the plugins view",
+        "return document.title === 'Plugins · plughost';",
+    );
+
+    // Plugins: the installed ones, loaded, with the declared vs granted capabilities.
+    let rows = b.js(
+        "return [...document.querySelectorAll('#plugins tbody tr')].map(r => [r.dataset.plugin, r.querySelector('.status').textContent]);",
+    );
+    assert_eq!(
+        rows,
+        json!([["fixture-basic", "loaded"], ["system-info", "loaded"]])
+    );
+    let caps = text_of(&b, "table.caps[data-caps='system-info'] tbody");
+    assert!(
+        caps.contains("system") && !caps.contains("not granted"),
+        "{caps}"
+    );
+    b.screenshot("plugins");
+
+    // Quotas: the fuel limit set above is the bars' maximum, and the call before is the value.
+    let before = h.last_entry();
+    b.go(&format!("{base}/ui/quotas"));
+    let meter = b.js(
+        "const m = document.querySelector(\"section[data-plugin='fixture-basic'] .bar[data-what='fuel max'] meter\"); \
+         return m ? [m.max, m.value] : null;",
+    );
+    assert_eq!(
+        meter,
+        json!([5_000_000, before["fuel_used"].as_u64().expect("fuel")]),
+        "the fuel bar"
+    );
+    b.screenshot("quotas");
+
+    // Calls: a call made now appears live, without a reload, with its fuel.
+    b.go(&format!("{base}/ui/calls"));
+    b.wait_for(
+        "the live stream",
+        "return document.getElementById('live-status').textContent.startsWith('Live');",
+    );
+    b.js("window.notReloaded = true;");
+    h.ok(
+        &[
+            "call",
+            "fixture-basic",
+            "echo",
+            "--args",
+            r#"{"text":"live"}"#,
+        ],
+        "",
+    );
+    let live = h.last_entry();
+    let seq = live["seq"].as_u64().expect("seq");
+    let fuel = b.wait_for(
+        "the new call in the table",
+        &format!(
+            "const r = document.querySelector(\"#calls tr[data-seq='{seq}'] td.fuel\"); return r && r.textContent;"
+        ),
+    );
+    assert_eq!(
+        fuel,
+        json!(plughost::units::group_digits(
+            live["fuel_used"].as_u64().expect("fuel")
+        ))
+    );
+    assert_eq!(
+        b.js("return window.notReloaded === true;"),
+        json!(true),
+        "the page reloaded"
+    );
+    b.screenshot("calls");
+
+    // A call's detail is its report.
+    b.go(&format!("{base}/ui/calls/{seq}"));
+    let report = text_of(&b, "#report");
+    assert!(
+        report.contains("fixture-basic") && report.contains("echo"),
+        "{report}"
+    );
+    b.screenshot("call");
+
+    // Usable at phone width: nothing but the tables' own scroll boxes is wider than the screen.
+    b.resize(390, 844);
+    b.go(&format!("{base}/ui/plugins"));
+    let wide = b.js("return document.documentElement.scrollWidth - window.innerWidth;");
+    assert!(
+        wide.as_i64().expect("px") <= 0,
+        "the page scrolls sideways by {wide}px"
+    );
+    b.screenshot("plugins-phone");
+
+    // No request left for another origin.
+    let urls = b.requested_urls();
+    assert!(
+        urls.iter().any(|u| u.ends_with("/ui/assets/style.css")),
+        "the performance log saw no asset: {urls:?}"
+    );
+    let foreign: Vec<&String> = urls.iter().filter(|u| !u.starts_with(&base)).collect();
+    assert!(
+        foreign.is_empty(),
+        "requests to another origin: {foreign:?}"
+    );
+}
