@@ -516,6 +516,22 @@ fn the_operator_page_in_headless_chromium() {
     );
     b.screenshot("call");
 
+    // Ledger: the head is the last call; a verification on request finds the chain intact.
+    b.go(&format!("{base}/ui/ledger"));
+    assert_eq!(text_of(&b, "#head"), format!("entry {seq}"));
+    assert!(text_of(&b, "#verified").starts_with("Not verified"));
+    b.js("document.querySelector('main form button').click();");
+    let verified = b.wait_for(
+        "the verification",
+        "const d = document.querySelector('dl#verified'); return d && d.textContent;",
+    );
+    let verified = verified.as_str().expect("text");
+    assert!(
+        verified.contains("ok: the chain is intact") && verified.contains(&format!("Entries{seq}")),
+        "{verified}"
+    );
+    b.screenshot("ledger");
+
     // Usable at phone width: nothing but the tables' own scroll boxes is wider than the screen.
     b.resize(390, 844);
     b.go(&format!("{base}/ui/plugins"));

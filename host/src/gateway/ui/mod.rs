@@ -11,6 +11,7 @@ mod assets;
 mod calls;
 mod guard;
 mod html;
+mod ledger;
 mod live;
 mod plugins;
 mod quotas;
@@ -63,6 +64,8 @@ pub fn router(
         allowed_origins: opts.allowed_origins.into(),
         live: Arc::new(tokio::sync::Semaphore::new(live::MAX_LIVE_STREAMS)),
         shutdown,
+        verified: Arc::default(),
+        verifying: Arc::default(),
     };
     let views = Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/plugins") }))
@@ -71,6 +74,7 @@ pub fn router(
         .route("/ui/calls", get(calls::view))
         .route("/ui/calls/live", get(live::stream))
         .route("/ui/calls/{seq}", get(calls::detail))
+        .route("/ui/ledger", get(ledger::view))
         .route("/ui/logout", axum::routing::post(session::logout))
         .layer(axum::middleware::from_fn_with_state(
             ui.clone(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use plughost_registry::ledger::Ledger;
+use plughost_registry::ledger::{Ledger, Verification};
 
 use crate::gateway::Gateway;
 
@@ -17,6 +17,16 @@ pub(super) struct Ui {
     pub live: Arc<tokio::sync::Semaphore>,
     /// Ends the live streams when the gateway shuts down (they would hold its graceful shutdown open).
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The last verification the ledger view ran, and the lock that keeps it to one at a time.
+    pub verified: Arc<std::sync::Mutex<Option<Verified>>>,
+    pub verifying: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A verification of the whole chain and when it finished (Unix ms).
+#[derive(Debug, Clone)]
+pub(super) struct Verified {
+    pub at_ms: i64,
+    pub result: Verification,
 }
 
 impl Ui {
