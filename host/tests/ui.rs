@@ -379,6 +379,18 @@ fn the_operator_page_in_headless_chromium() {
         &["config", "fixture-basic", "set", "api_key", "--secret"],
         SECRET,
     );
+    let failed = h
+        .cmd(&[
+            "call",
+            "fixture-basic",
+            "fail",
+            "--args",
+            r#"{"text":"on purpose"}"#,
+        ])
+        .output()
+        .expect("a failing call");
+    assert_eq!(failed.status.code(), Some(1), "the failing call");
+    let failure = h.last_entry();
     h.ok(
         &[
             "call",
@@ -389,6 +401,7 @@ fn the_operator_page_in_headless_chromium() {
         ],
         "",
     );
+    let before = h.last_entry();
     let (_server, addr) = h.serve();
     let base = format!("http://{addr}");
 
@@ -455,18 +468,17 @@ fn the_operator_page_in_headless_chromium() {
     );
     b.screenshot("plugins");
 
-    // Quotas: the fuel limit set above is the bars' maximum, and the call before is the value.
-    let before = h.last_entry();
+    // Quotas: the fuel limit set above is the bars' maximum, and the larger of the two calls' fuel the max bar.
+    let fuel_max = before["fuel_used"]
+        .as_u64()
+        .expect("fuel")
+        .max(failure["fuel_used"].as_u64().expect("fuel"));
     b.go(&format!("{base}/ui/quotas"));
     let meter = b.js(
         "const m = document.querySelector(\"section[data-plugin='fixture-basic'] .bar[data-what='fuel max'] meter\"); \
          return m ? [m.max, m.value] : null;",
     );
-    assert_eq!(
-        meter,
-        json!([5_000_000, before["fuel_used"].as_u64().expect("fuel")]),
-        "the fuel bar"
-    );
+    assert_eq!(meter, json!([5_000_000, fuel_max]), "the fuel bar");
     b.screenshot("quotas");
 
     // Calls: a call made now appears live, without a reload, with its fuel.
@@ -515,6 +527,19 @@ fn the_operator_page_in_headless_chromium() {
         "{report}"
     );
     b.screenshot("call");
+
+    // Charts: one point per echo call that ran, and the failed call under its error kind.
+    b.go(&format!("{base}/ui/charts"));
+    let points = b.js(
+        "const s = document.querySelector(\"section[data-tool='fixture-basic/echo'] polyline\"); \
+         return s ? s.getAttribute('points').trim().split(' ').length : null;",
+    );
+    assert_eq!(points, json!(2), "echo ran twice");
+    let errors = text_of(&b, "section[data-tool='fixture-basic/fail'] ul.errors");
+    let kind = failure["outcome"].as_str().expect("outcome");
+    assert_ne!(kind, "ok");
+    assert_eq!(errors, format!("{kind}: 1"));
+    b.screenshot("charts");
 
     // Ledger: the head is the last call; a verification on request finds the chain intact.
     b.go(&format!("{base}/ui/ledger"));

@@ -5,10 +5,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 /// The views, in navigation order: (path, label).
-pub const VIEWS: [(&str, &str); 4] = [
+pub const VIEWS: [(&str, &str); 5] = [
     ("/ui/plugins", "Plugins"),
     ("/ui/quotas", "Quotas"),
     ("/ui/calls", "Calls"),
+    ("/ui/charts", "Charts"),
     ("/ui/ledger", "Ledger"),
 ];
 

@@ -5,10 +5,11 @@
 //!
 //! By responsibility: `guard` (Host/Origin checks, the bearer token or a session cookie, security headers),
 //! `session` (the login form and the signed cookie), `state` (what they share), `html` (escaping and the page frame), `assets` (CSS and JS),
-//! and one module per view.
+//! and one module per view (plugins, quotas, calls with live, charts, ledger).
 
 mod assets;
 mod calls;
+mod charts;
 mod guard;
 mod html;
 mod ledger;
@@ -74,6 +75,7 @@ pub fn router(
         .route("/ui/calls", get(calls::view))
         .route("/ui/calls/live", get(live::stream))
         .route("/ui/calls/{seq}", get(calls::detail))
+        .route("/ui/charts", get(charts::view))
         .route("/ui/ledger", get(ledger::view))
         .route("/ui/logout", axum::routing::post(session::logout))
         .layer(axum::middleware::from_fn_with_state(
