@@ -567,6 +567,31 @@ fn the_operator_page_in_headless_chromium() {
     );
     b.screenshot("plugins-phone");
 
+    // Live streams are capped: the 17th at once is refused (the browser's own stream may still hold one).
+    let mut streams = Vec::new();
+    let refused = loop {
+        assert!(streams.len() < 20, "no cap on live streams");
+        let mut c = TcpStream::connect(addr).expect("connect");
+        let req = format!(
+            "GET /ui/calls/live HTTP/1.1\r\nHost: {addr}\r\n{bearer}\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        c.write_all(req.as_bytes()).expect("write");
+        c.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).expect("status line");
+        match &head[9..12] {
+            b"200" => streams.push(c),
+            b"503" => break streams.len(),
+            other => panic!("live stream: {}", String::from_utf8_lossy(other)),
+        }
+    };
+    assert!(
+        (15..=16).contains(&refused),
+        "refused after {refused} streams"
+    );
+    drop(streams);
+
     // No request left for another origin.
     let urls = b.requested_urls();
     assert!(
