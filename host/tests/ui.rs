@@ -468,6 +468,15 @@ fn the_operator_page_in_headless_chromium() {
     );
     b.screenshot("plugins");
 
+    // By keyboard: the first Tab reaches the skip link, and the views are links.
+    let tab = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+        { "type": "keyDown", "value": "\u{E004}" }, { "type": "keyUp", "value": "\u{E004}" }] }] });
+    b.call("POST", "/actions", Some(&tab));
+    assert_eq!(
+        b.js("return document.activeElement.textContent;"),
+        json!("Skip to content")
+    );
+
     // Quotas: the fuel limit set above is the bars' maximum, and the larger of the two calls' fuel the max bar.
     let fuel_max = before["fuel_used"]
         .as_u64()

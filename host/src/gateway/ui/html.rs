@@ -71,7 +71,8 @@ pub fn frame(title: &str, active: Option<&str>, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · plughost</title><link rel=\"stylesheet\" href=\"/ui/assets/style.css\">\
          <script src=\"/ui/assets/app.js\" defer></script></head>\
-         <body><header><a class=\"brand\" href=\"/ui\">plughost</a>{nav}</header><main id=\"main\">{body}</main>\
+         <body><a class=\"skip\" href=\"#main\">Skip to content</a>\
+         <header><a class=\"brand\" href=\"/ui\">plughost</a>{nav}</header><main id=\"main\" tabindex=\"-1\">{body}</main>\
          <footer>Read-only. Grants, installs, limits and config are changed on the CLI \
          (<code>plughost grant</code>, <code>install</code>, <code>limits</code>, <code>config</code>).</footer>\
          </body></html>",
