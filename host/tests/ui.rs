@@ -111,6 +111,13 @@ impl Home {
         (Proc(child), addr.parse().expect("address"))
     }
 
+    /// Calls fixture-basic's echo from the CLI; returns the call's ledger entry.
+    fn echo(&self, text: &str) -> Value {
+        let args = json!({ "text": text }).to_string();
+        self.ok(&["call", "fixture-basic", "echo", "--args", &args], "");
+        self.last_entry()
+    }
+
     /// The newest ledger entry, as `plughost ledger show --json` prints it.
     fn last_entry(&self) -> Value {
         let out = self.ok(&["ledger", "show", "--limit", "1", "--json"], "");
@@ -391,17 +398,7 @@ fn the_operator_page_in_headless_chromium() {
         .expect("a failing call");
     assert_eq!(failed.status.code(), Some(1), "the failing call");
     let failure = h.last_entry();
-    h.ok(
-        &[
-            "call",
-            "fixture-basic",
-            "echo",
-            "--args",
-            r#"{"text":"before"}"#,
-        ],
-        "",
-    );
-    let before = h.last_entry();
+    let before = h.echo("before");
     let (_server, addr) = h.serve();
     let base = format!("http://{addr}");
 
@@ -497,17 +494,7 @@ fn the_operator_page_in_headless_chromium() {
         "return document.getElementById('live-status').textContent.startsWith('Live');",
     );
     b.js("window.notReloaded = true;");
-    h.ok(
-        &[
-            "call",
-            "fixture-basic",
-            "echo",
-            "--args",
-            r#"{"text":"live"}"#,
-        ],
-        "",
-    );
-    let live = h.last_entry();
+    let live = h.echo("live");
     let seq = live["seq"].as_u64().expect("seq");
     let fuel = b.wait_for(
         "the new call in the table",
