@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_plughost");
 const TOKEN: &str = "ui-test-token-7f3a";
 const SECRET: &str = "do-not-show-9c1e55";
+/// The plugins table as [[id, status], …].
+const PLUGIN_ROWS: &str = "return [...document.querySelectorAll('#plugins tbody tr')]\
+     .map(r => [r.dataset.plugin, r.querySelector('.status').textContent]);";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -451,9 +454,7 @@ fn the_operator_page_in_headless_chromium() {
     );
 
     // Plugins: the installed ones, loaded, with the declared vs granted capabilities.
-    let rows = b.js(
-        "return [...document.querySelectorAll('#plugins tbody tr')].map(r => [r.dataset.plugin, r.querySelector('.status').textContent]);",
-    );
+    let rows = b.js(PLUGIN_ROWS);
     assert_eq!(
         rows,
         json!([["fixture-basic", "loaded"], ["system-info", "loaded"]])
@@ -587,6 +588,29 @@ fn the_operator_page_in_headless_chromium() {
         "refused after {refused} streams"
     );
     drop(streams);
+
+    // Statuses: a disabled plugin says so, and one whose stored component changed is corrupted.
+    h.ok(&["disable", "fixture-basic"], "");
+    let info: Value =
+        serde_json::from_str(&h.ok(&["info", "system-info", "--json"], "")).expect("info json");
+    let digest = info["plugin"]["digest"].as_str().expect("digest");
+    let hex = digest.strip_prefix("blake3:").expect("a blake3 digest");
+    let blob = h
+        .home
+        .path()
+        .join("blobs")
+        .join(&hex[..2])
+        .join(format!("{hex}.wasm"));
+    let mut bytes = std::fs::read(&blob).expect("the stored component");
+    bytes.push(0);
+    std::fs::write(&blob, bytes).expect("change the stored component");
+    b.go(&format!("{base}/ui/plugins"));
+    let rows = b.js(PLUGIN_ROWS);
+    assert_eq!(
+        rows,
+        json!([["fixture-basic", "disabled"], ["system-info", "corrupted"]])
+    );
+    b.screenshot("plugins-statuses");
 
     // No request left for another origin.
     let urls = b.requested_urls();
