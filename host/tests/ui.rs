@@ -516,6 +516,14 @@ fn the_operator_page_in_headless_chromium() {
     );
     b.screenshot("calls");
 
+    // Filters: by tool and outcome, only the failed call is left.
+    let kind = failure["outcome"].as_str().expect("outcome");
+    b.go(&format!("{base}/ui/calls?tool=fail&outcome={kind}"));
+    let seqs = b.js(
+        "return [...document.querySelectorAll('#calls tbody tr')].map(r => Number(r.dataset.seq));",
+    );
+    assert_eq!(seqs, json!([failure["seq"]]));
+
     // A call's detail is its report.
     b.go(&format!("{base}/ui/calls/{seq}"));
     let report = text_of(&b, "#report");
@@ -533,7 +541,6 @@ fn the_operator_page_in_headless_chromium() {
     );
     assert_eq!(points, json!(2), "echo ran twice");
     let errors = text_of(&b, "section[data-tool='fixture-basic/fail'] ul.errors");
-    let kind = failure["outcome"].as_str().expect("outcome");
     assert_ne!(kind, "ok");
     assert_eq!(errors, format!("{kind}: 1"));
     b.screenshot("charts");
