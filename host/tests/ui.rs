@@ -264,13 +264,18 @@ fn the_operator_page_in_headless_chromium() {
     );
     b.screenshot("calls");
 
-    // Filters: by tool and outcome, only the failed call is left.
+    // Filters: by tool, outcome and time, only the failed call is left …
     let kind = failure["outcome"].as_str().expect("outcome");
-    b.go(&format!("{base}/ui/calls?tool=fail&outcome={kind}"));
+    b.go(&format!(
+        "{base}/ui/calls?tool=fail&outcome={kind}&since=1h"
+    ));
     let seqs = b.js(
         "return [...document.querySelectorAll('#calls tbody tr')].map(r => Number(r.dataset.seq));",
     );
     assert_eq!(seqs, json!([failure["seq"]]));
+    // … and none of this test's calls is older than an hour.
+    b.go(&format!("{base}/ui/calls?until=1h"));
+    assert_eq!(text_of(&b, "#no-calls"), "No calls match.");
 
     // A call's detail is its report.
     b.go(&format!("{base}/ui/calls/{seq}"));

@@ -26,6 +26,9 @@ pub(super) struct CallQuery {
     /// A duration ago: `15m`, `2h`, `7d`.
     #[serde(default)]
     pub since: String,
+    /// Calls before this long ago.
+    #[serde(default)]
+    pub until: String,
     pub limit: Option<usize>,
     /// For the live stream: only calls after this sequence number.
     pub after: Option<u64>,
@@ -35,19 +38,27 @@ impl CallQuery {
     /// The ledger filter, or why the parameters cannot be read.
     pub fn filter(&self) -> Result<Filter, String> {
         let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
-        let since_ms = match some(&self.since) {
-            Some(s) => {
-                let ago = parse_duration(&s)
-                    .map_err(|_| format!("since: `{s}` is not a duration (e.g. 15m, 2h, 7d)"))?;
-                Some(crate::ledger::now_ms().saturating_sub(ago.as_millis() as i64))
+        let ago = |what: &str, v: &str| -> Result<Option<i64>, String> {
+            match some(v) {
+                Some(s) => {
+                    let ago = parse_duration(&s).map_err(|_| {
+                        format!("{what}: `{s}` is not a duration (e.g. 15m, 2h, 7d)")
+                    })?;
+                    Ok(Some(
+                        crate::ledger::now_ms().saturating_sub(ago.as_millis() as i64),
+                    ))
+                }
+                None => Ok(None),
             }
-            None => None,
         };
+        let since_ms = ago("since", &self.since)?;
+        let until_ms = ago("until", &self.until)?;
         Ok(Filter {
             plugin: some(&self.plugin),
             tool: some(&self.tool),
             outcome: some(&self.outcome),
             since_ms,
+            until_ms,
             kind: Some(Kind::Call),
             limit: Some(self.limit.unwrap_or(DEFAULT_ROWS).clamp(1, MAX_ROWS)),
             ..Default::default()
@@ -61,6 +72,7 @@ impl CallQuery {
             ("tool", &self.tool),
             ("outcome", &self.outcome),
             ("since", &self.since),
+            ("until", &self.until),
         ]
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -187,12 +199,13 @@ fn filters(q: &CallQuery) -> String {
         )
     };
     format!(
-        "<form class=\"filters\" method=\"get\" action=\"/ui/calls\" role=\"search\">{}{}{}{}\
+        "<form class=\"filters\" method=\"get\" action=\"/ui/calls\" role=\"search\">{}{}{}{}{}\
          <button type=\"submit\">Filter</button></form>",
         field("plugin", "Plugin", &q.plugin, "any"),
         field("tool", "Tool", &q.tool, "any"),
         field("outcome", "Outcome", &q.outcome, "ok, out-of-fuel, …"),
-        field("since", "Since", &q.since, "e.g. 2h"),
+        field("since", "Since", &q.since, "e.g. 2h ago"),
+        field("until", "Until", &q.until, "e.g. 10m ago"),
     )
 }
 

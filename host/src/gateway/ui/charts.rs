@@ -1,4 +1,4 @@
-//! The charts view: per tool, wall time and fuel of its calls over time and the wall time's distribution, drawn as
+//! The charts view: per tool, wall time and fuel of its calls against their time and the wall time's distribution, drawn as
 //! inline SVG on the server (no chart library, no script), and its errors by kind — the calls `plughost stats`
 //! sums (`quota::tool_stats`), over the same period (`since`, default 24h), at most [`MAX_CALLS`] of the latest.
 
@@ -9,7 +9,7 @@ use plughost_registry::ledger::{Entry, Filter, Kind};
 
 use super::html::{self, Html, esc};
 use super::state::Ui;
-use crate::units::{group_digits, human_duration, parse_duration};
+use crate::units::{group_digits, human_duration, parse_duration, rfc3339_ms};
 
 const PATH: &str = "/ui/charts";
 /// The latest calls the charts read, at most.
@@ -57,7 +57,7 @@ fn render(ui: &Ui, q: &ChartQuery) -> Html {
     let mut body = format!(
         "<h1>Charts</h1><form class=\"filters\" method=\"get\" action=\"/ui/charts\"><label for=\"f-since\">Since\
          <input id=\"f-since\" name=\"since\" value=\"{}\"></label><button type=\"submit\">Show</button></form>\
-         <p>{} calls in the last {} (at most the latest {MAX_CALLS}), per tool: wall time and fuel by call, oldest \
+         <p>{} calls in the last {} (at most the latest {MAX_CALLS}), per tool: wall time and fuel over time, oldest \
          left, and how wall times spread.</p>",
         esc(since),
         entries.len(),
@@ -79,6 +79,7 @@ fn render(ui: &Ui, q: &ChartQuery) -> Html {
             .into_iter()
             .filter(|e| e.entry.outcome != "quota" && e.entry.outcome != "busy")
             .collect();
+        let at: Vec<i64> = ran.iter().map(|e| e.entry.time_ms).collect();
         let wall: Vec<u64> = ran.iter().map(|e| e.entry.duration_us).collect();
         let fuel: Vec<u64> = ran.iter().map(|e| e.entry.fuel_used).collect();
         let time = |us: u64| human_duration(std::time::Duration::from_micros(us));
@@ -90,7 +91,7 @@ fn render(ui: &Ui, q: &ChartQuery) -> Html {
             .collect();
         body.push_str(&format!(
             "<section class=\"chart\" data-tool=\"{id}\"><h2>{id}</h2><p>{} calls, {} errors{}</p>\
-             <h3>Wall time by call</h3>{}<h3>Fuel by call</h3>{}<h3>Wall time distribution</h3>{}</section>",
+             <h3>Wall time over time</h3>{}<h3>Fuel over time</h3>{}<h3>Wall time distribution</h3>{}</section>",
             s.calls,
             s.errors,
             if errors.is_empty() {
@@ -98,8 +99,8 @@ fn render(ui: &Ui, q: &ChartQuery) -> Html {
             } else {
                 format!(":</p><ul class=\"errors\">{errors}</ul><p>")
             },
-            line(&wall, &time),
-            line(&fuel, &|f| group_digits(f)),
+            line(&at, &wall, &time),
+            line(&at, &fuel, &|f| group_digits(f)),
             histogram(&wall, &time),
             id = esc(&format!("{}/{}", s.plugin, s.tool)),
         ));
@@ -107,21 +108,25 @@ fn render(ui: &Ui, q: &ChartQuery) -> Html {
     Html(html::frame("Charts", Some(PATH), &body))
 }
 
-/// A line of `v` in order, scaled to its maximum, with the range as text.
-fn line(v: &[u64], show: &dyn Fn(u64) -> String) -> String {
+/// A line of `v` against the times `at` (Unix ms, ascending), scaled to the maximum, with the ranges as text.
+fn line(at: &[i64], v: &[u64], show: &dyn Fn(u64) -> String) -> String {
     let Some(&max) = v.iter().max() else {
         return "<p>No calls that ran.</p>".into();
     };
     let min = v.iter().min().copied().unwrap_or(0);
-    let n = v.len().max(2) - 1;
-    let points: Vec<String> = v
+    let (first, last) = (
+        at.first().copied().unwrap_or(0),
+        at.last().copied().unwrap_or(0),
+    );
+    let span = (last - first).max(1) as f64;
+    let points: Vec<String> = at
         .iter()
-        .enumerate()
-        .map(|(i, &y)| {
-            let x = if v.len() == 1 {
+        .zip(v)
+        .map(|(&t, &y)| {
+            let x = if last == first {
                 W / 2.0
             } else {
-                i as f64 * W / n as f64
+                (t - first) as f64 * W / span
             };
             format!("{x:.1},{:.1}", H - y as f64 * H / max.max(1) as f64)
         })
@@ -129,13 +134,16 @@ fn line(v: &[u64], show: &dyn Fn(u64) -> String) -> String {
     format!(
         "<figure><svg viewBox=\"0 0 {W} {H}\" preserveAspectRatio=\"none\" role=\"img\" \
          aria-label=\"{} calls, from {} to {}\"><polyline fill=\"none\" stroke=\"#0550ae\" stroke-width=\"1.5\" \
-         vector-effect=\"non-scaling-stroke\" points=\"{}\"/></svg><figcaption>min {}, max {}</figcaption></figure>",
+         vector-effect=\"non-scaling-stroke\" points=\"{}\"/></svg><figcaption>min {}, max {}; {} to {}\
+         </figcaption></figure>",
         v.len(),
         esc(&show(min)),
         esc(&show(max)),
         points.join(" "),
         esc(&show(min)),
         esc(&show(max)),
+        rfc3339_ms(first),
+        rfc3339_ms(last),
     )
 }
 
