@@ -131,7 +131,17 @@ fn the_operator_page_in_headless_chromium() {
     h.ok(&["keys", "generate", "--name", "acme", "--trust"], "");
     h.install(fx::BASIC, "basic.wasm", &["state", "log"]);
     h.install(fx::SYSTEM_INFO, "system-info.wasm", &["system"]);
-    h.ok(&["limits", "fixture-basic", "--fuel", "5000000"], "");
+    h.ok(
+        &[
+            "limits",
+            "fixture-basic",
+            "--fuel",
+            "5000000",
+            "--calls",
+            "100/hour",
+        ],
+        "",
+    );
     h.ok(&["config", "fixture-basic", "set", "region", "eu-west"], "");
     h.ok(
         &["config", "fixture-basic", "set", "api_key", "--secret"],
@@ -234,6 +244,18 @@ fn the_operator_page_in_headless_chromium() {
          return m ? [m.max, m.value] : null;",
     );
     assert_eq!(meter, json!([5_000_000, fuel_max]), "the fuel bar");
+    // … and the contract: both calls counted of the 100 allowed this hour, and when the first leaves the window.
+    let contract = b.js(
+        "const m = document.querySelector(\"section[data-plugin='fixture-basic'] .bar[data-what='calls'] meter\"); \
+         return m ? [m.max, m.value] : null;",
+    );
+    assert_eq!(contract, json!([100, 2]), "the contract bar");
+    let section = text_of(&b, "section[data-plugin='fixture-basic']");
+    assert!(
+        section.contains("Contract: plugin, per hour")
+            && section.contains("The oldest counted call leaves the window at"),
+        "{section}"
+    );
     b.screenshot("quotas");
 
     // Calls: a call made now appears live, without a reload, with its fuel.
