@@ -25,6 +25,9 @@ fi
 # runs this script itself too, so a single `cargo test` works as well).
 echo "==> scripts/nginx.sh"
 bash scripts/nginx.sh >/dev/null
+# The operator page's test (host/tests/ui.rs) drives a real headless Chromium: install it (apt) the first time.
+echo "==> scripts/chromium.sh"
+bash scripts/chromium.sh >/dev/null
 # Plugins in Python, JavaScript and C are built by `plughost build`, which installs their pinned toolchains once
 # into target/toolchains (minutes the first time, nothing after).
 export PLUGHOST_TOOLCHAINS="${PLUGHOST_TOOLCHAINS:-$PWD/target/toolchains}"

@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p plughost --bench gateway` (release). It runs the real `plughost serve --http` in a temp data dir
 //! with the fixture installed and signed. Prints calls/s and p50/p99 per level. `BENCH_SECONDS` sets the time per
-//! level (default 5), `BENCH_LEVELS` the client counts (default 1,8,32).
+//! level (default 5), `BENCH_LEVELS` the client counts (default 1,8,32). `BENCH_PAGE=1` runs each level twice, with
+//! the operator page closed and then open: a browser's live calls stream (`/ui/calls/live`) plus the calls and quotas
+//! views fetched once a second, as a person watching would.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -85,8 +87,37 @@ impl Conn {
     }
 }
 
-async fn level(addr: SocketAddr, clients: usize, seconds: f64) {
+/// What an open operator page costs the server: the live stream held open, and two views reloaded every second,
+/// until `deadline`. Returns the pages fetched.
+async fn page_open(addr: SocketAddr, deadline: Instant) -> usize {
+    let mut live = TcpStream::connect(addr).await.expect("connect");
+    let req =
+        format!("GET /ui/calls/live HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    live.write_all(req.as_bytes()).await.expect("live");
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 << 10];
+        while live.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    });
+    let mut pages = 0;
+    while Instant::now() < deadline {
+        for path in ["/ui/calls", "/ui/quotas"] {
+            let mut c = TcpStream::connect(addr).await.expect("connect");
+            let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            c.write_all(req.as_bytes()).await.expect("page");
+            let mut body = Vec::new();
+            c.read_to_end(&mut body).await.expect("page body");
+            assert!(body.starts_with(b"HTTP/1.1 200"), "{path}");
+            pages += 1;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    drain.abort();
+    pages
+}
+
+async fn level(addr: SocketAddr, clients: usize, seconds: f64, page: bool) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let watcher = page.then(|| tokio::spawn(page_open(addr, deadline)));
     let mut tasks = Vec::new();
     for _ in 0..clients {
         tasks.push(tokio::spawn(async move {
@@ -107,10 +138,14 @@ async fn level(addr: SocketAddr, clients: usize, seconds: f64) {
         all.extend(t.await.expect("client"));
     }
     let wall = started.elapsed().as_secs_f64();
+    let pages = match watcher {
+        Some(w) => format!("page open ({} views fetched)", w.await.expect("page")),
+        None => "page closed".into(),
+    };
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "clients={clients:<3} calls={:<7} {:>8.0} calls/s   p50={:>9.2?}  p99={:>9.2?}",
+        "clients={clients:<3} calls={:<7} {:>8.0} calls/s   p50={:>9.2?}  p99={:>9.2?}  {pages}",
         all.len(),
         all.len() as f64 / wall,
         pct(0.50),
@@ -192,8 +227,12 @@ fn main() {
     println!(
         "tools/call fixture-basic__echo over Streamable HTTP (2026-07-28, JSON responses), {seconds}s per level"
     );
+    let page = std::env::var("BENCH_PAGE").is_ok_and(|v| v == "1");
     for clients in levels {
-        rt.block_on(level(addr, clients, seconds));
+        rt.block_on(level(addr, clients, seconds, false));
+        if page {
+            rt.block_on(level(addr, clients, seconds, true));
+        }
     }
     let _ = server.kill();
     let _ = server.wait();

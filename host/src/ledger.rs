@@ -197,6 +197,19 @@ fn commit_jobs(ledger: &Ledger, jobs: Vec<Job>) {
     }
 }
 
+/// Who called, in one line as `ledger show` and the operator page print it: transport, principal, session.
+pub fn caller_text(c: &Caller) -> String {
+    [
+        Some(c.transport.as_str()),
+        c.principal.as_deref(),
+        c.session.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -29,6 +29,7 @@ pub mod report;
 pub mod runtime;
 pub mod said;
 pub mod settings;
+pub mod status;
 
 pub use call::{CallError, CallResult, Content, ToolOutput};
 pub use catalog::Catalog;

@@ -23,6 +23,7 @@ pub struct FuelView {
     /// Nearest-rank percentiles over the sampled calls.
     pub p50: Option<u64>,
     pub p99: Option<u64>,
+    pub max: Option<u64>,
 }
 
 /// Linear memory per call: the cap, the latest call's peak and the largest peak sampled.
@@ -31,6 +32,17 @@ pub struct MemoryView {
     pub limit_bytes: u64,
     pub last_peak_bytes: Option<u64>,
     pub max_peak_bytes: Option<u64>,
+    /// Nearest-rank percentiles of the sampled calls' peaks.
+    pub p50_peak_bytes: Option<u64>,
+    pub p99_peak_bytes: Option<u64>,
+}
+
+/// Wall time of the sampled calls against the deadline (µs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WallView {
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub max_us: Option<u64>,
 }
 
 /// One plugin's quotas and usage.
@@ -44,6 +56,7 @@ pub struct QuotaView {
     pub fuel: FuelView,
     pub memory: MemoryView,
     pub deadline_ms: u64,
+    pub wall_time: WallView,
     /// Calls at once (the operator's limit or the default).
     pub concurrency: u32,
     /// How many calls the fuel and memory figures cover (the latest that ran, at most [`SAMPLE`]).
@@ -79,8 +92,14 @@ pub fn view(
 ) -> Result<QuotaView, QuotaError> {
     let limits = effective_limits(&record.limits, language);
     let recent = ledger.recent_usage(&record.id, SAMPLE)?;
-    let mut fuel: Vec<u64> = recent.iter().map(|c| c.fuel_used).collect();
-    fuel.sort_unstable();
+    let sorted = |f: fn(&plughost_registry::ledger::CallUsage) -> u64| {
+        let mut v: Vec<u64> = recent.iter().map(f).collect();
+        v.sort_unstable();
+        v
+    };
+    let fuel = sorted(|c| c.fuel_used);
+    let peaks = sorted(|c| c.peak_memory);
+    let walls = sorted(|c| c.duration_us);
     let contracts = match Gate::new(ledger.clone(), &record.id, &record.limits) {
         Some(g) => g.usage(now_ms)?,
         None => Vec::new(),
@@ -95,13 +114,21 @@ pub fn view(
             last: recent.first().map(|c| c.fuel_used),
             p50: percentile(&fuel, 0.50),
             p99: percentile(&fuel, 0.99),
+            max: fuel.last().copied(),
         },
         memory: MemoryView {
             limit_bytes: limits.memory_bytes,
             last_peak_bytes: recent.first().map(|c| c.peak_memory),
-            max_peak_bytes: recent.iter().map(|c| c.peak_memory).max(),
+            max_peak_bytes: peaks.last().copied(),
+            p50_peak_bytes: percentile(&peaks, 0.50),
+            p99_peak_bytes: percentile(&peaks, 0.99),
         },
         deadline_ms: limits.timeout.as_millis() as u64,
+        wall_time: WallView {
+            p50_us: percentile(&walls, 0.50),
+            p99_us: percentile(&walls, 0.99),
+            max_us: walls.last().copied(),
+        },
         concurrency: crate::runtime::limits::concurrency_of(record.limits.concurrency),
         calls_sampled: recent.len(),
         contracts,

@@ -46,6 +46,19 @@ pub fn format_bytes(b: u64) -> String {
     format!("{b}B")
 }
 
+/// 1234567 → "1,234,567".
+pub fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// Formats bytes for people, rounded (`1.4 MiB`).
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];

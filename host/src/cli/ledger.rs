@@ -126,6 +126,7 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                     .as_deref()
                     .map(|k| if k == "call" { Kind::Call } else { Kind::Event }),
                 limit: Some(limit),
+                ..Default::default()
             };
             let entries = ledger.entries(&f)?;
             if json {
@@ -324,15 +325,7 @@ fn print_row(e: &Entry) {
         Kind::Call => format!("{}/{}", x.plugin, x.tool),
         Kind::Event => format!("{}: {}", x.plugin, x.event.as_deref().unwrap_or("?")),
     };
-    let caller = [
-        Some(x.caller.transport.as_str()),
-        x.caller.principal.as_deref(),
-        x.caller.session.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" ");
+    let caller = plughost::ledger::caller_text(&x.caller);
     println!(
         "{:>6}  {:<17}  {:<24}  {:<14}  {:>9}  {:>11}  {:>9}  {}",
         e.seq,

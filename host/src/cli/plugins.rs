@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use plughost::caps::state::StateStore;
-use plughost::registry::{PluginRecord, Registry, grant_kind};
+use plughost::registry::{PluginRecord, grant_kind};
+use plughost::status::installed_status;
 use plughost::units::{format_bytes, human_bytes};
 use plughost::{Capability, Grants, Home, Manifest};
 
@@ -34,19 +35,6 @@ pub enum ConfigCommand {
 
 // ---- list / info / grants / history ----------------------------------------------------------------------------
 
-/// A plugin's status and why: `corrupted` when its stored component cannot be read back with its installed digest
-/// (changed, gone or unreadable: it would not load), else `enabled`, or `disabled` with the reason.
-fn status(reg: &Registry, p: &PluginRecord) -> (String, Option<String>) {
-    if let Err(e) = reg.check_blob(p) {
-        return ("corrupted".into(), Some(e.to_string()));
-    }
-    if p.enabled {
-        ("enabled".into(), None)
-    } else {
-        ("disabled".into(), p.disabled_reason.clone())
-    }
-}
-
 pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
     let reg = open_registry(home)?;
     let plugins = reg.list()?;
@@ -61,7 +49,7 @@ pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
             .iter()
             .map(|record| Row {
                 record,
-                status: status(&reg, record).0,
+                status: installed_status(&reg, record).0,
             })
             .collect();
         return print_json(&rows).map(|_| ExitCode::SUCCESS);
@@ -76,7 +64,7 @@ pub fn list(home: &Home, json: bool) -> Result<ExitCode> {
             [
                 p.id.clone(),
                 p.version.clone(),
-                match status(&reg, p) {
+                match installed_status(&reg, p) {
                     (s, Some(r)) if s == "disabled" => format!("{s}: {r}"),
                     (s, _) => s,
                 },
@@ -100,7 +88,7 @@ pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
     let config = reg.config(id)?;
     let manifest: Option<Manifest> = serde_json::from_str(&r.manifest_json).ok();
     let limits = plughost::catalog::limits_from(&r.limits);
-    let (state, why) = status(&reg, &r);
+    let (state, why) = installed_status(&reg, &r);
     if json {
         let v = serde_json::json!({
             "status": state,

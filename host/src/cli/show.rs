@@ -61,15 +61,4 @@ pub(super) fn publisher_text(r: &PluginRecord) -> String {
     }
 }
 
-/// 1234567 → "1,234,567".
-pub(super) fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub(super) use plughost::units::group_digits;

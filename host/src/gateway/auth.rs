@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use plughost_registry::{TOKEN_PREFIX, TokenScope};
 
 use super::Gateway;
+use super::token::constant_time_eq;
 
 /// The principal of the operator's all-access token, as the ledger records it.
 pub const OPERATOR: &str = "bearer-token";
@@ -158,11 +159,4 @@ pub async fn resource_metadata(request: Request) -> Response {
         HeaderValue::from_static("max-age=300"),
     );
     r
-}
-
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

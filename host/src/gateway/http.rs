@@ -1,5 +1,6 @@
 //! Streamable HTTP: the MCP endpoint at `/mcp` (rmcp's tower service) with Origin and Host validation on, an
-//! the operator's bearer token or scoped client tokens (auth.rs), a request body limit, plus `/health`, `/ready` and `/metrics` (Prometheus text).
+//! the operator's bearer token or scoped client tokens (auth.rs), a request body limit, plus `/health`, `/ready`,
+//! `/metrics` (Prometheus text) and the operator page at `/ui` (see [`super::ui`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,7 +97,7 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         .with_max_request_body_bytes(opts.max_body_bytes)
         // Stateless (2026-07-28) answers as plain JSON when the handler has nothing to stream.
         .with_json_response(true)
-        .with_cancellation_token(shutdown);
+        .with_cancellation_token(shutdown.clone());
     let server = McpServer::new(gateway.clone())
         .with_page_size(opts.page_size)
         .with_transport("http", None);
@@ -129,7 +130,17 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         .route("/health", get(health))
         .route(METADATA_PATH, get(resource_metadata))
         .route(&format!("{METADATA_PATH}/mcp"), get(resource_metadata))
-        .with_state(state)
+        .with_state(state.clone())
+        // The operator page checks the token (or its session cookie) itself.
+        .merge(super::ui::router(
+            state.gateway,
+            super::ui::UiOptions {
+                token: opts.token.as_deref(),
+                allowed_hosts: &opts.allowed_hosts,
+                allowed_origins: &opts.allowed_origins,
+            },
+            shutdown,
+        ))
 }
 
 /// Serves until `shutdown` is cancelled.

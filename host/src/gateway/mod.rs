@@ -9,6 +9,8 @@ pub mod jsonrpc;
 pub mod mcp;
 pub mod metrics;
 pub mod stdio;
+pub mod token;
+pub mod ui;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};

@@ -15,6 +15,8 @@ pub struct Filter {
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     pub kind: Option<Kind>,
+    /// Only entries after this sequence number (what a live view has not seen yet).
+    pub after_seq: Option<u64>,
     /// Newest `limit` entries (still returned oldest first); `None` = all.
     pub limit: Option<usize>,
 }
@@ -164,11 +166,23 @@ impl Ledger {
         if let Some(k) = f.kind {
             add("kind =", Box::new(k.as_str()));
         }
+        if let Some(a) = f.after_seq {
+            add("seq >", Box::new(a as i64));
+        }
         sql.push_str(" ORDER BY seq DESC");
         if let Some(l) = f.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
         (sql, args)
+    }
+
+    /// The entry with sequence number `seq`, if there is one.
+    pub fn entry(&self, seq: u64) -> Result<Option<Entry>> {
+        let conn = self.reader();
+        let sql = format!("SELECT {} FROM entries WHERE seq = ?1", Self::COLUMNS);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query_map(params![seq as i64], Self::row)?;
+        Ok(rows.next().transpose()?)
     }
 
     /// Calls, fuel and cost of `plugin` (optionally one tool) since `since_ms`. Counts calls that ran: calls
@@ -279,6 +293,18 @@ mod tests {
         let new = l.counted_calls("a", 5, 0).expect("catch up");
         assert_eq!(new.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![6]);
         assert_eq!(l.head_seq().expect("head"), 6);
+        let after = l
+            .entries(&Filter {
+                after_seq: Some(4),
+                ..Default::default()
+            })
+            .expect("after");
+        assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(
+            l.entry(4).expect("entry").map(|e| e.entry.plugin),
+            Some("b".into())
+        );
+        assert!(l.entry(99).expect("no entry").is_none());
         let recent = l.recent_usage("a", 2).expect("recent");
         assert_eq!(recent.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![6, 5]);
         assert_eq!(l.usage("a", None, 0).expect("usage").calls, 3);
