@@ -39,6 +39,8 @@ fn a_scoped_token_sees_and_calls_only_its_tools_and_is_refused_once_revoked() {
     // No token configured and none created: open, as before.
     let (status, _) = http(addr, "GET", "/ready", &[], b"");
     assert_eq!(status, 200);
+    let (status, _) = http(addr, "GET", "/ui/plugins", &[], b"");
+    assert_eq!(status, 200);
 
     let token = create_token(
         &setup,
@@ -57,6 +59,9 @@ fn a_scoped_token_sees_and_calls_only_its_tools_and_is_refused_once_revoked() {
         )),
         "{text}"
     );
+    // The operator page follows: closed without the operator's token once a client token exists.
+    let (status, _) = http(addr, "GET", "/ui/plugins", &[], b"");
+    assert_eq!(status, 401);
     // A scoped token speaks MCP only: /metrics shows every plugin.
     let bearer = format!("Bearer {token}");
     let (status, _) = http(addr, "GET", "/metrics", &[("Authorization", &bearer)], b"");

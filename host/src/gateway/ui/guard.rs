@@ -26,7 +26,8 @@ pub(super) async fn same_origin(State(ui): State<Ui>, request: Request, next: Ne
     r
 }
 
-/// Lets a request through with the bearer token or a valid session cookie (or when the gateway has no token);
+/// Lets a request through with the operator's bearer token or a valid session cookie (or when the gateway asks
+/// for no token at all);
 /// anything else gets 401 and the login form.
 pub(super) async fn signed_in(State(ui): State<Ui>, request: Request, next: Next) -> Response {
     if admitted(&ui, request.headers()) {
@@ -37,7 +38,9 @@ pub(super) async fn signed_in(State(ui): State<Ui>, request: Request, next: Next
 
 fn admitted(ui: &Ui, headers: &HeaderMap) -> bool {
     let Some(token) = &ui.token else {
-        return true;
+        // No operator token: open only while no client token exists either (as `/mcp` is); once one does, the
+        // page needs `--token-file` (a client token never opens it).
+        return matches!(ui.gateway.catalog().registry().any_token(), Ok(false));
     };
     let bearer = headers
         .get(header::AUTHORIZATION)
