@@ -245,11 +245,13 @@ fn an_index_from_before_the_rollback_stack_rolls_back_in_install_order() {
             }
         }
     }
-    // Make it the schema of the first release (no `previous_seq`, nor the later `artifacts` table and source columns).
+    // Make it the schema of the first release (no `previous_seq`, nor the later `artifacts` and `tokens` tables and
+    // source columns).
     let conn = rusqlite::Connection::open(dir.path().join("index.db")).expect("sqlite");
     conn.execute_batch(
         "ALTER TABLE versions DROP COLUMN source; ALTER TABLE versions DROP COLUMN manifest_digest; \
-         ALTER TABLE versions DROP COLUMN previous_seq; DROP TABLE artifacts; PRAGMA user_version = 1;",
+         ALTER TABLE versions DROP COLUMN previous_seq; DROP TABLE artifacts; DROP TABLE tokens; \
+         PRAGMA user_version = 1;",
     )
         .expect("downgrade the schema");
     drop(conn);
