@@ -162,7 +162,12 @@ fn bound_message(mut s: String) -> String {
 impl CallError {
     /// This error with every message (and tool name) cut to [`MAX_ERROR_MESSAGE_BYTES`].
     pub fn bounded(self) -> Self {
-        let b = bound_message;
+        self.map_text(bound_message)
+    }
+
+    /// This error with `b` applied to every text it carries (messages, tool and plugin names, reasons): the one
+    /// walk over the variants that bounding and redaction share.
+    pub fn map_text(self, b: impl Fn(String) -> String) -> Self {
         match self {
             CallError::InvalidArguments { message } => CallError::InvalidArguments {
                 message: b(message),

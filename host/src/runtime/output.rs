@@ -10,44 +10,7 @@ pub(super) fn redact_error(e: CallError, redactor: &Redactor) -> CallError {
     if redactor.is_empty() {
         return e;
     }
-    let r = |s: String| redactor.redact(&s).into_owned();
-    match e {
-        CallError::InvalidArguments { message } => CallError::InvalidArguments {
-            message: r(message),
-        },
-        CallError::Denied { message } => CallError::Denied {
-            message: r(message),
-        },
-        CallError::NotFound { message } => CallError::NotFound {
-            message: r(message),
-        },
-        CallError::Unavailable { message } => CallError::Unavailable {
-            message: r(message),
-        },
-        CallError::Upstream {
-            status,
-            code,
-            message,
-            retry_after_seconds,
-        } => CallError::Upstream {
-            status,
-            code,
-            message: r(message),
-            retry_after_seconds,
-        },
-        CallError::Failed { message } => CallError::Failed {
-            message: r(message),
-        },
-        CallError::Trap { message } => CallError::Trap {
-            message: r(message),
-        },
-        CallError::Host { message } => CallError::Host {
-            message: r(message),
-        },
-        // The guest names the unknown tool itself.
-        CallError::UnknownTool { tool } => CallError::UnknownTool { tool: r(tool) },
-        other => other,
-    }
+    e.map_text(|s| redactor.redact(&s).into_owned())
 }
 
 pub(super) fn convert_output(
