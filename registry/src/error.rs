@@ -15,6 +15,12 @@ pub enum RegistryError {
     IndexCorrupt { path: PathBuf, message: String },
     #[error("registry index error: {0}")]
     Index(#[from] rusqlite::Error),
+    #[error("the audit trail is broken at entry {seq} ({action}): {why}")]
+    AuditBroken {
+        seq: i64,
+        action: String,
+        why: String,
+    },
     #[error(
         "the stored component {digest} is corrupted (its content no longer has that digest: {path}); \
          reinstall the plugin"

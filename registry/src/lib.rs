@@ -34,10 +34,10 @@ pub use blobs::{BlobStore, Digest};
 pub use error::{RegistryError, Result};
 pub use grants::grant_kind;
 pub use index::{
-    ConfigEntry, HistoryEntry, InstallRequest, KeyRecord, PluginLimits, PluginRecord, Publisher,
-    PublisherPin, Runnable, Source, TOKEN_PREFIX, TokenRecord, TokenScope, ToolContract,
-    UpgradeCheck, UpgradePolicy, VersionChange, VersionRecord, Window, capability_diff,
-    check_plugin_id, compare_versions,
+    AuditCheck, AuditEntry, ConfigEntry, HistoryEntry, InstallRequest, KeyRecord, PluginLimits,
+    PluginRecord, Publisher, PublisherPin, Runnable, Source, TOKEN_PREFIX, TokenRecord, TokenScope,
+    ToolContract, UpgradeCheck, UpgradePolicy, VersionChange, VersionRecord, Window,
+    capability_diff, check_plugin_id, compare_versions,
 };
 pub use keys::{KeyPair, PublicKey};
 pub use signature::{SignatureFile, SignerStatus, Statement, Verified};

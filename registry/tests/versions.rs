@@ -245,22 +245,25 @@ fn an_index_from_before_the_rollback_stack_rolls_back_in_install_order() {
             }
         }
     }
-    // Make it the schema of the first release (no `previous_seq`, nor the later `artifacts` and `tokens` tables and
-    // source columns).
+    // Make it the schema of the first release (no `previous_seq`, nor the later `artifacts` and `tokens` tables,
+    // source columns and history hashes).
     let conn = rusqlite::Connection::open(dir.path().join("index.db")).expect("sqlite");
     conn.execute_batch(
         "ALTER TABLE versions DROP COLUMN source; ALTER TABLE versions DROP COLUMN manifest_digest; \
          ALTER TABLE versions DROP COLUMN previous_seq; DROP TABLE artifacts; DROP TABLE tokens; \
-         PRAGMA user_version = 1;",
+         ALTER TABLE history DROP COLUMN hash; PRAGMA user_version = 1;",
     )
         .expect("downgrade the schema");
     drop(conn);
 
     let reg = Registry::open(dir.path()).expect("migrate");
+    // The history written before the audit chain is sealed by the migration: it verifies, and grows from there.
+    assert_eq!(reg.verify_audit().expect("sealed").entries, 4);
     assert_eq!(reg.rollback("alpha").expect("rollback").version, "0.2.0");
     assert_eq!(reg.rollback("alpha").expect("rollback").version, "0.1.0");
     assert!(matches!(
         reg.rollback("alpha"),
         Err(RegistryError::NoEarlierVersion(_))
     ));
+    assert_eq!(reg.verify_audit().expect("chained").entries, 6);
 }

@@ -86,7 +86,7 @@ pub enum LedgerCommand {
     },
 }
 
-fn time_arg(s: &str) -> Result<i64> {
+pub(super) fn time_arg(s: &str) -> Result<i64> {
     if let Ok(secs) = s.parse::<i64>() {
         return Ok(secs * 1000);
     }
@@ -185,13 +185,27 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             } else {
                 ledger.link_archives(&mut archives)?
             };
+            // The audit trail (operator actions) is a second chain, checked by the same command.
+            let audit = match super::show::open_registry(home)?.verify_audit() {
+                Ok(c) => Ok(c),
+                Err(e @ plughost::registry::RegistryError::AuditBroken { .. }) => {
+                    Err(e.to_string())
+                }
+                Err(e) => return Err(e.into()),
+            };
             if json {
                 let mut out = serde_json::to_value(&v)?;
+                out["audit"] = match &audit {
+                    Ok(c) => serde_json::to_value(c)?,
+                    Err(why) => serde_json::json!({ "problem": why }),
+                };
                 if !archive.is_empty() {
                     out["archives"] = serde_json::to_value(&archives)?;
                     out["archive_problem"] = serde_json::to_value(&archive_problem)?;
                 }
                 println!("{}", serde_json::to_string_pretty(&out)?);
+            } else if let Err(why) = &audit {
+                println!("BROKEN: {why}");
             } else if let Some(p) = &archive_problem {
                 println!("BROKEN: {p}");
             } else if let Some(p) = &v.problem {
@@ -207,6 +221,9 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                         .unwrap_or_default(),
                     v.checkpoints
                 );
+                if let Ok(c) = &audit {
+                    println!("ok: the audit trail's {} entries are chained", c.entries);
+                }
                 for (file, seq, _) in &anchors {
                     println!(
                         "ok: the chain reaches checkpoint {} (entry {seq})",
@@ -234,11 +251,13 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                     );
                 }
             }
-            Ok(if v.problem.is_some() || archive_problem.is_some() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(
+                if v.problem.is_some() || archive_problem.is_some() || audit.is_err() {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
         }
         LedgerCommand::Export { out } => {
             let mut w: Box<dyn Write> = match &out {

@@ -337,7 +337,10 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
         false => None,
     };
     let from = source.as_deref().unwrap_or(&args.file);
-    let fetched = fetch(home, from, args.sig.as_deref(), &args.registry).await?;
+    let fetched = match fetch(home, from, args.sig.as_deref(), &args.registry).await {
+        Ok(f) => f,
+        Err(e) => return Err(refused(&reg, from, upgrade, e)),
+    };
     let result = install_in(&reg, &host, &args, &fetched, upgrade).await;
     if result.is_err() {
         // A refused install leaves nothing behind: not the artifact checking it compiled (or `sign` left), unless an
@@ -347,7 +350,34 @@ pub async fn install(home: &Home, args: InstallArgs, upgrade: bool) -> Result<Ex
             host.engine().discard(&digest);
         }
     }
-    result
+    result.map_err(|e| refused(&reg, from, upgrade, e))
+}
+
+/// Records a refused install or upgrade in the audit trail (what, from where, why), then hands the error back.
+fn refused(reg: &Registry, from: &str, upgrade: bool, e: anyhow::Error) -> anyhow::Error {
+    let action = if upgrade {
+        "upgrade-refused"
+    } else {
+        "install-refused"
+    };
+    let why = plughost::said::once(e.chain()).replace('\n', "; ");
+    if let Err(w) = reg.record_refusal(None, action, &format!("{}: {why}", without_userinfo(from)))
+    {
+        tracing::warn!("cannot record the refused install in the audit trail: {w}");
+    }
+    e
+}
+
+/// `from` with any `user:password@` of a URL replaced, so a credential typed into a URL never reaches the trail.
+fn without_userinfo(from: &str) -> String {
+    let Some((scheme, rest)) = from.split_once("://") else {
+        return from.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => from.to_string(),
+    }
 }
 
 async fn install_in(

@@ -4,11 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::Registry;
 use crate::error::{RegistryError, Result};
-use crate::units::now_secs as now;
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran. Never edit one that shipped: add a new
 /// one.
@@ -91,7 +90,12 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER,
         revoked_at INTEGER
      );",
+    // 6: the history is the audit trail, a hash chain (see audit.rs); the rows already there are sealed by
+    // `audit::seal_legacy` right after this step.
+    "ALTER TABLE history ADD COLUMN hash BLOB;",
 ];
+/// The migration after which every history row must carry its chain hash.
+const AUDIT_CHAIN_MIGRATION: usize = 6;
 
 /// Opens the index, creating it with mode 0600 (it holds secrets; SQLite gives its WAL and shm files the same
 /// mode), and migrates it. A file that is not a SQLite database, or fails its integrity check, is reported as
@@ -153,6 +157,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.execute_batch(m)?;
+        if i + 1 == AUDIT_CHAIN_MIGRATION {
+            super::audit::seal_legacy(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
     }
     tx.commit()?;
@@ -188,17 +195,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds a line to the install history.
+    /// Adds a line to the install history, which is the audit trail (chained; see audit.rs).
     pub(crate) fn log(
         tx: &rusqlite::Transaction<'_>,
         plugin: Option<&str>,
         action: &str,
         detail: &str,
     ) -> Result<()> {
-        tx.execute(
-            "INSERT INTO history (at, plugin_id, action, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![now(), plugin, action, detail],
-        )?;
-        Ok(())
+        super::audit::append(tx, plugin, action, detail)
     }
 }

@@ -5,10 +5,11 @@
 //! the records read from it, `plugins.rs` reads installed plugins, `install.rs` installs,
 //! upgrades, rolls back and removes them, and `settings.rs` holds what the operator changes on an installed plugin
 //! (grants, limits, enabled, config and secrets), `versions.rs` the rules for upgrades, and `artifacts.rs` the
-//! digests of the compile cache's artifacts. The trust store's keys table is read and written by
+//! digests of the compile cache's artifacts, `audit.rs` the hash chain over the history (the audit trail). The trust store's keys table is read and written by
 //! `trust.rs`.
 
 mod artifacts;
+mod audit;
 mod db;
 mod install;
 mod plugins;
@@ -17,6 +18,7 @@ mod tokens;
 mod types;
 mod versions;
 
+pub use audit::{AuditCheck, AuditEntry};
 pub use db::SCHEMA_VERSION;
 pub(crate) use db::open;
 pub use install::{InstallRequest, Source, capability_diff};
