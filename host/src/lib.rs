@@ -20,6 +20,7 @@ pub mod caps;
 pub mod catalog;
 pub mod contract;
 pub mod distribution;
+pub mod docs;
 pub mod gateway;
 pub mod home;
 pub mod json;

@@ -1,4 +1,4 @@
-//! Cancellation: a client's `notifications/cancelled` stops the guest of the call it names (through the epoch
+//! Cancellation: a client's `notifications/cancelled`, or an HTTP client hanging up, stops the guest of the call it names (through the epoch
 //! mechanism), the call is ledgered as `cancelled` with what it used, and the next call is served.
 
 mod common;
@@ -89,4 +89,83 @@ fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
     // Stopped within the run's first seconds, not at its 60 s deadline.
     let us = e["duration_us"].as_u64().expect("duration");
     assert!(us < 10_000_000, "the guest ran {us} µs");
+}
+
+/// A 2026-07-28 client over HTTP that goes away mid-call (closes its connection) stops the guest the same way:
+/// rmcp cancels the request's token when the response future is dropped, and the call is ledgered `cancelled`.
+#[test]
+fn an_http_client_that_disconnects_stops_its_call() {
+    let setup = Setup::new();
+    setup.ok(&[
+        "limits",
+        "fixture-basic",
+        "--fuel",
+        "1000000000000",
+        "--timeout",
+        "60s",
+    ]);
+    let server = setup.serve_http(&[]);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "fixture-basic__spin", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: fixture-basic__spin\r\nContent-Length: {}\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    )
+    .expect("send");
+    std::thread::sleep(Duration::from_millis(500));
+    s.shutdown(std::net::Shutdown::Both).expect("hang up");
+    drop(s);
+
+    // The call is ledgered once the guest has stopped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let spin = loop {
+        let export = setup.ok(&["ledger", "export"]);
+        let found: Vec<Value> = export
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+            .filter(|e| e["tool"] == "spin")
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        spin.len(),
+        1,
+        "the abandoned call was not ledgered: {spin:?}"
+    );
+    assert_eq!(spin[0]["outcome"], "cancelled", "{}", spin[0]);
+    let us = spin[0]["duration_us"].as_u64().expect("duration");
+    assert!(
+        us < 10_000_000,
+        "the guest ran {us} µs after its client left"
+    );
+
+    // The next client is served.
+    let (status, text) = http(
+        server.addr,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "fixture-basic__echo"),
+        ],
+        body.replace("fixture-basic__spin", "fixture-basic__echo")
+            .replace("\"arguments\":{}", "\"arguments\":{\"text\":\"next\"}")
+            .as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("next"), "{text}");
 }

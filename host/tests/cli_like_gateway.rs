@@ -212,6 +212,25 @@ fn run_into_closed_pipe(cli: &Cli, args: &[&str]) -> Output {
 }
 
 #[test]
+fn info_shows_each_tools_arguments() {
+    let cli = Cli::new();
+    cli.install(fx::BASIC, "basic.wasm", &["state", "log"]);
+    let info = cli.ok(&["info", "fixture-basic"]);
+    let lines: Vec<&str> = info.lines().map(str::trim).collect();
+    let echo = lines
+        .iter()
+        .position(|l| l.starts_with("echo "))
+        .unwrap_or_else(|| panic!("no echo tool in {info}"));
+    assert_eq!(lines[echo + 1], "text: string (required)", "{info}");
+    assert!(lines.contains(&"lines: integer (required)"), "{info}");
+    // `docs` renders the same arguments as Markdown (what MCP clients read at plughost://plugins/ID/docs).
+    let docs = cli.ok(&["docs", "fixture-basic"]);
+    assert!(docs.contains("### `fixture-basic__echo`"), "{docs}");
+    assert!(docs.contains("- text: string (required)"), "{docs}");
+    assert!(docs.contains("- `state`"), "{docs}");
+}
+
+#[test]
 fn a_closed_stdout_ends_every_command_quietly_without_a_panic() {
     let cli = Cli::new();
     cli.install(fx::BASIC, "basic.wasm", &["state", "log"]);

@@ -84,6 +84,8 @@ fn a_scoped_token_sees_and_calls_only_its_tools_and_is_refused_once_revoked() {
             r#"{"text": "hi"}"#,
             "--denied",
             "fixture-basic__spin",
+            "--docs",
+            r#"["fixture-basic", "system-info"]"#,
         ]);
         assert!(
             out.status.success(),

@@ -9,7 +9,8 @@ Every check is an assert; the script exits non-zero on the first failure and pri
                                                             with prometheus_client's text parser; prints JSON)
     client.py scoped --url URL --token T --mode M --allowed JSON --call NAME --denied NAME
                                                            (a scoped token sees exactly --allowed in tools/list,
-                                                            may call --call, and is refused --denied with -32602)
+                                                            may call --call, and is refused --denied with -32602;
+                                                            with --docs, sees exactly those plugins' docs resources)
 """
 
 import argparse
@@ -261,7 +262,32 @@ async def scoped(args):
             assert e.error.code == INVALID_PARAMS, e.error
             assert "not in the scope of token" in e.error.message, e.error.message
             print(f"refused {args.denied}: {e.error.message}", flush=True)
+        if args.docs:
+            await scoped_docs(client, json.loads(args.docs), args.hidden_doc)
     print("OK", flush=True)
+
+
+async def scoped_docs(client, plugins, hidden):
+    """The plugins' docs as resources: exactly the visible plugins' are listed and read; a hidden one is not found."""
+    listed = await client.list_resources(cache_mode="refresh")
+    uris = sorted(str(r.uri) for r in listed.resources)
+    want = sorted(f"plughost://plugins/{p}/docs" for p in plugins)
+    assert uris == want, (uris, want)
+    for p in plugins:
+        r = await client.read_resource(f"plughost://plugins/{p}/docs", cache_mode="refresh")
+        text = r.contents[0].text
+        assert r.contents[0].mime_type == "text/markdown", r.contents[0]
+        assert f"### `{p}__" in text and "Arguments:" in text, text
+        print(f"read the docs of {p}: {len(text)} bytes", flush=True)
+    if hidden:
+        try:
+            await client.read_resource(f"plughost://plugins/{hidden}/docs", cache_mode="refresh")
+            raise AssertionError(f"the docs of {hidden} were readable")
+        except MCPError as e:
+            # -32002 in the 2025-11-25 era; 2026-07-28 folds "resource not found" into invalid params.
+            assert e.error.code in (-32002, INVALID_PARAMS), e.error
+            assert "no such resource" in e.error.message, e.error
+            print(f"not found: the docs of {hidden}", flush=True)
 
 
 def main():
@@ -282,6 +308,8 @@ def main():
     p.add_argument("--allowed", default="[]")
     p.add_argument("--call")
     p.add_argument("--denied")
+    p.add_argument("--docs", help="JSON list of plugin ids whose docs resources the token sees")
+    p.add_argument("--hidden-doc", help="a plugin id whose docs the token may not read")
     args = p.parse_args()
     if args.command == "conformance":
         asyncio.run(conformance(args))

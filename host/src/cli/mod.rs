@@ -1,5 +1,5 @@
 //! Command-line interface: the clap tree, `main`, the dispatch to each command's module (call, keys, publish,
-//! fetch, distribute, outdated, plugins, usage, ledger, serve; the authoring commands are in `crate::author`), and the helpers the commands
+//! fetch, distribute, outdated, plugins, usage, audit, ledger, serve; the authoring commands are in `crate::author`), and the helpers the commands
 //! share are in `show.rs`. anyhow lives here only; the library speaks typed errors.
 
 use std::io::IsTerminal;
@@ -10,6 +10,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use plughost::Home;
 
+mod audit;
 mod call;
 mod distribute;
 mod fetch;
@@ -137,12 +138,16 @@ enum Command {
     /// The pinned guest toolchains `plughost build` uses: install, list.
     #[command(subcommand)]
     Toolchain(crate::author::ToolchainCommand),
+    /// A plugin's documentation: what it does, the capabilities it asks for, each tool and its arguments.
+    Docs { id: String },
     /// What was installed, upgraded, granted and revoked, and when.
     History {
         id: Option<String>,
         #[arg(long)]
         json: bool,
     },
+    /// The audit trail: every operator action and refused install, hash-chained. `--verify` walks the chain.
+    Audit(audit::AuditArgs),
     /// The usage ledger: every call and plugin event, hash-chained. show, verify, export, checkpoint.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -234,7 +239,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats(args) => usage::stats(&home, args),
         Command::Enable { id } => plugins::set_enabled(&home, &id, true),
         Command::Disable { id } => plugins::set_enabled(&home, &id, false),
+        Command::Docs { id } => plugins::docs(&home, &id),
         Command::History { id, json } => plugins::history(&home, id.as_deref(), json),
+        Command::Audit(args) => audit::audit(&home, args),
         Command::Serve(args) => serve::serve(&home, args).await,
         Command::Ledger(cmd) => ledger::ledger(&home, cmd),
         Command::New(args) => crate::author::new::run(args),

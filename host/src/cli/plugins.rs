@@ -150,6 +150,9 @@ pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
         println!("tools");
         for t in &m.tools {
             println!("  {:<16} {}", t.name, t.description);
+            for line in plughost::docs::arguments(&t.input_schema) {
+                println!("      {line}");
+            }
         }
     }
     println!("versions");
@@ -166,6 +169,16 @@ pub fn info(home: &Home, id: &str, json: bool) -> Result<ExitCode> {
                 .unwrap_or_else(|| "  unsigned".into())
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plughost docs ID`: the plugin's documentation, as MCP clients read it at `plughost://plugins/ID/docs`.
+pub fn docs(home: &Home, id: &str) -> Result<ExitCode> {
+    let reg = open_registry(home)?;
+    let r = reg.plugin(id)?;
+    let manifest: Manifest = serde_json::from_str(&r.manifest_json)
+        .map_err(|e| anyhow::anyhow!("the installed manifest of `{id}` cannot be read: {e}"))?;
+    print!("{}", plughost::docs::render(&manifest, &r.declared));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,6 +11,7 @@ use clap::Args;
 use plughost::gateway::Gateway;
 use plughost::gateway::http::{HttpOptions, serve as serve_http};
 use plughost::gateway::mcp::{DEFAULT_PAGE_SIZE, McpServer};
+use plughost::gateway::oauth::OAuth;
 use plughost::units::{parse_bytes, parse_duration};
 use plughost::{Home, Host};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,16 @@ pub struct ServeArgs {
     /// does not fit is refused as busy. Default: half the machine's memory (or of the cgroup's limit).
     #[arg(long, value_name = "SIZE")]
     memory_budget: Option<String>,
+    /// Accept JWT access tokens from this OAuth issuer (its `iss`); named in the protected resource metadata.
+    /// Scopes: `tools` (every tool), `plugin:<id>`, `tool:<plugin__tool>`.
+    #[arg(long, value_name = "URL", requires = "oauth_jwks")]
+    oauth_issuer: Option<String>,
+    /// The issuer's JSON Web Key Set: a file, or an http(s) URL (read again for an unknown key id, at most every 30 s).
+    #[arg(long, value_name = "FILE|URL", requires = "oauth_issuer")]
+    oauth_jwks: Option<String>,
+    /// The `aud` a token must carry. Default: the URL the request came to, http://<Host>/mcp.
+    #[arg(long, value_name = "URL", requires = "oauth_issuer")]
+    oauth_audience: Option<String>,
 }
 
 pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
@@ -107,11 +118,15 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     opts.max_sessions = args.max_sessions;
     opts.session_idle = parse_duration(&args.session_idle).context("--session-idle")?;
     opts.token = read_token(args.token_file.as_deref())?;
+    if let (Some(issuer), Some(jwks)) = (args.oauth_issuer, args.oauth_jwks) {
+        let oauth = OAuth::open(issuer, args.oauth_audience, jwks).await?;
+        opts.oauth = Some(Arc::new(oauth));
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
-    if !bound.ip().is_loopback() && opts.token.is_none() {
+    if !bound.ip().is_loopback() && opts.token.is_none() && opts.oauth.is_none() {
         tracing::warn!(
             "listening on {bound}, which is not loopback, without a bearer token: anyone who can reach it can call tools"
         );
@@ -120,10 +135,10 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     eprintln!(
         "plughost: MCP at http://{bound}/mcp ({} tools){}",
         gateway.index().tools.len(),
-        if opts.token.is_some() {
-            ", bearer token required"
-        } else {
-            ""
+        match (opts.token.is_some(), opts.oauth.is_some()) {
+            (_, true) => ", bearer token or OAuth access token required",
+            (true, false) => ", bearer token required",
+            (false, false) => "",
         }
     );
     let shutdown = CancellationToken::new();

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use plughost_registry::{TOKEN_PREFIX, TokenScope};
 
 use super::Gateway;
+use super::oauth::{OAuth, Refusal};
 use super::token::constant_time_eq;
 
 /// The principal of the operator's all-access token, as the ledger records it.
@@ -27,6 +28,8 @@ pub struct Principal {
     pub name: Arc<str>,
     /// `None` for all-access (the operator's token, or a client token without limits).
     pub scope: Option<TokenScope>,
+    /// Speaks MCP only: `/metrics` and `/ready` show every plugin (scoped client tokens, OAuth callers).
+    pub mcp_only: bool,
 }
 
 impl Principal {
@@ -41,6 +44,8 @@ impl Principal {
 pub(crate) struct Auth {
     pub gateway: Arc<Gateway>,
     pub operator: Option<Arc<str>>,
+    /// The OAuth issuer whose JWT access tokens are accepted, if one is configured.
+    pub oauth: Option<Arc<OAuth>>,
 }
 
 /// Authenticates every request but `/health` and the metadata; puts the [`Principal`] in the request's extensions.
@@ -66,13 +71,18 @@ pub(crate) async fn authenticate(
             Some(Principal {
                 name: Arc::from(OPERATOR),
                 scope: None,
+                mcp_only: false,
             })
         }
         Some(p) if p.starts_with(TOKEN_PREFIX) => match registry.check_token(p) {
-            Ok(Some(t)) => Some(Principal {
-                name: Arc::from(t.name.as_str()),
-                scope: (t.scope != TokenScope::default()).then_some(t.scope),
-            }),
+            Ok(Some(t)) => {
+                let scope = (t.scope != TokenScope::default()).then_some(t.scope);
+                Some(Principal {
+                    name: Arc::from(t.name.as_str()),
+                    mcp_only: scope.is_some(),
+                    scope,
+                })
+            }
             Ok(None) => None,
             Err(e) => {
                 tracing::error!("http: cannot check a client token: {e}");
@@ -83,18 +93,29 @@ pub(crate) async fn authenticate(
                     .into_response();
             }
         },
+        Some(p) if auth.oauth.is_some() && p.bytes().filter(|b| *b == b'.').count() == 2 => {
+            let oauth = auth.oauth.as_deref().expect("checked in the guard");
+            let resource = format!("{}/mcp", base_url(&request));
+            match oauth.check(p, &resource).await {
+                Ok(principal) => Some(principal),
+                Err(Refusal::NoScope) => return insufficient_scope(),
+                Err(why) => return unauthorized(&request, Some(&why.to_string())),
+            }
+        }
         _ => None,
     };
     let Some(principal) = principal else {
-        // Open only when nothing asks for a token: no operator token and no client token ever created.
-        let open = auth.operator.is_none() && matches!(registry.any_token(), Ok(false));
+        // Open only when nothing asks for a token: no operator token, no issuer, no client token ever created.
+        let open = auth.operator.is_none()
+            && auth.oauth.is_none()
+            && matches!(registry.any_token(), Ok(false));
         if open {
             return next.run(request).await;
         }
-        return unauthorized(&request);
+        let why = presented.is_some().then_some("the token is not known here");
+        return unauthorized(&request, why);
     };
-    // A scoped token speaks MCP only: /metrics and /ready show every plugin.
-    if principal.scope.is_some() && !request.uri().path().starts_with("/mcp") {
+    if principal.mcp_only && !request.uri().path().starts_with("/mcp") {
         return (
             StatusCode::FORBIDDEN,
             "this token is scoped to some tools: it may use /mcp only\n",
@@ -105,17 +126,41 @@ pub(crate) async fn authenticate(
     next.run(request).await
 }
 
-fn unauthorized(request: &Request) -> Response {
+/// 401 with `WWW-Authenticate` naming the metadata and, for a presented token, why it was refused (RFC 6750 §3).
+fn unauthorized(request: &Request, why: Option<&str>) -> Response {
     let metadata = format!("{}{METADATA_PATH}/mcp", base_url(request));
-    let mut r = (
-        StatusCode::UNAUTHORIZED,
-        "a bearer token is required: Authorization: Bearer <token>\n",
-    )
-        .into_response();
-    let value = format!("Bearer realm=\"plughost\", resource_metadata=\"{metadata}\"");
+    let body = match why {
+        Some(w) => format!("{w}\n"),
+        None => "a bearer token is required: Authorization: Bearer <token>\n".to_string(),
+    };
+    let mut r = (StatusCode::UNAUTHORIZED, body).into_response();
+    let mut value = format!("Bearer realm=\"plughost\", resource_metadata=\"{metadata}\"");
+    if let Some(w) = why {
+        // A quoted-string: no quotes or backslashes, printable ASCII only, bounded.
+        let w: String = w
+            .chars()
+            .filter(|c| (c.is_ascii_graphic() && *c != '"' && *c != '\\') || *c == ' ')
+            .take(200)
+            .collect();
+        value.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{w}\""
+        ));
+    }
     if let Ok(v) = HeaderValue::from_str(&value) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
+    r
+}
+
+/// 403 for a valid token that names none of the gateway's scopes.
+fn insufficient_scope() -> Response {
+    let mut r = (StatusCode::FORBIDDEN, format!("{}\n", Refusal::NoScope)).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            "Bearer realm=\"plughost\", error=\"insufficient_scope\", scope=\"tools\"",
+        ),
+    );
     r
 }
 
@@ -136,14 +181,16 @@ fn base_url(request: &Request) -> String {
     format!("http://{host}")
 }
 
-/// RFC 9728 protected resource metadata for `/mcp`: which resource this is and how to present a token. No
-/// authorization server is named (tokens come from the operator's `plughost tokens create`), so a client knows
-/// not to start an OAuth flow.
-pub async fn resource_metadata(request: Request) -> Response {
+/// RFC 9728 protected resource metadata for `/mcp`: which resource this is and how to present a token. With no
+/// issuer configured no authorization server is named (tokens come from the operator's `plughost tokens create`),
+/// so a client knows not to start an OAuth flow; with one, it is named with the scopes the gateway understands.
+pub async fn resource_metadata(issuer: Option<Arc<str>>, request: Request) -> Response {
     let base = base_url(&request);
+    let servers: Vec<&str> = issuer.as_deref().into_iter().collect();
     let body = serde_json::json!({
         "resource": format!("{base}/mcp"),
-        "authorization_servers": [],
+        "authorization_servers": servers,
+        "scopes_supported": ["tools", "plugin:<id>", "tool:<plugin__tool>"],
         "bearer_methods_supported": ["header"],
         "resource_name": "plughost MCP gateway",
         "resource_documentation": "https://github.com/plughost/plughost#connecting-mcp-clients",

@@ -22,6 +22,7 @@ use super::Gateway;
 use super::auth::{Auth, METADATA_PATH, authenticate, resource_metadata};
 use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
+use super::oauth::OAuth;
 
 /// Default request body limit for `/mcp` (tool arguments are JSON; 4 MiB is generous).
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
@@ -45,6 +46,8 @@ pub struct HttpOptions {
     pub max_sessions: usize,
     /// A legacy session with no traffic for this long is closed.
     pub session_idle: Duration,
+    /// An OAuth issuer whose JWT access tokens are accepted besides the operator's and client tokens.
+    pub oauth: Option<Arc<OAuth>>,
 }
 
 impl HttpOptions {
@@ -69,6 +72,7 @@ impl HttpOptions {
             page_size: super::mcp::DEFAULT_PAGE_SIZE,
             max_sessions: DEFAULT_MAX_SESSIONS,
             session_idle: DEFAULT_SESSION_IDLE,
+            oauth: None,
         }
     }
 }
@@ -117,7 +121,10 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
     let auth = Auth {
         gateway: gateway.clone(),
         operator: opts.token.as_deref().map(Arc::from),
+        oauth: opts.oauth.clone(),
     };
+    let issuer: Option<Arc<str>> = opts.oauth.as_ref().map(|o| Arc::from(o.issuer.as_str()));
+    let metadata = move |request| resource_metadata(issuer.clone(), request);
     let state = AppState { gateway };
     Router::new()
         .route("/ready", get(ready))
@@ -128,8 +135,8 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         // Liveness and the protected resource metadata stay open: a supervisor probes one, a client reads the
         // other to learn how to authenticate. Neither reveals anything.
         .route("/health", get(health))
-        .route(METADATA_PATH, get(resource_metadata))
-        .route(&format!("{METADATA_PATH}/mcp"), get(resource_metadata))
+        .route(METADATA_PATH, get(metadata.clone()))
+        .route(&format!("{METADATA_PATH}/mcp"), get(metadata))
         .with_state(state.clone())
         // The operator page checks the token (or its session cookie) itself.
         .merge(super::ui::router(

@@ -1,14 +1,16 @@
 //! The gateway as an MCP server (rmcp's dynamic `ServerHandler`): `tools/list` with cursor pagination over the
 //! namespaced index, `tools/call` with schema-checked arguments and the call report in `_meta`, and
 //! `notifications/tools/list_changed` when the tool set changes (legacy sessions after `initialized`; 2026-07-28
-//! clients through `subscriptions/listen`). The same handler serves stdio and Streamable HTTP.
+//! clients through `subscriptions/listen`), and each plugin's docs as a resource (`docs.rs`). The same handler serves
+//! stdio and Streamable HTTP.
 
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, ErrorCode, Implementation, ListToolsResult, MetaObject, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
+    CustomResult, ErrorCode, Implementation, ListResourcesResult, ListToolsResult, MetaObject,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -347,6 +349,7 @@ impl ServerHandler for McpServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
                 .build(),
         )
         .with_server_info(implementation)
@@ -367,6 +370,30 @@ impl ServerHandler for McpServer {
             request.as_ref().and_then(|r| r.cursor.as_deref()),
             principal.as_ref(),
         )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(super::docs::list(
+            &self.gateway,
+            Self::principal(&context).as_ref(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        super::docs::read(
+            &self.gateway,
+            Self::principal(&context).as_ref(),
+            &request.uri,
+        )
+        .map(ReadResourceResponse::from)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

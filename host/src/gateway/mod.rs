@@ -3,11 +3,13 @@
 //! transports live in [`mcp`] (the rmcp handler) and [`http`] (Streamable HTTP with /health, /ready, /metrics).
 
 pub mod auth;
+mod docs;
 pub mod http;
 pub mod index;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod metrics;
+pub mod oauth;
 pub mod stdio;
 pub mod token;
 pub mod ui;
