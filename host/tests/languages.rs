@@ -147,19 +147,7 @@ fn example_end_to_end(dir: &str, id: &str) {
     assert_eq!(v["report"]["outcome"]["kind"], "ok");
 
     // The spin: a loop that would run for hours, stopped by the plugin's fuel limit.
-    a.ok(&["limits", id, "--fuel", "30000000"]);
-    let text = a.fails(
-        &[
-            "call",
-            id,
-            "count_primes",
-            "--args",
-            r#"{"below":4000000000}"#,
-        ],
-        1,
-    );
-    assert!(text.contains("out-of-fuel"), "{text}");
-    assert!(text.contains("30000000 of 30000000"), "{text}");
+    a.fuel_stops_a_long_count(id);
     // The next call starts clean.
     let (out, _) = a.ok(&["call", id, "totals", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");

@@ -230,20 +230,25 @@ pub fn prepare(p: &Project) -> Result<(PathBuf, String)> {
     Ok((wit, "plugin".to_string()))
 }
 
-/// Refuses a project whose `wit/world.wit` lacks a capability its code imports, naming the line to add.
-pub fn check_explicit(p: &Project, wit: &Path, uses: &Uses) -> Result<()> {
-    let (resolve, world) = super::componentize::load_world(wit, Some(p.world()))?;
-    let imported: Vec<&str> = resolve.worlds[world]
+/// The names of the interfaces a world imports.
+fn imported_interfaces(resolve: &wit_parser::Resolve, world: wit_parser::WorldId) -> Vec<String> {
+    resolve.worlds[world]
         .imports
         .keys()
         .filter_map(|k| match k {
-            wit_parser::WorldKey::Interface(id) => resolve.interfaces[*id].name.as_deref(),
+            wit_parser::WorldKey::Interface(id) => resolve.interfaces[*id].name.clone(),
             wit_parser::WorldKey::Name(_) => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Refuses a project whose `wit/world.wit` lacks a capability its code imports, naming the line to add.
+pub fn check_explicit(p: &Project, wit: &Path, uses: &Uses) -> Result<()> {
+    let (resolve, world) = super::componentize::load_world(wit, Some(p.world()))?;
+    let imported = imported_interfaces(&resolve, world);
     let missing: Vec<_> = uses
         .iter()
-        .filter(|(cap, _)| !imported.contains(cap))
+        .filter(|(cap, _)| !imported.iter().any(|i| i == *cap))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -251,9 +256,8 @@ pub fn check_explicit(p: &Project, wit: &Path, uses: &Uses) -> Result<()> {
     let mut msg = String::new();
     for (cap, (file, line)) in &missing {
         msg.push_str(&format!(
-            "{}:{line} uses `{cap}`, which {} does not import\n",
-            file.display(),
-            wit.join("world.wit").display()
+            "{}:{line} uses `{cap}`, which wit/world.wit does not import\n",
+            file.display()
         ));
     }
     msg.push_str(&format!("add to `world {}` in wit/world.wit:\n", p.world()));
@@ -309,14 +313,7 @@ mod tests {
         super::super::contract::write_deps(dir.path()).expect("deps");
         let (resolve, world) =
             super::super::componentize::load_world(dir.path(), Some("plugin")).expect("world");
-        let names: Vec<_> = resolve.worlds[world]
-            .imports
-            .keys()
-            .filter_map(|k| match k {
-                wit_parser::WorldKey::Interface(id) => resolve.interfaces[*id].name.clone(),
-                wit_parser::WorldKey::Name(_) => None,
-            })
-            .collect();
+        let names = imported_interfaces(&resolve, world);
         // `types` comes with `log` (it uses `pair`).
         assert_eq!(names, ["types", "log", "http"]);
     }

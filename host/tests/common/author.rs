@@ -84,6 +84,24 @@ impl Author {
         text
     }
 
+    /// The spin of the example plugins: `count_primes` of a loop that would run for hours is stopped by a fuel
+    /// limit of 30,000,000, with a typed outcome.
+    pub fn fuel_stops_a_long_count(&self, id: &str) {
+        self.ok(&["limits", id, "--fuel", "30000000"]);
+        let text = self.fails(
+            &[
+                "call",
+                id,
+                "count_primes",
+                "--args",
+                r#"{"below":4000000000}"#,
+            ],
+            1,
+        );
+        assert!(text.contains("out-of-fuel"), "{text}");
+        assert!(text.contains("30000000 of 30000000"), "{text}");
+    }
+
     pub fn path(&self, rel: &str) -> String {
         self.work.path().join(rel).display().to_string()
     }
