@@ -1,68 +1,89 @@
-"""textstats: word and line statistics for a piece of text, written in Python.
+"""textstats: word and line statistics for a piece of text, written in Python with the plughost SDK.
 
-Uses three host capabilities: `log` (one line per call), `state` (running totals across calls) and `config`
-(`top_words`: how many frequent words to report, default 5).
+Uses `log` (one line per call), `state` (running totals across calls), `config` (`top_words`: how many frequent
+words to report, default 5) and `http` (`fetch_stats` reads a text from a granted origin).
 """
 
 # componentize-py snapshots the modules imported while it builds: import at top level what the tools use
 # (a module first imported inside a call, even by the standard library, is not there at run time).
-import json
 import re
 from collections import Counter
+from typing import Annotated, TypedDict
 
-from componentize_py_types import Err
-from wit_world import exports
-from wit_world.exports import tools as t
-from wit_world.imports import config, log, state
-from wit_world.imports.types import Pair
+from plughost import InvalidArguments, Upstream, config, http, log, plugin, state, tool
 
 WORD = re.compile(r"[A-Za-z0-9']+")
 STOP = {"a", "an", "and", "the", "of", "to", "in", "is", "it", "on", "for", "that", "this", "with", "as", "at"}
 
 
-def fail(kind, message):
-    raise Err(kind(message))
+class WordCount(TypedDict):
+    word: str
+    count: int
 
 
-def read_counter(key):
-    raw = state.get(key)
-    return int(raw.decode()) if raw else 0
+class Stats(TypedDict):
+    characters: int
+    words: int
+    lines: int
+    unique_words: int
+    top_words: list[WordCount]
 
 
-def analyze(args):
-    text = args.get("text")
-    if not isinstance(text, str):
-        fail(t.ToolError_InvalidArguments, "`text` (a string) is required")
-    top = args.get("top")
+class Totals(TypedDict):
+    documents: int
+    words: int
+
+
+def stats(text: str, top: int | None) -> Stats:
     if top is None:
-        top = int(config.get("top_words") or "5")
-    if not isinstance(top, int) or top < 0:
-        fail(t.ToolError_InvalidArguments, "`top` must be a non-negative integer")
+        top = int(config.get("top_words", "5"))
+    if top < 0:
+        raise InvalidArguments("`top` must be a non-negative integer")
     words = [w.lower() for w in WORD.findall(text)]
     freq = Counter(w for w in words if w not in STOP)
-    result = {
+    ranked = sorted(freq.items(), key=lambda wc: (-wc[1], wc[0]))[:top]
+    docs = state.get_json("documents", 0) + 1
+    state.set_json("documents", docs)
+    state.set_json("words", state.get_json("words", 0) + len(words))
+    log.info("analyzed a document", words=len(words), documents=docs)
+    return {
         "characters": len(text),
         "words": len(words),
         "lines": len(text.splitlines()) if text else 0,
         "unique_words": len(set(words)),
-        "top_words": [{"word": w, "count": c} for w, c in sorted(freq.items(), key=lambda wc: (-wc[1], wc[0]))[:top]],
+        "top_words": [{"word": w, "count": c} for w, c in ranked],
     }
-    docs = read_counter("documents") + 1
-    total = read_counter("words") + len(words)
-    state.set("documents", str(docs).encode())
-    state.set("words", str(total).encode())
-    log.write(log.Level.INFO, "analyzed a document", [Pair("words", str(len(words))), Pair("documents", str(docs))])
-    return result
 
 
-def totals(_args):
-    return {"documents": read_counter("documents"), "words": read_counter("words")}
+@tool
+def analyze(
+    text: Annotated[str, "The text to analyze."],
+    top: Annotated[int | None, "How many frequent words (default: config top_words, else 5).", {"minimum": 0}] = None,
+) -> Stats:
+    """Counts characters, words, lines and the most frequent words of a text; keeps running totals."""
+    return stats(text, top)
 
 
-def count_primes(args):
-    below = args.get("below")
-    if not isinstance(below, int) or below < 0:
-        fail(t.ToolError_InvalidArguments, "`below` must be a non-negative integer")
+@tool(open_world=True)
+def fetch_stats(url: Annotated[str, "An http(s) URL of a granted origin that serves text."]) -> Stats:
+    """Fetches a text over HTTP and analyzes it like `analyze` (counted in the totals too)."""
+    response = http.get(url, headers={"Accept": "text/plain"})
+    if not response.ok:
+        raise Upstream(f"{url} answered {response.status}", status=response.status)
+    return stats(response.text, None)
+
+
+@tool(read_only=True, idempotent=True)
+def totals() -> Totals:
+    """Documents and words analyzed so far."""
+    return {"documents": state.get_json("documents", 0), "words": state.get_json("words", 0)}
+
+
+@tool(read_only=True, idempotent=True)
+def count_primes(below: Annotated[int, {"minimum": 0}]) -> dict[str, int]:
+    """Counts the primes below a number by trial division (CPU-bound: large inputs run out of fuel)."""
+    if below < 0:
+        raise InvalidArguments("`below` must be a non-negative integer")
     count = 0
     n = 2
     while n < below:
@@ -75,64 +96,9 @@ def count_primes(args):
     return {"below": below, "primes": count}
 
 
-TOOLS = {
-    "analyze": (
-        analyze,
-        "Counts characters, words, lines and the most frequent words of a text; keeps running totals.",
-        {
-            "type": "object",
-            "properties": {
-                "text": {"type": "string", "description": "The text to analyze."},
-                "top": {"type": "integer", "minimum": 0, "description": "How many frequent words (default: config top_words, else 5)."},
-            },
-            "required": ["text"],
-        },
-        False,
-    ),
-    "totals": (totals, "Documents and words analyzed so far.", {"type": "object", "properties": {}}, True),
-    "count_primes": (
-        count_primes,
-        "Counts the primes below a number by trial division (CPU-bound: large inputs run out of fuel).",
-        {
-            "type": "object",
-            "properties": {"below": {"type": "integer", "minimum": 0}},
-            "required": ["below"],
-        },
-        True,
-    ),
-}
-
-
-class Tools(exports.Tools):
-    def describe(self) -> t.Manifest:
-        return t.Manifest(
-            id="py-textstats",
-            name="Text statistics (Python)",
-            version="0.1.0",
-            description="Word and line statistics with running totals; the Python example plugin.",
-            tools=[
-                t.Tool(
-                    name=name,
-                    title=None,
-                    description=desc,
-                    input_schema=json.dumps(schema),
-                    output_schema=None,
-                    annotations=t.Annotations(read_only=ro, destructive=False, idempotent=ro, open_world=False),
-                )
-                for name, (_, desc, schema, ro) in TOOLS.items()
-            ],
-        )
-
-    def call(self, tool: str, arguments: str) -> t.Output:
-        entry = TOOLS.get(tool)
-        if entry is None:
-            fail(t.ToolError_UnknownTool, tool)
-        try:
-            args = json.loads(arguments)
-        except ValueError as e:
-            fail(t.ToolError_InvalidArguments, f"arguments are not JSON: {e}")
-        if not isinstance(args, dict):
-            fail(t.ToolError_InvalidArguments, "arguments must be a JSON object")
-        result = entry[0](args)
-        text = json.dumps(result)
-        return t.Output(content=[t.Content_Json(text)], structured=text)
+Tools = plugin(
+    id="py-textstats",
+    name="Text statistics (Python)",
+    version="0.1.0",
+    description="Word and line statistics with running totals; the Python example plugin.",
+)

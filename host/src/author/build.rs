@@ -74,14 +74,14 @@ fn wit_dir(p: &Project) -> Result<PathBuf> {
 }
 
 fn build_python(home: &Home, p: &Project, out: &Path) -> Result<()> {
-    let wit = wit_dir(p)?;
+    let (wit, world) = super::world::prepare(p)?;
     toolchain::ensure(home, Toolchain::Python)?;
     let module = p.file.plugin.entry.as_deref().unwrap_or("app");
     toolchain::run(
         toolchain::command(home, Toolchain::Python)
             .arg("-d")
             .arg(&wit)
-            .args(["-w", p.world(), "componentize", "-p"])
+            .args(["-w", &world, "componentize", "-p"])
             .arg(&p.dir)
             .arg(module)
             .arg("-o")
@@ -92,7 +92,7 @@ fn build_python(home: &Home, p: &Project, out: &Path) -> Result<()> {
 }
 
 fn build_js(home: &Home, p: &Project, out: &Path) -> Result<()> {
-    let wit = wit_dir(p)?;
+    let (wit, world) = super::world::prepare(p)?;
     toolchain::ensure(home, Toolchain::Js)?;
     let entry = p
         .dir
@@ -105,7 +105,7 @@ fn build_js(home: &Home, p: &Project, out: &Path) -> Result<()> {
             .arg(&wit)
             .args([
                 "--world-name",
-                p.world(),
+                &world,
                 "--disable",
                 "http",
                 "fetch-event",

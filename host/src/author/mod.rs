@@ -7,8 +7,10 @@ pub mod componentize;
 pub mod contract;
 pub mod new;
 pub mod project;
+pub mod sdk;
 pub mod test;
 pub mod toolchain;
+pub mod world;
 
 use std::process::ExitCode;
 

@@ -106,6 +106,7 @@ pub fn files(id: &str, lang: Lang, sdk: &str, lean: bool) -> Vec<(&'static str, 
             .replace("{{lean}}", if lean { LEAN_PROJECT } else { "" })
             .replace("{{sdk}}", sdk)
             .replace("{{build}}", build_steps(lang))
+            .replace("{{imports}}", how_to_import(lang))
     };
     let mut out = vec![
         ("plughost.toml", fill(PROJECT)),
@@ -117,14 +118,10 @@ pub fn files(id: &str, lang: Lang, sdk: &str, lean: bool) -> Vec<(&'static str, 
             out.push(("Cargo.toml", fill(RUST_CARGO)));
             out.push(("src/lib.rs", fill(RUST_LIB)));
         }
-        Lang::Python => {
-            out.push(("wit/world.wit", WORLD.to_string()));
-            out.push(("app.py", fill(PY_APP)));
-        }
-        Lang::Js => {
-            out.push(("wit/world.wit", WORLD.to_string()));
-            out.push(("app.js", fill(JS_APP)));
-        }
+        // Python and JavaScript projects have no world of their own: `plughost build` derives it from the code's
+        // imports of the SDK (written into plughost/ by `run`).
+        Lang::Python => out.push(("app.py", fill(PY_APP))),
+        Lang::Js => out.push(("app.js", fill(JS_APP))),
         Lang::C => {
             out.push(("wit/world.wit", WORLD.to_string()));
             out.push(("src/plugin.c", fill(C_APP)));
@@ -140,6 +137,22 @@ const LEAN_PROJECT: &str = "\n# Built for wasm32-unknown-unknown: no WASI import
      randomness,\n# env and files are not available. A panic's message reaches the log through `log` (the SDK's \
      `panic-log`\n# feature, on in Cargo.toml).\nlean = true";
 
+/// How to use another capability, for the README.
+fn how_to_import(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Rust => "just call it (`plughost_guest::http::…`)",
+        Lang::Python => {
+            "import its SDK module (`from plughost import http`): `plughost build` derives the component's \
+             imports from the code's"
+        }
+        Lang::Js => {
+            "import its SDK module (`import * as http from './plughost/http.js'`): `plughost build` derives the \
+             component's imports from the code's"
+        }
+        Lang::C => "add it to `wit/world.wit` (e.g. `import plughost:plugin/http@0.1.0;`)",
+    }
+}
+
 /// What `plughost build` does, for the README.
 fn build_steps(lang: Lang) -> &'static str {
     match lang {
@@ -148,12 +161,13 @@ fn build_steps(lang: Lang) -> &'static str {
              `--target wasm32-unknown-unknown`, then plughost wraps the module into a component, with no adapter)"
         }
         Lang::Python => {
-            "`componentize-py -d wit -w plugin componentize app` (componentize-py 0.25.1, installed once into \
-             plughost's toolchain dir)"
+            "writes the SDK into `plughost/` and the world into `build/wit/`, then `componentize-py -d build/wit -w \
+             plugin componentize app` (componentize-py 0.25.1, installed once into plughost's toolchain dir)"
         }
         Lang::Js => {
-            "`componentize-js app.js --wit wit --world-name plugin --disable http fetch-event` (componentize-js \
-             0.23.0, installed once into plughost's toolchain dir)"
+            "writes the SDK into `plughost/` and the world into `build/wit/`, then `componentize-js app.js --wit \
+             build/wit --world-name plugin --disable http fetch-event` (componentize-js 0.23.0, installed once into \
+             plughost's toolchain dir)"
         }
         Lang::C => {
             "C bindings from wit/ into build/bindings (wit-bindgen's C generator, inside plughost), \
@@ -223,9 +237,10 @@ pub fn run(args: NewArgs) -> Result<std::process::ExitCode> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if args.lang != Lang::Rust {
+    if args.lang == Lang::C {
         super::contract::write_deps(&dir.join("wit"))?;
     }
+    super::sdk::write(&dir, args.lang)?;
     println!(
         "created {} ({} plugin `{}`)\n\nnext:\n  cd {}\n  plughost build     # → {}.wasm\n  plughost test      # runs the cases in plughost.toml",
         dir.display(),

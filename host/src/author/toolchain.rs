@@ -86,7 +86,13 @@ pub fn installed(home: &Home, t: Toolchain) -> bool {
 pub fn command(home: &Home, t: Toolchain) -> Command {
     let d = dir(home, t);
     match t {
-        Toolchain::Python => Command::new(d.join("bin").join("componentize-py")),
+        Toolchain::Python => {
+            let mut c = Command::new(d.join("bin").join("componentize-py"));
+            // componentize-py reports a Python error through anyhow: with RUST_BACKTRACE set in the author's shell,
+            // its Rust backtrace buries the Python traceback under ~55 lines.
+            c.env("RUST_LIB_BACKTRACE", "0");
+            c
+        }
         Toolchain::Js => {
             let mut c = Command::new("node");
             c.arg(
