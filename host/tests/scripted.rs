@@ -1,4 +1,4 @@
-//! Python and JavaScript plugins written with plughost's SDKs (`sdk/python`, `sdk/js`), end to end through the
+//! Python and JavaScript plugins written with plughost's SDKs (`host/templates/python/plughost`, `host/templates/js/plughost`), end to end through the
 //! `plughost` binary: the `hello` template (new → test → install → call), a build that names the WIT line to add
 //! instead of failing in the toolchain, and the textstats example (its own cases, then a tool using `state` and
 //! one using `http` against a real server on loopback, a typed upstream error, fuel). Each language builds its

@@ -1,4 +1,4 @@
-//! The Python and JavaScript SDKs (`sdk/python/plughost`, `sdk/js/plughost` in the plughost repo), embedded, so
+//! The Python and JavaScript SDKs (`host/templates/python/plughost`, `host/templates/js/plughost` in the plughost repo), embedded, so
 //! that `plughost new` and `plughost build` write them into a project without any download. The copy in a project's
 //! `plughost/` is rewritten on every build, like `wit/deps/`: the SDK always matches the host that builds it.
 
@@ -12,47 +12,47 @@ use super::project::Lang;
 pub const PYTHON: &[(&str, &str)] = &[
     (
         "__init__.py",
-        include_str!("../../../sdk/python/plughost/__init__.py"),
+        include_str!("../../templates/python/plughost/__init__.py"),
     ),
     (
         "errors.py",
-        include_str!("../../../sdk/python/plughost/errors.py"),
+        include_str!("../../templates/python/plughost/errors.py"),
     ),
     (
         "schema.py",
-        include_str!("../../../sdk/python/plughost/schema.py"),
+        include_str!("../../templates/python/plughost/schema.py"),
     ),
     (
         "tools.py",
-        include_str!("../../../sdk/python/plughost/tools.py"),
+        include_str!("../../templates/python/plughost/tools.py"),
     ),
     (
         "log.py",
-        include_str!("../../../sdk/python/plughost/log.py"),
+        include_str!("../../templates/python/plughost/log.py"),
     ),
     (
         "state.py",
-        include_str!("../../../sdk/python/plughost/state.py"),
+        include_str!("../../templates/python/plughost/state.py"),
     ),
     (
         "config.py",
-        include_str!("../../../sdk/python/plughost/config.py"),
+        include_str!("../../templates/python/plughost/config.py"),
     ),
     (
         "http.py",
-        include_str!("../../../sdk/python/plughost/http.py"),
+        include_str!("../../templates/python/plughost/http.py"),
     ),
     (
         "metrics.py",
-        include_str!("../../../sdk/python/plughost/metrics.py"),
+        include_str!("../../templates/python/plughost/metrics.py"),
     ),
     (
         "ledger.py",
-        include_str!("../../../sdk/python/plughost/ledger.py"),
+        include_str!("../../templates/python/plughost/ledger.py"),
     ),
     (
         "py.typed",
-        include_str!("../../../sdk/python/plughost/py.typed"),
+        include_str!("../../templates/python/plughost/py.typed"),
     ),
 ];
 
@@ -60,53 +60,53 @@ pub const PYTHON: &[(&str, &str)] = &[
 pub const JS: &[(&str, &str)] = &[
     (
         "index.js",
-        include_str!("../../../sdk/js/plughost/index.js"),
+        include_str!("../../templates/js/plughost/index.js"),
     ),
     (
         "index.d.ts",
-        include_str!("../../../sdk/js/plughost/index.d.ts"),
+        include_str!("../../templates/js/plughost/index.d.ts"),
     ),
-    ("log.js", include_str!("../../../sdk/js/plughost/log.js")),
+    ("log.js", include_str!("../../templates/js/plughost/log.js")),
     (
         "log.d.ts",
-        include_str!("../../../sdk/js/plughost/log.d.ts"),
+        include_str!("../../templates/js/plughost/log.d.ts"),
     ),
     (
         "state.js",
-        include_str!("../../../sdk/js/plughost/state.js"),
+        include_str!("../../templates/js/plughost/state.js"),
     ),
     (
         "state.d.ts",
-        include_str!("../../../sdk/js/plughost/state.d.ts"),
+        include_str!("../../templates/js/plughost/state.d.ts"),
     ),
     (
         "config.js",
-        include_str!("../../../sdk/js/plughost/config.js"),
+        include_str!("../../templates/js/plughost/config.js"),
     ),
     (
         "config.d.ts",
-        include_str!("../../../sdk/js/plughost/config.d.ts"),
+        include_str!("../../templates/js/plughost/config.d.ts"),
     ),
-    ("http.js", include_str!("../../../sdk/js/plughost/http.js")),
+    ("http.js", include_str!("../../templates/js/plughost/http.js")),
     (
         "http.d.ts",
-        include_str!("../../../sdk/js/plughost/http.d.ts"),
+        include_str!("../../templates/js/plughost/http.d.ts"),
     ),
     (
         "metrics.js",
-        include_str!("../../../sdk/js/plughost/metrics.js"),
+        include_str!("../../templates/js/plughost/metrics.js"),
     ),
     (
         "metrics.d.ts",
-        include_str!("../../../sdk/js/plughost/metrics.d.ts"),
+        include_str!("../../templates/js/plughost/metrics.d.ts"),
     ),
     (
         "ledger.js",
-        include_str!("../../../sdk/js/plughost/ledger.js"),
+        include_str!("../../templates/js/plughost/ledger.js"),
     ),
     (
         "ledger.d.ts",
-        include_str!("../../../sdk/js/plughost/ledger.d.ts"),
+        include_str!("../../templates/js/plughost/ledger.d.ts"),
     ),
 ];
 
@@ -140,12 +140,12 @@ pub fn write(project: &Path, lang: Lang) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    /// Every file of sdk/python/plughost and sdk/js/plughost is embedded, and nothing else.
+    /// Every file of host/templates/python/plughost and host/templates/js/plughost is embedded, and nothing else.
     #[test]
     fn every_sdk_file_is_embedded() {
         for (lang, embedded) in [("python", super::PYTHON), ("js", super::JS)] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../sdk")
+                .join("templates")
                 .join(lang)
                 .join("plughost");
             let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
