@@ -1,91 +1,32 @@
-//! Load on the MCP gateway over Streamable HTTP: `tools/call` of a trivial tool (fixture-basic's echo) from 1, 8 and
-//! 32 concurrent clients, each on its own keep-alive connection, as 2026-07-28 (stateless) requests.
+//! Load on the MCP gateway: `tools/call` of a trivial tool (fixture-basic's echo) through the real `plughost serve`,
+//! with the server process's own CPU time per call (user + system, all threads, from `/proc/PID/stat`) beside
+//! calls/s and p50/p99.
 //!
-//! `cargo bench -p plughost --bench gateway` (release). It runs the real `plughost serve --http` in a temp data dir
-//! with the fixture installed and signed. Prints calls/s and p50/p99 per level. `BENCH_SECONDS` sets the time per
-//! level (default 5), `BENCH_LEVELS` the client counts (default 1,8,32). `BENCH_PAGE=1` runs each level twice, with
-//! the operator page closed and then open: a browser's live calls stream (`/ui/calls/live`) plus the calls and quotas
-//! views fetched once a second, as a person watching would.
+//! `cargo bench -p plughost --bench gateway` (release) runs, in a temp data dir with the fixture signed and
+//! installed:
+//! - Streamable HTTP, keep-alive connections, 2026-07-28 stateless requests, 1, 8 and 32 clients;
+//! - the same as 2025-11-25 session calls (each client `initialize`s its own session);
+//! - a new connection per call (`Connection: close`), stateless, 1 and 8 clients;
+//! - stdio, one client, sequential calls in a session.
+//!
+//! `BENCH_SECONDS` sets the time per level (default 5), `BENCH_LEVELS` the client counts (default 1,8,32),
+//! `BENCH_ONLY` a comma-separated subset of `stateless,session,connect,stdio,rss`. `BENCH_BIN=PATH` runs another
+//! plughost build as the server (an A/B run against an older binary). `rss` makes 60,000 stateless calls from 8
+//! clients and prints the server's RSS after the first 1,000 and at the end. `BENCH_PAGE=1` runs each stateless
+//! level again with the operator page open: a browser's live calls stream (`/ui/calls/live`) plus the calls and
+//! quotas views fetched once a second, as a person watching would.
+
+#[path = "support/mod.rs"]
+mod support;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use support::http::{Client, Era};
+use support::stdio::StdioServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const BIN: &str = env!("CARGO_BIN_EXE_plughost");
-
-fn plughost(home: &std::path::Path, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("PLUGHOST_HOME", home)
-        .current_dir(home)
-        .output()
-        .expect("run plughost");
-    assert!(
-        out.status.success(),
-        "plughost {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// One client: a keep-alive connection issuing calls back to back.
-struct Conn {
-    stream: BufReader<TcpStream>,
-    request: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fixture-basic__echo","arguments":{"text":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
-        let request = format!(
-            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-             Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
-             Mcp-Method: tools/call\r\nMcp-Name: fixture-basic__echo\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes();
-        Conn {
-            stream: BufReader::new(stream),
-            request,
-        }
-    }
-
-    async fn call(&mut self) {
-        self.stream
-            .get_mut()
-            .write_all(&self.request)
-            .await
-            .expect("write");
-        let mut line = String::new();
-        let mut length = None;
-        let mut status = String::new();
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.expect("read");
-            if status.is_empty() {
-                status = line.clone();
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse::<usize>().ok();
-            }
-        }
-        let length = length.unwrap_or_else(|| panic!("no content-length; status {status}"));
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await.expect("body");
-        assert!(status.contains(" 200 "), "status {status}");
-        let text = String::from_utf8_lossy(&body);
-        assert!(text.contains("\"isError\":false"), "{text}");
-    }
-}
 
 /// What an open operator page costs the server: the live stream held open, and two views reloaded every second,
 /// until `deadline`. Returns the pages fetched.
@@ -115,94 +56,89 @@ async fn page_open(addr: SocketAddr, deadline: Instant) -> usize {
     pages
 }
 
-async fn level(addr: SocketAddr, clients: usize, seconds: f64, page: bool) {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let watcher = page.then(|| tokio::spawn(page_open(addr, deadline)));
-    let mut tasks = Vec::new();
+/// One level: `clients` clients calling back to back for `seconds`. Returns the latencies and the wall time.
+async fn level(
+    addr: SocketAddr,
+    era: Era,
+    keep_alive: bool,
+    clients: usize,
+    seconds: f64,
+) -> (Vec<Duration>, Duration) {
+    let mut ready = Vec::new();
     for _ in 0..clients {
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr).await;
-            conn.call().await; // warm-up
-            let mut lat = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                conn.call().await;
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
+        let mut c = Client::open(addr, era, keep_alive).await;
+        c.call().await; // warm-up
+        ready.push(c);
     }
     let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = ready
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    c.call().await;
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await.expect("client"));
     }
-    let wall = started.elapsed().as_secs_f64();
-    let pages = match watcher {
-        Some(w) => format!("page open ({} views fetched)", w.await.expect("page")),
-        None => "page closed".into(),
-    };
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "clients={clients:<3} calls={:<7} {:>8.0} calls/s   p50={:>9.2?}  p99={:>9.2?}  {pages}",
-        all.len(),
-        all.len() as f64 / wall,
-        pct(0.50),
-        pct(0.99)
-    );
+    (all, started.elapsed())
+}
+
+/// Runs one level and prints it with the server's CPU per call over exactly that level.
+fn measured(
+    rt: &tokio::runtime::Runtime,
+    pid: u32,
+    what: &str,
+    run: impl std::future::Future<Output = (Vec<Duration>, Duration)>,
+) {
+    // Clients open (and warm up) inside `run`; their few calls are a rounding error against a level's thousands.
+    let cpu = support::cpu_time(pid);
+    let (lat, wall) = rt.block_on(run);
+    support::report(what, lat, wall, support::cpu_time(pid) - cpu);
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5.0);
+    let seconds: f64 = env_or("BENCH_SECONDS", 5.0);
     let levels: Vec<usize> = std::env::var("BENCH_LEVELS")
         .unwrap_or_else(|_| "1,8,32".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let home = tempfile::tempdir().expect("home");
+    let only =
+        std::env::var("BENCH_ONLY").unwrap_or_else(|_| "stateless,session,connect,stdio".into());
+    let runs = |part: &str| only.split(',').any(|p| p.trim() == part);
+    let page = std::env::var("BENCH_PAGE").is_ok_and(|v| v == "1");
+    let home = support::home_with(1);
     let h = home.path();
-    let wasm = h.join("basic.wasm");
-    std::fs::copy(plughost_tests::BASIC, &wasm).expect("copy fixture");
-    let w = wasm.to_str().expect("utf-8");
-    plughost(
-        h,
-        &[
-            "keys",
-            "generate",
-            "--name",
-            "bench",
-            "--trust",
-            "--out",
-            h.to_str().expect("utf-8"),
-        ],
+    println!(
+        "tools/call fixture-basic__echo, {seconds}s per level, server {}",
+        support::bin().display()
     );
-    plughost(
-        h,
-        &[
-            "sign",
-            w,
-            "--key",
-            "bench",
-            "--request",
-            "state",
-            "--request",
-            "log",
-        ],
-    );
-    plughost(h, &["install", w, "--yes"]);
-    plughost(h, &["limits", "fixture-basic", "--concurrency", "0"]);
 
-    let mut server = Command::new(BIN)
+    let mut server = Command::new(support::bin())
         .args(["serve", "--http", "127.0.0.1:0"])
         .env("PLUGHOST_HOME", h)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve");
+    let pid = server.id();
     let mut err = std::io::BufReader::new(server.stderr.take().expect("stderr"));
     let mut line = String::new();
     let addr: SocketAddr = loop {
@@ -224,16 +160,111 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!(
-        "tools/call fixture-basic__echo over Streamable HTTP (2026-07-28, JSON responses), {seconds}s per level"
-    );
-    let page = std::env::var("BENCH_PAGE").is_ok_and(|v| v == "1");
-    for clients in levels {
-        rt.block_on(level(addr, clients, seconds, false));
-        if page {
-            rt.block_on(level(addr, clients, seconds, true));
+    for &clients in &levels {
+        if runs("stateless") {
+            let what = format!("http keep-alive stateless C={clients}");
+            measured(
+                &rt,
+                pid,
+                &what,
+                level(addr, Era::Stateless, true, clients, seconds),
+            );
+            if page {
+                let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+                let watcher = rt.spawn(page_open(addr, deadline));
+                measured(
+                    &rt,
+                    pid,
+                    "  … with the operator page open",
+                    level(addr, Era::Stateless, true, clients, seconds),
+                );
+                let pages = rt.block_on(watcher).expect("page");
+                println!("  ({pages} page views fetched meanwhile)");
+            }
         }
+        if runs("session") {
+            let what = format!("http keep-alive session C={clients}");
+            measured(
+                &rt,
+                pid,
+                &what,
+                level(addr, Era::Session, true, clients, seconds),
+            );
+        }
+    }
+    if runs("connect") {
+        for clients in [1, 8] {
+            let what = format!("http new connection/call C={clients}");
+            measured(
+                &rt,
+                pid,
+                &what,
+                level(addr, Era::Stateless, false, clients, seconds),
+            );
+        }
+    }
+    if runs("rss") {
+        let mut clients: Vec<Client> = rt.block_on(async {
+            let mut v = Vec::new();
+            for _ in 0..8 {
+                v.push(Client::open(addr, Era::Stateless, true).await);
+            }
+            v
+        });
+        let mut batch = |n: usize| {
+            clients = rt.block_on(async {
+                let tasks: Vec<_> = std::mem::take(&mut clients)
+                    .into_iter()
+                    .map(|mut c| {
+                        tokio::spawn(async move {
+                            for _ in 0..n / 8 {
+                                c.call().await;
+                            }
+                            c
+                        })
+                    })
+                    .collect();
+                let mut back = Vec::new();
+                for t in tasks {
+                    back.push(t.await.expect("client"));
+                }
+                back
+            });
+        };
+        batch(1_000);
+        let after_1k = support::rss_kib(pid);
+        batch(59_000);
+        let after_60k = support::rss_kib(pid);
+        println!(
+            "RSS after 1,000 calls {:.1} MiB, after 60,000 {:.1} MiB (+{:.1} MiB)  load {}",
+            after_1k as f64 / 1024.0,
+            after_60k as f64 / 1024.0,
+            (after_60k as f64 - after_1k as f64) / 1024.0,
+            support::load()
+        );
     }
     let _ = server.kill();
     let _ = server.wait();
+
+    if runs("stdio") {
+        let mut s = StdioServer::spawn(h, &[]);
+        assert!(s.list_tools() > 0);
+        s.call(); // warm-up
+        let pid = s.child.id();
+        let cpu = support::cpu_time(pid);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs_f64(seconds);
+        let mut lat = Vec::new();
+        while Instant::now() < deadline {
+            lat.push(s.call());
+        }
+        let wall = started.elapsed();
+        support::report(
+            "stdio sequential session",
+            lat,
+            wall,
+            support::cpu_time(pid) - cpu,
+        );
+        s.close();
+    }
 }

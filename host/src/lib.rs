@@ -12,7 +12,7 @@
 //! - `ledger` (the host's writer of call entries) and `contract` (calls and cost per window);
 //! - `call` (what a call returns: output, typed errors, the result) and `report`;
 //! - the registry (its own crate: trust, storage, and the `grants` and `units` it shares with the host, re-exported
-//!   here), `settings`, `home`, `bindings`.
+//!   here), `settings`, `home`, `bindings`, `par` (work spread over the cores at start and reload).
 
 pub mod bindings;
 pub mod call;
@@ -25,6 +25,7 @@ pub mod gateway;
 pub mod home;
 pub mod json;
 pub mod ledger;
+pub mod par;
 pub mod quota;
 pub mod report;
 pub mod runtime;

@@ -261,3 +261,64 @@ async fn a_standby_prepared_before_a_grant_change_is_not_used_after_it() {
     assert_eq!(text(&r), "1");
     assert_eq!(stats.snapshot().standby_hits, hits + 1);
 }
+
+/// Several plugins load at once (one per core): each entry gets its own component, grants and manifest, the tools
+/// the gateway lists are the ones the component's `describe()` returns (stored at install, not asked again at
+/// start), and a plugin that cannot be linked is a problem of its own while the others load.
+#[tokio::test]
+async fn plugins_load_in_parallel_each_with_its_own_manifest_and_problems() {
+    let e = env();
+    install(&e, fx::BASIC, &["state", "log"], false).await;
+    install(&e, fx::STATE_B, &["state"], false).await;
+    install(&e, fx::EVENTS, &["ledger", "metrics"], false).await;
+    install(&e, fx::LEAN, &[], false).await;
+    install(&e, fx::LEAN_LOG, &[], false).await; // imports `log`, not granted: not loaded
+    let catalog = Catalog::open(e.host.clone(), e.registry.clone())
+        .await
+        .expect("catalog");
+    let loaded: Vec<String> = catalog
+        .entries()
+        .iter()
+        .map(|e| e.record.id.clone())
+        .collect();
+    assert_eq!(
+        loaded,
+        [
+            "fixture-basic",
+            "fixture-events",
+            "fixture-lean",
+            "fixture-state-b"
+        ]
+    );
+    let problems = catalog.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].id, "fixture-lean-log");
+    assert!(problems[0].reason.contains("log"), "{}", problems[0].reason);
+    for (id, path) in [
+        ("fixture-basic", fx::BASIC),
+        ("fixture-events", fx::EVENTS),
+        ("fixture-lean", fx::LEAN),
+        ("fixture-state-b", fx::STATE_B),
+    ] {
+        let entry = catalog.get(id).expect("loaded");
+        let (component, _, _) = e.host.compile(&fx::bytes(path), || {}).expect("compile");
+        let described = e.host.describe(&component).await.expect("describe");
+        assert_eq!(
+            serde_json::to_value(&entry.plugin.manifest).expect("json"),
+            serde_json::to_value(&described).expect("json"),
+            "{id}"
+        );
+        assert_eq!(entry.plugin.manifest.id, id);
+        assert_eq!(
+            entry.record.digest,
+            format!("blake3:{}", entry.plugin.info.digest),
+            "{id} runs its own component"
+        );
+    }
+    let r = catalog
+        .get("fixture-lean")
+        .expect("lean")
+        .call(catalog.host(), "echo", r#"{"text":"par"}"#)
+        .await;
+    assert_eq!(text(&r), "par");
+}

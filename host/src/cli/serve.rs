@@ -76,7 +76,14 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         );
     }
     let watch = parse_duration(&args.watch_interval).context("--watch-interval")?;
+    // Each start-up step's cost, on stderr with -v.
+    let step = std::time::Instant::now();
+    let took = |what: &str, since: std::time::Instant| {
+        tracing::info!(ms = since.elapsed().as_secs_f64() * 1e3, "start-up: {what}");
+        std::time::Instant::now()
+    };
     let mut host = Host::open(home)?;
+    let step = took("engine, compile cache and state store", step);
     if args.no_standby {
         host = host.without_standby();
     }
@@ -88,8 +95,11 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         "guest-memory budget"
     );
     let registry = Arc::new(super::show::open_registry(home)?);
+    let step = took("registry", step);
     let catalog = Arc::new(plughost::Catalog::open(host, registry).await?);
+    let step = took("ledger and plugins (per plugin: `loaded` lines)", step);
     let gateway = Gateway::open(catalog).await?;
+    took("tool index (schemas compiled)", step);
     let index = gateway.index();
     tracing::info!(
         tools = index.tools.len(),

@@ -112,8 +112,11 @@ impl ToolIndex {
             tools: BTreeMap::new(),
             problems: catalog.problems(),
         };
-        for entry in catalog.entries() {
-            match Self::plugin_tools(&entry) {
+        // Compiling the schemas is most of the cost of a start with many plugins: one plugin per core at a time.
+        let entries = catalog.entries();
+        let built = crate::par::map(&entries, Self::plugin_tools);
+        for (entry, tools) in entries.iter().zip(built) {
+            match tools {
                 Ok(tools) => {
                     for t in tools {
                         index.tools.insert(t.name.clone(), Arc::new(t));

@@ -397,7 +397,10 @@ impl ServerHandler for McpServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools().iter().find(|t| t.name == name).cloned()
+        // rmcp asks for every stateless tools/call (to check `Mcp-Name` against the body): the listing is sorted.
+        let tools = self.tools();
+        let at = tools.binary_search_by(|t| t.name.as_ref().cmp(name)).ok()?;
+        tools.get(at).cloned()
     }
 
     async fn call_tool(

@@ -47,16 +47,35 @@ impl Host {
         bytes: &[u8],
         on_compile: impl FnOnce(),
     ) -> Result<(Component, ComponentInfo, CompileInfo), LoadError> {
-        check_header(bytes)?;
         let digest = blake3::hash(bytes).to_hex().to_string();
-        let (component, outcome, time) = self.engine.compile(bytes, &digest, on_compile)?;
+        self.compile_as(bytes, &digest, on_compile)
+    }
+
+    /// [`Host::compile`] of bytes already checked against their blake3 hex `digest` (the blob store checks what it
+    /// reads), without hashing them again.
+    pub fn compile_known(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<(Component, ComponentInfo, CompileInfo), LoadError> {
+        self.compile_as(bytes, digest, || {})
+    }
+
+    fn compile_as(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+        on_compile: impl FnOnce(),
+    ) -> Result<(Component, ComponentInfo, CompileInfo), LoadError> {
+        check_header(bytes)?;
+        let (component, outcome, time) = self.engine.compile(bytes, digest, on_compile)?;
         match outcome {
             CacheOutcome::Hit => &self.stats.cache_hits,
             CacheOutcome::Rejected => &self.stats.cache_corrupt,
             CacheOutcome::Compiled | CacheOutcome::Uncached => &self.stats.cache_misses,
         }
         .fetch_add(1, Ordering::Relaxed);
-        let info = inspect_component(self.engine.engine(), &component, &digest, bytes)?;
+        let info = inspect_component(self.engine.engine(), &component, digest, bytes)?;
         Ok((component, info, CompileInfo { outcome, time }))
     }
 

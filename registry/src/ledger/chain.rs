@@ -214,12 +214,10 @@ impl Ledger {
 
     /// The chain head: the last entry, else the last archived one (the live ledger is empty after an archive).
     pub(super) fn head(conn: &rusqlite::Connection) -> Result<Option<(u64, String)>> {
+        // Prepared once per connection: every commit reads the head.
         let last = conn
-            .query_row(
-                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
+            .prepare_cached("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
             .optional()?;
         Ok(match last {
             Some(h) => Some(h),

@@ -1,0 +1,90 @@
+//! `plughost serve --stdio` driven as a simple line-reading client does: write one request line, read lines until
+//! its reply.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct StdioServer {
+    pub child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+    line: String,
+    id: u64,
+}
+
+impl StdioServer {
+    /// Spawns the server and sends `initialize` and `notifications/initialized` at once (without waiting).
+    pub fn spawn(home: &Path, extra: &[&str]) -> StdioServer {
+        let mut child = Command::new(super::bin())
+            .args(["serve", "--stdio"])
+            .args(extra)
+            .env("PLUGHOST_HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve --stdio");
+        let mut s = StdioServer {
+            input: child.stdin.take().expect("stdin"),
+            output: BufReader::new(child.stdout.take().expect("stdout")),
+            child,
+            line: String::new(),
+            id: 0,
+        };
+        s.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#);
+        s.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        s
+    }
+
+    fn send(&mut self, line: &str) {
+        self.input.write_all(line.as_bytes()).expect("write");
+        self.input.write_all(b"\n").expect("write");
+        self.input.flush().expect("flush");
+    }
+
+    /// Sends a request with the next id and returns its reply line.
+    pub fn request(&mut self, method: &str, params: &str) -> &str {
+        self.id += 1;
+        let id = self.id;
+        self.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
+        ));
+        let want = format!("\"id\":{id}");
+        loop {
+            self.line.clear();
+            let n = self.output.read_line(&mut self.line).expect("read");
+            assert!(n > 0, "the server ended");
+            if self.line.contains(&want) && !self.line.contains("\"method\"") {
+                return &self.line;
+            }
+        }
+    }
+
+    /// The tools in the reply to the first `tools/list`.
+    pub fn list_tools(&mut self) -> usize {
+        let reply = self.request("tools/list", "{}");
+        reply.matches("\"inputSchema\"").count()
+    }
+
+    /// One echo call; panics unless it succeeded. Returns its round trip.
+    pub fn call(&mut self) -> Duration {
+        let t = Instant::now();
+        let reply = self.request(
+            "tools/call",
+            r#"{"name":"fixture-basic__echo","arguments":{"text":"hello"}}"#,
+        );
+        assert!(reply.contains("\"isError\":false"), "{reply}");
+        t.elapsed()
+    }
+
+    /// Closes stdin (the server exits at EOF) and waits.
+    pub fn close(self) {
+        let StdioServer {
+            mut child, input, ..
+        } = self;
+        drop(input);
+        let _ = child.wait();
+    }
+}
