@@ -22,6 +22,8 @@ pub struct BuildArgs {
 pub fn run(home: &Home, args: BuildArgs) -> Result<std::process::ExitCode> {
     let project = Project::find(&args.dir)?;
     build(home, &project)?;
+    // So that `plughost test` right after reuses this build.
+    super::cache::record(&project);
     Ok(std::process::ExitCode::SUCCESS)
 }
 
