@@ -545,12 +545,10 @@ fn dev_serves_the_project_and_serves_the_edit() {
     let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            match serde_json::from_str(&line) {
-                Ok(v) => {
-                    let _ = tx.send(v);
-                }
-                Err(e) => panic!("stdout carries only MCP, got {line:?}: {e}"),
-            }
+            // Anything but JSON on stdout is an answer no id matches, and is named when the test fails.
+            let v = serde_json::from_str(&line)
+                .unwrap_or_else(|_| serde_json::json!({ "not_mcp": line }));
+            let _ = tx.send(v);
         }
     });
     let mut send = |v: serde_json::Value| {
@@ -562,6 +560,7 @@ fn dev_serves_the_project_and_serves_the_edit() {
             let v = rx
                 .recv_timeout(std::time::Duration::from_secs(300))
                 .expect("an answer from dev");
+            assert!(v.get("not_mcp").is_none(), "stdout carries only MCP: {v}");
             if v["id"] == id {
                 return v;
             }

@@ -135,7 +135,8 @@ fn build_and_install(home: &Home, scratch: &Path, p: &Project, installed: bool) 
 #[derive(Debug)]
 pub struct DevSession {
     scratch: TempDir,
-    watcher: tokio::task::JoinHandle<()>,
+    /// Set when the session ends: the watcher thread stops at its next look.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The `plughost serve …` arguments that serve the scratch dir as asked.
     pub serve_argv: Vec<String>,
 }
@@ -149,7 +150,7 @@ impl DevSession {
 
 impl Drop for DevSession {
     fn drop(&mut self) {
-        self.watcher.abort();
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -177,9 +178,14 @@ pub fn start(home: &Home, args: DevArgs) -> Result<DevSession> {
     let watch_home = Home::at(home.root());
     let watch_scratch = scratch.path().to_path_buf();
     let dir = project.dir.clone();
-    let watcher = tokio::task::spawn_blocking(move || {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
         loop {
             std::thread::sleep(interval);
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             let Ok(p) = Project::load(&dir) else {
                 continue;
             };
@@ -212,7 +218,7 @@ pub fn start(home: &Home, args: DevArgs) -> Result<DevSession> {
     }
     Ok(DevSession {
         scratch,
-        watcher,
+        stop,
         serve_argv: serve,
     })
 }

@@ -226,7 +226,9 @@ async fn dev(home: &Home, args: crate::author::dev::DevArgs) -> Result<ExitCode>
     let matches = serve::ServeArgs::augment_args(clap::Command::new("serve"))
         .try_get_matches_from(&session.serve_argv)?;
     let serve_args = serve::ServeArgs::from_arg_matches(&matches)?;
-    serve::serve(&session.home(), serve_args).await
+    let served = serve::serve(&session.home(), serve_args).await;
+    eprintln!("plughost dev: the gateway stopped; removing the scratch data dir");
+    served
 }
 
 /// Whether stderr gets colour: a terminal, and no `NO_COLOR` (https://no-color.org: set and not empty) — for the
