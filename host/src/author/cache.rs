@@ -129,6 +129,14 @@ pub fn fresh(p: &Project) -> bool {
         && inputs_digest(p).as_ref() == Some(&recorded.inputs)
 }
 
+/// `plughost build`: builds, and records the stamp so that `plughost test` right after reuses the build.
+pub fn run_build(home: &Home, args: super::build::BuildArgs) -> Result<std::process::ExitCode> {
+    let project = Project::find(&args.dir)?;
+    super::build::build(home, &project)?;
+    record(&project);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// What `plughost test` and `dev` use: the component as built, reusing it when nothing it was built from changed.
 /// Returns its path and whether it was reused.
 pub fn build_or_reuse(home: &Home, p: &Project) -> Result<(PathBuf, bool)> {

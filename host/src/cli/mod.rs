@@ -267,7 +267,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(&home, args).await,
         Command::Ledger(cmd) => ledger::ledger(&home, cmd),
         Command::New(args) => crate::author::new::run(args),
-        Command::Build(args) => crate::author::build::run(&home, args),
+        Command::Build(args) => crate::author::cache::run_build(&home, args),
         Command::Test(args) => crate::author::test::run(&home, args).await,
         Command::Componentize(args) => crate::author::componentize::run(args),
         Command::Toolchain(cmd) => crate::author::toolchain(&home, cmd),
