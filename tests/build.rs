@@ -51,6 +51,7 @@ fn main() {
         "wit",
         "guest-sdk/src",
         "guest-sdk/Cargo.toml",
+        "guest-sdk/macros",
         "guests",
         "tests/fixtures",
         "Cargo.lock",

@@ -1,6 +1,23 @@
 //! Typed wrappers over the host imports. A component imports an interface only if it calls into it.
 
-/// `log`: leveled log lines (needs the `log` grant). Use the macros: `info!("x = {x}")`.
+/// `log`: leveled log lines (needs the `log` grant). Use the macros: `log::info!("x = {x}")`.
+///
+/// A call may write 200 lines of at most 4 KiB each; secrets are redacted before the host writes them.
+///
+/// ```no_run
+/// use plughost_guest::prelude::*;
+///
+/// /// Logs at every level.
+/// #[tool]
+/// fn chatty() -> Result<String, ToolError> {
+///     log::debug!("starting");
+///     log::info!("{} things to do", 3);
+///     log::write_with(log::Level::Warn, "slow upstream", &[("ms", "950"), ("host", "api.example.com")]);
+///     Ok("done".into())
+/// }
+/// # export_plugin! { id: "chatty", description: "Logs.", tools: [chatty] }
+/// # fn main() {}
+/// ```
 pub mod log {
     pub use crate::__bindings::plughost::plugin::log::Level;
     use crate::__bindings::plughost::plugin::{log as raw, types::Pair};
@@ -49,7 +66,31 @@ pub mod log {
     pub use crate::{debug, error, info, trace, warn};
 }
 
-/// `state`: this plugin's private key/value store (needs the `state` grant).
+/// `state`: this plugin's private key/value store (needs the `state` grant, e.g. `state:1MiB` for a quota).
+///
+/// Each call runs in a fresh instance: what must outlive a call goes here, not in globals. Values are bytes;
+/// [`get_json`] and [`set_json`] store any serde type as JSON. Every error converts into a `ToolError` with `?`.
+///
+/// ```no_run
+/// use plughost_guest::prelude::*;
+///
+/// #[args]
+/// struct Remember {
+///     key: String,
+///     value: serde_json::Value,
+/// }
+///
+/// /// Stores a value, and says how many keys there are.
+/// #[tool(idempotent)]
+/// fn remember(args: Remember) -> Result<String, ToolError> {
+///     state::set_json(&format!("note/{}", args.key), &args.value)?;
+///     let keys = state::list_keys("note/")?.len();
+///     let used = state::usage()?.used_bytes;
+///     Ok(format!("{keys} notes, {used} bytes"))
+/// }
+/// # export_plugin! { id: "notes", description: "Notes.", tools: [remember] }
+/// # fn main() {}
+/// ```
 pub mod state {
     use crate::__bindings::plughost::plugin::state as raw;
     pub use raw::{Quota, StateError};
@@ -98,7 +139,7 @@ pub mod state {
     }
 
     /// Stores a value as JSON.
-    pub fn set_json<T: serde::Serialize>(key: &str, value: &T) -> Result<(), StateError> {
+    pub fn set_json<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<(), StateError> {
         let bytes =
             serde_json::to_vec(value).map_err(|e| StateError::Unavailable(e.to_string()))?;
         raw::set(key, &bytes)
@@ -106,6 +147,27 @@ pub mod state {
 }
 
 /// `config`: the operator's settings and secrets for this plugin (needs the `config` grant).
+///
+/// Settings are set with `plughost config ID set KEY VALUE`, secrets with `plughost config ID set KEY --secret`.
+/// To send a secret in an HTTP header, name it ([`http::RequestBuilder::secret_header`](crate::http::RequestBuilder::secret_header)):
+/// the host inserts it and the plugin never holds it. A secret that is revealed is still redacted from logs,
+/// errors and output.
+///
+/// ```no_run
+/// use plughost_guest::prelude::*;
+///
+/// /// Says which settings are there.
+/// #[tool(read_only)]
+/// fn settings() -> Result<String, ToolError> {
+///     let region = config::get_or("region", "eu");
+///     if !config::has_secret("api_token") {
+///         return Err(ToolError::Unavailable("set the secret `api_token` first".into()));
+///     }
+///     Ok(format!("region {region}, settings {:?}", config::keys()))
+/// }
+/// # export_plugin! { id: "settings", description: "Settings.", tools: [settings] }
+/// # fn main() {}
+/// ```
 pub mod config {
     use crate::__bindings::plughost::plugin::config as raw;
 
@@ -132,6 +194,19 @@ pub mod config {
 }
 
 /// `system`: facts about the host machine (needs the `system` grant).
+///
+/// ```no_run
+/// use plughost_guest::prelude::*;
+///
+/// /// Free memory, in MiB.
+/// #[tool(read_only)]
+/// fn free_memory() -> Result<String, ToolError> {
+///     let m = system::memory();
+///     Ok(format!("{} MiB free", m.available_bytes >> 20))
+/// }
+/// # export_plugin! { id: "mem", description: "Memory.", tools: [free_memory] }
+/// # fn main() {}
+/// ```
 pub mod system {
     pub use crate::__bindings::plughost::plugin::system::{
         CpuInfo, DiskInfo, LoadAverage, MemoryInfo, NetworkInfo, OsInfo, cpu, disks, load, memory,
@@ -139,7 +214,23 @@ pub mod system {
     };
 }
 
-/// `metrics`: counters, gauges and histograms (needs the `metrics` grant).
+/// `metrics`: counters, gauges and histograms (needs the `metrics` grant), kept per plugin and shown at the
+/// gateway's `/metrics`. Label values are redacted like logs.
+///
+/// ```no_run
+/// use plughost_guest::prelude::*;
+///
+/// /// Records an order.
+/// #[tool]
+/// fn order() -> Result<String, ToolError> {
+///     metrics::counter("orders_total", 1, &[("shop", "main")]);
+///     metrics::gauge("queue_depth", 4.0, &[]);
+///     metrics::histogram("order_value_eur", 12.5, &[("shop", "main")]);
+///     Ok("recorded".into())
+/// }
+/// # export_plugin! { id: "shop", description: "Orders.", tools: [order] }
+/// # fn main() {}
+/// ```
 pub mod metrics {
     use crate::__bindings::plughost::plugin::{metrics as raw, types::Pair};
 
@@ -151,67 +242,40 @@ pub mod metrics {
             })
             .collect()
     }
+    /// Adds `delta` to a counter.
     pub fn counter(name: &str, delta: u64, l: &[(&str, &str)]) {
         raw::counter_add(name, delta, &labels(l));
     }
+    /// Sets a gauge.
     pub fn gauge(name: &str, value: f64, l: &[(&str, &str)]) {
         raw::gauge_set(name, value, &labels(l));
     }
+    /// Observes one value of a histogram.
     pub fn histogram(name: &str, value: f64, l: &[(&str, &str)]) {
         raw::histogram_observe(name, value, &labels(l));
     }
 }
 
-/// `http`: outgoing requests to granted origins (needs an `http:ORIGIN` grant).
-pub mod http {
-    pub use crate::__bindings::plughost::plugin::http::{
-        Header, HeaderValue, HttpError, Method, Request, Response, SecretRef, send,
-    };
-
-    impl From<HttpError> for crate::ToolError {
-        fn from(e: HttpError) -> Self {
-            use crate::ToolError as T;
-            match e {
-                HttpError::Denied(origin) => T::Denied(format!("http: {origin} is not granted")),
-                HttpError::RedirectDenied(origin) => {
-                    T::Denied(format!("http: a redirect to {origin} is not granted"))
-                }
-                HttpError::TooManyRedirects(n) => {
-                    T::Unavailable(format!("http: more than {n} redirects"))
-                }
-                HttpError::InvalidRequest(m) => T::Failed(format!("http: invalid request: {m}")),
-                HttpError::TooLarge(n) => T::Failed(format!("http: body over the {n}-byte limit")),
-                HttpError::RequestLimit(n) => T::Failed(format!(
-                    "http: the {n}-request budget of this call is spent"
-                )),
-                HttpError::Timeout => T::Unavailable("http: no response in time".into()),
-                HttpError::Connection(m) => T::Unavailable(format!("http: {m}")),
-            }
-        }
-    }
-
-    impl Header {
-        /// A plain header.
-        pub fn text(name: &str, value: &str) -> Header {
-            Header {
-                name: name.to_string(),
-                value: HeaderValue::Text(value.to_string()),
-            }
-        }
-        /// A header whose value is `prefix` + the configured secret `key`, inserted by the host.
-        pub fn secret(name: &str, prefix: &str, key: &str) -> Header {
-            Header {
-                name: name.to_string(),
-                value: HeaderValue::Secret(SecretRef {
-                    key: key.to_string(),
-                    prefix: prefix.to_string(),
-                }),
-            }
-        }
-    }
-}
-
-/// `container`: Docker Engine operations (needs a `container:GROUPS` grant).
+/// `container`: Docker Engine operations (needs a `container:GROUPS[;images=PATTERN,…]` grant, e.g.
+/// `container:read,lifecycle;images=localhost/*`).
+///
+/// Containers made through plughost carry the plugin's label, and a plugin may stop or remove only its own unless
+/// it holds `any-container`. Every error converts into a `ToolError` with `?`.
+///
+/// ```no_run
+/// use plughost_guest::prelude::*;
+///
+/// /// How many containers run, and the engine's version.
+/// #[tool(read_only)]
+/// fn containers() -> Result<String, ToolError> {
+///     let engine = container::engine()?;
+///     let filter = container::ListFilter { all: false, labels: vec![] };
+///     let running = container::list_containers(&filter)?.len();
+///     Ok(format!("{running} running on {} {}", engine.name, engine.version))
+/// }
+/// # export_plugin! { id: "ps", description: "Containers.", tools: [containers] }
+/// # fn main() {}
+/// ```
 pub mod container {
     pub use crate::__bindings::plughost::plugin::container::*;
 
@@ -232,8 +296,24 @@ pub mod container {
 /// `ledger`: append domain events to the host's tamper-evident usage ledger, and read this plugin's own usage in
 /// its contract window (needs the `ledger` grant).
 ///
-/// ```ignore
-/// let seq = ledger::append("dns.record.created", &serde_json::json!({ "zone": zone, "name": name }))?;
+/// ```no_run
+/// use plughost_guest::prelude::*;
+///
+/// #[args]
+/// struct Record {
+///     zone: String,
+///     name: String,
+/// }
+///
+/// /// Creates a record, and writes a domain event to the ledger.
+/// #[tool]
+/// fn create_record(args: Record) -> Result<String, ToolError> {
+///     let seq = ledger::append("dns.record.created", &serde_json::json!({ "zone": args.zone, "name": args.name }))?;
+///     let usage = ledger::usage()?;
+///     Ok(format!("event #{seq}; {} calls in this window", usage.calls))
+/// }
+/// # export_plugin! { id: "dns", description: "DNS.", tools: [create_record] }
+/// # fn main() {}
 /// ```
 pub mod ledger {
     use crate::__bindings::plughost::plugin::ledger as raw;

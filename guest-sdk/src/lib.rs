@@ -1,10 +1,63 @@
 //! Write plughost plugins in Rust.
 //!
-//! A plugin is a type that implements [`Plugin`], plus one [`export_plugin!`] line. Each tool is a plain function
-//! that takes a `serde::Deserialize` argument struct; its JSON Schema is derived with `schemars`, so the manifest
-//! the host reads is generated for you. Host capabilities are typed modules ([`log`], [`state`], [`config`],
-//! [`system`], [`metrics`], [`http`], [`container`], [`ledger`]); a component imports only the ones it calls, and
-//! each one needs the operator's grant.
+//! A tool is a function with [`#[tool]`](macro@tool): its doc comment is the description clients show, its argument
+//! struct (with [`#[args]`](macro@args)) gives the input JSON Schema, and its return type gives the output schema.
+//! [`export_plugin!`] names the plugin and lists its tools. Host capabilities are typed modules ([`log`],
+//! [`state`], [`config`], [`system`], [`metrics`], [`http`], [`container`], [`ledger`]), each with an example; a
+//! component imports only the ones it calls, and each one needs the operator's grant.
+//!
+//! ```no_run
+//! use plughost_guest::prelude::*;
+//!
+//! #[args]
+//! struct Greet {
+//!     /// Who to greet.
+//!     name: String,
+//! }
+//!
+//! /// Greets someone by name.
+//! #[tool(read_only)]
+//! fn greet(args: Greet) -> Result<String, ToolError> {
+//!     Ok(format!("Hello, {}!", args.name))
+//! }
+//!
+//! #[output]
+//! struct Count {
+//!     greetings: u64,
+//! }
+//!
+//! /// Counts greetings so far.
+//! #[tool]
+//! fn count() -> Result<Count, ToolError> {
+//!     let n = state::get_json::<u64>("greetings")?.unwrap_or(0) + 1;
+//!     state::set_json("greetings", &n)?;
+//!     Ok(Count { greetings: n })
+//! }
+//!
+//! export_plugin! {
+//!     id: "hello",
+//!     description: "Greets people and counts greetings.",
+//!     tools: [greet, count],
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! What a tool function may look like:
+//! - it takes one argument, a `Deserialize + JsonSchema` type ([`#[args]`](macro@args) derives both through this
+//!   crate), or none (then its input schema is an empty object);
+//! - it returns `Result<T, E>` where `E` converts into [`ToolError`] (every capability's error does, so `?` works)
+//!   and `T` is `String` (text output), any `Serialize + JsonSchema` type (JSON output and structured content, its
+//!   schema the tool's output schema; [`#[output]`](macro@output) derives both), or a hand-built [`Output`];
+//! - `#[tool(name = "x", title = "X", read_only, destructive, idempotent, open_world)]` sets the name (default: the
+//!   function's), a title and the MCP annotations.
+//!
+//! `#[tool]` keeps the function as it is (call it from your own tests) and adds a module of the same name holding
+//! `tool()`, which `export_plugin!` calls. [`Tool::new`] with a [`Plugin`] impl is the same thing spelled by hand.
+//!
+//! The crates a plugin needs are re-exported, so `plughost-guest` is its only dependency: [`serde`] (with
+//! [`Serialize`] and [`Deserialize`]), [`serde_json`] and [`schemars`] (with [`JsonSchema`]). Deriving through a
+//! re-export needs `#[serde(crate = "plughost_guest::serde")]` and `#[schemars(crate = "plughost_guest::schemars")]`,
+//! which `#[args]` and `#[output]` add for you.
 //!
 //! A plugin builds for `wasm32-wasip2` (the default) or, with `lean = true` in its `plughost.toml`, for
 //! `wasm32-unknown-unknown`: no WASI at all, so its component imports only the capabilities it calls and a fresh
@@ -12,57 +65,38 @@
 //! a panic's message is not reported (the call still ends in a typed trap) unless the SDK's `panic-log` feature
 //! is on, which writes it through the `log` capability (so the plugin imports `log`). The SDK gives lean builds an
 //! allocator that does not grow memory for small calls (`lean` module, on that target only).
-//!
-//! ```no_run
-//! use plughost_guest::{Json, JsonSchema, Plugin, Tool, ToolError, Deserialize, Serialize, export_plugin, state};
-//!
-//! #[derive(Deserialize, JsonSchema)]
-//! struct Greet {
-//!     /// Who to greet.
-//!     name: String,
-//! }
-//!
-//! #[derive(Serialize, JsonSchema)]
-//! struct Count {
-//!     greetings: u64,
-//! }
-//!
-//! fn greet(args: Greet) -> Result<String, ToolError> {
-//!     Ok(format!("Hello, {}!", args.name))
-//! }
-//!
-//! fn count(_: plughost_guest::NoArgs) -> Result<Json<Count>, ToolError> {
-//!     let n = state::get_json::<u64>("greetings")?.unwrap_or(0) + 1;
-//!     state::set_json("greetings", &n)?;
-//!     Ok(Json(Count { greetings: n }))
-//! }
-//!
-//! struct Hello;
-//! impl Plugin for Hello {
-//!     const ID: &'static str = "hello";
-//!     const NAME: &'static str = "Hello";
-//!     const VERSION: &'static str = "0.1.0";
-//!     const DESCRIPTION: &'static str = "Greets people and counts greetings.";
-//!     fn tools() -> Vec<Tool> {
-//!         vec![
-//!             Tool::new("greet", "Greets someone by name.", greet).read_only(),
-//!             Tool::new("count", "Counts greetings so far.", count),
-//!         ]
-//!     }
-//! }
-//!
-//! export_plugin!(Hello);
-//! # fn main() {}
-//! ```
 
 use std::marker::PhantomData;
 
 // The generated bindings name this crate by its public path, so that `export_plugin!` works from plugin crates.
 extern crate self as plughost_guest;
 
+/// Derives `JsonSchema` (a tool's input and output schemas); re-exported so a plugin needs no dependency of its own.
 pub use schemars::{self, JsonSchema};
+/// `Serialize` / `Deserialize` for arguments and results; re-exported so a plugin needs no dependency of its own.
 pub use serde::{self, Deserialize, Serialize};
+/// JSON values (`serde_json::Value`, `json!`), as the SDK itself uses them.
 pub use serde_json;
+
+/// Derives `Deserialize` and `JsonSchema` through this crate's re-exports, for a tool's argument struct or enum.
+/// Field doc comments become the schema's descriptions; `#[serde(...)]` attributes work as usual.
+/// `#[args(serialize)]` derives `Serialize` too.
+pub use plughost_guest_macros::args;
+/// Derives `Serialize` and `JsonSchema` through this crate's re-exports, for a tool's structured result.
+/// `#[output(deserialize)]` derives `Deserialize` too (a type read from an HTTP response and returned as it is).
+pub use plughost_guest_macros::output;
+/// Makes a function a tool: the doc comment is its description, the argument type its input schema, the return
+/// type its output schema. See the [crate documentation](crate) for the forms it accepts.
+pub use plughost_guest_macros::tool;
+
+/// Everything a plugin usually needs: `use plughost_guest::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Deserialize, Serialize};
+    pub use crate::{
+        Json, JsonSchema, NoArgs, Output, Plugin, Tool, ToolError, args, config, container,
+        export_plugin, http, ledger, log, metrics, output, serde_json, state, system, tool,
+    };
+}
 
 #[doc(hidden)]
 pub mod __bindings {
@@ -83,6 +117,7 @@ pub use wit_bindgen as __wit_bindgen;
 use __bindings::exports::plughost::plugin::tools as raw;
 
 mod caps;
+pub mod http;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod lean;
 mod schema;
@@ -92,7 +127,7 @@ mod schema;
 #[global_allocator]
 static LEAN_ALLOCATOR: lean::Arena = lean::Arena;
 
-pub use caps::{config, container, http, ledger, log, metrics, state, system};
+pub use caps::{config, container, ledger, log, metrics, state, system};
 
 /// Lean builds with the `panic-log` feature: a panic's message goes to the host's log (there is no stderr).
 #[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "panic-log"))]
@@ -395,11 +430,54 @@ impl<P: Plugin> raw::Guest for __Adapter<P> {
     }
 }
 
-/// Exports a [`Plugin`] as the component's `plughost:plugin/tools`.
+/// Exports the plugin as the component's `plughost:plugin/tools`.
+///
+/// Either list its identity and its [`#[tool]`](macro@tool) functions (`name` defaults to the id, `version` to the
+/// crate's version):
+///
+/// ```ignore
+/// export_plugin! {
+///     id: "hello",
+///     name: "Hello",          // optional
+///     version: "0.1.0",       // optional: env!("CARGO_PKG_VERSION")
+///     description: "Greets people.",
+///     tools: [greet, count],  // #[tool] functions, in the order clients should list them
+/// }
+/// ```
+///
+/// or name a type that implements [`Plugin`]: `export_plugin!(Hello);`.
 #[macro_export]
 macro_rules! export_plugin {
+    (
+        id: $id:literal,
+        $(name: $name:literal,)?
+        $(version: $version:literal,)?
+        description: $description:literal,
+        tools: [$($($tool:ident)::+),* $(,)?] $(,)?
+    ) => {
+        #[doc(hidden)]
+        struct __PlughostPlugin;
+        impl $crate::Plugin for __PlughostPlugin {
+            const ID: &'static str = $id;
+            const NAME: &'static str = $crate::__first!($($name,)? $id);
+            const VERSION: &'static str = $crate::__first!($($version,)? env!("CARGO_PKG_VERSION"));
+            const DESCRIPTION: &'static str = $description;
+            fn tools() -> ::std::vec::Vec<$crate::Tool> {
+                ::std::vec![$($($tool)::+::tool()),*]
+            }
+        }
+        $crate::export_plugin!(__PlughostPlugin);
+    };
     ($plugin:ty) => {
         type __PlughostGuestExport = $crate::__Adapter<$plugin>;
         $crate::__bindings::__export_raw!(__PlughostGuestExport with_types_in $crate::__bindings);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __first {
+    ($first:expr $(, $rest:expr)*) => {
+        $first
     };
 }

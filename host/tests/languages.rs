@@ -227,6 +227,286 @@ fn rust_lean_template_with_a_vendored_sdk_builds() {
     assert!(out.contains("4 passed, 0 failed"), "{out}\n{err}");
 }
 
+/// The Rust example, written with the SDK's `#[tool]`: its own cases, then its manifest as the attribute derived it,
+/// then installed and called against a real loopback service (GET, then a JSON POST to a webhook), with the checks
+/// kept in state.
+#[test]
+fn rust_example_checks_a_loopback_service_and_keeps_its_history() {
+    use fx::loopback::{LoopbackServer, Reply};
+    let a = Author::new();
+    let project = a.work.path().join("rust");
+    copy_dir(&workspace().join("guests/examples/rust"), &project);
+    // The example names the SDK by its place in this repository; the copy names it by its absolute path.
+    let manifest = project.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
+    let sdk = workspace().join("guest-sdk");
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "\"../../../guest-sdk\"",
+            &format!("{:?}", sdk.display().to_string()),
+        ),
+    )
+    .expect("write Cargo.toml");
+    let (out, err) = a.ok(&["test", "--dir", "rust"]);
+    assert!(out.contains("5 passed, 0 failed"), "{out}\n{err}");
+
+    // What `#[tool]` derived: the doc comment is the description, the argument struct the input schema, the return
+    // type the output schema; `export_plugin!` took the crate's version.
+    let wasm = a.path("rust/rs-uptime.wasm");
+    let (out, _) = a.ok(&["inspect", &wasm, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let m = &v["manifest"];
+    assert_eq!(m["version"], "0.1.0", "{m}");
+    assert_eq!(m["name"], "Uptime", "{m}");
+    let check = &m["tools"][0];
+    assert_eq!(check["name"], "check", "{m}");
+    assert_eq!(
+        check["description"],
+        "Checks a service's health endpoint, remembers the result, and posts it to `report_to` if given."
+    );
+    assert_eq!(check["annotations"]["openWorldHint"], true, "{check}");
+    assert_eq!(
+        check["input_schema"]["required"],
+        serde_json::json!(["url"]),
+        "{check}"
+    );
+    let props = &check["output_schema"]["properties"];
+    assert_eq!(props["status"]["type"], "integer", "{check}");
+    assert_eq!(
+        props["healthy"]["description"],
+        "Whether the service said `\"status\": \"ok\"`."
+    );
+    let history = &m["tools"][1];
+    assert_eq!(history["description"], "The last checks, oldest first.");
+    assert_eq!(history["annotations"]["readOnlyHint"], true, "{history}");
+    // A tool without an argument takes the empty object.
+    assert_eq!(history["input_schema"]["title"], "NoArgs", "{history}");
+    assert_eq!(history["input_schema"]["type"], "object", "{history}");
+    assert!(
+        history["output_schema"]["properties"]["checks"].is_object(),
+        "{history}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let server = rt.block_on(LoopbackServer::start(|r| match r.path.as_str() {
+        "/health" => Reply::json(
+            200,
+            &serde_json::json!({ "status": "ok", "version": "1.2.3" }),
+        ),
+        "/hook" => Reply::new(204, ""),
+        _ => Reply::new(404, "no such page"),
+    }));
+    let grant = format!("http:{}", server.origin());
+    a.ok(&["keys", "generate", "--name", "me", "--trust"]);
+    a.ok(&["sign", &wasm, "--key", "me", "--request", &grant]);
+    a.ok(&["install", &wasm, "--yes"]);
+    let args =
+        serde_json::json!({ "url": server.url("/health"), "report_to": server.url("/hook") });
+    let (out, err) = a.ok(&[
+        "call",
+        "rs-uptime",
+        "check",
+        "--args",
+        &args.to_string(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let health = &v["result"]["ok"]["structured"];
+    let want = serde_json::json!({
+        "url": server.url("/health"), "status": 200, "healthy": true, "version": "1.2.3"
+    });
+    assert_eq!(health, &want, "{v}\n{err}");
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/health")
+    );
+    assert_eq!(seen[0].header("accept"), Some("application/json"));
+    assert_eq!(
+        (seen[1].method.as_str(), seen[1].path.as_str()),
+        ("POST", "/hook")
+    );
+    assert_eq!(seen[1].header("content-type"), Some("application/json"));
+    assert_eq!(seen[1].json(), want, "the webhook got the result as JSON");
+
+    // A service answering 404 is a typed upstream error naming the status; it is not kept.
+    let args = serde_json::json!({ "url": server.url("/gone") });
+    let text = a.fails(
+        &["call", "rs-uptime", "check", "--args", &args.to_string()],
+        1,
+    );
+    assert!(
+        text.contains("upstream") && text.contains("HTTP 404: no such page"),
+        "{text}"
+    );
+    let (out, _) = a.ok(&["call", "rs-uptime", "history", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let kept = &v["result"]["ok"]["structured"];
+    assert_eq!(kept["healthy"], 1, "{v}");
+    assert_eq!(kept["checks"], serde_json::json!([want]), "{v}");
+}
+
+/// `plughost test` right after `plughost build` reuses the component; an edited source, or a component changed
+/// behind its back, is built again. (A C project: stamped like Python and JavaScript, and fast to build.)
+#[test]
+fn test_reuses_a_build_whose_inputs_did_not_change() {
+    let a = Author::new();
+    a.ok(&["new", "cdemo", "--lang", "c"]);
+    let (_, err) = a.ok(&["build", "--dir", "cdemo"]);
+    assert!(err.contains("built "), "{err}");
+    let test_json = |a: &Author| -> (serde_json::Value, String) {
+        let (out, err) = a.ok(&["test", "--dir", "cdemo", "--json"]);
+        (serde_json::from_str(&out).expect("test --json"), err)
+    };
+    let started = std::time::Instant::now();
+    let (v, err) = test_json(&a);
+    eprintln!("test with the build reused: {:?}", started.elapsed());
+    assert_eq!(v["reused_build"], true, "{v}\n{err}");
+    assert!(err.contains("is up to date"), "{err}");
+    assert!(!err.contains("building "), "{err}");
+    assert_eq!(
+        (v["passed"].as_u64(), v["failed"].as_u64()),
+        (Some(4), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["cases"][0]["ok"], true, "{v}");
+
+    // An edit to a source file is a new input.
+    let src = a.work.path().join("cdemo/src/plugin.c");
+    let mut text = std::fs::read_to_string(&src).expect("plugin.c");
+    text.push_str("\n/* edited */\n");
+    std::fs::write(&src, text).expect("write");
+    let (v, err) = test_json(&a);
+    assert_eq!(v["reused_build"], false, "{v}\n{err}");
+    assert!(err.contains("building cdemo"), "{err}");
+    let (v, _) = test_json(&a);
+    assert_eq!(v["reused_build"], true, "{v}");
+
+    // A component that is not the one built is not reused.
+    let wasm = a.work.path().join("cdemo/cdemo.wasm");
+    let mut bytes = std::fs::read(&wasm).expect("wasm");
+    bytes.extend_from_slice(b"\0");
+    std::fs::write(&wasm, bytes).expect("write");
+    let (v, err) = test_json(&a);
+    assert_eq!(v["reused_build"], false, "{v}\n{err}");
+
+    // A failing case is reported in the JSON, and the exit code says so.
+    let toml = a.work.path().join("cdemo/plughost.toml");
+    let text = std::fs::read_to_string(&toml).expect("toml");
+    std::fs::write(&toml, text.replacen("Hi, Ada!", "Howdy, Ada!", 1)).expect("write");
+    let o = a.run(&["test", "--dir", "cdemo", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        (v["passed"].as_u64(), v["failed"].as_u64()),
+        (Some(3), Some(1)),
+        "{v}"
+    );
+    assert!(
+        v["cases"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Howdy")),
+        "{v}"
+    );
+}
+
+/// `plughost dev --stdio`: a client connected to the loop sees the tool list change after the source is edited.
+#[test]
+fn dev_serves_the_project_and_serves_the_edit() {
+    use std::io::{BufRead, BufReader, Write};
+    let a = Author::new();
+    // Its own crate name: tests build their templates at once in one shared target dir.
+    a.ok(&["new", "devdemo", "--lang", "rust"]);
+    let mut child = a
+        .cmd(&["dev", "--dir", "devdemo", "--stdio", "--interval", "200ms"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn dev");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // Anything but JSON on stdout is an answer no id matches, and is named when the test fails.
+            let v = serde_json::from_str(&line)
+                .unwrap_or_else(|_| serde_json::json!({ "not_mcp": line }));
+            let _ = tx.send(v);
+        }
+    });
+    let mut send = |v: serde_json::Value| {
+        writeln!(stdin, "{v}").expect("write to dev");
+        stdin.flush().expect("flush");
+    };
+    let answer = |id: u64| -> serde_json::Value {
+        loop {
+            let v = rx
+                .recv_timeout(std::time::Duration::from_secs(300))
+                .expect("an answer from dev");
+            assert!(v.get("not_mcp").is_none(), "stdout carries only MCP: {v}");
+            if v["id"] == id {
+                return v;
+            }
+        }
+    };
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    answer(1);
+    send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let tools = |v: &serde_json::Value| -> Vec<String> {
+        v["result"]["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    send(serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    let first = tools(&answer(2));
+    assert!(first.contains(&"devdemo__hello".to_string()), "{first:?}");
+    assert!(!first.contains(&"devdemo__bye".to_string()), "{first:?}");
+
+    // The author adds a tool.
+    let lib = a.work.path().join("devdemo/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).expect("lib.rs");
+    let text = text.replace("tools: [hello],", "tools: [hello, bye],")
+        + "\n/// Says goodbye.\n#[tool]\nfn bye() -> Result<String, ToolError> {\n    Ok(\"Bye!\".into())\n}\n";
+    std::fs::write(&lib, text).expect("write lib.rs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let mut id = 3;
+    let seen = loop {
+        send(serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}));
+        let now = tools(&answer(id));
+        if now.contains(&"devdemo__bye".to_string()) || std::time::Instant::now() > deadline {
+            break now;
+        }
+        id += 1;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(
+        seen.contains(&"devdemo__bye".to_string()),
+        "the edit was not served: {seen:?}"
+    );
+    assert!(seen.contains(&"devdemo__hello".to_string()), "{seen:?}");
+    // And the new tool runs, with the grants of the project's cases.
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 1000, "method": "tools/call",
+        "params": {"name": "devdemo__bye", "arguments": {}}}),
+    );
+    let v = answer(1000);
+    assert_eq!(v["result"]["content"][0]["text"], "Bye!", "{v}");
+    drop(stdin);
+    let status = child.wait().expect("dev ends when stdin closes");
+    assert!(status.success(), "{status:?}");
+}
+
 #[test]
 fn c_template_builds_installs_and_runs() {
     template_end_to_end("c");

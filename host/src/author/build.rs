@@ -19,12 +19,6 @@ pub struct BuildArgs {
     pub dir: PathBuf,
 }
 
-pub fn run(home: &Home, args: BuildArgs) -> Result<std::process::ExitCode> {
-    let project = Project::find(&args.dir)?;
-    build(home, &project)?;
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
 /// Builds the project; returns the component's path.
 pub fn build(home: &Home, p: &Project) -> Result<PathBuf> {
     if p.file.plugin.lean && p.lang() != Lang::Rust {

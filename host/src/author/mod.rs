@@ -1,10 +1,12 @@
-//! Plugin authoring: `plughost new`, `build`, `test`, `componentize` and `toolchain`. These are the only commands
+//! Plugin authoring: `plughost new`, `build`, `test`, `dev`, `componentize` and `toolchain`. These are the only commands
 //! that run other programs (the pinned guest toolchains); none of them touches installed plugins.
 
 pub mod build;
+pub mod cache;
 pub mod cbind;
 pub mod componentize;
 pub mod contract;
+pub mod dev;
 pub mod new;
 pub mod project;
 pub mod sdk;
@@ -25,7 +27,11 @@ pub enum ToolchainCommand {
         toolchains: Vec<toolchain::Toolchain>,
     },
     /// Show the pinned versions, where they live and whether they are installed.
-    List,
+    List {
+        /// Print JSON: `{ "dir": …, "toolchains": [{ "name", "pins", "installed" }] }`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn toolchain(home: &Home, cmd: ToolchainCommand) -> Result<ExitCode> {
@@ -41,7 +47,25 @@ pub fn toolchain(home: &Home, cmd: ToolchainCommand) -> Result<ExitCode> {
                 println!("{:<7} {} — installed", t.name(), t.pins());
             }
         }
-        ToolchainCommand::List => {
+        ToolchainCommand::List { json: true } => {
+            let toolchains: Vec<serde_json::Value> = toolchain::Toolchain::ALL
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "name": t.name(),
+                        "pins": t.pins(),
+                        "installed": toolchain::installed(home, *t),
+                    })
+                })
+                .collect();
+            let v = serde_json::json!({
+                "dir": toolchain::root(home),
+                "toolchains": toolchains,
+                "rust_targets": ["wasm32-wasip2", "wasm32-unknown-unknown"],
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        ToolchainCommand::List { json: false } => {
             println!("toolchain dir: {}", toolchain::root(home).display());
             for t in toolchain::Toolchain::ALL {
                 let state = if toolchain::installed(home, t) {

@@ -36,6 +36,25 @@ const SDK_LIB: &str = include_str!("../../../guest-sdk/src/lib.rs");
 const SDK_CAPS: &str = include_str!("../../../guest-sdk/src/caps.rs");
 const SDK_LEAN: &str = include_str!("../../../guest-sdk/src/lean.rs");
 const SDK_SCHEMA: &str = include_str!("../../../guest-sdk/src/schema.rs");
+const SDK_HTTP: &str = include_str!("../../../guest-sdk/src/http.rs");
+const SDK_MACROS: &str = include_str!("../../../guest-sdk/macros/src/lib.rs");
+/// The attribute macros' manifest outside the workspace: its dependency lines are the macro crate's own (a test
+/// keeps them equal).
+const SDK_MACROS_CARGO: &str = r#"[package]
+name = "plughost-guest-macros"
+description = "The #[tool], #[args] and #[output] attributes of plughost-guest (copied by `plughost new`)"
+version = "{{version}}"
+edition = "2024"
+publish = false
+
+[lib]
+proc-macro = true
+
+[dependencies]
+proc-macro2 = "1"
+quote = "1"
+syn = { version = "2", features = ["full"] }
+"#;
 const SDK_WORLD: &str = include_str!("../../../wit/world.wit");
 /// The SDK's manifest outside the plughost workspace: the same dependencies as `[workspace.dependencies]` (a test
 /// keeps them equal).
@@ -51,6 +70,7 @@ wit-bindgen = { version = "0.63", default-features = false, features = ["macros"
 serde = { version = "1", features = ["derive"] }
 serde_json = "1"
 schemars = "1"
+plughost-guest-macros = { path = "macros" }
 "#;
 
 /// Where the vendored SDK goes in a project; its WIT sits next to it (`vendor/wit`, which the SDK reads as `../wit`).
@@ -77,6 +97,15 @@ fn vendored_sdk() -> Vec<(String, String)> {
         (
             format!("{VENDOR_SDK}/src/schema.rs"),
             SDK_SCHEMA.to_string(),
+        ),
+        (format!("{VENDOR_SDK}/src/http.rs"), SDK_HTTP.to_string()),
+        (
+            format!("{VENDOR_SDK}/macros/Cargo.toml"),
+            SDK_MACROS_CARGO.replace("{{version}}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            format!("{VENDOR_SDK}/macros/src/lib.rs"),
+            SDK_MACROS.to_string(),
         ),
         ("vendor/wit/world.wit".to_string(), SDK_WORLD.to_string()),
     ];
@@ -282,6 +311,18 @@ mod tests {
             };
             assert_eq!(line(super::SDK_CARGO), line(root), "{dep}");
         }
+    }
+
+    #[test]
+    fn vendored_macros_dependencies_match_the_macro_crate() {
+        let own = include_str!("../../../guest-sdk/macros/Cargo.toml");
+        let deps = |text: &str| -> Vec<String> {
+            let at = text
+                .find("[dependencies]")
+                .expect("a [dependencies] section");
+            text[at..].lines().map(str::to_string).collect()
+        };
+        assert_eq!(deps(super::SDK_MACROS_CARGO), deps(own));
     }
 
     #[test]

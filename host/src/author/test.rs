@@ -18,23 +18,31 @@ pub struct TestArgs {
     /// Test the component as it is, without building first.
     #[arg(long)]
     pub no_build: bool,
+    /// Print the results as JSON on stdout: `{ "passed", "failed", "reused_build", "cases": [{ "name", "ok",
+    /// "error"? }] }` (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(home: &Home, args: TestArgs) -> Result<std::process::ExitCode> {
     let project = Project::find(&args.dir)?;
-    let wasm = if args.no_build {
-        project.output()
+    let (wasm, reused) = if args.no_build {
+        (project.output(), true)
     } else {
-        super::build::build(home, &project)?
+        super::cache::build_or_reuse(home, &project)?
     };
     let bytes = std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     let host = Host::scratch(home)?.without_standby();
-    let (component, info, compile) = host.compile(&bytes, || {
-        eprintln!(
-            "compiling {} once (later runs use the cache)…",
+    let step = crate::progress::OnDemand::default();
+    let compiled = host.compile(
+        &bytes,
+        step.starter(format!(
+            "compiling {} once (later runs use the cache)",
             wasm.display()
-        )
-    })?;
+        )),
+    );
+    step.finish();
+    let (component, info, compile) = compiled?;
     eprintln!(
         "loaded {} ({:?}, {})",
         wasm.display(),
@@ -42,19 +50,37 @@ pub async fn run(home: &Home, args: TestArgs) -> Result<std::process::ExitCode> 
         plughost::units::human_duration(compile.time)
     );
     let (mut passed, mut failed) = (0u32, 0u32);
+    let mut cases = Vec::new();
     for case in &project.file.tests {
         match run_case(&host, component.clone(), info.clone(), case).await {
             Ok(()) => {
                 passed += 1;
-                println!("ok     {}", case.name);
+                if !args.json {
+                    println!("ok     {}", case.name);
+                }
+                cases.push(serde_json::json!({ "name": case.name, "ok": true }));
             }
             Err(why) => {
                 failed += 1;
-                println!("FAILED {}\n       {why:#}", case.name);
+                if !args.json {
+                    println!("FAILED {}\n       {why:#}", case.name);
+                }
+                cases.push(serde_json::json!({ "name": case.name, "ok": false, "error": format!("{why:#}") }));
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    if args.json {
+        let v = serde_json::json!({
+            "component": wasm,
+            "reused_build": reused,
+            "passed": passed,
+            "failed": failed,
+            "cases": cases,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
     Ok(if failed == 0 {
         std::process::ExitCode::SUCCESS
     } else {

@@ -2,7 +2,6 @@
 //! id), then show what it is, or call one of its tools and print the result and the call report.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,28 +58,31 @@ fn read_component(file: &Path) -> Result<Vec<u8>> {
     std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
 }
 
-fn compile_notice(file: &Path, size: usize) -> impl FnOnce() {
-    let name = file.display().to_string();
-    move || {
-        if std::io::stderr().is_terminal() {
-            eprint!(
-                "compiling {name} ({}) once; later loads come from the cache… ",
-                human_bytes(size as u64)
-            );
-            let _ = std::io::stderr().flush();
-        }
-    }
+/// Compiles `bytes` (or loads them from the cache), showing the compile as a step of its own when there is one.
+fn compile(
+    host: &Host,
+    file: &Path,
+    bytes: &[u8],
+) -> Result<(
+    wasmtime::component::Component,
+    plughost::ComponentInfo,
+    plughost::runtime::CompileInfo,
+)> {
+    let step = crate::progress::OnDemand::default();
+    let what = format!(
+        "compiling {} ({}) once; later loads come from the cache",
+        file.display(),
+        human_bytes(bytes.len() as u64)
+    );
+    let compiled = host.compile(bytes, step.starter(what));
+    step.finish();
+    Ok(compiled?)
 }
 
 pub async fn inspect(home: &Home, file: &Path, json: bool) -> Result<ExitCode> {
     let host = Host::open(home)?;
     let bytes = read_component(file)?;
-    let (component, info, compile) = host.compile(&bytes, compile_notice(file, bytes.len()))?;
-    if compile.outcome == plughost::runtime::CacheOutcome::Compiled
-        && std::io::stderr().is_terminal()
-    {
-        eprintln!("done in {}", human_duration(compile.time));
-    }
+    let (component, info, _) = compile(&host, file, &bytes)?;
     let manifest = host.describe(&component).await?;
     if json {
         let v = serde_json::json!({ "component": info, "manifest": manifest });
@@ -211,13 +213,7 @@ pub async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
     }
     .without_standby();
     let bytes = read_component(&args.file)?;
-    let (component, info, compile) =
-        host.compile(&bytes, compile_notice(&args.file, bytes.len()))?;
-    if compile.outcome == plughost::runtime::CacheOutcome::Compiled
-        && std::io::stderr().is_terminal()
-    {
-        eprintln!("done in {}", human_duration(compile.time));
-    }
+    let (component, info, _) = compile(&host, &args.file, &bytes)?;
     let mut limit_error = None;
     let mut plugin_id = String::new();
     let plugin = host

@@ -1,5 +1,5 @@
 //! Command-line interface: the clap tree, `main`, the dispatch to each command's module (call, keys, publish,
-//! fetch, distribute, outdated, plugins, usage, audit, ledger, serve; the authoring commands are in `crate::author`), and the helpers the commands
+//! fetch, distribute, outdated, plugins, usage, audit, ledger, serve, ship; the authoring commands are in `crate::author`), and the helpers the commands
 //! share are in `show.rs`. anyhow lives here only; the library speaks typed errors.
 
 use std::io::IsTerminal;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use plughost::Home;
 
 mod audit;
@@ -20,6 +20,7 @@ mod outdated;
 mod plugins;
 mod publish;
 mod serve;
+mod ship;
 mod show;
 mod tokens;
 mod usage;
@@ -133,6 +134,9 @@ enum Command {
     Build(crate::author::build::BuildArgs),
     /// Build, then run the [[test]] cases of the project's plughost.toml against the component.
     Test(crate::author::test::TestArgs),
+    /// The author's loop: build, install into a scratch data dir with the test cases' grants, serve over MCP
+    /// (`--stdio` or `--http`), and rebuild when the project changes.
+    Dev(crate::author::dev::DevArgs),
     /// Wrap a core wasm32-wasi module into a component (the WASI preview1 adapter is built in).
     Componentize(crate::author::componentize::ComponentizeArgs),
     /// The pinned guest toolchains `plughost build` uses: install, list.
@@ -153,6 +157,13 @@ enum Command {
     Ledger(ledger::LedgerCommand),
     /// Serve every enabled plugin's tools over MCP: `--stdio`, or `--http [127.0.0.1:8787]`.
     Serve(serve::ServeArgs),
+    /// Print a shell completion script: `plughost completions bash > /etc/bash_completion.d/plughost`.
+    Completions {
+        #[arg(value_enum)]
+        shell: ship::CompletionShell,
+    },
+    /// Print the man page (roff): `plughost man > /usr/local/share/man/man1/plughost.1`.
+    Man,
 }
 
 pub fn main() -> ExitCode {
@@ -208,9 +219,27 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour())
         .with_target(true)
         .try_init();
+}
+
+/// `plughost dev`: the loop is the author module's; serving the scratch data dir is `serve`'s.
+async fn dev(home: &Home, args: crate::author::dev::DevArgs) -> Result<ExitCode> {
+    use clap::{Args as _, FromArgMatches as _};
+    let session = crate::author::dev::start(home, args)?;
+    let matches = serve::ServeArgs::augment_args(clap::Command::new("serve"))
+        .try_get_matches_from(&session.serve_argv)?;
+    let serve_args = serve::ServeArgs::from_arg_matches(&matches)?;
+    let served = serve::serve(&session.home(), serve_args).await;
+    eprintln!("plughost dev: the gateway stopped; removing the scratch data dir");
+    served
+}
+
+/// Whether stderr gets colour: a terminal, and no `NO_COLOR` (https://no-color.org: set and not empty) — for the
+/// host's log lines and the plugins' alike, which go through the same subscriber.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -245,9 +274,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(&home, args).await,
         Command::Ledger(cmd) => ledger::ledger(&home, cmd),
         Command::New(args) => crate::author::new::run(args),
-        Command::Build(args) => crate::author::build::run(&home, args),
+        Command::Build(args) => crate::author::cache::run_build(&home, args),
         Command::Test(args) => crate::author::test::run(&home, args).await,
         Command::Componentize(args) => crate::author::componentize::run(args),
         Command::Toolchain(cmd) => crate::author::toolchain(&home, cmd),
+        Command::Dev(args) => dev(&home, args).await,
+        Command::Completions { shell } => ship::completions(Cli::command(), shell),
+        Command::Man => ship::man(Cli::command()),
     }
 }

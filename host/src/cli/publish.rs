@@ -80,16 +80,15 @@ async fn describe_bytes(
     bytes: &[u8],
     name: String,
 ) -> Result<(ComponentInfo, Manifest)> {
-    let size = bytes.len();
-    let (component, info, _) = host.compile(bytes, move || {
-        if std::io::stderr().is_terminal() {
-            eprint!(
-                "compiling {name} ({}) once; later loads come from the cache… ",
-                human_bytes(size as u64)
-            );
-            let _ = std::io::stderr().flush();
-        }
-    })?;
+    // Compiled before the approval prompt (the manifest comes from running the component), on a line of its own.
+    let step = crate::progress::OnDemand::default();
+    let what = format!(
+        "compiling {name} ({}) once; later loads come from the cache",
+        human_bytes(bytes.len() as u64)
+    );
+    let compiled = host.compile(bytes, step.starter(what));
+    step.finish();
+    let (component, info, _) = compiled?;
     let manifest = host.describe(&component).await?;
     Ok((info, manifest))
 }
