@@ -1,0 +1,346 @@
+//! The PostgreSQL store against a real PostgreSQL (scripts/postgres.sh, started once for this binary): one ledger
+//! chain appended by several "replicas" at once, contracts exact across them, shared state with its quota, schema
+//! migrations run once by replicas starting together, and `unavailable` when the server is not there.
+//!
+//! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
+
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use plughost_registry::Window;
+use plughost_registry::ledger::{Caller, Kind, NewEntry};
+use plughost_registry::pg::{Admission, PG_SCHEMA_VERSION, PgError, PgStore, Scope};
+
+/// The server's URL, starting it the first time; `None` when the cluster tests are skipped explicitly.
+fn server() -> Option<String> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        if std::env::var("PLUGHOST_SKIP_CLUSTER").as_deref() == Ok("1") {
+            return None;
+        }
+        if let Ok(u) = std::env::var("PLUGHOST_TEST_PG") {
+            return Some(u);
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("run scripts/postgres.sh");
+        assert!(
+            out.status.success(),
+            "scripts/postgres.sh failed (set PLUGHOST_SKIP_CLUSTER=1 to skip the cluster tests): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("export PLUGHOST_TEST_PG="))
+            .expect("scripts/postgres.sh prints PLUGHOST_TEST_PG");
+        Some(url.to_string())
+    })
+    .clone()
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A fresh database for one case: its URL.
+fn database(name: &str) -> Option<String> {
+    let Some(url) = server() else {
+        eprintln!("!!! PLUGHOST_SKIP_CLUSTER=1: SKIPPING the PostgreSQL store case `{name}`");
+        return None;
+    };
+    let db = format!("t_{name}");
+    psql(&url, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    psql(&url, &format!("CREATE DATABASE {db}"));
+    let base = &url[..url.rfind('/').expect("a database in the URL")];
+    Some(format!("{base}/{db}"))
+}
+
+fn call(plugin: &str, i: u64) -> NewEntry {
+    NewEntry {
+        time_ms: 1_700_000_000_000 + i as i64,
+        kind: if i.is_multiple_of(5) {
+            Kind::Event
+        } else {
+            Kind::Call
+        },
+        plugin: plugin.into(),
+        version: "0.1.0".into(),
+        digest: "blake3:00".into(),
+        tool: "echo".into(),
+        caller: Caller {
+            transport: "http".into(),
+            session: (i.is_multiple_of(2)).then(|| format!("s{i}")),
+            principal: None,
+        },
+        duration_us: i,
+        fuel_used: 100 + i,
+        peak_memory: 65536,
+        outcome: "ok".into(),
+        args_digest: Some(format!("blake3:{i:064x}")),
+        cost: 1,
+        event: (i.is_multiple_of(5)).then(|| "thing.done".to_string()),
+        data: (i.is_multiple_of(5)).then(|| format!("{{\"i\":{i}}}")),
+    }
+}
+
+#[test]
+fn three_replicas_extend_one_chain_and_tampering_is_found() {
+    let Some(url) = database("ledger") else {
+        return;
+    };
+    let replicas: Vec<Arc<PgStore>> = (0..3)
+        .map(|_| Arc::new(PgStore::open(&url).expect("open")))
+        .collect();
+    let threads: Vec<_> = replicas
+        .iter()
+        .enumerate()
+        .map(|(r, store)| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut seqs = Vec::new();
+                for i in 0..30u64 {
+                    // Single entries and group commits of 3, interleaved with the other replicas.
+                    let batch: Vec<_> = (0..(1 + i % 3))
+                        .map(|k| call(&format!("p{r}"), i * 10 + k))
+                        .collect();
+                    seqs.extend(store.ledger_append(&batch).expect("append"));
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("replica thread"))
+        .collect();
+    all.sort_unstable();
+    let n = all.len() as u64;
+    assert_eq!(all, (1..=n).collect::<Vec<_>>(), "every seq once, no gaps");
+    let v = replicas[1].ledger_verify().expect("verify");
+    assert_eq!(v.problem, None);
+    assert_eq!(v.entries, n);
+    assert_eq!(v.head.as_ref().map(|h| h.0), Some(n));
+    assert_eq!(replicas[2].ledger_head_seq().expect("head"), n);
+
+    // A modified entry is named.
+    psql(
+        &url,
+        "UPDATE ledger_entries SET outcome = 'denied' WHERE seq = 17",
+    );
+    let v = replicas[0].ledger_verify().expect("verify");
+    let p = v.problem.expect("tampering found");
+    assert_eq!(p.seq, 17);
+    assert!(p.reason.contains("modified"), "{}", p.reason);
+    psql(
+        &url,
+        "UPDATE ledger_entries SET outcome = 'ok' WHERE seq = 17",
+    );
+    assert_eq!(replicas[0].ledger_verify().expect("verify").problem, None);
+
+    // A deleted entry, and a cut tail (the head row still says where the chain ended).
+    psql(&url, "DELETE FROM ledger_entries WHERE seq = 40");
+    let p = replicas[0]
+        .ledger_verify()
+        .expect("verify")
+        .problem
+        .expect("gap found");
+    assert_eq!(p.seq, 40);
+    assert!(p.reason.contains("missing"), "{}", p.reason);
+}
+
+#[test]
+fn a_cut_tail_is_found_through_the_head_row() {
+    let Some(url) = database("tail") else { return };
+    let store = PgStore::open(&url).expect("open");
+    let entries: Vec<_> = (1..=10).map(|i| call("p", i)).collect();
+    store.ledger_append(&entries).expect("append");
+    psql(&url, "DELETE FROM ledger_entries WHERE seq > 7");
+    let p = store
+        .ledger_verify()
+        .expect("verify")
+        .problem
+        .expect("cut found");
+    assert!(p.reason.contains("tail was cut"), "{}", p.reason);
+    assert_eq!(p.seq, 8);
+}
+
+#[test]
+fn contracts_are_exact_across_three_replicas() {
+    let Some(url) = database("contracts") else {
+        return;
+    };
+    let replicas: Vec<Arc<PgStore>> = (0..3)
+        .map(|_| Arc::new(PgStore::open(&url).expect("open")))
+        .collect();
+    let scopes = vec![Scope {
+        tool: None,
+        window: Window::Minute,
+        max_calls: Some(5),
+        max_cost: None,
+    }];
+    let now = 1_700_000_000_000i64;
+    let barrier = Arc::new(std::sync::Barrier::new(60));
+    let threads: Vec<_> = (0..60)
+        .map(|i| {
+            let (store, scopes, barrier) =
+                (replicas[i % 3].clone(), scopes.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store
+                    .admit("acme.dns", "create", 1, now + i as i64, &scopes)
+                    .expect("admit")
+            })
+        })
+        .collect();
+    let results: Vec<Admission> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let admitted = results
+        .iter()
+        .filter(|a| **a == Admission::Admitted)
+        .count();
+    assert_eq!(admitted, 5, "{results:?}");
+    for r in results.iter().filter(|a| **a != Admission::Admitted) {
+        let Admission::Refused {
+            used,
+            limit,
+            cost,
+            until_ms,
+            ..
+        } = r
+        else {
+            unreachable!()
+        };
+        assert_eq!((*used, *limit, *cost), (5, 5, false));
+        assert!(until_ms.expect("a time it frees") > now + 60_000 - 1);
+    }
+    // The window slides: a minute after the first five, calls fit again; another plugin was never limited.
+    assert_eq!(
+        replicas[0]
+            .admit("acme.dns", "create", 1, now + 60_100, &scopes)
+            .expect("admit"),
+        Admission::Admitted
+    );
+    assert_eq!(
+        replicas[1]
+            .admit("other", "create", 1, now, &scopes)
+            .expect("admit"),
+        Admission::Admitted
+    );
+    // A token budget, per tool: cost 4 of 10 fits twice; a call dearer than the whole budget never fits.
+    let budget = vec![Scope {
+        tool: Some("big".into()),
+        window: Window::Hour,
+        max_calls: None,
+        max_cost: Some(10),
+    }];
+    let a = |store: &PgStore, cost| store.admit("b", "big", cost, now, &budget).expect("admit");
+    assert_eq!(a(&replicas[0], 4), Admission::Admitted);
+    assert_eq!(a(&replicas[1], 4), Admission::Admitted);
+    assert!(matches!(
+        a(&replicas[2], 4),
+        Admission::Refused {
+            cost: true,
+            used: 8,
+            limit: 10,
+            until_ms: Some(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        a(&replicas[2], 11),
+        Admission::Refused { until_ms: None, .. }
+    ));
+}
+
+#[test]
+fn state_written_through_one_replica_is_read_through_another_within_one_quota() {
+    let Some(url) = database("state") else { return };
+    let (a, b) = (
+        PgStore::open(&url).expect("open"),
+        PgStore::open(&url).expect("open"),
+    );
+    assert_eq!(a.state_set("p", "k1", b"hello", 100).expect("set"), Ok(()));
+    assert_eq!(
+        b.state_get("p", "k1").expect("get").as_deref(),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(
+        b.state_get("q", "k1").expect("get"),
+        None,
+        "plugins are apart"
+    );
+    assert_eq!(b.state_used("p").expect("used"), 7);
+    // 7 used; 93 more bytes fit, 94 do not — whichever replica writes.
+    assert_eq!(
+        b.state_set("p", "k2", &[0u8; 92], 100).expect("set"),
+        Err((7, 100))
+    );
+    assert_eq!(
+        b.state_set("p", "k2", &[0u8; 91], 100).expect("set"),
+        Ok(())
+    );
+    assert_eq!(a.state_used("p").expect("used"), 100);
+    assert_eq!(a.state_list_keys("p", "k").expect("list"), vec!["k1", "k2"]);
+    assert!(a.state_delete("p", "k2").expect("delete"));
+    assert!(!b.state_delete("p", "k2").expect("delete"));
+    assert_eq!(b.state_used("p").expect("used"), 7);
+    assert_eq!(b.state_delete_plugin("p").expect("delete plugin"), 1);
+    assert_eq!(a.state_used("p").expect("used"), 0);
+}
+
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let Some(url) = database("migrate") else {
+        return;
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url).map(|s| s.schema_version()))
+        })
+        .collect();
+    for t in threads {
+        let v = t.join().expect("thread").expect("open").expect("version");
+        assert_eq!(v, PG_SCHEMA_VERSION as i64);
+    }
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM plughost_schema"),
+        PG_SCHEMA_VERSION.to_string()
+    );
+}
+
+#[test]
+fn a_server_that_is_not_there_is_unavailable() {
+    if server().is_none() {
+        eprintln!("!!! PLUGHOST_SKIP_CLUSTER=1: SKIPPING the PostgreSQL store case `unavailable`");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    // Nothing listens on the port now.
+    match PgStore::open(&format!("postgres://postgres@127.0.0.1:{port}/x")) {
+        Err(PgError::Unavailable(_)) => {}
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(matches!(
+        PgStore::open("postgres://127.0.0.1:notaport/x"),
+        Err(PgError::Setup(_))
+    ));
+}
