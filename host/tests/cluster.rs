@@ -1,70 +1,80 @@
-//! The PostgreSQL store against a real PostgreSQL (scripts/postgres.sh, started once for this binary): one ledger
-//! chain appended by several "replicas" at once, contracts exact across them, shared state with its quota, schema
-//! migrations run once by replicas starting together, and `unavailable` when the server is not there.
+//! The cluster against a real PostgreSQL (scripts/postgres.sh, started once for this binary). The store itself: one
+//! ledger chain appended by several replicas at once, contracts exact across them, shared state with its quota,
+//! schema migrations run once by replicas starting together, `unavailable` when the server is not there. The CLI:
+//! `store migrate` of a data dir with a 10,000-entry ledger, then `--store … ledger verify`.
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
 
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use plughost_registry::Window;
 use plughost_registry::ledger::{Caller, Kind, NewEntry};
 use plughost_registry::pg::{Admission, PG_SCHEMA_VERSION, PgError, PgStore, Scope};
+use plughost_tests::postgres::{database, psql, server};
 
-/// The server's URL, starting it the first time; `None` when the cluster tests are skipped explicitly.
-fn server() -> Option<String> {
-    static URL: OnceLock<Option<String>> = OnceLock::new();
-    URL.get_or_init(|| {
-        if std::env::var("PLUGHOST_SKIP_CLUSTER").as_deref() == Ok("1") {
-            return None;
-        }
-        if let Ok(u) = std::env::var("PLUGHOST_TEST_PG") {
-            return Some(u);
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("run scripts/postgres.sh");
-        assert!(
-            out.status.success(),
-            "scripts/postgres.sh failed (set PLUGHOST_SKIP_CLUSTER=1 to skip the cluster tests): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let url = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("export PLUGHOST_TEST_PG="))
-            .expect("scripts/postgres.sh prints PLUGHOST_TEST_PG");
-        Some(url.to_string())
-    })
-    .clone()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_plughost");
 
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+/// `plughost ARGS` on the data dir `home`, without a store from the environment; (success, stdout + stderr).
+fn plughost(home: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let o = Command::new(BIN)
+        .args(args)
+        .env("PLUGHOST_HOME", home)
+        .env_remove("PLUGHOST_STORE")
+        .env_remove("PLUGHOST_LOG")
+        .stdin(Stdio::null())
         .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        .expect("run plughost");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
 }
 
-/// A fresh database for one case: its URL.
-fn database(name: &str) -> Option<String> {
-    let Some(url) = server() else {
-        eprintln!("!!! PLUGHOST_SKIP_CLUSTER=1: SKIPPING the PostgreSQL store case `{name}`");
-        return None;
+#[test]
+fn store_migrate_moves_a_ten_thousand_entry_ledger_that_verifies_on_postgres() {
+    let Some(url) = database("migrate_cli") else {
+        return;
     };
-    let db = format!("t_{name}");
-    psql(&url, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-    psql(&url, &format!("CREATE DATABASE {db}"));
-    let base = &url[..url.rfind('/').expect("a database in the URL")];
-    Some(format!("{base}/{db}"))
+    let home = tempfile::tempdir().expect("home");
+    let h = home.path();
+    let (ok, out) = plughost(
+        h,
+        &["ledger", "generate", "--entries", "10000", "--days", "2"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    assert!(ok, "{out}");
+    assert!(out.contains("moved 10000 ledger entries"), "{out}");
+    // Again: nothing left to move, and the chain is the same.
+    let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    assert!(ok && out.contains("moved 0 ledger entries"), "{out}");
+    let (ok, out) = plughost(h, &["--store", &url, "ledger", "verify"]);
+    assert!(
+        ok && out.contains("ok: 10000 entries chained up to 10000"),
+        "{out}"
+    );
+    // The same head as the data dir's own ledger: the entries moved verbatim.
+    let local = plughost(h, &["ledger", "verify", "--json"]).1;
+    let shared = plughost(h, &["--store", &url, "ledger", "verify", "--json"]).1;
+    let head =
+        |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("json")["head"].clone();
+    assert_eq!(head(&local), head(&shared));
+    // The last 30 days' counted calls hold the contract windows (the generated calls span two days).
+    assert_eq!(psql(&url, "SELECT count(*) FROM contract_calls"), "10000");
+    // Tampering in the store is found by the cluster's verify.
+    psql(&url, "UPDATE ledger_entries SET cost = 0 WHERE seq = 4321");
+    let (ok, out) = plughost(h, &["--store", &url, "ledger", "verify"]);
+    assert!(!ok && out.contains("BROKEN at entry 4321"), "{out}");
+    // A different ledger is not merged into it.
+    let other = tempfile::tempdir().expect("home");
+    assert!(plughost(other.path(), &["ledger", "generate", "--entries", "3"]).0);
+    let (ok, out) = plughost(other.path(), &["store", "migrate", "--to", &url]);
+    assert!(!ok && out.contains("holds a different ledger"), "{out}");
 }
 
 fn call(plugin: &str, i: u64) -> NewEntry {
@@ -110,7 +120,7 @@ fn three_replicas_extend_one_chain_and_tampering_is_found() {
             let store = store.clone();
             std::thread::spawn(move || {
                 let mut seqs = Vec::new();
-                for i in 0..30u64 {
+                for i in 0..20u64 {
                     // Single entries and group commits of 3, interleaved with the other replicas.
                     let batch: Vec<_> = (0..(1 + i % 3))
                         .map(|k| call(&format!("p{r}"), i * 10 + k))

@@ -12,6 +12,7 @@
 
 mod contracts;
 mod ledger;
+mod migrate;
 mod schema;
 mod state;
 
@@ -28,6 +29,8 @@ pub use schema::PG_SCHEMA_VERSION;
 
 /// Longest a store call may take before it is reported `unavailable`.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest opening a store (connecting and migrating the schema) may take.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections per replica.
 pub const POOL_SIZE: usize = 16;
 
@@ -148,7 +151,10 @@ impl PgStore {
             rt,
             _stop: stop_tx,
         };
-        store.run(|pool| async move { schema::migrate(&pool).await })?;
+        store.run_for(
+            OPEN_TIMEOUT,
+            |pool| async move { schema::migrate(&pool).await },
+        )?;
         Ok(store)
     }
 
@@ -159,19 +165,29 @@ impl PgStore {
         Fut: Future<Output = PgResult<T>> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_for(CALL_TIMEOUT, f)
+    }
+
+    /// [`PgStore::run`] with its own bound.
+    fn run_for<T, F, Fut>(&self, timeout: Duration, f: F) -> PgResult<T>
+    where
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = PgResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
         let (tx, rx) = mpsc::sync_channel(1);
         let fut = f(self.pool.clone());
         let task = self.rt.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        match rx.recv_timeout(CALL_TIMEOUT) {
+        match rx.recv_timeout(timeout) {
             Ok(r) => r,
             Err(_) => {
                 // Abandoned: a transaction left open is rolled back when its connection is dropped.
                 task.abort();
                 Err(PgError::Unavailable(format!(
                     "no answer within {} s",
-                    CALL_TIMEOUT.as_secs()
+                    timeout.as_secs()
                 )))
             }
         }
