@@ -7,6 +7,7 @@
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use plughost_registry::Window;
 use plughost_registry::ledger::{Caller, Kind, NewEntry};
@@ -353,4 +354,47 @@ fn a_server_that_is_not_there_is_unavailable() {
         PgStore::open("postgres://127.0.0.1:notaport/x"),
         Err(PgError::Setup(_))
     ));
+}
+
+#[test]
+fn a_change_announced_by_one_replica_reaches_the_others_within_a_second() {
+    let Some(url) = database("notify") else {
+        return;
+    };
+    let (a, b, cli) = (
+        PgStore::open(&url).expect("open"),
+        PgStore::open(&url).expect("open"),
+        PgStore::open(&url).expect("open"),
+    );
+    // Each replica's signals, read on a plain thread (blocking_recv) and handed over with a deadline.
+    let listen = |store: &PgStore| {
+        let mut rx = store.subscribe();
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            while let Some(s) = rx.blocking_recv() {
+                if tx.send(s).is_err() {
+                    break;
+                }
+            }
+        });
+        out
+    };
+    let (ra, rb) = (listen(&a), listen(&b));
+    let second = std::time::Duration::from_secs(1);
+    // Listening starts with `*`: reload everything (changes made before are not missed).
+    for r in [&ra, &rb] {
+        assert_eq!(
+            r.recv_timeout(Duration::from_secs(10)).expect("listening"),
+            "*"
+        );
+    }
+    cli.notify_change("acme.dns").expect("notify");
+    assert_eq!(ra.recv_timeout(second).expect("replica a told"), "acme.dns");
+    assert_eq!(rb.recv_timeout(second).expect("replica b told"), "acme.dns");
+    a.notify_change("other").expect("notify");
+    assert_eq!(rb.recv_timeout(second).expect("replica b told"), "other");
+    assert_eq!(
+        ra.recv_timeout(second).expect("the sender hears itself"),
+        "other"
+    );
 }

@@ -8,11 +8,13 @@
 //! `unavailable`, never a hang).
 //!
 //! By area: `schema.rs` holds the versioned migrations, `ledger.rs` the one shared hash chain, `contracts.rs` the
-//! exact cross-replica admission of calls, `state.rs` plugin state. This file opens the pool and runs calls.
+//! exact cross-replica admission of calls, `state.rs` plugin state, `notify.rs` change signals between replicas
+//! (LISTEN/NOTIFY), `migrate.rs` moving a data dir's ledger in. This file opens the pool and runs calls.
 
 mod contracts;
 mod ledger;
 mod migrate;
+mod notify;
 mod schema;
 mod state;
 
@@ -25,6 +27,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 pub use contracts::{Admission, Scope};
+pub use notify::CHANNEL;
 pub use schema::PG_SCHEMA_VERSION;
 
 /// Longest a store call may take before it is reported `unavailable`.
@@ -90,6 +93,8 @@ pub fn is_url(url: &str) -> bool {
 #[derive(Debug)]
 pub struct PgStore {
     pool: Pool,
+    /// For the listening connection, which is not pooled.
+    config: tokio_postgres::Config,
     rt: tokio::runtime::Handle,
     // Dropped with the store: the runtime thread sees the channel close and shuts its runtime down there (a
     // runtime must not be dropped inside another runtime's worker).
@@ -132,7 +137,7 @@ impl PgStore {
             .map_err(|_| PgError::Setup("the store's thread died".into()))?
             .map_err(|e| PgError::Setup(format!("cannot start the store's runtime: {e}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -148,6 +153,7 @@ impl PgStore {
             .map_err(|e| PgError::Setup(e.to_string()))?;
         let store = PgStore {
             pool,
+            config,
             rt,
             _stop: stop_tx,
         };
