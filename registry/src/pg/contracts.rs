@@ -3,7 +3,8 @@
 //! `contract_calls` row written at admission (the call counts whether the guest then succeeds or fails, as a call
 //! admitted on SQLite does); rows older than the longest window are pruned by the same transaction.
 
-use super::{PgResult, PgStore};
+use super::error::PgResult;
+use super::store::PgStore;
 use crate::Window;
 
 /// One limit to check: the plugin's own contract (`tool: None`) or one tool's.

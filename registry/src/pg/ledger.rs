@@ -12,7 +12,8 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::{PgError, PgResult, PgStore};
+use super::error::{PgError, PgResult};
+use super::store::PgStore;
 use crate::ledger::{Caller, Entry, GENESIS, Kind, NewEntry, Problem, Verification, entry_hash};
 
 const COLUMNS: &str = "seq, time_ms, kind, plugin, version, digest, tool, transport, session, principal, \

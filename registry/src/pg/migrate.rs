@@ -3,7 +3,8 @@
 //! checkpoint or anchor signed on SQLite still matches. Resumable: a store whose chain is a prefix of the ledger's
 //! continues where it stopped; one that diverges is refused.
 
-use super::{PgError, PgResult, PgStore};
+use super::error::{PgError, PgResult};
+use super::store::PgStore;
 use crate::Window;
 use crate::ledger::{Entry, Ledger, LedgerError};
 

@@ -10,7 +10,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::{PgResult, PgStore};
+use super::error::PgResult;
+use super::store::PgStore;
 
 /// The channel every replica listens on.
 pub const CHANNEL: &str = "plughost_changes";

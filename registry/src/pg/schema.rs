@@ -4,7 +4,7 @@
 
 use deadpool_postgres::Pool;
 
-use super::{PgError, PgResult};
+use super::error::{PgError, PgResult};
 use crate::ledger::GENESIS;
 
 /// Any constant key: the advisory lock that serializes migrations across replicas.

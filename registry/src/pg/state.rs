@@ -2,7 +2,8 @@
 //! rules as the host's SQLite state store. The quota row is locked by each write, so concurrent writes from several
 //! replicas cannot overshoot it.
 
-use super::{PgResult, PgStore};
+use super::error::PgResult;
+use super::store::PgStore;
 
 impl PgStore {
     pub fn state_get(&self, plugin: &str, key: &str) -> PgResult<Option<Vec<u8>>> {
