@@ -21,6 +21,16 @@ if [ -z "${PLUGHOST_TEST_REGISTRY:-}" ]; then
   eval "$(bash scripts/oci-registry.sh)"
   echo "    PLUGHOST_TEST_REGISTRY=$PLUGHOST_TEST_REGISTRY"
 fi
+# The cluster tests (host/tests/cluster.rs) need a real PostgreSQL: Debian's postgresql 15, initdb'd into a temp dir
+# on a loopback port (apt-installs it the first time, ~30 s; a new cluster starts in ~2 s, a running one is reused).
+# They fail without it; PLUGHOST_SKIP_CLUSTER=1 skips them explicitly.
+if [ "${PLUGHOST_SKIP_CLUSTER:-}" = 1 ]; then
+  echo "==> PLUGHOST_SKIP_CLUSTER=1: the cluster (PostgreSQL) tests will be SKIPPED"
+elif [ -z "${PLUGHOST_TEST_PG:-}" ]; then
+  echo "==> scripts/postgres.sh"
+  eval "$(bash scripts/postgres.sh)"
+  echo "    PLUGHOST_TEST_PG=$PLUGHOST_TEST_PG"
+fi
 # The Cloudflare plugin's nginx config is checked with a real `nginx -t` (apt-installs nginx the first time; the test
 # runs this script itself too, so a single `cargo test` works as well).
 echo "==> scripts/nginx.sh"

@@ -21,6 +21,8 @@ pub mod grants;
 pub mod index;
 pub mod keys;
 pub mod ledger;
+pub mod pg;
+pub mod seam;
 pub mod signature;
 pub mod trust;
 pub mod units;

@@ -104,3 +104,4 @@ pub async fn standby_ready(host: &plughost::Host, n: i64, within: std::time::Dur
 pub mod browser;
 pub mod logs;
 pub mod loopback;
+pub mod postgres;

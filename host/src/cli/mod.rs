@@ -22,6 +22,7 @@ mod publish;
 mod serve;
 mod ship;
 mod show;
+mod store;
 mod tokens;
 mod usage;
 
@@ -35,6 +36,10 @@ struct Cli {
     /// Data dir (compile cache, state, config). Default: $PLUGHOST_HOME, else $XDG_DATA_HOME/plughost.
     #[arg(long, global = true)]
     home: Option<PathBuf>,
+    /// A shared store for a cluster of replicas: postgres://USER@HOST:PORT/DATABASE (see README, "Cluster").
+    /// Default: none (the data dir's SQLite files).
+    #[arg(long, global = true, env = "PLUGHOST_STORE", value_name = "URL")]
+    store: Option<String>,
     /// More host logging on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -155,6 +160,9 @@ enum Command {
     /// The usage ledger: every call and plugin event, hash-chained. show, verify, export, checkpoint.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// The shared store of a cluster: migrate a data dir into it.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Serve every enabled plugin's tools over MCP: `--stdio`, or `--http [127.0.0.1:8787]`.
     Serve(serve::ServeArgs),
     /// Print a shell completion script: `plughost completions bash > /etc/bash_completion.d/plughost`.
@@ -272,7 +280,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::History { id, json } => plugins::history(&home, id.as_deref(), json),
         Command::Audit(args) => audit::audit(&home, args),
         Command::Serve(args) => serve::serve(&home, args).await,
-        Command::Ledger(cmd) => ledger::ledger(&home, cmd),
+        Command::Ledger(cmd) => match cli.store.as_deref() {
+            Some(url) => store::ledger(url, cmd),
+            None => ledger::ledger(&home, cmd),
+        },
+        Command::Store(cmd) => store::store(&home, cli.store.as_deref(), cmd),
         Command::New(args) => crate::author::new::run(args),
         Command::Build(args) => crate::author::cache::run_build(&home, args),
         Command::Test(args) => crate::author::test::run(&home, args).await,

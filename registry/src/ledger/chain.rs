@@ -13,7 +13,7 @@ const CHECKPOINT_DOMAIN: &[u8] = b"plughost-ledger-checkpoint-v1\0";
 
 /// The canonical encoding hashed into an entry: a domain tag, then every field in a fixed order, each
 /// length-prefixed (strings) or fixed-width (numbers), with a presence byte for optional fields.
-pub(super) fn entry_hash(seq: u64, e: &NewEntry, prev_hash: &str) -> String {
+pub(crate) fn entry_hash(seq: u64, e: &NewEntry, prev_hash: &str) -> String {
     let mut h = blake3::Hasher::new();
     h.update(DOMAIN);
     h.update(&seq.to_le_bytes());

@@ -27,13 +27,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub(super) fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Call => "call",
             Kind::Event => "event",
         }
     }
-    pub(super) fn parse(s: &str) -> Option<Kind> {
+    pub(crate) fn parse(s: &str) -> Option<Kind> {
         match s {
             "call" => Some(Kind::Call),
             "event" => Some(Kind::Event),

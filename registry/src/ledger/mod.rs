@@ -21,6 +21,7 @@ mod store;
 mod wal;
 
 pub use archive::{ARCHIVE_FORMAT, ArchiveCheck, Archived, MIN_ARCHIVE_AGE_MS};
+pub(crate) use chain::entry_hash;
 pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
 pub use entry::{Caller, Entry, Kind, NewEntry, args_digest, check_event};
 pub use query::{CallUsage, CountedCall, Filter, Usage};

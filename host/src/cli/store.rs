@@ -1,0 +1,135 @@
+//! The shared store (`--store postgres://…`, `PLUGHOST_STORE`): `store migrate` moves a data dir's ledger, contract
+//! windows and plugin state into it, and the ledger commands that read the whole cluster's record (`ledger verify`)
+//! run against it.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use plughost::Home;
+use plughost::ledger::{Ledger, now_ms};
+use plughost_registry::pg::{PgStore, is_url};
+
+use super::ledger::LedgerCommand;
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Move this data dir's ledger (verbatim: same entries and hashes), contract windows and plugin state into a
+    /// PostgreSQL store. Resumable; refuses a store that holds a different ledger.
+    Migrate {
+        /// The store to move into (default: --store / PLUGHOST_STORE).
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+    },
+}
+
+/// Opens the store named by `url`, which must be a PostgreSQL URL.
+pub fn open(url: &str) -> Result<PgStore> {
+    if !is_url(url) {
+        bail!("`{url}` is not a store URL: use postgres://USER@HOST:PORT/DATABASE");
+    }
+    PgStore::open(url).with_context(|| format!("cannot open the store {}", redact(url)))
+}
+
+/// The URL without a password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = &url[s + 3..at];
+            let user = user.split(':').next().unwrap_or(user);
+            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub fn store(home: &Home, store: Option<&str>, cmd: StoreCommand) -> Result<ExitCode> {
+    match cmd {
+        StoreCommand::Migrate { to } => {
+            let Some(url) = to.as_deref().or(store) else {
+                bail!("say where to: store migrate --to postgres://…");
+            };
+            let pg = open(url)?;
+            let ledger = Ledger::open(home.root())?;
+            let copied = pg.import_ledger(&ledger, now_ms())?;
+            let keys = copy_state(home, &pg)?;
+            let v = pg.ledger_verify()?;
+            if let Some(p) = v.problem {
+                bail!(
+                    "the moved ledger does not verify at entry {}: {}",
+                    p.seq,
+                    p.reason
+                );
+            }
+            println!(
+                "moved {copied} ledger entries (the store's chain: {} entries, verified) and {keys} state keys to {}",
+                v.entries,
+                redact(url)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Copies every plugin's state (state.db's `kv` rows); the store recomputes each plugin's usage.
+fn copy_state(home: &Home, pg: &PgStore) -> Result<u64> {
+    let path = home.state_db();
+    if !path.exists() {
+        return Ok(0);
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+    let mut stmt = conn.prepare("SELECT plugin, key, value FROM kv ORDER BY plugin, key")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        let (plugin, key, value): (String, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        if pg.state_set(&plugin, &key, &value, u64::MAX)?.is_err() {
+            bail!("state of `{plugin}` did not fit");
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The ledger commands on the shared store: `verify` walks the whole cluster's chain.
+pub fn ledger(url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
+    let pg = open(url)?;
+    match cmd {
+        LedgerCommand::Verify {
+            json,
+            against,
+            archive,
+        } => {
+            if !against.is_empty() || !archive.is_empty() {
+                bail!("--against and --archive are not supported on a shared store yet");
+            }
+            let v = pg.ledger_verify()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if let Some(p) = &v.problem {
+                println!("BROKEN at entry {}: {}", p.seq, p.reason);
+                println!("  {} entries", v.entries);
+            } else {
+                println!(
+                    "ok: {} entries chained{} (shared store)",
+                    v.entries,
+                    v.head
+                        .as_ref()
+                        .map(|(s, h)| format!(" up to {s} (head {}…)", &h[..16]))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(if v.problem.is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        _ => bail!(
+            "this ledger command reads the data dir's ledger; on a shared store only `ledger verify` is available \
+             yet (run it without --store for the local ledger)"
+        ),
+    }
+}

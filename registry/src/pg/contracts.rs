@@ -1,0 +1,112 @@
+//! Contracts exact across replicas: the check and the reservation of a call happen in one transaction that holds
+//! the plugin's advisory lock, so two replicas can never both admit the last call of a window. A reservation is a
+//! `contract_calls` row written at admission (the call counts whether the guest then succeeds or fails, as a call
+//! admitted on SQLite does); rows older than the longest window are pruned by the same transaction.
+
+use super::error::PgResult;
+use super::store::PgStore;
+use crate::Window;
+
+/// One limit to check: the plugin's own contract (`tool: None`) or one tool's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub tool: Option<String>,
+    pub window: Window,
+    pub max_calls: Option<u64>,
+    pub max_cost: Option<u64>,
+}
+
+/// What [`PgStore::admit`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Reserved: the call runs and counts.
+    Admitted,
+    /// Refused by `scopes[scope]`: `used` of `limit` calls (`cost: false`) or tokens (`cost: true`) in its window;
+    /// the next call fits at `until_ms` (`None`: never, the call costs more than the budget).
+    Refused {
+        scope: usize,
+        cost: bool,
+        used: u64,
+        limit: u64,
+        until_ms: Option<i64>,
+    },
+}
+
+/// A lock key per plugin (the advisory lock space is one bigint).
+fn lock_key(plugin: &str) -> i64 {
+    let h = blake3::hash(plugin.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    i64::from_le_bytes(b)
+}
+
+impl PgStore {
+    /// Checks every scope for a call of `tool` costing `cost` at `now_ms` and, if all allow it, reserves it — one
+    /// transaction under the plugin's lock, so admission is exact however many replicas ask at once.
+    pub fn admit(
+        &self,
+        plugin: &str,
+        tool: &str,
+        cost: u64,
+        now_ms: i64,
+        scopes: &[Scope],
+    ) -> PgResult<Admission> {
+        let (plugin, tool, scopes) = (plugin.to_string(), tool.to_string(), scopes.to_vec());
+        self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(&plugin)])
+                .await?;
+            let count = tx
+                .prepare_cached(
+                    "SELECT count(*), coalesce(sum(cost), 0)::BIGINT, min(time_ms) FROM contract_calls \
+                     WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $3",
+                )
+                .await?;
+            for (i, s) in scopes.iter().enumerate() {
+                let since = now_ms - s.window.millis();
+                let r = tx.query_one(&count, &[&plugin, &s.tool, &since]).await?;
+                let (calls, spent, oldest) = (
+                    r.get::<_, i64>(0) as u64,
+                    r.get::<_, i64>(1) as u64,
+                    r.get::<_, Option<i64>>(2),
+                );
+                let until = oldest.map(|t| t + s.window.millis());
+                if let Some(max) = s.max_calls
+                    && calls + 1 > max
+                {
+                    return Ok(Admission::Refused {
+                        scope: i,
+                        cost: false,
+                        used: calls,
+                        limit: max,
+                        until_ms: until.or(Some(now_ms)),
+                    });
+                }
+                if let Some(max) = s.max_cost
+                    && spent + cost > max
+                {
+                    return Ok(Admission::Refused {
+                        scope: i,
+                        cost: true,
+                        used: spent,
+                        limit: max,
+                        until_ms: if cost > max { None } else { until },
+                    });
+                }
+            }
+            tx.execute(
+                "DELETE FROM contract_calls WHERE plugin = $1 AND time_ms <= $2",
+                &[&plugin, &(now_ms - Window::Month.millis())],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO contract_calls (plugin, tool, time_ms, cost) VALUES ($1, $2, $3, $4)",
+                &[&plugin, &tool, &now_ms, &(cost as i64)],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Admission::Admitted)
+        })
+    }
+}

@@ -1,0 +1,274 @@
+//! The cluster's ledger: one hash chain for every replica, with serialized appends.
+//!
+//! Why one chain: `plughost ledger verify` stays one walk with one head, checkpoints and anchors mean what they
+//! mean on SQLite, and no replica can drop another's entries without breaking the chain everyone extends. The
+//! price is that appends are serialized: each append transaction locks the `ledger_head` row, reads the head,
+//! inserts its entries (hash-chained on the head) and moves the head, so the lock is held for the inserts and the
+//! commit (one WAL flush). With group commit a batch of calls pays that once. The alternative — a chain per replica
+//! tied by signed cluster checkpoints — appends without contention but makes verify a merge of N chains, and an
+//! entry is only covered cluster-wide once the next checkpoint is signed; at the rates one primary serves (see
+//! README, "Cluster") the lock is not the bottleneck, so the simpler design wins.
+
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::error::{PgError, PgResult};
+use super::store::PgStore;
+use crate::ledger::{Caller, Entry, GENESIS, Kind, NewEntry, Problem, Verification, entry_hash};
+
+const COLUMNS: &str = "seq, time_ms, kind, plugin, version, digest, tool, transport, session, principal, \
+    duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, prev_hash, hash";
+const INSERT: &str = "INSERT INTO ledger_entries (seq, time_ms, kind, plugin, version, digest, tool, transport, \
+    session, principal, duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, prev_hash, \
+    hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+/// Entries read per round trip when walking the chain.
+const PAGE: i64 = 5_000;
+
+fn row(r: &Row) -> PgResult<Entry> {
+    let kind: String = r.get(2);
+    let seq: i64 = r.get(0);
+    Ok(Entry {
+        seq: seq as u64,
+        entry: NewEntry {
+            time_ms: r.get(1),
+            kind: Kind::parse(&kind)
+                .ok_or_else(|| PgError::Db(format!("entry {seq} has an unknown kind `{kind}`")))?,
+            plugin: r.get(3),
+            version: r.get(4),
+            digest: r.get(5),
+            tool: r.get(6),
+            caller: Caller {
+                transport: r.get(7),
+                session: r.get(8),
+                principal: r.get(9),
+            },
+            duration_us: r.get::<_, i64>(10) as u64,
+            fuel_used: r.get::<_, i64>(11) as u64,
+            peak_memory: r.get::<_, i64>(12) as u64,
+            outcome: r.get(13),
+            args_digest: r.get(14),
+            cost: r.get::<_, i64>(15) as u64,
+            event: r.get(16),
+            data: r.get(17),
+        },
+        prev_hash: r.get(18),
+        hash: r.get(19),
+    })
+}
+
+async fn insert(
+    tx: &deadpool_postgres::Transaction<'_>,
+    stmt: &tokio_postgres::Statement,
+    seq: u64,
+    e: &NewEntry,
+    prev: &str,
+    hash: &str,
+) -> PgResult<()> {
+    let (seq, dur, fuel, mem, cost) = (
+        seq as i64,
+        e.duration_us as i64,
+        e.fuel_used as i64,
+        e.peak_memory as i64,
+        e.cost as i64,
+    );
+    let kind = e.kind.as_str();
+    let params: [&(dyn ToSql + Sync); 20] = [
+        &seq,
+        &e.time_ms,
+        &kind,
+        &e.plugin,
+        &e.version,
+        &e.digest,
+        &e.tool,
+        &e.caller.transport,
+        &e.caller.session,
+        &e.caller.principal,
+        &dur,
+        &fuel,
+        &mem,
+        &e.outcome,
+        &e.args_digest,
+        &cost,
+        &e.event,
+        &e.data,
+        &prev,
+        &hash,
+    ];
+    tx.execute(stmt, &params).await?;
+    Ok(())
+}
+
+/// Locks the chain head for this transaction (every other append waits here) and reads it.
+async fn lock_head(tx: &deadpool_postgres::Transaction<'_>) -> PgResult<(u64, String)> {
+    let head = tx
+        .query_one(
+            "SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await?;
+    Ok((head.get::<_, i64>(0) as u64, head.get(1)))
+}
+
+/// Moves the head to the last entry written and commits (releasing the head for the next append).
+async fn move_head(tx: deadpool_postgres::Transaction<'_>, seq: u64, hash: &str) -> PgResult<()> {
+    tx.execute(
+        "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
+        &[&(seq as i64), &hash],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Appends entries in one transaction (the chain head row is locked until it commits) and returns their
+    /// sequence numbers. When this returns `Ok`, the entries are durable.
+    pub fn ledger_append(&self, entries: &[NewEntry]) -> PgResult<Vec<u64>> {
+        let entries = entries.to_vec();
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.transaction().await?;
+            let (mut seq, mut prev) = lock_head(&tx).await?;
+            let stmt = tx.prepare_cached(INSERT).await?;
+            let mut out = Vec::with_capacity(entries.len());
+            for e in &entries {
+                seq += 1;
+                let hash = entry_hash(seq, e, &prev);
+                insert(&tx, &stmt, seq, e, &prev, &hash).await?;
+                out.push(seq);
+                prev = hash;
+            }
+            move_head(tx, seq, &prev).await?;
+            Ok(out)
+        })
+    }
+
+    /// Copies entries verbatim (their sequence numbers and hashes), for `store migrate`; they must continue the
+    /// chain exactly where the store's head is.
+    pub fn ledger_import(&self, entries: &[Entry]) -> PgResult<()> {
+        let entries = entries.to_vec();
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.transaction().await?;
+            let (mut seq, mut prev) = lock_head(&tx).await?;
+            let stmt = tx.prepare_cached(INSERT).await?;
+            for e in &entries {
+                if e.seq != seq + 1 || e.prev_hash != prev {
+                    return Err(PgError::Setup(format!(
+                        "entry {} does not continue the store's chain at {seq}",
+                        e.seq
+                    )));
+                }
+                insert(&tx, &stmt, e.seq, &e.entry, &e.prev_hash, &e.hash).await?;
+                seq = e.seq;
+                prev = e.hash.clone();
+            }
+            move_head(tx, seq, &prev).await?;
+            Ok(())
+        })
+    }
+
+    /// The last sequence number (0 when empty).
+    pub fn ledger_head_seq(&self) -> PgResult<u64> {
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            let r = c
+                .query_one("SELECT seq FROM ledger_head WHERE id = 1", &[])
+                .await?;
+            Ok(r.get::<_, i64>(0) as u64)
+        })
+    }
+
+    /// Up to `limit` entries after `after`, in order.
+    pub fn ledger_entries_after(&self, after: u64, limit: u32) -> PgResult<Vec<Entry>> {
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM ledger_entries WHERE seq > $1 ORDER BY seq LIMIT $2"
+                    ),
+                    &[&(after as i64), &(limit as i64)],
+                )
+                .await?;
+            rows.iter().map(row).collect()
+        })
+    }
+
+    /// Walks the whole chain, a page at a time, and reports the first break — the same checks as SQLite's
+    /// [`crate::ledger::Ledger::verify`], plus the head row: a tail cut off the entries table (or a head moved) is
+    /// found because the head no longer matches the last entry.
+    pub fn ledger_verify(&self) -> PgResult<Verification> {
+        let mut problem: Option<Problem> = None;
+        let mut expected = 1u64;
+        let mut prev = GENESIS.to_string();
+        let mut n = 0u64;
+        let mut after = 0u64;
+        loop {
+            let page = self.ledger_entries_after(after, PAGE as u32)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for e in page {
+                n += 1;
+                if problem.is_none() {
+                    problem = check(&e, expected, &prev);
+                }
+                expected = e.seq + 1;
+                prev = e.hash;
+            }
+        }
+        let (head_seq, head_hash) = self.run(|pool| async move {
+            let c = pool.get().await?;
+            let r = c
+                .query_one("SELECT seq, hash FROM ledger_head WHERE id = 1", &[])
+                .await?;
+            Ok((r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+        })?;
+        if problem.is_none() && (head_seq != expected - 1 || head_hash != prev) {
+            problem = Some(Problem {
+                seq: head_seq.min(expected),
+                reason: format!(
+                    "the chain head says entry {head_seq}, the entries end at {} (the tail was cut or the head \
+                     moved)",
+                    expected - 1
+                ),
+            });
+        }
+        Ok(Verification {
+            entries: n,
+            head: (n > 0).then(|| (expected - 1, prev)),
+            checkpoints: 0,
+            archived: 0,
+            problem,
+        })
+    }
+}
+
+/// The checks on one entry, given the sequence number and link it must have.
+fn check(e: &Entry, expected: u64, prev: &str) -> Option<Problem> {
+    if e.seq != expected {
+        return Some(Problem {
+            seq: expected.min(e.seq),
+            reason: if e.seq > expected {
+                format!("entries {expected}..{} are missing (deleted)", e.seq - 1)
+            } else {
+                "the sequence goes backwards (entries reordered or renumbered)".into()
+            },
+        });
+    }
+    if e.prev_hash != prev {
+        return Some(Problem {
+            seq: e.seq,
+            reason: "its link to the previous entry is broken (an entry was inserted, deleted or reordered \
+                     before it)"
+                .into(),
+        });
+    }
+    if entry_hash(e.seq, &e.entry, &e.prev_hash) != e.hash {
+        return Some(Problem {
+            seq: e.seq,
+            reason: "its content does not match its hash (the entry was modified)".into(),
+        });
+    }
+    None
+}

@@ -1,0 +1,28 @@
+//! The PostgreSQL store: what a cluster of plughost replicas shares (`--store postgres://…`). SQLite under the data
+//! dir stays the embedded default; this is the backend beside it, behind the traits in [`crate::seam`].
+//!
+//! The driver is async (tokio-postgres with a deadpool pool) while the registry's API is synchronous and is called
+//! from inside the host's tokio runtime, where blocking on another runtime panics. So the store owns its own small
+//! runtime on its own thread, and every call is a future spawned there whose result comes back over a std channel:
+//! safe from async and sync code alike, and bounded by [`CALL_TIMEOUT`] (a store that does not answer is
+//! `unavailable`, never a hang).
+//!
+//! By area: `schema.rs` holds the versioned migrations, `ledger.rs` the one shared hash chain, `contracts.rs` the
+//! exact cross-replica admission of calls, `state.rs` plugin state, `notify.rs` change signals between replicas
+//! (LISTEN/NOTIFY), `migrate.rs` moving a data dir's ledger in. `store.rs` opens the pool and runs calls,
+//! `error.rs` says how a call failed. This file only names them.
+
+mod contracts;
+mod error;
+mod ledger;
+mod migrate;
+mod notify;
+mod schema;
+mod state;
+mod store;
+
+pub use contracts::{Admission, Scope};
+pub use error::{PgError, PgResult};
+pub use notify::CHANNEL;
+pub use schema::PG_SCHEMA_VERSION;
+pub use store::{CALL_TIMEOUT, OPEN_TIMEOUT, POOL_SIZE, PgStore, is_url};

@@ -1,0 +1,103 @@
+//! The PostgreSQL schema and its migrations. `plughost_schema` records each migration applied; they run in one
+//! transaction under an advisory lock, so replicas starting together migrate once. Never edit a migration that
+//! shipped: add a new one.
+
+use deadpool_postgres::Pool;
+
+use super::error::{PgError, PgResult};
+use crate::ledger::GENESIS;
+
+/// Any constant key: the advisory lock that serializes migrations across replicas.
+const MIGRATION_LOCK: i64 = 0x706c_7567_686f_7374;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the shared ledger (one chain: `ledger_head` is its head, row-locked by every append), contract
+    // reservations, plugin state.
+    "CREATE TABLE ledger_head (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        seq  BIGINT NOT NULL,
+        hash TEXT NOT NULL
+     );
+     INSERT INTO ledger_head (id, seq, hash) VALUES (1, 0, '$GENESIS');
+     CREATE TABLE ledger_entries (
+        seq          BIGINT PRIMARY KEY,
+        time_ms      BIGINT NOT NULL,
+        kind         TEXT NOT NULL,
+        plugin       TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        digest       TEXT NOT NULL,
+        tool         TEXT NOT NULL,
+        transport    TEXT NOT NULL,
+        session      TEXT,
+        principal    TEXT,
+        duration_us  BIGINT NOT NULL,
+        fuel_used    BIGINT NOT NULL,
+        peak_memory  BIGINT NOT NULL,
+        outcome      TEXT NOT NULL,
+        args_digest  TEXT,
+        cost         BIGINT NOT NULL,
+        event        TEXT,
+        data         TEXT,
+        prev_hash    TEXT NOT NULL,
+        hash         TEXT NOT NULL
+     );
+     CREATE INDEX ledger_entries_plugin_time ON ledger_entries (plugin, time_ms);
+     CREATE TABLE contract_calls (
+        id      BIGSERIAL PRIMARY KEY,
+        plugin  TEXT NOT NULL,
+        tool    TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        cost    BIGINT NOT NULL
+     );
+     CREATE INDEX contract_calls_plugin_time ON contract_calls (plugin, time_ms);
+     CREATE TABLE state_kv (
+        plugin TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        value  BYTEA NOT NULL,
+        PRIMARY KEY (plugin, key)
+     );
+     CREATE TABLE state_usage (plugin TEXT PRIMARY KEY, bytes BIGINT NOT NULL);",
+];
+
+/// The schema version this build writes.
+pub const PG_SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+pub(super) async fn migrate(pool: &Pool) -> PgResult<()> {
+    let mut c = pool.get().await?;
+    c.batch_execute(
+        "CREATE TABLE IF NOT EXISTS plughost_schema (
+            version    INTEGER PRIMARY KEY,
+            applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .or_else(|e| match e.code() {
+        // Two replicas creating it at once: the loser sees a duplicate; the table is there either way.
+        Some(c) if c.code() == "23505" || c.code() == "42P07" => Ok(()),
+        _ => Err(e),
+    })?;
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let have: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM plughost_schema", &[])
+        .await?
+        .get(0);
+    let have = have as usize;
+    if have > MIGRATIONS.len() {
+        return Err(PgError::Setup(format!(
+            "the store has schema version {have}, newer than this plughost knows ({}); upgrade plughost",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(have) {
+        tx.batch_execute(&m.replace("$GENESIS", GENESIS)).await?;
+        tx.execute(
+            "INSERT INTO plughost_schema (version) VALUES ($1)",
+            &[&((i + 1) as i32)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
