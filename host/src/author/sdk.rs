@@ -87,7 +87,10 @@ pub const JS: &[(&str, &str)] = &[
         "config.d.ts",
         include_str!("../../templates/js/plughost/config.d.ts"),
     ),
-    ("http.js", include_str!("../../templates/js/plughost/http.js")),
+    (
+        "http.js",
+        include_str!("../../templates/js/plughost/http.js"),
+    ),
     (
         "http.d.ts",
         include_str!("../../templates/js/plughost/http.d.ts"),
