@@ -15,29 +15,13 @@ use plughost_registry::{TOKEN_PREFIX, TokenScope};
 
 use super::Gateway;
 use super::oauth::{OAuth, Refusal};
+pub use super::principal::Principal;
 use super::token::constant_time_eq;
 
 /// The principal of the operator's all-access token, as the ledger records it.
 pub const OPERATOR: &str = "bearer-token";
 /// Where the protected resource metadata is served.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
-
-/// An authenticated caller: its name (the ledger's principal) and, for a scoped token, what it may use.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub name: Arc<str>,
-    /// `None` for all-access (the operator's token, or a client token without limits).
-    pub scope: Option<TokenScope>,
-    /// Speaks MCP only: `/metrics` and `/ready` show every plugin (scoped client tokens, OAuth callers).
-    pub mcp_only: bool,
-}
-
-impl Principal {
-    /// May this principal use `tool` (namespaced) of `plugin` (`None` for a management tool)?
-    pub fn allows(&self, plugin: Option<&str>, tool: &str) -> bool {
-        self.scope.as_ref().is_none_or(|s| s.allows(plugin, tool))
-    }
-}
 
 /// What authentication needs: the operator's token and the registry of client tokens.
 #[derive(Clone)]

@@ -10,6 +10,7 @@ pub mod jsonrpc;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;
+mod principal;
 pub mod stdio;
 pub mod token;
 pub mod ui;

@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use plughost_registry::TokenScope;
 use serde::Deserialize;
 
-use super::auth::Principal;
+use super::principal::Principal;
 
 /// A key set is read again for an unknown `kid` at most this often.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
