@@ -12,6 +12,7 @@ mod author;
 
 use author::{Author, copy_dir, workspace};
 use plughost_tests as fx;
+use std::process::Stdio;
 
 /// The whole author → operator path for a template in `lang`.
 fn template_end_to_end(lang: &str) {
