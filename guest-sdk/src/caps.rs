@@ -69,7 +69,8 @@ pub mod log {
 /// `state`: this plugin's private key/value store (needs the `state` grant, e.g. `state:1MiB` for a quota).
 ///
 /// Each call runs in a fresh instance: what must outlive a call goes here, not in globals. Values are bytes;
-/// [`get_json`] and [`set_json`] store any serde type as JSON. Every error converts into a `ToolError` with `?`.
+/// [`get_json`](state::get_json) and [`set_json`](state::set_json) store any serde type as JSON. Every error
+/// converts into a `ToolError` with `?`.
 ///
 /// ```no_run
 /// use plughost_guest::prelude::*;
