@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-#[test]
-fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
-    let setup = Setup::new();
-    // Enough fuel and time that `spin` would run for a minute if nothing stopped it.
+/// Enough fuel and time that `spin` would run for a minute if nothing stopped it.
+fn spin_for_a_minute(setup: &Setup) {
     setup.ok(&[
         "limits",
         "fixture-basic",
@@ -22,6 +20,12 @@ fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
         "--timeout",
         "60s",
     ]);
+}
+
+#[test]
+fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
+    let setup = Setup::new();
+    spin_for_a_minute(&setup);
     let mut child = setup
         .cmd(&["serve", "--stdio"])
         .stdin(Stdio::piped())
@@ -73,12 +77,11 @@ fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
     drop(send);
     let _ = child.wait();
 
-    let export = setup.ok(&["ledger", "export"]);
-    let spin: Vec<Value> = export
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+    let spin: Vec<Value> = ledger_entries(&setup)
+        .into_iter()
         .filter(|e| e["tool"] == "spin")
         .collect();
+    let export = format!("{spin:?}");
     assert_eq!(spin.len(), 1, "{export}");
     let e = &spin[0];
     assert_eq!(e["outcome"], "cancelled", "{e}");
@@ -96,14 +99,7 @@ fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
 #[test]
 fn an_http_client_that_disconnects_stops_its_call() {
     let setup = Setup::new();
-    setup.ok(&[
-        "limits",
-        "fixture-basic",
-        "--fuel",
-        "1000000000000",
-        "--timeout",
-        "60s",
-    ]);
+    spin_for_a_minute(&setup);
     let server = setup.serve_http(&[]);
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": "fixture-basic__spin", "arguments": {},
@@ -127,10 +123,8 @@ fn an_http_client_that_disconnects_stops_its_call() {
     // The call is ledgered once the guest has stopped.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let spin = loop {
-        let export = setup.ok(&["ledger", "export"]);
-        let found: Vec<Value> = export
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        let found: Vec<Value> = ledger_entries(&setup)
+            .into_iter()
             .filter(|e| e["tool"] == "spin")
             .collect();
         if !found.is_empty() || std::time::Instant::now() > deadline {

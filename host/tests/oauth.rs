@@ -118,37 +118,21 @@ fn jwt_access_tokens_from_the_issuer_are_checked_and_scoped() {
         "ed-1",
         &claims(&aud, "tool:fixture-basic__echo"),
     );
-    for mode in ["legacy", "2026-07-28"] {
-        let out = run_python(&[
-            "scoped",
-            "--url",
-            &server.url(),
-            "--token",
-            &scoped,
-            "--mode",
-            mode,
-            "--allowed",
-            r#"["fixture-basic__echo"]"#,
-            "--call",
-            "fixture-basic__echo",
-            "--args",
-            r#"{"text": "hi"}"#,
-            "--denied",
-            "fixture-basic__spin",
+    scoped_client_checks(
+        &server.url(),
+        &scoped,
+        r#"["fixture-basic__echo"]"#,
+        &[
             "--docs",
             r#"["fixture-basic"]"#,
             "--hidden-doc",
             "system-info",
-        ]);
-        assert!(
-            out.status.success(),
-            "the Python client's checks failed ({mode})"
-        );
-    }
-    let export = setup.ok(&["ledger", "export"]);
-    let by_alice: Vec<Value> = export
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        ],
+    );
+    let entries = ledger_entries(&setup);
+    let export = format!("{entries:?}");
+    let by_alice: Vec<Value> = entries
+        .into_iter()
         .filter(|e| e["caller"]["principal"] == "oauth:alice")
         .collect();
     let outcomes = |tool: &str| -> Vec<Value> {

@@ -208,3 +208,42 @@ pub fn http(
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
     (status, text)
 }
+
+/// Every ledger entry, as `plughost ledger export` writes it (one JSON value per line).
+pub fn ledger_entries(setup: &Setup) -> Vec<serde_json::Value> {
+    setup
+        .ok(&["ledger", "export"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// The Python SDK's `scoped` checks with `token`, in both protocol eras: it sees exactly `allowed`, calls
+/// `fixture-basic__echo`, is refused `fixture-basic__spin`; `extra` adds checks (`--docs`, `--hidden-doc`).
+pub fn scoped_client_checks(url: &str, token: &str, allowed: &str, extra: &[&str]) {
+    for mode in ["legacy", "2026-07-28"] {
+        let mut args = vec![
+            "scoped",
+            "--url",
+            url,
+            "--token",
+            token,
+            "--mode",
+            mode,
+            "--allowed",
+            allowed,
+            "--call",
+            "fixture-basic__echo",
+            "--args",
+            r#"{"text": "hi"}"#,
+            "--denied",
+            "fixture-basic__spin",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_python(&args);
+        assert!(
+            out.status.success(),
+            "the Python client's checks failed ({mode})"
+        );
+    }
+}
