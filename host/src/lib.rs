@@ -26,6 +26,7 @@ pub mod home;
 pub mod json;
 pub mod ledger;
 pub mod par;
+pub mod progress;
 pub mod quota;
 pub mod report;
 pub mod runtime;

@@ -20,7 +20,6 @@ macro_rules! print {
 
 mod author;
 mod cli;
-mod progress;
 
 /// The exit code of a command whose stdout was closed under it, as a shell reports a process ended by SIGPIPE.
 const CLOSED_STDOUT: u8 = 141;

@@ -357,6 +357,14 @@ fn test_reuses_a_build_whose_inputs_did_not_change() {
     a.ok(&["new", "cdemo", "--lang", "c"]);
     let (_, err) = a.ok(&["build", "--dir", "cdemo"]);
     assert!(err.contains("built "), "{err}");
+    // Off a terminal, the toolchain's step is a line when it starts and one when it ends (no spinner codes).
+    assert!(err.contains("zig cc: 2 C file(s) → "), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("zig cc: ") && l.contains(": done in ")),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err}");
     let test_json = |a: &Author| -> (serde_json::Value, String) {
         let (out, err) = a.ok(&["test", "--dir", "cdemo", "--json"]);
         (serde_json::from_str(&out).expect("test --json"), err)

@@ -81,6 +81,7 @@ fn build_python(home: &Home, p: &Project, out: &Path) -> Result<()> {
             .arg("-o")
             .arg(out)
             .current_dir(&p.dir),
+        &format!("componentize-py: {module} → {}", out.display()),
         "componentize-py failed",
     )
 }
@@ -107,6 +108,7 @@ fn build_js(home: &Home, p: &Project, out: &Path) -> Result<()> {
             ])
             .arg(out)
             .current_dir(&p.dir),
+        &format!("componentize-js: {} → {}", entry.display(), out.display()),
         "componentize-js failed",
     )
 }
@@ -151,7 +153,11 @@ fn build_c(home: &Home, p: &Project, out: &Path) -> Result<()> {
     .arg("-o")
     .arg(&core)
     .current_dir(&p.dir);
-    toolchain::run(&mut cc, "zig cc failed")?;
+    toolchain::run(
+        &mut cc,
+        &format!("zig cc: {} C file(s) → {}", sources.len(), core.display()),
+        "zig cc failed",
+    )?;
 
     let module = std::fs::read(&core).with_context(|| format!("cannot read {}", core.display()))?;
     let component =

@@ -33,7 +33,7 @@ pub async fn run(home: &Home, args: TestArgs) -> Result<std::process::ExitCode> 
     };
     let bytes = std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     let host = Host::scratch(home)?.without_standby();
-    let step = crate::progress::OnDemand::default();
+    let step = plughost::progress::OnDemand::default();
     let compiled = host.compile(
         &bytes,
         step.starter(format!(

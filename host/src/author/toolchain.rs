@@ -157,6 +157,7 @@ fn pip_install(d: &Path, requirements: &str) -> Result<()> {
     let py = python();
     run(
         Command::new(&py).args(["-m", "venv"]).arg(d),
+        "creating a Python environment for the toolchain",
         &format!(
             "`{py} -m venv` failed: plughost needs Python 3.9+ with the venv module (Debian: apt-get install \
              python3-venv; scripts/setup.sh does this)"
@@ -168,6 +169,7 @@ fn pip_install(d: &Path, requirements: &str) -> Result<()> {
         Command::new(d.join("bin").join("pip"))
             .args(["install", "--disable-pip-version-check", "--quiet", "-r"])
             .arg(&req),
+        "pip install (the pinned toolchain)",
         "pip install failed",
     )
 }
@@ -181,18 +183,22 @@ fn npm_install(d: &Path) -> Result<()> {
             // lockfile: npm 11 lists other platforms' optional binaries as missing.)
             .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(d),
+        "npm install (the pinned toolchain)",
         "`npm install` failed: plughost needs Node.js 18+ and npm (Debian: apt-get install nodejs npm; scripts/setup.sh \
          does this)",
     )
 }
 
-/// Runs a command with inherited output; an error names the program and `what`.
-pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let status = cmd
-        .status()
+/// Runs a command as a step called `doing` (a spinner on a terminal with the command's output printed above it, a
+/// plain line off one); an error names the program and `what`.
+pub fn run(cmd: &mut Command, doing: &str, what: &str) -> Result<()> {
+    let step = plughost::progress::Step::start(doing);
+    let status = step
+        .run(cmd)
         .with_context(|| format!("{what}: cannot start {:?}", cmd.get_program()))?;
     if !status.success() {
         bail!("{what} ({status})");
     }
+    step.done();
     Ok(())
 }

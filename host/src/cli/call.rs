@@ -68,7 +68,7 @@ fn compile(
     plughost::ComponentInfo,
     plughost::runtime::CompileInfo,
 )> {
-    let step = crate::progress::OnDemand::default();
+    let step = plughost::progress::OnDemand::default();
     let what = format!(
         "compiling {} ({}) once; later loads come from the cache",
         file.display(),

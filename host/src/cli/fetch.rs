@@ -2,7 +2,6 @@
 //! (the component and the signature made for its manifest), or an https URL (and URL.sig beside it). Whatever the source, the result goes through the same
 //! verify-before-write path in `publish.rs`; nothing here writes anything.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -39,7 +38,8 @@ impl RegistryArgs {
             insecure_registries: self.insecure_registries.clone(),
             timeout: parse_duration(&self.timeout).context("--timeout")?,
             max_size: parse_bytes(&self.max_size).context("--max-size")?,
-            progress: std::io::stderr().is_terminal(),
+            // A bar on a terminal, a line at the start and the end off one (plughost::progress::Transfer).
+            progress: true,
             ca_pem: match &self.ca_file {
                 Some(p) => {
                     Some(std::fs::read(p).with_context(|| format!("--ca-file {}", p.display()))?)

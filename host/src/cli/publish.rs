@@ -81,7 +81,7 @@ async fn describe_bytes(
     name: String,
 ) -> Result<(ComponentInfo, Manifest)> {
     // Compiled before the approval prompt (the manifest comes from running the component), on a line of its own.
-    let step = crate::progress::OnDemand::default();
+    let step = plughost::progress::OnDemand::default();
     let what = format!(
         "compiling {name} ({}) once; later loads come from the cache",
         human_bytes(bytes.len() as u64)

@@ -2,7 +2,6 @@
 //! bounded (manifest and signature sizes, the layer size from the manifest, checked again while reading) and
 //! checked against its sha256 digest here; the caller then verifies the plughost signature before writing.
 
-use std::io::{IsTerminal, Write};
 use std::str::FromStr;
 
 use futures_util::StreamExt;
@@ -364,8 +363,11 @@ impl OciClient {
             return Err(too_large(size));
         }
         let mut out = Vec::with_capacity(size.min(limit) as usize);
-        let progress = self.options.progress && std::io::stderr().is_terminal() && size > 1 << 20;
-        let mut shown = 0;
+        let bar = crate::progress::Transfer::start(
+            format!("pulling {what}"),
+            Some(size),
+            self.options.progress,
+        );
         let mut resumes = 0;
         loop {
             // After a broken or stalled read, ask for the rest only (a registry that ignores the range sends all).
@@ -402,15 +404,7 @@ impl OciClient {
                     return Err(too_large(out.len() as u64 + chunk.len() as u64));
                 }
                 out.extend_from_slice(&chunk);
-                if progress && out.len() * 20 / size as usize > shown {
-                    shown = out.len() * 20 / size as usize;
-                    eprint!(
-                        "\rpulling {what} [{:<20}] {}%",
-                        "#".repeat(shown),
-                        out.len() * 100 / size as usize
-                    );
-                    let _ = std::io::stderr().flush();
-                }
+                bar.set(out.len() as u64);
             }
             match failed {
                 None => break,
@@ -429,9 +423,7 @@ impl OciClient {
                 Some(e) => return Err(e),
             }
         }
-        if progress {
-            eprintln!();
-        }
+        bar.done(out.len() as u64);
         let actual = sha256(&out);
         if actual != desc.digest {
             return Err(DistError::DigestMismatch {

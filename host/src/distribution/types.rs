@@ -75,7 +75,8 @@ pub struct Options {
     pub timeout: Duration,
     /// The largest component layer fetched (checked against the manifest before downloading, and while reading).
     pub max_size: u64,
-    /// Show a progress line on stderr (a terminal).
+    /// Show transfers on stderr: a bar on a terminal, a line at the start and at the end off one (transfers under
+    /// 1 MiB show nothing).
     pub progress: bool,
     /// Extra trusted root certificates (PEM): a private CA, or a test's self-signed certificate.
     pub ca_pem: Option<Vec<u8>>,

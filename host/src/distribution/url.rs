@@ -3,8 +3,6 @@
 //! for loopback with `--insecure`. A URL that carries credentials is refused, and the query string (often a token)
 //! is never shown or recorded.
 
-use std::io::{IsTerminal, Write};
-
 use futures_util::StreamExt;
 
 use super::types::{DistError, Options, clip, is_loopback};
@@ -132,7 +130,11 @@ impl UrlFetcher {
         {
             return Err(too_large(n));
         }
-        let progress = self.options.progress && std::io::stderr().is_terminal();
+        let bar = crate::progress::Transfer::start(
+            format!("downloading {what}"),
+            expected,
+            self.options.progress,
+        );
         let mut out = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -141,14 +143,9 @@ impl UrlFetcher {
                 return Err(too_large(out.len() as u64 + chunk.len() as u64));
             }
             out.extend_from_slice(&chunk);
-            if progress && let Some(n) = expected.filter(|n| *n > 1 << 20) {
-                eprint!("\rdownloading {what} {}%", out.len() as u64 * 100 / n);
-                let _ = std::io::stderr().flush();
-            }
+            bar.set(out.len() as u64);
         }
-        if progress && expected.is_some_and(|n| n > 1 << 20) {
-            eprintln!();
-        }
+        bar.done(out.len() as u64);
         Ok(Some(out))
     }
 
