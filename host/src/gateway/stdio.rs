@@ -1,18 +1,27 @@
-//! MCP over stdio with a line filter in front of rmcp. rmcp's stdio transport drops a line it cannot parse (or one
+//! MCP over stdio: a transport of our own for rmcp. rmcp's stdio transport drops a line it cannot parse (or one
 //! over its 16 MiB limit) with a log record below the default level, so the client waits forever. Here every line
-//! is read with a bound, checked by [`jsonrpc::check`], and either passed to rmcp or answered at once with a
-//! JSON-RPC error (and a WARN on stderr). Both rmcp's replies and the filter's go to stdout as whole lines.
+//! is read with a bound and parsed once into rmcp's message type; a line that does not parse is answered at once
+//! with a typed JSON-RPC error from [`jsonrpc::check`] (and a WARN on stderr), and a notification that is not one
+//! rmcp knows is ignored, as JSON-RPC says. Replies go to stdout as whole lines, written by whoever produced them
+//! (no copy through an in-memory pipe, no second parse).
 
+use std::sync::Arc;
+
+use rmcp::RoleServer;
 use rmcp::ServiceExt;
-use rmcp::service::QuitReason;
+use rmcp::service::{QuitReason, RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::transport::Transport;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, Semaphore};
 
 use super::jsonrpc::{self, INVALID_REQUEST, Refusal};
 use super::mcp::McpServer;
 
 /// Longest accepted line (one JSON-RPC message), as rmcp's own limit.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Error replies being written at once, at most: a flood of bad lines is paced by stdout.
+const REFUSALS_IN_FLIGHT: u32 = 64;
 
 /// Why the stdio session failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +30,6 @@ pub enum StdioError {
     Init(String),
     #[error("MCP over stdio: {0}")]
     Io(#[from] std::io::Error),
-    #[error("MCP over stdio: {0}")]
-    Join(#[from] tokio::task::JoinError),
 }
 
 /// Serves `server` on `input`/`output` until `input` ends.
@@ -31,156 +38,219 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (to_rmcp, rmcp_in) = tokio::io::duplex(1 << 16);
-    let (rmcp_out, from_rmcp) = tokio::io::duplex(1 << 16);
-    // Error replies wait here for the writer; bounded so a flood of bad lines is paced by stdout.
-    let (errors_tx, errors_rx) = mpsc::channel::<Refusal>(64);
-    let reader = tokio::spawn(filter_lines(input, to_rmcp, errors_tx));
-    let writer = tokio::spawn(write_lines(from_rmcp, errors_rx, output));
-    let running = server
-        .serve((rmcp_in, rmcp_out))
-        .await
-        .map_err(|e| StdioError::Init(e.to_string()));
-    let reason = match running {
-        Ok(running) => running
-            .waiting()
-            .await
-            .map_err(|e| StdioError::Init(e.to_string()))?,
-        Err(e) => {
-            reader.abort();
-            return Err(e);
-        }
+    let output = Arc::new(Mutex::new(output));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT as usize));
+    let transport = LineTransport {
+        input: BufReader::with_capacity(1 << 16, input),
+        line: Vec::new(),
+        oversized: false,
+        at_eof: false,
+        pending: None,
+        output: output.clone(),
+        refusals: refusals.clone(),
     };
-    // rmcp has dropped its ends: the writer drains what is left and ends.
-    writer.await??;
-    reader.abort();
+    let running = server
+        .serve(transport)
+        .await
+        .map_err(|e| StdioError::Init(e.to_string()))?;
+    let reason = running
+        .waiting()
+        .await
+        .map_err(|e| StdioError::Init(e.to_string()))?;
+    // Every error reply handed to a writer is written before the session ends.
+    let _ = refusals.acquire_many(REFUSALS_IN_FLIGHT).await;
+    output.lock().await.flush().await?;
     Ok(reason)
 }
 
-/// Reads `input` line by line (each at most [`MAX_LINE_BYTES`]); good lines go to rmcp, bad ones to `errors`.
-async fn filter_lines<R, W>(
-    input: R,
-    mut to_rmcp: W,
-    errors: mpsc::Sender<Refusal>,
-) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut input = BufReader::with_capacity(1 << 16, input);
-    let mut line: Vec<u8> = Vec::new();
-    let mut oversized = false;
-    loop {
-        let buf = input.fill_buf().await?;
-        if buf.is_empty() {
-            // EOF: a last line without a newline still counts.
-            if !line.is_empty() || oversized {
-                handle_line(&line, oversized, &mut to_rmcp, &errors).await?;
-            }
-            break;
-        }
-        let (chunk, done) = match memchr::memchr(b'\n', buf) {
-            Some(i) => (&buf[..i], i + 1),
-            None => (buf, buf.len()),
-        };
-        let ended = done > chunk.len();
-        if !oversized {
-            if line.len() + chunk.len() > MAX_LINE_BYTES {
-                oversized = true;
-                line = Vec::new();
-            } else {
-                line.extend_from_slice(chunk);
-            }
-        }
-        input.consume(done);
-        if ended {
-            handle_line(&line, oversized, &mut to_rmcp, &errors).await?;
-            line.clear();
-            if line.capacity() > 1 << 20 {
-                line = Vec::new();
-            }
-            oversized = false;
-        }
-    }
-    to_rmcp.shutdown().await
-}
-
-async fn handle_line<W: AsyncWrite + Unpin>(
-    line: &[u8],
+/// One JSON-RPC message per line in, one per line out.
+struct LineTransport<R, W> {
+    input: BufReader<R>,
+    /// The line read so far (kept here: `receive` may be dropped mid-line and resumed).
+    line: Vec<u8>,
+    /// The line being read is over [`MAX_LINE_BYTES`]: the rest of it is skipped.
     oversized: bool,
-    to_rmcp: &mut W,
-    errors: &mpsc::Sender<Refusal>,
-) -> std::io::Result<()> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let verdict = if oversized {
-        Err(Refusal::new(
-            INVALID_REQUEST,
-            format!(
-                "invalid request: the line is longer than {} MiB",
-                MAX_LINE_BYTES >> 20
-            ),
-            None,
-        ))
-    } else if line.iter().all(u8::is_ascii_whitespace) {
-        // Blank lines carry no message.
-        return Ok(());
-    } else {
-        jsonrpc::check(line)
-    };
-    match verdict {
-        Ok(()) => {
-            to_rmcp.write_all(line).await?;
-            to_rmcp.write_all(b"\n").await?;
-            to_rmcp.flush().await
-        }
-        Err(refusal) => {
-            tracing::warn!(code = refusal.code, id = ?refusal.id, "stdio: refused a message: {}", refusal.message);
-            // The writer is gone only when rmcp has ended; then nobody is listening anyway.
-            let _ = errors.send(refusal).await;
-            Ok(())
-        }
-    }
+    at_eof: bool,
+    /// An error reply not yet handed to a writer (kept here for the same reason as `line`).
+    pending: Option<Vec<u8>>,
+    output: Arc<Mutex<W>>,
+    refusals: Arc<Semaphore>,
 }
 
-/// Copies rmcp's lines and the filter's error replies to `output`, one whole line at a time.
-async fn write_lines<R, W>(
-    from_rmcp: R,
-    mut errors: mpsc::Receiver<Refusal>,
-    mut output: W,
-) -> std::io::Result<()>
+/// What one read of the input gave.
+enum Read {
+    /// A whole line is in `line` (or `oversized` is set).
+    Line,
+    /// The input ended (a last line without a newline is in `line`).
+    Eof,
+}
+
+impl<R, W> LineTransport<R, W>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut from_rmcp = BufReader::with_capacity(1 << 16, from_rmcp);
-    let mut line = Vec::new();
-    let mut errors_open = true;
-    loop {
-        tokio::select! {
-            n = from_rmcp.read_until(b'\n', &mut line) => {
-                if n? == 0 {
-                    output.write_all(&line).await?;
-                    break;
-                }
-                output.write_all(&line).await?;
-                output.flush().await?;
-                line.clear();
+    /// Reads up to the end of the next line, never holding more than [`MAX_LINE_BYTES`] of it. Cancel-safe: the
+    /// copy into `line` and the `consume` happen with no await between them.
+    async fn read_line(&mut self) -> std::io::Result<Read> {
+        loop {
+            let buf = self.input.fill_buf().await?;
+            if buf.is_empty() {
+                return Ok(Read::Eof);
             }
-            refusal = errors.recv(), if errors_open => match refusal {
-                Some(r) => write_refusal(&mut output, &r).await?,
-                None => errors_open = false,
-            },
+            let (chunk, used) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (&buf[..i], i + 1),
+                None => (buf, buf.len()),
+            };
+            let ended = used > chunk.len();
+            if !self.oversized {
+                if self.line.len() + chunk.len() > MAX_LINE_BYTES {
+                    self.oversized = true;
+                    self.line = Vec::new();
+                } else {
+                    self.line.extend_from_slice(chunk);
+                }
+            }
+            self.input.consume(used);
+            if ended {
+                return Ok(Read::Line);
+            }
         }
     }
-    while let Ok(r) = errors.try_recv() {
-        write_refusal(&mut output, &r).await?;
+
+    /// The message in `line`, or `None` after queuing the error reply (or ignoring it: blank lines and
+    /// notifications rmcp does not know carry nothing to answer). Leaves `line` empty.
+    fn take_message(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+        let oversized = std::mem::take(&mut self.oversized);
+        let message = if oversized {
+            Err(Refusal::new(
+                INVALID_REQUEST,
+                format!(
+                    "invalid request: the line is longer than {} MiB",
+                    MAX_LINE_BYTES >> 20
+                ),
+                None,
+            ))
+        } else {
+            parse(&self.line)
+        };
+        self.line.clear();
+        if self.line.capacity() > 1 << 20 {
+            self.line = Vec::new();
+        }
+        match message {
+            Ok(m) => m,
+            Err(refusal) => {
+                tracing::warn!(code = refusal.code, id = ?refusal.id, "stdio: refused a message: {}", refusal.message);
+                let mut bytes = serde_json::to_vec(&refusal.to_json()).unwrap_or_default();
+                bytes.push(b'\n');
+                self.pending = Some(bytes);
+                None
+            }
+        }
     }
-    output.flush().await
+
+    /// Hands the pending error reply to a writer task, waiting while [`REFUSALS_IN_FLIGHT`] are being written.
+    async fn send_pending(&mut self) {
+        if self.pending.is_none() {
+            return;
+        }
+        let Ok(permit) = self.refusals.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(bytes) = self.pending.take() else {
+            return;
+        };
+        let output = self.output.clone();
+        tokio::spawn(async move {
+            let mut out = output.lock().await;
+            // stdout gone means the client is gone: nobody is left to tell.
+            let _ = async {
+                out.write_all(&bytes).await?;
+                out.flush().await
+            }
+            .await;
+            drop(permit);
+        });
+    }
 }
 
-async fn write_refusal<W: AsyncWrite + Unpin>(output: &mut W, r: &Refusal) -> std::io::Result<()> {
-    let mut bytes = serde_json::to_vec(&r.to_json()).unwrap_or_default();
-    bytes.push(b'\n');
-    output.write_all(&bytes).await?;
-    output.flush().await
+/// One line → rmcp's message, parsed once. `Ok(None)`: nothing to deliver or answer.
+fn parse(line: &[u8]) -> Result<Option<RxJsonRpcMessage<RoleServer>>, Refusal> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let error = match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line) {
+        Ok(message) => return Ok(Some(message)),
+        Err(e) => e,
+    };
+    // Not a message rmcp takes: say exactly why, with the id when it can be read.
+    jsonrpc::check(line)?;
+    match (jsonrpc::method_of(line), jsonrpc::id_of(line)) {
+        (Some(_), Some(id)) => Err(Refusal::new(
+            INVALID_REQUEST,
+            format!("invalid request: {error}"),
+            Some(id),
+        )),
+        // Notifications and responses are never answered; those rmcp does not take are ignored.
+        _ => {
+            tracing::debug!("stdio: ignored a message rmcp does not take: {error}");
+            Ok(None)
+        }
+    }
+}
+
+impl<R, W> Transport<RoleServer> for LineTransport<R, W>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    type Error = std::io::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let output = self.output.clone();
+        async move {
+            let mut bytes = serde_json::to_vec(&item).map_err(std::io::Error::other)?;
+            bytes.push(b'\n');
+            let mut out = output.lock().await;
+            out.write_all(&bytes).await?;
+            out.flush().await
+        }
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+        loop {
+            self.send_pending().await;
+            if self.at_eof {
+                return None;
+            }
+            let read = match self.read_line().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("stdio: cannot read stdin: {e}");
+                    return None;
+                }
+            };
+            if let Read::Eof = read {
+                self.at_eof = true;
+                // A last line without a newline still counts.
+                if self.line.is_empty() && !self.oversized {
+                    continue;
+                }
+            }
+            if let Some(message) = self.take_message() {
+                return Some(message);
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.send_pending().await;
+        self.output.lock().await.flush().await
+    }
 }
