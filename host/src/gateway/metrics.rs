@@ -41,9 +41,19 @@ pub struct RecentCall {
 
 #[derive(Debug, Default)]
 struct Inner {
-    tools: BTreeMap<(String, String), ToolStats>,
+    /// Plugin → tool → stats (nested, so a call's lookup borrows its names instead of building a key).
+    tools: BTreeMap<String, BTreeMap<String, ToolStats>>,
     recent: BTreeMap<String, VecDeque<RecentCall>>,
     rejected: BTreeMap<String, u64>,
+}
+
+impl Inner {
+    /// Every (plugin, tool, stats), by plugin then tool.
+    fn each_tool(&self) -> impl Iterator<Item = (&str, &str, &ToolStats)> {
+        self.tools
+            .iter()
+            .flat_map(|(p, tools)| tools.iter().map(move |(t, s)| (p.as_str(), t.as_str(), s)))
+    }
 }
 
 /// The gateway's metrics.
@@ -60,14 +70,27 @@ impl Metrics {
     /// Records one call that ran (or was refused by the runtime, like `busy`).
     pub fn record(&self, r: &CallReport) {
         let secs = r.wall_time.as_secs_f64();
+        let outcome = outcome_label(&r.outcome);
         let mut g = self.lock();
-        let s = g
-            .tools
-            .entry((r.plugin.clone(), r.tool.clone()))
-            .or_default();
-        *s.by_outcome
-            .entry(outcome_label(&r.outcome).to_string())
-            .or_default() += 1;
+        // Keys are allocated only the first time a plugin, tool or outcome is seen.
+        if !g.tools.contains_key(&r.plugin) {
+            g.tools.insert(r.plugin.clone(), BTreeMap::new());
+        }
+        let Some(tools) = g.tools.get_mut(&r.plugin) else {
+            return;
+        };
+        if !tools.contains_key(&r.tool) {
+            tools.insert(r.tool.clone(), ToolStats::default());
+        }
+        let Some(s) = tools.get_mut(&r.tool) else {
+            return;
+        };
+        match s.by_outcome.get_mut(outcome) {
+            Some(n) => *n += 1,
+            None => {
+                s.by_outcome.insert(outcome.to_string(), 1);
+            }
+        }
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
                 s.buckets[i] += 1;
@@ -82,13 +105,19 @@ impl Metrics {
             }
         }
         s.peak_memory_max = s.peak_memory_max.max(r.peak_memory_bytes);
-        let recent = g.recent.entry(r.plugin.clone()).or_default();
+        if !g.recent.contains_key(&r.plugin) {
+            g.recent
+                .insert(r.plugin.clone(), VecDeque::with_capacity(RECENT));
+        }
+        let Some(recent) = g.recent.get_mut(&r.plugin) else {
+            return;
+        };
         if recent.len() == RECENT {
             recent.pop_front();
         }
         recent.push_back(RecentCall {
             tool: r.tool.clone(),
-            outcome: outcome_label(&r.outcome).to_string(),
+            outcome: outcome.to_string(),
             fuel_used: r.fuel_used,
             peak_memory_bytes: r.peak_memory_bytes,
             wall_time_ms: secs * 1000.0,
@@ -113,7 +142,7 @@ impl Metrics {
     pub fn summary(&self) -> serde_json::Value {
         let g = self.lock();
         let mut plugins: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-        for ((plugin, tool), s) in &g.tools {
+        for (plugin, tool, s) in g.each_tool() {
             let errors: u64 = s
                 .by_outcome
                 .iter()
@@ -121,7 +150,7 @@ impl Metrics {
                 .map(|(_, n)| n)
                 .sum();
             let p = plugins
-                .entry(plugin.clone())
+                .entry(plugin.to_string())
                 .or_insert_with(|| serde_json::json!({ "tools": {} }));
             p["tools"][tool] = serde_json::json!({
                 "calls": s.count,
@@ -214,7 +243,7 @@ impl Metrics {
         let _ = writeln!(o, "plughost_tools {tools}");
         let _ = writeln!(o, "# HELP plughost_calls_total Tool calls by outcome.");
         let _ = writeln!(o, "# TYPE plughost_calls_total counter");
-        for ((p, t), s) in &g.tools {
+        for (p, t, s) in g.each_tool() {
             for (outcome, n) in &s.by_outcome {
                 let _ = writeln!(
                     o,
@@ -230,7 +259,7 @@ impl Metrics {
             "# HELP plughost_call_duration_seconds Wall time per call."
         );
         let _ = writeln!(o, "# TYPE plughost_call_duration_seconds histogram");
-        for ((p, t), s) in &g.tools {
+        for (p, t, s) in g.each_tool() {
             let labels = format!("plugin=\"{}\",tool=\"{}\"", esc(p), esc(t));
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -257,7 +286,7 @@ impl Metrics {
         }
         let _ = writeln!(o, "# HELP plughost_call_fuel Fuel used per call.");
         let _ = writeln!(o, "# TYPE plughost_call_fuel histogram");
-        for ((p, t), s) in &g.tools {
+        for (p, t, s) in g.each_tool() {
             let labels = format!("plugin=\"{}\",tool=\"{}\"", esc(p), esc(t));
             for (i, b) in FUEL_BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -276,7 +305,7 @@ impl Metrics {
         }
         let _ = writeln!(o, "# HELP plughost_fuel_used_total Fuel consumed by calls.");
         let _ = writeln!(o, "# TYPE plughost_fuel_used_total counter");
-        for ((p, t), s) in &g.tools {
+        for (p, t, s) in g.each_tool() {
             let _ = writeln!(
                 o,
                 "plughost_fuel_used_total{{plugin=\"{}\",tool=\"{}\"}} {}",
@@ -290,7 +319,7 @@ impl Metrics {
             "# HELP plughost_peak_memory_bytes Largest peak linear memory of a call."
         );
         let _ = writeln!(o, "# TYPE plughost_peak_memory_bytes gauge");
-        for ((p, t), s) in &g.tools {
+        for (p, t, s) in g.each_tool() {
             let _ = writeln!(
                 o,
                 "plughost_peak_memory_bytes{{plugin=\"{}\",tool=\"{}\"}} {}",
