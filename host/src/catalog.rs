@@ -264,6 +264,9 @@ impl Catalog {
     pub async fn open(mut host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
         let ledger = LedgerWriter::start(Arc::new(Ledger::open(registry.root())?));
         host.set_ledger(ledger.clone());
+        let denials = Arc::new(crate::caps::denials::DenialAudit::new(registry.clone()));
+        crate::caps::denials::DenialAudit::spawn_flusher(&denials);
+        host.set_denials(denials.clone());
         let c = Catalog {
             host,
             ledger,
