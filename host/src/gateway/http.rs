@@ -105,6 +105,14 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
     let server = McpServer::new(gateway.clone())
         .with_page_size(opts.page_size)
         .with_transport("http", None);
+    // Tasks still running when the gateway stops are stopped with it (their guests through the cancel path).
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let (tasks, stop) = (server.tasks().clone(), shutdown.clone());
+        rt.spawn(async move {
+            stop.cancelled().await;
+            tasks.shutdown();
+        });
+    }
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(opts.session_idle);
     let sessions = Arc::new(sessions);
