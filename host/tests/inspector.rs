@@ -100,7 +100,8 @@ fn mcp_inspector_lists_and_calls_with_a_scoped_token() {
         "tools/list without a token succeeded"
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("auth_required"),
+        String::from_utf8_lossy(&out.stdout).contains("auth_required")
+            || String::from_utf8_lossy(&out.stderr).contains("auth_required"),
         "the Inspector names the missing token"
     );
 }
