@@ -1,9 +1,10 @@
 //! Contracts: the operator's usage limits on a plugin, on single tools and on single principals (a client token's
-//! name: the ledger's `principal`) — calls per window and a token budget per window, each call costing a fixed price. They are checked before the guest runs, from the ledger: the gate
-//! reads the plugin's counted calls in the window from `ledger.db` (so calls made by another plughost process on
-//! the same data dir count too), catches up by sequence number on every check, and adds the calls it let through
-//! that are not in the ledger yet. Windows slide: a call stops counting one window after it was made, and a refusal
-//! says exactly when that frees a call.
+//! name: the ledger's `principal`) — calls per window and a token budget per window, each call costing a fixed
+//! price. They are checked before the guest runs, from the ledger: the gate reads the plugin's counted calls in the
+//! window from `ledger.db` (so calls made by another plughost process on the same data dir count too), catches up
+//! by sequence number on every check, and adds the calls it let through that are not in the ledger yet. Windows
+//! slide: a call stops counting one window after it was made, and a refusal says exactly when that frees a call. A
+//! principal's contract counts only the calls whose ledger entry names that principal.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

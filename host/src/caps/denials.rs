@@ -129,7 +129,8 @@ impl DenialAudit {
                 capability.name()
             );
             if let Err(e) = self.registry.record_refusal(Some(&plugin), ACTION, &detail) {
-                tracing::error!(plugin = %plugin, "denied capability calls could not be written to the audit trail: {e}");
+                tracing::error!(plugin = %plugin,
+                    "denied capability calls could not be written to the audit trail: {e}");
             }
         }
         if overflow > 0 {
