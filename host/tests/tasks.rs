@@ -218,3 +218,104 @@ fn a_long_running_tool_is_a_task_polled_across_connections_and_cancelled_by_its_
     );
     assert_eq!(next["result"]["content"][0]["text"], "next", "{next}");
 }
+
+/// The bounds, set small with `serve --max-tasks-per-principal 1 --max-task-result 1KiB`: a principal with a task
+/// running is refused a second one (another principal is not); a finished task makes room; a result over the bound
+/// fails its task, saying so.
+#[test]
+fn tasks_are_bounded_per_principal_and_in_result_size() {
+    let setup = Setup::new();
+    setup.ok(&[
+        "limits",
+        "fixture-basic",
+        "--fuel",
+        "1000000000000",
+        "--timeout",
+        "60s",
+    ]);
+    for tool in ["spin", "echo", "huge_output"] {
+        setup.ok(&["limits", "fixture-basic", "--tool", tool, "--long-running"]);
+    }
+    let alice = create_token(&setup, &["alice", "--plugins", "fixture-basic"]);
+    let bob = create_token(&setup, &["bob", "--plugins", "fixture-basic"]);
+    let server = setup.serve_http(&[
+        "--max-tasks-per-principal",
+        "1",
+        "--max-task-result",
+        "1KiB",
+    ]);
+    let addr = server.addr;
+    let task = |token: &str, tool: &str, args: Value| {
+        let name = format!("fixture-basic__{tool}");
+        rpc_2026(
+            addr,
+            Some(token),
+            "tools/call",
+            &name,
+            json!({"name": name, "arguments": args}),
+            tasks_ext(),
+        )
+    };
+
+    let spin = task(&alice, "spin", json!({}));
+    let spin_id = spin["result"]["taskId"]
+        .as_str()
+        .expect("a task")
+        .to_string();
+    let refused = task(&alice, "echo", json!({"text": "second"}));
+    assert_eq!(refused["error"]["code"], -32603, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("too many tasks"),
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["data"]["limit"], 1, "{refused}");
+
+    // Bob has his own allowance; his finished task makes room for the next.
+    let first = task(&bob, "echo", json!({"text": "small"}));
+    let first_id = first["result"]["taskId"]
+        .as_str()
+        .expect("a task")
+        .to_string();
+    assert_eq!(poll(addr, &bob, &first_id)["result"]["status"], "completed");
+    let big = task(&bob, "huge_output", json!({"bytes": 5000}));
+    let big_id = big["result"]["taskId"]
+        .as_str()
+        .expect("the finished task made room")
+        .to_string();
+    let failed = poll(addr, &bob, &big_id);
+    assert_eq!(failed["result"]["status"], "failed", "{failed}");
+    assert_eq!(
+        failed["result"]["error"]["data"]["kind"], "too-large",
+        "{failed}"
+    );
+    assert_eq!(failed["result"]["error"]["data"]["limit"], 1024, "{failed}");
+    let gone = rpc_2026(
+        addr,
+        Some(&bob),
+        "tasks/get",
+        &first_id,
+        json!({"taskId": first_id}),
+        tasks_ext(),
+    );
+    assert_eq!(
+        gone["error"]["code"], -32602,
+        "the evicted task is gone: {gone}"
+    );
+
+    let r = rpc_2026(
+        addr,
+        Some(&alice),
+        "tasks/cancel",
+        &spin_id,
+        json!({"taskId": spin_id}),
+        tasks_ext(),
+    );
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert_eq!(
+        poll(addr, &alice, &spin_id)["result"]["status"],
+        "cancelled"
+    );
+}
