@@ -255,6 +255,9 @@ pub struct QuotaError {
     pub message: String,
     /// `None` for the plugin's contract, else the tool's.
     pub tool: Option<String>,
+    /// Set when the exhausted contract is this principal's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     /// `calls` or `cost`.
     pub resource: String,
     pub used: u64,

@@ -86,7 +86,16 @@ impl Entry {
             return host.refused(plugin, tool, e);
         }
         let cost = self.record.limits.cost_of(tool);
-        let (mut result, admission) = self.run(host, plugin, tool, arguments, cost).await;
+        let (mut result, admission) = self
+            .run(
+                host,
+                plugin,
+                tool,
+                arguments,
+                caller.principal.as_deref(),
+                cost,
+            )
+            .await;
         let charged = match result.report.outcome {
             Outcome::Busy | Outcome::Quota => 0,
             _ => cost,
@@ -149,6 +158,7 @@ impl Entry {
         plugin: &LoadedPlugin,
         tool: &str,
         arguments: &str,
+        principal: Option<&str>,
         cost: u64,
     ) -> (CallResult, Option<crate::contract::Admission<'_>>) {
         let (limit, sem) = &self.concurrency;
@@ -163,7 +173,7 @@ impl Entry {
             None => None,
             Some(gate) => {
                 let now = now_ms();
-                match gate.admit(tool, cost, now) {
+                match gate.admit(tool, principal, cost, now) {
                     Ok(Ok(a)) => Some(a),
                     Ok(Err(exhausted)) => {
                         let e = exhausted.into_error(tool, now);
@@ -254,6 +264,9 @@ impl Catalog {
     pub async fn open(mut host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
         let ledger = LedgerWriter::start(Arc::new(Ledger::open(registry.root())?));
         host.set_ledger(ledger.clone());
+        let denials = Arc::new(crate::caps::denials::DenialAudit::new(registry.clone()));
+        crate::caps::denials::DenialAudit::spawn_flusher(&denials);
+        host.set_denials(denials.clone());
         let c = Catalog {
             host,
             ledger,

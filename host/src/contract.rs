@@ -1,9 +1,10 @@
-//! Contracts: the operator's usage limits on a plugin and on single tools — calls per window and a token budget
-//! per window, each call costing a fixed price. They are checked before the guest runs, from the ledger: the gate
-//! reads the plugin's counted calls in the window from `ledger.db` (so calls made by another plughost process on
-//! the same data dir count too), catches up by sequence number on every check, and adds the calls it let through
-//! that are not in the ledger yet. Windows slide: a call stops counting one window after it was made, and a refusal
-//! says exactly when that frees a call.
+//! Contracts: the operator's usage limits on a plugin, on single tools and on single principals (a client token's
+//! name: the ledger's `principal`) — calls per window and a token budget per window, each call costing a fixed
+//! price. They are checked before the guest runs, from the ledger: the gate reads the plugin's counted calls in the
+//! window from `ledger.db` (so calls made by another plughost process on the same data dir count too), catches up
+//! by sequence number on every check, and adds the calls it let through that are not in the ledger yet. Windows
+//! slide: a call stops counting one window after it was made, and a refusal says exactly when that frees a call. A
+//! principal's contract counts only the calls whose ledger entry names that principal.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,9 @@ pub struct Exhausted {
     pub plugin: String,
     /// `None` for the plugin's own contract, else the tool whose contract is exhausted.
     pub tool: Option<String>,
+    /// The principal whose own contract is exhausted, if it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub resource: Resource,
     pub used: u64,
     pub limit: u64,
@@ -33,9 +37,10 @@ pub struct Exhausted {
 impl Exhausted {
     /// The typed error a caller gets, with a message that says which limit and until when.
     pub fn into_error(self, tool: &str, now_ms: i64) -> CallError {
-        let whose = match &self.tool {
-            Some(t) => format!("tool `{t}` of plugin `{}`", self.plugin),
-            None => format!("plugin `{}`", self.plugin),
+        let whose = match (&self.tool, &self.principal) {
+            (_, Some(p)) => format!("principal `{p}` on plugin `{}`", self.plugin),
+            (Some(t), None) => format!("tool `{t}` of plugin `{}`", self.plugin),
+            (None, None) => format!("plugin `{}`", self.plugin),
         };
         let per = self.window.name();
         let until = self.until_ms.map(crate::units::rfc3339_ms);
@@ -58,6 +63,7 @@ impl Exhausted {
         CallError::Quota(Box::new(QuotaError {
             message,
             tool: self.tool,
+            principal: self.principal,
             resource: self.resource.as_str().to_string(),
             used: self.used,
             limit: self.limit,
@@ -73,8 +79,11 @@ impl Exhausted {
 /// One scope's usage in its current window, for the quota view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScopeUsage {
-    /// `None` for the plugin, else the tool.
+    /// `None` for the plugin (or a principal's contract), else the tool.
     pub tool: Option<String>,
+    /// The principal whose own contract this is; `None` for the plugin's and the tools'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub window: Window,
     pub calls_used: u64,
     pub calls_allowed: Option<u64>,
@@ -87,6 +96,8 @@ pub struct ScopeUsage {
 #[derive(Debug)]
 struct Scope {
     tool: Option<String>,
+    /// A principal's contract counts only that principal's calls.
+    principal: Option<String>,
     calls: Option<u64>,
     budget: Option<u64>,
     window: Window,
@@ -103,6 +114,7 @@ impl Scope {
     fn new(tool: Option<String>, calls: Option<u64>, budget: Option<u64>, window: Window) -> Scope {
         Scope {
             tool,
+            principal: None,
             calls,
             budget,
             window,
@@ -113,8 +125,12 @@ impl Scope {
         }
     }
 
-    fn applies(&self, tool: &str) -> bool {
+    fn applies(&self, tool: &str, principal: Option<&str>) -> bool {
         self.tool.as_deref().is_none_or(|t| t == tool)
+            && self
+                .principal
+                .as_deref()
+                .is_none_or(|p| Some(p) == principal)
     }
 
     /// A call made at `t` counts while `t > now - window`; at `t + window` it is gone.
@@ -153,6 +169,7 @@ impl Scope {
         let refuse = |resource, used, limit, until_ms| Exhausted {
             plugin: plugin.to_string(),
             tool: self.tool.clone(),
+            principal: self.principal.clone(),
             resource,
             used,
             limit,
@@ -220,6 +237,7 @@ pub struct Gate {
 pub struct Admission<'a> {
     gate: &'a Gate,
     tool: String,
+    principal: Option<String>,
     cost: u64,
 }
 
@@ -228,7 +246,11 @@ impl Admission<'_> {
     /// the ledger, so a failing ledger never frees a call.
     pub fn unrecorded(self, time_ms: i64) {
         let mut g = self.gate.lock();
-        for s in g.scopes.iter_mut().filter(|s| s.applies(&self.tool)) {
+        for s in g
+            .scopes
+            .iter_mut()
+            .filter(|s| s.applies(&self.tool, self.principal.as_deref()))
+        {
             s.insert(time_ms, self.cost);
         }
         // Dropping `self` now releases the reservation the counted call replaces.
@@ -238,7 +260,11 @@ impl Admission<'_> {
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
         let mut g = self.gate.lock();
-        for s in g.scopes.iter_mut().filter(|s| s.applies(&self.tool)) {
+        for s in g
+            .scopes
+            .iter_mut()
+            .filter(|s| s.applies(&self.tool, self.principal.as_deref()))
+        {
             s.reserved_calls = s.reserved_calls.saturating_sub(1);
             s.reserved_cost = s.reserved_cost.saturating_sub(self.cost);
         }
@@ -275,6 +301,18 @@ impl Gate {
                     c.budget,
                     c.window.unwrap_or(default_window),
                 ));
+            }
+        }
+        for (principal, c) in &limits.principals {
+            if c.calls_per_window.is_some() || c.budget.is_some() {
+                let mut s = Scope::new(
+                    None,
+                    c.calls_per_window,
+                    c.budget,
+                    c.window.unwrap_or(default_window),
+                );
+                s.principal = Some(principal.clone());
+                scopes.push(s);
             }
         }
         Some(Gate {
@@ -317,7 +355,11 @@ impl Gate {
             g.last_seq = Some(head);
         }
         for c in &new {
-            for s in g.scopes.iter_mut().filter(|s| s.applies(&c.tool)) {
+            for s in g
+                .scopes
+                .iter_mut()
+                .filter(|s| s.applies(&c.tool, c.principal.as_deref()))
+            {
                 s.insert(c.time_ms, c.cost);
             }
             g.last_seq = Some(g.last_seq.unwrap_or(0).max(c.seq));
@@ -328,28 +370,31 @@ impl Gate {
         Ok(())
     }
 
-    /// Lets one call of `tool` costing `cost` through, or says which limit it hits and until when.
+    /// Lets one call of `tool` by `principal` costing `cost` through, or says which limit it hits and until when.
     pub fn admit(
         &self,
         tool: &str,
+        principal: Option<&str>,
         cost: u64,
         now_ms: i64,
     ) -> Result<Result<Admission<'_>, Exhausted>, GateError> {
         let mut g = self.lock();
         self.catch_up(&mut g, now_ms)?;
-        // The tool's own contract first (the plugin's is scope 0): a refusal names the most specific limit.
-        for s in g.scopes.iter().rev().filter(|s| s.applies(tool)) {
+        // The principal's and the tool's own contracts first (the plugin's is scope 0): a refusal names the most
+        // specific limit.
+        for s in g.scopes.iter().rev().filter(|s| s.applies(tool, principal)) {
             if let Err(e) = s.check(&self.plugin, cost, now_ms) {
                 return Ok(Err(e));
             }
         }
-        for s in g.scopes.iter_mut().filter(|s| s.applies(tool)) {
+        for s in g.scopes.iter_mut().filter(|s| s.applies(tool, principal)) {
             s.reserved_calls += 1;
             s.reserved_cost += cost;
         }
         Ok(Ok(Admission {
             gate: self,
             tool: tool.to_string(),
+            principal: principal.map(str::to_string),
             cost,
         }))
     }
@@ -364,6 +409,7 @@ impl Gate {
                 let (calls_used, cost_used) = s.used();
                 ScopeUsage {
                     tool: s.tool.clone(),
+                    principal: s.principal.clone(),
                     window: s.window,
                     calls_used,
                     calls_allowed: s.calls,
@@ -420,18 +466,24 @@ mod tests {
             ])
             .expect("append");
         let e = gate
-            .admit("t", 0, 10_000)
+            .admit("t", None, 0, 10_000)
             .expect("gate")
             .expect_err("two calls in the minute");
         assert_eq!((e.resource, e.used, e.limit), (Resource::Calls, 2, 2));
         assert_eq!(e.until_ms, Some(61_000));
         // At 61 s the first call has left the window.
-        let a = gate.admit("t", 0, 61_000).expect("gate").expect("room");
+        let a = gate
+            .admit("t", None, 0, 61_000)
+            .expect("gate")
+            .expect("room");
         // In flight: counts until dropped, and the next is refused until the 5 s call leaves.
-        let e = gate.admit("t", 0, 61_001).expect("gate").expect_err("full");
+        let e = gate
+            .admit("t", None, 0, 61_001)
+            .expect("gate")
+            .expect_err("full");
         assert_eq!(e.until_ms, Some(65_000));
         drop(a);
-        assert!(gate.admit("t", 0, 61_002).expect("gate").is_ok());
+        assert!(gate.admit("t", None, 0, 61_002).expect("gate").is_ok());
     }
 
     #[test]
@@ -462,18 +514,83 @@ mod tests {
         ledger
             .append(&[entry("t", 0, 3, "ok"), entry("rare", 100, 3, "ok")])
             .expect("append");
-        let e = gate.admit("rare", 3, 200).expect("gate").expect_err("tool");
+        let e = gate
+            .admit("rare", None, 3, 200)
+            .expect("gate")
+            .expect_err("tool");
         assert_eq!(e.tool.as_deref(), Some("rare"));
         assert_eq!(e.until_ms, Some(100 + 3_600_000));
-        let a = gate.admit("t", 3, 200).expect("gate").expect("9 of 10");
-        let e = gate.admit("t", 3, 300).expect("gate").expect_err("budget");
+        let a = gate
+            .admit("t", None, 3, 200)
+            .expect("gate")
+            .expect("9 of 10");
+        let e = gate
+            .admit("t", None, 3, 300)
+            .expect("gate")
+            .expect_err("budget");
         assert_eq!((e.resource, e.used, e.limit), (Resource::Cost, 9, 10));
         // Freeing the first call (cost 3) makes room: 9 - 3 + 3 <= 10.
         assert_eq!(e.until_ms, Some(3_600_000));
         drop(a);
-        let e = gate.admit("t", 20, 300).expect("gate").expect_err("never");
+        let e = gate
+            .admit("t", None, 20, 300)
+            .expect("gate")
+            .expect_err("never");
         assert_eq!(e.until_ms, None);
         let u = gate.usage(300).expect("usage");
         assert_eq!((u[0].calls_used, u[0].cost_used), (2, 6));
+    }
+
+    #[test]
+    fn a_principals_contract_counts_only_its_own_calls() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ledger = Arc::new(Ledger::open(dir.path()).expect("ledger"));
+        let mut limits = PluginLimits::default();
+        limits.principals.insert(
+            "alice".into(),
+            ToolContract {
+                calls_per_window: Some(1),
+                window: Some(Window::Minute),
+                ..Default::default()
+            },
+        );
+        let gate =
+            Gate::new(ledger.clone(), "p", &limits).expect("a principal's contract is a contract");
+        let mut alice = entry("t", 1_000, 0, "ok");
+        alice.caller.principal = Some("alice".into());
+        let mut bob = entry("t", 1_500, 0, "ok");
+        bob.caller.principal = Some("bob".into());
+        ledger.append(&[alice, bob]).expect("append");
+        let e = gate
+            .admit("t", Some("alice"), 0, 2_000)
+            .expect("gate")
+            .expect_err("alice made her one call");
+        assert_eq!(e.principal.as_deref(), Some("alice"));
+        assert_eq!((e.used, e.limit, e.until_ms), (1, 1, Some(61_000)));
+        assert!(
+            e.clone()
+                .into_error("t", 2_000)
+                .to_string()
+                .contains("principal `alice` on plugin `p`"),
+            "{e:?}"
+        );
+        // Bob's call and an unauthenticated one do not count against alice's contract, nor are they limited by it.
+        assert!(
+            gate.admit("t", Some("bob"), 0, 2_000)
+                .expect("gate")
+                .is_ok()
+        );
+        assert!(gate.admit("t", None, 0, 2_000).expect("gate").is_ok());
+        let u = gate.usage(2_000).expect("usage");
+        assert_eq!(u.len(), 1);
+        assert_eq!(
+            (u[0].principal.as_deref(), u[0].calls_used),
+            (Some("alice"), 1)
+        );
+        assert!(
+            gate.admit("t", Some("alice"), 0, 61_000)
+                .expect("gate")
+                .is_ok()
+        );
     }
 }

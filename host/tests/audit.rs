@@ -124,3 +124,87 @@ fn operator_actions_and_refusals_form_a_chain_that_finds_tampering() {
         "{out}"
     );
 }
+
+/// A guest asking `http` for an origin outside its grant is a security event on the audit trail: the first refusal
+/// of the call is listed with the origin it asked for (never the path or query), the four after it in the same
+/// minute are one coalesced row with their count; the chain still verifies. Over the gateway the same holds.
+#[test]
+fn denied_capability_calls_are_on_the_trail_coalesced_and_without_values() {
+    let setup = Setup::new();
+    setup.install(
+        plughost_tests::NEEDS_HTTP,
+        "needs-http.wasm",
+        &["http:http://127.0.0.1:9"],
+    );
+    let out = setup.ok(&[
+        "call",
+        "fixture-needs-http",
+        "fetch",
+        "--args",
+        r#"{"url": "http://203.0.113.9:8080/private/path?key=query-value", "repeat": 5}"#,
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["report"]["host_calls"]["http"], 5, "{out}");
+    let results = v["result"]["ok"]["content"][0]["json"]["results"]
+        .as_array()
+        .expect("results");
+    assert_eq!(results.len(), 5, "{out}");
+    assert!(results.iter().all(|r| r["error"] == "denied"), "{out}");
+
+    let denied = |setup: &Setup| -> Vec<Value> {
+        let rows: Vec<Value> = serde_json::from_str(&setup.ok(&["audit", "--json"])).expect("JSON");
+        rows.into_iter()
+            .filter(|r| r["action"] == "capability-denied")
+            .collect()
+    };
+    let rows = denied(&setup);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r["plugin"] == "fixture-needs-http"),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[0]["detail"], "http: http://203.0.113.9:8080 is not granted",
+        "{rows:?}"
+    );
+    assert!(
+        rows[1]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("http: 4 more refused"),
+        "{rows:?}"
+    );
+    let text = setup.ok(&["audit"]);
+    assert!(text.contains("capability-denied"), "{text}");
+    assert!(
+        !text.contains("private") && !text.contains("query-value"),
+        "{text}"
+    );
+    let ledger = setup.ok(&["ledger", "verify"]);
+    assert!(ledger.contains("audit trail"), "{ledger}");
+
+    // Through the gateway: a denied call there is listed too, at once (the listing is not deferred).
+    let server = setup.serve_http(&[]);
+    let r = call_2026(
+        server.addr,
+        None,
+        "fixture-needs-http__fetch",
+        serde_json::json!({"url": "http://198.51.100.7/"}),
+    );
+    assert!(r.to_string().contains("denied"), "{r}");
+    let rows = denied(&setup);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(
+        rows[2]["detail"], "http: http://198.51.100.7 is not granted",
+        "{rows:?}"
+    );
+    assert!(
+        setup
+            .cmd(&["audit", "--verify"])
+            .output()
+            .expect("run")
+            .status
+            .success()
+    );
+}

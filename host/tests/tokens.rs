@@ -1,21 +1,12 @@
 //! Scoped client tokens and the protected resource metadata, as MCP clients see them: the official Python SDK with a
 //! scoped token sees only its tools and is refused the others (-32602, recorded as `denied` under the token's
 //! name); a request without a token gets 401 naming the metadata; a revoked or expired token is refused; the token
-//! itself is never shown again.
+//! itself is never shown again. A contract set on one principal limits exactly that token's calls.
 
 mod common;
 use common::*;
 
 use serde_json::Value;
-
-fn create_token(setup: &Setup, args: &[&str]) -> String {
-    let mut all = vec!["tokens", "create"];
-    all.extend_from_slice(args);
-    let out = setup.ok(&all);
-    let token = out.trim().to_string();
-    assert!(token.starts_with("plughost_") && token.len() > 40, "{out}");
-    token
-}
 
 #[test]
 fn a_scoped_token_sees_and_calls_only_its_tools_and_is_refused_once_revoked() {
@@ -140,4 +131,90 @@ fn a_scoped_token_sees_and_calls_only_its_tools_and_is_refused_once_revoked() {
         b"",
     );
     assert_eq!(status, 401);
+}
+
+/// `plughost limits ID --principal NAME --calls …` limits exactly that token's calls: alice's third call in the
+/// minute is refused as `quota` naming her contract, while bob (another scoped token on the same plugin) and the
+/// plugin's other callers go on.
+#[test]
+fn a_contract_set_on_one_principal_limits_only_that_tokens_calls() {
+    let setup = Setup::new();
+    let alice = create_token(&setup, &["alice", "--plugins", "fixture-basic"]);
+    let bob = create_token(&setup, &["bob", "--plugins", "fixture-basic"]);
+    setup.ok(&[
+        "limits",
+        "fixture-basic",
+        "--principal",
+        "alice",
+        "--calls",
+        "2/minute",
+    ]);
+    let shown = setup.ok(&["limits", "fixture-basic"]);
+    assert!(
+        shown.contains("principal alice") && shown.contains("2 calls per minute"),
+        "{shown}"
+    );
+    // --cost is a price, not a principal's; --principal alone changes nothing.
+    let o = setup
+        .cmd(&[
+            "limits",
+            "fixture-basic",
+            "--principal",
+            "alice",
+            "--cost",
+            "3",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    let server = setup.serve_http(&[]);
+    let echo = |token: &str, text: &str| {
+        call_2026(
+            server.addr,
+            Some(token),
+            "fixture-basic__echo",
+            serde_json::json!({ "text": text }),
+        )
+    };
+    for i in 0..2 {
+        let r = echo(&alice, &format!("a{i}"));
+        assert_eq!(r["result"]["isError"], false, "{r}");
+    }
+    let refused = echo(&alice, "a2");
+    let error = &refused["result"]["_meta"]["plughost/error"];
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert_eq!(error["kind"], "quota", "{refused}");
+    assert_eq!(error["principal"], "alice", "{refused}");
+    assert_eq!(
+        (error["used"].as_u64(), error["limit"].as_u64()),
+        (Some(2), Some(2)),
+        "{refused}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("principal `alice`"),
+        "{refused}"
+    );
+    for i in 0..3 {
+        let r = echo(&bob, &format!("b{i}"));
+        assert_eq!(
+            r["result"]["isError"], false,
+            "bob is not limited by alice's contract: {r}"
+        );
+    }
+    // The ledger: alice's refusal is `quota` and cost her nothing; bob's three calls are `ok`.
+    let entries = ledger_entries(&setup);
+    let outcomes = |who: &str| {
+        entries
+            .iter()
+            .filter(|e| e["caller"]["principal"] == who && e["tool"] == "echo")
+            .map(|e| e["outcome"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcomes("alice"), ["ok", "ok", "quota"]);
+    assert_eq!(outcomes("bob"), ["ok", "ok", "ok"]);
+    let quota = setup.ok(&["quota", "fixture-basic"]);
+    assert!(quota.contains("principal alice: calls 2 of 2"), "{quota}");
 }

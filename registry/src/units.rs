@@ -170,6 +170,14 @@ fn civil(ts: i64) -> (i64, i64, i64, i64, i64, i64) {
     )
 }
 
+/// `bytes` bytes from the operating system's secure random source, as lowercase hex: for handles that stand for
+/// stored state (task ids), which must not be guessable. `None` if the source fails.
+pub fn random_hex(bytes: usize) -> Option<String> {
+    let mut b = vec![0u8; bytes.min(64)];
+    getrandom::fill(&mut b).ok()?;
+    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -528,6 +528,27 @@ pub struct HttpHost<'a> {
     pub call: CallCtx<'a>,
     pub http: Option<&'a HttpCtx>,
     pub config: &'a ConfigCtx,
+    /// Where a refused origin is recorded (the audit trail); `None` outside a catalog.
+    pub denials: Option<&'a crate::caps::denials::DenialAudit>,
+}
+
+impl HttpHost<'_> {
+    /// Puts a refusal (an origin outside the grant, or no grant at all) on the audit trail: the origin only,
+    /// already redacted, never the URL's path, query or headers.
+    async fn audit(&self, result: &Result<Response, HttpError>) {
+        let what = match result {
+            Err(HttpError::Denied(origin)) => format!("{origin} is not granted"),
+            Err(HttpError::RedirectDenied(origin)) => {
+                format!("a redirect to {origin} is not granted")
+            }
+            _ => return,
+        };
+        if let Some(audit) = self.denials {
+            audit
+                .denied(self.call.plugin, crate::grants::Capability::Http, &what)
+                .await;
+        }
+    }
 }
 
 /// How `http` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
@@ -543,9 +564,11 @@ impl http::Host for HttpHost<'_> {
         let sent = data.host_calls.get(crate::grants::Capability::Http);
         let config = self.config;
         let Some(ctx) = self.http else {
-            return Ok(Err(HttpError::Denied(
+            let refused = Err(HttpError::Denied(
                 "http is not granted to this plugin".into(),
-            )));
+            ));
+            self.audit(&refused).await;
+            return Ok(refused);
         };
         if sent > ctx.limits.max_requests_per_call {
             return Ok(Err(HttpError::RequestLimit(
@@ -572,6 +595,7 @@ impl http::Host for HttpHost<'_> {
             Err(e) => tracing::debug!(target: "http", plugin, call = data.call_id, %method,
                 url = %url_for_log, error = error_kind(e), ms, "http request failed"),
         }
+        self.audit(&result).await;
         Ok(result)
     }
 }

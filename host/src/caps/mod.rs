@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod container;
+pub mod denials;
 pub mod http;
 pub mod ledger;
 pub mod log;
@@ -64,6 +65,8 @@ pub struct Shared<'a> {
     pub metrics: Arc<metrics::MetricsRegistry>,
     /// Where `ledger` events go; `None` outside a catalog.
     pub ledger: Option<Arc<LedgerWriter>>,
+    /// Where denied capability calls are recorded; `None` outside a catalog.
+    pub denials: Option<Arc<denials::DenialAudit>>,
 }
 
 /// What identifies the plugin being linked, for the capabilities that record it.
@@ -97,6 +100,8 @@ pub struct PluginEnv {
     pub http: Option<http::HttpCtx>,
     pub container: Option<container::ContainerCtx>,
     pub ledger: Option<ledger::LedgerCtx>,
+    /// Where denied capability calls are recorded (the audit trail); `None` outside a catalog.
+    pub denials: Option<Arc<denials::DenialAudit>>,
 }
 
 impl PluginEnv {
@@ -162,6 +167,7 @@ impl CapsConfig {
                 digest: plugin.digest,
                 window: plugin.window,
             }),
+            denials: shared.denials,
             id,
         })
     }

@@ -1,5 +1,6 @@
-//! `plughost audit`: the operator's actions and refused installs, from the hash-chained history (the audit
-//! trail; see the registry's `index/audit.rs`). `--verify` walks the whole chain, as `ledger verify` does too.
+//! `plughost audit`: the operator's actions, refused installs and denied capability calls, from the hash-chained
+//! history (the audit trail; see the registry's `index/audit.rs`). `--verify` walks the whole chain, as `ledger
+//! verify` does too.
 
 use std::process::ExitCode;
 

@@ -155,7 +155,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The audit trail: every operator action and refused install, hash-chained. `--verify` walks the chain.
+    /// The audit trail: every operator action, refused install and denied capability call, hash-chained.
+    /// `--verify` walks the chain.
     Audit(audit::AuditArgs),
     /// The usage ledger: every call and plugin event, hash-chained. show, verify, export, checkpoint.
     #[command(subcommand)]

@@ -46,6 +46,12 @@ pub struct ServeArgs {
     /// Tools per tools/list page.
     #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
     page_size: usize,
+    /// Tasks (of long-running tools) one principal may hold at once.
+    #[arg(long, default_value_t = 32)]
+    max_tasks_per_principal: usize,
+    /// Largest result a task keeps; a bigger one fails the task.
+    #[arg(long, default_value = "4MiB")]
+    max_task_result: String,
     /// How often to look for installs, upgrades and grant changes.
     #[arg(long, default_value = "500ms")]
     watch_interval: String,
@@ -108,8 +114,21 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     );
     let _watcher = gateway.spawn_watcher(watch.max(Duration::from_millis(50)));
 
+    if args.max_tasks_per_principal == 0 {
+        bail!("--max-tasks-per-principal must be at least 1");
+    }
+    let task_limits = plughost::gateway::tasks::TaskLimits {
+        per_principal: args.max_tasks_per_principal,
+        max_result_bytes: usize::try_from(
+            parse_bytes(&args.max_task_result).context("--max-task-result")?,
+        )
+        .context("--max-task-result")?,
+        ..Default::default()
+    };
     if args.stdio {
-        let server = McpServer::new(gateway).with_page_size(args.page_size);
+        let server = McpServer::new(gateway)
+            .with_page_size(args.page_size)
+            .with_task_limits(task_limits);
         let reason =
             plughost::gateway::stdio::serve(server, tokio::io::stdin(), tokio::io::stdout())
                 .await?;
@@ -122,6 +141,7 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     opts.max_body_bytes = usize::try_from(parse_bytes(&args.max_body).context("--max-body")?)
         .context("--max-body")?;
     opts.page_size = args.page_size.max(1);
+    opts.task_limits = task_limits;
     if args.max_sessions == 0 {
         bail!("--max-sessions must be at least 1");
     }

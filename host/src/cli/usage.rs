@@ -40,8 +40,16 @@ pub struct LimitsArgs {
     #[arg(long, value_name = "WINDOW")]
     pub window: Option<String>,
     /// Apply --calls, --cost, --budget and --window to this tool's own contract instead of the plugin's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "principal")]
     pub tool: Option<String>,
+    /// Apply --calls, --budget and --window to this principal's own contract on the plugin (a client token's
+    /// name, an OAuth subject: the ledger's principal); it counts only that principal's calls.
+    #[arg(long, value_name = "NAME")]
+    pub principal: Option<String>,
+    /// With --tool: the tool may run long, so an MCP client that declares the Tasks extension gets a task handle for
+    /// its calls at once and polls for the result (`--long-running false` undoes it).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", requires = "tool")]
+    pub long_running: Option<bool>,
     /// Go back to the host defaults.
     #[arg(long)]
     pub reset: bool,
@@ -109,11 +117,11 @@ pub fn quota(home: &Home, args: QuotaArgs) -> Result<ExitCode> {
             v.concurrency
         );
         for c in &v.contracts {
-            let who = c
-                .tool
-                .as_ref()
-                .map(|t| format!("tool {t}"))
-                .unwrap_or_else(|| "plugin".into());
+            let who = match (&c.tool, &c.principal) {
+                (_, Some(p)) => format!("principal {p}"),
+                (Some(t), None) => format!("tool {t}"),
+                (None, None) => "plugin".into(),
+            };
             let mut parts = Vec::new();
             parts.push(match c.calls_allowed {
                 Some(a) => format!("calls {} of {a}", c.calls_used),
@@ -222,6 +230,25 @@ fn parse_window(w: &str, what: &str) -> Result<Window> {
         .with_context(|| format!("{what}: unknown window `{w}` (minute, hour, day or month)"))
 }
 
+/// Refuses a tool the plugin does not have, naming the ones it has.
+fn check_tool(r: &plughost::registry::PluginRecord, tool: &str) -> Result<()> {
+    let manifest: plughost::Manifest = serde_json::from_str(&r.manifest_json)
+        .context("the stored manifest is unreadable; reinstall the plugin")?;
+    if manifest.tool(tool).is_none() {
+        bail!(
+            "plugin `{}` has no tool `{tool}` (its tools: {})",
+            r.id,
+            manifest
+                .tools
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
     let reg = open_registry(home)?;
     let r = reg.plugin(&args.id)?;
@@ -229,14 +256,31 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
         || args.cost.is_some()
         || args.budget.is_some()
         || args.window.is_some();
-    if args.tool.is_some() && !contract_change {
-        bail!("--tool applies to --calls, --cost, --budget or --window; give at least one");
+    if args.tool.is_some() && !contract_change && args.long_running.is_none() {
+        bail!(
+            "--tool applies to --calls, --cost, --budget, --window or --long-running; give at least one"
+        );
+    }
+    if let Some(p) = &args.principal {
+        if !contract_change {
+            bail!("--principal applies to --calls, --budget or --window; give at least one");
+        }
+        if args.cost.is_some() {
+            bail!(
+                "--cost is a price of the plugin or of a tool, not of a principal: a principal's calls cost what \
+                 the plugin's and tools' prices say"
+            );
+        }
+        if p.is_empty() || p.len() > 128 || p.chars().any(char::is_control) {
+            bail!("--principal: a name of 1 to 128 printable characters");
+        }
     }
     let changing = args.fuel.is_some()
         || args.memory.is_some()
         || args.timeout.is_some()
         || args.concurrency.is_some()
         || contract_change
+        || args.long_running.is_some()
         || args.reset;
     let r = if changing {
         let mut l = if args.reset {
@@ -282,8 +326,23 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
             }
         }
         let nonzero = |n: u64| (n > 0).then_some(n);
-        match &args.tool {
-            None => {
+        match (&args.tool, &args.principal) {
+            (None, Some(principal)) => {
+                let c = l.principals.entry(principal.clone()).or_default();
+                if let Some((n, _)) = calls {
+                    c.calls_per_window = nonzero(n);
+                }
+                if let Some((n, _)) = budget {
+                    c.budget = nonzero(n);
+                }
+                if window.is_some() {
+                    c.window = window;
+                }
+                if c.calls_per_window.is_none() && c.budget.is_none() {
+                    l.principals.remove(principal);
+                }
+            }
+            (None, None) => {
                 if let Some((n, _)) = calls {
                     l.calls_per_window = nonzero(n);
                 }
@@ -297,21 +356,9 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
                     l.window = window;
                 }
             }
-            Some(tool) => {
-                let manifest: plughost::Manifest = serde_json::from_str(&r.manifest_json)
-                    .context("the stored manifest is unreadable; reinstall the plugin")?;
-                if manifest.tool(tool).is_none() {
-                    bail!(
-                        "plugin `{}` has no tool `{tool}` (its tools: {})",
-                        r.id,
-                        manifest
-                            .tools
-                            .iter()
-                            .map(|t| t.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                }
+            (Some(tool), _) if !contract_change => check_tool(&r, tool)?,
+            (Some(tool), _) => {
+                check_tool(&r, tool)?;
                 let c = l.tools.entry(tool.clone()).or_default();
                 if let Some((n, _)) = calls {
                     c.calls_per_window = nonzero(n);
@@ -328,6 +375,13 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
                 if c.is_empty() {
                     l.tools.remove(tool);
                 }
+            }
+        }
+        if let (Some(tool), Some(on)) = (&args.tool, args.long_running) {
+            if on {
+                l.long_running.insert(tool.clone());
+            } else {
+                l.long_running.remove(tool);
             }
         }
         plughost::settings::check_limits(&plughost::catalog::limits_from(&l))
@@ -362,6 +416,13 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
         plughost::runtime::limits::concurrency_text(r.limits.concurrency)
     );
     let l = &r.limits;
+    if !l.long_running.is_empty() {
+        let tools: Vec<&str> = l.long_running.iter().map(String::as_str).collect();
+        println!(
+            "  long-running {} (called as MCP tasks by clients that support them)",
+            tools.join(", ")
+        );
+    }
     if l.has_contract() || l.cost_per_call.is_some() || !l.tools.is_empty() {
         let default_window = l.window.unwrap_or(Window::Day);
         println!("contract (sliding window)");
@@ -394,6 +455,15 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
                 &format!("tool {t}"),
                 c.calls_per_window,
                 c.cost_per_call,
+                c.budget,
+                c.window.unwrap_or(default_window),
+            );
+        }
+        for (p, c) in &l.principals {
+            show(
+                &format!("principal {p}"),
+                c.calls_per_window,
+                None,
                 c.budget,
                 c.window.unwrap_or(default_window),
             );

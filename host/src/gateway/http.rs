@@ -48,6 +48,8 @@ pub struct HttpOptions {
     pub session_idle: Duration,
     /// An OAuth issuer whose JWT access tokens are accepted besides the operator's and client tokens.
     pub oauth: Option<Arc<OAuth>>,
+    /// How many tasks (of long-running tools) a principal may hold, and how big a result.
+    pub task_limits: super::tasks::TaskLimits,
 }
 
 impl HttpOptions {
@@ -73,6 +75,7 @@ impl HttpOptions {
             max_sessions: DEFAULT_MAX_SESSIONS,
             session_idle: DEFAULT_SESSION_IDLE,
             oauth: None,
+            task_limits: super::tasks::TaskLimits::default(),
         }
     }
 }
@@ -104,7 +107,16 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         .with_cancellation_token(shutdown.clone());
     let server = McpServer::new(gateway.clone())
         .with_page_size(opts.page_size)
+        .with_task_limits(opts.task_limits)
         .with_transport("http", None);
+    // Tasks still running when the gateway stops are stopped with it (their guests through the cancel path).
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let (tasks, stop) = (server.tasks().clone(), shutdown.clone());
+        rt.spawn(async move {
+            stop.cancelled().await;
+            tasks.shutdown();
+        });
+    }
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(opts.session_idle);
     let sessions = Arc::new(sessions);

@@ -1,8 +1,8 @@
 //! The gateway as an MCP server (rmcp's dynamic `ServerHandler`): `tools/list` with cursor pagination over the
 //! namespaced index, `tools/call` with schema-checked arguments and the call report in `_meta`, and
 //! `notifications/tools/list_changed` when the tool set changes (legacy sessions after `initialized`; 2026-07-28
-//! clients through `subscriptions/listen`), and each plugin's docs as a resource (`docs.rs`). The same handler serves
-//! stdio and Streamable HTTP.
+//! clients through `subscriptions/listen`), each plugin's docs as a resource (`docs.rs`), and long-running tools as
+//! tasks (`tasks.rs`). The same handler serves stdio and Streamable HTTP.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +12,7 @@ use rmcp::model::{
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
     ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
 };
+use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, UpdateTaskParams};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
@@ -42,6 +43,9 @@ const KNOWN_METHODS: &[&str] = &[
     "prompts/get",
     "completion/complete",
     "logging/setLevel",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
 ];
 
 /// Tools per `tools/list` page unless configured.
@@ -65,6 +69,8 @@ pub struct McpServer {
     principal: Option<Arc<str>>,
     page_size: usize,
     listing: Arc<Mutex<Listing>>,
+    /// Tasks of long-running tools, shared by every connection and session of this server.
+    tasks: Arc<super::tasks::Tasks>,
 }
 
 impl McpServer {
@@ -75,7 +81,24 @@ impl McpServer {
             principal: None,
             page_size: DEFAULT_PAGE_SIZE,
             listing: Arc::default(),
+            tasks: Arc::default(),
         }
+    }
+
+    /// Bounds the tasks of long-running tools (count per principal, result size, retention).
+    pub fn with_task_limits(mut self, limits: super::tasks::TaskLimits) -> McpServer {
+        self.tasks = Arc::new(super::tasks::Tasks::new(limits));
+        self
+    }
+
+    /// The tasks of this server (for stopping them at shutdown).
+    pub fn tasks(&self) -> &Arc<super::tasks::Tasks> {
+        &self.tasks
+    }
+
+    /// Who owns a task a request names: the principal it authenticated as.
+    fn owner(&self, context: &RequestContext<RoleServer>) -> Option<String> {
+        self.caller(context).principal
     }
 
     /// Records calls as made over `transport`, by `principal` when requests are authenticated.
@@ -350,6 +373,7 @@ impl ServerHandler for McpServer {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(implementation)
@@ -426,6 +450,28 @@ impl ServerHandler for McpServer {
                 return Err(gateway_error(e));
             }
         }
+        // A long-running tool, for a client that declared the Tasks extension on this request: a task handle now,
+        // the call in the background (tasks/cancel cancels its token, which stops the guest).
+        if let Some(run_for) = super::tasks::long_running(&self.gateway.index(), &request.name)
+            && context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
+        {
+            let gateway = self.gateway.clone();
+            let owner = caller.principal.as_deref().map(Arc::from);
+            let created = self.tasks.start(owner, run_for, move |cancel| async move {
+                let reply = crate::runtime::cancellable(
+                    cancel,
+                    gateway.call(&request.name, request.arguments, &caller),
+                )
+                .await
+                .map_err(gateway_error)?;
+                let stopped = matches!(&reply, Reply::Tool { result, .. }
+                    if matches!(result.result, Err(crate::call::CallError::Cancelled { .. })));
+                Ok((!stopped).then(|| to_call_result(reply)))
+            })?;
+            return Ok(CallToolResponse::Task(created));
+        }
         // notifications/cancelled for this request cancels `context.ct`, which stops the guest.
         let reply = crate::runtime::cancellable(
             context.ct.clone(),
@@ -434,6 +480,33 @@ impl ServerHandler for McpServer {
         .await
         .map_err(gateway_error)?;
         Ok(to_call_result(reply).into())
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.tasks
+            .get(&request.task_id, self.owner(&context).as_deref())
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks
+            .cancel(&request.task_id, self.owner(&context).as_deref())
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks
+            .update(&request.task_id, self.owner(&context).as_deref())
     }
 
     /// rmcp hands over any request whose params do not fit the method's type (e.g. `tools/call` without `name`,

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod oauth;
 mod principal;
 pub mod stdio;
+pub mod tasks;
 pub mod token;
 pub mod ui;
 

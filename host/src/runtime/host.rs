@@ -37,6 +37,8 @@ pub struct Host {
     pub(super) next_call: Arc<AtomicU64>,
     /// Where plugins granted `ledger` append their events; `None` outside a catalog (ad-hoc calls of a file).
     pub(super) ledger: Option<Arc<LedgerWriter>>,
+    /// Where denied capability calls go (the audit trail); `None` outside a catalog.
+    pub(super) denials: Option<Arc<crate::caps::denials::DenialAudit>>,
     pub(super) stats: Arc<HostStats>,
     /// Builds each plugin's next instance ahead of its call and tears used stores down off the call's path;
     /// `None` for one-shot commands, which make one call and exit.
@@ -54,6 +56,7 @@ impl Host {
             caps: Arc::default(),
             next_call: Arc::new(AtomicU64::new(1)),
             ledger: None,
+            denials: None,
             stats: Arc::default(),
             standby: Some(Arc::default()),
             memory: Arc::default(),
@@ -131,6 +134,11 @@ impl Host {
     /// The ledger plugins granted `ledger` append to (the catalog sets its own).
     pub fn set_ledger(&mut self, writer: Arc<LedgerWriter>) {
         self.ledger = Some(writer);
+    }
+
+    /// Where denied capability calls of plugins linked after this are recorded (the catalog sets its own).
+    pub fn set_denials(&mut self, audit: Arc<crate::caps::denials::DenialAudit>) {
+        self.denials = Some(audit);
     }
 
     pub fn engine(&self) -> &HostEngine {

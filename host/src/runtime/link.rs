@@ -100,6 +100,7 @@ impl Host {
             http: None,
             container: None,
             ledger: None,
+            denials: None,
         });
         let (mut store, started) = self.new_store(env, &DESCRIBE_LIMITS);
         let limits = DESCRIBE_LIMITS;
@@ -198,6 +199,7 @@ impl Host {
             system: &self.system,
             metrics: self.stats.registry(&manifest.id),
             ledger: self.ledger.clone(),
+            denials: self.denials.clone(),
         };
         let env = Arc::new(self.caps.plugin_env(identity, &used, config, shared)?);
         let mut limits = settings.limits;

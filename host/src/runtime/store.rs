@@ -102,9 +102,12 @@ view!(system::SystemView, system_host, SystemHost, |env| { system: env.system.as
 view!(http::HttpView, http_host, HttpHost, |env| {
     http: env.http.as_ref(),
     config: &env.config,
+    denials: env.denials.as_deref(),
 });
 view!(container::ContainerView, container_host, ContainerHost, |env| {
     container: env.container.as_ref(),
+    denials: env.denials.as_deref(),
+    redactor: &env.config.redactor,
 });
 view!(ledger::LedgerView, ledger_host, LedgerHost, |env| {
     ledger: env.ledger.as_ref(),

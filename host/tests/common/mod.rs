@@ -247,3 +247,71 @@ pub fn scoped_client_checks(url: &str, token: &str, allowed: &str, extra: &[&str
         );
     }
 }
+
+/// One stateless (2026-07-28) JSON-RPC request over Streamable HTTP on a fresh connection, with `token` as the
+/// bearer if given and `capabilities` as the request's client capabilities; `name` goes in `Mcp-Name` (the tool,
+/// or the task id for `tasks/*`; none if empty). Returns the JSON-RPC response.
+pub fn rpc_2026(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    name: &str,
+    mut params: serde_json::Value,
+    capabilities: serde_json::Value,
+) -> serde_json::Value {
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    });
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        .to_string();
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+    ];
+    if !name.is_empty() {
+        headers.push(("Mcp-Name", name));
+    }
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b));
+    }
+    let (status, text) = http(addr, "POST", "/mcp", &headers, body.as_bytes());
+    let at = text
+        .find("{\"jsonrpc\"")
+        .unwrap_or_else(|| panic!("no JSON-RPC response (HTTP {status}): {text}"));
+    serde_json::Deserializer::from_str(&text[at..])
+        .into_iter::<serde_json::Value>()
+        .next()
+        .expect("a JSON value")
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+}
+
+/// `tools/call` of `tool` with `arguments` as [`rpc_2026`] sends it, with no client capabilities.
+pub fn call_2026(
+    addr: SocketAddr,
+    token: Option<&str>,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> serde_json::Value {
+    rpc_2026(
+        addr,
+        token,
+        "tools/call",
+        tool,
+        serde_json::json!({"name": tool, "arguments": arguments}),
+        serde_json::json!({}),
+    )
+}
+
+/// `plughost tokens create ARGS…`: the token printed once.
+pub fn create_token(setup: &Setup, args: &[&str]) -> String {
+    let mut all = vec!["tokens", "create"];
+    all.extend_from_slice(args);
+    let out = setup.ok(&all);
+    let token = out.trim().to_string();
+    assert!(token.starts_with("plughost_") && token.len() > 40, "{out}");
+    token
+}

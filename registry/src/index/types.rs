@@ -1,7 +1,7 @@
 //! The typed records the index stores and reads: plugins, versions, publishers, keys, limits and contracts, config
 //! entries, history; and how a plugin row is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,16 @@ pub struct PluginLimits {
     /// Contracts of single tools, checked in addition to the plugin's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tools: BTreeMap<String, ToolContract>,
+    /// Contracts of single principals (a client token's name, an OAuth subject: the ledger's `principal`),
+    /// checked in addition to the plugin's and the tools': each counts only that principal's calls of the plugin.
+    /// A principal's contract has no price of its own (`cost_per_call` is unused): calls cost what the plugin's and
+    /// tools' prices say.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub principals: BTreeMap<String, ToolContract>,
+    /// Tools that may run long: over MCP, a client that declares the Tasks extension (2026-07-28) gets a task
+    /// handle for a call of one at once and polls `tasks/get` for the result.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub long_running: BTreeSet<String>,
 }
 
 /// A contract on one tool: calls per window and a cost budget, like the plugin's.
@@ -106,6 +116,7 @@ impl PluginLimits {
             || self
                 .tools
                 .values()
+                .chain(self.principals.values())
                 .any(|t| t.calls_per_window.is_some() || t.budget.is_some())
     }
 

@@ -36,6 +36,8 @@ pub struct CountedCall {
     pub time_ms: i64,
     pub tool: String,
     pub cost: u64,
+    /// Who made it, if the caller was authenticated.
+    pub principal: Option<String>,
 }
 
 /// What one call used, for the quota view.
@@ -218,14 +220,14 @@ impl Ledger {
         // keeps SQLite off the plugin index, which would rescan the whole window) from where it was.
         let sql = if after_seq == 0 {
             concat!(
-                "SELECT seq, time_ms, tool, cost FROM entries INDEXED BY entries_plugin_time \
+                "SELECT seq, time_ms, tool, cost, principal FROM entries INDEXED BY entries_plugin_time \
                  WHERE plugin = ?1 AND time_ms >= ?3 AND seq > ?2 AND ",
                 counted!(),
                 " ORDER BY seq"
             )
         } else {
             concat!(
-                "SELECT seq, time_ms, tool, cost FROM entries NOT INDEXED \
+                "SELECT seq, time_ms, tool, cost, principal FROM entries NOT INDEXED \
                  WHERE seq > ?2 AND plugin = ?1 AND time_ms >= ?3 AND ",
                 counted!(),
                 " ORDER BY seq"
@@ -239,6 +241,7 @@ impl Ledger {
                     time_ms: r.get(1)?,
                     tool: r.get(2)?,
                     cost: r.get::<_, i64>(3)? as u64,
+                    principal: r.get(4)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -394,6 +394,10 @@ fn pairs(map: Option<HashMap<String, String>>) -> Vec<Pair> {
 pub struct ContainerHost<'a> {
     pub call: CallCtx<'a>,
     pub container: Option<&'a ContainerCtx>,
+    /// Where a refused group or image is recorded (the audit trail); `None` outside a catalog.
+    pub denials: Option<&'a crate::caps::denials::DenialAudit>,
+    /// The plugin's secrets, kept out of what the audit trail records.
+    pub redactor: &'a crate::caps::config::Redactor,
 }
 
 /// How `container` reaches the call it serves (the wasmtime-wasi `WasiView` shape): implemented by the runtime's
@@ -413,7 +417,18 @@ impl ContainerHost<'_> {
         }
     }
 
-    fn log(&self, op: &str, target: &str, r: &Result<impl Sized, ContainerError>) {
+    /// Logs an operation's outcome; a refusal (a group or image outside the grant) also goes on the audit trail,
+    /// as the host's own message names it (an image reference, a group, a container id; no values).
+    async fn log(&self, op: &str, target: &str, r: &Result<impl Sized, ContainerError>) {
+        if let (Err(ContainerError::Denied(why)), Some(audit)) = (r, self.denials) {
+            audit
+                .denied(
+                    self.call.plugin,
+                    Capability::Container,
+                    &self.redactor.redact(&format!("{op}: {why}")),
+                )
+                .await;
+        }
         let plugin: &str = self.call.plugin;
         let call = self.call.call_id;
         match r {

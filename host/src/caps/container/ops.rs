@@ -57,7 +57,7 @@ impl container::Host for ContainerHost<'_> {
             })
         }
         .await;
-        self.log("engine", "", &r);
+        self.log("engine", "", &r).await;
         Ok(r)
     }
 
@@ -100,7 +100,7 @@ impl container::Host for ContainerHost<'_> {
                 .collect())
         }
         .await;
-        self.log("list-containers", "", &r);
+        self.log("list-containers", "", &r).await;
         Ok(r)
     }
 
@@ -149,7 +149,7 @@ impl container::Host for ContainerHost<'_> {
             })
         }
         .await;
-        self.log("inspect", &id, &r);
+        self.log("inspect", &id, &r).await;
         Ok(r)
     }
 
@@ -196,7 +196,7 @@ impl container::Host for ContainerHost<'_> {
             Ok(text)
         }
         .await;
-        self.log("logs", &id, &r);
+        self.log("logs", &id, &r).await;
         Ok(r)
     }
 
@@ -266,7 +266,7 @@ impl container::Host for ContainerHost<'_> {
             Ok(created.id)
         }
         .await;
-        self.log("create", &image, &r);
+        self.log("create", &image, &r).await;
         Ok(r)
     }
 
@@ -285,7 +285,7 @@ impl container::Host for ContainerHost<'_> {
             .await
         }
         .await;
-        self.log("start", &id, &r);
+        self.log("start", &id, &r).await;
         Ok(r)
     }
 
@@ -306,7 +306,7 @@ impl container::Host for ContainerHost<'_> {
             .await
         }
         .await;
-        self.log("stop", &id, &r);
+        self.log("stop", &id, &r).await;
         Ok(r)
     }
 
@@ -327,7 +327,7 @@ impl container::Host for ContainerHost<'_> {
             .await
         }
         .await;
-        self.log("restart", &id, &r);
+        self.log("restart", &id, &r).await;
         Ok(r)
     }
 
@@ -347,7 +347,7 @@ impl container::Host for ContainerHost<'_> {
             .await
         }
         .await;
-        self.log("remove", &id, &r);
+        self.log("remove", &id, &r).await;
         Ok(r)
     }
 
@@ -376,7 +376,7 @@ impl container::Host for ContainerHost<'_> {
                 .collect())
         }
         .await;
-        self.log("list-images", "", &r);
+        self.log("list-images", "", &r).await;
         Ok(r)
     }
 
@@ -389,7 +389,7 @@ impl container::Host for ContainerHost<'_> {
             pull::pull(&ctx, &image::canonical(&reference), deadline).await
         }
         .await;
-        self.log("pull-image", &reference, &r);
+        self.log("pull-image", &reference, &r).await;
         Ok(r)
     }
 
@@ -411,7 +411,7 @@ impl container::Host for ContainerHost<'_> {
             .map(|_| ())
         }
         .await;
-        self.log("remove-image", &reference, &r);
+        self.log("remove-image", &reference, &r).await;
         Ok(r)
     }
 }

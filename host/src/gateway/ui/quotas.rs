@@ -125,11 +125,11 @@ fn plugin(v: &QuotaView) -> String {
         s.push_str("<p>No contract (calls per window or token budget).</p>");
     }
     for c in &v.contracts {
-        let who = c
-            .tool
-            .as_ref()
-            .map(|t| format!("tool {}", esc(t)))
-            .unwrap_or_else(|| "plugin".into());
+        let who = match (&c.tool, &c.principal) {
+            (_, Some(p)) => format!("principal {}", esc(p)),
+            (Some(t), None) => format!("tool {}", esc(t)),
+            (None, None) => "plugin".into(),
+        };
         s.push_str(&format!(
             "<h3>Contract: {who}, per {}</h3>",
             c.window.name()
