@@ -252,7 +252,11 @@ pub fn installed_language(registry: &Registry, id: &str) -> crate::runtime::plug
 impl Catalog {
     /// Opens the catalog and loads every enabled plugin.
     pub async fn open(mut host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
-        let ledger = LedgerWriter::start(Arc::new(Ledger::open(registry.root())?));
+        let local = Arc::new(Ledger::open(registry.root())?);
+        let ledger = match registry.shared() {
+            Some(pg) => LedgerWriter::start_shared(local, pg.clone()),
+            None => LedgerWriter::start(local),
+        };
         host.set_ledger(ledger.clone());
         let c = Catalog {
             host,
@@ -490,6 +494,14 @@ impl Catalog {
             link_ms = ms(started.elapsed() - compiled),
             "loaded"
         );
+        if self.ledger.is_shared() && record.limits.has_contract() {
+            // The gate counts from the data dir's ledger, which a replica does not write: it would admit every call.
+            return Err(
+                "it has a contract (calls or budget per window), which replicas of a shared store do not enforce \
+                 yet; remove the contract (`plughost limits`) to serve it"
+                    .into(),
+            );
+        }
         let n = crate::runtime::limits::concurrency_of(record.limits.concurrency);
         let concurrency = (n, Arc::new(tokio::sync::Semaphore::new(n as usize)));
         let gate = Gate::new(self.ledger.ledger().clone(), &record.id, &record.limits);

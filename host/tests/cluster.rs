@@ -1,7 +1,8 @@
 //! The cluster against a real PostgreSQL (scripts/postgres.sh, started once for this binary). The store itself: one
 //! ledger chain appended by several replicas at once, contracts exact across them, shared state with its quota,
 //! schema migrations run once by replicas starting together, `unavailable` when the server is not there. The CLI:
-//! `store migrate` of a data dir with a 10,000-entry ledger, then `--store … ledger verify`.
+//! `store migrate` of a data dir with a 10,000-entry ledger, then `--store … ledger verify`. Replicas: `serve` and
+//! the operator commands on the shared store, reloads across replicas by NOTIFY.
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
 
@@ -23,6 +24,7 @@ fn plughost(home: &std::path::Path, args: &[&str]) -> (bool, String) {
         .env("PLUGHOST_HOME", home)
         .env_remove("PLUGHOST_STORE")
         .env_remove("PLUGHOST_LOG")
+        .current_dir(home)
         .stdin(Stdio::null())
         .output()
         .expect("run plughost");
@@ -397,4 +399,313 @@ fn a_change_announced_by_one_replica_reaches_the_others_within_a_second() {
         ra.recv_timeout(second).expect("the sender hears itself"),
         "other"
     );
+}
+
+// ---- replicas: `serve` and the operator commands on the shared store --------------------------------------------
+
+/// `plughost --store URL ARGS` from the operator's data dir `home`.
+fn operator(home: &std::path::Path, url: &str, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["--store", url];
+    all.extend_from_slice(args);
+    plughost(home, &all)
+}
+
+/// An operator's data dir with the trusted key `acme` and fixture-basic signed (state, log) as `basic.wasm`.
+fn operator_home() -> (tempfile::TempDir, String) {
+    let home = tempfile::tempdir().expect("operator home");
+    let h = home.path();
+    assert!(plughost(h, &["keys", "generate", "--name", "acme", "--trust"]).0);
+    let wasm = h.join("basic.wasm");
+    std::fs::copy(plughost_tests::BASIC, &wasm).expect("copy fixture");
+    let wasm = wasm.to_str().expect("utf-8").to_string();
+    let (ok, out) = plughost(
+        h,
+        &[
+            "sign",
+            &wasm,
+            "--key",
+            "acme",
+            "--request",
+            "state",
+            "--request",
+            "log",
+        ],
+    );
+    assert!(ok, "{out}");
+    (home, wasm)
+}
+
+/// One gateway replica: `plughost --store URL serve --http 127.0.0.1:0` on its own data dir (its own compile
+/// cache). The registry is polled only once a minute, so what it sees within a second came by NOTIFY. Killed
+/// (SIGKILL) on drop.
+struct Replica {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _home: tempfile::TempDir,
+}
+
+impl Replica {
+    fn start(url: &str) -> Replica {
+        use std::io::BufRead;
+        let home = tempfile::tempdir().expect("replica home");
+        let mut child = Command::new(BIN)
+            .args([
+                "--store",
+                url,
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--watch-interval",
+                "60s",
+            ])
+            .env("PLUGHOST_HOME", home.path())
+            .env_remove("PLUGHOST_STORE")
+            .env_remove("PLUGHOST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a replica");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut log = Vec::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
+                    let _ = tx.send(Ok(rest.split('/').next().unwrap_or_default().to_string()));
+                } else if log.len() < 200 {
+                    log.push(line);
+                    if log.last().is_some_and(|l| l.starts_with("error:")) {
+                        let _ = tx.send(Err(log.join("\n")));
+                    }
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(Ok(a)) => a.parse().expect("socket address"),
+            Ok(Err(log)) => panic!("the replica did not start:\n{log}"),
+            Err(_) => panic!("the replica printed no address"),
+        };
+        Replica {
+            child,
+            addr,
+            _home: home,
+        }
+    }
+
+    /// A stateless (2026-07-28) JSON-RPC request; (HTTP status, body).
+    fn rpc(&self, method: &str, name: Option<&str>, params: serde_json::Value) -> (u16, String) {
+        rpc(self.addr, method, name, params)
+    }
+
+    /// The namespaced tool names `tools/list` gives.
+    fn tools(&self) -> Vec<String> {
+        let (status, body) = self.rpc("tools/list", None, serde_json::json!({}));
+        assert_eq!(status, 200, "{body}");
+        let v = json_of(&body);
+        v["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {v}"))
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_string())
+            .collect()
+    }
+
+    /// Calls a tool; the result's text when it succeeded, else the whole answer as `Err`.
+    fn call(&self, tool: &str, args: serde_json::Value) -> Result<String, String> {
+        call_at(self.addr, tool, args)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON body of an answer (plain JSON, or the `data:` line of an event stream).
+fn json_of(body: &str) -> serde_json::Value {
+    let text = body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or(body);
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// One stateless request over a fresh connection to `addr` (a replica or the load balancer).
+fn rpc(
+    addr: std::net::SocketAddr,
+    method: &str,
+    name: Option<&str>,
+    mut params: serde_json::Value,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        .to_string();
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, "cannot connect".into());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n\
+         {}Content-Length: {}\r\n\r\n{body}",
+        name.map(|n| format!("Mcp-Name: {n}\r\n"))
+            .unwrap_or_default(),
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, "cannot send".into());
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// `tools/call` at `addr`: the text of a successful result, else the answer (or the failure) as `Err`.
+fn call_at(
+    addr: std::net::SocketAddr,
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<String, String> {
+    let (status, body) = rpc(
+        addr,
+        "tools/call",
+        Some(tool),
+        serde_json::json!({"name": tool, "arguments": args}),
+    );
+    if status != 200 {
+        return Err(format!("HTTP {status}: {body}"));
+    }
+    let v = json_of(&body);
+    match v["result"]["isError"].as_bool() {
+        Some(false) => Ok(v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()),
+        _ => Err(v.to_string()),
+    }
+}
+
+/// Waits up to `limit` for `f` to hold on every replica (checked every 20 ms); false if it did not.
+fn within(limit: Duration, replicas: &[&Replica], f: impl Fn(&Replica) -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if replicas.iter().all(|r| f(r)) {
+            return true;
+        }
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_second() {
+    let Some(url) = database("serve") else { return };
+    let (op, wasm) = operator_home();
+    let op = op.path();
+    let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    let (a, b) = (Replica::start(&url), Replica::start(&url));
+    for r in [&a, &b] {
+        assert!(
+            r.tools().iter().any(|t| t == "fixture-basic__echo"),
+            "{:?}",
+            r.tools()
+        );
+    }
+    assert_eq!(
+        a.call("fixture-basic__echo", serde_json::json!({"text": "hi a"})),
+        Ok("hi a".to_string())
+    );
+    // Plugin state is shared: written through A, read through B.
+    assert_eq!(
+        a.call(
+            "fixture-basic__state_put",
+            serde_json::json!({"key": "k", "value": "from a"})
+        ),
+        Ok("stored".to_string())
+    );
+    assert_eq!(
+        b.call("fixture-basic__state_get", serde_json::json!({"key": "k"})),
+        Ok("from a".to_string())
+    );
+    // The operator's view is the cluster's.
+    let (ok, out) = operator(op, &url, &["list"]);
+    assert!(ok && out.contains("fixture-basic"), "{out}");
+    let (ok, out) = operator(op, &url, &["info", "fixture-basic"]);
+    assert!(ok && out.contains("state"), "{out}");
+
+    // Revoking `state` (which the plugin imports) unloads it on both replicas within a second: the registry is
+    // polled once a minute, so it came by NOTIFY.
+    let (ok, out) = operator(op, &url, &["revoke", "fixture-basic", "state"]);
+    assert!(ok, "{out}");
+    let second = Duration::from_secs(1);
+    assert!(
+        within(second, &[&a, &b], |r| !r
+            .tools()
+            .iter()
+            .any(|t| t == "fixture-basic__echo")),
+        "a: {:?}, b: {:?}",
+        a.tools(),
+        b.tools()
+    );
+    let (ok, out) = operator(op, &url, &["grant", "fixture-basic", "state"]);
+    assert!(ok, "{out}");
+    assert!(
+        within(second, &[&a, &b], |r| r
+            .tools()
+            .iter()
+            .any(|t| t == "fixture-basic__echo")),
+        "a: {:?}, b: {:?}",
+        a.tools(),
+        b.tools()
+    );
+    // A config change reaches the plugin's settings on both (the grant list and config are in the loaded key).
+    let (ok, out) = operator(
+        op,
+        &url,
+        &["config", "fixture-basic", "set", "mode", "fast"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = operator(op, &url, &["config", "fixture-basic", "list"]);
+    assert!(ok && out.contains("mode") && out.contains("fast"), "{out}");
+    assert_eq!(
+        b.call("fixture-basic__echo", serde_json::json!({"text": "hi b"})),
+        Ok("hi b".to_string())
+    );
+
+    // Every call of both replicas is in the one ledger (4 calls: echo, state_put, state_get, echo).
+    let (ok, out) = operator(op, &url, &["ledger", "verify"]);
+    assert!(ok && out.contains("ok: 4 entries"), "{out}");
+    // A command that would act on this machine's data dir only is refused, not run locally.
+    let (ok, out) = operator(op, &url, &["tokens", "create", "ci"]);
+    assert!(
+        !ok && out.contains("not available on a shared store"),
+        "{out}"
+    );
+    // Removed through the CLI: gone from both.
+    let (ok, out) = operator(op, &url, &["remove", "fixture-basic"]);
+    assert!(ok && out.contains("removed  its state (1 key)"), "{out}");
+    assert!(within(second, &[&a, &b], |r| r
+        .tools()
+        .iter()
+        .all(|t| !t.starts_with("fixture-basic__"))));
+    assert_eq!(psql(&url, "SELECT count(*) FROM index_blobs"), "0");
 }

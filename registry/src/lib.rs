@@ -28,7 +28,7 @@ pub mod trust;
 pub mod units;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
@@ -51,6 +51,10 @@ pub struct Registry {
     root: PathBuf,
     blobs: BlobStore,
     db: Mutex<Connection>,
+    /// The shared store of a cluster: when set, the index (plugins, versions, grants, limits, config, audit
+    /// trail) and the components live there, and the data dir keeps only what is this machine's own (the compile
+    /// cache's artifact digests, the operator's keys).
+    shared: Option<Arc<pg::PgStore>>,
 }
 
 impl Registry {
@@ -64,7 +68,28 @@ impl Registry {
             root,
             blobs,
             db: Mutex::new(conn),
+            shared: None,
         })
+    }
+
+    /// Opens the registry of a cluster: the index in `store`, this machine's own files in `root`.
+    pub fn open_shared(root: impl Into<PathBuf>, store: Arc<pg::PgStore>) -> Result<Registry> {
+        let mut r = Registry::open(root)?;
+        r.shared = Some(store);
+        Ok(r)
+    }
+
+    /// The shared store, when this registry is a cluster's.
+    pub fn shared(&self) -> Option<&Arc<pg::PgStore>> {
+        self.shared.as_ref()
+    }
+
+    /// Refuses a command that would act on the data dir's index only when the index is shared.
+    pub(crate) fn local_only(&self, what: &'static str) -> Result<()> {
+        match self.shared {
+            Some(_) => Err(RegistryError::NotShared(what)),
+            None => Ok(()),
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -252,6 +252,7 @@ fn colour() -> bool {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let home = cli.home.map(Home::at).unwrap_or_else(Home::from_env);
+    show::set_store(cli.store.clone());
     match cli.command {
         Command::Inspect { file, json } => call::inspect(&home, &file, json).await,
         Command::Call(args) => call::call(&home, *args).await,

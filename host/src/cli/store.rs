@@ -8,9 +8,10 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use plughost::Home;
 use plughost::ledger::{Ledger, now_ms};
-use plughost_registry::pg::{PgStore, is_url};
+use plughost_registry::pg::PgStore;
 
 use super::ledger::LedgerCommand;
+use super::show::{open_store as open, redact};
 
 #[derive(Subcommand, Debug)]
 pub enum StoreCommand {
@@ -21,26 +22,6 @@ pub enum StoreCommand {
         #[arg(long, value_name = "URL")]
         to: Option<String>,
     },
-}
-
-/// Opens the store named by `url`, which must be a PostgreSQL URL.
-pub fn open(url: &str) -> Result<PgStore> {
-    if !is_url(url) {
-        bail!("`{url}` is not a store URL: use postgres://USER@HOST:PORT/DATABASE");
-    }
-    PgStore::open(url).with_context(|| format!("cannot open the store {}", redact(url)))
-}
-
-/// The URL without a password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let user = &url[s + 3..at];
-            let user = user.split(':').next().unwrap_or(user);
-            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 pub fn store(home: &Home, store: Option<&str>, cmd: StoreCommand) -> Result<ExitCode> {
