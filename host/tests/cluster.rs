@@ -709,3 +709,331 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         .all(|t| !t.starts_with("fixture-basic__"))));
     assert_eq!(psql(&url, "SELECT count(*) FROM index_blobs"), "0");
 }
+
+// ---- three replicas behind haproxy: load, a killed replica, PostgreSQL restarted ------------------------------
+
+/// A PostgreSQL server of its own (scripts/postgres.sh with its own directory), for the case that stops it; stopped
+/// and deleted on drop.
+struct OwnPostgres {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl OwnPostgres {
+    fn start(name: &str) -> Option<OwnPostgres> {
+        server()?;
+        let dir = std::env::temp_dir().join(format!("plughost-pg-{name}-{}", std::process::id()));
+        let out = Self::script(&dir, &[]);
+        let url = out
+            .lines()
+            .find_map(|l| l.strip_prefix("export PLUGHOST_TEST_PG="))
+            .expect("scripts/postgres.sh prints PLUGHOST_TEST_PG")
+            .to_string();
+        Some(OwnPostgres { dir, url })
+    }
+
+    fn script(dir: &std::path::Path, args: &[&str]) -> String {
+        let o = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/postgres.sh"
+            ))
+            .args(args)
+            .env("PLUGHOST_PG_DIR", dir)
+            .output()
+            .expect("run scripts/postgres.sh");
+        assert!(
+            o.status.success(),
+            "scripts/postgres.sh {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `pg_ctl stop -m immediate`: the server goes away as in a crash.
+    fn crash(&self) {
+        Self::script(&self.dir, &["--stop-now"]);
+    }
+
+    fn restart(&self) {
+        Self::script(&self.dir, &["--start"]);
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/postgres.sh"
+            ))
+            .arg("--stop")
+            .env("PLUGHOST_PG_DIR", &self.dir)
+            .output();
+    }
+}
+
+/// haproxy (scripts/haproxy.sh, in the foreground) on a free loopback port in front of `replicas`; killed on drop.
+struct Balancer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Balancer {
+    fn start(replicas: &[&Replica]) -> Balancer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/haproxy.sh"
+            ))
+            .arg(port.to_string())
+            .args(replicas.iter().map(|r| r.addr.to_string()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run scripts/haproxy.sh");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let end = std::time::Instant::now() + Duration::from_secs(120);
+        while rpc(addr, "tools/list", None, serde_json::json!({})).0 != 200 {
+            assert!(std::time::Instant::now() < end, "haproxy did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Balancer { child, addr }
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` at `addr`: the body.
+fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Fuel all guests of a replica used (its /metrics): it moves only when a guest runs.
+fn fuel_used(r: &Replica) -> u64 {
+    get(r.addr, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with("plughost_fuel_used_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The args digests of every call in the shared ledger.
+fn ledgered_args(url: &str) -> std::collections::HashSet<String> {
+    psql(
+        url,
+        "SELECT args_digest FROM ledger_entries WHERE kind = 'call'",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Echo calls through `addr` from `workers` threads until `stop`: the args digest of every acknowledged call (a 200
+/// with a result), and how many were refused as `unavailable`.
+fn echo_load(
+    addr: std::net::SocketAddr,
+    workers: usize,
+    tag: &'static str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<String>, u64)> {
+    std::thread::spawn(move || {
+        let threads: Vec<_> = (0..workers)
+            .map(|w| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let (mut acked, mut unavailable) = (Vec::new(), 0u64);
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        i += 1;
+                        let text = format!("{tag}-{w}-{i}");
+                        let args = serde_json::json!({ "text": text });
+                        match call_at(addr, "fixture-basic__echo", args.clone()) {
+                            Ok(t) => {
+                                assert_eq!(t, text);
+                                acked.push(plughost_registry::ledger::args_digest(
+                                    &args.to_string(),
+                                ));
+                            }
+                            Err(e) if e.contains("unavailable") => unavailable += 1,
+                            Err(_) => {}
+                        }
+                    }
+                    (acked, unavailable)
+                })
+            })
+            .collect();
+        let mut all = (Vec::new(), 0);
+        for t in threads {
+            let (a, u) = t.join().expect("load worker");
+            all.0.extend(a);
+            all.1 += u;
+        }
+        all
+    })
+}
+
+#[test]
+fn three_replicas_behind_haproxy_keep_every_acknowledged_call_through_a_kill_and_a_postgres_crash()
+{
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(pg) = OwnPostgres::start("faults") else {
+        eprintln!("!!! PLUGHOST_SKIP_CLUSTER=1: SKIPPING the cluster case `haproxy`");
+        return;
+    };
+    let url = pg.url.clone();
+    let (op, wasm) = operator_home();
+    let op = op.path();
+    let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    let replicas = [
+        Replica::start(&url),
+        Replica::start(&url),
+        Replica::start(&url),
+    ];
+    let lb = Balancer::start(&replicas.iter().collect::<Vec<_>>());
+
+    let lb_addr = lb.addr;
+    // 1. Mixed load through haproxy (echo, state writes and reads, a tool error, an invalid argument), then one
+    //    verify of the whole cluster's chain holding every call.
+    let mixed: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut answered = 0u64;
+                for i in 0..15 {
+                    let (tool, args) = match i % 5 {
+                        0 => (
+                            "fixture-basic__echo",
+                            serde_json::json!({"text": format!("m{w}-{i}")}),
+                        ),
+                        1 => (
+                            "fixture-basic__state_put",
+                            serde_json::json!({"key": format!("w{w}"), "value": format!("v{i}")}),
+                        ),
+                        2 => (
+                            "fixture-basic__state_get",
+                            serde_json::json!({"key": format!("w{w}")}),
+                        ),
+                        3 => ("fixture-basic__fail", serde_json::json!({"text": "nope"})),
+                        _ => ("fixture-basic__echo", serde_json::json!({"text": 42})),
+                    };
+                    let (status, _) = rpc(
+                        lb_addr,
+                        "tools/call",
+                        Some(tool),
+                        serde_json::json!({"name": tool, "arguments": args}),
+                    );
+                    if status == 200 {
+                        answered += 1;
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    let answered: u64 = mixed.into_iter().map(|t| t.join().expect("mixed")).sum();
+    assert_eq!(answered, 60);
+    let (ok, out) = operator(op, &url, &["ledger", "verify"]);
+    assert!(ok && out.contains("ok: 60 entries"), "{out}");
+    // Every replica served a share (round robin).
+    for r in &replicas {
+        assert!(fuel_used(r) > 0, "a replica ran nothing");
+    }
+
+    // 2. kill -9 of one replica mid-load: every acknowledged call is in the ledger, the others keep serving.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = echo_load(lb.addr, 6, "kill", stop.clone());
+    std::thread::sleep(Duration::from_millis(1500));
+    let [a, mut killed, c] = replicas;
+    let _ = killed.child.kill();
+    let _ = killed.child.wait();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_kill = fuel_used(&a) + fuel_used(&c);
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    let (acked, _) = load.join().expect("load");
+    assert!(
+        fuel_used(&a) + fuel_used(&c) > after_kill,
+        "the others stopped serving"
+    );
+    let ledgered = ledgered_args(&url);
+    let lost: Vec<_> = acked.iter().filter(|d| !ledgered.contains(*d)).collect();
+    assert!(!acked.is_empty());
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged calls are not in the ledger",
+        lost.len(),
+        acked.len()
+    );
+    drop(killed);
+
+    // 3. PostgreSQL crashes mid-load and comes back: calls in the outage are `unavailable` and no guest runs;
+    //    the replicas recover by themselves.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = echo_load(lb.addr, 4, "crash", stop.clone());
+    std::thread::sleep(Duration::from_millis(1000));
+    pg.crash();
+    // Calls already past their check when the server went: let them end.
+    std::thread::sleep(Duration::from_millis(500));
+    let fuel = (fuel_used(&a), fuel_used(&c));
+    for i in 0..6 {
+        let e = call_at(
+            lb.addr,
+            "fixture-basic__echo",
+            serde_json::json!({"text": format!("out{i}")}),
+        )
+        .expect_err("no call succeeds without the store");
+        assert!(e.contains("unavailable — "), "{e}");
+    }
+    assert_eq!(
+        (fuel_used(&a), fuel_used(&c)),
+        fuel,
+        "a guest ran while the store was down"
+    );
+    pg.restart();
+    let back = std::time::Instant::now() + Duration::from_secs(60);
+    while call_at(
+        lb.addr,
+        "fixture-basic__echo",
+        serde_json::json!({"text": "back"}),
+    )
+    .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < back,
+            "the replicas did not recover"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    let (acked, unavailable) = load.join().expect("load");
+    assert!(unavailable > 0, "the load saw no outage");
+    let ledgered = ledgered_args(&url);
+    assert!(
+        acked.iter().all(|d| ledgered.contains(d)),
+        "an acknowledged call is missing"
+    );
+    let (ok, out) = operator(op, &url, &["ledger", "verify"]);
+    assert!(ok && out.contains("ok: "), "{out}");
+}
