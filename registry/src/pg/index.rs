@@ -15,8 +15,8 @@ use super::error::PgResult;
 use super::notify::CHANNEL;
 use super::store::PgStore;
 use crate::index::audit;
-use crate::{HistoryEntry, PluginRecord, Publisher, VersionRecord};
 use crate::units::now_secs;
+use crate::{HistoryEntry, PluginRecord, Publisher, VersionRecord};
 
 /// A version row to insert.
 #[derive(Debug, Clone)]
