@@ -446,9 +446,19 @@ struct Replica {
 
 impl Replica {
     fn start(url: &str) -> Replica {
+        Replica::start_with(url, None)
+    }
+
+    /// A replica holding the store key `key` (PLUGHOST_STORE_KEY).
+    fn start_with(url: &str, key: Option<&std::path::Path>) -> Replica {
         use std::io::BufRead;
         let home = tempfile::tempdir().expect("replica home");
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        match key {
+            Some(k) => cmd.env("PLUGHOST_STORE_KEY", k),
+            None => cmd.env_remove("PLUGHOST_STORE_KEY"),
+        };
+        let mut child = cmd
             .args([
                 "--store",
                 url,
@@ -1036,4 +1046,113 @@ fn three_replicas_behind_haproxy_keep_every_acknowledged_call_through_a_kill_and
     );
     let (ok, out) = operator(op, &url, &["ledger", "verify"]);
     assert!(ok && out.contains("ok: "), "{out}");
+}
+
+// ---- secrets sealed at rest -------------------------------------------------------------------------------------
+
+/// `plughost --store URL [--store-key KEY] ARGS` with `input` on stdin.
+fn operator_with(
+    home: &std::path::Path,
+    url: &str,
+    key: Option<&std::path::Path>,
+    args: &[&str],
+    input: &str,
+) -> (bool, String) {
+    use std::io::Write;
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--store", url]);
+    if let Some(k) = key {
+        cmd.arg("--store-key").arg(k);
+    }
+    let mut child = cmd
+        .args(args)
+        .env("PLUGHOST_HOME", home)
+        .env_remove("PLUGHOST_STORE")
+        .env_remove("PLUGHOST_STORE_KEY")
+        .env_remove("PLUGHOST_LOG")
+        .current_dir(home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run plughost");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let o = child.wait_with_output().expect("wait");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn secrets_are_sealed_in_the_shared_store_and_a_replica_without_the_key_refuses_them() {
+    let Some(url) = database("secrets") else {
+        return;
+    };
+    let (op, wasm) = operator_home();
+    let op = op.path();
+    let key = op.join("store.key");
+    let (ok, out) = plughost(op, &["store", "keygen", key.to_str().expect("utf-8")]);
+    assert!(ok && out.contains("wrote the store key"), "{out}");
+    // Never overwritten.
+    assert!(!plughost(op, &["store", "keygen", key.to_str().expect("utf-8")]).0);
+    let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    let secret = "s3cr3t-Value-4242-xyz";
+    let set = ["config", "fixture-basic", "set", "token", "--secret"];
+    // Without the key a secret cannot be set (it would have to be stored in the clear).
+    let (ok, out) = operator_with(op, &url, None, &set, secret);
+    assert!(!ok && out.contains("--store-key"), "{out}");
+    let (ok, out) = operator_with(op, &url, Some(&key), &set, secret);
+    assert!(ok, "{out}");
+    // A dump of the table does not show it, as text or as hex.
+    let dump = psql(
+        &url,
+        "SELECT plugin_id, key, secret, encode(value, 'escape'), encode(value, 'hex') FROM index_config",
+    );
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(dump.contains("token"), "{dump}");
+    assert!(!dump.contains(secret) && !dump.contains(&hex), "{dump}");
+    // A replica with the key opens it: it knows the value well enough to redact it from a tool's output.
+    let with = Replica::start_with(&url, Some(&key));
+    let echoed = with
+        .call("fixture-basic__echo", serde_json::json!({ "text": secret }))
+        .expect("echo");
+    assert!(
+        !echoed.contains(secret) && echoed.contains("[REDACTED]"),
+        "{echoed}"
+    );
+    // One without the key does not load the plugin, and says why; one with another key neither.
+    let without = Replica::start(&url);
+    assert!(
+        without
+            .tools()
+            .iter()
+            .all(|t| !t.starts_with("fixture-basic__"))
+    );
+    let ready = get(without.addr, "/ready");
+    assert!(ready.contains("--store-key"), "{ready}");
+    let other = op.join("other.key");
+    assert!(plughost(op, &["store", "keygen", other.to_str().expect("utf-8")]).0);
+    let wrong = Replica::start_with(&url, Some(&other));
+    assert!(
+        wrong
+            .tools()
+            .iter()
+            .all(|t| !t.starts_with("fixture-basic__"))
+    );
+    let ready = get(wrong.addr, "/ready");
+    assert!(
+        ready.contains("does not open with the store key"),
+        "{ready}"
+    );
 }

@@ -24,6 +24,9 @@ pub enum RegistryError {
         "`{0}` is not available on a shared store (--store) yet; run it without --store on a data dir"
     )]
     NotShared(&'static str),
+    /// A secret in the shared store cannot be sealed or opened (no store key, the wrong one, an unreadable key file).
+    #[error("{0}")]
+    StoreKey(String),
     #[error("the audit trail is broken at entry {seq} ({action}): {why}")]
     AuditBroken {
         seq: i64,

@@ -8,10 +8,12 @@ use plughost::registry::{PluginRecord, Registry};
 
 /// The global `--store` (or `PLUGHOST_STORE`), set once at start: every command that opens the registry opens the
 /// cluster's.
-static STORE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+static STORE: std::sync::OnceLock<(Option<String>, Option<std::path::PathBuf>)> =
+    std::sync::OnceLock::new();
 
-pub(super) fn set_store(url: Option<String>) {
-    let _ = STORE.set(url);
+/// Sets the global `--store` URL and `--store-key` file.
+pub(super) fn set_store(url: Option<String>, key: Option<std::path::PathBuf>) {
+    let _ = STORE.set((url, key));
 }
 
 /// Opens the store named by `url`, which must be a PostgreSQL URL.
@@ -37,11 +39,21 @@ pub(super) fn redact(url: &str) -> String {
 /// The registry: the data dir's, or with `--store` the cluster's (its index in the shared store, this machine's
 /// compile cache and keys in the data dir).
 pub(super) fn open_registry(home: &Home) -> Result<Registry> {
-    match STORE.get().and_then(|s| s.as_deref()) {
-        Some(url) => Ok(Registry::open_shared(
-            home.root(),
-            std::sync::Arc::new(open_store(url)?),
-        )?),
+    let (url, key) = match STORE.get() {
+        Some((url, key)) => (url.as_deref(), key.as_deref()),
+        None => (None, None),
+    };
+    match url {
+        Some(url) => {
+            let key = key
+                .map(plughost::registry::StoreKey::from_file)
+                .transpose()?;
+            Ok(Registry::open_shared(
+                home.root(),
+                std::sync::Arc::new(open_store(url)?),
+                key,
+            )?)
+        }
         None => Ok(Registry::open(home.root())?),
     }
 }

@@ -131,10 +131,11 @@ impl Registry {
             return Err(RegistryError::BadConfigKey(key.to_string()));
         }
         if let Some(pg) = &self.shared {
-            if secret {
-                return Err(RegistryError::NotShared("config set --secret"));
-            }
-            let value = value.as_bytes().to_vec();
+            let value = if secret {
+                self.store_key(id, key)?.seal(id, key, value)?
+            } else {
+                value.as_bytes().to_vec()
+            };
             let row = crate::pg::ConfigRow {
                 key: key.to_string(),
                 value,
@@ -219,13 +220,16 @@ impl Registry {
     ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
         if let Some(pg) = &self.shared {
             let mut config = BTreeMap::new();
+            let mut secrets = BTreeMap::new();
             for r in pg.index_config(id)? {
                 if r.secret {
-                    return Err(RegistryError::NotShared("secrets"));
+                    let value = self.store_key(id, &r.key)?.open(id, &r.key, &r.value)?;
+                    secrets.insert(r.key, value);
+                } else {
+                    config.insert(r.key, String::from_utf8_lossy(&r.value).into_owned());
                 }
-                config.insert(r.key, String::from_utf8_lossy(&r.value).into_owned());
             }
-            return Ok((config, BTreeMap::new()));
+            return Ok((config, secrets));
         }
         let conn = self.conn();
         let mut stmt =
