@@ -11,7 +11,7 @@ use plughost_registry::{PluginLimits, PluginRecord, Registry, RegistryError};
 use wasmtime::component::Component;
 
 use crate::call::{CallError, CallResult};
-use crate::contract::{Gate, ScopeUsage};
+use crate::contract::{Gate, ScopeUsage, SharedGate};
 use crate::grants::{GrantError, Grants};
 use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry, now_ms};
 use crate::report::Outcome;
@@ -35,6 +35,8 @@ pub struct Entry {
     pub record: PluginRecord,
     concurrency: (u32, Arc<tokio::sync::Semaphore>),
     gate: Option<Gate>,
+    /// On a cluster's replica: the contract, checked and reserved in the shared store (instead of `gate`).
+    shared_gate: Option<SharedGate>,
     key: String,
     ledger: Arc<LedgerWriter>,
 }
@@ -159,6 +161,23 @@ impl Entry {
             };
             return (host.refused(plugin, tool, busy), None);
         };
+        if let Some(gate) = &self.shared_gate {
+            let now = now_ms();
+            match gate.admit(tool, cost, now) {
+                Ok(Ok(())) => {}
+                Ok(Err(exhausted)) => {
+                    let e = exhausted.into_error(tool, now);
+                    return (host.refused(plugin, tool, e), None);
+                }
+                Err(e) => {
+                    // Fail closed: a contract that cannot be checked admits nothing.
+                    let e = CallError::Unavailable {
+                        message: format!("{e}; the call was not run"),
+                    };
+                    return (host.refused(plugin, tool, e), None);
+                }
+            }
+        }
         let admission = match &self.gate {
             None => None,
             Some(gate) => {
@@ -494,22 +513,26 @@ impl Catalog {
             link_ms = ms(started.elapsed() - compiled),
             "loaded"
         );
-        if self.ledger.is_shared() && record.limits.has_contract() {
-            // The gate counts from the data dir's ledger, which a replica does not write: it would admit every call.
-            return Err(
-                "it has a contract (calls or budget per window), which replicas of a shared store do not enforce \
-                 yet; remove the contract (`plughost limits`) to serve it"
-                    .into(),
-            );
-        }
         let n = crate::runtime::limits::concurrency_of(record.limits.concurrency);
         let concurrency = (n, Arc::new(tokio::sync::Semaphore::new(n as usize)));
-        let gate = Gate::new(self.ledger.ledger().clone(), &record.id, &record.limits);
+        // On a replica the contract is the shared store's (exact across replicas); the local gate would count from
+        // a ledger the replica does not write.
+        let (gate, shared_gate) = match self.registry.shared() {
+            Some(pg) => (
+                None,
+                SharedGate::new(pg.clone(), &record.id, &record.limits),
+            ),
+            None => (
+                Gate::new(self.ledger.ledger().clone(), &record.id, &record.limits),
+                None,
+            ),
+        };
         Ok(Arc::new(Entry {
             plugin,
             record: record.clone(),
             concurrency,
             gate,
+            shared_gate,
             key,
             ledger: self.ledger.clone(),
         }))

@@ -916,6 +916,20 @@ fn three_replicas_behind_haproxy_keep_every_acknowledged_call_through_a_kill_and
     let op = op.path();
     let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
     assert!(ok, "{out}");
+    // A contract on one tool, set before the replicas start: 5 calls of `count` per minute, cluster-wide.
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "limits",
+            "fixture-basic",
+            "--tool",
+            "count",
+            "--calls",
+            "5/minute",
+        ],
+    );
+    assert!(ok, "{out}");
     let replicas = [
         Replica::start(&url),
         Replica::start(&url),
@@ -969,6 +983,28 @@ fn three_replicas_behind_haproxy_keep_every_acknowledged_call_through_a_kill_and
     for r in &replicas {
         assert!(fuel_used(r) > 0, "a replica ran nothing");
     }
+
+    // Contracts are exact across the replicas: 60 concurrent calls of `count` spread over all three by haproxy,
+    // 5 per minute allowed, exactly 5 run; the others are refused as quota.
+    let barrier = Arc::new(std::sync::Barrier::new(60));
+    let calls: Vec<_> = (0..60)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                call_at(lb_addr, "fixture-basic__count", serde_json::json!({}))
+            })
+        })
+        .collect();
+    let results: Vec<_> = calls.into_iter().map(|t| t.join().expect("call")).collect();
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(admitted, 5, "{results:?}");
+    assert!(
+        results.iter().filter_map(|r| r.as_ref().err()).all(|e| e
+            .contains("quota exhausted until")
+            && e.contains("5 calls allowed per minute")),
+        "{results:?}"
+    );
 
     // 2. kill -9 of one replica mid-load: every acknowledged call is in the ledger, the others keep serving.
     let stop = Arc::new(AtomicBool::new(false));
