@@ -31,6 +31,12 @@ elif [ -z "${PLUGHOST_TEST_PG:-}" ]; then
   eval "$(bash scripts/postgres.sh)"
   echo "    PLUGHOST_TEST_PG=$PLUGHOST_TEST_PG"
 fi
+# …and haproxy in front of three replicas (the test runs scripts/haproxy.sh itself, in the foreground, and stops it
+# by PID; here it is only installed, so the apt time is not inside a test).
+if [ "${PLUGHOST_SKIP_CLUSTER:-}" != 1 ]; then
+  echo "==> scripts/haproxy.sh --install"
+  bash scripts/haproxy.sh --install >/dev/null
+fi
 # The Cloudflare plugin's nginx config is checked with a real `nginx -t` (apt-installs nginx the first time; the test
 # runs this script itself too, so a single `cargo test` works as well).
 echo "==> scripts/nginx.sh"

@@ -11,7 +11,7 @@ use plughost_registry::{PluginLimits, PluginRecord, Registry, RegistryError};
 use wasmtime::component::Component;
 
 use crate::call::{CallError, CallResult};
-use crate::contract::{Gate, ScopeUsage};
+use crate::contract::{Gate, ScopeUsage, SharedGate};
 use crate::grants::{GrantError, Grants};
 use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry, now_ms};
 use crate::report::Outcome;
@@ -35,6 +35,8 @@ pub struct Entry {
     pub record: PluginRecord,
     concurrency: (u32, Arc<tokio::sync::Semaphore>),
     gate: Option<Gate>,
+    /// On a cluster's replica: the contract, checked and reserved in the shared store (instead of `gate`).
+    shared_gate: Option<SharedGate>,
     key: String,
     ledger: Arc<LedgerWriter>,
 }
@@ -169,6 +171,23 @@ impl Entry {
             };
             return (host.refused(plugin, tool, busy), None);
         };
+        if let Some(gate) = &self.shared_gate {
+            let now = now_ms();
+            match gate.admit(tool, cost, now) {
+                Ok(Ok(())) => {}
+                Ok(Err(exhausted)) => {
+                    let e = exhausted.into_error(tool, now);
+                    return (host.refused(plugin, tool, e), None);
+                }
+                Err(e) => {
+                    // Fail closed: a contract that cannot be checked admits nothing.
+                    let e = CallError::Unavailable {
+                        message: format!("{e}; the call was not run"),
+                    };
+                    return (host.refused(plugin, tool, e), None);
+                }
+            }
+        }
         let admission = match &self.gate {
             None => None,
             Some(gate) => {
@@ -262,7 +281,11 @@ pub fn installed_language(registry: &Registry, id: &str) -> crate::runtime::plug
 impl Catalog {
     /// Opens the catalog and loads every enabled plugin.
     pub async fn open(mut host: Host, registry: Arc<Registry>) -> Result<Catalog, CatalogError> {
-        let ledger = LedgerWriter::start(Arc::new(Ledger::open(registry.root())?));
+        let local = Arc::new(Ledger::open(registry.root())?);
+        let ledger = match registry.shared() {
+            Some(pg) => LedgerWriter::start_shared(local, pg.clone()),
+            None => LedgerWriter::start(local),
+        };
         host.set_ledger(ledger.clone());
         let denials = Arc::new(crate::caps::denials::DenialAudit::new(registry.clone()));
         crate::caps::denials::DenialAudit::spawn_flusher(&denials);
@@ -505,12 +528,24 @@ impl Catalog {
         );
         let n = crate::runtime::limits::concurrency_of(record.limits.concurrency);
         let concurrency = (n, Arc::new(tokio::sync::Semaphore::new(n as usize)));
-        let gate = Gate::new(self.ledger.ledger().clone(), &record.id, &record.limits);
+        // On a replica the contract is the shared store's (exact across replicas); the local gate would count from
+        // a ledger the replica does not write.
+        let (gate, shared_gate) = match self.registry.shared() {
+            Some(pg) => (
+                None,
+                SharedGate::new(pg.clone(), &record.id, &record.limits),
+            ),
+            None => (
+                Gate::new(self.ledger.ledger().clone(), &record.id, &record.limits),
+                None,
+            ),
+        };
         Ok(Arc::new(Entry {
             plugin,
             record: record.clone(),
             concurrency,
             gate,
+            shared_gate,
             key,
             ledger: self.ledger.clone(),
         }))

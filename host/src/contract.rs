@@ -277,50 +277,55 @@ impl Drop for Admission<'_> {
 #[error("the contract could not be checked: {0}")]
 pub struct GateError(String);
 
+/// The scopes `limits` set: the plugin's own contract, then each tool's, then each principal's.
+fn scopes_of(limits: &PluginLimits) -> Vec<Scope> {
+    let default_window = limits.window.unwrap_or(Window::Day);
+    let mut scopes = Vec::new();
+    if limits.calls_per_window.is_some() || limits.budget.is_some() {
+        scopes.push(Scope::new(
+            None,
+            limits.calls_per_window,
+            limits.budget,
+            default_window,
+        ));
+    }
+    for (tool, c) in &limits.tools {
+        if c.calls_per_window.is_some() || c.budget.is_some() {
+            scopes.push(Scope::new(
+                Some(tool.clone()),
+                c.calls_per_window,
+                c.budget,
+                c.window.unwrap_or(default_window),
+            ));
+        }
+    }
+    for (principal, c) in &limits.principals {
+        if c.calls_per_window.is_some() || c.budget.is_some() {
+            let mut s = Scope::new(
+                None,
+                c.calls_per_window,
+                c.budget,
+                c.window.unwrap_or(default_window),
+            );
+            s.principal = Some(principal.clone());
+            scopes.push(s);
+        }
+    }
+    scopes
+}
+
 impl Gate {
     /// The gate for `plugin` under `limits`, or `None` when no contract is set.
     pub fn new(ledger: Arc<Ledger>, plugin: &str, limits: &PluginLimits) -> Option<Gate> {
         if !limits.has_contract() {
             return None;
         }
-        let default_window = limits.window.unwrap_or(Window::Day);
-        let mut scopes = Vec::new();
-        if limits.calls_per_window.is_some() || limits.budget.is_some() {
-            scopes.push(Scope::new(
-                None,
-                limits.calls_per_window,
-                limits.budget,
-                default_window,
-            ));
-        }
-        for (tool, c) in &limits.tools {
-            if c.calls_per_window.is_some() || c.budget.is_some() {
-                scopes.push(Scope::new(
-                    Some(tool.clone()),
-                    c.calls_per_window,
-                    c.budget,
-                    c.window.unwrap_or(default_window),
-                ));
-            }
-        }
-        for (principal, c) in &limits.principals {
-            if c.calls_per_window.is_some() || c.budget.is_some() {
-                let mut s = Scope::new(
-                    None,
-                    c.calls_per_window,
-                    c.budget,
-                    c.window.unwrap_or(default_window),
-                );
-                s.principal = Some(principal.clone());
-                scopes.push(s);
-            }
-        }
         Some(Gate {
             ledger,
             plugin: plugin.to_string(),
             inner: Mutex::new(Inner {
                 last_seq: None,
-                scopes,
+                scopes: scopes_of(limits),
             }),
         })
     }
@@ -419,6 +424,96 @@ impl Gate {
                 }
             })
             .collect())
+    }
+}
+
+/// A contract checked and reserved by a cluster's shared store, exact across replicas: the check and the
+/// reservation are one transaction under the plugin's lock there (`plughost_registry::pg`), so however many replicas
+/// ask at once, a window's last call is admitted once. A reservation counts whether the guest then succeeds or not,
+/// as an admitted call does on one data dir.
+#[derive(Debug)]
+pub struct SharedGate {
+    store: Arc<dyn plughost_registry::seam::ContractStore>,
+    plugin: String,
+    scopes: Vec<plughost_registry::pg::Scope>,
+}
+
+impl SharedGate {
+    /// The gate for `plugin` under `limits` in `store`, or `None` when no contract is set.
+    pub fn new(
+        store: Arc<dyn plughost_registry::seam::ContractStore>,
+        plugin: &str,
+        limits: &PluginLimits,
+    ) -> Option<SharedGate> {
+        if !limits.has_contract() {
+            return None;
+        }
+        // Per-principal contracts are counted from the embedded ledger only (the shared store's reservations do
+        // not carry the principal yet): they are not turned into cluster-wide scopes, which would limit every caller.
+        let scopes = scopes_of(limits)
+            .iter()
+            .filter(|s| s.principal.is_none())
+            .map(|s| plughost_registry::pg::Scope {
+                tool: s.tool.clone(),
+                window: s.window,
+                max_calls: s.calls,
+                max_cost: s.budget,
+            })
+            .collect();
+        Some(SharedGate {
+            store,
+            plugin: plugin.to_string(),
+            scopes,
+        })
+    }
+
+    /// Admits (and reserves) a call of `tool` costing `cost` at `now_ms`, or says which limit refuses it.
+    pub fn admit(
+        &self,
+        tool: &str,
+        cost: u64,
+        now_ms: i64,
+    ) -> Result<Result<(), Exhausted>, GateError> {
+        let scopes: Vec<_> = self
+            .scopes
+            .iter()
+            .filter(|s| s.tool.as_deref().is_none_or(|t| t == tool))
+            .cloned()
+            .collect();
+        match self
+            .store
+            .admit(&self.plugin, tool, cost, now_ms, &scopes)
+            .map_err(|e| GateError(e.to_string()))?
+        {
+            plughost_registry::pg::Admission::Admitted => Ok(Ok(())),
+            plughost_registry::pg::Admission::Refused {
+                scope,
+                cost: by_cost,
+                used,
+                limit,
+                until_ms,
+            } => {
+                let s = scopes.get(scope).ok_or_else(|| {
+                    GateError(format!(
+                        "the store refused by scope {scope}, which was not asked"
+                    ))
+                })?;
+                Ok(Err(Exhausted {
+                    plugin: self.plugin.clone(),
+                    tool: s.tool.clone(),
+                    resource: if by_cost {
+                        Resource::Cost
+                    } else {
+                        Resource::Calls
+                    },
+                    used,
+                    limit,
+                    window: s.window,
+                    cost,
+                    until_ms,
+                }))
+            }
+        }
     }
 }
 

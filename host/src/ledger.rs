@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use plughost_registry::PluginRecord;
 pub use plughost_registry::ledger::{Caller, Kind, Ledger, LedgerError, NewEntry};
+use plughost_registry::seam::LedgerStore;
 
 use crate::call::CallResult;
 use crate::report::CallReport;
@@ -49,6 +50,9 @@ impl std::fmt::Debug for Job {
 #[derive(Debug)]
 struct Shared {
     ledger: Arc<Ledger>,
+    /// A cluster's shared ledger: when set, entries are appended there (one chain for every replica) and the data
+    /// dir's `ledger` is not written.
+    store: Option<Arc<dyn LedgerStore>>,
     /// Held for the length of one transaction, by a caller (inline) or the writer thread.
     commit: Mutex<()>,
     /// Jobs sent to the writer thread and not yet taken.
@@ -69,7 +73,22 @@ pub struct LedgerWriter {
 
 impl LedgerWriter {
     pub fn start(ledger: Arc<Ledger>) -> Arc<LedgerWriter> {
+        Self::start_with(ledger, None)
+    }
+
+    /// A writer that appends to a cluster's shared ledger (`local` is the data dir's, kept for what reads it).
+    pub fn start_shared(local: Arc<Ledger>, store: Arc<dyn LedgerStore>) -> Arc<LedgerWriter> {
+        Self::start_with(local, Some(store))
+    }
+
+    /// Whether entries go to a cluster's shared ledger.
+    pub fn is_shared(&self) -> bool {
+        self.shared.store.is_some()
+    }
+
+    fn start_with(ledger: Arc<Ledger>, store: Option<Arc<dyn LedgerStore>>) -> Arc<LedgerWriter> {
         let shared = Arc::new(Shared {
+            store,
             commit: Mutex::new(()),
             queued: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
@@ -102,7 +121,7 @@ impl LedgerWriter {
                     }
                     s.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
                     let _one = s.commit.lock().unwrap_or_else(|p| p.into_inner());
-                    commit_jobs(&s.ledger, jobs);
+                    commit_jobs(&s, jobs);
                 }
             })
             .expect("spawn the ledger thread");
@@ -119,6 +138,13 @@ impl LedgerWriter {
     /// ([`Ledger::check_writable`]); after that, a successful commit stands for it.
     pub fn check(&self) -> Result<(), Unwritable> {
         let s = &self.shared;
+        if let Some(store) = &s.store {
+            // One round trip per call: a store that cannot be reached refuses the call before the guest runs.
+            return store.head_seq().map(|_| ()).map_err(|e| Unwritable {
+                path: "in the shared store".into(),
+                reason: e.to_string(),
+            });
+        }
         let path = s.ledger.path();
         let fail = |reason: String| Unwritable {
             path: path.display().to_string(),
@@ -157,9 +183,9 @@ impl LedgerWriter {
         if s.queued.load(Ordering::Acquire) == 0
             && let Ok(_one) = s.commit.try_lock()
         {
-            return s.ledger.append(&entries).map_err(|e| {
+            return append_to(s, &entries).map_err(|e| {
                 tracing::error!("ledger write failed: {e}");
-                e.to_string()
+                e
             });
         }
         let (done, wait) = tokio::sync::oneshot::channel();
@@ -173,14 +199,22 @@ impl LedgerWriter {
     }
 }
 
-fn commit_jobs(ledger: &Ledger, jobs: Vec<Job>) {
+/// Appends to the shared ledger when there is one, else to the data dir's.
+fn append_to(s: &Shared, entries: &[NewEntry]) -> Result<Vec<u64>, String> {
+    match &s.store {
+        Some(store) => store.append(entries).map_err(|e| e.to_string()),
+        None => s.ledger.append(entries).map_err(|e| e.to_string()),
+    }
+}
+
+fn commit_jobs(s: &Shared, jobs: Vec<Job>) {
     let mut all = Vec::with_capacity(jobs.iter().map(|j| j.entries.len()).sum());
     let mut waiting = Vec::with_capacity(jobs.len());
     for j in jobs {
         waiting.push((j.entries.len(), j.done));
         all.extend(j.entries);
     }
-    match ledger.append(&all) {
+    match append_to(s, &all) {
         Ok(seqs) => {
             let mut at = 0;
             for (k, done) in waiting {
@@ -191,7 +225,7 @@ fn commit_jobs(ledger: &Ledger, jobs: Vec<Job>) {
         Err(e) => {
             tracing::error!("ledger write failed: {e}");
             for (_, done) in waiting {
-                let _ = done.send(Err(e.to_string()));
+                let _ = done.send(Err(e.clone()));
             }
         }
     }

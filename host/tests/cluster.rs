@@ -1,7 +1,8 @@
 //! The cluster against a real PostgreSQL (scripts/postgres.sh, started once for this binary). The store itself: one
 //! ledger chain appended by several replicas at once, contracts exact across them, shared state with its quota,
 //! schema migrations run once by replicas starting together, `unavailable` when the server is not there. The CLI:
-//! `store migrate` of a data dir with a 10,000-entry ledger, then `--store … ledger verify`.
+//! `store migrate` of a data dir with a 10,000-entry ledger, then `--store … ledger verify`. Replicas: `serve` and
+//! the operator commands on the shared store, reloads across replicas by NOTIFY.
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
 
@@ -23,6 +24,7 @@ fn plughost(home: &std::path::Path, args: &[&str]) -> (bool, String) {
         .env("PLUGHOST_HOME", home)
         .env_remove("PLUGHOST_STORE")
         .env_remove("PLUGHOST_LOG")
+        .current_dir(home)
         .stdin(Stdio::null())
         .output()
         .expect("run plughost");
@@ -396,5 +398,797 @@ fn a_change_announced_by_one_replica_reaches_the_others_within_a_second() {
     assert_eq!(
         ra.recv_timeout(second).expect("the sender hears itself"),
         "other"
+    );
+}
+
+// ---- replicas: `serve` and the operator commands on the shared store --------------------------------------------
+
+/// `plughost --store URL ARGS` from the operator's data dir `home`.
+fn operator(home: &std::path::Path, url: &str, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["--store", url];
+    all.extend_from_slice(args);
+    plughost(home, &all)
+}
+
+/// An operator's data dir with the trusted key `acme` and fixture-basic signed (state, log) as `basic.wasm`.
+fn operator_home() -> (tempfile::TempDir, String) {
+    let home = tempfile::tempdir().expect("operator home");
+    let h = home.path();
+    assert!(plughost(h, &["keys", "generate", "--name", "acme", "--trust"]).0);
+    let wasm = h.join("basic.wasm");
+    std::fs::copy(plughost_tests::BASIC, &wasm).expect("copy fixture");
+    let wasm = wasm.to_str().expect("utf-8").to_string();
+    let (ok, out) = plughost(
+        h,
+        &[
+            "sign",
+            &wasm,
+            "--key",
+            "acme",
+            "--request",
+            "state",
+            "--request",
+            "log",
+        ],
+    );
+    assert!(ok, "{out}");
+    (home, wasm)
+}
+
+/// One gateway replica: `plughost --store URL serve --http 127.0.0.1:0` on its own data dir (its own compile
+/// cache). The registry is polled only once a minute, so what it sees within a second came by NOTIFY. Killed
+/// (SIGKILL) on drop.
+struct Replica {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _home: tempfile::TempDir,
+}
+
+impl Replica {
+    fn start(url: &str) -> Replica {
+        Replica::start_with(url, None)
+    }
+
+    /// A replica holding the store key `key` (PLUGHOST_STORE_KEY).
+    fn start_with(url: &str, key: Option<&std::path::Path>) -> Replica {
+        use std::io::BufRead;
+        let home = tempfile::tempdir().expect("replica home");
+        let mut cmd = Command::new(BIN);
+        match key {
+            Some(k) => cmd.env("PLUGHOST_STORE_KEY", k),
+            None => cmd.env_remove("PLUGHOST_STORE_KEY"),
+        };
+        let mut child = cmd
+            .args([
+                "--store",
+                url,
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--watch-interval",
+                "60s",
+            ])
+            .env("PLUGHOST_HOME", home.path())
+            .env_remove("PLUGHOST_STORE")
+            .env_remove("PLUGHOST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a replica");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut log = Vec::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
+                    let _ = tx.send(Ok(rest.split('/').next().unwrap_or_default().to_string()));
+                } else if log.len() < 200 {
+                    log.push(line);
+                    if log.last().is_some_and(|l| l.starts_with("error:")) {
+                        let _ = tx.send(Err(log.join("\n")));
+                    }
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(Ok(a)) => a.parse().expect("socket address"),
+            Ok(Err(log)) => panic!("the replica did not start:\n{log}"),
+            Err(_) => panic!("the replica printed no address"),
+        };
+        Replica {
+            child,
+            addr,
+            _home: home,
+        }
+    }
+
+    /// A stateless (2026-07-28) JSON-RPC request; (HTTP status, body).
+    fn rpc(&self, method: &str, name: Option<&str>, params: serde_json::Value) -> (u16, String) {
+        rpc(self.addr, method, name, params)
+    }
+
+    /// The namespaced tool names `tools/list` gives.
+    fn tools(&self) -> Vec<String> {
+        let (status, body) = self.rpc("tools/list", None, serde_json::json!({}));
+        assert_eq!(status, 200, "{body}");
+        let v = json_of(&body);
+        v["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {v}"))
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_string())
+            .collect()
+    }
+
+    /// Calls a tool; the result's text when it succeeded, else the whole answer as `Err`.
+    fn call(&self, tool: &str, args: serde_json::Value) -> Result<String, String> {
+        call_at(self.addr, tool, args)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON body of an answer (plain JSON, or the `data:` line of an event stream).
+fn json_of(body: &str) -> serde_json::Value {
+    let text = body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or(body);
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// One stateless request over a fresh connection to `addr` (a replica or the load balancer).
+fn rpc(
+    addr: std::net::SocketAddr,
+    method: &str,
+    name: Option<&str>,
+    mut params: serde_json::Value,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        .to_string();
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, "cannot connect".into());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n\
+         {}Content-Length: {}\r\n\r\n{body}",
+        name.map(|n| format!("Mcp-Name: {n}\r\n"))
+            .unwrap_or_default(),
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, "cannot send".into());
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// `tools/call` at `addr`: the text of a successful result, else the answer (or the failure) as `Err`.
+fn call_at(
+    addr: std::net::SocketAddr,
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<String, String> {
+    let (status, body) = rpc(
+        addr,
+        "tools/call",
+        Some(tool),
+        serde_json::json!({"name": tool, "arguments": args}),
+    );
+    if status != 200 {
+        return Err(format!("HTTP {status}: {body}"));
+    }
+    let v = json_of(&body);
+    match v["result"]["isError"].as_bool() {
+        Some(false) => Ok(v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()),
+        _ => Err(v.to_string()),
+    }
+}
+
+/// Waits up to `limit` for `f` to hold on every replica (checked every 20 ms); false if it did not.
+fn within(limit: Duration, replicas: &[&Replica], f: impl Fn(&Replica) -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if replicas.iter().all(|r| f(r)) {
+            return true;
+        }
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_second() {
+    let Some(url) = database("serve") else { return };
+    let (op, wasm) = operator_home();
+    let op = op.path();
+    let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    let (a, b) = (Replica::start(&url), Replica::start(&url));
+    for r in [&a, &b] {
+        assert!(
+            r.tools().iter().any(|t| t == "fixture-basic__echo"),
+            "{:?}",
+            r.tools()
+        );
+    }
+    assert_eq!(
+        a.call("fixture-basic__echo", serde_json::json!({"text": "hi a"})),
+        Ok("hi a".to_string())
+    );
+    // Plugin state is shared: written through A, read through B.
+    assert_eq!(
+        a.call(
+            "fixture-basic__state_put",
+            serde_json::json!({"key": "k", "value": "from a"})
+        ),
+        Ok("stored".to_string())
+    );
+    assert_eq!(
+        b.call("fixture-basic__state_get", serde_json::json!({"key": "k"})),
+        Ok("from a".to_string())
+    );
+    // The operator's view is the cluster's.
+    let (ok, out) = operator(op, &url, &["list"]);
+    assert!(ok && out.contains("fixture-basic"), "{out}");
+    let (ok, out) = operator(op, &url, &["info", "fixture-basic"]);
+    assert!(ok && out.contains("state"), "{out}");
+
+    // Revoking `state` (which the plugin imports) unloads it on both replicas within a second: the registry is
+    // polled once a minute, so it came by NOTIFY.
+    let (ok, out) = operator(op, &url, &["revoke", "fixture-basic", "state"]);
+    assert!(ok, "{out}");
+    let second = Duration::from_secs(1);
+    assert!(
+        within(second, &[&a, &b], |r| !r
+            .tools()
+            .iter()
+            .any(|t| t == "fixture-basic__echo")),
+        "a: {:?}, b: {:?}",
+        a.tools(),
+        b.tools()
+    );
+    let (ok, out) = operator(op, &url, &["grant", "fixture-basic", "state"]);
+    assert!(ok, "{out}");
+    assert!(
+        within(second, &[&a, &b], |r| r
+            .tools()
+            .iter()
+            .any(|t| t == "fixture-basic__echo")),
+        "a: {:?}, b: {:?}",
+        a.tools(),
+        b.tools()
+    );
+    // A config change reaches the plugin's settings on both (the grant list and config are in the loaded key).
+    let (ok, out) = operator(
+        op,
+        &url,
+        &["config", "fixture-basic", "set", "mode", "fast"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = operator(op, &url, &["config", "fixture-basic", "list"]);
+    assert!(ok && out.contains("mode") && out.contains("fast"), "{out}");
+    assert_eq!(
+        b.call("fixture-basic__echo", serde_json::json!({"text": "hi b"})),
+        Ok("hi b".to_string())
+    );
+
+    // Every call of both replicas is in the one ledger (4 calls: echo, state_put, state_get, echo).
+    let (ok, out) = operator(op, &url, &["ledger", "verify"]);
+    assert!(ok && out.contains("ok: 4 entries"), "{out}");
+    // A command that would act on this machine's data dir only is refused, not run locally.
+    let (ok, out) = operator(op, &url, &["tokens", "create", "ci"]);
+    assert!(
+        !ok && out.contains("not available on a shared store"),
+        "{out}"
+    );
+    // Removed through the CLI: gone from both.
+    let (ok, out) = operator(op, &url, &["remove", "fixture-basic"]);
+    assert!(ok && out.contains("removed  its state (1 key)"), "{out}");
+    assert!(within(second, &[&a, &b], |r| r
+        .tools()
+        .iter()
+        .all(|t| !t.starts_with("fixture-basic__"))));
+    assert_eq!(psql(&url, "SELECT count(*) FROM index_blobs"), "0");
+}
+
+// ---- three replicas behind haproxy: load, a killed replica, PostgreSQL restarted ------------------------------
+
+/// A PostgreSQL server of its own (scripts/postgres.sh with its own directory), for the case that stops it; stopped
+/// and deleted on drop.
+struct OwnPostgres {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl OwnPostgres {
+    fn start(name: &str) -> Option<OwnPostgres> {
+        server()?;
+        let dir = std::env::temp_dir().join(format!("plughost-pg-{name}-{}", std::process::id()));
+        let out = Self::script(&dir, &[]);
+        let url = out
+            .lines()
+            .find_map(|l| l.strip_prefix("export PLUGHOST_TEST_PG="))
+            .expect("scripts/postgres.sh prints PLUGHOST_TEST_PG")
+            .to_string();
+        Some(OwnPostgres { dir, url })
+    }
+
+    fn script(dir: &std::path::Path, args: &[&str]) -> String {
+        let o = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/postgres.sh"
+            ))
+            .args(args)
+            .env("PLUGHOST_PG_DIR", dir)
+            .output()
+            .expect("run scripts/postgres.sh");
+        assert!(
+            o.status.success(),
+            "scripts/postgres.sh {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `pg_ctl stop -m immediate`: the server goes away as in a crash.
+    fn crash(&self) {
+        Self::script(&self.dir, &["--stop-now"]);
+    }
+
+    fn restart(&self) {
+        Self::script(&self.dir, &["--start"]);
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/postgres.sh"
+            ))
+            .arg("--stop")
+            .env("PLUGHOST_PG_DIR", &self.dir)
+            .output();
+    }
+}
+
+/// haproxy (scripts/haproxy.sh, in the foreground) on a free loopback port in front of `replicas`; killed on drop.
+struct Balancer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Balancer {
+    fn start(replicas: &[&Replica]) -> Balancer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/haproxy.sh"
+            ))
+            .arg(port.to_string())
+            .args(replicas.iter().map(|r| r.addr.to_string()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run scripts/haproxy.sh");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let end = std::time::Instant::now() + Duration::from_secs(120);
+        while rpc(addr, "tools/list", None, serde_json::json!({})).0 != 200 {
+            assert!(std::time::Instant::now() < end, "haproxy did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Balancer { child, addr }
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` at `addr`: the body.
+fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Fuel all guests of a replica used (its /metrics): it moves only when a guest runs.
+fn fuel_used(r: &Replica) -> u64 {
+    get(r.addr, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with("plughost_fuel_used_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The args digests of every call in the shared ledger.
+fn ledgered_args(url: &str) -> std::collections::HashSet<String> {
+    psql(
+        url,
+        "SELECT args_digest FROM ledger_entries WHERE kind = 'call'",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Echo calls through `addr` from `workers` threads until `stop`: the args digest of every acknowledged call (a 200
+/// with a result), and how many were refused as `unavailable`.
+fn echo_load(
+    addr: std::net::SocketAddr,
+    workers: usize,
+    tag: &'static str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<String>, u64)> {
+    std::thread::spawn(move || {
+        let threads: Vec<_> = (0..workers)
+            .map(|w| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let (mut acked, mut unavailable) = (Vec::new(), 0u64);
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        i += 1;
+                        let text = format!("{tag}-{w}-{i}");
+                        let args = serde_json::json!({ "text": text });
+                        match call_at(addr, "fixture-basic__echo", args.clone()) {
+                            Ok(t) => {
+                                assert_eq!(t, text);
+                                acked.push(plughost_registry::ledger::args_digest(
+                                    &args.to_string(),
+                                ));
+                            }
+                            Err(e) if e.contains("unavailable") => unavailable += 1,
+                            Err(_) => {}
+                        }
+                    }
+                    (acked, unavailable)
+                })
+            })
+            .collect();
+        let mut all = (Vec::new(), 0);
+        for t in threads {
+            let (a, u) = t.join().expect("load worker");
+            all.0.extend(a);
+            all.1 += u;
+        }
+        all
+    })
+}
+
+#[test]
+fn three_replicas_behind_haproxy_keep_every_acknowledged_call_through_a_kill_and_a_postgres_crash()
+{
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(pg) = OwnPostgres::start("faults") else {
+        eprintln!("!!! PLUGHOST_SKIP_CLUSTER=1: SKIPPING the cluster case `haproxy`");
+        return;
+    };
+    let url = pg.url.clone();
+    let (op, wasm) = operator_home();
+    let op = op.path();
+    let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    // A contract on one tool, set before the replicas start: 5 calls of `count` per minute, cluster-wide.
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "limits",
+            "fixture-basic",
+            "--tool",
+            "count",
+            "--calls",
+            "5/minute",
+        ],
+    );
+    assert!(ok, "{out}");
+    let replicas = [
+        Replica::start(&url),
+        Replica::start(&url),
+        Replica::start(&url),
+    ];
+    let lb = Balancer::start(&replicas.iter().collect::<Vec<_>>());
+
+    let lb_addr = lb.addr;
+    // 1. Mixed load through haproxy (echo, state writes and reads, a tool error, an invalid argument), then one
+    //    verify of the whole cluster's chain holding every call.
+    let mixed: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut answered = 0u64;
+                for i in 0..15 {
+                    let (tool, args) = match i % 5 {
+                        0 => (
+                            "fixture-basic__echo",
+                            serde_json::json!({"text": format!("m{w}-{i}")}),
+                        ),
+                        1 => (
+                            "fixture-basic__state_put",
+                            serde_json::json!({"key": format!("w{w}"), "value": format!("v{i}")}),
+                        ),
+                        2 => (
+                            "fixture-basic__state_get",
+                            serde_json::json!({"key": format!("w{w}")}),
+                        ),
+                        3 => ("fixture-basic__fail", serde_json::json!({"text": "nope"})),
+                        _ => ("fixture-basic__echo", serde_json::json!({"text": 42})),
+                    };
+                    let (status, _) = rpc(
+                        lb_addr,
+                        "tools/call",
+                        Some(tool),
+                        serde_json::json!({"name": tool, "arguments": args}),
+                    );
+                    if status == 200 {
+                        answered += 1;
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    let answered: u64 = mixed.into_iter().map(|t| t.join().expect("mixed")).sum();
+    assert_eq!(answered, 60);
+    let (ok, out) = operator(op, &url, &["ledger", "verify"]);
+    assert!(ok && out.contains("ok: 60 entries"), "{out}");
+    // Every replica served a share (round robin).
+    for r in &replicas {
+        assert!(fuel_used(r) > 0, "a replica ran nothing");
+    }
+
+    // Contracts are exact across the replicas: 60 concurrent calls of `count` spread over all three by haproxy,
+    // 5 per minute allowed, exactly 5 run; the others are refused as quota.
+    let barrier = Arc::new(std::sync::Barrier::new(60));
+    let calls: Vec<_> = (0..60)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                call_at(lb_addr, "fixture-basic__count", serde_json::json!({}))
+            })
+        })
+        .collect();
+    let results: Vec<_> = calls.into_iter().map(|t| t.join().expect("call")).collect();
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(admitted, 5, "{results:?}");
+    assert!(
+        results.iter().filter_map(|r| r.as_ref().err()).all(|e| e
+            .contains("quota exhausted until")
+            && e.contains("5 calls allowed per minute")),
+        "{results:?}"
+    );
+
+    // 2. kill -9 of one replica mid-load: every acknowledged call is in the ledger, the others keep serving.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = echo_load(lb.addr, 6, "kill", stop.clone());
+    std::thread::sleep(Duration::from_millis(1500));
+    let [a, mut killed, c] = replicas;
+    let _ = killed.child.kill();
+    let _ = killed.child.wait();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_kill = fuel_used(&a) + fuel_used(&c);
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    let (acked, _) = load.join().expect("load");
+    assert!(
+        fuel_used(&a) + fuel_used(&c) > after_kill,
+        "the others stopped serving"
+    );
+    let ledgered = ledgered_args(&url);
+    let lost: Vec<_> = acked.iter().filter(|d| !ledgered.contains(*d)).collect();
+    assert!(!acked.is_empty());
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged calls are not in the ledger",
+        lost.len(),
+        acked.len()
+    );
+    drop(killed);
+
+    // 3. PostgreSQL crashes mid-load and comes back: calls in the outage are `unavailable` and no guest runs;
+    //    the replicas recover by themselves.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = echo_load(lb.addr, 4, "crash", stop.clone());
+    std::thread::sleep(Duration::from_millis(1000));
+    pg.crash();
+    // Calls already past their check when the server went: let them end.
+    std::thread::sleep(Duration::from_millis(500));
+    let fuel = (fuel_used(&a), fuel_used(&c));
+    for i in 0..6 {
+        let e = call_at(
+            lb.addr,
+            "fixture-basic__echo",
+            serde_json::json!({"text": format!("out{i}")}),
+        )
+        .expect_err("no call succeeds without the store");
+        assert!(e.contains("unavailable — "), "{e}");
+    }
+    assert_eq!(
+        (fuel_used(&a), fuel_used(&c)),
+        fuel,
+        "a guest ran while the store was down"
+    );
+    pg.restart();
+    let back = std::time::Instant::now() + Duration::from_secs(60);
+    while call_at(
+        lb.addr,
+        "fixture-basic__echo",
+        serde_json::json!({"text": "back"}),
+    )
+    .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < back,
+            "the replicas did not recover"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    let (acked, unavailable) = load.join().expect("load");
+    assert!(unavailable > 0, "the load saw no outage");
+    let ledgered = ledgered_args(&url);
+    assert!(
+        acked.iter().all(|d| ledgered.contains(d)),
+        "an acknowledged call is missing"
+    );
+    let (ok, out) = operator(op, &url, &["ledger", "verify"]);
+    assert!(ok && out.contains("ok: "), "{out}");
+}
+
+// ---- secrets sealed at rest -------------------------------------------------------------------------------------
+
+/// `plughost --store URL [--store-key KEY] ARGS` with `input` on stdin.
+fn operator_with(
+    home: &std::path::Path,
+    url: &str,
+    key: Option<&std::path::Path>,
+    args: &[&str],
+    input: &str,
+) -> (bool, String) {
+    use std::io::Write;
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--store", url]);
+    if let Some(k) = key {
+        cmd.arg("--store-key").arg(k);
+    }
+    let mut child = cmd
+        .args(args)
+        .env("PLUGHOST_HOME", home)
+        .env_remove("PLUGHOST_STORE")
+        .env_remove("PLUGHOST_STORE_KEY")
+        .env_remove("PLUGHOST_LOG")
+        .current_dir(home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run plughost");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let o = child.wait_with_output().expect("wait");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn secrets_are_sealed_in_the_shared_store_and_a_replica_without_the_key_refuses_them() {
+    let Some(url) = database("secrets") else {
+        return;
+    };
+    let (op, wasm) = operator_home();
+    let op = op.path();
+    let key = op.join("store.key");
+    let (ok, out) = plughost(op, &["store", "keygen", key.to_str().expect("utf-8")]);
+    assert!(ok && out.contains("wrote the store key"), "{out}");
+    // Never overwritten.
+    assert!(!plughost(op, &["store", "keygen", key.to_str().expect("utf-8")]).0);
+    let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    let secret = "s3cr3t-Value-4242-xyz";
+    let set = ["config", "fixture-basic", "set", "token", "--secret"];
+    // Without the key a secret cannot be set (it would have to be stored in the clear).
+    let (ok, out) = operator_with(op, &url, None, &set, secret);
+    assert!(!ok && out.contains("--store-key"), "{out}");
+    let (ok, out) = operator_with(op, &url, Some(&key), &set, secret);
+    assert!(ok, "{out}");
+    // A dump of the table does not show it, as text or as hex.
+    let dump = psql(
+        &url,
+        "SELECT plugin_id, key, secret, encode(value, 'escape'), encode(value, 'hex') FROM index_config",
+    );
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(dump.contains("token"), "{dump}");
+    assert!(!dump.contains(secret) && !dump.contains(&hex), "{dump}");
+    // A replica with the key opens it: it knows the value well enough to redact it from a tool's output.
+    let with = Replica::start_with(&url, Some(&key));
+    let echoed = with
+        .call("fixture-basic__echo", serde_json::json!({ "text": secret }))
+        .expect("echo");
+    assert!(
+        !echoed.contains(secret) && echoed.contains("[REDACTED]"),
+        "{echoed}"
+    );
+    // One without the key does not load the plugin, and says why; one with another key neither.
+    let without = Replica::start(&url);
+    assert!(
+        without
+            .tools()
+            .iter()
+            .all(|t| !t.starts_with("fixture-basic__"))
+    );
+    let ready = get(without.addr, "/ready");
+    assert!(ready.contains("--store-key"), "{ready}");
+    let other = op.join("other.key");
+    assert!(plughost(op, &["store", "keygen", other.to_str().expect("utf-8")]).0);
+    let wrong = Replica::start_with(&url, Some(&other));
+    assert!(
+        wrong
+            .tools()
+            .iter()
+            .all(|t| !t.starts_with("fixture-basic__"))
+    );
+    let ready = get(wrong.addr, "/ready");
+    assert!(
+        ready.contains("does not open with the store key"),
+        "{ready}"
     );
 }

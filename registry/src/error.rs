@@ -15,6 +15,18 @@ pub enum RegistryError {
     IndexCorrupt { path: PathBuf, message: String },
     #[error("registry index error: {0}")]
     Index(#[from] rusqlite::Error),
+    /// The shared store (`--store postgres://…`) failed; `unavailable` when it cannot be reached.
+    #[error(transparent)]
+    Shared(#[from] crate::pg::PgError),
+    /// A registry command that does not work on the shared store yet (it would act on this machine's data dir
+    /// only, which a cluster would not see).
+    #[error(
+        "`{0}` is not available on a shared store (--store) yet; run it without --store on a data dir"
+    )]
+    NotShared(&'static str),
+    /// A secret in the shared store cannot be sealed or opened (no store key, the wrong one, an unreadable key file).
+    #[error("{0}")]
+    StoreKey(String),
     #[error("the audit trail is broken at entry {seq} ({action}): {why}")]
     AuditBroken {
         seq: i64,

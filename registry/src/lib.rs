@@ -22,13 +22,14 @@ pub mod index;
 pub mod keys;
 pub mod ledger;
 pub mod pg;
+pub mod sealed;
 pub mod seam;
 pub mod signature;
 pub mod trust;
 pub mod units;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
@@ -42,6 +43,7 @@ pub use index::{
     capability_diff, check_plugin_id, compare_versions,
 };
 pub use keys::{KeyPair, PublicKey};
+pub use sealed::StoreKey;
 pub use signature::{SignatureFile, SignerStatus, Statement, Verified};
 pub use trust::Provenance;
 
@@ -51,6 +53,12 @@ pub struct Registry {
     root: PathBuf,
     blobs: BlobStore,
     db: Mutex<Connection>,
+    /// The shared store of a cluster: when set, the index (plugins, versions, grants, limits, config, audit
+    /// trail) and the components live there, and the data dir keeps only what is this machine's own (the compile
+    /// cache's artifact digests, the operator's keys).
+    shared: Option<Arc<pg::PgStore>>,
+    /// The key secrets in the shared store are sealed with (held by the replicas and operators, never stored).
+    store_key: Option<StoreKey>,
 }
 
 impl Registry {
@@ -64,7 +72,45 @@ impl Registry {
             root,
             blobs,
             db: Mutex::new(conn),
+            shared: None,
+            store_key: None,
         })
+    }
+
+    /// Opens the registry of a cluster: the index in `store`, this machine's own files in `root`. Without `key`,
+    /// secrets can be neither set nor read (a plugin that has one does not load).
+    pub fn open_shared(
+        root: impl Into<PathBuf>,
+        store: Arc<pg::PgStore>,
+        key: Option<StoreKey>,
+    ) -> Result<Registry> {
+        let mut r = Registry::open(root)?;
+        r.shared = Some(store);
+        r.store_key = key;
+        Ok(r)
+    }
+
+    /// The store key, or why a secret cannot be sealed or opened without it.
+    pub(crate) fn store_key(&self, plugin: &str, name: &str) -> Result<&StoreKey> {
+        self.store_key.as_ref().ok_or_else(|| {
+            RegistryError::StoreKey(format!(
+                "the secret `{name}` of plugin `{plugin}` is sealed in the shared store with the cluster's store \
+                 key, and this plughost has none: give it --store-key FILE (or PLUGHOST_STORE_KEY=FILE)"
+            ))
+        })
+    }
+
+    /// The shared store, when this registry is a cluster's.
+    pub fn shared(&self) -> Option<&Arc<pg::PgStore>> {
+        self.shared.as_ref()
+    }
+
+    /// Refuses a command that would act on the data dir's index only when the index is shared.
+    pub(crate) fn local_only(&self, what: &'static str) -> Result<()> {
+        match self.shared {
+            Some(_) => Err(RegistryError::NotShared(what)),
+            None => Ok(()),
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -148,6 +148,7 @@ impl Registry {
     /// Revokes a trusted key (by name or fingerprint). Plugins whose installed version it signed are disabled;
     /// returns their ids.
     pub fn revoke_key(&self, name_or_fp: &str) -> Result<Vec<String>> {
+        self.local_only("keys revoke")?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (name, fp): (String, String) = tx

@@ -10,19 +10,27 @@ use wasmtime::component::{HasData, Linker};
 use crate::bindings::state::{self, Quota, StateError};
 use crate::caps::view::CallCtx;
 use crate::grants::Capability;
+use plughost_registry::seam::StateBackend;
 
 /// Longest key accepted (bytes).
 pub const MAX_KEY_BYTES: usize = 512;
 
 /// A failure of the state database itself.
 #[derive(Debug, thiserror::Error)]
-#[error("state store: {0}")]
-pub struct StoreError(#[from] rusqlite::Error);
+pub enum StoreError {
+    #[error("state store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The shared store of a cluster failed (`unavailable` when it cannot be reached).
+    #[error("state store: {0}")]
+    Shared(#[from] plughost_registry::seam::StoreError),
+}
 
-/// The host-wide state database.
+/// The host-wide state database: SQLite under the data dir, or a cluster's shared store.
 #[derive(Debug)]
 pub struct StateStore {
     conn: Mutex<Connection>,
+    /// When set, every read and write goes here (the SQLite connection is an unused in-memory one).
+    shared: Option<Arc<dyn StateBackend>>,
 }
 
 impl StateStore {
@@ -35,6 +43,16 @@ impl StateStore {
         Self::migrate(&conn)?;
         Ok(Arc::new(StateStore {
             conn: Mutex::new(conn),
+            shared: None,
+        }))
+    }
+
+    /// State in a cluster's shared store: what a plugin writes through one replica it reads through another, under
+    /// one quota.
+    pub fn shared(backend: Arc<dyn StateBackend>) -> Result<Arc<Self>, StoreError> {
+        Ok(Arc::new(StateStore {
+            conn: Mutex::new(Connection::open_in_memory()?),
+            shared: Some(backend),
         }))
     }
 
@@ -44,6 +62,7 @@ impl StateStore {
         Self::migrate(&conn)?;
         Ok(Arc::new(StateStore {
             conn: Mutex::new(conn),
+            shared: None,
         }))
     }
 
@@ -69,6 +88,9 @@ impl StateStore {
     }
 
     pub fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(s) = &self.shared {
+            return Ok(s.get(plugin, key)?);
+        }
         let conn = self.lock();
         let mut stmt =
             conn.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?;
@@ -78,6 +100,9 @@ impl StateStore {
     }
 
     pub fn used(&self, plugin: &str) -> Result<u64, StoreError> {
+        if let Some(s) = &self.shared {
+            return Ok(s.used(plugin)?);
+        }
         let conn = self.lock();
         Self::used_in(&conn, plugin)
     }
@@ -98,6 +123,14 @@ impl StateStore {
         value: &[u8],
         quota: u64,
     ) -> Result<Result<(), Quota>, StoreError> {
+        if let Some(s) = &self.shared {
+            return Ok(s
+                .set(plugin, key, value, quota)?
+                .map_err(|(used_bytes, limit_bytes)| Quota {
+                    used_bytes,
+                    limit_bytes,
+                }));
+        }
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let used = Self::used_in(&tx, plugin)?;
@@ -122,6 +155,9 @@ impl StateStore {
     }
 
     pub fn delete(&self, plugin: &str, key: &str) -> Result<bool, StoreError> {
+        if let Some(s) = &self.shared {
+            return Ok(s.delete(plugin, key)?);
+        }
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let old: Option<i64> = tx
@@ -139,6 +175,9 @@ impl StateStore {
 
     /// How many keys `plugin` has.
     pub fn count_keys(&self, plugin: &str) -> Result<u64, StoreError> {
+        if let Some(s) = &self.shared {
+            return Ok(s.list_keys(plugin, "")?.len() as u64);
+        }
         let conn = self.lock();
         let n: i64 =
             conn.query_row("SELECT count(*) FROM kv WHERE plugin = ?1", [plugin], |r| {
@@ -149,6 +188,9 @@ impl StateStore {
 
     /// Deletes everything `plugin` stored (when it is removed); returns how many keys were deleted.
     pub fn delete_plugin(&self, plugin: &str) -> Result<u64, StoreError> {
+        if let Some(s) = &self.shared {
+            return Ok(s.delete_plugin(plugin)?);
+        }
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let n = tx.execute("DELETE FROM kv WHERE plugin = ?1", [plugin])?;
@@ -158,6 +200,9 @@ impl StateStore {
     }
 
     pub fn list_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        if let Some(s) = &self.shared {
+            return Ok(s.list_keys(plugin, prefix)?);
+        }
         let conn = self.lock();
         // Range scan on the primary key: [prefix, prefix + U+10FFFF).
         let mut stmt = conn.prepare_cached(

@@ -319,6 +319,13 @@ async fn call_installed(
         );
     }
     let registry = std::sync::Arc::new(open_registry(home)?);
+    if registry.shared().is_some() {
+        // This host's state is the data dir's; a cluster's plugins keep theirs in the shared store.
+        bail!(
+            "`plughost call` of an installed plugin is not available on a shared store (--store) yet; call its tools \
+             through a replica (`plughost --store … serve --http`)"
+        );
+    }
     let catalog = plughost::Catalog::open(host.clone(), registry).await?;
     let Some(entry) = catalog.get(id) else {
         // Recorded as an `unavailable` refusal, as over MCP.

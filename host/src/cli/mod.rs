@@ -40,6 +40,10 @@ struct Cli {
     /// Default: none (the data dir's SQLite files).
     #[arg(long, global = true, env = "PLUGHOST_STORE", value_name = "URL")]
     store: Option<String>,
+    /// The key secrets in the shared store are sealed with: a file of 64 hex digits (`plughost store keygen FILE`).
+    /// Every replica and operator that sets or serves secrets needs it; it is never stored in the database.
+    #[arg(long, global = true, env = "PLUGHOST_STORE_KEY", value_name = "FILE")]
+    store_key: Option<PathBuf>,
     /// More host logging on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -161,7 +165,7 @@ enum Command {
     /// The usage ledger: every call and plugin event, hash-chained. show, verify, export, checkpoint.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
-    /// The shared store of a cluster: migrate a data dir into it.
+    /// The shared store of a cluster: migrate a data dir into it; make the key its secrets are sealed with.
     #[command(subcommand)]
     Store(store::StoreCommand),
     /// Serve every enabled plugin's tools over MCP: `--stdio`, or `--http [127.0.0.1:8787]`.
@@ -253,6 +257,7 @@ fn colour() -> bool {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let home = cli.home.map(Home::at).unwrap_or_else(Home::from_env);
+    show::set_store(cli.store.clone(), cli.store_key.clone());
     match cli.command {
         Command::Inspect { file, json } => call::inspect(&home, &file, json).await,
         Command::Call(args) => call::call(&home, *args).await,

@@ -297,8 +297,12 @@ pub fn remove(home: &Home, id: &str, keep_state: bool) -> Result<ExitCode> {
     let config = reg.config(id)?;
     let secrets = config.iter().filter(|c| c.secret).count();
     let settings = config.len() - secrets;
-    let state = StateStore::open(&home.state_db())
-        .with_context(|| format!("cannot open the state store {}", home.state_db().display()))?;
+    let state = match reg.shared() {
+        Some(pg) => StateStore::shared(pg.clone())?,
+        None => StateStore::open(&home.state_db()).with_context(|| {
+            format!("cannot open the state store {}", home.state_db().display())
+        })?,
+    };
     let state_keys = if keep_state {
         state.count_keys(id)?
     } else {

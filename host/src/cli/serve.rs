@@ -88,7 +88,11 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         tracing::info!(ms = since.elapsed().as_secs_f64() * 1e3, "start-up: {what}");
         std::time::Instant::now()
     };
-    let mut host = Host::open(home)?;
+    let registry = Arc::new(super::show::open_registry(home)?);
+    let mut host = match registry.shared() {
+        Some(pg) => Host::open_shared(home, pg.clone())?,
+        None => Host::open(home)?,
+    };
     let step = took("engine, compile cache and state store", step);
     if args.no_standby {
         host = host.without_standby();
@@ -100,7 +104,6 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         budget = %plughost::units::human_bytes(host.memory_budget().total()),
         "guest-memory budget"
     );
-    let registry = Arc::new(super::show::open_registry(home)?);
     let step = took("registry", step);
     let catalog = Arc::new(plughost::Catalog::open(host, registry).await?);
     let step = took("ledger and plugins (per plugin: `loaded` lines)", step);
@@ -113,6 +116,11 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         "plughost gateway ready"
     );
     let _watcher = gateway.spawn_watcher(watch.max(Duration::from_millis(50)));
+    let _listener = gateway
+        .catalog()
+        .registry()
+        .shared()
+        .map(|pg| gateway.spawn_listener(pg.subscribe()));
 
     if args.max_tasks_per_principal == 0 {
         bail!("--max-tasks-per-principal must be at least 1");

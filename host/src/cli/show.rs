@@ -1,12 +1,61 @@
 //! What the commands share: opening the registry, JSON and aligned-table printing, and the few text forms
 //! (times, publishers, lists, grouped digits) that several commands print the same way.
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use plughost::Home;
+use plughost::registry::pg::{PgStore, is_url};
 use plughost::registry::{PluginRecord, Registry};
 
+/// The global `--store` (or `PLUGHOST_STORE`), set once at start: every command that opens the registry opens the
+/// cluster's.
+static STORE: std::sync::OnceLock<(Option<String>, Option<std::path::PathBuf>)> =
+    std::sync::OnceLock::new();
+
+/// Sets the global `--store` URL and `--store-key` file.
+pub(super) fn set_store(url: Option<String>, key: Option<std::path::PathBuf>) {
+    let _ = STORE.set((url, key));
+}
+
+/// Opens the store named by `url`, which must be a PostgreSQL URL.
+pub(super) fn open_store(url: &str) -> Result<PgStore> {
+    if !is_url(url) {
+        bail!("`{url}` is not a store URL: use postgres://USER@HOST:PORT/DATABASE");
+    }
+    PgStore::open(url).with_context(|| format!("cannot open the store {}", redact(url)))
+}
+
+/// The URL without a password, for messages.
+pub(super) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = &url[s + 3..at];
+            let user = user.split(':').next().unwrap_or(user);
+            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The registry: the data dir's, or with `--store` the cluster's (its index in the shared store, this machine's
+/// compile cache and keys in the data dir).
 pub(super) fn open_registry(home: &Home) -> Result<Registry> {
-    Ok(Registry::open(home.root())?)
+    let (url, key) = match STORE.get() {
+        Some((url, key)) => (url.as_deref(), key.as_deref()),
+        None => (None, None),
+    };
+    match url {
+        Some(url) => {
+            let key = key
+                .map(plughost::registry::StoreKey::from_file)
+                .transpose()?;
+            Ok(Registry::open_shared(
+                home.root(),
+                std::sync::Arc::new(open_store(url)?),
+                key,
+            )?)
+        }
+        None => Ok(Registry::open(home.root())?),
+    }
 }
 
 pub(super) fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {

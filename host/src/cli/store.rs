@@ -8,9 +8,10 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use plughost::Home;
 use plughost::ledger::{Ledger, now_ms};
-use plughost_registry::pg::{PgStore, is_url};
+use plughost_registry::pg::PgStore;
 
 use super::ledger::LedgerCommand;
+use super::show::{open_store as open, redact};
 
 #[derive(Subcommand, Debug)]
 pub enum StoreCommand {
@@ -21,30 +22,36 @@ pub enum StoreCommand {
         #[arg(long, value_name = "URL")]
         to: Option<String>,
     },
-}
-
-/// Opens the store named by `url`, which must be a PostgreSQL URL.
-pub fn open(url: &str) -> Result<PgStore> {
-    if !is_url(url) {
-        bail!("`{url}` is not a store URL: use postgres://USER@HOST:PORT/DATABASE");
-    }
-    PgStore::open(url).with_context(|| format!("cannot open the store {}", redact(url)))
-}
-
-/// The URL without a password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let user = &url[s + 3..at];
-            let user = user.split(':').next().unwrap_or(user);
-            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
+    /// Write a new store key (32 random bytes as 64 hex digits, mode 0600) to FILE, for --store-key: secrets in the
+    /// shared store are sealed with it. Copy it to every replica and operator; keep it out of the database.
+    Keygen { file: std::path::PathBuf },
 }
 
 pub fn store(home: &Home, store: Option<&str>, cmd: StoreCommand) -> Result<ExitCode> {
     match cmd {
+        StoreCommand::Keygen { file } => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = plughost::registry::StoreKey::generate()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .with_context(|| {
+                    format!(
+                        "cannot create {} (an existing key is never overwritten)",
+                        file.display()
+                    )
+                })?;
+            f.write_all(format!("{key}\n").as_bytes())?;
+            f.sync_all()?;
+            let id = plughost::registry::StoreKey::from_file(&file)?
+                .id()
+                .to_string();
+            println!("wrote the store key {id} to {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
         StoreCommand::Migrate { to } => {
             let Some(url) = to.as_deref().or(store) else {
                 bail!("say where to: store migrate --to postgres://…");

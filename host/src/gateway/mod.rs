@@ -199,6 +199,25 @@ impl Gateway {
         })
     }
 
+    /// Refreshes on every change signal of a cluster's shared store (`NOTIFY`, see `plughost_registry::pg`): a
+    /// change made through any replica or CLI is served here within a round trip. A signal that arrives while a
+    /// refresh runs is not lost: the next refresh reads the generation again.
+    pub fn spawn_listener(
+        self: &Arc<Self>,
+        mut signals: tokio::sync::mpsc::Receiver<String>,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(what) = signals.recv().await {
+                let Some(g) = weak.upgrade() else { return };
+                tracing::debug!(%what, "change signal");
+                if let Err(e) = g.refresh().await {
+                    tracing::warn!("registry refresh failed: {e}");
+                }
+            }
+        })
+    }
+
     /// Calls a tool by its namespaced name. Arguments are checked against the tool's input schema first.
     /// Refuses a tool the caller's token does not cover, and records the refusal (outcome `denied`) when the tool
     /// belongs to a loaded plugin.

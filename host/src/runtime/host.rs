@@ -95,6 +95,16 @@ impl Host {
         Ok(Host::with(engine, state))
     }
 
+    /// Opens a cluster replica's host: the compile cache (and its verifying index) stay in this machine's data dir,
+    /// plugin state lives in the shared store.
+    pub fn open_shared(
+        home: &Home,
+        state: Arc<dyn plughost_registry::seam::StateBackend>,
+    ) -> Result<Self, HostError> {
+        let engine = Host::home_engine(home)?;
+        Ok(Host::with(engine, StateStore::shared(state)?))
+    }
+
     /// A host that shares the data dir's compile cache but keeps state in memory: for trying a component
     /// (`plughost test`) without touching installed plugins' data.
     pub fn scratch(home: &Home) -> Result<Self, HostError> {

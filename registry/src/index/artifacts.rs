@@ -55,6 +55,9 @@ impl Registry {
     /// Whether any installed version of any plugin (current or kept for rollback) is the component whose blake3
     /// hex digest is `component`.
     pub fn component_installed(&self, component: &str) -> Result<bool> {
+        if let Some(pg) = &self.shared {
+            return Ok(pg.index_component_installed(&format!("blake3:{component}"))?);
+        }
         Ok(self
             .conn()
             .query_row(

@@ -16,9 +16,9 @@ use crate::error::{RegistryError, Result};
 use crate::units::now_secs as now;
 
 /// The chain's start: the `prev` of the first row.
-const GENESIS: [u8; 32] = [0; 32];
+pub(crate) const GENESIS: [u8; 32] = [0; 32];
 /// Longest detail kept (an error text of a refused install, a grant list).
-const MAX_DETAIL: usize = 2048;
+pub(crate) const MAX_DETAIL: usize = 2048;
 
 /// One row of the trail.
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +40,7 @@ pub struct AuditCheck {
     pub head: Option<String>,
 }
 
-fn hash(
+pub(crate) fn hash(
     prev: &[u8; 32],
     seq: i64,
     at: i64,
@@ -139,6 +139,9 @@ impl Registry {
     /// Records something the operator tried that was refused (an install whose signature, publisher or grants
     /// did not pass), in its own transaction. Changes nothing else, so running hosts do not reload.
     pub fn record_refusal(&self, plugin: Option<&str>, action: &str, why: &str) -> Result<()> {
+        if let Some(pg) = &self.shared {
+            return Ok(pg.index_log(plugin, action, why)?);
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         append(&tx, plugin, action, why)?;
@@ -148,6 +151,7 @@ impl Registry {
 
     /// The trail, oldest first: rows at or after `since` (Unix seconds), at most `limit` of the newest.
     pub fn audit(&self, since: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.local_only("audit")?;
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT seq, at, plugin_id, action, detail, hash FROM history WHERE at >= ?1
@@ -172,6 +176,7 @@ impl Registry {
 
     /// Walks the whole trail: [`RegistryError::AuditBroken`] at the first row whose hash does not follow.
     pub fn verify_audit(&self) -> Result<AuditCheck> {
+        self.local_only("audit --verify")?;
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT seq, at, plugin_id, action, detail, hash FROM history ORDER BY seq")?;

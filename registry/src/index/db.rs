@@ -179,6 +179,9 @@ impl Registry {
     /// A number that changes whenever anything a running host cares about changes (installs, grants, limits,
     /// config, keys). Cheap: the gateway polls it.
     pub fn generation(&self) -> Result<i64> {
+        if let Some(pg) = &self.shared {
+            return Ok(pg.index_generation()?);
+        }
         Ok(self
             .conn()
             .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {

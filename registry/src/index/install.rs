@@ -90,6 +90,9 @@ impl Registry {
     /// a crash in between leaves an unreferenced blob and no half-installed plugin.
     pub fn install(&self, req: InstallRequest<'_>) -> Result<PluginRecord> {
         let declared = Self::check_request(&req)?;
+        if let Some(pg) = &self.shared {
+            return self.install_shared(pg, &req, &declared);
+        }
         self.blobs.put(req.bytes)?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -134,6 +137,59 @@ impl Registry {
         self.plugin(req.plugin)
     }
 
+    /// [`Registry::install`] into the shared store: the component first (by digest, so a crash leaves an
+    /// unreferenced blob at worst), then one index transaction.
+    fn install_shared(
+        &self,
+        pg: &crate::pg::PgStore,
+        req: &InstallRequest<'_>,
+        declared: &[String],
+    ) -> Result<PluginRecord> {
+        let digest = req.provenance.digest().to_string();
+        pg.index_put_blob(&digest, req.bytes)?;
+        let (key_fingerprint, key_name, signature) = match &req.provenance {
+            Provenance::Signed(v) => (
+                Some(v.signer().fingerprint.clone()),
+                Some(v.signer().name.clone()),
+                Some(v.signature_json().to_string()),
+            ),
+            Provenance::Unsigned { .. } => (None, None, None),
+        };
+        let row = crate::pg::VersionRow {
+            plugin_id: req.plugin.to_string(),
+            version: req.version.to_string(),
+            digest: digest.clone(),
+            size: req.bytes.len() as i64,
+            key_fingerprint,
+            key_name,
+            signature,
+            declared: json(&declared),
+            grants: json(&req.grants),
+            manifest: req.manifest_json.clone(),
+            source: req.source.as_ref().map(|s| s.reference.clone()),
+            manifest_digest: req.source.as_ref().and_then(|s| s.manifest_digest.clone()),
+        };
+        let action = if matches!(req.provenance, Provenance::Unsigned { .. }) {
+            "install-unsigned"
+        } else {
+            "install"
+        };
+        let detail = format!(
+            "{} {digest} grants [{}]{}",
+            req.version,
+            req.grants.join(", "),
+            source_note(req)
+        );
+        match pg.index_install(row, action, detail)? {
+            Ok(()) => self.plugin(req.plugin),
+            Err(crate::pg::Refused::Installed(version)) => Err(RegistryError::AlreadyInstalled {
+                id: req.plugin.to_string(),
+                version,
+            }),
+            Err(_) => Err(RegistryError::NotInstalled(req.plugin.to_string())),
+        }
+    }
+
     /// Installs a new version of an installed plugin and makes it current, allowing no change of publisher and
     /// no downgrade (see [`Registry::upgrade_with`]).
     pub fn upgrade(&self, req: InstallRequest<'_>) -> Result<PluginRecord> {
@@ -151,6 +207,7 @@ impl Registry {
         req: InstallRequest<'_>,
         policy: UpgradePolicy,
     ) -> Result<PluginRecord> {
+        self.local_only("upgrade")?;
         let declared = Self::check_request(&req)?;
         // Checked before the blob is written (a refusal writes nothing), and again inside the transaction against
         // what is current there: another process may have changed it in between.
@@ -236,6 +293,7 @@ impl Registry {
     /// rollback → upgrade 3 lands on 1, then finds nothing more. Rolling back to nothing, or to the very same
     /// component, is an error that changes nothing.
     pub fn rollback(&self, id: &str) -> Result<PluginRecord> {
+        self.local_only("rollback")?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current = tx
@@ -289,6 +347,12 @@ impl Registry {
     /// Removes a plugin: its versions, config and secrets. Blobs no other version uses are deleted.
     pub fn remove(&self, id: &str) -> Result<PluginRecord> {
         let record = self.plugin(id)?;
+        if let Some(pg) = &self.shared {
+            return match pg.index_remove(id, &record.version)? {
+                Ok(()) => Ok(record),
+                Err(_) => Err(RegistryError::NotInstalled(id.to_string())),
+            };
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let digests: Vec<String> = {

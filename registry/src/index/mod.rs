@@ -9,7 +9,7 @@
 //! `trust.rs`.
 
 mod artifacts;
-mod audit;
+pub(crate) mod audit;
 mod db;
 mod install;
 mod plugins;

@@ -36,6 +36,9 @@ pub struct Runnable {
 impl Registry {
     /// Every installed plugin, by id.
     pub fn list(&self) -> Result<Vec<PluginRecord>> {
+        if let Some(pg) = &self.shared {
+            return Ok(pg.index_plugins(None)?);
+        }
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("{} ORDER BY p.id", PLUGIN_SELECT))?;
         let rows = stmt.query_map([], plugin_from_row)?;
@@ -44,6 +47,13 @@ impl Registry {
 
     /// One installed plugin.
     pub fn plugin(&self, id: &str) -> Result<PluginRecord> {
+        if let Some(pg) = &self.shared {
+            return pg
+                .index_plugins(Some(id))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| RegistryError::NotInstalled(id.to_string()));
+        }
         let conn = self.conn();
         conn.query_row(
             &format!("{} WHERE p.id = ?1", PLUGIN_SELECT),
@@ -57,6 +67,9 @@ impl Registry {
     /// Every installed version of a plugin, newest first.
     pub fn versions(&self, id: &str) -> Result<Vec<VersionRecord>> {
         let current = self.plugin(id)?;
+        if let Some(pg) = &self.shared {
+            return Ok(pg.index_versions(id, current.seq)?);
+        }
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT v.seq, v.version, v.digest, k.name, v.grants, v.installed_at FROM versions v
@@ -80,6 +93,9 @@ impl Registry {
 
     /// The install history, newest first (for one plugin, or all).
     pub fn history(&self, id: Option<&str>, limit: usize) -> Result<Vec<HistoryEntry>> {
+        if let Some(pg) = &self.shared {
+            return Ok(pg.index_history(id, limit)?);
+        }
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT at, plugin_id, action, detail FROM history WHERE ?1 IS NULL OR plugin_id = ?1
@@ -103,7 +119,26 @@ impl Registry {
             path: self.root.join("index.db"),
             message: format!("bad digest `{}` for plugin {}", record.digest, record.id),
         })?;
-        self.blobs.get(&digest).map(|_| ())
+        self.component(&digest).map(|_| ())
+    }
+
+    /// A component's bytes from the blob store (the shared store's, in a cluster), checked against `digest`.
+    fn component(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let Some(pg) = &self.shared else {
+            return self.blobs.get(digest);
+        };
+        let path = std::path::PathBuf::from("the shared store's index_blobs");
+        match pg.index_blob(&digest.to_string())? {
+            None => Err(RegistryError::BlobMissing {
+                digest: digest.to_string(),
+                path,
+            }),
+            Some(bytes) if Digest::of(&bytes) != *digest => Err(RegistryError::BlobCorrupt {
+                digest: digest.to_string(),
+                path,
+            }),
+            Some(bytes) => Ok(bytes),
+        }
     }
 
     /// Everything the loader needs for one plugin. The bytes are checked against the installed digest: a
@@ -114,7 +149,7 @@ impl Registry {
             path: self.root.join("index.db"),
             message: format!("bad digest `{}` for plugin {id}", record.digest),
         })?;
-        let bytes = self.blobs.get(&digest)?;
+        let bytes = self.component(&digest)?;
         let (config, secrets) = self.config_values(id)?;
         Ok(Runnable {
             record,

@@ -23,6 +23,13 @@ impl Registry {
             &record.declared,
             !record.unsigned,
         )?;
+        if self.shared.is_some() {
+            let change = Change {
+                grants: Some(json(&grants)),
+                ..Change::default()
+            };
+            return self.change_shared(&record, change, "grants", grants.join(", "));
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
@@ -42,6 +49,14 @@ impl Registry {
 
     /// Sets a plugin's limits.
     pub fn set_limits(&self, id: &str, limits: PluginLimits) -> Result<PluginRecord> {
+        if self.shared.is_some() {
+            let record = self.plugin(id)?;
+            let change = Change {
+                limits: Some(json(&limits)),
+                ..Change::default()
+            };
+            return self.change_shared(&record, change, "limits", json(&limits));
+        }
         self.plugin(id)?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -69,6 +84,17 @@ impl Registry {
                 name: p.name,
                 fingerprint: p.fingerprint,
             });
+        }
+        if self.shared.is_some() {
+            let change = Change {
+                enabled: Some((
+                    enabled,
+                    (!enabled).then(|| "disabled by the operator".to_string()),
+                )),
+                ..Change::default()
+            };
+            let action = if enabled { "enable" } else { "disable" };
+            return self.change_shared(&record, change, action, String::new());
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -104,6 +130,22 @@ impl Registry {
         if !ok {
             return Err(RegistryError::BadConfigKey(key.to_string()));
         }
+        if let Some(pg) = &self.shared {
+            let value = if secret {
+                self.store_key(id, key)?.seal(id, key, value)?
+            } else {
+                value.as_bytes().to_vec()
+            };
+            let row = crate::pg::ConfigRow {
+                key: key.to_string(),
+                value,
+                secret,
+            };
+            return match pg.index_set_config(id, key, Some(row))? {
+                Ok(_) => Ok(()),
+                Err(_) => Err(RegistryError::NotInstalled(id.to_string())),
+            };
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
@@ -125,6 +167,11 @@ impl Registry {
     /// Removes a config value or secret; returns whether it existed.
     pub fn unset_config(&self, id: &str, key: &str) -> Result<bool> {
         self.plugin(id)?;
+        if let Some(pg) = &self.shared {
+            return pg
+                .index_set_config(id, key, None)?
+                .map_err(|_| RegistryError::NotInstalled(id.to_string()));
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
@@ -142,6 +189,17 @@ impl Registry {
     /// A plugin's settings for display: secrets without their values.
     pub fn config(&self, id: &str) -> Result<Vec<ConfigEntry>> {
         self.plugin(id)?;
+        if let Some(pg) = &self.shared {
+            return Ok(pg
+                .index_config(id)?
+                .into_iter()
+                .map(|r| ConfigEntry {
+                    value: (!r.secret).then(|| String::from_utf8_lossy(&r.value).into_owned()),
+                    key: r.key,
+                    secret: r.secret,
+                })
+                .collect());
+        }
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT key, value, secret FROM config WHERE plugin_id = ?1 ORDER BY key")?;
@@ -160,6 +218,19 @@ impl Registry {
         &self,
         id: &str,
     ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+        if let Some(pg) = &self.shared {
+            let mut config = BTreeMap::new();
+            let mut secrets = BTreeMap::new();
+            for r in pg.index_config(id)? {
+                if r.secret {
+                    let value = self.store_key(id, &r.key)?.open(id, &r.key, &r.value)?;
+                    secrets.insert(r.key, value);
+                } else {
+                    config.insert(r.key, String::from_utf8_lossy(&r.value).into_owned());
+                }
+            }
+            return Ok((config, secrets));
+        }
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT key, value, secret FROM config WHERE plugin_id = ?1")?;
@@ -180,5 +251,48 @@ impl Registry {
             }
         }
         Ok((config, secrets))
+    }
+}
+
+/// One change to a plugin in the shared store (see [`crate::pg::PgStore::index_update`]).
+#[derive(Debug, Default)]
+struct Change {
+    grants: Option<String>,
+    limits: Option<String>,
+    enabled: Option<(bool, Option<String>)>,
+}
+
+impl Registry {
+    /// Applies `change` to `record`'s plugin in the shared store, if its current version is still the one the
+    /// change was checked against.
+    fn change_shared(
+        &self,
+        record: &PluginRecord,
+        change: Change,
+        action: &str,
+        detail: String,
+    ) -> Result<PluginRecord> {
+        let Some(pg) = &self.shared else {
+            return Err(RegistryError::NotShared("change_shared"));
+        };
+        match pg.index_update(
+            &record.id,
+            record.seq,
+            change.grants,
+            change.limits,
+            change.enabled,
+            action,
+            detail,
+        )? {
+            Ok(()) => self.plugin(&record.id),
+            Err(crate::pg::Refused::Moved) => {
+                Err(RegistryError::Shared(crate::pg::PgError::Db(format!(
+                    "plugin `{}` changed while this change was being checked (another operator upgraded or removed \
+                 it); nothing was written, try again",
+                    record.id
+                ))))
+            }
+            Err(_) => Err(RegistryError::NotInstalled(record.id.clone())),
+        }
     }
 }

@@ -102,6 +102,7 @@ impl Registry {
         scope: &TokenScope,
         expires_at: Option<i64>,
     ) -> Result<String> {
+        self.local_only("tokens create")?;
         if !valid_name(name) {
             return Err(RegistryError::BadTokenName(name.to_string()));
         }
@@ -146,6 +147,10 @@ impl Registry {
 
     /// Every token, newest first (revoked and expired ones included).
     pub fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        // No token can be created on a shared store yet (`create_token` refuses): there are none.
+        if self.shared.is_some() {
+            return Ok(Vec::new());
+        }
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM tokens ORDER BY created_at DESC, name"
@@ -156,6 +161,7 @@ impl Registry {
 
     /// Revokes a token: it is refused from then on.
     pub fn revoke_token(&self, name: &str) -> Result<()> {
+        self.local_only("tokens revoke")?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
@@ -180,6 +186,9 @@ impl Registry {
 
     /// The active token `presented` is, if any (unknown, revoked and expired tokens are `None`).
     pub fn check_token(&self, presented: &str) -> Result<Option<TokenRecord>> {
+        if self.shared.is_some() {
+            return Ok(None);
+        }
         if !presented.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
@@ -197,6 +206,9 @@ impl Registry {
     /// Whether any token was ever created (revoked and expired ones count): then the gateway asks every HTTP
     /// request for one, so revoking the last token does not open the gateway.
     pub fn any_token(&self) -> Result<bool> {
+        if self.shared.is_some() {
+            return Ok(false);
+        }
         let conn = self.conn();
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?;
         Ok(n > 0)

@@ -8,12 +8,14 @@
 //! `unavailable`, never a hang).
 //!
 //! By area: `schema.rs` holds the versioned migrations, `ledger.rs` the one shared hash chain, `contracts.rs` the
-//! exact cross-replica admission of calls, `state.rs` plugin state, `notify.rs` change signals between replicas
+//! exact cross-replica admission of calls, `state.rs` plugin state, `index.rs` the registry index (plugins, versions, grants, limits,
+//! config, components, audit trail), `notify.rs` change signals between replicas
 //! (LISTEN/NOTIFY), `migrate.rs` moving a data dir's ledger in. `store.rs` opens the pool and runs calls,
 //! `error.rs` says how a call failed. This file only names them.
 
 mod contracts;
 mod error;
+mod index;
 mod ledger;
 mod migrate;
 mod notify;
@@ -23,6 +25,7 @@ mod store;
 
 pub use contracts::{Admission, Scope};
 pub use error::{PgError, PgResult};
+pub use index::{ConfigRow, Refused, VersionRow};
 pub use notify::CHANNEL;
 pub use schema::PG_SCHEMA_VERSION;
 pub use store::{CALL_TIMEOUT, OPEN_TIMEOUT, POOL_SIZE, PgStore, is_url};

@@ -57,6 +57,54 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (plugin, key)
      );
      CREATE TABLE state_usage (plugin TEXT PRIMARY KEY, bytes BIGINT NOT NULL);",
+    // 2: the registry index (see index.rs): the generation row every change locks (so index writes are serialized
+    // cluster-wide), components by digest, versions, plugins, config and secrets (bytes: secrets are sealed), and
+    // the audit trail chained as on SQLite.
+    "CREATE TABLE index_meta (id INTEGER PRIMARY KEY CHECK (id = 1), generation BIGINT NOT NULL);
+     INSERT INTO index_meta (id, generation) VALUES (1, 0);
+     CREATE TABLE index_blobs (digest TEXT PRIMARY KEY, bytes BYTEA NOT NULL);
+     CREATE TABLE index_versions (
+        seq             BIGSERIAL PRIMARY KEY,
+        plugin_id       TEXT NOT NULL,
+        version         TEXT NOT NULL,
+        digest          TEXT NOT NULL,
+        size            BIGINT NOT NULL,
+        key_fingerprint TEXT,
+        key_name        TEXT,
+        signature       TEXT,
+        declared        TEXT NOT NULL,
+        grants          TEXT NOT NULL,
+        manifest        TEXT NOT NULL,
+        installed_at    BIGINT NOT NULL,
+        previous_seq    BIGINT,
+        source          TEXT,
+        manifest_digest TEXT
+     );
+     CREATE INDEX index_versions_by_plugin ON index_versions (plugin_id, seq);
+     CREATE TABLE index_plugins (
+        id              TEXT PRIMARY KEY,
+        current_seq     BIGINT NOT NULL,
+        enabled         BOOLEAN NOT NULL,
+        disabled_reason TEXT,
+        limits          TEXT NOT NULL,
+        installed_at    BIGINT NOT NULL,
+        updated_at      BIGINT NOT NULL
+     );
+     CREATE TABLE index_config (
+        plugin_id TEXT NOT NULL,
+        key       TEXT NOT NULL,
+        value     BYTEA NOT NULL,
+        secret    BOOLEAN NOT NULL,
+        PRIMARY KEY (plugin_id, key)
+     );
+     CREATE TABLE index_history (
+        seq       BIGINT PRIMARY KEY,
+        at        BIGINT NOT NULL,
+        plugin_id TEXT,
+        action    TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        hash      BYTEA NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.
