@@ -501,6 +501,7 @@ impl SharedGate {
                 Ok(Err(Exhausted {
                     plugin: self.plugin.clone(),
                     tool: s.tool.clone(),
+                    principal: None,
                     resource: if by_cost {
                         Resource::Cost
                     } else {
