@@ -11,6 +11,8 @@ pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 mod principal;
+mod prompts;
+pub mod resources;
 pub mod stdio;
 pub mod token;
 pub mod ui;
