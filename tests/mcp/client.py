@@ -411,6 +411,7 @@ async def offers(args):
                         seen.add("resources" if "esource" in repr(event) else "prompts")
                         if seen == {"resources", "prompts"}:
                             break
+        assert seen == {"resources", "prompts"}, seen
         uris = await pages(lambda c: client.list_resources(cursor=c, cache_mode="refresh"),
                            lambda p: p.resources, lambda r: str(r.uri))
         assert not any(u.startswith("plughost://plugins/offers/") for u in uris), uris

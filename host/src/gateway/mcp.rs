@@ -16,7 +16,9 @@ use rmcp::model::{
     ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
     ToolAnnotations,
 };
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::service::{
+    NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
+};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
@@ -607,13 +609,20 @@ impl ServerHandler for McpServer {
                 _ = context.cancelled() => return Ok(()),
                 change = changes.recv() => match change {
                     Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Each is sent only if the client asked for it (the sink refuses the others); the
+                        // subscription ends when the client's stream does.
                         let sink = context.sink();
-                        if sink.notify_tool_list_changed().await.is_err() {
-                            return Ok(());
+                        for sent in [
+                            sink.notify_tool_list_changed().await,
+                            sink.notify_resource_list_changed().await,
+                            sink.notify_prompt_list_changed().await,
+                        ] {
+                            if let Err(e) = sent
+                                && !matches!(e, SubscriptionSendError::NotificationNotAccepted(_))
+                            {
+                                return Ok(());
+                            }
                         }
-                        // Sent only if the client asked for them (the sink refuses the others).
-                        let _ = sink.notify_resource_list_changed().await;
-                        let _ = sink.notify_prompt_list_changed().await;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
                 },
