@@ -27,10 +27,8 @@ use super::{Gateway, GatewayError, Reply, ToolIndex, management_tools};
 use crate::call::Content;
 use crate::ledger::Caller;
 
-/// Where the call report goes in a result's `_meta`.
-pub const REPORT_META_KEY: &str = "plughost/report";
-/// Where a failed call's typed error goes in a result's `_meta`.
-pub const ERROR_META_KEY: &str = "plughost/error";
+pub use super::wire::{ERROR_META_KEY, REPORT_META_KEY};
+use super::wire::{decode_cursor, encode_cursor};
 /// Client-to-server methods of MCP: a custom request for one of these had params rmcp could not read.
 const KNOWN_METHODS: &[&str] = &[
     "initialize",
@@ -229,22 +227,6 @@ fn build_listing(index: &ToolIndex) -> Vec<Tool> {
     }
     tools.sort_by(|a, b| a.name.cmp(&b.name));
     tools
-}
-
-/// Cursors are opaque to clients: the hex of the last name on the previous page.
-pub(super) fn encode_cursor(after: &str) -> String {
-    after.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(super) fn decode_cursor(c: &str) -> Option<String> {
-    if c.is_empty() || !c.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes = (0..c.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(c.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
 }
 
 fn gateway_error(e: GatewayError) -> ErrorData {

@@ -16,6 +16,7 @@ pub mod resources;
 pub mod stdio;
 pub mod token;
 pub mod ui;
+mod wire;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};

@@ -10,9 +10,9 @@ use rmcp::model::{
 use serde_json::{Value, json};
 
 use super::Gateway;
-use super::mcp::REPORT_META_KEY;
 use super::principal::Principal;
-use super::resources::{call_error, may_see, page, visible};
+use super::resources::{call_error, may_see, visible};
+use super::wire::{REPORT_META_KEY, page};
 use crate::ledger::Caller;
 
 pub(super) fn list(

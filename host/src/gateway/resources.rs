@@ -15,8 +15,8 @@ use rmcp::model::{
 use serde_json::json;
 
 use super::Gateway;
-use super::mcp::{ERROR_META_KEY, REPORT_META_KEY};
 use super::principal::Principal;
+use super::wire::{ERROR_META_KEY, REPORT_META_KEY, page};
 use crate::call::{Body, CallError};
 use crate::catalog::Entry;
 use crate::ledger::Caller;
@@ -86,39 +86,6 @@ fn all_resources(gateway: &Gateway, principal: Option<&Principal>) -> Vec<Resour
     }
     out.sort_by(|a, b| a.uri.cmp(&b.uri));
     out
-}
-
-/// Where a page starts: after the last URI (or name) the previous page ended with.
-fn start_of<T>(
-    items: &[T],
-    key: impl Fn(&T) -> &str,
-    cursor: Option<&str>,
-) -> Result<usize, ErrorData> {
-    match cursor {
-        None => Ok(0),
-        Some(c) => {
-            let after = super::mcp::decode_cursor(c).ok_or_else(|| {
-                ErrorData::invalid_params(
-                    "invalid cursor: pass back the nextCursor of a previous list",
-                    Some(json!({ "cursor": c })),
-                )
-            })?;
-            Ok(items.partition_point(|i| key(i) <= after.as_str()))
-        }
-    }
-}
-
-/// One page of `items` (sorted by `key`) and the cursor of the next, if any.
-pub(super) fn page<T: Clone>(
-    items: &[T],
-    key: impl Fn(&T) -> &str,
-    cursor: Option<&str>,
-    size: usize,
-) -> Result<(Vec<T>, Option<String>), ErrorData> {
-    let start = start_of(items, &key, cursor)?;
-    let end = (start + size.max(1)).min(items.len());
-    let next = (end < items.len()).then(|| super::mcp::encode_cursor(key(&items[end - 1])));
-    Ok((items[start..end].to_vec(), next))
 }
 
 pub(super) fn list(
