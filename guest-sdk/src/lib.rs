@@ -54,6 +54,12 @@
 //! `#[tool]` keeps the function as it is (call it from your own tests) and adds a module of the same name holding
 //! `tool()`, which `export_plugin!` calls. [`Tool::new`] with a [`Plugin`] impl is the same thing spelled by hand.
 //!
+//! Besides tools, a plugin may offer MCP clients **resources** ([`Resource`]: a path, or a path template such as
+//! `day/{date}`, and a function returning its [`Body`]) and **prompts** ([`Prompt`]: a name, string arguments and a
+//! function rendering [`Message`]s), listed in `export_plugin!` as `resources: [...]` and `prompts: [...]`; and a
+//! tool may report [`progress`]. These are contract 0.2.0; each read and render runs like a tool call (its own
+//! instance, fuel, memory and deadline, ledgered).
+//!
 //! The crates a plugin needs are re-exported, so `plughost-guest` is its only dependency: [`serde`] (with
 //! [`Serialize`] and [`Deserialize`]), [`serde_json`] and [`schemars`] (with [`JsonSchema`]). Deriving through a
 //! re-export needs `#[serde(crate = "plughost_guest::serde")]` and `#[schemars(crate = "plughost_guest::schemars")]`,

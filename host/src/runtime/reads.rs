@@ -114,21 +114,17 @@ struct Read<'a> {
 impl Invocation for Read<'_> {
     type Raw = Vec<resources::Contents>;
     type Output = Vec<ResourceContent>;
-    fn run<'a>(
+    async fn run<'a>(
         &'a self,
         instance: &'a Plugin,
         store: &'a mut Store<StoreData>,
-    ) -> impl std::future::Future<Output = wasmtime::Result<Result<Self::Raw, tools::ToolError>>>
-    + Send
-    + 'a {
-        async move {
-            match instance.plughost_plugin_resources() {
-                Some(r) => r.call_read(store, self.path).await,
-                // Not reached: a path is readable only if the plugin listed it, which needs the export.
-                None => Ok(Err(tools::ToolError::NotFound(
-                    "the plugin exports no resources".into(),
-                ))),
-            }
+    ) -> wasmtime::Result<Result<Self::Raw, tools::ToolError>> {
+        match instance.plughost_plugin_resources() {
+            Some(r) => r.call_read(store, self.path).await,
+            // Not reached: a path is readable only if the plugin listed it, which needs the export.
+            None => Ok(Err(tools::ToolError::NotFound(
+                "the plugin exports no resources".into(),
+            ))),
         }
     }
     fn convert(
@@ -199,20 +195,16 @@ struct Get<'a> {
 impl Invocation for Get<'_> {
     type Raw = prompts::Rendered;
     type Output = RenderedPrompt;
-    fn run<'a>(
+    async fn run<'a>(
         &'a self,
         instance: &'a Plugin,
         store: &'a mut Store<StoreData>,
-    ) -> impl std::future::Future<Output = wasmtime::Result<Result<Self::Raw, tools::ToolError>>>
-    + Send
-    + 'a {
-        async move {
-            match instance.plughost_plugin_prompts() {
-                Some(p) => p.call_get(store, self.name, self.arguments).await,
-                None => Ok(Err(tools::ToolError::NotFound(
-                    "the plugin exports no prompts".into(),
-                ))),
-            }
+    ) -> wasmtime::Result<Result<Self::Raw, tools::ToolError>> {
+        match instance.plughost_plugin_prompts() {
+            Some(p) => p.call_get(store, self.name, self.arguments).await,
+            None => Ok(Err(tools::ToolError::NotFound(
+                "the plugin exports no prompts".into(),
+            ))),
         }
     }
     fn convert(
