@@ -72,6 +72,7 @@ type Reader = Box<dyn Fn(&ResourceRequest) -> Result<Body, ToolError>>;
 ///     })
 ///     .description("The notes of one day, e.g. day/2026-01-01.")
 /// }
+/// # /// Does nothing.
 /// # #[tool] fn noop() -> Result<String, ToolError> { Ok(String::new()) }
 /// # export_plugin! { id: "notes", description: "Notes.", tools: [noop], resources: [today, day] }
 /// # fn main() {}
@@ -253,6 +254,7 @@ type Renderer = Box<dyn Fn(&PromptArgs) -> Result<Vec<Message>, ToolError>>;
 ///     })
 ///     .argument("topic", "What to summarize.", true)
 /// }
+/// # /// Does nothing.
 /// # #[tool] fn noop() -> Result<String, ToolError> { Ok(String::new()) }
 /// # export_plugin! { id: "notes", description: "Notes.", tools: [noop], prompts: [summarize] }
 /// # fn main() {}
