@@ -60,15 +60,23 @@ pub const FILES_0_2: &[(&str, &str)] = &[
     ("prompts.wit", include_str!("../../../wit/prompts.wit")),
 ];
 
-/// Writes the contract to `<wit>/deps/`: the 0.1.0 package to `plughost-plugin/` and the 0.2.0 one to
-/// `plughost-plugin-0.2.0/` (replacing what was there). A project world imports from either.
+/// Writes the contract to `<wit>/deps/`: the 0.1.0 package to `plughost-plugin/` (replacing what was there) and,
+/// only when the project's `world.wit` names `@0.2.0` (progress, resources, prompts), the 0.2.0 one to
+/// `plughost-plugin-0.2.0/`. Only then: with two versions of the package in one resolve, the bindings generators
+/// put the version into their names (C's `plughost_plugin0_1_0_…`), which would break every 0.1.0 project's code.
 pub fn write_deps(wit: &Path) -> Result<()> {
     let v01 = FILES.iter().copied().chain([("world.wit", WORLD_0_1)]);
     write_dir(&wit.join("deps").join("plughost-plugin"), v01)?;
-    write_dir(
-        &wit.join("deps").join("plughost-plugin-0.2.0"),
-        FILES_0_2.iter().copied(),
-    )
+    let v02 = wit.join("deps").join("plughost-plugin-0.2.0");
+    let uses_0_2 = std::fs::read_to_string(wit.join("world.wit"))
+        .is_ok_and(|w| w.contains("plughost:plugin/") && w.contains("@0.2.0"));
+    if uses_0_2 {
+        write_dir(&v02, FILES_0_2.iter().copied())
+    } else if v02.exists() {
+        std::fs::remove_dir_all(&v02).with_context(|| format!("cannot remove {}", v02.display()))
+    } else {
+        Ok(())
+    }
 }
 
 fn write_dir<'a>(dir: &Path, files: impl Iterator<Item = (&'a str, &'a str)>) -> Result<()> {
