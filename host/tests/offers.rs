@@ -66,6 +66,43 @@ fn resources_prompts_and_progress_through_the_python_sdk() {
 }
 
 #[test]
+fn a_scoped_token_sees_only_its_plugins_resources_and_prompts() {
+    let setup = Setup::new();
+    setup.install(fx::OFFERS, "offers.wasm", &[]);
+    let out = setup.ok(&[
+        "tokens",
+        "create",
+        "basic-only",
+        "--plugins",
+        "fixture-basic",
+    ]);
+    let token = out.trim().to_string();
+    assert!(token.starts_with("plughost_"), "{out}");
+    let server = setup.serve_http(&[]);
+    for mode in ["legacy", "2026-07-28"] {
+        let out = run_python(&[
+            "offers-hidden",
+            "--url",
+            &server.url(),
+            "--token",
+            &token,
+            "--mode",
+            mode,
+        ]);
+        assert!(
+            out.status.success(),
+            "the Python client's checks failed ({mode})"
+        );
+    }
+    // Nothing of the hidden plugin ran for that token.
+    let entries = ledger_entries(&setup);
+    assert!(
+        !entries.iter().any(|e| e["plugin"] == "offers"),
+        "{entries:?}"
+    );
+}
+
+#[test]
 fn a_component_built_against_0_1_0_still_installs_and_serves() {
     let setup = Setup::new();
     setup.install(fx::V01, "v01.wasm", &["log"]);

@@ -15,6 +15,8 @@ Every check is an assert; the script exits non-zero on the first failure and pri
                                                            (contract 0.2.0 with fixture-offers installed: resources,
                                                             templates, reads, prompts, progress, a read out of fuel,
                                                             and both list_changed when the operator removes it)
+    client.py offers-hidden --url URL --token T --mode M  (a token scoped away from fixture-offers sees and reads none
+                                                            of its resources or prompts)
 """
 
 import argparse
@@ -419,9 +421,40 @@ async def offers(args):
     print("OK", flush=True)
 
 
+async def offers_hidden(args):
+    """A token scoped away from fixture-offers sees none of its resources, templates or prompts, and cannot use them."""
+    import httpx2
+
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {args.token}"}, timeout=30)
+    async with http, Client(streamable_http_client(args.url, http_client=http), mode=args.mode) as client:
+        uris = await pages(lambda c: client.list_resources(cursor=c, cache_mode="refresh"),
+                           lambda p: p.resources, lambda r: str(r.uri))
+        assert uris and not any(u.startswith("plughost://plugins/offers/") for u in uris), uris
+        templates = await pages(lambda c: client.list_resource_templates(cursor=c, cache_mode="refresh"),
+                                lambda p: p.resource_templates, lambda t: t.uri_template)
+        assert templates == [], templates
+        names = await pages(lambda c: client.list_prompts(cursor=c, cache_mode="refresh"),
+                            lambda p: p.prompts, lambda p: p.name)
+        assert names == [], names
+        try:
+            await client.read_resource("plughost://plugins/offers/r/greeting", cache_mode="refresh")
+            raise AssertionError("a hidden plugin's resource was readable")
+        except MCPError as e:
+            assert e.error.code in (-32002, INVALID_PARAMS) and "no such resource" in e.error.message, e.error
+        try:
+            await client.get_prompt("offers__summarize", {"topic": "x"})
+            raise AssertionError("a hidden plugin's prompt was rendered")
+        except MCPError as e:
+            assert e.error.code == INVALID_PARAMS and "unknown prompt" in e.error.message, e.error
+        print(f"hidden: {len(uris)} resources listed, none of offers", flush=True)
+    print("OK", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["conformance", "load", "metrics", "scoped", "offers"])
+    p.add_argument("command", choices=["conformance", "load", "metrics", "scoped", "offers", "offers-hidden"])
     p.add_argument("--stdio", nargs=2, metavar=("PLUGHOST", "HOME"))
     p.add_argument("--url")
     p.add_argument("--plughost")
@@ -448,6 +481,8 @@ def main():
         asyncio.run(scoped(args))
     elif args.command == "offers":
         asyncio.run(offers(args))
+    elif args.command == "offers-hidden":
+        asyncio.run(offers_hidden(args))
     else:
         asyncio.run(load(args))
 
