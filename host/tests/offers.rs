@@ -14,7 +14,8 @@ fn resources_prompts_and_progress_through_the_python_sdk() {
         let setup = Setup::new();
         setup.install(fx::OFFERS, "offers.wasm", &[]);
         setup.ok(&["limits", "offers", "--fuel", "50000000"]);
-        let server = setup.serve_http(&[]);
+        // Two per page: resources/list (six resources) and prompts/list are followed across pages.
+        let server = setup.serve_http(&["--page-size", "2"]);
         let out = run_python(&[
             "offers",
             "--url",
