@@ -29,6 +29,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "fixture_wrong_version",
         "WRONG_VERSION",
     ),
+    ("fixture-offers", "fixture_offers", "OFFERS"),
+    ("fixture-v01", "fixture_v01", "V01"),
     ("system-info", "system_info", "SYSTEM_INFO"),
     ("cloudflare", "cloudflare", "CLOUDFLARE"),
     ("docker", "docker", "DOCKER"),

@@ -19,8 +19,8 @@
 /// # fn main() {}
 /// ```
 pub mod log {
-    pub use crate::__bindings::plughost::plugin::log::Level;
-    use crate::__bindings::plughost::plugin::{log as raw, types::Pair};
+    pub use crate::__bindings::plughost::plugin0_1_0::log::Level;
+    use crate::__bindings::plughost::plugin0_1_0::{log as raw, types::Pair};
 
     /// Writes one line.
     pub fn write(level: Level, message: &str) {
@@ -93,7 +93,7 @@ pub mod log {
 /// # fn main() {}
 /// ```
 pub mod state {
-    use crate::__bindings::plughost::plugin::state as raw;
+    use crate::__bindings::plughost::plugin0_1_0::state as raw;
     pub use raw::{Quota, StateError};
 
     impl From<StateError> for crate::ToolError {
@@ -170,7 +170,7 @@ pub mod state {
 /// # fn main() {}
 /// ```
 pub mod config {
-    use crate::__bindings::plughost::plugin::config as raw;
+    use crate::__bindings::plughost::plugin0_1_0::config as raw;
 
     /// A plain setting.
     pub fn get(key: &str) -> Option<String> {
@@ -209,7 +209,7 @@ pub mod config {
 /// # fn main() {}
 /// ```
 pub mod system {
-    pub use crate::__bindings::plughost::plugin::system::{
+    pub use crate::__bindings::plughost::plugin0_1_0::system::{
         CpuInfo, DiskInfo, LoadAverage, MemoryInfo, NetworkInfo, OsInfo, cpu, disks, load, memory,
         networks, os,
     };
@@ -233,7 +233,7 @@ pub mod system {
 /// # fn main() {}
 /// ```
 pub mod metrics {
-    use crate::__bindings::plughost::plugin::{metrics as raw, types::Pair};
+    use crate::__bindings::plughost::plugin0_1_0::{metrics as raw, types::Pair};
 
     fn labels(l: &[(&str, &str)]) -> Vec<Pair> {
         l.iter()
@@ -278,7 +278,7 @@ pub mod metrics {
 /// # fn main() {}
 /// ```
 pub mod container {
-    pub use crate::__bindings::plughost::plugin::container::*;
+    pub use crate::__bindings::plughost::plugin0_1_0::container::*;
 
     impl From<ContainerError> for crate::ToolError {
         fn from(e: ContainerError) -> Self {
@@ -317,8 +317,8 @@ pub mod container {
 /// # fn main() {}
 /// ```
 pub mod ledger {
-    use crate::__bindings::plughost::plugin::ledger as raw;
-    pub use crate::__bindings::plughost::plugin::ledger::{LedgerError, UsageSummary};
+    use crate::__bindings::plughost::plugin0_1_0::ledger as raw;
+    pub use crate::__bindings::plughost::plugin0_1_0::ledger::{LedgerError, UsageSummary};
 
     /// Appends an event: `kind` is `[a-z0-9._-]{1,64}`, `data` becomes JSON (at most 16 KiB). Returns the entry's
     /// sequence number once it is committed.

@@ -52,7 +52,7 @@
 //!
 //! The raw contract is there too: build a [`Request`] and pass it to [`send`].
 
-pub use crate::__bindings::plughost::plugin::http::{
+pub use crate::__bindings::plughost::plugin0_1_0::http::{
     Header, HeaderValue, HttpError, Method, Request, Response, SecretRef, send,
 };
 

@@ -54,6 +54,12 @@
 //! `#[tool]` keeps the function as it is (call it from your own tests) and adds a module of the same name holding
 //! `tool()`, which `export_plugin!` calls. [`Tool::new`] with a [`Plugin`] impl is the same thing spelled by hand.
 //!
+//! Besides tools, a plugin may offer MCP clients **resources** ([`Resource`]: a path, or a path template such as
+//! `day/{date}`, and a function returning its [`Body`]) and **prompts** ([`Prompt`]: a name, string arguments and a
+//! function rendering [`Message`]s), listed in `export_plugin!` as `resources: [...]` and `prompts: [...]`; and a
+//! tool may report [`progress`]. These are contract 0.2.0; each read and render runs like a tool call (its own
+//! instance, fuel, memory and deadline, ledgered).
+//!
 //! The crates a plugin needs are re-exported, so `plughost-guest` is its only dependency: [`serde`] (with
 //! [`Serialize`] and [`Deserialize`]), [`serde_json`] and [`schemars`] (with [`JsonSchema`]). Deriving through a
 //! re-export needs `#[serde(crate = "plughost_guest::serde")]` and `#[schemars(crate = "plughost_guest::schemars")]`,
@@ -93,15 +99,16 @@ pub use plughost_guest_macros::tool;
 pub mod prelude {
     pub use crate::{Deserialize, Serialize};
     pub use crate::{
-        Json, JsonSchema, NoArgs, Output, Plugin, Tool, ToolError, args, config, container,
-        export_plugin, http, ledger, log, metrics, output, serde_json, state, system, tool,
+        Json, JsonSchema, Message, NoArgs, Output, Plugin, Prompt, Resource, Tool, ToolError, args,
+        config, container, export_plugin, http, ledger, log, metrics, output, progress, serde_json,
+        state, system, tool,
     };
 }
 
 #[doc(hidden)]
 pub mod __bindings {
     wit_bindgen::generate!({
-        world: "plugin",
+        world: "plughost:plugin/plugin@0.2.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_raw",
@@ -114,12 +121,13 @@ pub mod __bindings {
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
-use __bindings::exports::plughost::plugin::tools as raw;
+use __bindings::exports::plughost::plugin0_1_0::tools as raw;
 
 mod caps;
 pub mod http;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod lean;
+mod offers;
 mod schema;
 
 /// Lean builds (`wasm32-unknown-unknown`) allocate from a static arena first: see [`lean`].
@@ -128,6 +136,7 @@ mod schema;
 static LEAN_ALLOCATOR: lean::Arena = lean::Arena;
 
 pub use caps::{config, container, ledger, log, metrics, state, system};
+pub use offers::{Body, Message, Prompt, PromptArgs, Resource, ResourceRequest, progress};
 
 /// Lean builds with the `panic-log` feature: a panic's message goes to the host's log (there is no stderr).
 #[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "panic-log"))]
@@ -155,6 +164,14 @@ pub trait Plugin: 'static {
     const DESCRIPTION: &'static str;
     /// The tools, in the order clients should list them.
     fn tools() -> Vec<Tool>;
+    /// The resources and resource templates (contract 0.2.0). None unless overridden.
+    fn resources() -> Vec<Resource> {
+        Vec::new()
+    }
+    /// The prompts (contract 0.2.0). None unless overridden.
+    fn prompts() -> Vec<Prompt> {
+        Vec::new()
+    }
 }
 
 /// Why a tool failed. Every variant reaches the caller as a typed error.
@@ -430,7 +447,87 @@ impl<P: Plugin> raw::Guest for __Adapter<P> {
     }
 }
 
-/// Exports the plugin as the component's `plughost:plugin/tools`.
+impl<P: Plugin> __bindings::exports::plughost::plugin0_2_0::resources::Guest for __Adapter<P> {
+    fn list() -> __bindings::exports::plughost::plugin0_2_0::resources::Listing {
+        report_panics();
+        offers::list_resources(P::resources())
+    }
+    fn read(
+        path: String,
+    ) -> Result<Vec<__bindings::exports::plughost::plugin0_2_0::resources::Contents>, raw::ToolError>
+    {
+        report_panics();
+        offers::read_resource(P::resources(), path)
+    }
+}
+
+impl<P: Plugin> __bindings::exports::plughost::plugin0_2_0::prompts::Guest for __Adapter<P> {
+    fn list() -> Vec<__bindings::exports::plughost::plugin0_2_0::prompts::Prompt> {
+        report_panics();
+        offers::list_prompts(P::prompts())
+    }
+    fn get(
+        name: String,
+        arguments: Vec<__bindings::plughost::plugin0_1_0::types::Pair>,
+    ) -> Result<__bindings::exports::plughost::plugin0_2_0::prompts::Rendered, raw::ToolError> {
+        report_panics();
+        offers::get_prompt(P::prompts(), name, arguments)
+    }
+}
+
+/// For a type that implements the raw `tools` export by hand: empty `resources` and `prompts` exports, which the
+/// 0.2.0 world also needs.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __no_offers {
+    ($t:ty) => {
+        impl $crate::__bindings::exports::plughost::plugin0_2_0::resources::Guest for $t {
+            fn list() -> $crate::__bindings::exports::plughost::plugin0_2_0::resources::Listing {
+                $crate::__bindings::exports::plughost::plugin0_2_0::resources::Listing {
+                    resources: ::std::vec::Vec::new(),
+                    templates: ::std::vec::Vec::new(),
+                }
+            }
+            fn read(
+                path: ::std::string::String,
+            ) -> ::std::result::Result<
+                ::std::vec::Vec<
+                    $crate::__bindings::exports::plughost::plugin0_2_0::resources::Contents,
+                >,
+                $crate::__bindings::exports::plughost::plugin0_1_0::tools::ToolError,
+            > {
+                ::std::result::Result::Err(
+                    $crate::__bindings::exports::plughost::plugin0_1_0::tools::ToolError::NotFound(
+                        path,
+                    ),
+                )
+            }
+        }
+        impl $crate::__bindings::exports::plughost::plugin0_2_0::prompts::Guest for $t {
+            fn list()
+            -> ::std::vec::Vec<$crate::__bindings::exports::plughost::plugin0_2_0::prompts::Prompt>
+            {
+                ::std::vec::Vec::new()
+            }
+            fn get(
+                name: ::std::string::String,
+                _arguments: ::std::vec::Vec<$crate::__bindings::plughost::plugin0_1_0::types::Pair>,
+            ) -> ::std::result::Result<
+                $crate::__bindings::exports::plughost::plugin0_2_0::prompts::Rendered,
+                $crate::__bindings::exports::plughost::plugin0_1_0::tools::ToolError,
+            > {
+                ::std::result::Result::Err(
+                    $crate::__bindings::exports::plughost::plugin0_1_0::tools::ToolError::NotFound(
+                        name,
+                    ),
+                )
+            }
+        }
+    };
+}
+
+/// Exports the plugin as the component's `plughost:plugin/tools` (and, contract 0.2.0, its `resources` and
+/// `prompts`, empty unless listed).
 ///
 /// Either list its identity and its [`#[tool]`](macro@tool) functions (`name` defaults to the id, `version` to the
 /// crate's version):
@@ -442,6 +539,8 @@ impl<P: Plugin> raw::Guest for __Adapter<P> {
 ///     version: "0.1.0",       // optional: env!("CARGO_PKG_VERSION")
 ///     description: "Greets people.",
 ///     tools: [greet, count],  // #[tool] functions, in the order clients should list them
+///     resources: [today],     // optional: functions returning a `Resource`
+///     prompts: [summarize],   // optional: functions returning a `Prompt`
 /// }
 /// ```
 ///
@@ -453,7 +552,9 @@ macro_rules! export_plugin {
         $(name: $name:literal,)?
         $(version: $version:literal,)?
         description: $description:literal,
-        tools: [$($($tool:ident)::+),* $(,)?] $(,)?
+        tools: [$($($tool:ident)::+),* $(,)?]
+        $(, resources: [$($($resource:ident)::+),* $(,)?])?
+        $(, prompts: [$($($prompt:ident)::+),* $(,)?])? $(,)?
     ) => {
         #[doc(hidden)]
         struct __PlughostPlugin;
@@ -464,6 +565,12 @@ macro_rules! export_plugin {
             const DESCRIPTION: &'static str = $description;
             fn tools() -> ::std::vec::Vec<$crate::Tool> {
                 ::std::vec![$($($tool)::+::tool()),*]
+            }
+            fn resources() -> ::std::vec::Vec<$crate::Resource> {
+                ::std::vec![$($($($resource)::+()),*)?]
+            }
+            fn prompts() -> ::std::vec::Vec<$crate::Prompt> {
+                ::std::vec![$($($($prompt)::+()),*)?]
             }
         }
         $crate::export_plugin!(__PlughostPlugin);

@@ -1,21 +1,145 @@
-//! Host bindings generated from the one `wit/` tree.
+//! Host bindings generated from the one `wit/` tree: the 0.2.0 world, which includes the frozen 0.1.0 world (see the
+//! top of `wit/world.wit` for why the 0.1.0 interfaces keep their version).
 //!
 //! Every import is async (HTTP, Docker and timers are) and trappable (a host bug or a host-side limit becomes a trap,
 //! which the runtime turns into a typed outcome). Exports are called with `call_async` semantics.
+//!
+//! The generated world type would require every export, but `resources` and `prompts` are optional (a 0.1.0
+//! component has neither), so [`PluginPre`] and [`Plugin`] are written here: `tools` is required, the other two are
+//! looked up when the component exports them.
 
-wasmtime::component::bindgen!({
-    world: "plugin",
-    path: "../wit",
-    imports: { default: async | trappable },
-    exports: { default: async },
-});
+mod generated {
+    wasmtime::component::bindgen!({
+        world: "plughost:plugin/plugin@0.2.0",
+        path: "../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
 
-pub use self::exports::plughost::plugin::tools;
-pub use self::plughost::plugin::{
+pub use generated::exports::plughost::plugin0_1_0::tools;
+pub use generated::exports::plughost::plugin0_2_0::{prompts, resources};
+pub use generated::plughost::plugin0_1_0::{
     config, container, http, ledger, log, metrics, state, system, types,
 };
+pub use generated::plughost::plugin0_2_0::progress;
 
-/// The version of `plughost:plugin` this host was built from.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The newest version of `plughost:plugin` this host speaks.
+pub const WIT_VERSION: &str = "0.2.0";
+/// The version of the frozen interfaces (tools and every capability), which 0.2.0 includes unchanged.
+pub const WIT_BASE_VERSION: &str = "0.1.0";
 /// The package name every plughost interface lives in.
 pub const WIT_PACKAGE: &str = "plughost:plugin";
+/// The export name of the optional `resources` interface.
+pub const RESOURCES_EXPORT: &str = "plughost:plugin/resources@0.2.0";
+/// The export name of the optional `prompts` interface.
+pub const PROMPTS_EXPORT: &str = "plughost:plugin/prompts@0.2.0";
+
+use wasmtime::component::{Instance, InstancePre};
+
+/// A component linked and ready to instantiate, with its exports looked up once.
+pub struct PluginPre<T: 'static> {
+    pre: InstancePre<T>,
+    tools: tools::GuestIndices,
+    resources: Option<resources::GuestIndices>,
+    prompts: Option<prompts::GuestIndices>,
+}
+
+impl<T: 'static> std::fmt::Debug for PluginPre<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginPre")
+            .field("resources", &self.resources.is_some())
+            .field("prompts", &self.prompts.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("resources", &self.resources.is_some())
+            .field("prompts", &self.prompts.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: 'static> Clone for PluginPre<T> {
+    fn clone(&self) -> Self {
+        PluginPre {
+            pre: self.pre.clone(),
+            tools: self.tools.clone(),
+            resources: self.resources.clone(),
+            prompts: self.prompts.clone(),
+        }
+    }
+}
+
+/// An instantiated plugin's exports.
+#[derive(Clone)]
+pub struct Plugin {
+    tools: tools::Guest,
+    resources: Option<resources::Guest>,
+    prompts: Option<prompts::Guest>,
+}
+
+impl<T: Send + 'static> PluginPre<T> {
+    /// Looks up `tools` (required) and `resources` / `prompts` (when exported; an export by that name with the wrong
+    /// shape is an error, not an absence).
+    pub fn new(pre: InstancePre<T>) -> wasmtime::Result<Self> {
+        let exports = |name: &str| pre.component().get_export_index(None, name).is_some();
+        let tools = tools::GuestIndices::new(&pre)?;
+        let resources = if exports(RESOURCES_EXPORT) {
+            Some(resources::GuestIndices::new(&pre)?)
+        } else {
+            None
+        };
+        let prompts = if exports(PROMPTS_EXPORT) {
+            Some(prompts::GuestIndices::new(&pre)?)
+        } else {
+            None
+        };
+        Ok(PluginPre {
+            pre,
+            tools,
+            resources,
+            prompts,
+        })
+    }
+
+    /// Instantiates the component in `store` and loads its exports.
+    pub async fn instantiate_async(
+        &self,
+        mut store: impl wasmtime::AsContextMut<Data = T>,
+    ) -> wasmtime::Result<Plugin> {
+        let mut store = store.as_context_mut();
+        let instance: Instance = self.pre.instantiate_async(&mut store).await?;
+        let tools = self.tools.load(&mut store, &instance)?;
+        let resources = match &self.resources {
+            Some(r) => Some(r.load(&mut store, &instance)?),
+            None => None,
+        };
+        let prompts = match &self.prompts {
+            Some(p) => Some(p.load(&mut store, &instance)?),
+            None => None,
+        };
+        Ok(Plugin {
+            tools,
+            resources,
+            prompts,
+        })
+    }
+}
+
+impl Plugin {
+    pub fn plughost_plugin_tools(&self) -> &tools::Guest {
+        &self.tools
+    }
+    /// The `resources` export, if the component has one.
+    pub fn plughost_plugin_resources(&self) -> Option<&resources::Guest> {
+        self.resources.as_ref()
+    }
+    /// The `prompts` export, if the component has one.
+    pub fn plughost_plugin_prompts(&self) -> Option<&prompts::Guest> {
+        self.prompts.as_ref()
+    }
+}

@@ -24,6 +24,38 @@ pub struct ToolOutput {
     pub structured: Option<serde_json::Value>,
 }
 
+/// The body of a resource as read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// One resource's contents, from a read (contract 0.2.0).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceContent {
+    /// The plugin's path of what was read.
+    pub path: String,
+    pub mime_type: Option<String>,
+    pub body: Body,
+}
+
+/// One message of a rendered prompt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptMessage {
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    pub text: String,
+}
+
+/// A prompt as the plugin rendered it (contract 0.2.0).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenderedPrompt {
+    pub description: Option<String>,
+    pub messages: Vec<PromptMessage>,
+}
+
 /// Why a call produced no output. Mirrors [`Outcome`], with the details a caller needs.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -224,10 +256,11 @@ impl CallError {
     }
 }
 
-/// A call's result and its report.
+/// A call's result and its report. A tool call's output is a [`ToolOutput`]; a resource read's is a list of
+/// [`ResourceContent`], a prompt's a [`RenderedPrompt`].
 #[derive(Debug, Clone)]
-pub struct CallResult {
-    pub result: Result<ToolOutput, CallError>,
+pub struct CallResult<T = ToolOutput> {
+    pub result: Result<T, CallError>,
     pub report: CallReport,
 }
 

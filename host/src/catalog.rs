@@ -10,7 +10,7 @@ use std::time::Duration;
 use plughost_registry::{PluginLimits, PluginRecord, Registry, RegistryError};
 use wasmtime::component::Component;
 
-use crate::call::{CallError, CallResult};
+use crate::call::{CallError, CallResult, RenderedPrompt, ResourceContent};
 use crate::contract::{Gate, ScopeUsage, SharedGate};
 use crate::grants::{GrantError, Grants};
 use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry, now_ms};
@@ -80,6 +80,63 @@ impl Entry {
         arguments: &str,
         caller: &Caller,
     ) -> CallResult {
+        self.ledgered(host, plugin, tool, arguments, caller, || {
+            host.call(plugin, tool, arguments)
+        })
+        .await
+    }
+
+    /// Reads resource `path` for `caller` (contract 0.2.0), ledgered like a call: label `resource:<path>`, the
+    /// digest of `{"path": …}` as its arguments, the plugin's concurrency limit and contracts.
+    pub async fn read_resource_as(
+        &self,
+        host: &Host,
+        path: &str,
+        caller: &Caller,
+    ) -> CallResult<Vec<ResourceContent>> {
+        let label = crate::runtime::reads::resource_label(&crate::caps::view::truncated(path, 256));
+        let args = serde_json::json!({ "path": path }).to_string();
+        self.ledgered(host, &self.plugin, &label, &args, caller, || {
+            host.read_resource(&self.plugin, path)
+        })
+        .await
+    }
+
+    /// Renders prompt `name` for `caller` (contract 0.2.0), ledgered like a call: label `prompt:<name>`.
+    pub async fn get_prompt_as(
+        &self,
+        host: &Host,
+        name: &str,
+        arguments: &[(String, String)],
+        caller: &Caller,
+    ) -> CallResult<RenderedPrompt> {
+        let label = crate::runtime::reads::prompt_label(&crate::caps::view::truncated(name, 64));
+        let args: serde_json::Map<String, serde_json::Value> = arguments
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let args = serde_json::json!({ "name": name, "arguments": args }).to_string();
+        self.ledgered(host, &self.plugin, &label, &args, caller, || {
+            host.get_prompt(&self.plugin, name, arguments)
+        })
+        .await
+    }
+
+    /// The ledgered path every guest invocation of the catalog takes (`go` runs the guest): ledger writable,
+    /// concurrency, contracts, then `go`, then the entry committed before the result is returned.
+    async fn ledgered<T, F, Fut>(
+        &self,
+        host: &Host,
+        plugin: &LoadedPlugin,
+        tool: &str,
+        arguments: &str,
+        caller: &Caller,
+        go: F,
+    ) -> CallResult<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = CallResult<T>>,
+    {
         if let Err(e) = self.ledger.check() {
             tracing::error!(plugin = %self.record.id, tool, "call refused: {e}");
             let e = CallError::Unavailable {
@@ -89,14 +146,7 @@ impl Entry {
         }
         let cost = self.record.limits.cost_of(tool);
         let (mut result, admission) = self
-            .run(
-                host,
-                plugin,
-                tool,
-                arguments,
-                caller.principal.as_deref(),
-                cost,
-            )
+            .run(host, plugin, tool, caller.principal.as_deref(), cost, go)
             .await;
         let charged = match result.report.outcome {
             Outcome::Busy | Outcome::Quota => 0,
@@ -154,15 +204,19 @@ impl Entry {
         result
     }
 
-    async fn run(
+    async fn run<T, F, Fut>(
         &self,
         host: &Host,
         plugin: &LoadedPlugin,
         tool: &str,
-        arguments: &str,
         principal: Option<&str>,
         cost: u64,
-    ) -> (CallResult, Option<crate::contract::Admission<'_>>) {
+        go: F,
+    ) -> (CallResult<T>, Option<crate::contract::Admission<'_>>)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = CallResult<T>>,
+    {
         let (limit, sem) = &self.concurrency;
         let Ok(_permit) = sem.clone().try_acquire_owned() else {
             let busy = CallError::Busy {
@@ -207,7 +261,7 @@ impl Entry {
                 }
             }
         };
-        (host.call(plugin, tool, arguments).await, admission)
+        (go().await, admission)
     }
 
     /// Usage of this plugin's contracts in their current windows (empty without a contract).

@@ -253,10 +253,10 @@ pub fn now_ms() -> i64 {
 }
 
 /// The ledger entry of a finished call.
-pub fn call_entry(
+pub fn call_entry<T>(
     record: &PluginRecord,
     report: &CallReport,
-    result: &CallResult,
+    result: &CallResult<T>,
     caller: &Caller,
     arguments: &str,
     cost: u64,

@@ -103,7 +103,8 @@ fn s(p: &Path) -> &str {
 fn inspect_shows_contract_capabilities_and_tools() {
     let cli = Cli::new();
     let out = cli.ok(&["inspect", fx::SYSTEM_INFO]);
-    assert!(out.contains("contract     plughost:plugin@0.1.0"), "{out}");
+    // Built with the SDK, which targets 0.2.0 (it exports resources and prompts, empty here).
+    assert!(out.contains("contract     plughost:plugin@0.2.0"), "{out}");
     assert!(out.contains("digest       blake3:"), "{out}");
     assert!(out.contains("health_check"), "{out}");
     let v = cli.json(&["inspect", fx::SYSTEM_INFO, "--json"]);

@@ -11,6 +11,12 @@ Every check is an assert; the script exits non-zero on the first failure and pri
                                                            (a scoped token sees exactly --allowed in tools/list,
                                                             may call --call, and is refused --denied with -32602;
                                                             with --docs, sees exactly those plugins' docs resources)
+    client.py offers --url URL --mode M --plughost BIN --home HOME
+                                                           (contract 0.2.0 with fixture-offers installed: resources,
+                                                            templates, reads, prompts, progress, a read out of fuel,
+                                                            and both list_changed when the operator removes it)
+    client.py offers-hidden --url URL --token T --mode M  (a token scoped away from fixture-offers sees and reads none
+                                                            of its resources or prompts)
 """
 
 import argparse
@@ -290,9 +296,165 @@ async def scoped_docs(client, plugins, hidden):
             print(f"not found: the docs of {hidden}", flush=True)
 
 
+async def pages(fetch, items_of, key):
+    """Every item of a paginated list, following nextCursor."""
+    out, cursor = [], None
+    for _ in range(100):
+        page = await fetch(cursor)
+        out += [key(i) for i in items_of(page)]
+        cursor = page.next_cursor
+        if cursor is None:
+            return out
+    raise AssertionError("pagination does not end")
+
+
+async def offers(args):
+    """fixture-offers (contract 0.2.0): its resources, templates and prompts, read and rendered through the host."""
+    seen = set()
+
+    async def on_message(message):
+        text = f"{type(message).__name__} {getattr(message, 'method', '')} {message!r}"
+        for kind in ("ResourceListChanged", "PromptListChanged", "resources/list_changed", "prompts/list_changed"):
+            if kind in text:
+                seen.add("resources" if "esource" in kind else "prompts")
+
+    base = "plughost://plugins/offers/r/"
+    async with Client(server_of(args), mode=args.mode, message_handler=on_message) as client:
+        caps = client.server_capabilities
+        if args.mode == "legacy":
+            assert caps.resources.list_changed and caps.prompts.list_changed, caps
+
+        uris = await pages(lambda c: client.list_resources(cursor=c, cache_mode="refresh"),
+                           lambda p: p.resources, lambda r: str(r.uri))
+        assert uris == sorted(uris), uris
+        for want in ["greeting", "bytes", "spin"]:
+            assert base + want in uris, (want, uris)
+        assert "plughost://plugins/offers/docs" in uris, uris
+        print(f"resources/list: {len(uris)} resources", flush=True)
+
+        templates = await pages(lambda c: client.list_resource_templates(cursor=c, cache_mode="refresh"),
+                                lambda p: p.resource_templates, lambda t: t.uri_template)
+        assert templates == [base + "day/{date}"], templates
+
+        r = await client.read_resource(base + "greeting", cache_mode="refresh")
+        c = r.contents[0]
+        assert c.text == "hello from a resource" and c.mime_type == "text/plain", c
+        assert str(c.uri) == base + "greeting", c
+        rep = (r.meta or {}).get("plughost/report")
+        assert rep and rep["tool"] == "resource:greeting" and rep["fuel_used"] > 0, r.meta
+        print(f"read greeting: fuel {rep['fuel_used']} / {rep['fuel_limit']}", flush=True)
+
+        r = await client.read_resource(base + "day/2026-01-01", cache_mode="refresh")
+        assert r.contents[0].text == "notes of 2026-01-01", r.contents
+
+        r = await client.read_resource(base + "bytes", cache_mode="refresh")
+        assert r.contents[0].blob == "AJ+Slg==", r.contents
+        assert r.contents[0].mime_type == "application/octet-stream", r.contents
+
+        for missing in [base + "nothing-here", base + "day/a/b", "plughost://plugins/no-such-plugin/r/x"]:
+            try:
+                await client.read_resource(missing, cache_mode="refresh")
+                raise AssertionError(f"{missing} was readable")
+            except MCPError as e:
+                assert e.error.code in (-32002, INVALID_PARAMS), e.error
+        print("unknown paths: not found", flush=True)
+
+        try:
+            await client.read_resource(base + "spin", cache_mode="refresh")
+            raise AssertionError("the spinning read returned")
+        except MCPError as e:
+            data = e.error.data or {}
+            assert data.get("kind") == "out-of-fuel", e.error
+            rep = data["plughost/report"]
+            assert rep["outcome"]["kind"] == "out-of-fuel" and rep["fuel_used"] == rep["fuel_limit"], rep
+            print(f"read spin: {e.error.message}", flush=True)
+
+        names = await pages(lambda c: client.list_prompts(cursor=c, cache_mode="refresh"),
+                            lambda p: p.prompts, lambda p: p.name)
+        assert "offers__summarize" in names, names
+        listed = [p for p in (await client.list_prompts(cache_mode="refresh")).prompts if p.name == "offers__summarize"]
+        if listed:
+            args_ = {a.name: a.required for a in listed[0].arguments}
+            assert args_ == {"topic": True, "style": False}, args_
+        r = await client.get_prompt("offers__summarize", {"topic": "the weather", "style": "terse"})
+        assert [m.role for m in r.messages] == ["user", "assistant"], r.messages
+        assert r.messages[0].content.text == "Summarize the weather in a terse style.", r.messages
+        print(f"prompt: {r.messages[0].content.text!r}", flush=True)
+        try:
+            await client.get_prompt("offers__summarize", {"style": "terse"})
+            raise AssertionError("a prompt without its required argument was rendered")
+        except MCPError as e:
+            assert e.error.code == INVALID_PARAMS and "topic" in e.error.message, e.error
+
+        progress = []
+
+        async def on_progress(done, total, message):
+            progress.append((done, total, message))
+
+        r = await client.call_tool("offers__steps", {"n": 3}, progress_callback=on_progress)
+        assert not r.is_error and r.content[0].text == "3 steps", r
+        assert progress, "no progress notification arrived"
+        assert progress[0] == (1, 3, "step 1"), progress
+        assert progress[-1] == (3, 3, "step 3"), progress
+        assert [p[0] for p in progress] == sorted(p[0] for p in progress), progress
+        print(f"progress: {progress}", flush=True)
+
+        # The operator removes the plugin: resources and prompts lists change, like tools.
+        if args.mode == "legacy":
+            await toggle(args, True)
+            with anyio.fail_after(20):
+                while seen != {"resources", "prompts"}:
+                    await anyio.sleep(0.1)
+        else:
+            async with client.listen(resources_list_changed=True, prompts_list_changed=True) as sub:
+                await toggle(args, True)
+                with anyio.fail_after(20):
+                    async for event in sub:
+                        seen.add("resources" if "esource" in repr(event) else "prompts")
+                        if seen == {"resources", "prompts"}:
+                            break
+        assert seen == {"resources", "prompts"}, seen
+        uris = await pages(lambda c: client.list_resources(cursor=c, cache_mode="refresh"),
+                           lambda p: p.resources, lambda r: str(r.uri))
+        assert not any(u.startswith("plughost://plugins/offers/") for u in uris), uris
+        print(f"list_changed: {sorted(seen)}", flush=True)
+    print("OK", flush=True)
+
+
+async def offers_hidden(args):
+    """A token scoped away from fixture-offers sees none of its resources, templates or prompts, and cannot use them."""
+    import httpx2
+
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {args.token}"}, timeout=30)
+    async with http, Client(streamable_http_client(args.url, http_client=http), mode=args.mode) as client:
+        uris = await pages(lambda c: client.list_resources(cursor=c, cache_mode="refresh"),
+                           lambda p: p.resources, lambda r: str(r.uri))
+        assert uris and not any(u.startswith("plughost://plugins/offers/") for u in uris), uris
+        templates = await pages(lambda c: client.list_resource_templates(cursor=c, cache_mode="refresh"),
+                                lambda p: p.resource_templates, lambda t: t.uri_template)
+        assert templates == [], templates
+        names = await pages(lambda c: client.list_prompts(cursor=c, cache_mode="refresh"),
+                            lambda p: p.prompts, lambda p: p.name)
+        assert names == [], names
+        try:
+            await client.read_resource("plughost://plugins/offers/r/greeting", cache_mode="refresh")
+            raise AssertionError("a hidden plugin's resource was readable")
+        except MCPError as e:
+            assert e.error.code in (-32002, INVALID_PARAMS) and "no such resource" in e.error.message, e.error
+        try:
+            await client.get_prompt("offers__summarize", {"topic": "x"})
+            raise AssertionError("a hidden plugin's prompt was rendered")
+        except MCPError as e:
+            assert e.error.code == INVALID_PARAMS and "unknown prompt" in e.error.message, e.error
+        print(f"hidden: {len(uris)} resources listed, none of offers", flush=True)
+    print("OK", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["conformance", "load", "metrics", "scoped"])
+    p.add_argument("command", choices=["conformance", "load", "metrics", "scoped", "offers", "offers-hidden"])
     p.add_argument("--stdio", nargs=2, metavar=("PLUGHOST", "HOME"))
     p.add_argument("--url")
     p.add_argument("--plughost")
@@ -317,6 +479,10 @@ def main():
         asyncio.run(metrics(args))
     elif args.command == "scoped":
         asyncio.run(scoped(args))
+    elif args.command == "offers":
+        asyncio.run(offers(args))
+    elif args.command == "offers-hidden":
+        asyncio.run(offers_hidden(args))
     else:
         asyncio.run(load(args))
 

@@ -22,6 +22,10 @@ pub const DESCRIBE_LOG: &str = env!("PLUGHOST_FIXTURE_DESCRIBE_LOG");
 pub const DESCRIBE_HUGE: &str = env!("PLUGHOST_FIXTURE_DESCRIBE_HUGE");
 /// Built against `plughost:plugin@1.0.0`.
 pub const WRONG_VERSION: &str = env!("PLUGHOST_FIXTURE_WRONG_VERSION");
+/// Contract 0.2.0 through the SDK: resources (static, templated, blob, spinning), a prompt, a tool reporting progress.
+pub const OFFERS: &str = env!("PLUGHOST_FIXTURE_OFFERS");
+/// Built against the frozen contract 0.1.0 with raw wit-bindgen: imports `log`, exports `tools` only.
+pub const V01: &str = env!("PLUGHOST_FIXTURE_V01");
 /// A lean build (`fixture-lean`, wasm32-unknown-unknown): imports nothing, not even WASI. echo, count, churn,
 /// memory bomb, panic.
 pub const LEAN: &str = env!("PLUGHOST_FIXTURE_LEAN");

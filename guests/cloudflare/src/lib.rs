@@ -1215,6 +1215,12 @@ fn setup_complete_hosting(a: HostingArgs) -> Result<Json<HostingOut>, ToolError>
         }
     };
 
+    // Progress for a client that asked for it: one unit per step (zone, A record, www record if asked, SSL mode).
+    let total = if a.add_www { 4 } else { 3 };
+    let report = |steps: &Vec<Step>| {
+        let last = steps.last().map_or("", |s| s.step.as_str());
+        plughost_guest::progress(steps.len() as u64, Some(total), &format!("{last} done"));
+    };
     let zone = find_zone(&api, &domain).map_err(|e| fail(&steps, "zone", e))?;
     steps.push(Step {
         step: "zone".into(),
@@ -1222,6 +1228,7 @@ fn setup_complete_hosting(a: HostingArgs) -> Result<Json<HostingOut>, ToolError>
         detail: format!("{domain} is in zone {}", zone.name),
         id: Some(zone.id.clone()),
     });
+    report(&steps);
 
     let (action, id, detail) =
         ensure_record(&api, &zone.id, "A", &domain, &ip.to_string(), a.proxied)
@@ -1232,6 +1239,7 @@ fn setup_complete_hosting(a: HostingArgs) -> Result<Json<HostingOut>, ToolError>
         detail,
         id: Some(id),
     });
+    report(&steps);
 
     if a.add_www {
         let www = format!("www.{domain}");
@@ -1243,6 +1251,7 @@ fn setup_complete_hosting(a: HostingArgs) -> Result<Json<HostingOut>, ToolError>
             detail,
             id: Some(id),
         });
+        report(&steps);
     }
 
     let ssl_path = format!("/zones/{}/settings/ssl", zone.id);
@@ -1269,6 +1278,7 @@ fn setup_complete_hosting(a: HostingArgs) -> Result<Json<HostingOut>, ToolError>
         action,
         id: None,
     });
+    report(&steps);
 
     Ok(Json(HostingOut {
         domain,

@@ -248,7 +248,10 @@ struct ImageDone {
 }
 
 fn pull_image(a: ImageArgs) -> Result<Json<ImageDone>, ToolError> {
+    // The engine's pull is one host call: progress says when it starts and when it is done.
+    plughost_guest::progress(0, Some(1), &format!("pulling {}", a.reference));
     container::pull_image(&a.reference)?;
+    plughost_guest::progress(1, Some(1), &format!("pulled {}", a.reference));
     Ok(Json(ImageDone {
         reference: a.reference,
         result: "pulled".into(),

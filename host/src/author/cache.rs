@@ -51,7 +51,10 @@ pub fn inputs_digest(p: &Project) -> Option<String> {
     for t in super::toolchain::Toolchain::ALL {
         h.update(t.pins().as_bytes());
     }
-    for (name, text) in super::contract::FILES {
+    for (name, text) in super::contract::FILES
+        .iter()
+        .chain(super::contract::FILES_0_2)
+    {
         h.update(name.as_bytes());
         h.update(text.as_bytes());
     }

@@ -37,6 +37,7 @@ const SDK_CAPS: &str = include_str!("../../../guest-sdk/src/caps.rs");
 const SDK_LEAN: &str = include_str!("../../../guest-sdk/src/lean.rs");
 const SDK_SCHEMA: &str = include_str!("../../../guest-sdk/src/schema.rs");
 const SDK_HTTP: &str = include_str!("../../../guest-sdk/src/http.rs");
+const SDK_OFFERS: &str = include_str!("../../../guest-sdk/src/offers.rs");
 const SDK_MACROS: &str = include_str!("../../../guest-sdk/macros/src/lib.rs");
 /// The attribute macros' manifest outside the workspace: its dependency lines are the macro crate's own (a test
 /// keeps them equal).
@@ -55,7 +56,6 @@ proc-macro2 = "1"
 quote = "1"
 syn = { version = "2", features = ["full"] }
 "#;
-const SDK_WORLD: &str = include_str!("../../../wit/world.wit");
 /// The SDK's manifest outside the plughost workspace: the same dependencies as `[workspace.dependencies]` (a test
 /// keeps them equal).
 const SDK_CARGO: &str = r#"[package]
@@ -100,6 +100,10 @@ fn vendored_sdk() -> Vec<(String, String)> {
         ),
         (format!("{VENDOR_SDK}/src/http.rs"), SDK_HTTP.to_string()),
         (
+            format!("{VENDOR_SDK}/src/offers.rs"),
+            SDK_OFFERS.to_string(),
+        ),
+        (
             format!("{VENDOR_SDK}/macros/Cargo.toml"),
             SDK_MACROS_CARGO.replace("{{version}}", env!("CARGO_PKG_VERSION")),
         ),
@@ -107,10 +111,19 @@ fn vendored_sdk() -> Vec<(String, String)> {
             format!("{VENDOR_SDK}/macros/src/lib.rs"),
             SDK_MACROS.to_string(),
         ),
-        ("vendor/wit/world.wit".to_string(), SDK_WORLD.to_string()),
     ];
-    for (name, text) in super::contract::FILES {
+    // The SDK's `../wit`: the 0.2.0 package, with the frozen 0.1.0 one in its deps (as in plughost's own `wit/`).
+    for (name, text) in super::contract::FILES_0_2 {
         out.push((format!("vendor/wit/{name}"), text.to_string()));
+    }
+    let v01 = super::contract::FILES
+        .iter()
+        .chain([&("world.wit", super::contract::WORLD_0_1)]);
+    for (name, text) in v01 {
+        out.push((
+            format!("vendor/wit/deps/plughost-plugin-0.1.0/{name}"),
+            text.to_string(),
+        ));
     }
     out
 }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod ledger;
 pub mod log;
 pub mod metrics;
+pub mod progress;
 pub mod state;
 pub mod system;
 pub mod view;

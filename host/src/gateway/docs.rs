@@ -40,6 +40,11 @@ pub(super) fn list(gateway: &Gateway, principal: Option<&Principal>) -> ListReso
     ListResourcesResult::with_all_items(resources)
 }
 
+/// Whether `uri` names a docs page (served here, not by a plugin).
+pub(super) fn is_docs(uri: &str) -> bool {
+    crate::docs::plugin_of(uri).is_some()
+}
+
 pub(super) fn read(
     gateway: &Gateway,
     principal: Option<&Principal>,

@@ -1,19 +1,25 @@
 //! The gateway as an MCP server (rmcp's dynamic `ServerHandler`): `tools/list` with cursor pagination over the
 //! namespaced index, `tools/call` with schema-checked arguments and the call report in `_meta`, and
 //! `notifications/tools/list_changed` when the tool set changes (legacy sessions after `initialized`; 2026-07-28
-//! clients through `subscriptions/listen`), each plugin's docs as a resource (`docs.rs`), and long-running tools as
-//! tasks (`tasks.rs`). The same handler serves stdio and Streamable HTTP.
+//! clients through `subscriptions/listen`), and each plugin's docs as a resource (`docs.rs`); the plugins' own
+//! resources and prompts (contract 0.2.0) in `resources.rs` and `prompts.rs`, with their list_changed sent like
+//! tools'; a tool's progress reports as `notifications/progress` when the client sent a progress token; and
+//! long-running tools as tasks (`tasks.rs`). The same handler serves stdio and Streamable HTTP.
 
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, ErrorCode, Implementation, ListResourcesResult, ListToolsResult, MetaObject,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
+    CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    MetaObject, PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    ToolAnnotations,
+};
+use rmcp::service::{
+    NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
 };
 use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, UpdateTaskParams};
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
@@ -22,10 +28,8 @@ use super::{Gateway, GatewayError, Reply, ToolIndex, management_tools};
 use crate::call::Content;
 use crate::ledger::Caller;
 
-/// Where the call report goes in a result's `_meta`.
-pub const REPORT_META_KEY: &str = "plughost/report";
-/// Where a failed call's typed error goes in a result's `_meta`.
-pub const ERROR_META_KEY: &str = "plughost/error";
+pub use super::wire::{ERROR_META_KEY, REPORT_META_KEY};
+use super::wire::{decode_cursor, encode_cursor};
 /// Client-to-server methods of MCP: a custom request for one of these had params rmcp could not read.
 const KNOWN_METHODS: &[&str] = &[
     "initialize",
@@ -248,22 +252,6 @@ fn build_listing(index: &ToolIndex) -> Vec<Tool> {
     tools
 }
 
-/// Cursors are opaque to clients: the hex of the last name on the previous page.
-fn encode_cursor(after: &str) -> String {
-    after.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(c: &str) -> Option<String> {
-    if c.is_empty() || !c.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes = (0..c.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(c.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
-}
-
 fn gateway_error(e: GatewayError) -> ErrorData {
     let message = e.to_string();
     match e {
@@ -281,6 +269,31 @@ fn gateway_error(e: GatewayError) -> ErrorData {
             ErrorData::invalid_params(message, Some(json!({ "kind": "denied", "tool": tool })))
         }
     }
+}
+
+/// Runs `call` with the guest's progress reports sent to `peer` as `notifications/progress` for `token`, all of
+/// them before the call's response (the forwarder drains the channel, which closes when the call ends).
+async fn with_progress<F: std::future::Future>(
+    token: rmcp::model::ProgressToken,
+    peer: &rmcp::Peer<RoleServer>,
+    call: F,
+) -> F::Output {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::caps::progress::Progress>(16);
+    let peer = peer.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            let mut param = ProgressNotificationParam::new(token.clone(), p.done as f64);
+            param.total = p.total.map(|t| t as f64);
+            param.message = p.message;
+            if peer.notify_progress(param).await.is_err() {
+                return;
+            }
+        }
+    });
+    let out = crate::runtime::with_progress(tx, call).await;
+    // Bounded: the sender is gone (the call's store let go of its clone), so the channel drains and closes.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forward).await;
+    out
 }
 
 /// Turns a gateway reply into an MCP result.
@@ -370,9 +383,12 @@ impl ServerHandler for McpServer {
             Some("WebAssembly component plugins under grants, quotas and a metered sandbox".into());
         ServerConfig::new(
             ServerCapabilities::builder()
+                .enable_prompts()
+                .enable_prompts_list_changed()
+                .enable_resources()
+                .enable_resources_list_changed()
                 .enable_tools()
                 .enable_tool_list_changed()
-                .enable_resources()
                 .enable_tasks()
                 .build(),
         )
@@ -398,13 +414,28 @@ impl ServerHandler for McpServer {
 
     async fn list_resources(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(super::docs::list(
+        super::resources::list(
             &self.gateway,
             Self::principal(&context).as_ref(),
-        ))
+            request.as_ref().and_then(|r| r.cursor.as_deref()),
+            self.page_size,
+        )
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        super::resources::templates(
+            &self.gateway,
+            Self::principal(&context).as_ref(),
+            request.as_ref().and_then(|r| r.cursor.as_deref()),
+            self.page_size,
+        )
     }
 
     async fn read_resource(
@@ -412,12 +443,38 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        super::docs::read(
+        let caller = self.caller(&context);
+        let principal = Self::principal(&context);
+        let read = super::resources::read(&self.gateway, principal.as_ref(), &request.uri, &caller);
+        crate::runtime::cancellable(context.ct.clone(), read)
+            .await
+            .map(ReadResourceResponse::from)
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        super::prompts::list(
             &self.gateway,
             Self::principal(&context).as_ref(),
-            &request.uri,
+            request.as_ref().and_then(|r| r.cursor.as_deref()),
+            self.page_size,
         )
-        .map(ReadResourceResponse::from)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let caller = self.caller(&context);
+        let principal = Self::principal(&context);
+        let get = super::prompts::get(&self.gateway, principal.as_ref(), request, &caller);
+        crate::runtime::cancellable(context.ct.clone(), get)
+            .await
+            .map(GetPromptResponse::from)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -473,11 +530,14 @@ impl ServerHandler for McpServer {
             return Ok(CallToolResponse::Task(created));
         }
         // notifications/cancelled for this request cancels `context.ct`, which stops the guest.
-        let reply = crate::runtime::cancellable(
+        let call = crate::runtime::cancellable(
             context.ct.clone(),
             self.gateway.call(&request.name, request.arguments, &caller),
-        )
-        .await
+        );
+        let reply = match context.meta.get_progress_token() {
+            None => call.await,
+            Some(token) => with_progress(token, &context.peer, call).await,
+        }
         .map_err(gateway_error)?;
         Ok(to_call_result(reply).into())
     }
@@ -568,7 +628,11 @@ impl ServerHandler for McpServer {
                 };
                 match change {
                     Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if peer.notify_tool_list_changed().await.is_err() {
+                        // An install can change tools, resources and prompts alike: all three lists are re-read.
+                        if peer.notify_tool_list_changed().await.is_err()
+                            || peer.notify_resource_list_changed().await.is_err()
+                            || peer.notify_prompt_list_changed().await.is_err()
+                        {
                             return;
                         }
                     }
@@ -582,8 +646,14 @@ impl ServerHandler for McpServer {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        let _ = requested;
-        Some(SubscriptionFilter::builder().tools_list_changed().build())
+        let mut accepted = SubscriptionFilter::builder().tools_list_changed();
+        if requested.resources_list_changed == Some(true) {
+            accepted = accepted.resources_list_changed();
+        }
+        if requested.prompts_list_changed == Some(true) {
+            accepted = accepted.prompts_list_changed();
+        }
+        Some(accepted.build())
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
@@ -594,8 +664,19 @@ impl ServerHandler for McpServer {
                 _ = context.cancelled() => return Ok(()),
                 change = changes.recv() => match change {
                     Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if context.sink().notify_tool_list_changed().await.is_err() {
-                            return Ok(());
+                        // Each is sent only if the client asked for it (the sink refuses the others); the
+                        // subscription ends when the client's stream does.
+                        let sink = context.sink();
+                        for sent in [
+                            sink.notify_tool_list_changed().await,
+                            sink.notify_resource_list_changed().await,
+                            sink.notify_prompt_list_changed().await,
+                        ] {
+                            if let Err(e) = sent
+                                && !matches!(e, SubscriptionSendError::NotificationNotAccepted(_))
+                            {
+                                return Ok(());
+                            }
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),

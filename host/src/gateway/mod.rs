@@ -11,10 +11,13 @@ pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 mod principal;
+mod prompts;
+pub mod resources;
 pub mod stdio;
 pub mod tasks;
 pub mod token;
 pub mod ui;
+mod wire;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};

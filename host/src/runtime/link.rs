@@ -10,6 +10,7 @@ use wasmtime::component::{Component, Linker};
 use super::engine::CacheOutcome;
 use super::host::Host;
 use super::limits::Limits;
+use super::offers::Offers;
 use super::plugin::{
     ComponentInfo, LoadError, LoadedPlugin, Manifest, PluginSettings, check_header,
     inspect_component,
@@ -104,14 +105,24 @@ impl Host {
         });
         let (mut store, started) = self.new_store(env, &DESCRIBE_LIMITS);
         let limits = DESCRIBE_LIMITS;
+        // One instance answers all three: the tool manifest, and (contract 0.2.0) the resources and prompts lists.
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
-            instance
+            let manifest = instance
                 .plughost_plugin_tools()
                 .call_describe(&mut store)
-                .await
+                .await?;
+            let listing = match instance.plughost_plugin_resources() {
+                Some(r) => Some(r.call_list(&mut store).await?),
+                None => None,
+            };
+            let prompts = match instance.plughost_plugin_prompts() {
+                Some(p) => Some(p.call_list(&mut store).await?),
+                None => None,
+            };
+            wasmtime::Result::<_>::Ok((manifest, listing, prompts))
         };
-        let raw = match tokio::time::timeout(limits.timeout, run).await {
+        let (raw, listing, prompts) = match tokio::time::timeout(limits.timeout, run).await {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => return Err(describe_failure(&e, &store, &limits, started)),
             Err(_) => {
@@ -123,7 +134,13 @@ impl Host {
                 ));
             }
         };
-        Manifest::try_from(raw)
+        let mut manifest = Manifest::try_from(raw)?;
+        let mut problems = Vec::new();
+        manifest.offers = Offers::check(listing, prompts, &mut problems);
+        if !problems.is_empty() {
+            return Err(LoadError::BadManifest(problems.join("; ")));
+        }
+        Ok(manifest)
     }
 
     /// Loads a component: compile (cached), inspect, describe, look up the operator's settings for its id, check
@@ -182,6 +199,9 @@ impl Host {
             }
         }
         add_granted_to_linker(&mut linker, &used)?;
+        // `progress` needs no grant: linked for every component (unused when it does not import it).
+        crate::caps::progress::add_to_linker(&mut linker)
+            .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Instantiate(crate::said::once(e.chain())))?;

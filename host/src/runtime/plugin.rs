@@ -9,8 +9,9 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::limits::Limits;
+use super::offers::Offers;
 use super::store::StoreData;
-use crate::bindings::{PluginPre, WIT_PACKAGE, WIT_VERSION, tools};
+use crate::bindings::{PluginPre, WIT_BASE_VERSION, WIT_PACKAGE, WIT_VERSION, tools};
 use crate::caps::PluginEnv;
 use crate::grants::{Capability, Grants};
 
@@ -35,7 +36,8 @@ pub enum LoadError {
     NotAPlugin(String),
     #[error(
         "incompatible plugin contract: the component was built against {WIT_PACKAGE}@{found}, this host speaks \
-         {WIT_PACKAGE}@{expected}; rebuild the plugin against {expected}"
+         {WIT_PACKAGE}@{expected} there (contract {WIT_VERSION}, which includes 0.1.0); rebuild the plugin against \
+         {WIT_VERSION}"
     )]
     IncompatibleVersion { found: String, expected: String },
     #[error(
@@ -115,7 +117,8 @@ pub struct ComponentInfo {
     /// blake3 of the component bytes, hex.
     pub digest: String,
     pub size_bytes: u64,
-    /// The `plughost:plugin` version it was built against.
+    /// The `plughost:plugin` version it was built against: `0.2.0` when it uses an interface 0.2.0 added
+    /// (resources, prompts, progress), else `0.1.0`.
     pub world_version: String,
     /// The plughost capabilities it imports: exactly the grants it needs.
     pub capabilities: Vec<Capability>,
@@ -220,55 +223,67 @@ fn compatible(found: &semver::Version, ours: &semver::Version) -> bool {
     }
 }
 
-/// Reads a compiled component's imports and exports.
+/// The interfaces contract 0.2.0 added; every other plughost interface is 0.1.0's.
+const ADDED_IN_0_2: &[&str] = &["progress", "resources", "prompts"];
+
+/// Reads a compiled component's imports and exports. Each plughost interface is checked against the version this
+/// host speaks for it: 0.1.0 for the frozen ones, 0.2.0 for those 0.2.0 added.
 pub fn inspect_component(
     engine: &Engine,
     component: &Component,
     digest: &str,
     bytes: &[u8],
 ) -> Result<ComponentInfo, LoadError> {
-    let ours =
-        semver::Version::parse(WIT_VERSION).map_err(|e| LoadError::BadManifest(e.to_string()))?;
+    let parse =
+        |v: &str| semver::Version::parse(v).map_err(|e| LoadError::BadManifest(e.to_string()));
+    let base = parse(WIT_BASE_VERSION)?;
+    let newest = parse(WIT_VERSION)?;
     let ty = component.component_type();
-    let check_version = |v: Option<&str>| -> Result<String, LoadError> {
+    let mut uses_new = false;
+    let mut check_version = |iface: &str, v: Option<&str>| -> Result<(), LoadError> {
         let v = v.unwrap_or("0.0.0");
-        let found = semver::Version::parse(v).map_err(|_| LoadError::IncompatibleVersion {
+        let added = ADDED_IN_0_2.contains(&iface);
+        let ours = if added { &newest } else { &base };
+        let refuse = || LoadError::IncompatibleVersion {
             found: v.to_string(),
-            expected: WIT_VERSION.to_string(),
-        })?;
-        if compatible(&found, &ours) {
-            Ok(v.to_string())
-        } else {
-            Err(LoadError::IncompatibleVersion {
-                found: v.to_string(),
-                expected: WIT_VERSION.to_string(),
-            })
+            expected: ours.to_string(),
+        };
+        let found = semver::Version::parse(v).map_err(|_| refuse())?;
+        if !compatible(&found, ours) {
+            return Err(refuse());
         }
+        uses_new |= added;
+        Ok(())
     };
 
-    let tools_name = format!("{WIT_PACKAGE}/tools");
+    let prefix = format!("{WIT_PACKAGE}/");
     let export_names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let world_version = match export_names
-        .iter()
-        .find(|n| split_versioned(n).0 == tools_name)
-    {
-        Some(name) => check_version(split_versioned(name).1)?,
-        None => {
-            return Err(LoadError::NotAPlugin(if export_names.is_empty() {
-                "none".to_string()
-            } else {
-                export_names.join(", ")
-            }));
+    let mut has_tools = false;
+    for name in &export_names {
+        let (base_name, version) = split_versioned(name);
+        let Some(iface) = base_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if matches!(iface, "tools" | "resources" | "prompts") {
+            check_version(iface, version)?;
+            has_tools |= iface == "tools";
         }
-    };
+    }
+    if !has_tools {
+        return Err(LoadError::NotAPlugin(if export_names.is_empty() {
+            "none".to_string()
+        } else {
+            export_names.join(", ")
+        }));
+    }
 
     let mut capabilities = Vec::new();
     let mut wasi_imports = Vec::new();
     for (name, _) in ty.imports(engine) {
-        let (base, version) = split_versioned(name);
-        if let Some(iface) = base.strip_prefix(&format!("{WIT_PACKAGE}/")) {
-            check_version(version)?;
-            if iface == "types" {
+        let (base_name, version) = split_versioned(name);
+        if let Some(iface) = base_name.strip_prefix(&prefix) {
+            check_version(iface, version)?;
+            if iface == "types" || iface == "progress" {
                 continue;
             }
             let cap = Capability::from_name(iface)
@@ -276,17 +291,22 @@ pub fn inspect_component(
             if !capabilities.contains(&cap) {
                 capabilities.push(cap);
             }
-        } else if base.starts_with("wasi:") && !base.starts_with("wasi:http/") {
+        } else if base_name.starts_with("wasi:") && !base_name.starts_with("wasi:http/") {
             wasi_imports.push(name.to_string());
         } else {
             return Err(LoadError::UnknownImport(name.to_string()));
         }
     }
     capabilities.sort();
+    let world_version = if uses_new {
+        WIT_VERSION
+    } else {
+        WIT_BASE_VERSION
+    };
     Ok(ComponentInfo {
         digest: digest.to_string(),
         size_bytes: bytes.len() as u64,
-        world_version,
+        world_version: world_version.to_string(),
         capabilities,
         wasi_imports,
         language: detect_language(bytes),
@@ -328,6 +348,9 @@ pub struct Manifest {
     pub version: String,
     pub description: String,
     pub tools: Vec<ToolInfo>,
+    /// Resources, templates and prompts (contract 0.2.0; empty for a 0.1.0 component).
+    #[serde(flatten)]
+    pub offers: Offers,
 }
 
 impl Manifest {
@@ -481,6 +504,7 @@ impl TryFrom<tools::Manifest> for Manifest {
             version: m.version,
             description: m.description,
             tools,
+            offers: Offers::default(),
         })
     }
 }

@@ -16,9 +16,23 @@ use super::standby::Refill;
 use super::stats::LiveInstance;
 use super::store::{StoreData, new_store};
 use super::trap::{classify_trap, tool_error};
-use crate::call::{CallError, CallResult};
+use crate::bindings::{Plugin, tools};
+use crate::call::{CallError, CallResult, ToolOutput};
 use crate::caps::PluginEnv;
+use crate::caps::config::Redactor;
+use crate::caps::progress::ProgressSink;
 use crate::report::{CallReport, Outcome};
+
+tokio::task_local! {
+    /// Set by a caller that forwards progress (the MCP gateway, when the client sent a progress token): the guest's
+    /// `progress.report` of a call running inside [`with_progress`] goes there.
+    static PROGRESS: ProgressSink;
+}
+
+/// Runs `f` (which makes calls) so that the guest's progress reports reach `sink` (bounded: see `caps/progress.rs`).
+pub async fn with_progress<F: std::future::Future>(sink: ProgressSink, f: F) -> F::Output {
+    PROGRESS.scope(sink, f).await
+}
 
 tokio::task_local! {
     /// Set by a caller that can cancel its calls (the MCP gateway, from the client's `notifications/cancelled`):
@@ -50,7 +64,6 @@ impl Host {
     /// Calls a tool in a fresh store: its own fuel, memory cap and deadline. Never panics; every failure is a
     /// typed [`CallError`] and every call has a [`CallReport`].
     pub async fn call(&self, plugin: &LoadedPlugin, tool: &str, arguments: &str) -> CallResult {
-        let limits = plugin.limits;
         let early = if plugin.manifest.tool(tool).is_none() {
             Some(CallError::UnknownTool {
                 tool: tool.to_string(),
@@ -67,12 +80,27 @@ impl Host {
                 }),
             }
         };
+        self.invoke(plugin, tool, early, &ToolCall { tool, arguments })
+            .await
+    }
+
+    /// Runs one export of the guest (`what`: a tool call, a resource read, a prompt) in a fresh store under the
+    /// plugin's fuel, memory cap and deadline, cancellable, with a [`CallReport`] labelled `label`. `early` refuses
+    /// it before any guest code runs. The one path every guest invocation takes.
+    pub(crate) async fn invoke<I: Invocation>(
+        &self,
+        plugin: &LoadedPlugin,
+        label: &str,
+        early: Option<CallError>,
+        what: &I,
+    ) -> CallResult<I::Output> {
+        let limits = plugin.limits;
 
         // Room in the host's guest-memory budget for this call's whole memory cap, held until the call is done.
         let _reserved = match &early {
             None => match self.memory.reserve(limits.memory_bytes) {
                 Ok(r) => Some(r),
-                Err(e) => return self.refused(plugin, tool, e),
+                Err(e) => return self.refused(plugin, label, e),
             },
             Some(_) => None,
         };
@@ -99,8 +127,9 @@ impl Host {
             ),
         };
         if plugin.env.ledger.is_some() {
-            store.data_mut().tool = Some(Arc::from(tool));
+            store.data_mut().tool = Some(Arc::from(label));
         }
+        store.data_mut().progress.sink = PROGRESS.try_with(|p| p.clone()).ok();
 
         let result = match early {
             Some(e) => Err(e),
@@ -112,10 +141,7 @@ impl Host {
                         Some(instance) => instance,
                         None => pre.instantiate_async(&mut store).await?,
                     };
-                    instance
-                        .plughost_plugin_tools()
-                        .call_call(&mut store, tool, arguments)
-                        .await
+                    what.run(&instance, &mut store).await
                 };
                 // The epoch callback stops guest code at the deadline; this timeout also bounds a guest that is
                 // waiting inside a host call. A little grace lets the epoch path report first.
@@ -130,7 +156,7 @@ impl Host {
                     },
                 };
                 match ran {
-                    Some(Ok(Ok(Ok(out)))) => convert_output(out, &limits, plugin.env.redactor()),
+                    Some(Ok(Ok(Ok(out)))) => what.convert(out, &limits, plugin.env.redactor()),
                     Some(Ok(Ok(Err(tool_err)))) => Err(tool_error(tool_err)),
                     Some(Ok(Err(trap))) => Err(classify_trap(&trap, &store, &limits, started)),
                     Some(Err(_)) => Err(CallError::Deadline {
@@ -143,11 +169,12 @@ impl Host {
         let result = result.map_err(|e| redact_error(e, plugin.env.redactor()).bounded());
 
         store.data_mut().flush_stderr();
+        store.data_mut().progress.sink = None;
         let fuel_left = store.get_fuel().unwrap_or(0);
         let data = store.data();
         let report = CallReport {
             plugin: plugin.manifest.id.clone(),
-            tool: tool.to_string(),
+            tool: label.to_string(),
             fuel_used: limits.fuel.saturating_sub(fuel_left),
             fuel_limit: limits.fuel,
             peak_memory_bytes: data.limiter.peak,
@@ -179,9 +206,60 @@ impl Host {
     }
 }
 
+/// One export of the guest that [`Host::invoke`] runs: how to call it on an instance, and how to check, bound and
+/// redact what it returned. A tool call here; a resource read and a prompt in `reads.rs`.
+pub(crate) trait Invocation: Sync {
+    /// What the guest export returns on success (wasmtime's lifted value).
+    type Raw: Send;
+    /// What the caller gets.
+    type Output;
+    fn run<'a>(
+        &'a self,
+        instance: &'a Plugin,
+        store: &'a mut Store<StoreData>,
+    ) -> impl std::future::Future<Output = wasmtime::Result<Result<Self::Raw, tools::ToolError>>>
+    + Send
+    + 'a;
+    fn convert(
+        &self,
+        raw: Self::Raw,
+        limits: &Limits,
+        redactor: &Redactor,
+    ) -> Result<Self::Output, CallError>;
+}
+
+struct ToolCall<'a> {
+    tool: &'a str,
+    arguments: &'a str,
+}
+
+impl Invocation for ToolCall<'_> {
+    type Raw = tools::Output;
+    type Output = ToolOutput;
+    fn run<'a>(
+        &'a self,
+        instance: &'a Plugin,
+        store: &'a mut Store<StoreData>,
+    ) -> impl std::future::Future<Output = wasmtime::Result<Result<Self::Raw, tools::ToolError>>>
+    + Send
+    + 'a {
+        instance
+            .plughost_plugin_tools()
+            .call_call(store, self.tool, self.arguments)
+    }
+    fn convert(
+        &self,
+        raw: tools::Output,
+        limits: &Limits,
+        redactor: &Redactor,
+    ) -> Result<ToolOutput, CallError> {
+        convert_output(raw, limits, redactor)
+    }
+}
+
 impl Host {
     /// A call refused before any guest code ran (e.g. `busy`): nothing used, and a report that says so.
-    pub fn refused(&self, plugin: &LoadedPlugin, tool: &str, error: CallError) -> CallResult {
+    pub fn refused<T>(&self, plugin: &LoadedPlugin, tool: &str, error: CallError) -> CallResult<T> {
         let error = error.bounded();
         let limits = plugin.limits;
         let report = CallReport {

@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::engine::HostEngine;
 use super::limits::{CallLimiter, Limits};
 use crate::caps::log::{LogBudget, StderrSink};
+use crate::caps::progress::{ProgressHost, ProgressState, ProgressView};
 use crate::caps::view::CallCtx;
 use crate::caps::{PluginEnv, config, container, http, ledger, log, metrics, state, system};
 use crate::report::HostCalls;
@@ -32,6 +33,8 @@ pub struct StoreData {
     pub(crate) stderr: StderrSink,
     /// The tool being called; set only for plugins granted `ledger`, which stamps events with it.
     pub(crate) tool: Option<Arc<str>>,
+    /// Where the guest's progress reports go during this call, and their rate limit.
+    pub(crate) progress: ProgressState,
 }
 
 impl StoreData {
@@ -53,6 +56,7 @@ impl StoreData {
             table: ResourceTable::new(),
             stderr: StderrSink::new(limits.max_log_line_bytes as usize * 4),
             tool: None,
+            progress: ProgressState::default(),
         }
     }
 
@@ -61,6 +65,7 @@ impl StoreData {
         self.call_id = call_id;
         self.deadline = started + limits.timeout;
         self.deadline_hit = false;
+        self.progress.reset();
     }
 
     /// Writes what the guest wrote to stderr during the call to its log, within the call's log budget.
@@ -127,6 +132,15 @@ impl log::LogView for StoreData {
             },
             budget: &mut self.log,
             redactor: &env.config.redactor,
+        }
+    }
+}
+
+impl ProgressView for StoreData {
+    fn progress_host(&mut self) -> ProgressHost<'_> {
+        ProgressHost {
+            state: &mut self.progress,
+            redactor: &self.env.config.redactor,
         }
     }
 }

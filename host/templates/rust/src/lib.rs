@@ -18,8 +18,28 @@ fn hello(args: Hello) -> Result<String, ToolError> {
     Ok(format!("{greeting}, {}! (greeting #{count})", args.name))
 }
 
+/// A resource clients can read (contract 0.2.0): `plughost://plugins/{{id}}/r/greetings`.
+fn greetings() -> Resource {
+    Resource::new("greetings", "greetings", |_| {
+        let count = state::get_json::<u64>("greetings")?.unwrap_or(0);
+        Ok(format!("{count} greetings so far").into())
+    })
+    .mime_type("text/plain")
+}
+
+/// A prompt clients can render (contract 0.2.0): `{{id}}__welcome`.
+fn welcome() -> Prompt {
+    Prompt::new("welcome", "Writes a welcome note for someone.", |args| {
+        let name = args.get("name").unwrap_or("everyone");
+        Ok(vec![Message::user(format!("Write a short welcome note for {name}."))])
+    })
+    .argument("name", "Who to welcome.", true)
+}
+
 export_plugin! {
     id: "{{id}}",
     description: "Greets people and counts the greetings.",
     tools: [hello],
+    resources: [greetings],
+    prompts: [welcome],
 }
