@@ -14,17 +14,17 @@ use rmcp::model::{
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     MetaObject, PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
-    ToolAnnotations,
 };
+use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, UpdateTaskParams};
 use rmcp::service::{
     NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
 };
-use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, UpdateTaskParams};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::auth::Principal;
-use super::{Gateway, GatewayError, Reply, ToolIndex, management_tools};
+use super::listing::build_listing;
+use super::{Gateway, GatewayError, Reply};
 use crate::call::Content;
 use crate::ledger::Caller;
 
@@ -203,53 +203,6 @@ impl McpServer {
         }
         Ok(result)
     }
-}
-
-fn build_listing(index: &ToolIndex) -> Vec<Tool> {
-    let mut tools: Vec<Tool> = index
-        .tools
-        .values()
-        .map(|t| {
-            let info = &t.info;
-            let mut tool = Tool::new(
-                t.name.clone(),
-                info.description.clone(),
-                Arc::new(info.input_schema.clone()),
-            );
-            if let Some(title) = &info.title {
-                tool = tool.with_title(title.clone());
-            }
-            if let Some(out) = &info.output_schema {
-                tool = tool.with_raw_output_schema(Arc::new(out.clone()));
-            }
-            let a = info.annotations;
-            let mut ann = ToolAnnotations::new();
-            ann.title = info.title.clone();
-            ann.read_only_hint = a.read_only_hint;
-            ann.destructive_hint = a.destructive_hint;
-            ann.idempotent_hint = a.idempotent_hint;
-            ann.open_world_hint = a.open_world_hint;
-            tool.with_annotations(ann)
-        })
-        .collect();
-    for m in management_tools() {
-        let schema = match m.input_schema {
-            Value::Object(o) => o,
-            _ => Map::new(),
-        };
-        let ann = ToolAnnotations::with_title(m.title)
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false);
-        tools.push(
-            Tool::new(m.name, m.description, Arc::new(schema))
-                .with_title(m.title)
-                .with_annotations(ann),
-        );
-    }
-    tools.sort_by(|a, b| a.name.cmp(&b.name));
-    tools
 }
 
 fn gateway_error(e: GatewayError) -> ErrorData {

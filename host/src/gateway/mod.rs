@@ -7,6 +7,7 @@ mod docs;
 pub mod http;
 pub mod index;
 pub mod jsonrpc;
+mod listing;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;
