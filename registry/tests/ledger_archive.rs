@@ -224,15 +224,20 @@ fn a_ledger_of_the_previous_schema_is_migrated_and_still_verifies() {
     {
         // Turn it into exactly what schema 1 wrote.
         let c = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("db");
-        c.execute_batch("DROP INDEX entries_time; DROP TABLE cuts; PRAGMA user_version = 1;")
+        c.execute_batch(
+            "DROP INDEX entries_time; DROP TABLE cuts; DROP TABLE minutes; PRAGMA user_version = 1;",
+        )
             .expect("downgrade");
     }
     assert_eq!(schema(dir.path()), (1, vec!["entries_plugin_time".into()]));
     let l = Ledger::open(dir.path()).expect("open");
     assert_eq!(
         schema(dir.path()),
-        (3, vec!["entries_plugin_time".into(), "entries_time".into()])
+        (4, vec!["entries_plugin_time".into(), "entries_time".into()])
     );
+    // The per-minute totals were built from the entries.
+    let u = l.usage("p", None, 0).expect("usage");
+    assert_eq!((u.calls, u.fuel, u.cost), (3, 21, 6));
     let v = l.verify().expect("verify");
     assert_eq!((v.entries, v.problem.clone()), (3, None));
     assert_eq!(l.append(&[call(4, "p")]).expect("append"), vec![4]);

@@ -184,6 +184,11 @@ impl Ledger {
                 ],
             )?;
             tx.execute("DELETE FROM checkpoints WHERE seq <= ?1", [last as i64])?;
+            // Per-minute totals older than the cut go with it (contracts' windows are younger).
+            tx.execute(
+                "DELETE FROM minutes WHERE minute < ?1",
+                [before_ms.div_euclid(super::MINUTE_MS)],
+            )?;
             tx.commit()?;
         }
         let mut lo = base;

@@ -206,6 +206,7 @@ impl Ledger {
                 prev = hash;
             }
         }
+        Self::add_minutes(&tx, entries)?;
         tx.commit()?;
         drop(conn);
         self.bound_wal_after_commit();

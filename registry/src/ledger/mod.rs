@@ -24,8 +24,8 @@ pub use archive::{ARCHIVE_FORMAT, ArchiveCheck, Archived, MIN_ARCHIVE_AGE_MS};
 pub(crate) use chain::entry_hash;
 pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
 pub use entry::{Caller, Entry, Kind, NewEntry, args_digest, check_event};
-pub use query::{CallUsage, CountedCall, Filter, Usage};
-pub use store::{GENESIS, Ledger, LedgerError, MAX_EVENT_BYTES, Result};
+pub use query::{CallUsage, CountedCall, Filter, MinuteTotal, Usage};
+pub use store::{GENESIS, Ledger, LedgerError, MAX_EVENT_BYTES, MINUTE_MS, Result};
 pub use wal::{TRUNCATE_WAIT, WAL_HARD_BYTES, WAL_POLL, WAL_TRIGGER_BYTES};
 
 #[cfg(test)]

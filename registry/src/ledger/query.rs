@@ -4,7 +4,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Caller, Entry, Kind, Ledger, LedgerError, NewEntry, Result};
+use super::{Caller, Entry, Kind, Ledger, LedgerError, MINUTE_MS, NewEntry, Result};
 
 /// Filters for [`Ledger::entries`].
 #[derive(Debug, Clone, Default)]
@@ -55,6 +55,21 @@ pub struct Usage {
     pub calls: u64,
     pub fuel: u64,
     pub cost: u64,
+}
+
+/// Counted calls of one plugin and tool in one minute (see [`Ledger::minute_totals`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinuteTotal {
+    pub tool: String,
+    /// `time_ms.div_euclid(MINUTE_MS)` of the calls.
+    pub minute: i64,
+    pub calls: u64,
+    pub cost: u64,
+}
+
+/// Whether an entry counts against contracts (see [`counted!`]).
+pub(super) fn counts(e: &NewEntry) -> bool {
+    e.kind == Kind::Call && e.outcome != "quota" && e.outcome != "busy"
 }
 
 /// The latest counted calls of a plugin: the plugin/time index read backwards.
@@ -185,24 +200,130 @@ impl Ledger {
         Ok(rows.next().transpose()?)
     }
 
+    /// Adds `entries` (being appended in `tx`) to the per-minute totals: one upsert per plugin, tool and minute.
+    pub(super) fn add_minutes(tx: &rusqlite::Connection, entries: &[NewEntry]) -> Result<()> {
+        let mut sums: std::collections::BTreeMap<(&str, i64, &str), (i64, i64, i64)> =
+            std::collections::BTreeMap::new();
+        for e in entries.iter().filter(|e| counts(e)) {
+            let s = sums
+                .entry((&e.plugin, e.time_ms.div_euclid(MINUTE_MS), &e.tool))
+                .or_default();
+            s.0 += 1;
+            s.1 = s.1.saturating_add(e.cost as i64);
+            s.2 = s.2.saturating_add(e.fuel_used as i64);
+        }
+        if sums.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO minutes (plugin, minute, tool, calls, cost, fuel) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (plugin, minute, tool) DO UPDATE SET calls = calls + excluded.calls, \
+             cost = cost + excluded.cost, fuel = fuel + excluded.fuel",
+        )?;
+        for ((plugin, minute, tool), (calls, cost, fuel)) in sums {
+            stmt.execute(params![plugin, minute, tool, calls, cost, fuel])?;
+        }
+        Ok(())
+    }
+
     /// Calls, fuel and cost of `plugin` (optionally one tool) since `since_ms`. Counts calls that ran: calls
-    /// refused before the guest ran (outcome `quota` or `busy`) cost nothing and do not count.
+    /// refused before the guest ran (outcome `quota` or `busy`) cost nothing and do not count. Whole minutes come
+    /// from the per-minute totals, the minute `since_ms` falls in from its entries, in one read transaction: the
+    /// cost is the window's minutes, not its calls.
     pub fn usage(&self, plugin: &str, tool: Option<&str>, since_ms: i64) -> Result<Usage> {
         let conn = self.reader();
-        let (calls, fuel, cost): (i64, i64, i64) = conn.query_row(
-            concat!(
+        let tx = conn.unchecked_transaction()?;
+        let edge = since_ms.div_euclid(MINUTE_MS);
+        let whole: (i64, i64, i64) = tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(fuel), 0), COALESCE(SUM(cost), 0) FROM minutes \
+                 WHERE plugin = ?1 AND minute > ?2 AND (?3 IS NULL OR tool = ?3)",
+            )?
+            .query_row(params![plugin, edge, tool], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        let part: (i64, i64, i64) = tx
+            .prepare_cached(concat!(
                 "SELECT COUNT(*), COALESCE(SUM(fuel_used), 0), COALESCE(SUM(cost), 0) FROM entries \
-                 WHERE plugin = ?1 AND time_ms >= ?2 AND (?3 IS NULL OR tool = ?3) AND ",
+                 INDEXED BY entries_plugin_time \
+                 WHERE plugin = ?1 AND time_ms >= ?2 AND time_ms < ?3 AND (?4 IS NULL OR tool = ?4) AND ",
                 counted!()
-            ),
-            params![plugin, since_ms, tool],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+            ))?
+            .query_row(
+                params![plugin, since_ms, (edge + 1) * MINUTE_MS, tool],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+        drop(tx);
         Ok(Usage {
-            calls: calls as u64,
-            fuel: fuel as u64,
-            cost: cost as u64,
+            calls: (whole.0 + part.0) as u64,
+            fuel: (whole.1 + part.1) as u64,
+            cost: (whole.2 + part.2) as u64,
         })
+    }
+
+    /// The per-minute totals of `plugin`'s counted calls from minute `since_minute` on, and the sequence number
+    /// they are exact up to (the head, read in the same transaction): what a contract is seeded from.
+    pub fn minute_totals(
+        &self,
+        plugin: &str,
+        since_minute: i64,
+    ) -> Result<(u64, Vec<MinuteTotal>)> {
+        let conn = self.reader();
+        let tx = conn.unchecked_transaction()?;
+        let head = Self::head(&tx)?.map_or(0, |h| h.0);
+        let rows = tx
+            .prepare_cached(
+                "SELECT tool, minute, calls, cost FROM minutes WHERE plugin = ?1 AND minute >= ?2 \
+                 ORDER BY minute",
+            )?
+            .query_map(params![plugin, since_minute], |r| {
+                Ok(MinuteTotal {
+                    tool: r.get(0)?,
+                    minute: r.get(1)?,
+                    calls: r.get::<_, i64>(2)? as u64,
+                    cost: r.get::<_, i64>(3)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(tx);
+        Ok((head, rows))
+    }
+
+    /// The counted calls of `plugin` (one tool, or all) in minute `minute` with a sequence number up to
+    /// `max_seq`, as (time, cost), oldest first: a minute of the plugin/time index.
+    pub fn minute_calls(
+        &self,
+        plugin: &str,
+        tool: Option<&str>,
+        minute: i64,
+        max_seq: u64,
+    ) -> Result<Vec<(i64, u64)>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT time_ms, cost FROM entries INDEXED BY entries_plugin_time \
+             WHERE plugin = ?1 AND time_ms >= ?2 AND time_ms < ?3 AND seq <= ?4 AND (?5 IS NULL OR tool = ?5) AND ",
+            counted!(),
+            " ORDER BY time_ms, seq"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    plugin,
+                    minute * MINUTE_MS,
+                    (minute + 1) * MINUTE_MS,
+                    max_seq as i64,
+                    tool
+                ],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The counted calls of `plugin` with a sequence number above `after_seq`, oldest first: what a contract
+    /// catches up on (a range of the sequence, whatever their time).
+    pub fn counted_after(&self, plugin: &str, after_seq: u64) -> Result<Vec<CountedCall>> {
+        self.counted(plugin, after_seq, i64::MIN, true)
     }
 
     /// The counted calls of `plugin` (see [`Ledger::usage`]) with a sequence number above `after_seq` and a time
@@ -213,10 +334,20 @@ impl Ledger {
         after_seq: u64,
         since_ms: i64,
     ) -> Result<Vec<CountedCall>> {
+        self.counted(plugin, after_seq, since_ms, after_seq > 0)
+    }
+
+    fn counted(
+        &self,
+        plugin: &str,
+        after_seq: u64,
+        since_ms: i64,
+        by_seq: bool,
+    ) -> Result<Vec<CountedCall>> {
         let conn = self.reader();
         // Seeding (after_seq 0) walks the plugin/time index; catching up walks the sequence (the rowid; NOT INDEXED
         // keeps SQLite off the plugin index, which would rescan the whole window) from where it was.
-        let sql = if after_seq == 0 {
+        let sql = if !by_seq {
             concat!(
                 "SELECT seq, time_ms, tool, cost FROM entries INDEXED BY entries_plugin_time \
                  WHERE plugin = ?1 AND time_ms >= ?3 AND seq > ?2 AND ",
@@ -318,6 +449,97 @@ mod tests {
         assert_eq!((n, streamed), (6, vec![1, 2, 3, 4, 5, 6]));
     }
 
+    /// Counted calls of `a` at uneven times over six minutes, two tools, some refused (not counted), in two
+    /// transactions, and calls of another plugin.
+    fn uneven(l: &Ledger) -> Vec<NewEntry> {
+        let v: Vec<NewEntry> = (0..300i64)
+            .map(|i| {
+                let mut c = call(if i % 11 == 0 { "b" } else { "a" }, 1_000_000 + i * 1_187);
+                c.tool = if i % 3 == 0 {
+                    "x".into()
+                } else {
+                    "echo".into()
+                };
+                c.cost = (i % 5) as u64;
+                c.fuel_used = i as u64;
+                if i % 7 == 0 {
+                    c.outcome = if i % 2 == 0 { "quota" } else { "busy" }.into();
+                }
+                c
+            })
+            .collect();
+        l.append(&v[..150]).expect("append");
+        l.append(&v[150..]).expect("append");
+        v
+    }
+
+    #[test]
+    fn minute_totals_and_window_usage_are_exactly_the_entries() {
+        let dir = tempfile::tempdir().expect("dir");
+        let l = Ledger::open(dir.path()).expect("open");
+        let v = uneven(&l);
+        let brute = |tool: Option<&str>, since: i64| {
+            let mut u = Usage::default();
+            for e in v.iter().filter(|e| {
+                e.plugin == "a"
+                    && counts(e)
+                    && e.time_ms >= since
+                    && tool.is_none_or(|t| t == e.tool)
+            }) {
+                u.calls += 1;
+                u.fuel += e.fuel_used;
+                u.cost += e.cost;
+            }
+            u
+        };
+        let mut nonzero = 0;
+        for since in [
+            0, 1_000_000, 1_019_999, 1_020_000, 1_020_001, 1_100_000, 1_234_567, 1_300_000,
+            2_000_000,
+        ] {
+            for tool in [None, Some("x"), Some("echo")] {
+                let want = brute(tool, since);
+                assert_eq!(
+                    l.usage("a", tool, since).expect("usage"),
+                    want,
+                    "{since} {tool:?}"
+                );
+                nonzero += usize::from(want.calls > 0);
+            }
+        }
+        assert!(nonzero >= 20, "{nonzero}");
+        // The totals are per minute and tool, exact up to the head read with them.
+        let (head, totals) = l.minute_totals("a", i64::MIN).expect("totals");
+        assert_eq!(head, 300);
+        assert_eq!(
+            totals.iter().map(|t| t.calls).sum::<u64>(),
+            brute(None, 0).calls
+        );
+        assert!(
+            totals
+                .iter()
+                .map(|t| t.minute)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                >= 5
+        );
+        for t in &totals {
+            let calls = l
+                .minute_calls("a", Some(&t.tool), t.minute, head)
+                .expect("minute");
+            assert_eq!(calls.len() as u64, t.calls, "{t:?}");
+            assert_eq!(calls.iter().map(|c| c.1).sum::<u64>(), t.cost, "{t:?}");
+            assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0));
+        }
+        let (_, later) = l.minute_totals("a", 1_200_000 / MINUTE_MS).expect("totals");
+        assert!(later.iter().all(|t| t.minute >= 20) && !later.is_empty());
+        // A minute's calls up to a sequence number leave out what came after it.
+        let m = v[299].time_ms / MINUTE_MS;
+        let all = l.minute_calls("a", None, m, 300).expect("minute");
+        let before = l.minute_calls("a", None, m, 299).expect("minute");
+        assert_eq!(all.len(), before.len() + 1);
+    }
+
     /// The plan SQLite picks for `sql` with `args`, one line per step.
     fn plan(l: &Ledger, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Vec<String> {
         let conn = l.reader();
@@ -353,6 +575,18 @@ mod tests {
         assert!(
             period.iter().any(|s| s.contains("entries_time")),
             "{period:?}"
+        );
+        // A contract's first look: its window's minutes from the totals' key, and one minute of the plugin's calls.
+        let totals = plan(
+            &l,
+            "SELECT tool, minute, calls, cost FROM minutes WHERE plugin = ?1 AND minute >= ?2 ORDER BY minute",
+            &[&"a", &5i64],
+        );
+        assert!(
+            totals
+                .iter()
+                .all(|s| s.starts_with("SEARCH") && !s.contains("TEMP B-TREE")),
+            "{totals:?}"
         );
         // The head and catching up on it: the rowid.
         let head = plan(&l, "SELECT MAX(seq) FROM entries", &[]);

@@ -62,7 +62,28 @@ CREATE TABLE cuts (
     signature   TEXT NOT NULL
 );
 ",
+    "
+-- 4: per-minute totals of the counted calls (see query.rs) per plugin and tool, written in the append's transaction:
+-- contracts and `ledger::usage()` sum a window from them instead of reading every entry in it.
+CREATE TABLE minutes (
+    plugin  TEXT NOT NULL,
+    tool    TEXT NOT NULL,
+    minute  INTEGER NOT NULL,
+    calls   INTEGER NOT NULL,
+    cost    INTEGER NOT NULL,
+    fuel    INTEGER NOT NULL,
+    PRIMARY KEY (plugin, minute, tool)
+) WITHOUT ROWID;
+INSERT INTO minutes (plugin, tool, minute, calls, cost, fuel)
+    SELECT plugin, tool, (time_ms - ((time_ms % 60000) + 60000) % 60000) / 60000 AS m, COUNT(*), SUM(cost),
+           SUM(fuel_used)
+    FROM entries WHERE kind = 'call' AND outcome NOT IN ('quota', 'busy')
+    GROUP BY plugin, m, tool;
+",
 ];
+
+/// The span of one row of per-minute totals (`minutes`), in milliseconds.
+pub const MINUTE_MS: i64 = 60_000;
 
 /// A ledger error.
 #[derive(Debug, thiserror::Error)]
