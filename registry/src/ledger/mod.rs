@@ -15,6 +15,7 @@
 
 mod archive;
 mod chain;
+mod codec;
 mod entry;
 mod query;
 mod store;
@@ -25,7 +26,7 @@ pub(crate) use chain::entry_hash;
 pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
 pub use entry::{Caller, Entry, Kind, NewEntry, args_digest, check_event};
 pub use query::{CallUsage, CountedCall, Filter, MinuteTotal, Usage};
-pub use store::{GENESIS, Ledger, LedgerError, MAX_EVENT_BYTES, MINUTE_MS, Result};
+pub use store::{GENESIS, Ledger, LedgerError, MAX_EVENT_BYTES, MIGRATE_BATCH, MINUTE_MS, Result};
 pub use wal::{TRUNCATE_WAIT, WAL_HARD_BYTES, WAL_POLL, WAL_TRIGGER_BYTES};
 
 #[cfg(test)]

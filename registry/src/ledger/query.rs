@@ -1,10 +1,11 @@
 //! Reading the ledger back: entries by filter, usage of a plugin in a window, the calls contracts count (and catch
 //! up on by sequence number), the head's sequence number, and recent resource use for the quota view.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Caller, Entry, Kind, Ledger, LedgerError, MINUTE_MS, NewEntry, Result};
+use super::codec::{COLUMNS, Stored, kind_id, unpack_hash};
+use super::{Entry, GENESIS, Kind, Ledger, LedgerError, MINUTE_MS, NewEntry, Result};
 
 /// Filters for [`Ledger::entries`].
 #[derive(Debug, Clone, Default)]
@@ -21,11 +22,12 @@ pub struct Filter {
     pub limit: Option<usize>,
 }
 
-/// What a call that counts against a contract counts: calls that ran (not refused by a quota or as busy).
+/// What a call that counts against a contract counts: calls that ran (not refused by a quota or as busy): kind 0 is
+/// a call, names 2 and 3 are `quota` and `busy` (codec.rs).
 /// (A macro, not a const, so the queries below are `concat!`ed literals: no SQL is formatted per call.)
 macro_rules! counted {
     () => {
-        "kind = 'call' AND outcome NOT IN ('quota', 'busy')"
+        "kind = 0 AND outcome NOT IN (2, 3)"
     };
 }
 
@@ -75,54 +77,44 @@ pub(super) fn counts(e: &NewEntry) -> bool {
 /// The latest counted calls of a plugin: the plugin/time index read backwards.
 const RECENT_SQL: &str = concat!(
     "SELECT seq, time_ms, tool, fuel_used, peak_memory, duration_us FROM entries \
-     WHERE plugin = ?1 AND ",
+     WHERE plugin = (SELECT id FROM names WHERE value = ?1) AND ",
     counted!(),
     " ORDER BY time_ms DESC, seq DESC LIMIT ?2"
 );
 
 impl Ledger {
-    pub(super) fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-        let kind: String = r.get(2)?;
-        Ok(Entry {
-            seq: r.get::<_, i64>(0)? as u64,
-            entry: NewEntry {
-                time_ms: r.get(1)?,
-                kind: Kind::parse(&kind).unwrap_or(Kind::Event),
-                plugin: r.get(3)?,
-                version: r.get(4)?,
-                digest: r.get(5)?,
-                tool: r.get(6)?,
-                caller: Caller {
-                    transport: r.get(7)?,
-                    session: r.get(8)?,
-                    principal: r.get(9)?,
-                },
-                duration_us: r.get::<_, i64>(10)? as u64,
-                fuel_used: r.get::<_, i64>(11)? as u64,
-                peak_memory: r.get::<_, i64>(12)? as u64,
-                outcome: r.get(13)?,
-                args_digest: r.get(14)?,
-                cost: r.get::<_, i64>(15)? as u64,
-                event: r.get(16)?,
-                data: r.get(17)?,
-            },
-            prev_hash: r.get(18)?,
-            hash: r.get(19)?,
+    /// The hash entry `seq` links to, read from the entry before it (the archive cut, or the genesis hash, for the
+    /// first); empty if that entry is missing.
+    pub(super) fn prev_hash(conn: &rusqlite::Connection, seq: u64) -> Result<String> {
+        if seq <= 1 {
+            return Ok(GENESIS.to_string());
+        }
+        let before = conn
+            .prepare_cached("SELECT hash FROM entries WHERE seq = ?1")?
+            .query_row([(seq - 1) as i64], |r| unpack_hash(r.get_ref(0)?))
+            .optional()?;
+        Ok(match before {
+            Some(h) => h,
+            None => Self::cut(conn)?
+                .filter(|c| c.0 == seq - 1)
+                .map_or_else(String::new, |c| c.1),
         })
     }
-
-    pub(super) const COLUMNS: &'static str = "seq, time_ms, kind, plugin, version, digest, tool, transport, session, principal, \
-         duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, prev_hash, hash";
 
     /// Entries matching `f`, oldest first.
     pub fn entries(&self, f: &Filter) -> Result<Vec<Entry>> {
         let (sql, args) = Self::entries_sql(f);
         let conn = self.reader();
         let mut stmt = conn.prepare(&sql)?;
-        let mut out = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), Self::row)?
+        let stored = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), Stored::read)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        out.reverse();
+        let mut names = self.names();
+        let mut out = Vec::with_capacity(stored.len());
+        for s in stored.into_iter().rev() {
+            let prev = Self::prev_hash(&conn, s.seq)?;
+            out.push(s.entry(&mut names, &conn, prev)?);
+        }
         Ok(out)
     }
 
@@ -134,15 +126,24 @@ impl Ledger {
     ) -> Result<u64, E> {
         let conn = self.reader();
         let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {} FROM entries ORDER BY seq",
-                Self::COLUMNS
-            ))
+            .prepare(&format!("SELECT {COLUMNS} FROM entries ORDER BY seq"))
             .map_err(LedgerError::from)?;
         let mut rows = stmt.query([]).map_err(LedgerError::from)?;
         let mut n = 0;
+        let mut prev: Option<(u64, String)> = None;
         while let Some(r) = rows.next().map_err(LedgerError::from)? {
-            f(Self::row(r).map_err(LedgerError::from)?)?;
+            let s = Stored::read(r).map_err(LedgerError::from)?;
+            let link = match prev.take() {
+                Some((seq, hash)) if seq + 1 == s.seq => hash,
+                _ => Self::prev_hash(&conn, s.seq)?,
+            };
+            let hash = s.hash.clone();
+            let seq = s.seq;
+            let e = s
+                .entry(&mut self.names(), &conn, link)
+                .map_err(LedgerError::from)?;
+            f(e)?;
+            prev = Some((seq, hash));
             n += 1;
         }
         Ok(n)
@@ -157,32 +158,33 @@ impl Ledger {
         } else {
             ""
         };
-        let mut sql = format!("SELECT {} FROM entries{index} WHERE 1=1", Self::COLUMNS);
+        let mut sql = format!("SELECT {COLUMNS} FROM entries{index} WHERE 1=1");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-        let mut add = |cond: &str, v: Box<dyn rusqlite::ToSql>| {
+        let mut add = |cond: &str, v: Box<dyn rusqlite::ToSql>, end: &str| {
             args.push(v);
-            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+            sql.push_str(&format!(" AND {cond} ?{}{end}", args.len()));
         };
+        const NAME: &str = "(SELECT id FROM names WHERE value =";
         if let Some(p) = &f.plugin {
-            add("plugin =", Box::new(p.clone()));
+            add(&format!("plugin = {NAME}"), Box::new(p.clone()), ")");
         }
         if let Some(t) = &f.tool {
-            add("tool =", Box::new(t.clone()));
+            add(&format!("tool = {NAME}"), Box::new(t.clone()), ")");
         }
         if let Some(o) = &f.outcome {
-            add("outcome =", Box::new(o.clone()));
+            add(&format!("outcome = {NAME}"), Box::new(o.clone()), ")");
         }
         if let Some(s) = f.since_ms {
-            add("time_ms >=", Box::new(s));
+            add("time_ms >=", Box::new(s), "");
         }
         if let Some(u) = f.until_ms {
-            add("time_ms <", Box::new(u));
+            add("time_ms <", Box::new(u), "");
         }
         if let Some(k) = f.kind {
-            add("kind =", Box::new(k.as_str()));
+            add("kind =", Box::new(kind_id(k)), "");
         }
         if let Some(a) = f.after_seq {
-            add("seq >", Box::new(a as i64));
+            add("seq >", Box::new(a as i64), "");
         }
         sql.push_str(" ORDER BY seq DESC");
         if let Some(l) = f.limit {
@@ -194,10 +196,14 @@ impl Ledger {
     /// The entry with sequence number `seq`, if there is one.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>> {
         let conn = self.reader();
-        let sql = format!("SELECT {} FROM entries WHERE seq = ?1", Self::COLUMNS);
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query_map(params![seq as i64], Self::row)?;
-        Ok(rows.next().transpose()?)
+        let sql = format!("SELECT {COLUMNS} FROM entries WHERE seq = ?1");
+        let stored = conn
+            .prepare_cached(&sql)?
+            .query_row(params![seq as i64], Stored::read)
+            .optional()?;
+        let Some(s) = stored else { return Ok(None) };
+        let prev = Self::prev_hash(&conn, seq)?;
+        Ok(Some(s.entry(&mut self.names(), &conn, prev)?))
     }
 
     /// Adds `entries` (being appended in `tx`) to the per-minute totals: one upsert per plugin, tool and minute.
@@ -246,7 +252,8 @@ impl Ledger {
             .prepare_cached(concat!(
                 "SELECT COUNT(*), COALESCE(SUM(fuel_used), 0), COALESCE(SUM(cost), 0) FROM entries \
                  INDEXED BY entries_plugin_time \
-                 WHERE plugin = ?1 AND time_ms >= ?2 AND time_ms < ?3 AND (?4 IS NULL OR tool = ?4) AND ",
+                 WHERE plugin = (SELECT id FROM names WHERE value = ?1) AND time_ms >= ?2 AND time_ms < ?3 \
+                 AND (?4 IS NULL OR tool = (SELECT id FROM names WHERE value = ?4)) AND ",
                 counted!()
             ))?
             .query_row(
@@ -301,7 +308,8 @@ impl Ledger {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(concat!(
             "SELECT time_ms, cost FROM entries INDEXED BY entries_plugin_time \
-             WHERE plugin = ?1 AND time_ms >= ?2 AND time_ms < ?3 AND seq <= ?4 AND (?5 IS NULL OR tool = ?5) AND ",
+             WHERE plugin = (SELECT id FROM names WHERE value = ?1) AND time_ms >= ?2 AND time_ms < ?3 \
+             AND seq <= ?4 AND (?5 IS NULL OR tool = (SELECT id FROM names WHERE value = ?5)) AND ",
             counted!(),
             " ORDER BY time_ms, seq"
         ))?;
@@ -350,14 +358,14 @@ impl Ledger {
         let sql = if !by_seq {
             concat!(
                 "SELECT seq, time_ms, tool, cost FROM entries INDEXED BY entries_plugin_time \
-                 WHERE plugin = ?1 AND time_ms >= ?3 AND seq > ?2 AND ",
+                 WHERE plugin = (SELECT id FROM names WHERE value = ?1) AND time_ms >= ?3 AND seq > ?2 AND ",
                 counted!(),
                 " ORDER BY seq"
             )
         } else {
             concat!(
                 "SELECT seq, time_ms, tool, cost FROM entries NOT INDEXED \
-                 WHERE seq > ?2 AND plugin = ?1 AND time_ms >= ?3 AND ",
+                 WHERE seq > ?2 AND plugin = (SELECT id FROM names WHERE value = ?1) AND time_ms >= ?3 AND ",
                 counted!(),
                 " ORDER BY seq"
             )
@@ -365,15 +373,25 @@ impl Ledger {
         let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt
             .query_map(params![plugin, after_seq as i64, since_ms], |r| {
-                Ok(CountedCall {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    time_ms: r.get(1)?,
-                    tool: r.get(2)?,
-                    cost: r.get::<_, i64>(3)? as u64,
-                })
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut names = self.names();
+        rows.into_iter()
+            .map(|(seq, time_ms, tool, cost)| {
+                Ok(CountedCall {
+                    seq,
+                    time_ms,
+                    tool: names.value(&conn, tool)?,
+                    cost,
+                })
+            })
+            .collect()
     }
 
     /// The highest sequence number written, archived or not (0 for an empty ledger).
@@ -388,17 +406,26 @@ impl Ledger {
         let mut stmt = conn.prepare_cached(RECENT_SQL)?;
         let rows = stmt
             .query_map(params![plugin, limit as i64], |r| {
-                Ok(CallUsage {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    time_ms: r.get(1)?,
-                    tool: r.get(2)?,
-                    fuel_used: r.get::<_, i64>(3)? as u64,
-                    peak_memory: r.get::<_, i64>(4)? as u64,
-                    duration_us: r.get::<_, i64>(5)? as u64,
-                })
+                Ok((
+                    r.get::<_, i64>(2)?,
+                    CallUsage {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        time_ms: r.get(1)?,
+                        tool: String::new(),
+                        fuel_used: r.get::<_, i64>(3)? as u64,
+                        peak_memory: r.get::<_, i64>(4)? as u64,
+                        duration_us: r.get::<_, i64>(5)? as u64,
+                    },
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut names = self.names();
+        rows.into_iter()
+            .map(|(tool, mut c)| {
+                c.tool = names.value(&conn, tool)?;
+                Ok(c)
+            })
+            .collect()
     }
 }
 

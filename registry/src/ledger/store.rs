@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+
+use super::codec::{INSERT_COMPACT, Names, Stored};
+use super::{Caller, Kind, NewEntry};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -85,6 +88,110 @@ INSERT INTO minutes (plugin, tool, minute, calls, cost, fuel)
 /// The span of one row of per-minute totals (`minutes`), in milliseconds.
 pub const MINUTE_MS: i64 = 60_000;
 
+/// Schema 5, the compact entries (codec.rs), is not SQL alone: the rows are converted in Rust, in batches of
+/// [`MIGRATE_BATCH`] entries, one transaction each, into `entries_compact`; the last batch swaps the tables. A
+/// migration cut short continues where it stopped the next time the ledger is opened.
+const COMPACT_VERSION: usize = MIGRATIONS.len() + 1;
+/// Entries converted per transaction by the migration to schema 5.
+pub const MIGRATE_BATCH: usize = 20_000;
+const COMPACT_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS names (
+    id     INTEGER PRIMARY KEY,
+    value  TEXT NOT NULL UNIQUE
+);
+INSERT OR IGNORE INTO names (id, value) VALUES (1, 'ok'), (2, 'quota'), (3, 'busy');
+CREATE TABLE IF NOT EXISTS entries_compact (
+    seq          INTEGER PRIMARY KEY,
+    time_ms      INTEGER NOT NULL,
+    kind         INTEGER NOT NULL,
+    plugin       INTEGER NOT NULL,
+    version      INTEGER NOT NULL,
+    digest       INTEGER NOT NULL,
+    tool         INTEGER NOT NULL,
+    transport    INTEGER NOT NULL,
+    session      INTEGER,
+    principal    INTEGER,
+    duration_us  INTEGER NOT NULL,
+    fuel_used    INTEGER NOT NULL,
+    peak_memory  INTEGER NOT NULL,
+    outcome      INTEGER NOT NULL,
+    args_digest  BLOB,
+    cost         INTEGER NOT NULL,
+    event        INTEGER,
+    data         TEXT,
+    hash         BLOB NOT NULL
+);
+";
+const COMPACT_SWAP: &str = "
+DROP TABLE entries;
+ALTER TABLE entries_compact RENAME TO entries;
+CREATE INDEX entries_plugin_time ON entries (plugin, time_ms);
+CREATE INDEX entries_time ON entries (time_ms);
+";
+
+/// Converts the next batch of schema-4 entries (text columns) into `entries_compact`; after the last one, swaps the
+/// tables and sets the schema version. True when done.
+fn compact_batch(conn: &mut Connection) -> Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version as usize >= COMPACT_VERSION {
+        return Ok(true);
+    }
+    tx.execute_batch(COMPACT_TABLES)?;
+    let done: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM entries_compact",
+        [],
+        |r| r.get(0),
+    )?;
+    let rows = {
+        let mut stmt = tx.prepare(
+            "SELECT seq, time_ms, kind, plugin, version, digest, tool, transport, session, principal, duration_us, \
+             fuel_used, peak_memory, outcome, args_digest, cost, event, data, hash FROM entries WHERE seq > ?1 \
+             ORDER BY seq LIMIT ?2",
+        )?;
+        stmt.query_map(params![done, MIGRATE_BATCH as i64], |r| {
+            let kind: String = r.get(2)?;
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                NewEntry {
+                    time_ms: r.get(1)?,
+                    kind: Kind::parse(&kind).unwrap_or(Kind::Event),
+                    plugin: r.get(3)?,
+                    version: r.get(4)?,
+                    digest: r.get(5)?,
+                    tool: r.get(6)?,
+                    caller: Caller {
+                        transport: r.get(7)?,
+                        session: r.get(8)?,
+                        principal: r.get(9)?,
+                    },
+                    duration_us: r.get::<_, i64>(10)? as u64,
+                    fuel_used: r.get::<_, i64>(11)? as u64,
+                    peak_memory: r.get::<_, i64>(12)? as u64,
+                    outcome: r.get(13)?,
+                    args_digest: r.get(14)?,
+                    cost: r.get::<_, i64>(15)? as u64,
+                    event: r.get(16)?,
+                    data: r.get(17)?,
+                },
+                r.get::<_, String>(18)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let mut names = Names::default();
+    for (seq, e, hash) in &rows {
+        Stored::insert(&tx, &mut names, INSERT_COMPACT, *seq, e, hash)?;
+    }
+    let last = rows.len() < MIGRATE_BATCH;
+    if last {
+        tx.execute_batch(COMPACT_SWAP)?;
+        tx.pragma_update(None, "user_version", COMPACT_VERSION as i64)?;
+    }
+    tx.commit()?;
+    Ok(last)
+}
+
 /// A ledger error.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -130,6 +237,8 @@ pub struct Ledger {
     read: Mutex<Connection>,
     /// Opened on first use by a WAL checkpoint (wal.rs).
     pub(super) checkpointer: Mutex<Option<Connection>>,
+    /// The `names` table, cached (codec.rs).
+    names: Mutex<Names>,
 }
 
 impl Ledger {
@@ -167,7 +276,7 @@ impl Ledger {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: usize =
             tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
-        if version > MIGRATIONS.len() {
+        if version > COMPACT_VERSION {
             return Err(corrupt(&format!(
                 "schema version {version} is newer than this plughost knows; upgrade plughost"
             )));
@@ -177,6 +286,9 @@ impl Ledger {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
         tx.commit()?;
+        if version < COMPACT_VERSION {
+            while !compact_batch(&mut conn)? {}
+        }
         let read = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -191,6 +303,7 @@ impl Ledger {
             conn: Mutex::new(conn),
             read: Mutex::new(read),
             checkpointer: Mutex::new(None),
+            names: Mutex::new(Names::default()),
         })
     }
 
@@ -215,6 +328,10 @@ impl Ledger {
         }
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")?;
         Ok(())
+    }
+
+    pub(super) fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
