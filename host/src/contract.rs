@@ -6,6 +6,9 @@
 //! adds the calls it let through that are not in the ledger yet. Windows slide: a call stops counting one window
 //! after it was made; the minute the window starts in is read call by call, so the count is exact, and a refusal
 //! says exactly when that frees a call (reading the one minute that call is in).
+//!
+//! One file (over 700 lines with its tests): the per-minute window arithmetic and the gate that drives it change
+//! together, and the tests check them together against counts worked out from the entries.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

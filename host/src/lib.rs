@@ -28,6 +28,7 @@ pub mod ledger;
 pub mod par;
 pub mod quota;
 pub mod report;
+pub mod retention;
 pub mod runtime;
 pub mod said;
 pub mod settings;

@@ -1,5 +1,6 @@
 //! The usage ledger as an operator relies on it: every call recorded with who/what/cost, tampering of every kind
-//! found and named, and nothing acknowledged lost when the gateway is killed with SIGKILL mid-burst.
+//! found and named, nothing acknowledged lost when the gateway is killed with SIGKILL mid-burst, and old entries
+//! archived by `serve` itself when `plughost.toml` says so.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

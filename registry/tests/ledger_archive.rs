@@ -234,18 +234,18 @@ PRAGMA user_version = 1;
 fn varied(i: u64) -> NewEntry {
     let mut e = call(
         NOW - 40 * DAY + i as i64 * 1_000,
-        if i % 3 == 0 { "q" } else { "p" },
+        if i.is_multiple_of(3) { "q" } else { "p" },
     );
     e.caller = Caller {
         transport: ["cli", "stdio", "http"][(i % 3) as usize].into(),
-        session: (i % 2 == 0).then(|| format!("session-{}", i % 7)),
-        principal: (i % 5 == 0).then(|| "bearer-token".to_string()),
+        session: i.is_multiple_of(2).then(|| format!("session-{}", i % 7)),
+        principal: i.is_multiple_of(5).then(|| "bearer-token".to_string()),
     };
     e.fuel_used = i;
     e.cost = i % 4;
     e.outcome = ["ok", "quota", "out-of-fuel", "busy"][(i % 4) as usize].into();
     e.args_digest = (i % 2 == 1).then(|| plughost_registry::ledger::args_digest(&i.to_string()));
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         e.kind = Kind::Event;
         e.event = Some("dns.record-created".into());
         e.data = Some(format!("{{\"n\":{i}}}"));
@@ -334,7 +334,10 @@ fn a_ledger_of_the_first_schema_is_migrated_in_batches_and_still_verifies() {
     }
     // New entries continue the same chain.
     let next = call(NOW, "p");
-    assert_eq!(l.append(&[next.clone()]).expect("append"), vec![n + 1]);
+    assert_eq!(
+        l.append(std::slice::from_ref(&next)).expect("append"),
+        vec![n + 1]
+    );
     r.append(&[next]).expect("append");
     assert_eq!(
         l.entry(n + 1).expect("read").map(|e| e.hash),

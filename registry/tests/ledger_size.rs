@@ -50,7 +50,12 @@ fn realistic(i: u64, start: i64) -> NewEntry {
         duration_us: 150 + i % 400,
         fuel_used: 4_821 + i % 2_000,
         peak_memory: 1_114_112,
-        outcome: if i % 50 == 0 { "out-of-fuel" } else { "ok" }.into(),
+        outcome: if i.is_multiple_of(50) {
+            "out-of-fuel"
+        } else {
+            "ok"
+        }
+        .into(),
         args_digest: Some(args_digest(&format!("{{\"text\":\"hello {i}\"}}"))),
         cost: 2,
         event: None,

@@ -104,7 +104,7 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     if let Some(cfg) = settings.archive {
         let keys = home.clone();
         let name = cfg.key.clone();
-        plughost::ledger::spawn_auto_archive(
+        plughost::retention::spawn_auto_archive(
             catalog.ledger().ledger(),
             cfg,
             home.root().to_path_buf(),
