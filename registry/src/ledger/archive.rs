@@ -15,7 +15,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use super::chain::entry_hash;
-use super::codec::{COLUMNS, Names, Stored};
+use super::codec::{COLUMNS, Stored};
+use super::names::Names;
 use super::{ANCHOR_FORMAT, Anchor, Entry, GENESIS, Ledger, LedgerError, Result};
 use crate::Window;
 use crate::keys::KeyPair;

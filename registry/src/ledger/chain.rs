@@ -5,7 +5,8 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{COLUMNS, INSERT, Names, Stored, unpack_hash};
+use super::codec::{COLUMNS, INSERT, Stored, unpack_hash};
+use super::names::Names;
 use super::{GENESIS, Ledger, LedgerError, NewEntry, Result};
 use crate::keys::{KeyPair, PublicKey};
 

@@ -5,21 +5,17 @@
 //! genesis hash). The hash covers the canonical form of the fields (chain.rs), so none of this changes a hash:
 //! `verify`, `show`, `export` and the archives see the same entries as before.
 //!
-//! Names 1, 2 and 3 are `ok`, `quota` and `busy` (store.rs inserts them first), so what contracts count is a constant
+//! Names 1, 2 and 3 are `ok`, `quota` and `busy` (open.rs inserts them first), so what contracts count is a constant
 //! condition on the outcome id.
 //!
 //! A value that is not what the compact form expects (a digest that is not `blake3:` and 64 lowercase hex digits,
 //! a hash that is not 64 lowercase hex digits) is stored as the text it is, so every entry round-trips exactly.
 
-use std::collections::HashMap;
-
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
-use super::{Caller, Entry, Kind, NewEntry, Result};
-
-/// Most names kept in memory; past it the cache starts over (ids never change, so it is only a cache).
-const MAX_CACHED: usize = 65_536;
+use super::names::Names;
+use super::{Caller, Entry, Kind, NewEntry};
 
 const DIGEST_PREFIX: &str = "blake3:";
 
@@ -96,74 +92,6 @@ pub(super) fn kind_id(k: Kind) -> i64 {
 
 fn kind_of(id: i64) -> Kind {
     if id == 0 { Kind::Call } else { Kind::Event }
-}
-
-/// The names table in memory, both ways.
-#[derive(Debug, Default)]
-pub(super) struct Names {
-    ids: HashMap<String, i64>,
-    values: HashMap<i64, String>,
-}
-
-impl Names {
-    fn remember(&mut self, id: i64, value: &str) {
-        if self.ids.len() >= MAX_CACHED {
-            self.ids.clear();
-            self.values.clear();
-        }
-        self.ids.insert(value.to_string(), id);
-        self.values.insert(id, value.to_string());
-    }
-
-    /// The id of `value`, inserting it into `names` (inside the caller's write transaction) if it is new. The
-    /// caller forgets the cache if that transaction does not commit.
-    pub(super) fn intern(&mut self, conn: &Connection, value: &str) -> Result<i64> {
-        if let Some(id) = self.ids.get(value) {
-            return Ok(*id);
-        }
-        let id = match conn
-            .prepare_cached("SELECT id FROM names WHERE value = ?1")?
-            .query_row([value], |r| r.get(0))
-            .optional()?
-        {
-            Some(id) => id,
-            None => {
-                conn.prepare_cached("INSERT INTO names (value) VALUES (?1)")?
-                    .execute([value])?;
-                conn.last_insert_rowid()
-            }
-        };
-        self.remember(id, value);
-        Ok(id)
-    }
-
-    pub(super) fn intern_opt(
-        &mut self,
-        conn: &Connection,
-        v: &Option<String>,
-    ) -> Result<Option<i64>> {
-        v.as_deref().map(|v| self.intern(conn, v)).transpose()
-    }
-
-    /// The value of name `id`.
-    pub(super) fn value(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<String> {
-        if let Some(v) = self.values.get(&id) {
-            return Ok(v.clone());
-        }
-        let v: String = conn
-            .prepare_cached("SELECT value FROM names WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))?;
-        self.remember(id, &v);
-        Ok(v)
-    }
-
-    fn value_opt(
-        &mut self,
-        conn: &Connection,
-        id: Option<i64>,
-    ) -> rusqlite::Result<Option<String>> {
-        id.map(|id| self.value(conn, id)).transpose()
-    }
 }
 
 /// The columns [`Stored::read`] reads, in its order.
@@ -278,7 +206,7 @@ impl Stored {
         seq: u64,
         e: &NewEntry,
         hash: &str,
-    ) -> Result<()> {
+    ) -> rusqlite::Result<()> {
         let ids = (
             names.intern(conn, &e.plugin)?,
             names.intern(conn, &e.version)?,
