@@ -29,6 +29,7 @@ pub mod par;
 pub mod progress;
 pub mod quota;
 pub mod report;
+pub mod retention;
 pub mod runtime;
 pub mod said;
 pub mod settings;

@@ -12,6 +12,14 @@
 //! grants = ["http:https://api.cloudflare.com", "config", "log"]
 //! config = { zone = "example.com" }
 //! secrets = { api_token = "…" }
+//!
+//! # Optional: `serve` moves old ledger entries to signed archives by itself (see `ledger archive`).
+//! [ledger.archive]
+//! dir = "archives"          # relative to the data dir
+//! key = "ops"               # the key that signs each cut
+//! older_than = "90d"        # entries older than this (at least 31d)
+//! max_size = "2GiB"         # and whenever the live entries take more, everything older than 31 days
+//! every = "1d"              # how often to look (the first look is within a minute of start-up)
 //! ```
 
 use std::collections::BTreeMap;
@@ -39,6 +47,8 @@ pub enum SettingsError {
     },
     #[error("plugin `{plugin}`: {message}")]
     Invalid { plugin: String, message: String },
+    #[error("[ledger.archive]: {0}")]
+    Archive(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +56,80 @@ pub enum SettingsError {
 struct RawFile {
     #[serde(default)]
     plugins: BTreeMap<String, RawPlugin>,
+    #[serde(default)]
+    ledger: RawLedger,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    archive: Option<RawArchive>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchive {
+    dir: std::path::PathBuf,
+    key: String,
+    older_than: Option<String>,
+    max_size: Option<String>,
+    every: Option<String>,
+}
+
+/// Automatic archiving of the ledger by `serve` (`[ledger.archive]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoArchive {
+    /// Where archive files are written (relative: to the data dir).
+    pub dir: std::path::PathBuf,
+    /// The key that signs each cut (a key name or a secret key file, as `ledger archive --key`).
+    pub key: String,
+    /// Entries older than this are archived (at least the 31 days contracts read).
+    pub older_than: std::time::Duration,
+    /// When the live entries take more than this many bytes, everything older than 31 days is archived.
+    pub max_bytes: Option<u64>,
+    /// How often `serve` looks.
+    pub every: std::time::Duration,
+}
+
+impl AutoArchive {
+    fn parse(raw: RawArchive) -> Result<AutoArchive, SettingsError> {
+        let bad = |m: String| SettingsError::Archive(m);
+        let duration = |what: &str, v: &Option<String>, default: &str| {
+            parse_duration(v.as_deref().unwrap_or(default)).map_err(|e| bad(format!("{what}: {e}")))
+        };
+        let older_than = duration("older_than", &raw.older_than, "90d")?;
+        let floor = plughost_registry::ledger::MIN_ARCHIVE_AGE_MS as u128;
+        if older_than.as_millis() < floor {
+            return Err(bad(format!(
+                "older_than must be at least 31d (contracts read the last month from the live ledger), not {}",
+                raw.older_than.unwrap_or_default()
+            )));
+        }
+        let every = duration("every", &raw.every, "1d")?;
+        if every < std::time::Duration::from_secs(1)
+            || every > std::time::Duration::from_secs(7 * 86_400)
+        {
+            return Err(bad("every must be between 1s and 7d".into()));
+        }
+        let max_bytes = raw
+            .max_size
+            .as_deref()
+            .map(|m| parse_bytes(m).map_err(|e| bad(format!("max_size: {e}"))))
+            .transpose()?;
+        if raw.key.trim().is_empty() {
+            return Err(bad("key must name a signing key".into()));
+        }
+        if raw.dir.as_os_str().is_empty() {
+            return Err(bad("dir must name a directory".into()));
+        }
+        Ok(AutoArchive {
+            dir: raw.dir,
+            key: raw.key,
+            older_than,
+            max_bytes,
+            every,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +151,8 @@ struct RawPlugin {
 #[derive(Debug, Clone, Default)]
 pub struct SettingsFile {
     plugins: BTreeMap<String, PluginSettings>,
+    /// `[ledger.archive]`, if set.
+    pub archive: Option<AutoArchive>,
 }
 
 impl SettingsFile {
@@ -134,7 +220,8 @@ impl SettingsFile {
                 },
             );
         }
-        Ok(SettingsFile { plugins })
+        let archive = raw.ledger.archive.map(AutoArchive::parse).transpose()?;
+        Ok(SettingsFile { plugins, archive })
     }
 
     /// The settings for `id`, or defaults (no grants).
@@ -195,6 +282,46 @@ mod tests {
             f.for_plugin("other").grants.is_empty(),
             "unknown plugins get no grants"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn ledger_archive_settings_are_checked() -> Result<(), SettingsError> {
+        let f = SettingsFile::parse(
+            "[ledger.archive]\ndir = \"archives\"\nkey = \"ops\"\nolder_than = \"60d\"\nmax_size = \"1GiB\"\nevery = \"1h\"",
+        )?;
+        assert_eq!(
+            f.archive,
+            Some(AutoArchive {
+                dir: "archives".into(),
+                key: "ops".into(),
+                older_than: std::time::Duration::from_secs(60 * 86_400),
+                max_bytes: Some(1 << 30),
+                every: std::time::Duration::from_secs(3600),
+            })
+        );
+        let d = SettingsFile::parse("[ledger.archive]\ndir = \"a\"\nkey = \"k\"")?;
+        let a = d.archive.expect("set");
+        assert_eq!(
+            (a.older_than.as_secs(), a.every.as_secs(), a.max_bytes),
+            (90 * 86_400, 86_400, None)
+        );
+        assert!(SettingsFile::parse("")?.archive.is_none());
+        for bad in [
+            "[ledger.archive]\ndir = \"a\"\nkey = \"k\"\nolder_than = \"7d\"",
+            "[ledger.archive]\ndir = \"a\"\nkey = \"k\"\nevery = \"10ms\"",
+            "[ledger.archive]\ndir = \"a\"\nkey = \"k\"\nmax_size = \"lots\"",
+            "[ledger.archive]\ndir = \"a\"\nkey = \"\"",
+        ] {
+            assert!(
+                matches!(SettingsFile::parse(bad), Err(SettingsError::Archive(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            SettingsFile::parse("[ledger.archive]\ndir = \"a\""),
+            Err(SettingsError::Read { .. })
+        ));
         Ok(())
     }
 

@@ -69,6 +69,11 @@ fn store_migrate_moves_a_ten_thousand_entry_ledger_that_verifies_on_postgres() {
     assert_eq!(head(&local), head(&shared));
     // The last 30 days' counted calls hold the contract windows (the generated calls span two days).
     assert_eq!(psql(&url, "SELECT count(*) FROM contract_calls"), "10000");
+    // … and their per-minute totals, which the checks sum.
+    assert_eq!(
+        psql(&url, "SELECT sum(calls) FROM contract_minutes"),
+        "10000"
+    );
     // Tampering in the store is found by the cluster's verify.
     psql(&url, "UPDATE ledger_entries SET cost = 0 WHERE seq = 4321");
     let (ok, out) = plughost(h, &["--store", &url, "ledger", "verify"]);
@@ -187,6 +192,61 @@ fn a_cut_tail_is_found_through_the_head_row() {
         .expect("cut found");
     assert!(p.reason.contains("tail was cut"), "{}", p.reason);
     assert_eq!(p.seq, 8);
+}
+
+/// A month-long contract on PostgreSQL counts exactly from the per-minute totals: whole minutes from the totals, the
+/// minute the window starts in call by call (calls on both sides of the window's start share that minute).
+#[test]
+fn a_month_window_counts_exactly_from_minute_totals() {
+    let Some(url) = database("month") else {
+        return;
+    };
+    let store = PgStore::open(&url).expect("open");
+    let month = Window::Month.millis();
+    let scope = |max: u64| {
+        vec![Scope {
+            tool: None,
+            window: Window::Month,
+            max_calls: Some(max),
+            max_cost: None,
+        }]
+    };
+    let t0 = 1_700_000_020_000i64 - 1_700_000_020_000 % 60_000;
+    // 400 calls over 40 days, then three in one minute 35 days in: at 10 s, 30 s and 50 s.
+    let mut times: Vec<i64> = (0..400)
+        .map(|i| t0 + i * 8_640_000 + (i * 7_919) % 50_000)
+        .collect();
+    let edge = t0 + 35 * 86_400_000 + 60_000 * 7;
+    times.extend([edge + 10_000, edge + 30_000, edge + 50_000]);
+    times.sort_unstable();
+    for &t in &times {
+        assert_eq!(
+            store
+                .admit("m", "t", 1, t, &scope(1_000_000))
+                .expect("admit"),
+            Admission::Admitted
+        );
+    }
+    // The window starts at the call made 30 s into that minute: it and the one before are out, the last one in.
+    let now = edge + 30_000 + month;
+    let want = times.iter().filter(|&&t| t > now - month).count() as u64;
+    assert!(want > 40, "{want}");
+    assert_eq!(
+        store.admit("m", "t", 1, now, &scope(want)).expect("admit"),
+        Admission::Refused {
+            scope: 0,
+            cost: false,
+            used: want,
+            limit: want,
+            until_ms: Some(edge + 50_000 + month),
+        }
+    );
+    assert_eq!(
+        store
+            .admit("m", "t", 1, now, &scope(want + 1))
+            .expect("admit"),
+        Admission::Admitted
+    );
 }
 
 #[test]

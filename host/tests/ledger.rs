@@ -1,5 +1,6 @@
 //! The usage ledger as an operator relies on it: every call recorded with who/what/cost, tampering of every kind
-//! found and named, and nothing acknowledged lost when the gateway is killed with SIGKILL mid-burst.
+//! found and named, nothing acknowledged lost when the gateway is killed with SIGKILL mid-burst, and old entries
+//! archived by `serve` itself when `plughost.toml` says so.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -215,11 +216,11 @@ fn tampering_of_every_kind_is_found_and_named() {
     );
     assert_eq!(v["problem"]["seq"], 3, "{v}");
 
-    // Inserted: a forged entry at 3 (later ones renumbered), internally consistent but not chained to 4.
+    // Inserted: a forged entry at 3 (later ones renumbered; its tool is another name), not chained to 4.
     let (_, v) = fresh(
         "UPDATE entries SET seq = seq + 100 WHERE seq >= 3; UPDATE entries SET seq = seq - 99 WHERE seq >= 103; \
-         INSERT INTO entries SELECT 3, time_ms, kind, plugin, version, digest, 'forged', transport, session, \
-         principal, duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, prev_hash, hash \
+         INSERT INTO entries SELECT 3, time_ms, kind, plugin, version, digest, version, transport, session, \
+         principal, duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, hash \
          FROM entries WHERE seq = 4;",
     );
     assert_eq!(v["entries"], 7, "{v}");
@@ -765,4 +766,75 @@ fn plugins_append_their_own_events_chained_like_calls() {
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     assert!(out.contains("keeps no ledger"), "{out}");
+}
+
+/// `[ledger.archive]` in the data dir's plughost.toml: `serve` moves entries older than `older_than` to a signed
+/// archive in `dir` by itself, on a thread of its own; the live ledger then verifies from the cut, and the archive
+/// verifies and links to it as one made by `ledger archive` does.
+#[test]
+fn serve_archives_old_entries_by_itself_as_configured() {
+    const DAY: i64 = 86_400_000;
+    let h = Home::new();
+    backdated_calls(&h, "echo", 30, 50 * DAY, 1);
+    backdated_calls(&h, "echo", 5, DAY, 1);
+    std::fs::write(
+        h.home.path().join("plughost.toml"),
+        "[ledger.archive]\ndir = \"archives\"\nkey = \"op\"\nolder_than = \"40d\"\nevery = \"1s\"\n",
+    )
+    .expect("config");
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--stdio"])
+        .env("PLUGHOST_HOME", h.home.path())
+        .env_remove("PLUGHOST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let archives = h.home.path().join("archives");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let file = loop {
+        let done = std::fs::read_dir(&archives).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        });
+        // The file is in place before the cut is committed: wait for the cut too.
+        if let Some(f) = done
+            && h.verify()["archived"] == 30
+        {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve wrote no archive within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    serve.kill().expect("kill");
+    serve.wait().expect("wait");
+    let v = h.verify();
+    assert_eq!(
+        (&v["archived"], &v["entries"], &v["problem"]),
+        (&Value::from(30), &Value::from(5), &Value::Null),
+        "{v}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file)
+        .expect("archive")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let out = h.ok(&[
+        "ledger",
+        "verify",
+        "--archive",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.contains("entries 1..30 chained, cut signed by `op`"),
+        "{out}"
+    );
+    // Only one archive: the next passes found nothing old enough.
+    assert_eq!(std::fs::read_dir(&archives).expect("dir").count(), 1);
 }

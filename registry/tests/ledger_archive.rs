@@ -211,31 +211,137 @@ fn schema(dir: &std::path::Path) -> (i64, Vec<String>) {
     (version, names)
 }
 
-/// A `ledger.db` written by the previous format (schema 1: no time index, no cuts) opens, is migrated in place,
-/// verifies, and takes new entries on the same chain.
+/// Schema 1 of `ledger.db`, as the first plughost with a ledger wrote it: text columns, hex digests and hashes, the
+/// previous hash stored in each entry.
+const SCHEMA_1: &str = "
+CREATE TABLE entries (
+    seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, plugin TEXT NOT NULL,
+    version TEXT NOT NULL, digest TEXT NOT NULL, tool TEXT NOT NULL, transport TEXT NOT NULL, session TEXT,
+    principal TEXT, duration_us INTEGER NOT NULL, fuel_used INTEGER NOT NULL, peak_memory INTEGER NOT NULL,
+    outcome TEXT NOT NULL, args_digest TEXT, cost INTEGER NOT NULL, event TEXT, data TEXT, prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX entries_plugin_time ON entries (plugin, time_ms);
+CREATE TABLE checkpoints (
+    seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time_ms INTEGER NOT NULL, key_name TEXT NOT NULL,
+    public_key BLOB NOT NULL, signature BLOB NOT NULL
+);
+PRAGMA user_version = 1;
+";
+
+/// Varied entries: calls of two plugins under sessions and principals, refused ones, events with data, digests of
+/// every form.
+fn varied(i: u64) -> NewEntry {
+    let mut e = call(
+        NOW - 40 * DAY + i as i64 * 1_000,
+        if i.is_multiple_of(3) { "q" } else { "p" },
+    );
+    e.caller = Caller {
+        transport: ["cli", "stdio", "http"][(i % 3) as usize].into(),
+        session: i.is_multiple_of(2).then(|| format!("session-{}", i % 7)),
+        principal: i.is_multiple_of(5).then(|| "bearer-token".to_string()),
+    };
+    e.fuel_used = i;
+    e.cost = i % 4;
+    e.outcome = ["ok", "quota", "out-of-fuel", "busy"][(i % 4) as usize].into();
+    e.args_digest = (i % 2 == 1).then(|| plughost_registry::ledger::args_digest(&i.to_string()));
+    if i.is_multiple_of(10) {
+        e.kind = Kind::Event;
+        e.event = Some("dns.record-created".into());
+        e.data = Some(format!("{{\"n\":{i}}}"));
+        e.outcome = "event".into();
+    }
+    e
+}
+
+/// A `ledger.db` of schema 1 (written as the first format did) opens, is migrated in place in batches — per-minute
+/// totals built, entries made compact — and then verifies, shows the same entries with the same hashes, counts the
+/// same usage and takes new entries on the same chain.
 #[test]
-fn a_ledger_of_the_previous_schema_is_migrated_and_still_verifies() {
+fn a_ledger_of_the_first_schema_is_migrated_in_batches_and_still_verifies() {
+    let n = (plughost_registry::ledger::MIGRATE_BATCH * 2 + 123) as u64;
+    // The same entries chained by this plughost: the old file must come out as exactly these.
+    let reference = tempfile::tempdir().expect("dir");
+    let r = Ledger::open(reference.path()).expect("open");
+    let all: Vec<NewEntry> = (0..n).map(varied).collect();
+    for chunk in all.chunks(5_000) {
+        r.append(chunk).expect("append");
+    }
+    let want = r.entries(&Default::default()).expect("entries");
+    assert_eq!(want.len() as u64, n);
     let dir = tempfile::tempdir().expect("dir");
     {
-        let l = Ledger::open(dir.path()).expect("open");
-        l.append(&[call(1, "p"), call(2, "p"), call(3, "p")])
-            .expect("append");
-    }
-    {
-        // Turn it into exactly what schema 1 wrote.
-        let c = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("db");
-        c.execute_batch("DROP INDEX entries_time; DROP TABLE cuts; PRAGMA user_version = 1;")
-            .expect("downgrade");
+        let mut c = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("db");
+        c.execute_batch(SCHEMA_1).expect("schema 1");
+        let tx = c.transaction().expect("tx");
+        for e in &want {
+            let x = &e.entry;
+            tx.execute(
+                "INSERT INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 ?17, ?18, ?19, ?20)",
+                rusqlite::params![
+                    e.seq as i64,
+                    x.time_ms,
+                    if x.kind == Kind::Call { "call" } else { "event" },
+                    x.plugin,
+                    x.version,
+                    x.digest,
+                    x.tool,
+                    x.caller.transport,
+                    x.caller.session,
+                    x.caller.principal,
+                    x.duration_us as i64,
+                    x.fuel_used as i64,
+                    x.peak_memory as i64,
+                    x.outcome,
+                    x.args_digest,
+                    x.cost as i64,
+                    x.event,
+                    x.data,
+                    e.prev_hash,
+                    e.hash
+                ],
+            )
+            .expect("insert");
+        }
+        tx.commit().expect("commit");
     }
     assert_eq!(schema(dir.path()), (1, vec!["entries_plugin_time".into()]));
     let l = Ledger::open(dir.path()).expect("open");
     assert_eq!(
         schema(dir.path()),
-        (3, vec!["entries_plugin_time".into(), "entries_time".into()])
+        (
+            5,
+            vec![
+                "entries_plugin_time".into(),
+                "entries_time".into(),
+                "sqlite_autoindex_names_1".into()
+            ]
+        )
     );
     let v = l.verify().expect("verify");
-    assert_eq!((v.entries, v.problem.clone()), (3, None));
-    assert_eq!(l.append(&[call(4, "p")]).expect("append"), vec![4]);
-    let v = l.verify().expect("verify");
-    assert_eq!((v.entries, v.problem), (4, None));
+    assert_eq!((v.entries, v.problem.clone()), (n, None));
+    assert_eq!(l.entries(&Default::default()).expect("entries"), want);
+    for (plugin, since) in [
+        ("p", 0),
+        ("q", NOW - 30 * DAY),
+        ("p", NOW - 39 * DAY + 12_345),
+    ] {
+        assert_eq!(
+            l.usage(plugin, None, since).expect("usage"),
+            r.usage(plugin, None, since).expect("usage")
+        );
+    }
+    // New entries continue the same chain.
+    let next = call(NOW, "p");
+    assert_eq!(
+        l.append(std::slice::from_ref(&next)).expect("append"),
+        vec![n + 1]
+    );
+    r.append(&[next]).expect("append");
+    assert_eq!(
+        l.entry(n + 1).expect("read").map(|e| e.hash),
+        r.entry(n + 1).expect("read").map(|e| e.hash)
+    );
+    assert_eq!(l.verify().expect("verify").problem, None);
 }

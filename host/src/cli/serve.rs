@@ -107,6 +107,24 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     let step = took("registry", step);
     let catalog = Arc::new(plughost::Catalog::open(host, registry).await?);
     let step = took("ledger and plugins (per plugin: `loaded` lines)", step);
+    // `[ledger.archive]` in plughost.toml: old entries move to signed archives on a thread of their own.
+    let settings = plughost::settings::SettingsFile::load(&home.config_file())
+        .with_context(|| format!("{}", home.config_file().display()))?;
+    if let Some(cfg) = settings.archive {
+        let keys = home.clone();
+        let name = cfg.key.clone();
+        plughost::retention::spawn_auto_archive(
+            catalog.ledger().ledger(),
+            cfg,
+            home.root().to_path_buf(),
+            move || {
+                super::show::open_registry(&keys)
+                    .and_then(|r| Ok(r.signing_key(&name)?))
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .context("cannot start the ledger archive thread")?;
+    }
     let gateway = Gateway::open(catalog).await?;
     took("tool index (schemas compiled)", step);
     let index = gateway.index();

@@ -15,6 +15,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use super::chain::entry_hash;
+use super::codec::{COLUMNS, Stored};
+use super::names::Names;
 use super::{ANCHOR_FORMAT, Anchor, Entry, GENESIS, Ledger, LedgerError, Result};
 use crate::Window;
 use crate::keys::KeyPair;
@@ -94,6 +96,21 @@ impl Ledger {
     /// The last archive cut: the last archived entry and its hash (the live chain continues from it).
     pub(super) fn cut(conn: &Connection) -> Result<Option<(u64, String)>> {
         Ok(Self::cut_anchor(conn)?.map(|a| (a.seq, a.hash)))
+    }
+
+    /// The last archived entry's sequence number (0 when nothing was archived).
+    pub fn archived_through(&self) -> Result<u64> {
+        Ok(Self::cut(&self.reader())?.map_or(0, |c| c.0))
+    }
+
+    /// Bytes of `ledger.db` in use (its pages minus the free ones: space freed by an archive counts as free), not
+    /// counting the write-ahead log.
+    pub fn live_bytes(&self) -> Result<u64> {
+        let conn = self.reader();
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(((pages - free).max(0) * size) as u64)
     }
 
     /// The last archive cut, as signed.
@@ -184,6 +201,11 @@ impl Ledger {
                 ],
             )?;
             tx.execute("DELETE FROM checkpoints WHERE seq <= ?1", [last as i64])?;
+            // Per-minute totals older than the cut go with it (contracts' windows are younger).
+            tx.execute(
+                "DELETE FROM minutes WHERE minute < ?1",
+                [before_ms.div_euclid(super::MINUTE_MS)],
+            )?;
             tx.commit()?;
         }
         let mut lo = base;
@@ -272,18 +294,15 @@ impl Ledger {
         put(&mut w, &header, path)?;
         let read = self.reader();
         let mut stmt = read.prepare(&format!(
-            "SELECT {} FROM entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
-            Self::COLUMNS
+            "SELECT {COLUMNS} FROM entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
         ))?;
         let mut rows = stmt.query(params![base as i64, last as i64])?;
         let mut expected = base + 1;
         let mut prev = base_hash.to_string();
+        let mut names = Names::default();
         while let Some(r) = rows.next()? {
-            let e = Self::row(r)?;
-            if e.seq != expected
-                || e.prev_hash != prev
-                || entry_hash(e.seq, &e.entry, &e.prev_hash) != e.hash
-            {
+            let e = Stored::read(r)?.entry(&mut names, &read, prev.clone())?;
+            if e.seq != expected || entry_hash(e.seq, &e.entry, &e.prev_hash) != e.hash {
                 return Err(LedgerError::Broken { seq: expected });
             }
             put(&mut w, &e, path)?;

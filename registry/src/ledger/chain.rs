@@ -5,6 +5,8 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
+use super::codec::{COLUMNS, INSERT, Stored, unpack_hash};
+use super::names::Names;
 use super::{GENESIS, Ledger, LedgerError, NewEntry, Result};
 use crate::keys::{KeyPair, PublicKey};
 
@@ -168,47 +170,37 @@ impl Ledger {
     /// the chain head is read inside the write transaction.
     pub fn append(&self, entries: &[NewEntry]) -> Result<Vec<u64>> {
         let mut conn = self.conn();
+        let mut names = self.names();
+        let r = Self::append_in(&mut conn, &mut names, entries);
+        if r.is_err() {
+            // Names it interned may have been rolled back with the transaction.
+            *names = Names::default();
+        }
+        drop(names);
+        drop(conn);
+        if r.is_ok() {
+            self.bound_wal_after_commit();
+        }
+        r
+    }
+
+    fn append_in(
+        conn: &mut rusqlite::Connection,
+        names: &mut Names,
+        entries: &[NewEntry],
+    ) -> Result<Vec<u64>> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (mut seq, mut prev) = Self::head(&tx)?.unwrap_or((0, GENESIS.to_string()));
         let mut out = Vec::with_capacity(entries.len());
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO entries (seq, time_ms, kind, plugin, version, digest, tool, transport, session, \
-                 principal, duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, prev_hash, \
-                 hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-            )?;
-            for e in entries {
-                seq += 1;
-                let hash = entry_hash(seq, e, &prev);
-                stmt.execute(params![
-                    seq as i64,
-                    e.time_ms,
-                    e.kind.as_str(),
-                    e.plugin,
-                    e.version,
-                    e.digest,
-                    e.tool,
-                    e.caller.transport,
-                    e.caller.session,
-                    e.caller.principal,
-                    e.duration_us as i64,
-                    e.fuel_used as i64,
-                    e.peak_memory as i64,
-                    e.outcome,
-                    e.args_digest,
-                    e.cost as i64,
-                    e.event,
-                    e.data,
-                    prev,
-                    hash,
-                ])?;
-                out.push(seq);
-                prev = hash;
-            }
+        for e in entries {
+            seq += 1;
+            let hash = entry_hash(seq, e, &prev);
+            Stored::insert(&tx, names, INSERT, seq, e, &hash)?;
+            out.push(seq);
+            prev = hash;
         }
+        Self::add_minutes(&tx, entries)?;
         tx.commit()?;
-        drop(conn);
-        self.bound_wal_after_commit();
         Ok(out)
     }
 
@@ -217,7 +209,9 @@ impl Ledger {
         // Prepared once per connection: every commit reads the head.
         let last = conn
             .prepare_cached("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")?
-            .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .query_row([], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, unpack_hash(r.get_ref(1)?)?))
+            })
             .optional()?;
         Ok(match last {
             Some(h) => Some(h),
@@ -245,13 +239,15 @@ impl Ledger {
             .query_map([base as i64], |r| Ok((r.get::<_, i64>(0)? as u64, None)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT {} FROM entries WHERE seq > ?1 ORDER BY seq",
-            Self::COLUMNS
+            "SELECT {COLUMNS} FROM entries WHERE seq > ?1 ORDER BY seq"
         ))?;
         let mut rows = stmt.query([base as i64])?;
         let mut n = 0u64;
+        // Names read afresh, not from the cache, so a changed name is seen.
+        let mut names = Names::default();
         while let Some(r) = rows.next()? {
-            let e = Self::row(r)?;
+            // The previous hash is not stored: each entry's hash is checked against the one before it.
+            let e = Stored::read(r)?.entry(&mut names, &conn, prev.clone())?;
             n += 1;
             if problem.is_none() {
                 if e.seq != expected_seq {
@@ -266,17 +262,11 @@ impl Ledger {
                             "the sequence goes backwards (entries reordered or renumbered)".into()
                         },
                     });
-                } else if e.prev_hash != prev {
-                    problem = Some(Problem {
-                        seq: e.seq,
-                        reason: "its link to the previous entry is broken (an entry was inserted, deleted or \
-                                 reordered before it)"
-                            .into(),
-                    });
                 } else if entry_hash(e.seq, &e.entry, &e.prev_hash) != e.hash {
                     problem = Some(Problem {
                         seq: e.seq,
-                        reason: "its content does not match its hash (the entry was modified)"
+                        reason: "its content does not match its hash (the entry was modified, or an entry was \
+                                 inserted, deleted or reordered before it)"
                             .into(),
                     });
                 }
@@ -403,7 +393,7 @@ impl Ledger {
             .query_row(
                 "SELECT hash FROM entries WHERE seq = ?1",
                 [anchor.seq as i64],
-                |r| r.get(0),
+                |r| unpack_hash(r.get_ref(0)?),
             )
             .optional()?;
         let head: Option<i64> = conn.query_row("SELECT MAX(seq) FROM entries", [], |r| r.get(0))?;

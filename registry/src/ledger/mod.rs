@@ -9,13 +9,17 @@
 //!
 //! By area: `entry.rs` holds what an entry is (and the checks on events), `chain.rs` how entries are hashed, appended,
 //! verified and checkpointed, `query.rs` what is read back (filters, usage, the calls contracts count), and
-//! `store.rs` opens the database and holds the connections, `wal.rs` keeps its write-ahead log bounded, `archive.rs`
+//! `open.rs` opens the database and migrates its schema, `store.rs` holds the connections, `codec.rs` and
+//! `names.rs` say how an entry is stored, `wal.rs` keeps its write-ahead log bounded, `archive.rs`
 //! moves old entries to signed archive files. This file
 //! only names them.
 
 mod archive;
 mod chain;
+mod codec;
 mod entry;
+mod names;
+mod open;
 mod query;
 mod store;
 mod wal;
@@ -24,8 +28,9 @@ pub use archive::{ARCHIVE_FORMAT, ArchiveCheck, Archived, MIN_ARCHIVE_AGE_MS};
 pub(crate) use chain::entry_hash;
 pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
 pub use entry::{Caller, Entry, Kind, NewEntry, args_digest, check_event};
-pub use query::{CallUsage, CountedCall, Filter, Usage};
-pub use store::{GENESIS, Ledger, LedgerError, MAX_EVENT_BYTES, Result};
+pub use open::MIGRATE_BATCH;
+pub use query::{CallUsage, CountedCall, Filter, MinuteTotal, Usage};
+pub use store::{GENESIS, Ledger, LedgerError, MAX_EVENT_BYTES, MINUTE_MS, Result};
 pub use wal::{TRUNCATE_WAIT, WAL_HARD_BYTES, WAL_POLL, WAL_TRIGGER_BYTES};
 
 #[cfg(test)]

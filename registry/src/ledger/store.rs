@@ -1,68 +1,20 @@
-//! Opening `ledger.db` (migrations, WAL, mode 0600) and holding its connections: the writer and a reader; the
-//! ledger's error type and constants.
+//! Holding `ledger.db`'s connections (opened by open.rs): the writer and a reader; the ledger's error type and
+//! constants.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::Connection;
+
+use super::names::Names;
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Largest event payload a plugin may append (bytes of JSON).
 pub const MAX_EVENT_BYTES: usize = 16 * 1024;
 
-const MIGRATIONS: &[&str] = &[
-    "
-CREATE TABLE entries (
-    seq          INTEGER PRIMARY KEY,
-    time_ms      INTEGER NOT NULL,
-    kind         TEXT NOT NULL,
-    plugin       TEXT NOT NULL,
-    version      TEXT NOT NULL,
-    digest       TEXT NOT NULL,
-    tool         TEXT NOT NULL,
-    transport    TEXT NOT NULL,
-    session      TEXT,
-    principal    TEXT,
-    duration_us  INTEGER NOT NULL,
-    fuel_used    INTEGER NOT NULL,
-    peak_memory  INTEGER NOT NULL,
-    outcome      TEXT NOT NULL,
-    args_digest  TEXT,
-    cost         INTEGER NOT NULL,
-    event        TEXT,
-    data         TEXT,
-    prev_hash    TEXT NOT NULL,
-    hash         TEXT NOT NULL
-);
-CREATE INDEX entries_plugin_time ON entries (plugin, time_ms);
-CREATE TABLE checkpoints (
-    seq         INTEGER PRIMARY KEY,
-    hash        TEXT NOT NULL,
-    time_ms     INTEGER NOT NULL,
-    key_name    TEXT NOT NULL,
-    public_key  BLOB NOT NULL,
-    signature   BLOB NOT NULL
-);
-",
-    "
--- 2: periods across all plugins (stats, show --since) walk an index instead of the whole ledger.
-CREATE INDEX entries_time ON entries (time_ms);
-",
-    "
--- 3: archive cuts. Entries up to `seq` were moved to an archive file; the live chain continues from `hash`. Each
--- row is a checkpoint of that entry (signed like the `checkpoints` rows; key and signature hex, as in the file).
-CREATE TABLE cuts (
-    seq         INTEGER PRIMARY KEY,
-    hash        TEXT NOT NULL,
-    time_ms     INTEGER NOT NULL,
-    key_name    TEXT NOT NULL,
-    public_key  TEXT NOT NULL,
-    signature   TEXT NOT NULL
-);
-",
-];
+/// The span of one row of per-minute totals (`minutes`), in milliseconds.
+pub const MINUTE_MS: i64 = 60_000;
 
 /// A ledger error.
 #[derive(Debug, thiserror::Error)]
@@ -109,68 +61,20 @@ pub struct Ledger {
     read: Mutex<Connection>,
     /// Opened on first use by a WAL checkpoint (wal.rs).
     pub(super) checkpointer: Mutex<Option<Connection>>,
+    /// The `names` table, cached (codec.rs).
+    names: Mutex<Names>,
 }
 
 impl Ledger {
-    /// Opens (creating, 0600) `ledger.db` in `dir`.
-    pub fn open(dir: &Path) -> Result<Ledger> {
-        let path = dir.join("ledger.db");
-        let corrupt = |e: &dyn std::fmt::Display| LedgerError::Corrupt {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        if !path.exists() {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-        }
-        let mut conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| corrupt(&e))?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| corrupt(&e))?;
-        // WAL + NORMAL: a committed (acknowledged) entry survives the process being killed (kill -9, a crash);
-        // only an OS crash or power loss can drop the last commits, and the chain stays verifiable. FULL would put
-        // an fsync on every call's path.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: usize =
-            tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
-        if version > MIGRATIONS.len() {
-            return Err(corrupt(&format!(
-                "schema version {version} is newer than this plughost knows; upgrade plughost"
-            )));
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
-            tx.execute_batch(m)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        }
-        tx.commit()?;
-        let read = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| corrupt(&e))?;
-        read.busy_timeout(Duration::from_secs(10))?;
-        // Every write by the writer connection invalidates this connection's page cache; mapping the file makes
-        // the re-read a page-table walk instead of read() calls.
-        let _ = read.pragma_update(None, "mmap_size", 256i64 << 20);
-        Ok(Ledger {
+    /// The ledger on connections `open.rs` opened and migrated.
+    pub(super) fn assemble(path: PathBuf, conn: Connection, read: Connection) -> Ledger {
+        Ledger {
             path,
             conn: Mutex::new(conn),
             read: Mutex::new(read),
             checkpointer: Mutex::new(None),
-        })
+            names: Mutex::new(Names::default()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -194,6 +98,10 @@ impl Ledger {
         }
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")?;
         Ok(())
+    }
+
+    pub(super) fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {

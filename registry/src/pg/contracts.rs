@@ -1,11 +1,15 @@
 //! Contracts exact across replicas: the check and the reservation of a call happen in one transaction that holds
 //! the plugin's advisory lock, so two replicas can never both admit the last call of a window. A reservation is a
 //! `contract_calls` row written at admission (the call counts whether the guest then succeeds or fails, as a call
-//! admitted on SQLite does); rows older than the longest window are pruned by the same transaction.
+//! admitted on SQLite does); rows older than the longest window are pruned by the same transaction. Each
+//! reservation also adds to `contract_minutes`, the per-minute totals: a check sums the whole minutes of its window
+//! from them and counts only the minute the window starts in row by row, so a month-long contract reads at most
+//! 43,201 totals and one minute of reservations, not every call of the month.
 
 use super::error::PgResult;
 use super::store::PgStore;
 use crate::Window;
+use crate::ledger::MINUTE_MS;
 
 /// One limit to check: the plugin's own contract (`tool: None`) or one tool's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,13 +63,29 @@ impl PgStore {
                 .await?;
             let count = tx
                 .prepare_cached(
-                    "SELECT count(*), coalesce(sum(cost), 0)::BIGINT, min(time_ms) FROM contract_calls \
-                     WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $3",
+                    "WITH whole AS (
+                        SELECT coalesce(sum(calls), 0)::BIGINT AS calls, coalesce(sum(cost), 0)::BIGINT AS cost
+                        FROM contract_minutes
+                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND minute > $3
+                     ), edge AS (
+                        SELECT count(*) AS calls, coalesce(sum(cost), 0)::BIGINT AS cost FROM contract_calls
+                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4 AND time_ms < $5
+                     ), oldest AS (
+                        SELECT min(time_ms) AS t FROM contract_calls
+                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4
+                     )
+                     SELECT whole.calls + edge.calls, whole.cost + edge.cost, oldest.t FROM whole, edge, oldest",
                 )
                 .await?;
             for (i, s) in scopes.iter().enumerate() {
                 let since = now_ms - s.window.millis();
-                let r = tx.query_one(&count, &[&plugin, &s.tool, &since]).await?;
+                let edge = since.div_euclid(MINUTE_MS);
+                let r = tx
+                    .query_one(
+                        &count,
+                        &[&plugin, &s.tool, &edge, &since, &((edge + 1) * MINUTE_MS)],
+                    )
+                    .await?;
                 let (calls, spent, oldest) = (
                     r.get::<_, i64>(0) as u64,
                     r.get::<_, i64>(1) as u64,
@@ -101,8 +121,23 @@ impl PgStore {
             )
             .await?;
             tx.execute(
+                "DELETE FROM contract_minutes WHERE plugin = $1 AND minute < $2",
+                &[
+                    &plugin,
+                    &(now_ms - Window::Month.millis()).div_euclid(MINUTE_MS),
+                ],
+            )
+            .await?;
+            tx.execute(
                 "INSERT INTO contract_calls (plugin, tool, time_ms, cost) VALUES ($1, $2, $3, $4)",
                 &[&plugin, &tool, &now_ms, &(cost as i64)],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO contract_minutes (plugin, tool, minute, calls, cost) VALUES ($1, $2, $3, 1, $4) \
+                 ON CONFLICT (plugin, minute, tool) DO UPDATE SET calls = contract_minutes.calls + 1, \
+                 cost = contract_minutes.cost + excluded.cost",
+                &[&plugin, &tool, &now_ms.div_euclid(MINUTE_MS), &(cost as i64)],
             )
             .await?;
             tx.commit().await?;

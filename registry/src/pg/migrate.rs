@@ -81,6 +81,14 @@ impl PgStore {
                     &[&since],
                 )
                 .await?;
+                // Their per-minute totals (contracts.rs), when none were kept yet.
+                c.execute(
+                    "INSERT INTO contract_minutes (plugin, tool, minute, calls, cost) \
+                     SELECT plugin, tool, floor(time_ms / 60000.0)::BIGINT, count(*), sum(cost)::BIGINT \
+                     FROM contract_calls WHERE NOT EXISTS (SELECT 1 FROM contract_minutes) GROUP BY 1, 2, 3",
+                    &[],
+                )
+                .await?;
                 Ok(())
             })?;
         }

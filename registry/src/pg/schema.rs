@@ -105,6 +105,19 @@ const MIGRATIONS: &[&str] = &[
         detail    TEXT NOT NULL,
         hash      BYTEA NOT NULL
      );",
+    // 3: per-minute totals of the contract reservations, written in the admission's transaction: a check sums its
+    // window's minutes and reads only the minute the window starts in call by call (contracts.rs).
+    "CREATE TABLE contract_minutes (
+        plugin  TEXT NOT NULL,
+        tool    TEXT NOT NULL,
+        minute  BIGINT NOT NULL,
+        calls   BIGINT NOT NULL,
+        cost    BIGINT NOT NULL,
+        PRIMARY KEY (plugin, minute, tool)
+     );
+     INSERT INTO contract_minutes (plugin, tool, minute, calls, cost)
+        SELECT plugin, tool, floor(time_ms / 60000.0)::BIGINT, count(*), sum(cost)::BIGINT
+        FROM contract_calls GROUP BY 1, 2, 3;",
 ];
 
 /// The schema version this build writes.
