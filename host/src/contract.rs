@@ -152,8 +152,10 @@ fn insert_sorted(v: &mut Vec<(i64, u64)>, c: (i64, u64)) {
 }
 
 /// Reads one minute's counted calls of the scope from the ledger.
-type Load<'a> =
-    dyn FnMut(Option<&str>, Option<&str>, i64) -> Result<Vec<(i64, u64)>, GateError> + 'a;
+type Load<'a> = dyn FnMut(Option<&str>, Option<&str>, i64) -> MinuteCalls + 'a;
+
+/// One minute's counted calls as (time, cost), oldest first.
+type MinuteCalls = Result<Vec<(i64, u64)>, GateError>;
 
 #[derive(Debug)]
 struct Scope {
@@ -532,8 +534,7 @@ impl Gate {
     fn loader(
         &self,
         max_seq: u64,
-    ) -> impl FnMut(Option<&str>, Option<&str>, i64) -> Result<Vec<(i64, u64)>, GateError> + '_
-    {
+    ) -> impl FnMut(Option<&str>, Option<&str>, i64) -> MinuteCalls + '_ {
         move |tool, principal, minute| {
             self.ledger
                 .minute_calls(&self.plugin, tool, principal, minute, max_seq)
