@@ -51,6 +51,14 @@ pub const PYTHON: &[(&str, &str)] = &[
         include_str!("../../templates/python/plughost/ledger.py"),
     ),
     (
+        "offers.py",
+        include_str!("../../templates/python/plughost/offers.py"),
+    ),
+    (
+        "progress.py",
+        include_str!("../../templates/python/plughost/progress.py"),
+    ),
+    (
         "py.typed",
         include_str!("../../templates/python/plughost/py.typed"),
     ),

@@ -3,7 +3,9 @@
 //! the toolchain (a 67-line ImportError for Python). So `plughost build` reads the code's imports first: of the
 //! SDK's capability modules (`from plughost import http`, `./plughost/http.js`) and of the raw bindings
 //! (`wit_world.imports.http`, `plughost:plugin/http@0.1.0`). Without a `wit/world.wit` the world is derived from
-//! them; with one, a capability it does not import is an error naming the line to add.
+//! them; with one, a capability it does not import is an error naming the line to add. Contract 0.2.0 the same way:
+//! the SDK's `progress` module is an import; its `resource` and `prompt` (`@resource`, `@prompt`) are the exports
+//! `resources` and `prompts`. Code that uses none of them gets a world of 0.1.0 names only, as before.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,11 @@ pub fn capabilities() -> impl Iterator<Item = &'static str> {
         .map(|(file, _)| file.trim_end_matches(".wit"))
         .filter(|name| !matches!(*name, "types" | "tools"))
 }
+
+/// The contract 0.2.0 import a project may use (no grant), besides the 0.1.0 [`capabilities`].
+pub const PROGRESS: &str = "progress";
+/// The contract 0.2.0 exports, besides `tools`: exported when the code uses the SDK's `resource` / `prompt`.
+pub const OFFERS: [&str; 2] = ["resources", "prompts"];
 
 /// Where the code first uses a capability: (file relative to the project, 1-based line).
 pub type Uses = BTreeMap<&'static str, (PathBuf, usize)>;
@@ -89,8 +96,18 @@ fn collect(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// An import the SDK module or raw interface `name` needs.
 fn capability(name: &str) -> Option<&'static str> {
-    capabilities().find(|c| *c == name)
+    capabilities().chain([PROGRESS]).find(|c| *c == name)
+}
+
+/// A name imported from the SDK: a capability module, or the export its `resource` / `prompt` makes.
+fn sdk_name(name: &str) -> Option<&'static str> {
+    match name {
+        "resource" => Some(OFFERS[0]),
+        "prompt" => Some(OFFERS[1]),
+        _ => capability(name),
+    }
 }
 
 /// Python import statements (a parenthesised or backslash-continued one is read as one) → (capability, line).
@@ -139,10 +156,15 @@ fn python_statement(stmt: &str) -> Vec<&'static str> {
             }
             if matches!(*module, "plughost" | "wit_world.imports") {
                 let names = names.join(" ");
+                let of: fn(&str) -> Option<&'static str> = if *module == "plughost" {
+                    sdk_name
+                } else {
+                    capability
+                };
                 return names
                     .split(',')
                     .filter_map(|n| n.split_whitespace().next())
-                    .filter_map(capability)
+                    .filter_map(of)
                     .collect();
             }
             Vec::new()
@@ -185,13 +207,27 @@ fn js_imports(text: &str) -> Vec<(&'static str, usize)> {
     out
 }
 
-/// The line a world needs to import `cap`.
-pub fn import_line(cap: &str) -> String {
-    format!("import plughost:plugin/{cap}@0.1.0;")
+/// The contract version that defines interface `name`.
+fn version_of(name: &str) -> &'static str {
+    if name == PROGRESS || OFFERS.contains(&name) {
+        "0.2.0"
+    } else {
+        "0.1.0"
+    }
 }
 
-/// A world that imports `caps` and exports `tools`.
-pub fn derived_world(caps: &[&str]) -> String {
+/// The line a world needs to import `cap` (or, for `resources` and `prompts`, to export it).
+pub fn import_line(cap: &str) -> String {
+    let verb = if OFFERS.contains(&cap) {
+        "export"
+    } else {
+        "import"
+    };
+    format!("{verb} plughost:plugin/{cap}@{};", version_of(cap))
+}
+
+/// A world that imports `caps` and exports `tools` and `offers` (of [`OFFERS`]).
+pub fn derived_world(caps: &[&str], offers: &[&str]) -> String {
     let mut s = String::from(
         "// Derived by `plughost build` from the imports of the code; rewritten on every build.\n\
          package local:plugin;\n\nworld plugin {\n",
@@ -199,7 +235,11 @@ pub fn derived_world(caps: &[&str]) -> String {
     for cap in caps {
         s.push_str(&format!("    {}\n", import_line(cap)));
     }
-    s.push_str("\n    export plughost:plugin/tools@0.1.0;\n}\n");
+    s.push_str("\n    export plughost:plugin/tools@0.1.0;\n");
+    for offer in offers {
+        s.push_str(&format!("    {}\n", import_line(offer)));
+    }
+    s.push_str("}\n");
     s
 }
 
@@ -215,10 +255,17 @@ pub fn prepare(p: &Project) -> Result<(PathBuf, String)> {
         check_explicit(p, &own, &uses)?;
         return Ok((own, p.world().to_string()));
     }
-    let caps: Vec<&str> = capabilities().filter(|c| uses.contains_key(c)).collect();
+    let caps: Vec<&str> = capabilities()
+        .chain([PROGRESS])
+        .filter(|c| uses.contains_key(c))
+        .collect();
+    let offers: Vec<&str> = OFFERS
+        .into_iter()
+        .filter(|c| uses.contains_key(c))
+        .collect();
     let wit = p.build_dir().join("wit");
     std::fs::create_dir_all(&wit).with_context(|| format!("cannot create {}", wit.display()))?;
-    std::fs::write(wit.join("world.wit"), derived_world(&caps))
+    std::fs::write(wit.join("world.wit"), derived_world(&caps, &offers))
         .with_context(|| format!("cannot write {}", wit.join("world.wit").display()))?;
     super::contract::write_deps(&wit)?;
     let list = if caps.is_empty() {
@@ -226,26 +273,39 @@ pub fn prepare(p: &Project) -> Result<(PathBuf, String)> {
     } else {
         caps.join(", ")
     };
-    eprintln!("imports {list} (derived from the code's imports; each needs a grant)");
+    let exports = if offers.is_empty() {
+        String::new()
+    } else {
+        format!("; exports {}", offers.join(", "))
+    };
+    eprintln!("imports {list} (derived from the code's imports; each needs a grant){exports}");
     Ok((wit, "plugin".to_string()))
 }
 
 /// The names of the interfaces a world imports.
 fn imported_interfaces(resolve: &wit_parser::Resolve, world: wit_parser::WorldId) -> Vec<String> {
-    resolve.worlds[world]
-        .imports
-        .keys()
-        .filter_map(|k| match k {
-            wit_parser::WorldKey::Interface(id) => resolve.interfaces[*id].name.clone(),
-            wit_parser::WorldKey::Name(_) => None,
-        })
-        .collect()
+    interface_names(resolve.worlds[world].imports.keys(), resolve)
+}
+
+fn interface_names<'a>(
+    keys: impl Iterator<Item = &'a wit_parser::WorldKey>,
+    resolve: &wit_parser::Resolve,
+) -> Vec<String> {
+    keys.filter_map(|k| match k {
+        wit_parser::WorldKey::Interface(id) => resolve.interfaces[*id].name.clone(),
+        wit_parser::WorldKey::Name(_) => None,
+    })
+    .collect()
 }
 
 /// Refuses a project whose `wit/world.wit` lacks a capability its code imports, naming the line to add.
 pub fn check_explicit(p: &Project, wit: &Path, uses: &Uses) -> Result<()> {
     let (resolve, world) = super::componentize::load_world(wit, Some(p.world()))?;
-    let imported = imported_interfaces(&resolve, world);
+    let mut imported = imported_interfaces(&resolve, world);
+    imported.extend(interface_names(
+        resolve.worlds[world].exports.keys(),
+        &resolve,
+    ));
     let missing: Vec<_> = uses
         .iter()
         .filter(|(cap, _)| !imported.iter().any(|i| i == *cap))
@@ -256,8 +316,13 @@ pub fn check_explicit(p: &Project, wit: &Path, uses: &Uses) -> Result<()> {
     let mut msg = String::new();
     for (cap, (file, line)) in &missing {
         msg.push_str(&format!(
-            "{}:{line} uses `{cap}`, which wit/world.wit does not import\n",
-            file.display()
+            "{}:{line} uses `{cap}`, which wit/world.wit does not {}\n",
+            file.display(),
+            if OFFERS.contains(cap) {
+                "export"
+            } else {
+                "import"
+            }
         ));
     }
     msg.push_str(&format!("add to `world {}` in wit/world.wit:\n", p.world()));
@@ -307,7 +372,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::write(
             dir.path().join("world.wit"),
-            derived_world(&["log", "http"]),
+            derived_world(&["log", "http"], &[]),
         )
         .expect("write");
         super::super::contract::write_deps(dir.path()).expect("deps");
@@ -316,6 +381,53 @@ mod tests {
         let names = imported_interfaces(&resolve, world);
         // `types` comes with `log` (it uses `pair`).
         assert_eq!(names, ["types", "log", "http"]);
+    }
+
+    #[test]
+    fn python_imports_of_contract_0_2_0() {
+        let src = "from plughost import tool, resource, plugin\nfrom plughost import prompt, progress\n\
+                   import plughost.progress\nfrom wit_world.imports import progress\n\
+                   from wit_world.imports import resource\n";
+        assert_eq!(
+            python_imports(src),
+            vec![
+                ("resources", 1),
+                ("prompts", 2),
+                ("progress", 2),
+                ("progress", 3),
+                ("progress", 4),
+            ]
+        );
+        assert!(
+            python_imports("from plughost import tool, plugin, log\n")
+                .iter()
+                .all(|(c, _)| *c == "log")
+        );
+    }
+
+    #[test]
+    fn a_derived_world_with_contract_0_2_0() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let text = derived_world(&["log", "progress"], &["resources", "prompts"]);
+        assert!(
+            text.contains("    import plughost:plugin/progress@0.2.0;\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    export plughost:plugin/resources@0.2.0;\n"),
+            "{text}"
+        );
+        std::fs::write(dir.path().join("world.wit"), text).expect("write");
+        super::super::contract::write_deps(dir.path()).expect("deps");
+        let (resolve, world) =
+            super::super::componentize::load_world(dir.path(), Some("plugin")).expect("world");
+        let imports = imported_interfaces(&resolve, world);
+        assert!(imports.iter().any(|i| i == "progress"), "{imports:?}");
+        let exports = interface_names(resolve.worlds[world].exports.keys(), &resolve);
+        assert_eq!(exports, ["tools", "resources", "prompts"]);
+        // Without them, the world names 0.1.0 only (and no 0.2.0 package is written).
+        let plain = derived_world(&["log"], &[]);
+        assert!(!plain.contains("0.2.0"), "{plain}");
     }
 
     #[test]

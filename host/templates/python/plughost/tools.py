@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 import re
 import typing
 from dataclasses import dataclass
@@ -112,7 +113,12 @@ def _docstring(doc: str) -> tuple[str, dict[str, str]]:
 
 def plugin(*, id: str, version: str, description: str, name: str | None = None) -> type:
     """The export the host calls: assign it to `Tools` in the app module (componentize-py looks for that name).
-    The manifest lists every `@tool` defined before this call."""
+    The manifest lists every `@tool` defined before this call. When the world exports resources or prompts
+    (contract 0.2.0: the code uses `@resource` or `@prompt`), it also defines `Resources` and `Prompts` in the
+    calling module, from every `@resource` and `@prompt` defined before this call."""
+    from .offers import exports_into
+
+    exports_into(sys._getframe(1).f_globals, _wit_error)
     manifest = t.Manifest(
         id=id,
         name=name or id,
