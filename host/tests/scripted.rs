@@ -23,6 +23,8 @@ struct Lang {
     example: &'static str,
     example_id: &'static str,
     language: &'static str,
+    /// The template offers a resource and a prompt (contract 0.2.0).
+    offers: bool,
 }
 
 const PYTHON: Lang = Lang {
@@ -33,6 +35,7 @@ const PYTHON: Lang = Lang {
     example: "python",
     example_id: "py-textstats",
     language: "python",
+    offers: true,
 };
 
 const JS: Lang = Lang {
@@ -48,6 +51,7 @@ const JS: Lang = Lang {
     example: "js",
     example_id: "js-textstats",
     language: "javascript",
+    offers: false,
 };
 
 fn json_of(text: &str) -> Value {
@@ -75,6 +79,7 @@ fn template(a: &Author, l: &Lang) {
     let (out, err) = a.ok(&["test", "--dir", "demo"]);
     assert!(out.contains("4 passed, 0 failed"), "{out}\n{err}");
     assert!(err.contains("imports log, state, config (derived"), "{err}");
+    let build_err = err;
     let wasm = a.path("demo/demo.wasm");
     let (out, _) = a.ok(&["inspect", &wasm, "--json"]);
     let v = json_of(&out);
@@ -107,6 +112,58 @@ fn template(a: &Author, l: &Lang) {
     );
     let (out, _) = a.ok(&["call", "demo", "hello", "--args", r#"{"name":"y"}"#]);
     assert_eq!(out.trim(), "Hey, y! (greeting #2)", "state persists");
+    if l.offers {
+        offers(a, &build_err);
+    }
+}
+
+/// The template's resource and prompt (contract 0.2.0): the world exports them, and an MCP client (the official
+/// Python SDK, tests/mcp/client.py) reads the one and renders the other through the gateway.
+fn offers(a: &Author, build_err: &str) {
+    assert!(
+        build_err.contains("; exports resources, prompts"),
+        "{build_err}"
+    );
+    let out = std::process::Command::new(workspace().join("target/pyclient/bin/python"))
+        .arg(workspace().join("tests/mcp/client.py"))
+        .args([
+            "offered",
+            "--stdio",
+            env!("CARGO_BIN_EXE_plughost"),
+            a.home.path().to_str().expect("utf-8"),
+            "--resource",
+            "plughost://plugins/demo/r/greetings",
+            "--prompt",
+            "demo__welcome",
+            "--args",
+            r#"{"name":"Ada"}"#,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the Python MCP client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client.py offered: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(text.trim());
+    assert_eq!(
+        v["resource"],
+        json!({"uri": "plughost://plugins/demo/r/greetings", "mime": "text/plain",
+               "text": "2 greetings so far"}),
+        "{v}"
+    );
+    assert_eq!(
+        v["prompt"]["arguments"],
+        json!([["name", "Who to welcome.", true]]),
+        "{v}"
+    );
+    assert_eq!(
+        v["prompt"]["messages"],
+        json!([["user", "Write a short welcome note for Ada."]]),
+        "{v}"
+    );
 }
 
 /// Code that uses a capability its own `wit/world.wit` lacks: the build names the file, the line and the WIT line
@@ -144,6 +201,13 @@ fn missing_import(a: &Author, l: &Lang) {
         "{text}"
     );
     assert!(text.lines().count() < 12, "a short message:\n{text}");
+    if l.offers {
+        assert!(
+            text.contains("    export plughost:plugin/resources@0.2.0;\n")
+                && text.contains("uses `prompts`, which wit/world.wit does not export"),
+            "{text}"
+        );
+    }
 }
 
 /// The example: its cases, then `fetch_stats` (http) against a real loopback server and `totals` (state).

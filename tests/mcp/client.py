@@ -17,6 +17,9 @@ Every check is an assert; the script exits non-zero on the first failure and pri
                                                             and both list_changed when the operator removes it)
     client.py offers-hidden --url URL --token T --mode M  (a token scoped away from fixture-offers sees and reads none
                                                             of its resources or prompts)
+    client.py offered --stdio PLUGHOST HOME --resource URI --prompt NAME --args JSON
+                                                           (lists, reads URI and renders prompt NAME with JSON
+                                                            arguments; prints what it got as one JSON line)
 """
 
 import argparse
@@ -452,9 +455,30 @@ async def offers_hidden(args):
     print("OK", flush=True)
 
 
+async def offered(args):
+    """One plugin's resource and prompt, as a client sees them (the caller checks the printed JSON)."""
+    async with Client(server_of(args), mode=args.mode) as client:
+        uris = await pages(lambda c: client.list_resources(cursor=c, cache_mode="refresh"),
+                           lambda p: p.resources, lambda r: str(r.uri))
+        assert args.resource in uris, uris
+        r = await client.read_resource(args.resource, cache_mode="refresh")
+        assert len(r.contents) == 1, r
+        listed = [p for p in (await client.list_prompts(cache_mode="refresh")).prompts if p.name == args.prompt]
+        assert len(listed) == 1, listed
+        got = await client.get_prompt(args.prompt, json.loads(args.args))
+        print(json.dumps({
+            "resource": {"uri": str(r.contents[0].uri), "mime": r.contents[0].mime_type, "text": r.contents[0].text},
+            "prompt": {
+                "description": listed[0].description,
+                "arguments": [[a.name, a.description, a.required] for a in listed[0].arguments or []],
+                "messages": [[m.role, m.content.text] for m in got.messages],
+            },
+        }), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["conformance", "load", "metrics", "scoped", "offers", "offers-hidden"])
+    p.add_argument("command", choices=["conformance", "load", "metrics", "scoped", "offers", "offers-hidden", "offered"])
     p.add_argument("--stdio", nargs=2, metavar=("PLUGHOST", "HOME"))
     p.add_argument("--url")
     p.add_argument("--plughost")
@@ -472,6 +496,8 @@ def main():
     p.add_argument("--denied")
     p.add_argument("--docs", help="JSON list of plugin ids whose docs resources the token sees")
     p.add_argument("--hidden-doc", help="a plugin id whose docs the token may not read")
+    p.add_argument("--resource", help="offered: the URI to read")
+    p.add_argument("--prompt", help="offered: the prompt to render (with --args)")
     args = p.parse_args()
     if args.command == "conformance":
         asyncio.run(conformance(args))
@@ -483,6 +509,8 @@ def main():
         asyncio.run(offers(args))
     elif args.command == "offers-hidden":
         asyncio.run(offers_hidden(args))
+    elif args.command == "offered":
+        asyncio.run(offered(args))
     else:
         asyncio.run(load(args))
 
