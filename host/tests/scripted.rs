@@ -51,7 +51,7 @@ const JS: Lang = Lang {
     example: "js",
     example_id: "js-textstats",
     language: "javascript",
-    offers: false,
+    offers: true,
 };
 
 fn json_of(text: &str) -> Value {
@@ -363,7 +363,15 @@ fn js_sdk_declarations_infer_a_tools_arguments() {
                     if (!a) throw new Denied('no');\n\
                     return { a, b, c, d };\n\
                   } });\n\
-                export const tools = plugin({ id: 'x', version: '1', description: 'd', tools: { t } });\n";
+                export const tools = plugin({ id: 'x', version: '1', description: 'd', tools: { t } });\n\
+                import { offerPrompts, offerResources, prompt, resource } from './plughost/offers.js';\n\
+                import * as progress from './plughost/progress.js';\n\
+                const r = resource({ path: 'day/{date}', read(vars) { progress.report(1, 2, 'm'); return vars.date; } });\n\
+                const p = prompt({ arguments: { name: s.string('who'), style: s.optional(s.string()) },\n\
+                  render({ name, style }) { const x: string = name; const y: string | undefined = style;\n\
+                    return [['user', x + (y ?? '')], { role: 'assistant', text: 'ok' }]; } });\n\
+                export const resources = offerResources([r]);\n\
+                export const prompts = offerPrompts({ p });\n";
     let bad = "import { s, tool } from './plughost/index.js';\n\
                tool({ description: 'd', input: { name: s.string() }, run({ name }) { const n: number = name; return n; } });\n";
     std::fs::write(dir.join("good.ts"), good).expect("good.ts");

@@ -119,6 +119,22 @@ pub const JS: &[(&str, &str)] = &[
         "ledger.d.ts",
         include_str!("../../templates/js/plughost/ledger.d.ts"),
     ),
+    (
+        "offers.js",
+        include_str!("../../templates/js/plughost/offers.js"),
+    ),
+    (
+        "offers.d.ts",
+        include_str!("../../templates/js/plughost/offers.d.ts"),
+    ),
+    (
+        "progress.js",
+        include_str!("../../templates/js/plughost/progress.js"),
+    ),
+    (
+        "progress.d.ts",
+        include_str!("../../templates/js/plughost/progress.d.ts"),
+    ),
 ];
 
 /// The SDK of `lang` (empty for Rust, whose SDK is a crate, and C).

@@ -61,7 +61,11 @@ pub fn uses(p: &Project) -> Result<Uses> {
         let rel = f.strip_prefix(&p.dir).unwrap_or(&f).to_path_buf();
         let found = match p.lang() {
             Lang::Python => python_imports(&text),
-            _ => js_imports(&text),
+            _ => {
+                let mut found = js_imports(&text);
+                found.extend(js_exports(&text));
+                found
+            }
         };
         for (cap, line) in found {
             out.entry(cap).or_insert_with(|| (rel.clone(), line));
@@ -177,6 +181,25 @@ fn python_statement(stmt: &str) -> Vec<&'static str> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The contract 0.2.0 exports JS source defines: `export const resources = …`, `export const prompts = …` (the
+/// names componentize-js looks for) → (export, line).
+fn js_exports(text: &str) -> Vec<(&'static str, usize)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let words: Vec<&str> = code
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        if let ["export", "const" | "let" | "var" | "function", name, ..] = words.as_slice()
+            && let Some(offer) = OFFERS.iter().find(|o| *o == name)
+        {
+            out.push((*offer, n + 1));
+        }
+    }
+    out
 }
 
 /// Module specifiers in JS source: the SDK's `…/plughost/<cap>.js` and the raw `plughost:plugin/<cap>@…`.
@@ -428,6 +451,19 @@ mod tests {
         // Without them, the world names 0.1.0 only (and no 0.2.0 package is written).
         let plain = derived_world(&["log"], &[]);
         assert!(!plain.contains("0.2.0"), "{plain}");
+    }
+
+    #[test]
+    fn js_uses_of_contract_0_2_0() {
+        let src = "import * as progress from './plughost/progress.js';\n\
+                   import { offerResources } from './plughost/offers.js';\n\
+                   export const resources = offerResources([greetings]);\n\
+                   // export const prompts = offerPrompts({});\n\
+                   export const prompts = offerPrompts({ welcome });\nconst resources2 = 1;\n";
+        let mut got = js_imports(src);
+        got.extend(js_exports(src));
+        assert_eq!(got, vec![("progress", 1), ("resources", 3), ("prompts", 5)]);
+        assert!(js_exports("export const tools = plugin({});\n").is_empty());
     }
 
     #[test]
