@@ -1,5 +1,6 @@
 //! Python and JavaScript plugins written with plughost's SDKs (`host/templates/python/plughost`, `host/templates/js/plughost`), end to end through the
-//! `plughost` binary: the `hello` template (new → test → install → call), a build that names the WIT line to add
+//! `plughost` binary: the `hello` template (new → test → install → call; its resource read and its prompt rendered,
+//! and a copy's progress report received, by the MCP Python SDK through the gateway), a build that names the WIT line to add
 //! instead of failing in the toolchain, and the textstats example (its own cases, then a tool using `state` and
 //! one using `http` against a real server on loopback, a typed upstream error, fuel). Each language builds its
 //! template and its example once (10–70 s per build): everything about a language is one test.
@@ -25,6 +26,8 @@ struct Lang {
     language: &'static str,
     /// The template offers a resource and a prompt (contract 0.2.0).
     offers: bool,
+    /// The line that imports the `progress` SDK module, and a statement that reports (2 of 2, "greeted").
+    progress: (&'static str, &'static str),
 }
 
 const PYTHON: Lang = Lang {
@@ -36,6 +39,10 @@ const PYTHON: Lang = Lang {
     example_id: "py-textstats",
     language: "python",
     offers: true,
+    progress: (
+        "from plughost import progress\n",
+        "    progress.report(2, 2, \"greeted\")\n",
+    ),
 };
 
 const JS: Lang = Lang {
@@ -52,6 +59,10 @@ const JS: Lang = Lang {
     example_id: "js-textstats",
     language: "javascript",
     offers: true,
+    progress: (
+        "import * as progress from './plughost/progress.js';\n",
+        "    progress.report(2, 2, 'greeted');\n",
+    ),
 };
 
 fn json_of(text: &str) -> Value {
@@ -114,6 +125,7 @@ fn template(a: &Author, l: &Lang) {
     assert_eq!(out.trim(), "Hey, y! (greeting #2)", "state persists");
     if l.offers {
         offers(a, &build_err);
+        progress(a, l);
     }
 }
 
@@ -124,30 +136,8 @@ fn offers(a: &Author, build_err: &str) {
         build_err.contains("; exports resources, prompts"),
         "{build_err}"
     );
-    let out = std::process::Command::new(workspace().join("target/pyclient/bin/python"))
-        .arg(workspace().join("tests/mcp/client.py"))
-        .args([
-            "offered",
-            "--stdio",
-            env!("CARGO_BIN_EXE_plughost"),
-            a.home.path().to_str().expect("utf-8"),
-            "--resource",
-            "plughost://plugins/demo/r/greetings",
-            "--prompt",
-            "demo__welcome",
-            "--args",
-            r#"{"name":"Ada"}"#,
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run the Python MCP client");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client.py offered: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json_of(text.trim());
+    let v = offered(a, "demo", &[]);
+    assert_eq!(v["progress"], json!([]), "{v}");
     assert_eq!(
         v["resource"],
         json!({"uri": "plughost://plugins/demo/r/greetings", "mime": "text/plain",
@@ -164,6 +154,68 @@ fn offers(a: &Author, build_err: &str) {
         json!([["user", "Write a short welcome note for Ada."]]),
         "{v}"
     );
+}
+
+/// A copy of the template whose tool reports progress through the SDK's `progress` module: the derived world imports
+/// `progress`, and the report reaches an MCP client that asked for progress.
+fn progress(a: &Author, l: &Lang) {
+    a.ok(&["new", "prog", "--lang", l.name]);
+    let path = a.work.path().join("prog").join(l.app);
+    let app = std::fs::read_to_string(&path).expect("app");
+    let (import, report) = l.progress;
+    let at = app
+        .find("\nimport ")
+        .or_else(|| app.find("\nfrom "))
+        .expect("an import")
+        + 1;
+    let app = format!("{}{import}{}", &app[..at], &app[at..]);
+    let call = app.find("    log.info(").expect("a log line");
+    std::fs::write(&path, format!("{}{report}{}", &app[..call], &app[call..])).expect("app");
+    let (_, err) = a.ok(&["build", "--dir", "prog"]);
+    assert!(
+        err.contains("imports log, state, config, progress (derived"),
+        "{err}"
+    );
+    let wasm = a.path("prog/prog.wasm");
+    a.ok(&["sign", &wasm, "--key", "me"]);
+    a.ok(&["install", &wasm, "--yes"]);
+    let v = offered(
+        a,
+        "prog",
+        &["--tool", "prog__hello", "--call", r#"{"name":"x"}"#],
+    );
+    assert_eq!(v["tool"], "Hello, x! (greeting #1)", "{v}");
+    assert_eq!(v["progress"], json!([[2.0, 2.0, "greeted"]]), "{v}");
+}
+
+/// tests/mcp/client.py `offered` against plugin `id` (the template's `greetings` resource and `welcome` prompt),
+/// over stdio with the author's data dir: what the client got.
+fn offered(a: &Author, id: &str, extra: &[&str]) -> Value {
+    let out = std::process::Command::new(workspace().join("target/pyclient/bin/python"))
+        .arg(workspace().join("tests/mcp/client.py"))
+        .args([
+            "offered",
+            "--stdio",
+            env!("CARGO_BIN_EXE_plughost"),
+            a.home.path().to_str().expect("utf-8"),
+            "--resource",
+            &format!("plughost://plugins/{id}/r/greetings"),
+            "--prompt",
+            &format!("{id}__welcome"),
+            "--args",
+            r#"{"name":"Ada"}"#,
+        ])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the Python MCP client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client.py offered: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(text.trim())
 }
 
 /// Code that uses a capability its own `wit/world.wit` lacks: the build names the file, the line and the WIT line

@@ -17,9 +17,10 @@ Every check is an assert; the script exits non-zero on the first failure and pri
                                                             and both list_changed when the operator removes it)
     client.py offers-hidden --url URL --token T --mode M  (a token scoped away from fixture-offers sees and reads none
                                                             of its resources or prompts)
-    client.py offered --stdio PLUGHOST HOME --resource URI --prompt NAME --args JSON
+    client.py offered --stdio PLUGHOST HOME --resource URI --prompt NAME --args JSON [--tool NAME --call JSON]
                                                            (lists, reads URI and renders prompt NAME with JSON
-                                                            arguments; prints what it got as one JSON line)
+                                                            arguments, calls tool NAME with JSON arguments asking
+                                                            for progress; prints what it got as one JSON line)
 """
 
 import argparse
@@ -466,7 +467,17 @@ async def offered(args):
         listed = [p for p in (await client.list_prompts(cache_mode="refresh")).prompts if p.name == args.prompt]
         assert len(listed) == 1, listed
         got = await client.get_prompt(args.prompt, json.loads(args.args))
+        progress, tool = [], None
+        if args.tool:
+            async def on_progress(done, total, message):
+                progress.append([done, total, message])
+
+            called = await client.call_tool(args.tool, json.loads(args.call), progress_callback=on_progress)
+            assert not called.is_error, called
+            tool = called.content[0].text
         print(json.dumps({
+            "tool": tool,
+            "progress": progress,
             "resource": {"uri": str(r.contents[0].uri), "mime": r.contents[0].mime_type, "text": r.contents[0].text},
             "prompt": {
                 "description": listed[0].description,
