@@ -155,9 +155,7 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         let server = McpServer::new(gateway)
             .with_page_size(args.page_size)
             .with_task_limits(task_limits);
-        let reason =
-            plughost::gateway::stdio::serve(server, tokio::io::stdin(), tokio::io::stdout())
-                .await?;
+        let reason = plughost::gateway::stdio::serve_process_stdio(server).await?;
         tracing::info!(?reason, "stdio session ended");
         return Ok(ExitCode::SUCCESS);
     }
