@@ -146,6 +146,69 @@ fn stdio_answers_every_bad_line() {
     );
 }
 
+/// `serve --stdio 2>&1`: stderr is the same pipe as stdout, so the server keeps to tokio's stdio (non-blocking mode
+/// belongs to the pipe, and its log lines share it). Replies and log lines arrive whole on the one pipe, and a
+/// refusal's WARN is among them.
+#[test]
+fn stdio_works_when_stderr_is_the_same_pipe_as_stdout() {
+    let home = tempfile::tempdir().expect("home");
+    let mut child = Command::new("sh")
+        .args(["-c", "exec \"$0\" serve --stdio 2>&1", BIN])
+        .env("PLUGHOST_HOME", home.path())
+        .env_remove("PLUGHOST_TOKEN")
+        .env_remove("PLUGHOST_LOG")
+        .current_dir(home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sh -c 'serve --stdio 2>&1'");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut logs = Vec::new();
+    let mut reply = |id: Value| -> Value {
+        loop {
+            let line = rx.recv_timeout(REPLY_WAIT).expect("a reply");
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v["id"] == id => return v,
+                Ok(v) => panic!("an unexpected message: {v}"),
+                Err(_) => logs.push(line),
+            }
+        }
+    };
+    let send = |stdin: &mut std::process::ChildStdin, line: &[u8]| {
+        stdin.write_all(line).expect("write");
+        stdin.write_all(b"\n").expect("write");
+        stdin.flush().expect("flush");
+    };
+    send(&mut stdin, initialize(1).to_string().as_bytes());
+    assert_eq!(reply(json!(1))["result"]["serverInfo"]["name"], "plughost");
+    send(
+        &mut stdin,
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    send(&mut stdin, br#"{"jsonrpc":"1.0","id":2,"method":"ping"}"#);
+    assert_eq!(error_code(&reply(json!(2))), -32600);
+    send(
+        &mut stdin,
+        br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+    );
+    let tools = reply(json!(3));
+    assert!(tools["result"]["tools"].as_array().is_some(), "{tools}");
+    drop(stdin);
+    assert!(child.wait().expect("exit on EOF").success());
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("WARN") && l.contains("refused")),
+        "the refusal's WARN shares the pipe: {logs:?}"
+    );
+}
+
 struct Http {
     child: Child,
     addr: SocketAddr,
