@@ -1,6 +1,7 @@
 //! The `plughost` binary as a user runs it: real components, a real data dir, exit codes and messages.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -35,20 +36,7 @@ impl Cli {
     }
 
     fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("wait")
+        common::run_with_stdin(&mut self.cmd(args), input)
     }
 
     /// Copies a fixture into the work dir (so its .sig lands next to it).

@@ -6,6 +6,8 @@
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1154,31 +1156,18 @@ fn operator_with(
     args: &[&str],
     input: &str,
 ) -> (bool, String) {
-    use std::io::Write;
     let mut cmd = Command::new(BIN);
     cmd.args(["--store", url]);
     if let Some(k) = key {
         cmd.arg("--store-key").arg(k);
     }
-    let mut child = cmd
-        .args(args)
+    cmd.args(args)
         .env("PLUGHOST_HOME", home)
         .env_remove("PLUGHOST_STORE")
         .env_remove("PLUGHOST_STORE_KEY")
         .env_remove("PLUGHOST_LOG")
-        .current_dir(home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run plughost");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let o = child.wait_with_output().expect("wait");
+        .current_dir(home);
+    let o = common::run_with_stdin(&mut cmd, input);
     (
         o.status.success(),
         format!(

@@ -2,6 +2,8 @@
 //! scripts/oci-registry.sh, or the one PLUGHOST_TEST_REGISTRY names): push → install on another data dir → call,
 //! what an independent tool (skopeo) reads back, and every way a pull must be refused before anything is written.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -105,23 +107,11 @@ impl Cli {
             Some(filter) => cmd.env("PLUGHOST_LOG", filter),
             None => cmd.env_remove("PLUGHOST_LOG"),
         };
-        let mut child = cmd
-            .args(args)
+        cmd.args(args)
             .env("PLUGHOST_HOME", self.home.path())
             .env("DOCKER_CONFIG", self.home.path().join("no-docker"))
-            .current_dir(self.work.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run plughost");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("wait plughost")
+            .current_dir(self.work.path());
+        common::run_with_stdin(&mut cmd, stdin)
     }
 
     fn run(&self, args: &[&str]) -> Output {

@@ -2,6 +2,8 @@
 //! `plughost serve --http` with a token. One gateway, one browser, every case in one test. Screenshots of each view
 //! go to target/ui-screenshots/.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
@@ -35,20 +37,7 @@ impl Home {
     }
 
     fn ok(&self, args: &[&str], stdin: &str) -> String {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run plughost");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        let o = child.wait_with_output().expect("wait");
+        let o = common::run_with_stdin(&mut self.cmd(args), stdin);
         assert!(
             o.status.success(),
             "plughost {args:?}: {}{}",

@@ -315,3 +315,20 @@ pub fn create_token(setup: &Setup, args: &[&str]) -> String {
     assert!(token.starts_with("plughost_") && token.len() > 40, "{out}");
     token
 }
+
+/// Runs `cmd` to its end with `input` on its stdin and its stdout and stderr captured.
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run plughost");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait plughost")
+}
