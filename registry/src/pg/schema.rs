@@ -125,21 +125,18 @@ pub const PG_SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 pub(super) async fn migrate(pool: &Pool) -> PgResult<()> {
     let mut c = pool.get().await?;
-    c.batch_execute(
+    let tx = c.transaction().await?;
+    // The lock comes first: `CREATE TABLE IF NOT EXISTS` is not atomic, and two replicas creating the table at once
+    // collide on its row type (42710) or its name (42P07/23505).
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS plughost_schema (
             version    INTEGER PRIMARY KEY,
             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
          )",
     )
-    .await
-    .or_else(|e| match e.code() {
-        // Two replicas creating it at once: the loser sees a duplicate; the table is there either way.
-        Some(c) if c.code() == "23505" || c.code() == "42P07" => Ok(()),
-        _ => Err(e),
-    })?;
-    let tx = c.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
+    .await?;
     let have: i32 = tx
         .query_one("SELECT coalesce(max(version), 0) FROM plughost_schema", &[])
         .await?
