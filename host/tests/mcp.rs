@@ -470,3 +470,183 @@ fn the_gateway_serves_calls_after_a_pause_from_a_fresh_standby_unless_told_not_t
         }
     }
 }
+
+/// A stateless 2026-07-28 `tools/call` body for `name` with `arguments` and extra `_meta` entries.
+fn stateless_call(name: &str, arguments: &str, extra_meta: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{name}","arguments":{arguments},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}{extra_meta}}}}}}}"#
+    )
+}
+
+/// The body of a raw HTTP answer as JSON, with the call report's timings (which differ from call to call) out.
+fn answer_json(text: &str) -> Value {
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let mut v: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+    if let Some(report) = v
+        .pointer_mut("/result/_meta/plughost~1report")
+        .and_then(Value::as_object_mut)
+    {
+        report.retain(|k, _| !k.contains("time") && !k.contains("ms") && !k.ends_with("_at"));
+    }
+    v
+}
+
+fn fast_path_count(addr: SocketAddr) -> f64 {
+    metric(addr, "plughost_http_fast_path_total")
+}
+
+#[test]
+fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_to_it() {
+    let (fast, slow) = (Setup::new(), Setup::new());
+    let f = fast.serve_http(&[]);
+    let s = slow.serve_http_env(&[], &[("PLUGHOST_HTTP_FAST_PATH", "0")]);
+    let echo = "fixture-basic__echo";
+    let standard = |name: &'static str| -> Vec<(&'static str, &'static str)> {
+        vec![
+            JSON,
+            ACCEPT,
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", name),
+        ]
+    };
+    let with = |mut h: Vec<(&'static str, &'static str)>, extra: (&'static str, &'static str)| {
+        h.push(extra);
+        h
+    };
+    let only_json = vec![
+        JSON,
+        ("Accept", "application/json"),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", echo),
+    ];
+    // (what, headers, body, answered by the fast path, expected status)
+    type Case = (&'static str, Vec<(&'static str, &'static str)>, String, bool, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "a call",
+            standard(echo),
+            stateless_call(echo, r#"{"text":"hi"}"#, ""),
+            true,
+            200,
+        ),
+        (
+            "arguments against the schema",
+            standard(echo),
+            stateless_call(echo, r#"{"text":5}"#, ""),
+            true,
+            200,
+        ),
+        (
+            "an unknown tool",
+            standard("fixture-basic__nope"),
+            stateless_call("fixture-basic__nope", "{}", ""),
+            true,
+            200,
+        ),
+        (
+            "a management tool",
+            standard("plughost__plugins"),
+            stateless_call("plughost__plugins", "{}", ""),
+            true,
+            200,
+        ),
+        (
+            "an Mcp-Name that is not the tool",
+            standard("fixture-basic__other"),
+            stateless_call(echo, r#"{"text":"hi"}"#, ""),
+            false,
+            400,
+        ),
+        (
+            "a foreign Host",
+            with(standard(echo), ("Host", "evil.example")),
+            stateless_call(echo, r#"{"text":"hi"}"#, ""),
+            false,
+            403,
+        ),
+        (
+            "a foreign Origin",
+            with(standard(echo), ("Origin", "http://evil.example")),
+            stateless_call(echo, r#"{"text":"hi"}"#, ""),
+            false,
+            403,
+        ),
+        (
+            "an Accept without SSE",
+            only_json,
+            stateless_call(echo, r#"{"text":"hi"}"#, ""),
+            false,
+            406,
+        ),
+        (
+            "a progress token",
+            standard(echo),
+            stateless_call(echo, r#"{"text":"hi"}"#, r#","progressToken":"p1""#),
+            false,
+            200,
+        ),
+    ];
+    for (what, headers, body, by_fast_path, status) in &cases {
+        let before = fast_path_count(f.addr);
+        let (fs, ft) = http(f.addr, "POST", "/mcp", headers, body.as_bytes());
+        let (ss, st) = http(s.addr, "POST", "/mcp", headers, body.as_bytes());
+        assert_eq!((fs, ss), (*status, *status), "{what}: {ft}\n---\n{st}");
+        assert_eq!(
+            answer_json(&ft),
+            answer_json(&st),
+            "{what}: the two paths answer differently"
+        );
+        let taken = fast_path_count(f.addr) - before;
+        assert_eq!(taken, if *by_fast_path { 1.0 } else { 0.0 }, "{what}: {ft}");
+    }
+    assert_eq!(
+        fast_path_count(s.addr),
+        0.0,
+        "PLUGHOST_HTTP_FAST_PATH=0 turns it off"
+    );
+    // The successful call's answer is the echo, and both ledgers record it as made by the same caller.
+    assert!(
+        answer_json(
+            &http(
+                f.addr,
+                "POST",
+                "/mcp",
+                &standard(echo),
+                stateless_call(echo, r#"{"text":"hi"}"#, "").as_bytes()
+            )
+            .1
+        )
+        .to_string()
+        .contains("hi")
+    );
+    let caller = |setup: &Setup| -> Vec<Value> {
+        ledger_entries(setup)
+            .into_iter()
+            .filter(|e| e["tool"] == "echo")
+            .map(|e| json_pick(&e, &["caller", "outcome"]))
+            .collect()
+    };
+    let (fc, sc) = (caller(&fast), caller(&slow));
+    assert!(!sc.is_empty(), "the echo calls are ledgered");
+    assert_eq!(sc[0]["caller"]["transport"], "http", "{sc:?}");
+    assert!(sc[0]["caller"]["session"].is_string(), "{sc:?}");
+    assert_eq!(
+        fc[..sc.len()],
+        sc[..],
+        "the fast path ledgers its calls as rmcp's path does"
+    );
+}
+
+/// The named fields of an object (a missing one as null), so two entries compare on them alone.
+fn json_pick(v: &Value, keys: &[&str]) -> Value {
+    Value::Object(
+        keys.iter()
+            .map(|k| (k.to_string(), v.get(*k).cloned().unwrap_or(Value::Null)))
+            .collect(),
+    )
+}

@@ -19,7 +19,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
-use super::auth::{Auth, METADATA_PATH, authenticate, resource_metadata};
+use super::auth::{Auth, METADATA_PATH, Principal, authenticate, resource_metadata};
+use super::fast::FastPath;
 use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
 use super::oauth::OAuth;
@@ -93,6 +94,8 @@ struct Guard {
     sessions: Arc<LocalSessionManager>,
     /// Held while an `initialize` creates a session, so concurrent ones cannot overshoot the cap.
     creating: Arc<tokio::sync::Mutex<()>>,
+    /// Stateless `tools/call` requests answered without rmcp's per-request tasks (see `fast.rs`).
+    fast: Option<Arc<FastPath>>,
 }
 
 /// The router: `/mcp`, `/health`, `/ready`, `/metrics`.
@@ -125,6 +128,7 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         max_sessions: opts.max_sessions,
         sessions: sessions.clone(),
         creating: Arc::default(),
+        fast: FastPath::new(gateway.clone(), &opts.allowed_hosts).map(Arc::new),
     };
     let mcp = StreamableHttpService::new(move || Ok(server.clone()), sessions, config);
     let mcp = Router::new()
@@ -181,7 +185,7 @@ pub async fn serve(
 
 /// In front of rmcp on `/mcp` POSTs with a JSON body: refuses what is not one JSON-RPC message with 400 and a
 /// JSON-RPC error (rmcp answers those 415 in plain text), an oversized body with 413, and an `initialize` that
-/// would open a session beyond the cap with 503.
+/// would open a session beyond the cap with 503; answers a stateless `tools/call` itself (`fast.rs`).
 async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let is_json = request
         .headers()
@@ -217,6 +221,12 @@ async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> 
     if let Err(refusal) = jsonrpc::check(&bytes) {
         tracing::warn!(code = refusal.code, id = ?refusal.id, "http: refused a message: {}", refusal.message);
         return rpc_error(StatusCode::BAD_REQUEST, &refusal);
+    }
+    if let Some(fast) = &guard.fast
+        && let Some(call) = fast.take(&parts.headers, &bytes)
+    {
+        let principal = parts.extensions.get::<Principal>().cloned();
+        return fast.clone().serve(principal, call).await;
     }
     let opens_session = !parts.headers.contains_key("mcp-session-id")
         && jsonrpc::method_of(&bytes).as_deref() == Some("initialize");

@@ -27,6 +27,15 @@ pub fn split_name(name: &str) -> Option<(&str, &str)> {
     name.split_once(SEPARATOR)
 }
 
+/// Whether `x-mcp-header` is a key anywhere in `v`.
+fn mentions_param_header(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key("x-mcp-header") || m.values().any(mentions_param_header),
+        Value::Array(a) => a.iter().any(mentions_param_header),
+        _ => false,
+    }
+}
+
 /// One exposed tool.
 #[derive(Debug)]
 pub struct ExposedTool {
@@ -35,6 +44,9 @@ pub struct ExposedTool {
     pub tool: String,
     pub info: ToolInfo,
     pub entry: Arc<Entry>,
+    /// The input schema annotates a property with `x-mcp-header` (SEP-2243): its calls carry `Mcp-Param-*`
+    /// headers that rmcp checks, so they never take the HTTP fast path.
+    pub param_headers: bool,
     input: jsonschema::Validator,
     output: Option<jsonschema::Validator>,
 }
@@ -180,6 +192,7 @@ impl ToolIndex {
                 tool: t.name.clone(),
                 info: t.clone(),
                 entry: entry.clone(),
+                param_headers: t.input_schema.values().any(mentions_param_header),
                 input,
                 output,
             });

@@ -205,6 +205,41 @@ impl McpServer {
     }
 }
 
+/// Refuses a tool the principal's scope does not cover (and records the refusal). Every `tools/call` passes here,
+/// on rmcp's path and on the HTTP fast path.
+pub(super) async fn check_scope(
+    gateway: &Gateway,
+    principal: Option<&Principal>,
+    name: &str,
+    caller: &Caller,
+) -> Result<(), ErrorData> {
+    let Some(p) = principal.filter(|p| p.scope.is_some()) else {
+        return Ok(());
+    };
+    let plugin = gateway.index().tools.get(name).map(|e| e.plugin.clone());
+    if p.allows(plugin.as_deref(), name) {
+        return Ok(());
+    }
+    Err(gateway_error(
+        gateway.refuse_out_of_scope(name, &p.name, caller).await,
+    ))
+}
+
+/// A tool call answered in line: cancelling `ct` stops the guest (the call still ends with a report and is
+/// ledgered). Shared by rmcp's path and the HTTP fast path.
+pub(super) async fn run_call(
+    gateway: &Gateway,
+    name: &str,
+    args: Option<serde_json::Map<String, Value>>,
+    caller: &Caller,
+    ct: tokio_util::sync::CancellationToken,
+) -> Result<CallToolResult, ErrorData> {
+    crate::runtime::cancellable(ct, gateway.call(name, args, caller))
+        .await
+        .map(to_call_result)
+        .map_err(gateway_error)
+}
+
 fn gateway_error(e: GatewayError) -> ErrorData {
     let message = e.to_string();
     match e {
@@ -443,23 +478,13 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context);
-        if let Some(p) = Self::principal(&context)
-            && p.scope.is_some()
-        {
-            let plugin = self
-                .gateway
-                .index()
-                .tools
-                .get(request.name.as_ref())
-                .map(|e| e.plugin.clone());
-            if !p.allows(plugin.as_deref(), &request.name) {
-                let e = self
-                    .gateway
-                    .refuse_out_of_scope(&request.name, &p.name, &caller)
-                    .await;
-                return Err(gateway_error(e));
-            }
-        }
+        check_scope(
+            &self.gateway,
+            Self::principal(&context).as_ref(),
+            &request.name,
+            &caller,
+        )
+        .await?;
         // A long-running tool, for a client that declared the Tasks extension on this request: a task handle now,
         // the call in the background (tasks/cancel cancels its token, which stops the guest).
         if let Some(run_for) = super::tasks::long_running(&self.gateway.index(), &request.name)
@@ -483,16 +508,18 @@ impl ServerHandler for McpServer {
             return Ok(CallToolResponse::Task(created));
         }
         // notifications/cancelled for this request cancels `context.ct`, which stops the guest.
-        let call = crate::runtime::cancellable(
+        let call = run_call(
+            &self.gateway,
+            &request.name,
+            request.arguments,
+            &caller,
             context.ct.clone(),
-            self.gateway.call(&request.name, request.arguments, &caller),
         );
-        let reply = match context.meta.get_progress_token() {
+        let result = match context.meta.get_progress_token() {
             None => call.await,
             Some(token) => with_progress(token, &context.peer, call).await,
-        }
-        .map_err(gateway_error)?;
-        Ok(to_call_result(reply).into())
+        }?;
+        Ok(result.into())
     }
 
     async fn get_task(

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::caps::metrics::{BUCKETS as METRIC_BUCKETS, Value};
 use crate::report::{CallReport, Outcome};
@@ -60,6 +61,8 @@ impl Inner {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// Stateless HTTP `tools/call` requests answered by the fast path (`fast.rs`) instead of rmcp.
+    fast_path: AtomicU64,
 }
 
 impl Metrics {
@@ -122,6 +125,11 @@ impl Metrics {
             peak_memory_bytes: r.peak_memory_bytes,
             wall_time_ms: secs * 1000.0,
         });
+    }
+
+    /// Counts a request the HTTP fast path answered.
+    pub fn fast_path(&self) {
+        self.fast_path.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a request refused before the guest ran (unknown tool, invalid arguments).
@@ -328,6 +336,16 @@ impl Metrics {
                 s.peak_memory_max
             );
         }
+        let _ = writeln!(
+            o,
+            "# HELP plughost_http_fast_path_total Stateless tools/call requests answered without rmcp's per-request tasks."
+        );
+        let _ = writeln!(o, "# TYPE plughost_http_fast_path_total counter");
+        let _ = writeln!(
+            o,
+            "plughost_http_fast_path_total {}",
+            self.fast_path.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             o,
             "# HELP plughost_rejected_total Requests refused before a guest ran."

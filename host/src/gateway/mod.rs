@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod docs;
+mod fast;
 pub mod http;
 pub mod index;
 pub mod jsonrpc;

@@ -108,6 +108,11 @@ impl Setup {
 
     /// `plughost serve --http 127.0.0.1:0 …`, waiting for the line that names the address.
     pub fn serve_http(&self, extra: &[&str]) -> Server {
+        self.serve_http_env(extra, &[])
+    }
+
+    /// `serve_http` with extra environment variables for the server.
+    pub fn serve_http_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut args = vec![
             "serve",
             "--http",
@@ -118,6 +123,7 @@ impl Setup {
         args.extend_from_slice(extra);
         let mut child = self
             .cmd(&args)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
