@@ -28,6 +28,8 @@ struct Lang {
     offers: bool,
     /// The line that imports the `progress` SDK module, and a statement that reports (2 of 2, "greeted").
     progress: (&'static str, &'static str),
+    /// The template's tool declaration, and the same declared long-running.
+    long_running: (&'static str, &'static str),
 }
 
 const PYTHON: Lang = Lang {
@@ -43,6 +45,7 @@ const PYTHON: Lang = Lang {
         "from plughost import progress\n",
         "    progress.report(2, 2, \"greeted\")\n",
     ),
+    long_running: ("@tool\ndef hello", "@tool(long_running=True)\ndef hello"),
 };
 
 const JS: Lang = Lang {
@@ -62,6 +65,10 @@ const JS: Lang = Lang {
     progress: (
         "import * as progress from './plughost/progress.js';\n",
         "    progress.report(2, 2, 'greeted');\n",
+    ),
+    long_running: (
+        "const hello = tool({\n",
+        "const hello = tool({\n  longRunning: true,\n",
     ),
 };
 
@@ -156,8 +163,9 @@ fn offers(a: &Author, build_err: &str) {
     );
 }
 
-/// A copy of the template whose tool reports progress through the SDK's `progress` module: the derived world imports
-/// `progress`, and the report reaches an MCP client that asked for progress.
+/// A copy of the template whose tool reports progress through the SDK's `progress` module and is declared
+/// long-running: the derived world imports `progress`, the manifest declares the tool long-running, and the report
+/// reaches an MCP client that asked for progress (that client does not support tasks, so the call is in line).
 fn progress(a: &Author, l: &Lang) {
     a.ok(&["new", "prog", "--lang", l.name]);
     let path = a.work.path().join("prog").join(l.app);
@@ -170,13 +178,29 @@ fn progress(a: &Author, l: &Lang) {
         + 1;
     let app = format!("{}{import}{}", &app[..at], &app[at..]);
     let call = app.find("    log.info(").expect("a log line");
-    std::fs::write(&path, format!("{}{report}{}", &app[..call], &app[call..])).expect("app");
+    let app = format!("{}{report}{}", &app[..call], &app[call..]);
+    let (plain, declared) = l.long_running;
+    assert!(app.contains(plain), "{app}");
+    std::fs::write(&path, app.replacen(plain, declared, 1)).expect("app");
     let (_, err) = a.ok(&["build", "--dir", "prog"]);
     assert!(
         err.contains("imports log, state, config, progress (derived"),
         "{err}"
     );
     let wasm = a.path("prog/prog.wasm");
+    let (inspect, _) = a.ok(&["inspect", &wasm, "--json"]);
+    let inspect = json_of(&inspect);
+    assert_eq!(
+        inspect["manifest"]["tools"][0]["long_running"], true,
+        "{inspect}"
+    );
+    assert!(
+        !inspect["manifest"]["tools"][0]["input_schema"]
+            .as_object()
+            .expect("a schema")
+            .contains_key("x-plughost-long-running"),
+        "{inspect}"
+    );
     a.ok(&["sign", &wasm, "--key", "me"]);
     a.ok(&["install", &wasm, "--yes"]);
     let v = offered(
