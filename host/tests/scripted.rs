@@ -10,7 +10,7 @@ mod author;
 
 use std::time::Instant;
 
-use author::{Author, copy_dir, workspace};
+use author::{Author, copy_dir, offered, workspace};
 use plughost_tests::loopback::{LoopbackServer, Reply};
 use serde_json::{Value, json};
 
@@ -210,36 +210,6 @@ fn progress(a: &Author, l: &Lang) {
     );
     assert_eq!(v["tool"], "Hello, x! (greeting #1)", "{v}");
     assert_eq!(v["progress"], json!([[2.0, 2.0, "greeted"]]), "{v}");
-}
-
-/// tests/mcp/client.py `offered` against plugin `id` (the template's `greetings` resource and `welcome` prompt),
-/// over stdio with the author's data dir: what the client got.
-fn offered(a: &Author, id: &str, extra: &[&str]) -> Value {
-    let out = std::process::Command::new(workspace().join("target/pyclient/bin/python"))
-        .arg(workspace().join("tests/mcp/client.py"))
-        .args([
-            "offered",
-            "--stdio",
-            env!("CARGO_BIN_EXE_plughost"),
-            a.home.path().to_str().expect("utf-8"),
-            "--resource",
-            &format!("plughost://plugins/{id}/r/greetings"),
-            "--prompt",
-            &format!("{id}__welcome"),
-            "--args",
-            r#"{"name":"Ada"}"#,
-        ])
-        .args(extra)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run the Python MCP client");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client.py offered: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json_of(text.trim())
 }
 
 /// Code that uses a capability its own `wit/world.wit` lacks: the build names the file, the line and the WIT line
