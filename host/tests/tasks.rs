@@ -350,6 +350,15 @@ fn a_tool_the_plugin_declares_long_running_is_a_task_unless_the_operator_says_ot
     );
     let shown = setup.ok(&["limits", "offers"]);
     assert!(!shown.contains("long-running"), "{shown}");
+    let docs = setup.ok(&["docs", "offers"]);
+    let slow = docs
+        .find("### `offers__slow_steps`")
+        .expect("slow_steps documented");
+    assert!(
+        docs[slow..].contains("_idempotent, may run long: clients that support MCP tasks"),
+        "{docs}"
+    );
+    assert!(!docs[..slow].contains("may run long"), "{docs}");
     let carol = create_token(&setup, &["carol", "--plugins", "offers"]);
     let task = |addr, tool: &str| {
         let name = format!("offers__{tool}");

@@ -582,3 +582,60 @@ impl LoadedPlugin {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_tool(input_schema: &str) -> tools::Manifest {
+        tools::Manifest {
+            id: "p".into(),
+            name: "p".into(),
+            version: "0.1.0".into(),
+            description: "d".into(),
+            tools: vec![tools::Tool {
+                name: "t".into(),
+                title: None,
+                description: "t".into(),
+                input_schema: input_schema.into(),
+                output_schema: None,
+                annotations: tools::Annotations {
+                    read_only: None,
+                    destructive: None,
+                    idempotent: None,
+                    open_world: None,
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn long_running_is_read_from_the_input_schema_and_taken_out_of_it() {
+        let declared = |schema: &str| {
+            Manifest::try_from(one_tool(schema)).map(|m| {
+                let t = &m.tools[0];
+                (
+                    t.long_running,
+                    serde_json::Value::Object(t.input_schema.clone()),
+                )
+            })
+        };
+        let plain = serde_json::json!({"type": "object"});
+        assert_eq!(
+            declared(r#"{"type":"object","x-plughost-long-running":true}"#).ok(),
+            Some((true, plain.clone()))
+        );
+        assert_eq!(
+            declared(r#"{"type":"object","x-plughost-long-running":false}"#).ok(),
+            Some((false, plain.clone()))
+        );
+        assert_eq!(declared(r#"{"type":"object"}"#).ok(), Some((false, plain)));
+        let refused = declared(r#"{"type":"object","x-plughost-long-running":"yes"}"#)
+            .expect_err("a value that is not a boolean is a bad manifest")
+            .to_string();
+        assert!(
+            refused.contains("`x-plughost-long-running` in the input schema must be true or false"),
+            "{refused}"
+        );
+    }
+}
