@@ -49,7 +49,8 @@
 //!   and `T` is `String` (text output), any `Serialize + JsonSchema` type (JSON output and structured content, its
 //!   schema the tool's output schema; [`#[output]`](macro@output) derives both), or a hand-built [`Output`];
 //! - `#[tool(name = "x", title = "X", read_only, destructive, idempotent, open_world)]` sets the name (default: the
-//!   function's), a title and the MCP annotations.
+//!   function's), a title and the MCP annotations; `#[tool(long_running)]` declares that the tool may run long (an
+//!   MCP client that supports tasks then polls for its result, see [`Tool::long_running`]).
 //!
 //! `#[tool]` keeps the function as it is (call it from your own tests) and adds a module of the same name holding
 //! `tool()`, which `export_plugin!` calls. [`Tool::new`] with a [`Plugin`] impl is the same thing spelled by hand.
@@ -322,6 +323,7 @@ pub struct Tool {
     description: &'static str,
     title: Option<&'static str>,
     annotations: raw::Annotations,
+    long_running: bool,
     schemas: fn() -> (String, Option<String>),
     handler: Handler,
 }
@@ -363,6 +365,7 @@ impl Tool {
                 idempotent: None,
                 open_world: None,
             },
+            long_running: false,
             schemas: schemas_of::<A, R>,
             handler,
         }
@@ -395,6 +398,30 @@ impl Tool {
         self.annotations.open_world = Some(true);
         self
     }
+    /// The tool may run long: an MCP client that supports tasks gets a task handle for a call at once and polls for
+    /// the result, instead of holding the request open (the operator can override it). Declared in the manifest as
+    /// `"x-plughost-long-running": true` in the input schema.
+    pub fn long_running(mut self) -> Self {
+        self.long_running = true;
+        self
+    }
+}
+
+/// `input` with the long-running declaration added when `on`.
+fn declare_long_running(input: String, on: bool) -> String {
+    if !on {
+        return input;
+    }
+    match serde_json::from_str::<serde_json::Value>(&input) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert(
+                "x-plughost-long-running".into(),
+                serde_json::Value::Bool(true),
+            );
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => input,
+    }
 }
 
 #[doc(hidden)]
@@ -412,7 +439,7 @@ impl<P: Plugin> raw::Guest for __Adapter<P> {
                     name: t.name.to_string(),
                     title: t.title.map(str::to_string),
                     description: t.description.to_string(),
-                    input_schema,
+                    input_schema: declare_long_running(input_schema, t.long_running),
                     output_schema,
                     annotations: t.annotations,
                 }

@@ -43,7 +43,12 @@ pub fn render(manifest: &Manifest, declared: &[String]) -> String {
                 .unwrap_or_default(),
             t.description
         ));
-        let hints = hints(&t.annotations);
+        let mut hints = hints(&t.annotations);
+        if t.long_running {
+            hints.push(
+                "may run long: clients that support MCP tasks get a task and poll for its result",
+            );
+        }
         if !hints.is_empty() {
             out.push_str(&format!("\n_{}_\n", hints.join(", ")));
         }

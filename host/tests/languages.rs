@@ -10,7 +10,7 @@
 #[path = "common/author.rs"]
 mod author;
 
-use author::{Author, copy_dir, workspace};
+use author::{Author, copy_dir, offered, workspace};
 use plughost_tests as fx;
 use std::process::Stdio;
 
@@ -69,6 +69,9 @@ fn template_end_to_end(lang: &str) {
         "Hey, y! (greeting #2)",
         "state persists between calls"
     );
+    if lang == "c" {
+        c_offers(&a, &wasm);
+    }
     // Arguments that break the input schema are refused before the guest runs, typed, not a crash.
     let text = a.fails(&["call", "demo", "hello", "--args", "{}"], 2);
     assert!(text.contains("invalid-arguments"), "{text}");
@@ -110,6 +113,41 @@ fn template_end_to_end(lang: &str) {
         1,
     );
     assert!(text.contains("out-of-fuel"), "{text}");
+}
+
+/// The C template's resource and prompt (contract 0.2.0: its world exports `resources` and `prompts`, which the
+/// C bindings name like the 0.1.0 interfaces, without the package version): listed, read and rendered through the
+/// gateway by the official Python SDK client, over stdio, and ledgered like calls.
+fn c_offers(a: &Author, wasm: &str) {
+    let (inspect, _) = a.ok(&["inspect", wasm]);
+    assert!(
+        inspect.contains("contract     plughost:plugin@0.2.0"),
+        "{inspect}"
+    );
+    let v = offered(a, "demo", &[]);
+    assert_eq!(
+        v["resource"],
+        serde_json::json!({"uri": "plughost://plugins/demo/r/greetings", "mime": "text/plain",
+                           "text": "2 greetings so far"}),
+        "{v}"
+    );
+    assert_eq!(
+        v["prompt"]["description"], "Writes a welcome note for someone.",
+        "{v}"
+    );
+    assert_eq!(
+        v["prompt"]["arguments"],
+        serde_json::json!([["name", "Who to welcome.", true]]),
+        "{v}"
+    );
+    assert_eq!(
+        v["prompt"]["messages"],
+        serde_json::json!([["user", "Write a short welcome note for Ada."]]),
+        "{v}"
+    );
+    let entries = a.ok(&["ledger", "export"]).0;
+    assert!(entries.contains("\"resource:greetings\""), "{entries}");
+    assert!(entries.contains("\"prompt:welcome\""), "{entries}");
 }
 
 /// An example plugin: its own test cases (with a fuel-stopped loop), then installed and called.

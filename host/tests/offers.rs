@@ -1,5 +1,6 @@
 //! Contract 0.2.0 over MCP, with the official Python SDK in both protocol eras: fixture-offers' resources,
-//! templates and prompts are listed, read and rendered through the host; a tool's progress reaches the client; a
+//! templates and prompts are listed, read and rendered through the host; a tool's progress reaches the client (over
+//! Streamable HTTP and over stdio); a
 //! read that runs out of fuel is a typed error; reads and renders are ledgered like calls; removing the plugin
 //! sends resources and prompts list_changed. And a component built against 0.1.0 still installs and serves.
 
@@ -63,6 +64,53 @@ fn resources_prompts_and_progress_through_the_python_sdk() {
                 .all(|e| e["fuel_used"] == 0),
             "{entries:?}"
         );
+    }
+}
+
+/// Over stdio, in both eras: the Python SDK client passes a progress token on `tools/call` of fixture-offers' `steps`
+/// and gets the plugin's `progress(...)` reports as `notifications/progress` (the first and the final one at least;
+/// reports closer than 50 ms apart may be dropped in between), then the result.
+#[test]
+fn progress_reaches_a_python_sdk_client_over_stdio() {
+    let setup = Setup::new();
+    setup.install(fx::OFFERS, "offers.wasm", &[]);
+    for mode in ["legacy", "2026-07-28"] {
+        let out = run_python(&[
+            "offered",
+            "--stdio",
+            BIN,
+            setup.home(),
+            "--mode",
+            mode,
+            "--resource",
+            "plughost://plugins/offers/r/greeting",
+            "--prompt",
+            "offers__summarize",
+            "--args",
+            r#"{"topic":"x"}"#,
+            "--tool",
+            "offers__steps",
+            "--call",
+            r#"{"n":3}"#,
+        ]);
+        assert!(out.status.success(), "the Python client failed ({mode})");
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON line from client.py offered");
+        assert_eq!(v["tool"], "3 steps", "{v}");
+        let progress = v["progress"].as_array().expect("progress").clone();
+        assert_eq!(
+            progress.first(),
+            Some(&serde_json::json!([1.0, 3.0, "step 1"])),
+            "{v}"
+        );
+        assert_eq!(
+            progress.last(),
+            Some(&serde_json::json!([3.0, 3.0, "step 3"])),
+            "{v}"
+        );
+        let done: Vec<f64> = progress.iter().filter_map(|p| p[0].as_f64()).collect();
+        assert!(done.windows(2).all(|w| w[0] < w[1]), "{v}");
+        assert_eq!(v["resource"]["text"], "hello from a resource", "{v}");
     }
 }
 

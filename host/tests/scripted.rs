@@ -10,7 +10,7 @@ mod author;
 
 use std::time::Instant;
 
-use author::{Author, copy_dir, workspace};
+use author::{Author, copy_dir, offered, workspace};
 use plughost_tests::loopback::{LoopbackServer, Reply};
 use serde_json::{Value, json};
 
@@ -28,6 +28,8 @@ struct Lang {
     offers: bool,
     /// The line that imports the `progress` SDK module, and a statement that reports (2 of 2, "greeted").
     progress: (&'static str, &'static str),
+    /// The template's tool declaration, and the same declared long-running.
+    long_running: (&'static str, &'static str),
 }
 
 const PYTHON: Lang = Lang {
@@ -43,6 +45,7 @@ const PYTHON: Lang = Lang {
         "from plughost import progress\n",
         "    progress.report(2, 2, \"greeted\")\n",
     ),
+    long_running: ("@tool\ndef hello", "@tool(long_running=True)\ndef hello"),
 };
 
 const JS: Lang = Lang {
@@ -62,6 +65,10 @@ const JS: Lang = Lang {
     progress: (
         "import * as progress from './plughost/progress.js';\n",
         "    progress.report(2, 2, 'greeted');\n",
+    ),
+    long_running: (
+        "const hello = tool({\n",
+        "const hello = tool({\n  longRunning: true,\n",
     ),
 };
 
@@ -156,8 +163,9 @@ fn offers(a: &Author, build_err: &str) {
     );
 }
 
-/// A copy of the template whose tool reports progress through the SDK's `progress` module: the derived world imports
-/// `progress`, and the report reaches an MCP client that asked for progress.
+/// A copy of the template whose tool reports progress through the SDK's `progress` module and is declared
+/// long-running: the derived world imports `progress`, the manifest declares the tool long-running, and the report
+/// reaches an MCP client that asked for progress (that client does not support tasks, so the call is in line).
 fn progress(a: &Author, l: &Lang) {
     a.ok(&["new", "prog", "--lang", l.name]);
     let path = a.work.path().join("prog").join(l.app);
@@ -170,13 +178,29 @@ fn progress(a: &Author, l: &Lang) {
         + 1;
     let app = format!("{}{import}{}", &app[..at], &app[at..]);
     let call = app.find("    log.info(").expect("a log line");
-    std::fs::write(&path, format!("{}{report}{}", &app[..call], &app[call..])).expect("app");
+    let app = format!("{}{report}{}", &app[..call], &app[call..]);
+    let (plain, declared) = l.long_running;
+    assert!(app.contains(plain), "{app}");
+    std::fs::write(&path, app.replacen(plain, declared, 1)).expect("app");
     let (_, err) = a.ok(&["build", "--dir", "prog"]);
     assert!(
         err.contains("imports log, state, config, progress (derived"),
         "{err}"
     );
     let wasm = a.path("prog/prog.wasm");
+    let (inspect, _) = a.ok(&["inspect", &wasm, "--json"]);
+    let inspect = json_of(&inspect);
+    assert_eq!(
+        inspect["manifest"]["tools"][0]["long_running"], true,
+        "{inspect}"
+    );
+    assert!(
+        !inspect["manifest"]["tools"][0]["input_schema"]
+            .as_object()
+            .expect("a schema")
+            .contains_key("x-plughost-long-running"),
+        "{inspect}"
+    );
     a.ok(&["sign", &wasm, "--key", "me"]);
     a.ok(&["install", &wasm, "--yes"]);
     let v = offered(
@@ -186,36 +210,6 @@ fn progress(a: &Author, l: &Lang) {
     );
     assert_eq!(v["tool"], "Hello, x! (greeting #1)", "{v}");
     assert_eq!(v["progress"], json!([[2.0, 2.0, "greeted"]]), "{v}");
-}
-
-/// tests/mcp/client.py `offered` against plugin `id` (the template's `greetings` resource and `welcome` prompt),
-/// over stdio with the author's data dir: what the client got.
-fn offered(a: &Author, id: &str, extra: &[&str]) -> Value {
-    let out = std::process::Command::new(workspace().join("target/pyclient/bin/python"))
-        .arg(workspace().join("tests/mcp/client.py"))
-        .args([
-            "offered",
-            "--stdio",
-            env!("CARGO_BIN_EXE_plughost"),
-            a.home.path().to_str().expect("utf-8"),
-            "--resource",
-            &format!("plughost://plugins/{id}/r/greetings"),
-            "--prompt",
-            &format!("{id}__welcome"),
-            "--args",
-            r#"{"name":"Ada"}"#,
-        ])
-        .args(extra)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run the Python MCP client");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client.py offered: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json_of(text.trim())
 }
 
 /// Code that uses a capability its own `wit/world.wit` lacks: the build names the file, the line and the WIT line

@@ -1,11 +1,14 @@
 //! Tasks (2026-07-28, `io.modelcontextprotocol/tasks`, SEP-2663) over raw Streamable HTTP, since the Python SDK has
-//! no tasks client: the server advertises the extension; a tool the operator marked long-running is answered with a
-//! task handle when (and only when) the request declares the extension; the task is polled from new connections
+//! no tasks client: the server advertises the extension; a tool the operator marked long-running, or the plugin
+//! declared so in its manifest, is answered with a task handle when (and only when) the request declares the
+//! extension, and the operator's `--long-running false` overrides the plugin; the task is polled from new connections
 //! (a reconnect) by the same token and is unknown to another token; `tasks/cancel` stops the spinning guest, the
 //! task ends `cancelled` and the ledger says `cancelled`; the next call is served.
 
 mod common;
 use common::*;
+
+use plughost_tests as fx;
 
 use std::time::{Duration, Instant};
 
@@ -318,4 +321,124 @@ fn tasks_are_bounded_per_principal_and_in_result_size() {
         poll(addr, &alice, &spin_id)["result"]["status"],
         "cancelled"
     );
+}
+
+/// A tool fixture-offers declares long-running (`#[tool(long_running)]`, nothing set by the operator) is a task for a
+/// client that declares the extension, and its manifest says so (the keyword is out of the schema clients see); a tool
+/// it does not declare is answered in line; the operator's `--long-running false` overrides the plugin, and
+/// `--long-running` (true) overrides that again.
+#[test]
+fn a_tool_the_plugin_declares_long_running_is_a_task_unless_the_operator_says_otherwise() {
+    let setup = Setup::new();
+    setup.install(fx::OFFERS, "offers.wasm", &[]);
+    let inspect: Value =
+        serde_json::from_str(&setup.ok(&["inspect", fx::OFFERS, "--json"])).expect("JSON");
+    let tools = inspect["manifest"]["tools"].as_array().expect("tools");
+    let declared: Vec<(&str, bool)> = tools
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or_default(),
+                t["long_running"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        declared,
+        [("steps", false), ("slow_steps", true)],
+        "{inspect}"
+    );
+    let shown = setup.ok(&["limits", "offers"]);
+    assert!(!shown.contains("long-running"), "{shown}");
+    let docs = setup.ok(&["docs", "offers"]);
+    let slow = docs
+        .find("### `offers__slow_steps`")
+        .expect("slow_steps documented");
+    assert!(
+        docs[slow..].contains("_idempotent, may run long: clients that support MCP tasks"),
+        "{docs}"
+    );
+    assert!(!docs[..slow].contains("may run long"), "{docs}");
+    let carol = create_token(&setup, &["carol", "--plugins", "offers"]);
+    let task = |addr, tool: &str| {
+        let name = format!("offers__{tool}");
+        rpc_2026(
+            addr,
+            Some(&carol),
+            "tools/call",
+            &name,
+            json!({"name": name, "arguments": {"n": 2}}),
+            tasks_ext(),
+        )
+    };
+    {
+        let server = setup.serve_http(&[]);
+        let created = task(server.addr, "slow_steps");
+        assert_eq!(created["result"]["resultType"], "task", "{created}");
+        let id = created["result"]["taskId"]
+            .as_str()
+            .expect("taskId")
+            .to_string();
+        let done = poll(server.addr, &carol, &id);
+        assert_eq!(done["result"]["status"], "completed", "{done}");
+        assert_eq!(
+            done["result"]["result"]["content"][0]["text"], "slowly, 2 steps",
+            "{done}"
+        );
+        let inline = task(server.addr, "steps");
+        assert_ne!(inline["result"]["resultType"], "task", "{inline}");
+        assert_eq!(
+            inline["result"]["content"][0]["text"], "2 steps",
+            "{inline}"
+        );
+        // Clients see the schema without the declaration.
+        let listed = rpc_2026(
+            server.addr,
+            Some(&carol),
+            "tools/list",
+            "",
+            json!({}),
+            json!({}),
+        );
+        let slow = listed["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .find(|t| t["name"] == "offers__slow_steps")
+            .expect("slow_steps listed")
+            .clone();
+        let schema = slow["inputSchema"].as_object().expect("a schema");
+        assert!(!schema.contains_key("x-plughost-long-running"), "{slow}");
+        assert_eq!(schema["required"], json!(["n"]), "{slow}");
+    }
+
+    setup.ok(&[
+        "limits",
+        "offers",
+        "--tool",
+        "slow_steps",
+        "--long-running",
+        "false",
+    ]);
+    let shown = setup.ok(&["limits", "offers"]);
+    assert!(shown.contains("not long-running slow_steps"), "{shown}");
+    {
+        let server = setup.serve_http(&[]);
+        let inline = task(server.addr, "slow_steps");
+        assert_ne!(inline["result"]["resultType"], "task", "{inline}");
+        assert_eq!(
+            inline["result"]["content"][0]["text"], "slowly, 2 steps",
+            "{inline}"
+        );
+    }
+
+    setup.ok(&["limits", "offers", "--tool", "slow_steps", "--long-running"]);
+    let shown = setup.ok(&["limits", "offers"]);
+    assert!(
+        shown.contains("long-running slow_steps") && !shown.contains("not long-running"),
+        "{shown}"
+    );
+    let server = setup.serve_http(&[]);
+    let created = task(server.addr, "slow_steps");
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
 }

@@ -967,6 +967,57 @@ async fn complete_hosting_is_reported_step_by_step_and_idempotent() {
     );
 }
 
+/// `setup_complete_hosting` reports one unit of progress per step (zone, A record, www record, SSL mode) to a caller
+/// that asked for progress (as the MCP gateway does for a client's progress token), saying which step is done.
+#[tokio::test]
+async fn complete_hosting_reports_progress_per_step() {
+    let f = fixture().await;
+    let (sink, mut got) = tokio::sync::mpsc::channel(64);
+    let args = json!({"domain": "example.com", "server_ip": "198.51.100.7"});
+    let v = plughost::runtime::with_progress(sink, f.ok("setup_complete_hosting", args)).await;
+    assert_eq!(v["steps"].as_array().map(Vec::len), Some(4), "{v}");
+    let mut reports = Vec::new();
+    while let Ok(p) = got.try_recv() {
+        reports.push((p.done, p.total, p.message.unwrap_or_default()));
+    }
+    // Reports closer than 50 ms apart are dropped by the host, except the final one: the first and the last always
+    // arrive, the rest in order.
+    assert_eq!(
+        reports.first(),
+        Some(&(1, Some(4), "zone done".to_string())),
+        "{reports:?}"
+    );
+    assert_eq!(
+        reports.last(),
+        Some(&(4, Some(4), "ssl_mode done".to_string())),
+        "{reports:?}"
+    );
+    let steps = [
+        "zone done",
+        "a_record done",
+        "www_record done",
+        "ssl_mode done",
+    ];
+    for (done, total, message) in &reports {
+        assert_eq!(*total, Some(4), "{reports:?}");
+        assert_eq!(
+            steps.get((*done as usize).wrapping_sub(1)),
+            Some(&message.as_str()),
+            "{reports:?}"
+        );
+    }
+    assert!(reports.windows(2).all(|w| w[0].0 < w[1].0), "{reports:?}");
+
+    // Without a caller asking, the same call reports nowhere and still succeeds.
+    let v = f
+        .ok(
+            "setup_complete_hosting",
+            json!({"domain": "example.com", "server_ip": "198.51.100.7", "add_www": false}),
+        )
+        .await;
+    assert_eq!(v["steps"].as_array().map(Vec::len), Some(3), "{v}");
+}
+
 #[tokio::test]
 async fn nginx_config_is_pure_text() {
     let f = fixture().await;

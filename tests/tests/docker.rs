@@ -829,3 +829,39 @@ async fn a_pull_has_its_own_budget_beyond_the_calls_deadline() {
         "one pull, joined"
     );
 }
+
+/// `pull_image` reports progress to a caller that asked for it (as the MCP gateway does for a client's progress
+/// token): 0 of 1 when the pull starts, 1 of 1 when it is done, naming the image. Against the Docker-API pull
+/// server above (Podman here has no registry to pull from).
+#[tokio::test]
+async fn a_pull_reports_its_start_and_end_as_progress() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("puller.sock");
+    let pulls = slow_puller(&path, Duration::from_millis(300)).await;
+    let host = host_for(&format!("unix://{}", path.display()));
+    let p = docker(&host, "container:images;images=localhost/*").await;
+    let (sink, mut got) = tokio::sync::mpsc::channel(16);
+    let v = plughost::runtime::with_progress(
+        sink,
+        ok(
+            &host,
+            &p,
+            "pull_image",
+            json!({"reference": "localhost/some/image:1"}),
+        ),
+    )
+    .await;
+    assert_eq!(v["result"], "pulled", "{v}");
+    assert_eq!(pulls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let mut reports = Vec::new();
+    while let Ok(p) = got.try_recv() {
+        reports.push((p.done, p.total, p.message.unwrap_or_default()));
+    }
+    assert_eq!(
+        reports,
+        [
+            (0, Some(1), "pulling localhost/some/image:1".to_string()),
+            (1, Some(1), "pulled localhost/some/image:1".to_string()),
+        ]
+    );
+}

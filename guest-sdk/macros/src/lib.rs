@@ -93,7 +93,13 @@ struct Options {
     flags: Vec<syn::Ident>,
 }
 
-const FLAGS: [&str; 4] = ["read_only", "destructive", "idempotent", "open_world"];
+const FLAGS: [&str; 5] = [
+    "read_only",
+    "destructive",
+    "idempotent",
+    "open_world",
+    "long_running",
+];
 
 fn parse_options(options: Punctuated<Meta, syn::Token![,]>) -> syn::Result<Options> {
     let mut out = Options::default();
@@ -103,7 +109,7 @@ fn parse_options(options: Punctuated<Meta, syn::Token![,]>) -> syn::Result<Optio
                 out.flags.push(p.get_ident().cloned().ok_or_else(|| {
                     Error::new(
                         p.span(),
-                        "expected one of read_only, destructive, idempotent, open_world",
+                        "expected one of read_only, destructive, idempotent, open_world, long_running",
                     )
                 })?);
             }
@@ -120,7 +126,7 @@ fn parse_options(options: Punctuated<Meta, syn::Token![,]>) -> syn::Result<Optio
                 return Err(Error::new(
                     other.span(),
                     "unknown option: #[tool] takes name = \"…\", title = \"…\", read_only, destructive, \
-                     idempotent, open_world",
+                     idempotent, open_world, long_running",
                 ));
             }
         }

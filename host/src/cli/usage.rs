@@ -47,7 +47,8 @@ pub struct LimitsArgs {
     #[arg(long, value_name = "NAME")]
     pub principal: Option<String>,
     /// With --tool: the tool may run long, so an MCP client that declares the Tasks extension gets a task handle for
-    /// its calls at once and polls for the result (`--long-running false` undoes it).
+    /// its calls at once and polls for the result. `--long-running false` answers its calls in line even when the
+    /// plugin declares the tool long-running.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", requires = "tool")]
     pub long_running: Option<bool>,
     /// Go back to the host defaults.
@@ -380,8 +381,10 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
         if let (Some(tool), Some(on)) = (&args.tool, args.long_running) {
             if on {
                 l.long_running.insert(tool.clone());
+                l.not_long_running.remove(tool);
             } else {
                 l.long_running.remove(tool);
+                l.not_long_running.insert(tool.clone());
             }
         }
         plughost::settings::check_limits(&plughost::catalog::limits_from(&l))
@@ -420,6 +423,13 @@ pub fn limits(home: &Home, args: LimitsArgs) -> Result<ExitCode> {
         let tools: Vec<&str> = l.long_running.iter().map(String::as_str).collect();
         println!(
             "  long-running {} (called as MCP tasks by clients that support them)",
+            tools.join(", ")
+        );
+    }
+    if !l.not_long_running.is_empty() {
+        let tools: Vec<&str> = l.not_long_running.iter().map(String::as_str).collect();
+        println!(
+            "  not long-running {} (answered in line, whatever the plugin declares)",
             tools.join(", ")
         );
     }

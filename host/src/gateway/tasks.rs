@@ -1,5 +1,6 @@
 //! Tasks (the 2026-07-28 `io.modelcontextprotocol/tasks` extension, SEP-2663) for long-running tools. A call of a
-//! tool the operator marked long-running (`plughost limits ID --tool T --long-running`), from a client that declares
+//! tool the plugin declares long-running (in its manifest) or the operator marked so (`plughost limits ID --tool T
+//! --long-running`; `--long-running false` overrides the plugin), from a client that declares
 //! the extension on the request, is answered at once with a task handle (`resultType: "task"`); the call runs on, and
 //! the client polls `tasks/get` until the task is `completed` (the `CallToolResult` inlined), `failed` (a JSON-RPC
 //! error) or `cancelled`. `tasks/cancel` stops the guest through the same path as `notifications/cancelled` (the
@@ -82,15 +83,19 @@ pub struct Tasks {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
-/// The deadline of `name` when the operator marked it long-running, else `None` (the call is answered in line).
+/// The deadline of `name` when it is long-running, else `None` (the call is answered in line). The operator's
+/// setting (`plughost limits ID --tool T --long-running true|false`) wins; without one, what the plugin declares.
 pub fn long_running(index: &ToolIndex, name: &str) -> Option<Duration> {
     let t = index.tools.get(name)?;
-    t.entry
-        .record
-        .limits
-        .long_running
-        .contains(&t.tool)
-        .then_some(t.entry.plugin.limits.timeout)
+    let limits = &t.entry.record.limits;
+    let on = if limits.long_running.contains(&t.tool) {
+        true
+    } else if limits.not_long_running.contains(&t.tool) {
+        false
+    } else {
+        t.info.long_running
+    };
+    on.then_some(t.entry.plugin.limits.timeout)
 }
 
 fn unknown(id: &str) -> ErrorData {

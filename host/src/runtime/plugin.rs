@@ -324,7 +324,17 @@ pub struct ToolInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<serde_json::Map<String, serde_json::Value>>,
     pub annotations: Annotations,
+    /// The publisher declared that the tool may run long ([`LONG_RUNNING_KEYWORD`] in its input schema): over MCP,
+    /// a client that declares the Tasks extension gets a task handle for its calls (the operator's `plughost limits
+    /// ID --tool T --long-running true|false` overrides it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub long_running: bool,
 }
+
+/// The keyword of a tool's input schema by which a plugin declares the tool long-running (`true`). The 0.1.0
+/// manifest record is frozen, and its one extensible part per tool is the input schema's JSON (JSON Schema
+/// ignores unknown keywords); the host takes the keyword out of the schema it serves and validates with.
+pub const LONG_RUNNING_KEYWORD: &str = "x-plughost-long-running";
 
 /// MCP tool annotations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -472,14 +482,22 @@ impl TryFrom<tools::Manifest> for Manifest {
             ] {
                 problems.extend(too_long(&format!("tool `{name}`'s {what}"), text, max));
             }
-            let input = parse_schema(&name, "input", &t.input_schema);
+            let input = parse_schema(&name, "input", &t.input_schema).and_then(|mut schema| {
+                match schema.remove(LONG_RUNNING_KEYWORD) {
+                    None => Ok((schema, false)),
+                    Some(serde_json::Value::Bool(b)) => Ok((schema, b)),
+                    Some(_) => Err(format!(
+                        "tool `{name}`: `{LONG_RUNNING_KEYWORD}` in the input schema must be true or false"
+                    )),
+                }
+            });
             let output = t
                 .output_schema
                 .as_deref()
                 .map(|s| parse_schema(&name, "output", s))
                 .transpose();
             match (input, output) {
-                (Ok(input_schema), Ok(output_schema)) => tools.push(ToolInfo {
+                (Ok((input_schema, long_running)), Ok(output_schema)) => tools.push(ToolInfo {
                     name: t.name,
                     title: t.title,
                     description: t.description,
@@ -491,6 +509,7 @@ impl TryFrom<tools::Manifest> for Manifest {
                         idempotent_hint: t.annotations.idempotent,
                         open_world_hint: t.annotations.open_world,
                     },
+                    long_running,
                 }),
                 (Err(e), _) | (_, Err(e)) => problems.push(e),
             }
@@ -561,5 +580,62 @@ impl LoadedPlugin {
             pre: self.pre.clone(),
             standby: Arc::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_tool(input_schema: &str) -> tools::Manifest {
+        tools::Manifest {
+            id: "p".into(),
+            name: "p".into(),
+            version: "0.1.0".into(),
+            description: "d".into(),
+            tools: vec![tools::Tool {
+                name: "t".into(),
+                title: None,
+                description: "t".into(),
+                input_schema: input_schema.into(),
+                output_schema: None,
+                annotations: tools::Annotations {
+                    read_only: None,
+                    destructive: None,
+                    idempotent: None,
+                    open_world: None,
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn long_running_is_read_from_the_input_schema_and_taken_out_of_it() {
+        let declared = |schema: &str| {
+            Manifest::try_from(one_tool(schema)).map(|m| {
+                let t = &m.tools[0];
+                (
+                    t.long_running,
+                    serde_json::Value::Object(t.input_schema.clone()),
+                )
+            })
+        };
+        let plain = serde_json::json!({"type": "object"});
+        assert_eq!(
+            declared(r#"{"type":"object","x-plughost-long-running":true}"#).ok(),
+            Some((true, plain.clone()))
+        );
+        assert_eq!(
+            declared(r#"{"type":"object","x-plughost-long-running":false}"#).ok(),
+            Some((false, plain.clone()))
+        );
+        assert_eq!(declared(r#"{"type":"object"}"#).ok(), Some((false, plain)));
+        let refused = declared(r#"{"type":"object","x-plughost-long-running":"yes"}"#)
+            .expect_err("a value that is not a boolean is a bad manifest")
+            .to_string();
+        assert!(
+            refused.contains("`x-plughost-long-running` in the input schema must be true or false"),
+            "{refused}"
+        );
     }
 }

@@ -126,3 +126,33 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// tests/mcp/client.py `offered` against plugin `id` (the template's `greetings` resource and `welcome` prompt),
+/// over stdio with the author's data dir: what the client got.
+pub fn offered(a: &Author, id: &str, extra: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(workspace().join("target/pyclient/bin/python"))
+        .arg(workspace().join("tests/mcp/client.py"))
+        .args([
+            "offered",
+            "--stdio",
+            env!("CARGO_BIN_EXE_plughost"),
+            a.home.path().to_str().expect("utf-8"),
+            "--resource",
+            &format!("plughost://plugins/{id}/r/greetings"),
+            "--prompt",
+            &format!("{id}__welcome"),
+            "--args",
+            r#"{"name":"Ada"}"#,
+        ])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the Python MCP client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client.py offered: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}

@@ -42,6 +42,10 @@ pub struct PluginLimits {
     /// handle for a call of one at once and polls `tasks/get` for the result.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub long_running: BTreeSet<String>,
+    /// Tools the operator says are *not* long-running, though the plugin declares them so (`--long-running false`):
+    /// their calls are answered in line.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub not_long_running: BTreeSet<String>,
 }
 
 /// A contract on one tool: calls per window and a cost budget, like the plugin's.

@@ -43,6 +43,8 @@ export interface ToolDef<P extends Props> {
   destructive?: boolean;
   idempotent?: boolean;
   openWorld?: boolean;
+  /** The tool may run long: an MCP client that supports tasks gets a task for a call and polls for its result. */
+  longRunning?: boolean;
   run(args: Args<P>): ToolResult;
 }
 export declare function tool<P extends Props = {}>(def: ToolDef<P>): ToolDef<P>;

@@ -115,7 +115,9 @@ export function plugin({ id, name, version, description, tools }) {
       name: toolName,
       title: def.title,
       description: def.description ?? toolName,
-      inputSchema: JSON.stringify(input),
+      // `longRunning: true` is declared in the manifest's one place for it, the input schema (the host takes it out
+      // of the schema clients see): an MCP client that supports tasks then polls for the call's result.
+      inputSchema: JSON.stringify(def.longRunning ? { ...input, 'x-plughost-long-running': true } : input),
       outputSchema: def.output ? JSON.stringify(def.output) : undefined,
       annotations: {
         readOnly: def.readOnly,

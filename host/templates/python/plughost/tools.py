@@ -44,11 +44,13 @@ def tool(
     destructive: bool | None = None,
     idempotent: bool | None = None,
     open_world: bool | None = None,
+    long_running: bool = False,
 ) -> Any:
     """Makes a function a tool. Its parameters are the arguments (JSON Schema from the type hints, required unless
     they have a default), its docstring the description (an `Args:` section describes the parameters), its return
     type the output: `str` is text, anything else JSON (a dataclass, TypedDict or dict also gives an output schema
-    and structured content). Use as `@tool` or `@tool(read_only=True, ...)`."""
+    and structured content). Use as `@tool` or `@tool(read_only=True, ...)`. `long_running=True` declares that the
+    tool may run long: an MCP client that supports tasks then gets a task for a call and polls for its result."""
 
     def register(f: Callable[..., Any]) -> Callable[..., Any]:
         tool_name = name or f.__name__
@@ -72,6 +74,9 @@ def tool(
         required = [n for n, (_, req) in params.items() if req]
         if required:
             input_schema["required"] = required
+        if long_running:
+            # The manifest's place for it (the host takes it out of the schema clients see).
+            input_schema["x-plughost-long-running"] = True
         out = schema_of(hints["return"]) if "return" in hints else None
         output_schema = json.dumps(out) if out and out.get("type") == "object" else None
         _TOOLS[tool_name] = _Tool(
