@@ -506,3 +506,28 @@ fn limits_are_shown_stored_and_applied() {
     let out = cli.ok(&["info", "fixture-basic"]);
     assert!(out.contains("concurrency 4"), "{out}");
 }
+
+#[test]
+fn a_bad_worker_thread_count_is_refused_without_a_panic() {
+    let cli = Cli::new();
+    for bad in ["", "0", "many"] {
+        let o = cli
+            .cmd(&["list"])
+            .env("TOKIO_WORKER_THREADS", bad)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {err}");
+        assert!(
+            err.contains("TOKIO_WORKER_THREADS must be a number"),
+            "{bad:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{bad:?}: {err}");
+    }
+    let o = cli
+        .cmd(&["list"])
+        .env("TOKIO_WORKER_THREADS", "1")
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

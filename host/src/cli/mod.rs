@@ -182,10 +182,22 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // tokio reads TOKIO_WORKER_THREADS itself and panics on a value it cannot use; read it here instead.
+    if let Some(v) = std::env::var_os("TOKIO_WORKER_THREADS") {
+        match v.to_str().and_then(|v| v.trim().parse::<usize>().ok()) {
+            Some(n) if n > 0 => {
+                builder.worker_threads(n);
+            }
+            _ => {
+                eprintln!(
+                    "error: TOKIO_WORKER_THREADS must be a number of threads above 0, not {v:?}"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
