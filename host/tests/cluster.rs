@@ -613,6 +613,17 @@ fn rpc(
     addr: std::net::SocketAddr,
     method: &str,
     name: Option<&str>,
+    params: serde_json::Value,
+) -> (u16, String) {
+    rpc_as(addr, None, method, name, params)
+}
+
+/// [`rpc`] carrying `Authorization: Bearer TOKEN` when `token` is given.
+fn rpc_as(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    name: Option<&str>,
     mut params: serde_json::Value,
 ) -> (u16, String) {
     use std::io::{Read, Write};
@@ -629,8 +640,11 @@ fn rpc(
     let req = format!(
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n\
-         {}Content-Length: {}\r\n\r\n{body}",
+         {}{}Content-Length: {}\r\n\r\n{body}",
         name.map(|n| format!("Mcp-Name: {n}\r\n"))
+            .unwrap_or_default(),
+        token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default(),
         body.len()
     );
@@ -766,12 +780,6 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
     // Every call of both replicas is in the one ledger (4 calls: echo, state_put, state_get, echo).
     let (ok, out) = operator(op, &url, &["ledger", "verify"]);
     assert!(ok && out.contains("ok: 4 entries"), "{out}");
-    // A command that would act on this machine's data dir only is refused, not run locally.
-    let (ok, out) = operator(op, &url, &["tokens", "create", "ci"]);
-    assert!(
-        !ok && out.contains("not available on a shared store"),
-        "{out}"
-    );
     // Removed through the CLI: gone from both.
     let (ok, out) = operator(op, &url, &["remove", "fixture-basic"]);
     assert!(ok && out.contains("removed  its state (1 key)"), "{out}");
@@ -780,6 +788,177 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         .iter()
         .all(|t| !t.starts_with("fixture-basic__"))));
     assert_eq!(psql(&url, "SELECT count(*) FROM index_blobs"), "0");
+}
+
+/// The namespaced tools `tools/list` gives at `addr` with `token`; `None` when the request is refused (401).
+fn tools_as(addr: std::net::SocketAddr, token: Option<&str>) -> Option<Vec<String>> {
+    let (status, body) = rpc_as(addr, token, "tools/list", None, serde_json::json!({}));
+    if status == 401 {
+        return None;
+    }
+    assert_eq!(status, 200, "{body}");
+    Some(
+        json_of(&body)["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {body}"))
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_string())
+            .collect(),
+    )
+}
+
+#[test]
+fn upgrade_rollback_tokens_key_revocation_and_audit_work_on_the_shared_store() {
+    let Some(url) = database("versions") else {
+        return;
+    };
+    let (op, _) = operator_home();
+    let op = op.path();
+    let sign = |fixture: &str, name: &str, requests: &[&str]| {
+        let to = op.join(name);
+        std::fs::copy(fixture, &to).expect("copy fixture");
+        let to = to.to_str().expect("utf-8").to_string();
+        let mut args = vec!["sign", &to, "--key", "acme"];
+        for r in requests {
+            args.extend(["--request", r]);
+        }
+        let (ok, out) = plughost(op, &args);
+        assert!(ok, "{out}");
+        to
+    };
+    let v1 = sign(plughost_tests::STATE_B, "b1.wasm", &["state"]);
+    let v2 = sign(plughost_tests::STATE_B_V2, "b2.wasm", &["state", "log"]);
+    let (ok, out) = operator(op, &url, &["install", &v1, "--yes"]);
+    assert!(ok, "{out}");
+    let (a, b) = (Replica::start(&url), Replica::start(&url));
+    let second = Duration::from_secs(1);
+    let has = |r: &Replica, tool: &str| r.tools().iter().any(|t| t == tool);
+    assert!(has(&a, "fixture-state-b__state_get") && !has(&a, "fixture-state-b__version"));
+
+    // An upgrade through the CLI is served by both replicas within a second (the registry is polled once a
+    // minute: it came by NOTIFY) …
+    let (ok, out) = operator(op, &url, &["upgrade", &v2, "--yes"]);
+    assert!(ok, "{out}");
+    assert!(
+        within(second, &[&a, &b], |r| has(r, "fixture-state-b__version")),
+        "a: {:?}, b: {:?}",
+        a.tools(),
+        b.tools()
+    );
+    assert_eq!(
+        b.call("fixture-state-b__version", serde_json::json!({})),
+        Ok("0.2.0".to_string())
+    );
+    // … and so is a rollback, which pops: once more finds nothing earlier.
+    let (ok, out) = operator(op, &url, &["rollback", "fixture-state-b"]);
+    assert!(ok && out.contains("0.2.0 -> 0.1.0"), "{out}");
+    assert!(
+        within(second, &[&a, &b], |r| !has(r, "fixture-state-b__version")),
+        "a: {:?}, b: {:?}",
+        a.tools(),
+        b.tools()
+    );
+    let (ok, out) = operator(op, &url, &["rollback", "fixture-state-b"]);
+    assert!(!ok && out.contains("no earlier version"), "{out}");
+    let (ok, out) = operator(op, &url, &["info", "fixture-state-b", "--json"]);
+    assert!(ok, "{out}");
+    let info: serde_json::Value = serde_json::from_str(&out).expect("info json");
+    assert_eq!(info["plugin"]["version"], "0.1.0", "{info}");
+
+    // A token created through the CLI is accepted by both replicas; from then on a request without one is
+    // refused; a revoked token is refused by both at once.
+    assert!(tools_as(a.addr, None).is_some());
+    let (ok, out) = operator(op, &url, &["tokens", "create", "ci", "--json"]);
+    assert!(ok, "{out}");
+    let created: serde_json::Value = serde_json::from_str(&out).expect("token json");
+    let token = created["token"].as_str().expect("token").to_string();
+    for r in [&a, &b] {
+        let tools = tools_as(r.addr, Some(&token)).expect("the token is accepted");
+        assert!(
+            tools.iter().any(|t| t == "fixture-state-b__state_get"),
+            "{tools:?}"
+        );
+        assert_eq!(tools_as(r.addr, None), None, "open without a token");
+        assert_eq!(tools_as(r.addr, Some("plughost_not-a-token")), None);
+    }
+    let (ok, out) = operator(op, &url, &["tokens", "create", "ci"]);
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = operator(op, &url, &["tokens", "list"]);
+    assert!(ok && out.contains("ci") && out.contains("active"), "{out}");
+    assert!(!out.contains(&token), "{out}");
+    let (ok, out) = operator(op, &url, &["tokens", "revoke", "ci"]);
+    assert!(ok, "{out}");
+    for r in [&a, &b] {
+        assert_eq!(
+            tools_as(r.addr, Some(&token)),
+            None,
+            "a revoked token works"
+        );
+    }
+    let (ok, out) = operator(op, &url, &["tokens", "list"]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    // Only the hash is stored.
+    let stored = psql(&url, "SELECT encode(hash, 'hex') || name FROM index_tokens");
+    assert!(!stored.contains(&token[9..]), "{stored}");
+
+    // Revoking the publisher key disables, on both replicas, the plugin it signed.
+    let (ok, out) = operator(op, &url, &["keys", "revoke", "acme"]);
+    assert!(ok && out.contains("fixture-state-b"), "{out}");
+    let (ok, out) = operator(op, &url, &["tokens", "create", "ops"]);
+    assert!(ok, "{out}");
+    let ops = out.lines().next().expect("token").trim().to_string();
+    assert!(
+        within(second, &[&a, &b], |r| tools_as(r.addr, Some(&ops))
+            .expect("ops")
+            .iter()
+            .all(|t| !t.starts_with("fixture-state-b__"))),
+        "still served after its key was revoked"
+    );
+
+    // The audit trail of all of it, from the shared store, and its chain verifies.
+    let (ok, out) = operator(op, &url, &["audit", "--verify", "--json"]);
+    assert!(ok && out.contains("ok: the audit trail's"), "{out}");
+    // stdout (the JSON) first, then stderr's verdict.
+    let json_start = out.find('[').expect("json");
+    let entries: serde_json::Value = serde_json::Deserializer::from_str(&out[json_start..])
+        .into_iter()
+        .next()
+        .expect("audit json")
+        .expect("audit json");
+    let actions: Vec<&str> = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "install",
+            "upgrade",
+            "rollback",
+            "token-create",
+            "token-revoke",
+            "revoke-key",
+            "token-create"
+        ],
+        "{out}"
+    );
+    let (ok, out) = operator(op, &url, &["audit", "--since", "1h"]);
+    assert!(
+        ok && out.contains("token-revoke") && out.contains("0.2.0 -> 0.1.0"),
+        "{out}"
+    );
+    // Tampering with a row of the shared trail is found.
+    psql(
+        &url,
+        "UPDATE index_history SET detail = 'nothing' WHERE action = 'rollback'",
+    );
+    let (ok, out) = operator(op, &url, &["audit", "--verify"]);
+    assert!(
+        !ok && out.contains("BROKEN") && out.contains("(rollback)"),
+        "{out}"
+    );
 }
 
 // ---- three replicas behind haproxy: load, a killed replica, PostgreSQL restarted ------------------------------

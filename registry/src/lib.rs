@@ -105,14 +105,6 @@ impl Registry {
         self.shared.as_ref()
     }
 
-    /// Refuses a command that would act on the data dir's index only when the index is shared.
-    pub(crate) fn local_only(&self, what: &'static str) -> Result<()> {
-        match self.shared {
-            Some(_) => Err(RegistryError::NotShared(what)),
-            None => Ok(()),
-        }
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -118,6 +118,17 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO contract_minutes (plugin, tool, minute, calls, cost)
         SELECT plugin, tool, floor(time_ms / 60000.0)::BIGINT, count(*), sum(cost)::BIGINT
         FROM contract_calls GROUP BY 1, 2, 3;",
+    // 4: scoped client tokens (tokens.rs), kept by their blake3 hash only, as on SQLite: every replica checks a
+    // presented token against this table, so one created or revoked through any CLI holds cluster-wide at once.
+    "CREATE TABLE index_tokens (
+        name       TEXT PRIMARY KEY,
+        hash       BYTEA NOT NULL UNIQUE,
+        plugins    TEXT,
+        tools      TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        revoked_at BIGINT
+     );",
 ];
 
 /// The schema version this build writes.
