@@ -691,6 +691,29 @@ impl SharedGate {
         })
     }
 
+    /// Usage of every scope in its current window, cluster-wide (the same numbers the admission counts).
+    pub fn usage(&self, now_ms: i64) -> Result<Vec<ScopeUsage>, GateError> {
+        let used = self
+            .store
+            .usage(&self.plugin, now_ms, &self.scopes)
+            .map_err(|e| GateError(e.to_string()))?;
+        Ok(self
+            .scopes
+            .iter()
+            .zip(used)
+            .map(|(s, u)| ScopeUsage {
+                tool: s.tool.clone(),
+                principal: None,
+                window: s.window,
+                calls_used: u.calls,
+                calls_allowed: s.max_calls,
+                cost_used: u.cost,
+                budget: s.max_cost,
+                frees_at_ms: u.oldest_ms.map(|t| t + s.window.millis()),
+            })
+            .collect())
+    }
+
     /// Admits (and reserves) a call of `tool` costing `cost` at `now_ms`, or says which limit refuses it.
     pub fn admit(
         &self,

@@ -708,6 +708,13 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
     let op = op.path();
     let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
     assert!(ok, "{out}");
+    // A contract, so `quota` has a window to show.
+    let (ok, out) = operator(
+        op,
+        &url,
+        &["limits", "fixture-basic", "--calls", "100/hour"],
+    );
+    assert!(ok, "{out}");
     let (a, b) = (Replica::start(&url), Replica::start(&url));
     for r in [&a, &b] {
         assert!(
@@ -780,6 +787,41 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
     // Every call of both replicas is in the one ledger (4 calls: echo, state_put, state_get, echo).
     let (ok, out) = operator(op, &url, &["ledger", "verify"]);
     assert!(ok && out.contains("ok: 4 entries"), "{out}");
+    // `quota` and `stats` on the store count the whole cluster's calls (two through each replica), not this
+    // machine's ledger (which has none).
+    let (ok, out) = operator(op, &url, &["quota", "fixture-basic", "--json"]);
+    assert!(ok, "{out}");
+    let q: serde_json::Value = serde_json::from_str(&out).expect("quota json");
+    let q = &q["plugins"][0];
+    assert_eq!(q["calls_sampled"], 4, "{q}");
+    assert_eq!(
+        (
+            &q["contracts"][0]["calls_used"],
+            &q["contracts"][0]["calls_allowed"]
+        ),
+        (&serde_json::json!(4), &serde_json::json!(100)),
+        "{q}"
+    );
+    let (ok, out) = operator(op, &url, &["quota", "fixture-basic"]);
+    assert!(ok && out.contains("calls 4 of 100"), "{out}");
+    let (ok, out) = operator(op, &url, &["stats", "--json"]);
+    assert!(ok, "{out}");
+    let st: serde_json::Value = serde_json::from_str(&out).expect("stats json");
+    let calls = |tool: &str| {
+        st["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .find(|t| t["tool"] == tool)
+            .map(|t| t["calls"].as_u64().expect("calls"))
+    };
+    assert_eq!(
+        (calls("echo"), calls("state_put"), calls("state_get")),
+        (Some(2), Some(1), Some(1)),
+        "{st}"
+    );
+    let (ok, out) = plughost(op, &["stats", "--json"]);
+    assert!(ok && !out.contains("echo"), "{out}");
     // Removed through the CLI: gone from both.
     let (ok, out) = operator(op, &url, &["remove", "fixture-basic"]);
     assert!(ok && out.contains("removed  its state (1 key)"), "{out}");

@@ -4,7 +4,7 @@
 //! which one it has.
 
 use crate::ledger::{Ledger, LedgerError, NewEntry, Verification};
-use crate::pg::{Admission, PgError, PgStore, Scope};
+use crate::pg::{Admission, PgError, PgStore, Scope, ScopeUse};
 
 /// A failure of either store.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,8 @@ pub trait ContractStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
         scopes: &[Scope],
     ) -> StoreResult<Admission>;
+    /// What each scope has used of its window at `now_ms`, reserving nothing.
+    fn usage(&self, plugin: &str, now_ms: i64, scopes: &[Scope]) -> StoreResult<Vec<ScopeUse>>;
 }
 
 impl ContractStore for PgStore {
@@ -81,6 +83,9 @@ impl ContractStore for PgStore {
         scopes: &[Scope],
     ) -> StoreResult<Admission> {
         Ok(PgStore::admit(self, plugin, tool, cost, now_ms, scopes)?)
+    }
+    fn usage(&self, plugin: &str, now_ms: i64, scopes: &[Scope]) -> StoreResult<Vec<ScopeUse>> {
+        Ok(self.contract_usage(plugin, now_ms, scopes)?)
     }
 }
 

@@ -44,7 +44,79 @@ fn lock_key(plugin: &str) -> i64 {
     i64::from_le_bytes(b)
 }
 
+/// A scope's calls, cost and oldest reservation in the window that ends at `$now`: whole minutes from the totals,
+/// the minute the window starts in call by call.
+const COUNT: &str = "WITH whole AS (
+        SELECT coalesce(sum(calls), 0)::BIGINT AS calls, coalesce(sum(cost), 0)::BIGINT AS cost
+        FROM contract_minutes
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND minute > $3
+     ), edge AS (
+        SELECT count(*) AS calls, coalesce(sum(cost), 0)::BIGINT AS cost FROM contract_calls
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4 AND time_ms < $5
+     ), oldest AS (
+        SELECT min(time_ms) AS t FROM contract_calls
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4
+     )
+     SELECT whole.calls + edge.calls, whole.cost + edge.cost, oldest.t FROM whole, edge, oldest";
+
+/// What `scope` has used of its window at `now_ms`: (calls, cost, the oldest reservation's time).
+async fn used<C: deadpool_postgres::GenericClient>(
+    c: &C,
+    count: &tokio_postgres::Statement,
+    plugin: &str,
+    s: &Scope,
+    now_ms: i64,
+) -> PgResult<(u64, u64, Option<i64>)> {
+    let since = now_ms - s.window.millis();
+    let edge = since.div_euclid(MINUTE_MS);
+    let r = c
+        .query_one(
+            count,
+            &[&plugin, &s.tool, &edge, &since, &((edge + 1) * MINUTE_MS)],
+        )
+        .await?;
+    Ok((
+        r.get::<_, i64>(0) as u64,
+        r.get::<_, i64>(1) as u64,
+        r.get::<_, Option<i64>>(2),
+    ))
+}
+
+/// One scope's use of its current window (see [`PgStore::contract_usage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeUse {
+    pub calls: u64,
+    pub cost: u64,
+    /// The oldest reservation in the window (Unix ms), if any.
+    pub oldest_ms: Option<i64>,
+}
+
 impl PgStore {
+    /// What each of `scopes` of `plugin` has used of its window at `now_ms`, cluster-wide (what `quota` shows;
+    /// reads only, reserves nothing).
+    pub fn contract_usage(
+        &self,
+        plugin: &str,
+        now_ms: i64,
+        scopes: &[Scope],
+    ) -> PgResult<Vec<ScopeUse>> {
+        let (plugin, scopes) = (plugin.to_string(), scopes.to_vec());
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let count = c.prepare_cached(COUNT).await?;
+            let mut out = Vec::with_capacity(scopes.len());
+            for s in &scopes {
+                let (calls, cost, oldest_ms) = used(&c, &count, &plugin, s, now_ms).await?;
+                out.push(ScopeUse {
+                    calls,
+                    cost,
+                    oldest_ms,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// Checks every scope for a call of `tool` costing `cost` at `now_ms` and, if all allow it, reserves it — one
     /// transaction under the plugin's lock, so admission is exact however many replicas ask at once.
     pub fn admit(
@@ -61,36 +133,9 @@ impl PgStore {
             let tx = c.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(&plugin)])
                 .await?;
-            let count = tx
-                .prepare_cached(
-                    "WITH whole AS (
-                        SELECT coalesce(sum(calls), 0)::BIGINT AS calls, coalesce(sum(cost), 0)::BIGINT AS cost
-                        FROM contract_minutes
-                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND minute > $3
-                     ), edge AS (
-                        SELECT count(*) AS calls, coalesce(sum(cost), 0)::BIGINT AS cost FROM contract_calls
-                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4 AND time_ms < $5
-                     ), oldest AS (
-                        SELECT min(time_ms) AS t FROM contract_calls
-                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4
-                     )
-                     SELECT whole.calls + edge.calls, whole.cost + edge.cost, oldest.t FROM whole, edge, oldest",
-                )
-                .await?;
+            let count = tx.prepare_cached(COUNT).await?;
             for (i, s) in scopes.iter().enumerate() {
-                let since = now_ms - s.window.millis();
-                let edge = since.div_euclid(MINUTE_MS);
-                let r = tx
-                    .query_one(
-                        &count,
-                        &[&plugin, &s.tool, &edge, &since, &((edge + 1) * MINUTE_MS)],
-                    )
-                    .await?;
-                let (calls, spent, oldest) = (
-                    r.get::<_, i64>(0) as u64,
-                    r.get::<_, i64>(1) as u64,
-                    r.get::<_, Option<i64>>(2),
-                );
+                let (calls, spent, oldest) = used(&tx, &count, &plugin, s, now_ms).await?;
                 let until = oldest.map(|t| t + s.window.millis());
                 if let Some(max) = s.max_calls
                     && calls + 1 > max

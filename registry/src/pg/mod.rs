@@ -26,7 +26,7 @@ mod store;
 mod tokens;
 mod versions;
 
-pub use contracts::{Admission, Scope};
+pub use contracts::{Admission, Scope, ScopeUse};
 pub use error::{PgError, PgResult};
 pub use index::{ConfigRow, Refused, VersionRow};
 pub use notify::CHANNEL;
