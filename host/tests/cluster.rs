@@ -1,7 +1,8 @@
 //! The cluster against a real PostgreSQL (scripts/postgres.sh, started once for this binary). The store itself: one
 //! ledger chain appended by several replicas at once, contracts exact across them, shared state with its quota,
 //! schema migrations run once by replicas starting together, `unavailable` when the server is not there. The CLI:
-//! `store migrate` of a data dir with a 10,000-entry ledger, then `--store … ledger verify`. Replicas: `serve` and
+//! `store migrate` of a data dir with a 10,000-entry ledger and a registry, then `--store … ledger verify` and a
+//! replica serving the moved plugin. Replicas: `serve` and
 //! the operator commands on the shared store, reloads across replicas by NOTIFY.
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
@@ -41,23 +42,84 @@ fn plughost(home: &std::path::Path, args: &[&str]) -> (bool, String) {
 }
 
 #[test]
-fn store_migrate_moves_a_ten_thousand_entry_ledger_that_verifies_on_postgres() {
+fn store_migrate_moves_a_ten_thousand_entry_ledger_and_the_registry_index_to_postgres() {
     let Some(url) = database("migrate_cli") else {
         return;
     };
-    let home = tempfile::tempdir().expect("home");
+    // A data dir with a ledger and a registry: a plugin with limits, a setting and a secret, a client token.
+    let (home, wasm) = operator_home();
     let h = home.path();
     let (ok, out) = plughost(
         h,
         &["ledger", "generate", "--entries", "10000", "--days", "2"],
     );
     assert!(ok, "{out}");
+    for args in [
+        &["install", &wasm, "--yes"][..],
+        &["limits", "fixture-basic", "--calls", "1000/hour"],
+        &["config", "fixture-basic", "set", "mode", "fast"],
+    ] {
+        let (ok, out) = plughost(h, args);
+        assert!(ok, "{out}");
+    }
+    let secret = "m1gr4ted-Secret-Value-77";
+    let mut set = Command::new(BIN);
+    set.args(["config", "fixture-basic", "set", "token", "--secret"])
+        .env("PLUGHOST_HOME", h)
+        .env_remove("PLUGHOST_STORE")
+        .env_remove("PLUGHOST_STORE_KEY");
+    assert!(common::run_with_stdin(&mut set, secret).status.success());
+    let (ok, out) = plughost(h, &["tokens", "create", "ci", "--json"]);
+    assert!(ok, "{out}");
+    let token = serde_json::from_str::<serde_json::Value>(&out).expect("token json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let key = h.join("store.key");
+    let key_arg = key.to_str().expect("utf-8");
+    assert!(plughost(h, &["store", "keygen", key_arg]).0);
+    // A secret leaves the data dir only sealed: without the store key nothing moves.
     let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    assert!(
+        !ok && out.contains("--store-key") && out.contains("Nothing was moved"),
+        "{out}"
+    );
+    let migrate = ["--store-key", key_arg, "store", "migrate", "--to", &url];
+    let (ok, out) = plughost(h, &migrate);
     assert!(ok, "{out}");
     assert!(out.contains("moved 10000 ledger entries"), "{out}");
+    assert!(
+        out.contains(
+            "moved the registry index: 1 plugins, 1 versions, 2 settings and secrets, 1 tokens"
+        ),
+        "{out}"
+    );
     // Again: nothing left to move, and the chain is the same.
-    let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    let (ok, out) = plughost(h, &migrate);
     assert!(ok && out.contains("moved 0 ledger entries"), "{out}");
+    assert!(
+        out.contains("the registry index was moved already"),
+        "{out}"
+    );
+    // The secret is sealed in the store, and the audit trail moved verbatim: the same head.
+    let dump = psql(&url, "SELECT encode(value, 'escape') FROM index_config");
+    assert!(dump.contains("fast") && !dump.contains(secret), "{dump}");
+    let (ok, local) = plughost(h, &["audit", "--verify", "--limit", "1"]);
+    assert!(ok && local.contains("ok: the audit trail's"), "{local}");
+    let (ok, shared) = plughost(h, &["--store", &url, "audit", "--verify", "--limit", "1"]);
+    assert!(ok, "{shared}");
+    let head = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("ok: the audit trail's"))
+            .map(str::to_string)
+    };
+    assert!(
+        head(&local).is_some_and(|l| l.contains("(head ")),
+        "{local}"
+    );
+    assert_eq!(head(&local), head(&shared));
+    let (ok, out) = plughost(h, &["--store", &url, "limits", "fixture-basic"]);
+    assert!(ok && out.contains("1000 calls per hour"), "{out}");
     let (ok, out) = plughost(h, &["--store", &url, "ledger", "verify"]);
     assert!(
         ok && out.contains("ok: 10000 entries chained up to 10000"),
@@ -76,6 +138,28 @@ fn store_migrate_moves_a_ten_thousand_entry_ledger_that_verifies_on_postgres() {
         psql(&url, "SELECT sum(calls) FROM contract_minutes"),
         "10000"
     );
+    // A replica on the store serves the moved plugin without a reinstall (its component came along), to the moved
+    // token, with the moved secret opened by the store key (it is redacted from the tool's output).
+    let replica = Replica::start_with(&url, Some(&key));
+    let (status, body) = rpc_as(
+        replica.addr,
+        Some(&token),
+        "tools/call",
+        Some("fixture-basic__echo"),
+        serde_json::json!({"name": "fixture-basic__echo", "arguments": {"text": format!("say {secret}")}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let text = json_of(&body)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {body}"))
+        .to_string();
+    assert_eq!(text, "say [REDACTED]");
+    assert_eq!(
+        rpc(replica.addr, "tools/list", None, serde_json::json!({})).0,
+        401,
+        "the moved token did not close the gateway"
+    );
+    drop(replica);
     // Tampering in the store is found by the cluster's verify.
     psql(&url, "UPDATE ledger_entries SET cost = 0 WHERE seq = 4321");
     let (ok, out) = plughost(h, &["--store", &url, "ledger", "verify"]);

@@ -10,12 +10,13 @@
 //! By area: `schema.rs` holds the versioned migrations, `ledger.rs` the one shared hash chain, `contracts.rs` the
 //! exact cross-replica admission of calls, `state.rs` plugin state, `index.rs` the registry index (plugins, versions, grants, limits,
 //! config, components, audit trail), `notify.rs` change signals between replicas
-//! (LISTEN/NOTIFY), `migrate.rs` moving a data dir's ledger in, `versions.rs` upgrades, rollbacks and key
+//! (LISTEN/NOTIFY), `migrate.rs` moving a data dir's ledger in, `import.rs` its registry index, `versions.rs` upgrades, rollbacks and key
 //! revocations, `tokens.rs` client tokens and reading the audit trail. `store.rs` opens the pool and runs calls,
 //! `error.rs` says how a call failed. This file only names them.
 
 mod contracts;
 mod error;
+mod import;
 mod index;
 mod ledger;
 mod migrate;
@@ -28,6 +29,7 @@ mod versions;
 
 pub use contracts::{Admission, Scope, ScopeUse};
 pub use error::{PgError, PgResult};
+pub use import::{IndexDump, IndexImport, PluginDump, VersionDump};
 pub use index::{ConfigRow, Refused, VersionRow};
 pub use notify::CHANNEL;
 pub use schema::PG_SCHEMA_VERSION;
