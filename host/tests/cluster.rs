@@ -292,6 +292,7 @@ fn a_month_window_counts_exactly_from_minute_totals() {
     let scope = |max: u64| {
         vec![Scope {
             tool: None,
+            principal: None,
             window: Window::Month,
             max_calls: Some(max),
             max_cost: None,
@@ -308,7 +309,7 @@ fn a_month_window_counts_exactly_from_minute_totals() {
     for &t in &times {
         assert_eq!(
             store
-                .admit("m", "t", 1, t, &scope(1_000_000))
+                .admit("m", "t", None, 1, t, &scope(1_000_000))
                 .expect("admit"),
             Admission::Admitted
         );
@@ -318,7 +319,9 @@ fn a_month_window_counts_exactly_from_minute_totals() {
     let want = times.iter().filter(|&&t| t > now - month).count() as u64;
     assert!(want > 40, "{want}");
     assert_eq!(
-        store.admit("m", "t", 1, now, &scope(want)).expect("admit"),
+        store
+            .admit("m", "t", None, 1, now, &scope(want))
+            .expect("admit"),
         Admission::Refused {
             scope: 0,
             cost: false,
@@ -329,7 +332,7 @@ fn a_month_window_counts_exactly_from_minute_totals() {
     );
     assert_eq!(
         store
-            .admit("m", "t", 1, now, &scope(want + 1))
+            .admit("m", "t", None, 1, now, &scope(want + 1))
             .expect("admit"),
         Admission::Admitted
     );
@@ -345,6 +348,7 @@ fn contracts_are_exact_across_three_replicas() {
         .collect();
     let scopes = vec![Scope {
         tool: None,
+        principal: None,
         window: Window::Minute,
         max_calls: Some(5),
         max_cost: None,
@@ -358,7 +362,7 @@ fn contracts_are_exact_across_three_replicas() {
             std::thread::spawn(move || {
                 barrier.wait();
                 store
-                    .admit("acme.dns", "create", 1, now + i as i64, &scopes)
+                    .admit("acme.dns", "create", None, 1, now + i as i64, &scopes)
                     .expect("admit")
             })
         })
@@ -389,24 +393,29 @@ fn contracts_are_exact_across_three_replicas() {
     // The window slides: a minute after the first five, calls fit again; another plugin was never limited.
     assert_eq!(
         replicas[0]
-            .admit("acme.dns", "create", 1, now + 60_100, &scopes)
+            .admit("acme.dns", "create", None, 1, now + 60_100, &scopes)
             .expect("admit"),
         Admission::Admitted
     );
     assert_eq!(
         replicas[1]
-            .admit("other", "create", 1, now, &scopes)
+            .admit("other", "create", None, 1, now, &scopes)
             .expect("admit"),
         Admission::Admitted
     );
     // A token budget, per tool: cost 4 of 10 fits twice; a call dearer than the whole budget never fits.
     let budget = vec![Scope {
         tool: Some("big".into()),
+        principal: None,
         window: Window::Hour,
         max_calls: None,
         max_cost: Some(10),
     }];
-    let a = |store: &PgStore, cost| store.admit("b", "big", cost, now, &budget).expect("admit");
+    let a = |store: &PgStore, cost| {
+        store
+            .admit("b", "big", None, cost, now, &budget)
+            .expect("admit")
+    };
     assert_eq!(a(&replicas[0], 4), Admission::Admitted);
     assert_eq!(a(&replicas[1], 4), Admission::Admitted);
     assert!(matches!(
@@ -752,8 +761,19 @@ fn call_at(
     tool: &str,
     args: serde_json::Value,
 ) -> Result<String, String> {
-    let (status, body) = rpc(
+    call_as(addr, None, tool, args)
+}
+
+/// [`call_at`] with `Authorization: Bearer TOKEN` when `token` is given.
+fn call_as(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<String, String> {
+    let (status, body) = rpc_as(
         addr,
+        token,
         "tools/call",
         Some(tool),
         serde_json::json!({"name": tool, "arguments": args}),
@@ -1084,6 +1104,138 @@ fn upgrade_rollback_tokens_key_revocation_and_audit_work_on_the_shared_store() {
     assert!(
         !ok && out.contains("BROKEN") && out.contains("(rollback)"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_principals_contract_holds_across_replicas_and_leaves_other_principals_alone() {
+    let Some(url) = database("principals") else {
+        return;
+    };
+    // In the store itself: three replicas, 12 concurrent calls by alice under her 3/minute; bob's are his own.
+    let replicas: Vec<Arc<PgStore>> = (0..3)
+        .map(|_| Arc::new(PgStore::open(&url).expect("open")))
+        .collect();
+    let alice = vec![Scope {
+        tool: None,
+        principal: Some("alice".into()),
+        window: Window::Minute,
+        max_calls: Some(3),
+        max_cost: None,
+    }];
+    let now = 1_700_000_000_000i64;
+    let barrier = Arc::new(std::sync::Barrier::new(12));
+    let threads: Vec<_> = (0..12)
+        .map(|i| {
+            let (store, scopes, barrier) =
+                (replicas[i % 3].clone(), alice.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store
+                    .admit("p", "t", Some("alice"), 1, now + i as i64, &scopes)
+                    .expect("admit")
+            })
+        })
+        .collect();
+    let admitted = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .filter(|a| *a == Admission::Admitted)
+        .count();
+    assert_eq!(admitted, 3);
+    // bob's calls are not alice's: her scope does not apply to them, and they do not count against her.
+    assert_eq!(
+        replicas[1]
+            .admit("p", "t", Some("bob"), 1, now + 20, &[])
+            .expect("admit"),
+        Admission::Admitted
+    );
+    let used = replicas[2]
+        .contract_usage("p", now + 30, &alice)
+        .expect("usage");
+    assert_eq!(used[0].calls, 3);
+
+    // Through two gateway replicas: clients with their own tokens, a contract on one of them.
+    let (op, wasm) = operator_home();
+    let op = op.path();
+    let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    let token = |name: &str| {
+        let (ok, out) = operator(op, &url, &["tokens", "create", name, "--json"]);
+        assert!(ok, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("token json")["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    let (alice, bob) = (token("alice"), token("bob"));
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "limits",
+            "fixture-basic",
+            "--principal",
+            "alice",
+            "--calls",
+            "3/minute",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (a, b) = (Replica::start(&url), Replica::start(&url));
+    let addrs = [a.addr, b.addr];
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let (addr, alice, barrier) = (addrs[i % 2], alice.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                call_as(
+                    addr,
+                    Some(&alice),
+                    "fixture-basic__echo",
+                    serde_json::json!({"text": format!("alice {i}")}),
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = calls.into_iter().map(|t| t.join().expect("call")).collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        3,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().filter_map(|r| r.as_ref().err()).all(|e| e
+            .contains("principal `alice` on plugin `fixture-basic`")
+            && e.contains("3 calls allowed per minute")),
+        "{results:?}"
+    );
+    // bob is unaffected, on either replica.
+    for (i, addr) in addrs.iter().chain(addrs.iter()).enumerate() {
+        assert_eq!(
+            call_as(
+                *addr,
+                Some(&bob),
+                "fixture-basic__echo",
+                serde_json::json!({"text": format!("bob {i}")})
+            ),
+            Ok(format!("bob {i}"))
+        );
+    }
+    // `quota` shows alice's window, cluster-wide.
+    let (ok, out) = operator(op, &url, &["quota", "fixture-basic", "--json"]);
+    assert!(ok, "{out}");
+    let q: serde_json::Value = serde_json::from_str(&out).expect("quota json");
+    let c = &q["plugins"][0]["contracts"][0];
+    assert_eq!(
+        (&c["principal"], &c["calls_used"], &c["calls_allowed"]),
+        (
+            &serde_json::json!("alice"),
+            &serde_json::json!(3),
+            &serde_json::json!(3)
+        ),
+        "{q}"
     );
 }
 

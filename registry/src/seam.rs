@@ -61,10 +61,12 @@ impl LedgerStore for PgStore {
 /// Contracts checked and reserved atomically by the store itself (across every process that shares it). The
 /// embedded store has none: on one data dir the host's own gate counts from the ledger (`host/src/contract.rs`).
 pub trait ContractStore: Send + Sync + std::fmt::Debug {
+    #[allow(clippy::too_many_arguments)]
     fn admit(
         &self,
         plugin: &str,
         tool: &str,
+        principal: Option<&str>,
         cost: u64,
         now_ms: i64,
         scopes: &[Scope],
@@ -78,11 +80,14 @@ impl ContractStore for PgStore {
         &self,
         plugin: &str,
         tool: &str,
+        principal: Option<&str>,
         cost: u64,
         now_ms: i64,
         scopes: &[Scope],
     ) -> StoreResult<Admission> {
-        Ok(PgStore::admit(self, plugin, tool, cost, now_ms, scopes)?)
+        Ok(PgStore::admit(
+            self, plugin, tool, principal, cost, now_ms, scopes,
+        )?)
     }
     fn usage(&self, plugin: &str, now_ms: i64, scopes: &[Scope]) -> StoreResult<Vec<ScopeUse>> {
         Ok(self.contract_usage(plugin, now_ms, scopes)?)

@@ -4,17 +4,20 @@
 //! admitted on SQLite does); rows older than the longest window are pruned by the same transaction. Each
 //! reservation also adds to `contract_minutes`, the per-minute totals: a check sums the whole minutes of its window
 //! from them and counts only the minute the window starts in row by row, so a month-long contract reads at most
-//! 43,201 totals and one minute of reservations, not every call of the month.
+//! 43,201 totals and one minute of reservations, not every call of the month. Reservations and totals carry the
+//! principal that made the call (`''` for none), so a principal's own contract counts only its calls.
 
 use super::error::PgResult;
 use super::store::PgStore;
 use crate::Window;
 use crate::ledger::MINUTE_MS;
 
-/// One limit to check: the plugin's own contract (`tool: None`) or one tool's.
+/// One limit to check: the plugin's own contract (`tool: None`), one tool's, or one principal's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     pub tool: Option<String>,
+    /// A principal's own contract counts only the calls that principal made.
+    pub principal: Option<String>,
     pub window: Window,
     pub max_calls: Option<u64>,
     pub max_cost: Option<u64>,
@@ -49,13 +52,16 @@ fn lock_key(plugin: &str) -> i64 {
 const COUNT: &str = "WITH whole AS (
         SELECT coalesce(sum(calls), 0)::BIGINT AS calls, coalesce(sum(cost), 0)::BIGINT AS cost
         FROM contract_minutes
-        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND minute > $3
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND ($6::TEXT IS NULL OR principal = $6)
+        AND minute > $3
      ), edge AS (
         SELECT count(*) AS calls, coalesce(sum(cost), 0)::BIGINT AS cost FROM contract_calls
-        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4 AND time_ms < $5
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND ($6::TEXT IS NULL OR principal = $6)
+        AND time_ms > $4 AND time_ms < $5
      ), oldest AS (
         SELECT min(time_ms) AS t FROM contract_calls
-        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND ($6::TEXT IS NULL OR principal = $6)
+        AND time_ms > $4
      )
      SELECT whole.calls + edge.calls, whole.cost + edge.cost, oldest.t FROM whole, edge, oldest";
 
@@ -72,7 +78,14 @@ async fn used<C: deadpool_postgres::GenericClient>(
     let r = c
         .query_one(
             count,
-            &[&plugin, &s.tool, &edge, &since, &((edge + 1) * MINUTE_MS)],
+            &[
+                &plugin,
+                &s.tool,
+                &edge,
+                &since,
+                &((edge + 1) * MINUTE_MS),
+                &s.principal,
+            ],
         )
         .await?;
     Ok((
@@ -117,17 +130,20 @@ impl PgStore {
         })
     }
 
-    /// Checks every scope for a call of `tool` costing `cost` at `now_ms` and, if all allow it, reserves it — one
-    /// transaction under the plugin's lock, so admission is exact however many replicas ask at once.
+    /// Checks every scope for a call of `tool` by `principal` costing `cost` at `now_ms` and, if all allow it,
+    /// reserves it (for that principal) — one transaction under the plugin's lock, so admission is exact however
+    /// many replicas ask at once. The caller passes the scopes that apply to this call, the first to refuse wins.
     pub fn admit(
         &self,
         plugin: &str,
         tool: &str,
+        principal: Option<&str>,
         cost: u64,
         now_ms: i64,
         scopes: &[Scope],
     ) -> PgResult<Admission> {
         let (plugin, tool, scopes) = (plugin.to_string(), tool.to_string(), scopes.to_vec());
+        let principal = principal.unwrap_or_default().to_string();
         self.run(move |pool| async move {
             let mut c = pool.get().await?;
             let tx = c.transaction().await?;
@@ -174,15 +190,22 @@ impl PgStore {
             )
             .await?;
             tx.execute(
-                "INSERT INTO contract_calls (plugin, tool, time_ms, cost) VALUES ($1, $2, $3, $4)",
-                &[&plugin, &tool, &now_ms, &(cost as i64)],
+                "INSERT INTO contract_calls (plugin, tool, principal, time_ms, cost) VALUES ($1, $2, $3, $4, $5)",
+                &[&plugin, &tool, &principal, &now_ms, &(cost as i64)],
             )
             .await?;
             tx.execute(
-                "INSERT INTO contract_minutes (plugin, tool, minute, calls, cost) VALUES ($1, $2, $3, 1, $4) \
-                 ON CONFLICT (plugin, minute, tool) DO UPDATE SET calls = contract_minutes.calls + 1, \
+                "INSERT INTO contract_minutes (plugin, tool, principal, minute, calls, cost) \
+                 VALUES ($1, $2, $3, $4, 1, $5) \
+                 ON CONFLICT (plugin, minute, tool, principal) DO UPDATE SET calls = contract_minutes.calls + 1, \
                  cost = contract_minutes.cost + excluded.cost",
-                &[&plugin, &tool, &now_ms.div_euclid(MINUTE_MS), &(cost as i64)],
+                &[
+                    &plugin,
+                    &tool,
+                    &principal,
+                    &now_ms.div_euclid(MINUTE_MS),
+                    &(cost as i64),
+                ],
             )
             .await?;
             tx.commit().await?;

@@ -129,6 +129,13 @@ const MIGRATIONS: &[&str] = &[
         expires_at BIGINT,
         revoked_at BIGINT
      );",
+    // 5: per-principal contracts across replicas: each reservation and each per-minute total carries who made
+    // the calls ('' for no authenticated principal, as a key column cannot be NULL), so a principal's contract
+    // counts only its own calls. Rows from before count as ''.
+    "ALTER TABLE contract_calls ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+     ALTER TABLE contract_minutes ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+     ALTER TABLE contract_minutes DROP CONSTRAINT contract_minutes_pkey;
+     ALTER TABLE contract_minutes ADD PRIMARY KEY (plugin, minute, tool, principal);",
 ];
 
 /// The schema version this build writes.
