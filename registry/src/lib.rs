@@ -59,6 +59,11 @@ pub struct Registry {
     shared: Option<Arc<pg::PgStore>>,
     /// The key secrets in the shared store are sealed with (held by the replicas and operators, never stored).
     store_key: Option<StoreKey>,
+    /// On a shared store: whether any client token exists, as last read, with the index generation it was read at
+    /// (see [`Registry::any_token`]).
+    token_state: Mutex<Option<(i64, bool)>>,
+    /// On a shared store: the newest index generation [`Registry::generation`] has seen.
+    seen_generation: std::sync::atomic::AtomicI64,
 }
 
 impl Registry {
@@ -74,6 +79,8 @@ impl Registry {
             db: Mutex::new(conn),
             shared: None,
             store_key: None,
+            token_state: Mutex::new(None),
+            seen_generation: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 

@@ -237,9 +237,27 @@ impl Registry {
 
     /// Whether any token was ever created (revoked and expired ones count): then the gateway asks every HTTP
     /// request for one, so revoking the last token does not open the gateway.
+    ///
+    /// On a shared store the answer is kept with the index generation it was read at, and read again once
+    /// [`Registry::generation`] (which a gateway reads on every change signal) has seen a newer one: creating a
+    /// token bumps the generation, so an open replica closes as soon as it hears of it (the NOTIFY, within a
+    /// second), without a round trip on every request. Once a token exists the answer never changes (tokens are
+    /// revoked, never deleted). A presented token is always checked against the store ([`Registry::check_token`]),
+    /// so a revocation holds at once.
     pub fn any_token(&self) -> Result<bool> {
         if let Some(pg) = &self.shared {
-            return Ok(pg.index_any_token()?);
+            let seen = self
+                .seen_generation
+                .load(std::sync::atomic::Ordering::Acquire);
+            let mut state = self.token_state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, any)) = *state
+                && (any || at >= seen)
+            {
+                return Ok(any);
+            }
+            let (at, any) = pg.index_token_state()?;
+            *state = Some((at, any));
+            return Ok(any);
         }
         let conn = self.conn();
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?;

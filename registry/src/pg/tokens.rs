@@ -1,6 +1,7 @@
 //! Scoped client tokens and the audit trail as the operator reads them, in the shared store. Tokens are kept by
 //! their blake3 hash only (the registry makes and hashes them); every replica checks a presented token against
-//! `index_tokens` on each request, so a token created or revoked through any CLI holds on every replica at once.
+//! `index_tokens` on each request, so a token created or revoked through any CLI holds on every replica at once
+//! (whether any token exists at all is kept with the index generation: see `Registry::any_token`).
 //! Creating and revoking one is an index change (generation row locked, audit row, NOTIFY) as in `index.rs`.
 
 use super::error::PgResult;
@@ -132,15 +133,17 @@ impl PgStore {
         })
     }
 
-    /// Whether any token was ever created (revoked ones count).
-    pub fn index_any_token(&self) -> PgResult<bool> {
+    /// The index generation and whether any token was ever created (revoked ones count), read together.
+    pub fn index_token_state(&self) -> PgResult<(i64, bool)> {
         self.run(|pool| async move {
             let c = pool.get().await?;
-            Ok(
-                c.query_one("SELECT EXISTS (SELECT 1 FROM index_tokens)", &[])
-                    .await?
-                    .get(0),
-            )
+            let r = c
+                .query_one(
+                    "SELECT generation, EXISTS (SELECT 1 FROM index_tokens) FROM index_meta WHERE id = 1",
+                    &[],
+                )
+                .await?;
+            Ok((r.get(0), r.get(1)))
         })
     }
 
