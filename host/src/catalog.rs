@@ -227,7 +227,7 @@ impl Entry {
         };
         if let Some(gate) = &self.shared_gate {
             let now = now_ms();
-            match gate.admit(tool, cost, now) {
+            match gate.admit(tool, principal, cost, now) {
                 Ok(Ok(())) => {}
                 Ok(Err(exhausted)) => {
                     let e = exhausted.into_error(tool, now);

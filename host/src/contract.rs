@@ -672,13 +672,12 @@ impl SharedGate {
         if !limits.has_contract() {
             return None;
         }
-        // Per-principal contracts are counted from the embedded ledger only (the shared store's reservations do
-        // not carry the principal yet): they are not turned into cluster-wide scopes, which would limit every caller.
+        // The plugin's, each tool's and each principal's (the store's reservations carry the principal).
         let scopes = scopes_of(limits)
             .iter()
-            .filter(|s| s.principal.is_none())
             .map(|s| plughost_registry::pg::Scope {
                 tool: s.tool.clone(),
+                principal: s.principal.clone(),
                 window: s.window,
                 max_calls: s.calls,
                 max_cost: s.budget,
@@ -691,22 +690,53 @@ impl SharedGate {
         })
     }
 
-    /// Admits (and reserves) a call of `tool` costing `cost` at `now_ms`, or says which limit refuses it.
+    /// Usage of every scope in its current window, cluster-wide (the same numbers the admission counts).
+    pub fn usage(&self, now_ms: i64) -> Result<Vec<ScopeUsage>, GateError> {
+        let used = self
+            .store
+            .usage(&self.plugin, now_ms, &self.scopes)
+            .map_err(|e| GateError(e.to_string()))?;
+        Ok(self
+            .scopes
+            .iter()
+            .zip(used)
+            .map(|(s, u)| ScopeUsage {
+                tool: s.tool.clone(),
+                principal: s.principal.clone(),
+                window: s.window,
+                calls_used: u.calls,
+                calls_allowed: s.max_calls,
+                cost_used: u.cost,
+                budget: s.max_cost,
+                frees_at_ms: u.oldest_ms.map(|t| t + s.window.millis()),
+            })
+            .collect())
+    }
+
+    /// Admits (and reserves) a call of `tool` by `principal` costing `cost` at `now_ms`, or says which limit
+    /// refuses it.
     pub fn admit(
         &self,
         tool: &str,
+        principal: Option<&str>,
         cost: u64,
         now_ms: i64,
     ) -> Result<Result<(), Exhausted>, GateError> {
+        // The principal's and the tool's own contracts first (as on one data dir): a refusal names the most
+        // specific limit.
         let scopes: Vec<_> = self
             .scopes
             .iter()
-            .filter(|s| s.tool.as_deref().is_none_or(|t| t == tool))
+            .rev()
+            .filter(|s| {
+                s.tool.as_deref().is_none_or(|t| t == tool)
+                    && s.principal.as_deref().is_none_or(|p| Some(p) == principal)
+            })
             .cloned()
             .collect();
         match self
             .store
-            .admit(&self.plugin, tool, cost, now_ms, &scopes)
+            .admit(&self.plugin, tool, principal, cost, now_ms, &scopes)
             .map_err(|e| GateError(e.to_string()))?
         {
             plughost_registry::pg::Admission::Admitted => Ok(Ok(())),
@@ -725,7 +755,7 @@ impl SharedGate {
                 Ok(Err(Exhausted {
                     plugin: self.plugin.clone(),
                     tool: s.tool.clone(),
-                    principal: None,
+                    principal: s.principal.clone(),
                     resource: if by_cost {
                         Resource::Cost
                     } else {

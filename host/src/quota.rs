@@ -1,6 +1,7 @@
 //! The quota view: per plugin, what it is allowed (fuel, memory, deadline, concurrency, contracts) next to what it
 //! used, read from the ledger — the same numbers for `plughost quota`, the gateway's `plughost__quotas` tool and
-//! anyone reading `ledger.db`.
+//! anyone reading `ledger.db`. On a cluster's shared store (`quota --store …`) they come from the whole cluster's
+//! ledger and the contract windows every replica reserves in ([`view_shared`]).
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use plughost_registry::ledger::{Ledger, LedgerError};
 use serde::Serialize;
 
 use crate::catalog::effective_limits;
-use crate::contract::{Gate, ScopeUsage};
+use crate::contract::{Gate, ScopeUsage, SharedGate};
 use crate::runtime::plugin::Language;
 
 /// How many of the latest calls the fuel and memory statistics cover.
@@ -72,6 +73,8 @@ pub enum QuotaError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Gate(#[from] crate::contract::GateError),
+    #[error(transparent)]
+    Store(#[from] plughost_registry::pg::PgError),
 }
 
 /// The nearest-rank percentile `p` (0..=1) of sorted `v`.
@@ -90,8 +93,37 @@ pub fn view(
     language: Language,
     now_ms: i64,
 ) -> Result<QuotaView, QuotaError> {
-    let limits = effective_limits(&record.limits, language);
     let recent = ledger.recent_usage(&record.id, SAMPLE)?;
+    let contracts = match Gate::new(ledger.clone(), &record.id, &record.limits) {
+        Some(g) => g.usage(now_ms)?,
+        None => Vec::new(),
+    };
+    Ok(assemble(record, language, recent, contracts))
+}
+
+/// The view of `record` from a cluster's shared store at `now_ms`: the whole cluster's ledger and the contract
+/// windows every replica reserves in.
+pub fn view_shared(
+    store: &Arc<plughost_registry::pg::PgStore>,
+    record: &PluginRecord,
+    language: Language,
+    now_ms: i64,
+) -> Result<QuotaView, QuotaError> {
+    let recent = store.ledger_recent_usage(&record.id, SAMPLE)?;
+    let contracts = match SharedGate::new(store.clone(), &record.id, &record.limits) {
+        Some(g) => g.usage(now_ms)?,
+        None => Vec::new(),
+    };
+    Ok(assemble(record, language, recent, contracts))
+}
+
+fn assemble(
+    record: &PluginRecord,
+    language: Language,
+    recent: Vec<plughost_registry::ledger::CallUsage>,
+    contracts: Vec<ScopeUsage>,
+) -> QuotaView {
+    let limits = effective_limits(&record.limits, language);
     let sorted = |f: fn(&plughost_registry::ledger::CallUsage) -> u64| {
         let mut v: Vec<u64> = recent.iter().map(f).collect();
         v.sort_unstable();
@@ -100,11 +132,7 @@ pub fn view(
     let fuel = sorted(|c| c.fuel_used);
     let peaks = sorted(|c| c.peak_memory);
     let walls = sorted(|c| c.duration_us);
-    let contracts = match Gate::new(ledger.clone(), &record.id, &record.limits) {
-        Some(g) => g.usage(now_ms)?,
-        None => Vec::new(),
-    };
-    Ok(QuotaView {
+    QuotaView {
         plugin: record.id.clone(),
         version: record.version.clone(),
         enabled: record.enabled,
@@ -132,7 +160,7 @@ pub fn view(
         concurrency: crate::runtime::limits::concurrency_of(record.limits.concurrency),
         calls_sampled: recent.len(),
         contracts,
-    })
+    }
 }
 
 /// Usage of one tool over a period, from the ledger: what `plughost stats` shows.

@@ -1,7 +1,8 @@
 //! The cluster against a real PostgreSQL (scripts/postgres.sh, started once for this binary). The store itself: one
 //! ledger chain appended by several replicas at once, contracts exact across them, shared state with its quota,
 //! schema migrations run once by replicas starting together, `unavailable` when the server is not there. The CLI:
-//! `store migrate` of a data dir with a 10,000-entry ledger, then `--store … ledger verify`. Replicas: `serve` and
+//! `store migrate` of a data dir with a 10,000-entry ledger and a registry, then `--store … ledger verify` and a
+//! replica serving the moved plugin. Replicas: `serve` and
 //! the operator commands on the shared store, reloads across replicas by NOTIFY.
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
@@ -41,23 +42,84 @@ fn plughost(home: &std::path::Path, args: &[&str]) -> (bool, String) {
 }
 
 #[test]
-fn store_migrate_moves_a_ten_thousand_entry_ledger_that_verifies_on_postgres() {
+fn store_migrate_moves_a_ten_thousand_entry_ledger_and_the_registry_index_to_postgres() {
     let Some(url) = database("migrate_cli") else {
         return;
     };
-    let home = tempfile::tempdir().expect("home");
+    // A data dir with a ledger and a registry: a plugin with limits, a setting and a secret, a client token.
+    let (home, wasm) = operator_home();
     let h = home.path();
     let (ok, out) = plughost(
         h,
         &["ledger", "generate", "--entries", "10000", "--days", "2"],
     );
     assert!(ok, "{out}");
+    for args in [
+        &["install", &wasm, "--yes"][..],
+        &["limits", "fixture-basic", "--calls", "1000/hour"],
+        &["config", "fixture-basic", "set", "mode", "fast"],
+    ] {
+        let (ok, out) = plughost(h, args);
+        assert!(ok, "{out}");
+    }
+    let secret = "m1gr4ted-Secret-Value-77";
+    let mut set = Command::new(BIN);
+    set.args(["config", "fixture-basic", "set", "token", "--secret"])
+        .env("PLUGHOST_HOME", h)
+        .env_remove("PLUGHOST_STORE")
+        .env_remove("PLUGHOST_STORE_KEY");
+    assert!(common::run_with_stdin(&mut set, secret).status.success());
+    let (ok, out) = plughost(h, &["tokens", "create", "ci", "--json"]);
+    assert!(ok, "{out}");
+    let token = serde_json::from_str::<serde_json::Value>(&out).expect("token json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let key = h.join("store.key");
+    let key_arg = key.to_str().expect("utf-8");
+    assert!(plughost(h, &["store", "keygen", key_arg]).0);
+    // A secret leaves the data dir only sealed: without the store key nothing moves.
     let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    assert!(
+        !ok && out.contains("--store-key") && out.contains("Nothing was moved"),
+        "{out}"
+    );
+    let migrate = ["--store-key", key_arg, "store", "migrate", "--to", &url];
+    let (ok, out) = plughost(h, &migrate);
     assert!(ok, "{out}");
     assert!(out.contains("moved 10000 ledger entries"), "{out}");
+    assert!(
+        out.contains(
+            "moved the registry index: 1 plugins, 1 versions, 2 settings and secrets, 1 tokens"
+        ),
+        "{out}"
+    );
     // Again: nothing left to move, and the chain is the same.
-    let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    let (ok, out) = plughost(h, &migrate);
     assert!(ok && out.contains("moved 0 ledger entries"), "{out}");
+    assert!(
+        out.contains("the registry index was moved already"),
+        "{out}"
+    );
+    // The secret is sealed in the store, and the audit trail moved verbatim: the same head.
+    let dump = psql(&url, "SELECT encode(value, 'escape') FROM index_config");
+    assert!(dump.contains("fast") && !dump.contains(secret), "{dump}");
+    let (ok, local) = plughost(h, &["audit", "--verify", "--limit", "1"]);
+    assert!(ok && local.contains("ok: the audit trail's"), "{local}");
+    let (ok, shared) = plughost(h, &["--store", &url, "audit", "--verify", "--limit", "1"]);
+    assert!(ok, "{shared}");
+    let head = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("ok: the audit trail's"))
+            .map(str::to_string)
+    };
+    assert!(
+        head(&local).is_some_and(|l| l.contains("(head ")),
+        "{local}"
+    );
+    assert_eq!(head(&local), head(&shared));
+    let (ok, out) = plughost(h, &["--store", &url, "limits", "fixture-basic"]);
+    assert!(ok && out.contains("1000 calls per hour"), "{out}");
     let (ok, out) = plughost(h, &["--store", &url, "ledger", "verify"]);
     assert!(
         ok && out.contains("ok: 10000 entries chained up to 10000"),
@@ -76,6 +138,28 @@ fn store_migrate_moves_a_ten_thousand_entry_ledger_that_verifies_on_postgres() {
         psql(&url, "SELECT sum(calls) FROM contract_minutes"),
         "10000"
     );
+    // A replica on the store serves the moved plugin without a reinstall (its component came along), to the moved
+    // token, with the moved secret opened by the store key (it is redacted from the tool's output).
+    let replica = Replica::start_with(&url, Some(&key));
+    let (status, body) = rpc_as(
+        replica.addr,
+        Some(&token),
+        "tools/call",
+        Some("fixture-basic__echo"),
+        serde_json::json!({"name": "fixture-basic__echo", "arguments": {"text": format!("say {secret}")}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let text = json_of(&body)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {body}"))
+        .to_string();
+    assert_eq!(text, "say [REDACTED]");
+    assert_eq!(
+        rpc(replica.addr, "tools/list", None, serde_json::json!({})).0,
+        401,
+        "the moved token did not close the gateway"
+    );
+    drop(replica);
     // Tampering in the store is found by the cluster's verify.
     psql(&url, "UPDATE ledger_entries SET cost = 0 WHERE seq = 4321");
     let (ok, out) = plughost(h, &["--store", &url, "ledger", "verify"]);
@@ -208,6 +292,7 @@ fn a_month_window_counts_exactly_from_minute_totals() {
     let scope = |max: u64| {
         vec![Scope {
             tool: None,
+            principal: None,
             window: Window::Month,
             max_calls: Some(max),
             max_cost: None,
@@ -224,7 +309,7 @@ fn a_month_window_counts_exactly_from_minute_totals() {
     for &t in &times {
         assert_eq!(
             store
-                .admit("m", "t", 1, t, &scope(1_000_000))
+                .admit("m", "t", None, 1, t, &scope(1_000_000))
                 .expect("admit"),
             Admission::Admitted
         );
@@ -234,7 +319,9 @@ fn a_month_window_counts_exactly_from_minute_totals() {
     let want = times.iter().filter(|&&t| t > now - month).count() as u64;
     assert!(want > 40, "{want}");
     assert_eq!(
-        store.admit("m", "t", 1, now, &scope(want)).expect("admit"),
+        store
+            .admit("m", "t", None, 1, now, &scope(want))
+            .expect("admit"),
         Admission::Refused {
             scope: 0,
             cost: false,
@@ -245,7 +332,7 @@ fn a_month_window_counts_exactly_from_minute_totals() {
     );
     assert_eq!(
         store
-            .admit("m", "t", 1, now, &scope(want + 1))
+            .admit("m", "t", None, 1, now, &scope(want + 1))
             .expect("admit"),
         Admission::Admitted
     );
@@ -261,6 +348,7 @@ fn contracts_are_exact_across_three_replicas() {
         .collect();
     let scopes = vec![Scope {
         tool: None,
+        principal: None,
         window: Window::Minute,
         max_calls: Some(5),
         max_cost: None,
@@ -274,7 +362,7 @@ fn contracts_are_exact_across_three_replicas() {
             std::thread::spawn(move || {
                 barrier.wait();
                 store
-                    .admit("acme.dns", "create", 1, now + i as i64, &scopes)
+                    .admit("acme.dns", "create", None, 1, now + i as i64, &scopes)
                     .expect("admit")
             })
         })
@@ -305,24 +393,29 @@ fn contracts_are_exact_across_three_replicas() {
     // The window slides: a minute after the first five, calls fit again; another plugin was never limited.
     assert_eq!(
         replicas[0]
-            .admit("acme.dns", "create", 1, now + 60_100, &scopes)
+            .admit("acme.dns", "create", None, 1, now + 60_100, &scopes)
             .expect("admit"),
         Admission::Admitted
     );
     assert_eq!(
         replicas[1]
-            .admit("other", "create", 1, now, &scopes)
+            .admit("other", "create", None, 1, now, &scopes)
             .expect("admit"),
         Admission::Admitted
     );
     // A token budget, per tool: cost 4 of 10 fits twice; a call dearer than the whole budget never fits.
     let budget = vec![Scope {
         tool: Some("big".into()),
+        principal: None,
         window: Window::Hour,
         max_calls: None,
         max_cost: Some(10),
     }];
-    let a = |store: &PgStore, cost| store.admit("b", "big", cost, now, &budget).expect("admit");
+    let a = |store: &PgStore, cost| {
+        store
+            .admit("b", "big", None, cost, now, &budget)
+            .expect("admit")
+    };
     assert_eq!(a(&replicas[0], 4), Admission::Admitted);
     assert_eq!(a(&replicas[1], 4), Admission::Admitted);
     assert!(matches!(
@@ -613,6 +706,17 @@ fn rpc(
     addr: std::net::SocketAddr,
     method: &str,
     name: Option<&str>,
+    params: serde_json::Value,
+) -> (u16, String) {
+    rpc_as(addr, None, method, name, params)
+}
+
+/// [`rpc`] carrying `Authorization: Bearer TOKEN` when `token` is given.
+fn rpc_as(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    name: Option<&str>,
     mut params: serde_json::Value,
 ) -> (u16, String) {
     use std::io::{Read, Write};
@@ -629,8 +733,11 @@ fn rpc(
     let req = format!(
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n\
-         {}Content-Length: {}\r\n\r\n{body}",
+         {}{}Content-Length: {}\r\n\r\n{body}",
         name.map(|n| format!("Mcp-Name: {n}\r\n"))
+            .unwrap_or_default(),
+        token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default(),
         body.len()
     );
@@ -654,8 +761,19 @@ fn call_at(
     tool: &str,
     args: serde_json::Value,
 ) -> Result<String, String> {
-    let (status, body) = rpc(
+    call_as(addr, None, tool, args)
+}
+
+/// [`call_at`] with `Authorization: Bearer TOKEN` when `token` is given.
+fn call_as(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<String, String> {
+    let (status, body) = rpc_as(
         addr,
+        token,
         "tools/call",
         Some(tool),
         serde_json::json!({"name": tool, "arguments": args}),
@@ -693,6 +811,13 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
     let (op, wasm) = operator_home();
     let op = op.path();
     let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    // A contract, so `quota` has a window to show.
+    let (ok, out) = operator(
+        op,
+        &url,
+        &["limits", "fixture-basic", "--calls", "100/hour"],
+    );
     assert!(ok, "{out}");
     let (a, b) = (Replica::start(&url), Replica::start(&url));
     for r in [&a, &b] {
@@ -766,12 +891,41 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
     // Every call of both replicas is in the one ledger (4 calls: echo, state_put, state_get, echo).
     let (ok, out) = operator(op, &url, &["ledger", "verify"]);
     assert!(ok && out.contains("ok: 4 entries"), "{out}");
-    // A command that would act on this machine's data dir only is refused, not run locally.
-    let (ok, out) = operator(op, &url, &["tokens", "create", "ci"]);
-    assert!(
-        !ok && out.contains("not available on a shared store"),
-        "{out}"
+    // `quota` and `stats` on the store count the whole cluster's calls (two through each replica), not this
+    // machine's ledger (which has none).
+    let (ok, out) = operator(op, &url, &["quota", "fixture-basic", "--json"]);
+    assert!(ok, "{out}");
+    let q: serde_json::Value = serde_json::from_str(&out).expect("quota json");
+    let q = &q["plugins"][0];
+    assert_eq!(q["calls_sampled"], 4, "{q}");
+    assert_eq!(
+        (
+            &q["contracts"][0]["calls_used"],
+            &q["contracts"][0]["calls_allowed"]
+        ),
+        (&serde_json::json!(4), &serde_json::json!(100)),
+        "{q}"
     );
+    let (ok, out) = operator(op, &url, &["quota", "fixture-basic"]);
+    assert!(ok && out.contains("calls 4 of 100"), "{out}");
+    let (ok, out) = operator(op, &url, &["stats", "--json"]);
+    assert!(ok, "{out}");
+    let st: serde_json::Value = serde_json::from_str(&out).expect("stats json");
+    let calls = |tool: &str| {
+        st["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .find(|t| t["tool"] == tool)
+            .map(|t| t["calls"].as_u64().expect("calls"))
+    };
+    assert_eq!(
+        (calls("echo"), calls("state_put"), calls("state_get")),
+        (Some(2), Some(1), Some(1)),
+        "{st}"
+    );
+    let (ok, out) = plughost(op, &["stats", "--json"]);
+    assert!(ok && !out.contains("echo"), "{out}");
     // Removed through the CLI: gone from both.
     let (ok, out) = operator(op, &url, &["remove", "fixture-basic"]);
     assert!(ok && out.contains("removed  its state (1 key)"), "{out}");
@@ -780,6 +934,313 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         .iter()
         .all(|t| !t.starts_with("fixture-basic__"))));
     assert_eq!(psql(&url, "SELECT count(*) FROM index_blobs"), "0");
+}
+
+/// The namespaced tools `tools/list` gives at `addr` with `token`; `None` when the request is refused (401).
+fn tools_as(addr: std::net::SocketAddr, token: Option<&str>) -> Option<Vec<String>> {
+    let (status, body) = rpc_as(addr, token, "tools/list", None, serde_json::json!({}));
+    if status == 401 {
+        return None;
+    }
+    assert_eq!(status, 200, "{body}");
+    Some(
+        json_of(&body)["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {body}"))
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_string())
+            .collect(),
+    )
+}
+
+#[test]
+fn upgrade_rollback_tokens_key_revocation_and_audit_work_on_the_shared_store() {
+    let Some(url) = database("versions") else {
+        return;
+    };
+    let (op, _) = operator_home();
+    let op = op.path();
+    let sign = |fixture: &str, name: &str, requests: &[&str]| {
+        let to = op.join(name);
+        std::fs::copy(fixture, &to).expect("copy fixture");
+        let to = to.to_str().expect("utf-8").to_string();
+        let mut args = vec!["sign", &to, "--key", "acme"];
+        for r in requests {
+            args.extend(["--request", r]);
+        }
+        let (ok, out) = plughost(op, &args);
+        assert!(ok, "{out}");
+        to
+    };
+    let v1 = sign(plughost_tests::STATE_B, "b1.wasm", &["state"]);
+    let v2 = sign(plughost_tests::STATE_B_V2, "b2.wasm", &["state", "log"]);
+    let (ok, out) = operator(op, &url, &["install", &v1, "--yes"]);
+    assert!(ok, "{out}");
+    let (a, b) = (Replica::start(&url), Replica::start(&url));
+    let second = Duration::from_secs(1);
+    let has = |r: &Replica, tool: &str| r.tools().iter().any(|t| t == tool);
+    assert!(has(&a, "fixture-state-b__state_get") && !has(&a, "fixture-state-b__version"));
+
+    // An upgrade through the CLI is served by both replicas within a second (the registry is polled once a
+    // minute: it came by NOTIFY) …
+    let (ok, out) = operator(op, &url, &["upgrade", &v2, "--yes"]);
+    assert!(ok, "{out}");
+    assert!(
+        within(second, &[&a, &b], |r| has(r, "fixture-state-b__version")),
+        "a: {:?}, b: {:?}",
+        a.tools(),
+        b.tools()
+    );
+    assert_eq!(
+        b.call("fixture-state-b__version", serde_json::json!({})),
+        Ok("0.2.0".to_string())
+    );
+    // … and so is a rollback, which pops: once more finds nothing earlier.
+    let (ok, out) = operator(op, &url, &["rollback", "fixture-state-b"]);
+    assert!(ok && out.contains("0.2.0 -> 0.1.0"), "{out}");
+    assert!(
+        within(second, &[&a, &b], |r| !has(r, "fixture-state-b__version")),
+        "a: {:?}, b: {:?}",
+        a.tools(),
+        b.tools()
+    );
+    let (ok, out) = operator(op, &url, &["rollback", "fixture-state-b"]);
+    assert!(!ok && out.contains("no earlier version"), "{out}");
+    let (ok, out) = operator(op, &url, &["info", "fixture-state-b", "--json"]);
+    assert!(ok, "{out}");
+    let info: serde_json::Value = serde_json::from_str(&out).expect("info json");
+    assert_eq!(info["plugin"]["version"], "0.1.0", "{info}");
+
+    // A token created through the CLI is accepted by both replicas; from then on a request without one is
+    // refused; a revoked token is refused by both at once.
+    assert!(tools_as(a.addr, None).is_some());
+    let (ok, out) = operator(op, &url, &["tokens", "create", "ci", "--json"]);
+    assert!(ok, "{out}");
+    let created: serde_json::Value = serde_json::from_str(&out).expect("token json");
+    let token = created["token"].as_str().expect("token").to_string();
+    // Both close to requests without a token within a second (they hear of the first token by NOTIFY).
+    assert!(
+        within(second, &[&a, &b], |r| tools_as(r.addr, None).is_none()),
+        "open without a token"
+    );
+    for r in [&a, &b] {
+        let tools = tools_as(r.addr, Some(&token)).expect("the token is accepted");
+        assert!(
+            tools.iter().any(|t| t == "fixture-state-b__state_get"),
+            "{tools:?}"
+        );
+        assert_eq!(tools_as(r.addr, Some("plughost_not-a-token")), None);
+    }
+    let (ok, out) = operator(op, &url, &["tokens", "create", "ci"]);
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = operator(op, &url, &["tokens", "list"]);
+    assert!(ok && out.contains("ci") && out.contains("active"), "{out}");
+    assert!(!out.contains(&token), "{out}");
+    let (ok, out) = operator(op, &url, &["tokens", "revoke", "ci"]);
+    assert!(ok, "{out}");
+    for r in [&a, &b] {
+        assert_eq!(
+            tools_as(r.addr, Some(&token)),
+            None,
+            "a revoked token works"
+        );
+    }
+    let (ok, out) = operator(op, &url, &["tokens", "list"]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    // Only the hash is stored.
+    let stored = psql(&url, "SELECT encode(hash, 'hex') || name FROM index_tokens");
+    assert!(!stored.contains(&token[9..]), "{stored}");
+
+    // Revoking the publisher key disables, on both replicas, the plugin it signed.
+    let (ok, out) = operator(op, &url, &["keys", "revoke", "acme"]);
+    assert!(ok && out.contains("fixture-state-b"), "{out}");
+    let (ok, out) = operator(op, &url, &["tokens", "create", "ops"]);
+    assert!(ok, "{out}");
+    let ops = out.lines().next().expect("token").trim().to_string();
+    assert!(
+        within(second, &[&a, &b], |r| tools_as(r.addr, Some(&ops))
+            .expect("ops")
+            .iter()
+            .all(|t| !t.starts_with("fixture-state-b__"))),
+        "still served after its key was revoked"
+    );
+
+    // The audit trail of all of it, from the shared store, and its chain verifies.
+    let (ok, out) = operator(op, &url, &["audit", "--verify", "--json"]);
+    assert!(ok && out.contains("ok: the audit trail's"), "{out}");
+    // stdout (the JSON) first, then stderr's verdict.
+    let json_start = out.find('[').expect("json");
+    let entries: serde_json::Value = serde_json::Deserializer::from_str(&out[json_start..])
+        .into_iter()
+        .next()
+        .expect("audit json")
+        .expect("audit json");
+    let actions: Vec<&str> = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "install",
+            "upgrade",
+            "rollback",
+            "token-create",
+            "token-revoke",
+            "revoke-key",
+            "token-create"
+        ],
+        "{out}"
+    );
+    let (ok, out) = operator(op, &url, &["audit", "--since", "1h"]);
+    assert!(
+        ok && out.contains("token-revoke") && out.contains("0.2.0 -> 0.1.0"),
+        "{out}"
+    );
+    // Tampering with a row of the shared trail is found.
+    psql(
+        &url,
+        "UPDATE index_history SET detail = 'nothing' WHERE action = 'rollback'",
+    );
+    let (ok, out) = operator(op, &url, &["audit", "--verify"]);
+    assert!(
+        !ok && out.contains("BROKEN") && out.contains("(rollback)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_principals_contract_holds_across_replicas_and_leaves_other_principals_alone() {
+    let Some(url) = database("principals") else {
+        return;
+    };
+    // In the store itself: three replicas, 12 concurrent calls by alice under her 3/minute; bob's are his own.
+    let replicas: Vec<Arc<PgStore>> = (0..3)
+        .map(|_| Arc::new(PgStore::open(&url).expect("open")))
+        .collect();
+    let alice = vec![Scope {
+        tool: None,
+        principal: Some("alice".into()),
+        window: Window::Minute,
+        max_calls: Some(3),
+        max_cost: None,
+    }];
+    let now = 1_700_000_000_000i64;
+    let barrier = Arc::new(std::sync::Barrier::new(12));
+    let threads: Vec<_> = (0..12)
+        .map(|i| {
+            let (store, scopes, barrier) =
+                (replicas[i % 3].clone(), alice.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store
+                    .admit("p", "t", Some("alice"), 1, now + i as i64, &scopes)
+                    .expect("admit")
+            })
+        })
+        .collect();
+    let admitted = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .filter(|a| *a == Admission::Admitted)
+        .count();
+    assert_eq!(admitted, 3);
+    // bob's calls are not alice's: her scope does not apply to them, and they do not count against her.
+    assert_eq!(
+        replicas[1]
+            .admit("p", "t", Some("bob"), 1, now + 20, &[])
+            .expect("admit"),
+        Admission::Admitted
+    );
+    let used = replicas[2]
+        .contract_usage("p", now + 30, &alice)
+        .expect("usage");
+    assert_eq!(used[0].calls, 3);
+
+    // Through two gateway replicas: clients with their own tokens, a contract on one of them.
+    let (op, wasm) = operator_home();
+    let op = op.path();
+    let (ok, out) = operator(op, &url, &["install", &wasm, "--yes"]);
+    assert!(ok, "{out}");
+    let token = |name: &str| {
+        let (ok, out) = operator(op, &url, &["tokens", "create", name, "--json"]);
+        assert!(ok, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("token json")["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    let (alice, bob) = (token("alice"), token("bob"));
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "limits",
+            "fixture-basic",
+            "--principal",
+            "alice",
+            "--calls",
+            "3/minute",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (a, b) = (Replica::start(&url), Replica::start(&url));
+    let addrs = [a.addr, b.addr];
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let (addr, alice, barrier) = (addrs[i % 2], alice.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                call_as(
+                    addr,
+                    Some(&alice),
+                    "fixture-basic__echo",
+                    serde_json::json!({"text": format!("alice {i}")}),
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = calls.into_iter().map(|t| t.join().expect("call")).collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        3,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().filter_map(|r| r.as_ref().err()).all(|e| e
+            .contains("principal `alice` on plugin `fixture-basic`")
+            && e.contains("3 calls allowed per minute")),
+        "{results:?}"
+    );
+    // bob is unaffected, on either replica.
+    for (i, addr) in addrs.iter().chain(addrs.iter()).enumerate() {
+        assert_eq!(
+            call_as(
+                *addr,
+                Some(&bob),
+                "fixture-basic__echo",
+                serde_json::json!({"text": format!("bob {i}")})
+            ),
+            Ok(format!("bob {i}"))
+        );
+    }
+    // `quota` shows alice's window, cluster-wide.
+    let (ok, out) = operator(op, &url, &["quota", "fixture-basic", "--json"]);
+    assert!(ok, "{out}");
+    let q: serde_json::Value = serde_json::from_str(&out).expect("quota json");
+    let c = &q["plugins"][0]["contracts"][0];
+    assert_eq!(
+        (&c["principal"], &c["calls_used"], &c["calls_allowed"]),
+        (
+            &serde_json::json!("alice"),
+            &serde_json::json!(3),
+            &serde_json::json!(3)
+        ),
+        "{q}"
+    );
 }
 
 // ---- three replicas behind haproxy: load, a killed replica, PostgreSQL restarted ------------------------------

@@ -59,6 +59,11 @@ pub struct Registry {
     shared: Option<Arc<pg::PgStore>>,
     /// The key secrets in the shared store are sealed with (held by the replicas and operators, never stored).
     store_key: Option<StoreKey>,
+    /// On a shared store: whether any client token exists, as last read, with the index generation it was read at
+    /// (see [`Registry::any_token`]).
+    token_state: Mutex<Option<(i64, bool)>>,
+    /// On a shared store: the newest index generation [`Registry::generation`] has seen.
+    seen_generation: std::sync::atomic::AtomicI64,
 }
 
 impl Registry {
@@ -74,6 +79,8 @@ impl Registry {
             db: Mutex::new(conn),
             shared: None,
             store_key: None,
+            token_state: Mutex::new(None),
+            seen_generation: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -103,14 +110,6 @@ impl Registry {
     /// The shared store, when this registry is a cluster's.
     pub fn shared(&self) -> Option<&Arc<pg::PgStore>> {
         self.shared.as_ref()
-    }
-
-    /// Refuses a command that would act on the data dir's index only when the index is shared.
-    pub(crate) fn local_only(&self, what: &'static str) -> Result<()> {
-        match self.shared {
-            Some(_) => Err(RegistryError::NotShared(what)),
-            None => Ok(()),
-        }
     }
 
     pub fn root(&self) -> &Path {

@@ -4,7 +4,7 @@
 //! which one it has.
 
 use crate::ledger::{Ledger, LedgerError, NewEntry, Verification};
-use crate::pg::{Admission, PgError, PgStore, Scope};
+use crate::pg::{Admission, PgError, PgStore, Scope, ScopeUse};
 
 /// A failure of either store.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +61,18 @@ impl LedgerStore for PgStore {
 /// Contracts checked and reserved atomically by the store itself (across every process that shares it). The
 /// embedded store has none: on one data dir the host's own gate counts from the ledger (`host/src/contract.rs`).
 pub trait ContractStore: Send + Sync + std::fmt::Debug {
+    #[allow(clippy::too_many_arguments)]
     fn admit(
         &self,
         plugin: &str,
         tool: &str,
+        principal: Option<&str>,
         cost: u64,
         now_ms: i64,
         scopes: &[Scope],
     ) -> StoreResult<Admission>;
+    /// What each scope has used of its window at `now_ms`, reserving nothing.
+    fn usage(&self, plugin: &str, now_ms: i64, scopes: &[Scope]) -> StoreResult<Vec<ScopeUse>>;
 }
 
 impl ContractStore for PgStore {
@@ -76,11 +80,17 @@ impl ContractStore for PgStore {
         &self,
         plugin: &str,
         tool: &str,
+        principal: Option<&str>,
         cost: u64,
         now_ms: i64,
         scopes: &[Scope],
     ) -> StoreResult<Admission> {
-        Ok(PgStore::admit(self, plugin, tool, cost, now_ms, scopes)?)
+        Ok(PgStore::admit(
+            self, plugin, tool, principal, cost, now_ms, scopes,
+        )?)
+    }
+    fn usage(&self, plugin: &str, now_ms: i64, scopes: &[Scope]) -> StoreResult<Vec<ScopeUse>> {
+        Ok(self.contract_usage(plugin, now_ms, scopes)?)
     }
 }
 

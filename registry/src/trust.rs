@@ -148,7 +148,6 @@ impl Registry {
     /// Revokes a trusted key (by name or fingerprint). Plugins whose installed version it signed are disabled;
     /// returns their ids.
     pub fn revoke_key(&self, name_or_fp: &str) -> Result<Vec<String>> {
-        self.local_only("keys revoke")?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (name, fp): (String, String) = tx
@@ -163,6 +162,14 @@ impl Registry {
             "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE fingerprint = ?1",
             params![fp, now()],
         )?;
+        if let Some(pg) = &self.shared {
+            // The key is revoked in this operator's trust store first (a later install from it is refused here),
+            // then the plugins it signed are disabled cluster-wide; running it again finishes a half-done one.
+            Self::log(&tx, None, "revoke-key", &format!("{name} {fp}"))?;
+            tx.commit()?;
+            drop(conn);
+            return Ok(pg.index_revoke_key(&fp, &name)?);
+        }
         let mut stmt = tx.prepare(
             "SELECT p.id FROM plugins p JOIN versions v ON v.seq = p.current_seq
              WHERE v.key_fingerprint = ?1 ORDER BY p.id",

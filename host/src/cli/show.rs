@@ -16,6 +16,20 @@ pub(super) fn set_store(url: Option<String>, key: Option<std::path::PathBuf>) {
     let _ = STORE.set((url, key));
 }
 
+/// The global `--store` URL, if one was given.
+pub(super) fn store_url() -> Option<String> {
+    STORE.get().and_then(|(url, _)| url.clone())
+}
+
+/// The global `--store-key`, read, if one was given.
+pub(super) fn store_key() -> Result<Option<plughost::registry::StoreKey>> {
+    Ok(STORE
+        .get()
+        .and_then(|(_, key)| key.as_deref())
+        .map(plughost::registry::StoreKey::from_file)
+        .transpose()?)
+}
+
 /// Opens the store named by `url`, which must be a PostgreSQL URL.
 pub(super) fn open_store(url: &str) -> Result<PgStore> {
     if !is_url(url) {

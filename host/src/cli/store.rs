@@ -1,5 +1,5 @@
 //! The shared store (`--store postgres://…`, `PLUGHOST_STORE`): `store migrate` moves a data dir's ledger, contract
-//! windows and plugin state into it, and the ledger commands that read the whole cluster's record (`ledger verify`)
+//! windows, plugin state and registry index (with its components) into it, and the ledger commands that read the whole cluster's record (`ledger verify`)
 //! run against it.
 
 use std::process::ExitCode;
@@ -8,15 +8,17 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use plughost::Home;
 use plughost::ledger::{Ledger, now_ms};
-use plughost_registry::pg::PgStore;
+use plughost_registry::pg::{IndexImport, PgStore};
 
 use super::ledger::LedgerCommand;
 use super::show::{open_store as open, redact};
 
 #[derive(Subcommand, Debug)]
 pub enum StoreCommand {
-    /// Move this data dir's ledger (verbatim: same entries and hashes), contract windows and plugin state into a
-    /// PostgreSQL store. Resumable; refuses a store that holds a different ledger.
+    /// Move this data dir's ledger (verbatim: same entries and hashes), contract windows, plugin state and
+    /// registry index (plugins, versions, grants, limits, config, secrets sealed with --store-key, tokens, the audit
+    /// trail, the components) into a PostgreSQL store. Resumable; refuses a store that holds a different ledger or
+    /// index.
     Migrate {
         /// The store to move into (default: --store / PLUGHOST_STORE).
         #[arg(long, value_name = "URL")]
@@ -56,6 +58,10 @@ pub fn store(home: &Home, store: Option<&str>, cmd: StoreCommand) -> Result<Exit
             let Some(url) = to.as_deref().or(store) else {
                 bail!("say where to: store migrate --to postgres://…");
             };
+            // Read (and sealed) first: a data dir with secrets and no store key is refused before anything moves.
+            let reg = plughost::registry::Registry::open(home.root())?;
+            let key = super::show::store_key()?;
+            let (index, components) = reg.export_index(key.as_ref())?;
             let pg = open(url)?;
             let ledger = Ledger::open(home.root())?;
             let copied = pg.import_ledger(&ledger, now_ms())?;
@@ -72,6 +78,37 @@ pub fn store(home: &Home, store: Option<&str>, cmd: StoreCommand) -> Result<Exit
                 "moved {copied} ledger entries (the store's chain: {} entries, verified) and {keys} state keys to {}",
                 v.entries,
                 redact(url)
+            );
+            let what = format!(
+                "{} plugins, {} versions, {} settings and secrets, {} tokens, {} audit entries, {} components",
+                index.plugins.len(),
+                index.versions.len(),
+                index.config.len(),
+                index.tokens.len(),
+                index.history.len(),
+                components.len()
+            );
+            if index.plugins.is_empty() && index.tokens.is_empty() && index.history.is_empty() {
+                println!("no registry index to move (nothing was installed here)");
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The components first (by digest, idempotent): the index never names one the store lacks.
+            for d in &components {
+                pg.index_put_blob(&d.to_string(), &reg.local_blob(d)?)?;
+            }
+            match pg.import_index(index)? {
+                IndexImport::Moved => println!("moved the registry index: {what}"),
+                IndexImport::AlreadyThere => {
+                    println!("the registry index was moved already ({what}); nothing changed")
+                }
+                IndexImport::Different(why) => bail!(
+                    "{why}; move into a store whose registry index is empty (the ledger and state above were \
+                     moved)"
+                ),
+            }
+            println!(
+                "trusted publisher keys and signing keys stay in each operator's data dir (the moved versions keep \
+                 their publisher's name and fingerprint)"
             );
             Ok(ExitCode::SUCCESS)
         }

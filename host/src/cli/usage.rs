@@ -72,15 +72,27 @@ pub fn quota(home: &Home, args: QuotaArgs) -> Result<ExitCode> {
         Some(id) => vec![reg.plugin(id)?],
         None => reg.list()?,
     };
-    let ledger = std::sync::Arc::new(plughost::ledger::Ledger::open(home.root())?);
     let now = plughost::ledger::now_ms();
-    let views = records
-        .iter()
-        .map(|r| {
-            let language = plughost::catalog::installed_language(&reg, &r.id);
-            plughost::quota::view(&ledger, r, language, now)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let views = match reg.shared() {
+        // A cluster: the whole cluster's ledger and contract windows, not this machine's.
+        Some(pg) => records
+            .iter()
+            .map(|r| {
+                let language = plughost::catalog::installed_language(&reg, &r.id);
+                plughost::quota::view_shared(pg, r, language, now)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => {
+            let ledger = std::sync::Arc::new(plughost::ledger::Ledger::open(home.root())?);
+            records
+                .iter()
+                .map(|r| {
+                    let language = plughost::catalog::installed_language(&reg, &r.id);
+                    plughost::quota::view(&ledger, r, language, now)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
     if args.json {
         return print_json(&serde_json::json!({ "plugins": views })).map(|_| ExitCode::SUCCESS);
     }
@@ -160,13 +172,34 @@ pub struct StatsArgs {
 
 pub fn stats(home: &Home, args: StatsArgs) -> Result<ExitCode> {
     let ago = parse_duration(&args.since).context("--since")?;
-    let ledger = plughost::ledger::Ledger::open(home.root())?;
-    let entries = ledger.entries(&plughost::registry::ledger::Filter {
-        plugin: args.plugin.clone(),
-        since_ms: Some(plughost::ledger::now_ms() - ago.as_millis() as i64),
-        kind: Some(plughost::ledger::Kind::Call),
-        ..Default::default()
-    })?;
+    let since_ms = plughost::ledger::now_ms() - ago.as_millis() as i64;
+    let entries = match super::show::store_url() {
+        // A cluster: the whole cluster's ledger, a page at a time.
+        Some(url) => {
+            let pg = super::show::open_store(&url)?;
+            let mut all = Vec::new();
+            loop {
+                let after = all
+                    .last()
+                    .map(|e: &plughost::registry::ledger::Entry| e.seq)
+                    .unwrap_or(0);
+                let page = pg.ledger_calls_since(args.plugin.as_deref(), since_ms, after, 5_000)?;
+                if page.is_empty() {
+                    break;
+                }
+                all.extend(page);
+            }
+            all
+        }
+        None => plughost::ledger::Ledger::open(home.root())?.entries(
+            &plughost::registry::ledger::Filter {
+                plugin: args.plugin.clone(),
+                since_ms: Some(since_ms),
+                kind: Some(plughost::ledger::Kind::Call),
+                ..Default::default()
+            },
+        )?,
+    };
     let stats = plughost::quota::tool_stats(&entries);
     if args.json {
         return print_json(&serde_json::json!({ "since": args.since, "tools": stats }))

@@ -70,11 +70,7 @@ pub(crate) async fn authenticate(
             Ok(None) => None,
             Err(e) => {
                 tracing::error!("http: cannot check a client token: {e}");
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the token store cannot be read; try again\n",
-                )
-                    .into_response();
+                return token_store_unavailable();
             }
         },
         Some(p) if auth.oauth.is_some() && p.bytes().filter(|b| *b == b'.').count() == 2 => {
@@ -89,10 +85,17 @@ pub(crate) async fn authenticate(
         _ => None,
     };
     let Some(principal) = principal else {
-        // Open only when nothing asks for a token: no operator token, no issuer, no client token ever created.
+        // Open only when nothing asks for a token: no operator token, no issuer, no client token ever created. A
+        // token store that cannot be asked (a cluster's PostgreSQL down) opens nothing: 503, try again.
         let open = auth.operator.is_none()
             && auth.oauth.is_none()
-            && matches!(registry.any_token(), Ok(false));
+            && match registry.any_token() {
+                Ok(any) => !any,
+                Err(e) => {
+                    tracing::error!("http: cannot ask whether client tokens exist: {e}");
+                    return token_store_unavailable();
+                }
+            };
         if open {
             return next.run(request).await;
         }
@@ -108,6 +111,16 @@ pub(crate) async fn authenticate(
     }
     request.extensions_mut().insert(principal);
     next.run(request).await
+}
+
+/// 503 when the client tokens cannot be read (the shared store is down): nothing is let through, and the client
+/// may retry.
+fn token_store_unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable — the token store cannot be read; try again\n",
+    )
+        .into_response()
 }
 
 /// 401 with `WWW-Authenticate` naming the metadata and, for a presented token, why it was refused (RFC 6750 §3).

@@ -151,7 +151,22 @@ impl Registry {
 
     /// The trail, oldest first: rows at or after `since` (Unix seconds), at most `limit` of the newest.
     pub fn audit(&self, since: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
-        self.local_only("audit")?;
+        if let Some(pg) = &self.shared {
+            let mut rows: Vec<AuditEntry> = pg
+                .index_audit(since, limit)?
+                .into_iter()
+                .map(|(seq, at, plugin, action, detail, h)| AuditEntry {
+                    seq,
+                    at,
+                    plugin,
+                    action,
+                    detail,
+                    hash: blake3_hex(&h),
+                })
+                .collect();
+            rows.reverse();
+            return Ok(rows);
+        }
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT seq, at, plugin_id, action, detail, hash FROM history WHERE at >= ?1
@@ -176,7 +191,34 @@ impl Registry {
 
     /// Walks the whole trail: [`RegistryError::AuditBroken`] at the first row whose hash does not follow.
     pub fn verify_audit(&self) -> Result<AuditCheck> {
-        self.local_only("audit --verify")?;
+        if let Some(pg) = &self.shared {
+            // A page at a time: the trail may be long, memory stays bounded.
+            let (mut prev, mut entries, mut after) = (GENESIS, 0u64, i64::MIN);
+            loop {
+                let page = pg.index_audit_page(after, 5_000)?;
+                if page.is_empty() {
+                    break;
+                }
+                for (seq, at, plugin, action, detail, stored) in page {
+                    let expect = hash(&prev, seq, at, plugin.as_deref(), &action, &detail);
+                    if stored[..] != expect[..] {
+                        return Err(RegistryError::AuditBroken {
+                            seq,
+                            action,
+                            why: "the row, or one before it, was changed, removed or inserted"
+                                .into(),
+                        });
+                    }
+                    prev = expect;
+                    entries += 1;
+                    after = seq;
+                }
+            }
+            return Ok(AuditCheck {
+                entries,
+                head: (entries > 0).then(|| blake3_hex(&prev)),
+            });
+        }
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT seq, at, plugin_id, action, detail, hash FROM history ORDER BY seq")?;

@@ -180,7 +180,10 @@ impl Registry {
     /// config, keys). Cheap: the gateway polls it.
     pub fn generation(&self) -> Result<i64> {
         if let Some(pg) = &self.shared {
-            return Ok(pg.index_generation()?);
+            let g = pg.index_generation()?;
+            self.seen_generation
+                .fetch_max(g, std::sync::atomic::Ordering::AcqRel);
+            return Ok(g);
         }
         Ok(self
             .conn()

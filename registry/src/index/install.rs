@@ -147,28 +147,7 @@ impl Registry {
     ) -> Result<PluginRecord> {
         let digest = req.provenance.digest().to_string();
         pg.index_put_blob(&digest, req.bytes)?;
-        let (key_fingerprint, key_name, signature) = match &req.provenance {
-            Provenance::Signed(v) => (
-                Some(v.signer().fingerprint.clone()),
-                Some(v.signer().name.clone()),
-                Some(v.signature_json().to_string()),
-            ),
-            Provenance::Unsigned { .. } => (None, None, None),
-        };
-        let row = crate::pg::VersionRow {
-            plugin_id: req.plugin.to_string(),
-            version: req.version.to_string(),
-            digest: digest.clone(),
-            size: req.bytes.len() as i64,
-            key_fingerprint,
-            key_name,
-            signature,
-            declared: json(&declared),
-            grants: json(&req.grants),
-            manifest: req.manifest_json.clone(),
-            source: req.source.as_ref().map(|s| s.reference.clone()),
-            manifest_digest: req.source.as_ref().and_then(|s| s.manifest_digest.clone()),
-        };
+        let row = Self::version_row(req, declared);
         let action = if matches!(req.provenance, Provenance::Unsigned { .. }) {
             "install-unsigned"
         } else {
@@ -207,11 +186,14 @@ impl Registry {
         req: InstallRequest<'_>,
         policy: UpgradePolicy,
     ) -> Result<PluginRecord> {
-        self.local_only("upgrade")?;
         let declared = Self::check_request(&req)?;
         // Checked before the blob is written (a refusal writes nothing), and again inside the transaction against
         // what is current there: another process may have changed it in between.
-        Self::upgrade_checks(&self.plugin(req.plugin)?, &req, policy)?;
+        let before = self.plugin(req.plugin)?;
+        let check = Self::upgrade_checks(&before, &req, policy)?;
+        if let Some(pg) = &self.shared {
+            return self.upgrade_shared(pg, &req, &declared, &before, &check);
+        }
         self.blobs.put(req.bytes)?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -230,45 +212,62 @@ impl Registry {
             "UPDATE plugins SET current_seq = ?2, enabled = 1, disabled_reason = NULL, updated_at = ?3 WHERE id = ?1",
             params![req.plugin, seq, now()],
         )?;
-        Self::log(
-            &tx,
-            Some(req.plugin),
-            "upgrade",
-            &format!(
-                "{} -> {} {} grants [{}]{}",
-                current.version,
-                req.version,
-                req.provenance.digest(),
-                req.grants.join(", "),
-                source_note(&req)
-            ),
-        )?;
-        if check.publisher_changes() {
-            Self::log(
-                &tx,
-                Some(req.plugin),
-                "publisher-change",
-                &format!(
-                    "{} -> {} (allowed with --allow-publisher-change)",
-                    check.old_publisher, check.new_publisher
-                ),
-            )?;
-        }
-        if check.is_downgrade() {
-            Self::log(
-                &tx,
-                Some(req.plugin),
-                "downgrade",
-                &format!(
-                    "{} -> {} (allowed with --allow-downgrade)",
-                    check.from_version, check.to_version
-                ),
-            )?;
+        for (action, detail) in upgrade_logs(&req, &current, &check) {
+            Self::log(&tx, Some(req.plugin), action, &detail)?;
         }
         Self::bump(&tx)?;
         tx.commit()?;
         drop(conn);
         self.plugin(req.plugin)
+    }
+
+    /// [`Registry::upgrade_with`] in the shared store: the component first (by digest), then one index
+    /// transaction that refuses if the current version is no longer the one the checks ran against.
+    fn upgrade_shared(
+        &self,
+        pg: &crate::pg::PgStore,
+        req: &InstallRequest<'_>,
+        declared: &[String],
+        current: &PluginRecord,
+        check: &UpgradeCheck,
+    ) -> Result<PluginRecord> {
+        let digest = req.provenance.digest().to_string();
+        pg.index_put_blob(&digest, req.bytes)?;
+        let logs = upgrade_logs(req, current, check)
+            .into_iter()
+            .map(|(a, d)| (a.to_string(), d))
+            .collect();
+        match pg.index_upgrade(Self::version_row(req, declared), current.seq, logs)? {
+            Ok(()) => self.plugin(req.plugin),
+            Err(crate::pg::Refused::Moved) => Err(moved(req.plugin)),
+            Err(_) => Err(RegistryError::NotInstalled(req.plugin.to_string())),
+        }
+    }
+
+    /// The shared store's row for the version `req` installs.
+    fn version_row(req: &InstallRequest<'_>, declared: &[String]) -> crate::pg::VersionRow {
+        let (key_fingerprint, key_name, signature) = match &req.provenance {
+            Provenance::Signed(v) => (
+                Some(v.signer().fingerprint.clone()),
+                Some(v.signer().name.clone()),
+                Some(v.signature_json().to_string()),
+            ),
+            Provenance::Unsigned { .. } => (None, None, None),
+        };
+        crate::pg::VersionRow {
+            plugin_id: req.plugin.to_string(),
+            version: req.version.to_string(),
+            digest: req.provenance.digest().to_string(),
+            size: req.bytes.len() as i64,
+            key_fingerprint,
+            key_name,
+            signature,
+            declared: json(&declared),
+            grants: json(&req.grants),
+            manifest: req.manifest_json.clone(),
+            source: req.source.as_ref().map(|s| s.reference.clone()),
+            manifest_digest: req.source.as_ref().and_then(|s| s.manifest_digest.clone()),
+        }
     }
 
     fn upgrade_checks(
@@ -293,7 +292,29 @@ impl Registry {
     /// rollback → upgrade 3 lands on 1, then finds nothing more. Rolling back to nothing, or to the very same
     /// component, is an error that changes nothing.
     pub fn rollback(&self, id: &str) -> Result<PluginRecord> {
-        self.local_only("rollback")?;
+        if let Some(pg) = &self.shared {
+            // Keys stay in the operator's trust store: a version it revoked comes back disabled.
+            let revoked = self
+                .keys()?
+                .into_iter()
+                .filter(|k| k.revoked_at.is_some())
+                .map(|k| k.fingerprint)
+                .collect();
+            return match pg.index_rollback(id, revoked)? {
+                Ok(_) => self.plugin(id),
+                Err(crate::pg::Refused::Same(version, digest)) => {
+                    Err(RegistryError::RollbackToSame {
+                        id: id.to_string(),
+                        version,
+                        digest,
+                    })
+                }
+                Err(crate::pg::Refused::NoEarlier) => {
+                    Err(RegistryError::NoEarlierVersion(id.to_string()))
+                }
+                Err(_) => Err(RegistryError::NotInstalled(id.to_string())),
+            };
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current = tx
@@ -380,6 +401,52 @@ impl Registry {
         }
         Ok(record)
     }
+}
+
+/// The audit rows of an upgrade: the upgrade itself, and an allowed change of publisher or downgrade.
+fn upgrade_logs(
+    req: &InstallRequest<'_>,
+    current: &PluginRecord,
+    check: &UpgradeCheck,
+) -> Vec<(&'static str, String)> {
+    let mut logs = vec![(
+        "upgrade",
+        format!(
+            "{} -> {} {} grants [{}]{}",
+            current.version,
+            req.version,
+            req.provenance.digest(),
+            req.grants.join(", "),
+            source_note(req)
+        ),
+    )];
+    if check.publisher_changes() {
+        logs.push((
+            "publisher-change",
+            format!(
+                "{} -> {} (allowed with --allow-publisher-change)",
+                check.old_publisher, check.new_publisher
+            ),
+        ));
+    }
+    if check.is_downgrade() {
+        logs.push((
+            "downgrade",
+            format!(
+                "{} -> {} (allowed with --allow-downgrade)",
+                check.from_version, check.to_version
+            ),
+        ));
+    }
+    logs
+}
+
+/// The shared store's refusal of a change checked against a version that is no longer current.
+pub(crate) fn moved(id: &str) -> RegistryError {
+    RegistryError::Shared(crate::pg::PgError::Db(format!(
+        "plugin `{id}` changed while this change was being checked (another operator upgraded or removed it); \
+         nothing was written, try again"
+    )))
 }
 
 /// ` from REF (manifest sha256:…)` for the history line of a version that was fetched.

@@ -5,12 +5,13 @@
 //! the records read from it, `plugins.rs` reads installed plugins, `install.rs` installs,
 //! upgrades, rolls back and removes them, and `settings.rs` holds what the operator changes on an installed plugin
 //! (grants, limits, enabled, config and secrets), `versions.rs` the rules for upgrades, and `artifacts.rs` the
-//! digests of the compile cache's artifacts, `audit.rs` the hash chain over the history (the audit trail). The trust store's keys table is read and written by
+//! digests of the compile cache's artifacts, `audit.rs` the hash chain over the history (the audit trail), `export.rs` reads it all out for `store migrate`. The trust store's keys table is read and written by
 //! `trust.rs`.
 
 mod artifacts;
 pub(crate) mod audit;
 mod db;
+mod export;
 mod install;
 mod plugins;
 mod settings;

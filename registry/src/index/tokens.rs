@@ -1,6 +1,7 @@
 //! Scoped client tokens for the gateway. `create` draws 32 random bytes, returns the token once and keeps only its
 //! blake3 hash; a token may be limited to some plugins and/or some tools, and may expire. `check` finds the token
-//! by its hash. Every change is in the install history and bumps the generation.
+//! by its hash. Every change is in the install history and bumps the generation. On a shared store the same rows
+//! live in PostgreSQL (`index_tokens`), which every replica asks on each request.
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -79,6 +80,19 @@ fn from_json(s: Option<String>) -> Option<Vec<String>> {
     s.map(|s| serde_json::from_str(&s).unwrap_or_default())
 }
 
+fn from_row(r: crate::pg::TokenRow) -> TokenRecord {
+    TokenRecord {
+        name: r.name,
+        scope: TokenScope {
+            plugins: from_json(r.plugins),
+            tools: from_json(r.tools),
+        },
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        revoked_at: r.revoked_at,
+    }
+}
+
 const COLUMNS: &str = "name, plugins, tools, created_at, expires_at, revoked_at";
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
@@ -102,7 +116,6 @@ impl Registry {
         scope: &TokenScope,
         expires_at: Option<i64>,
     ) -> Result<String> {
-        self.local_only("tokens create")?;
         if !valid_name(name) {
             return Err(RegistryError::BadTokenName(name.to_string()));
         }
@@ -113,6 +126,26 @@ impl Registry {
             "{TOKEN_PREFIX}{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
         );
+        let detail = format!(
+            "{name} plugins={} tools={} expires={}",
+            list_json(&scope.plugins).unwrap_or_else(|| "all".into()),
+            list_json(&scope.tools).unwrap_or_else(|| "all".into()),
+            expires_at.map_or_else(|| "never".into(), |e| e.to_string())
+        );
+        if let Some(pg) = &self.shared {
+            let row = crate::pg::TokenRow {
+                name: name.to_string(),
+                plugins: list_json(&scope.plugins),
+                tools: list_json(&scope.tools),
+                created_at: now(),
+                expires_at,
+                revoked_at: None,
+            };
+            return match pg.index_token_create(row, hash(&token), detail)? {
+                true => Ok(token),
+                false => Err(RegistryError::TokenExists(name.to_string())),
+            };
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists: bool = tx
@@ -133,12 +166,6 @@ impl Registry {
                 expires_at
             ],
         )?;
-        let detail = format!(
-            "{name} plugins={} tools={} expires={}",
-            list_json(&scope.plugins).unwrap_or_else(|| "all".into()),
-            list_json(&scope.tools).unwrap_or_else(|| "all".into()),
-            expires_at.map_or_else(|| "never".into(), |e| e.to_string())
-        );
         Self::log(&tx, None, "token-create", &detail)?;
         Self::bump(&tx)?;
         tx.commit()?;
@@ -147,9 +174,8 @@ impl Registry {
 
     /// Every token, newest first (revoked and expired ones included).
     pub fn tokens(&self) -> Result<Vec<TokenRecord>> {
-        // No token can be created on a shared store yet (`create_token` refuses): there are none.
-        if self.shared.is_some() {
-            return Ok(Vec::new());
+        if let Some(pg) = &self.shared {
+            return Ok(pg.index_tokens()?.into_iter().map(from_row).collect());
         }
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
@@ -161,7 +187,12 @@ impl Registry {
 
     /// Revokes a token: it is refused from then on.
     pub fn revoke_token(&self, name: &str) -> Result<()> {
-        self.local_only("tokens revoke")?;
+        if let Some(pg) = &self.shared {
+            return match pg.index_token_revoke(name, now())? {
+                None => Err(RegistryError::UnknownToken(name.to_string())),
+                Some(_) => Ok(()),
+            };
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
@@ -186,11 +217,12 @@ impl Registry {
 
     /// The active token `presented` is, if any (unknown, revoked and expired tokens are `None`).
     pub fn check_token(&self, presented: &str) -> Result<Option<TokenRecord>> {
-        if self.shared.is_some() {
-            return Ok(None);
-        }
         if !presented.starts_with(TOKEN_PREFIX) {
             return Ok(None);
+        }
+        if let Some(pg) = &self.shared {
+            let found = pg.index_token_by_hash(hash(presented))?.map(from_row);
+            return Ok(found.filter(|t| t.active(now())));
         }
         let conn = self.conn();
         let found = conn
@@ -205,9 +237,27 @@ impl Registry {
 
     /// Whether any token was ever created (revoked and expired ones count): then the gateway asks every HTTP
     /// request for one, so revoking the last token does not open the gateway.
+    ///
+    /// On a shared store the answer is kept with the index generation it was read at, and read again once
+    /// [`Registry::generation`] (which a gateway reads on every change signal) has seen a newer one: creating a
+    /// token bumps the generation, so an open replica closes as soon as it hears of it (the NOTIFY, within a
+    /// second), without a round trip on every request. Once a token exists the answer never changes (tokens are
+    /// revoked, never deleted). A presented token is always checked against the store ([`Registry::check_token`]),
+    /// so a revocation holds at once.
     pub fn any_token(&self) -> Result<bool> {
-        if self.shared.is_some() {
-            return Ok(false);
+        if let Some(pg) = &self.shared {
+            let seen = self
+                .seen_generation
+                .load(std::sync::atomic::Ordering::Acquire);
+            let mut state = self.token_state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, any)) = *state
+                && (any || at >= seen)
+            {
+                return Ok(any);
+            }
+            let (at, any) = pg.index_token_state()?;
+            *state = Some((at, any));
+            return Ok(any);
         }
         let conn = self.conn();
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?;

@@ -4,17 +4,20 @@
 //! admitted on SQLite does); rows older than the longest window are pruned by the same transaction. Each
 //! reservation also adds to `contract_minutes`, the per-minute totals: a check sums the whole minutes of its window
 //! from them and counts only the minute the window starts in row by row, so a month-long contract reads at most
-//! 43,201 totals and one minute of reservations, not every call of the month.
+//! 43,201 totals and one minute of reservations, not every call of the month. Reservations and totals carry the
+//! principal that made the call (`''` for none), so a principal's own contract counts only its calls.
 
 use super::error::PgResult;
 use super::store::PgStore;
 use crate::Window;
 use crate::ledger::MINUTE_MS;
 
-/// One limit to check: the plugin's own contract (`tool: None`) or one tool's.
+/// One limit to check: the plugin's own contract (`tool: None`), one tool's, or one principal's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     pub tool: Option<String>,
+    /// A principal's own contract counts only the calls that principal made.
+    pub principal: Option<String>,
     pub window: Window,
     pub max_calls: Option<u64>,
     pub max_cost: Option<u64>,
@@ -44,53 +47,111 @@ fn lock_key(plugin: &str) -> i64 {
     i64::from_le_bytes(b)
 }
 
+/// A scope's calls, cost and oldest reservation in the window that ends at `$now`: whole minutes from the totals,
+/// the minute the window starts in call by call.
+const COUNT: &str = "WITH whole AS (
+        SELECT coalesce(sum(calls), 0)::BIGINT AS calls, coalesce(sum(cost), 0)::BIGINT AS cost
+        FROM contract_minutes
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND ($6::TEXT IS NULL OR principal = $6)
+        AND minute > $3
+     ), edge AS (
+        SELECT count(*) AS calls, coalesce(sum(cost), 0)::BIGINT AS cost FROM contract_calls
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND ($6::TEXT IS NULL OR principal = $6)
+        AND time_ms > $4 AND time_ms < $5
+     ), oldest AS (
+        SELECT min(time_ms) AS t FROM contract_calls
+        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND ($6::TEXT IS NULL OR principal = $6)
+        AND time_ms > $4
+     )
+     SELECT whole.calls + edge.calls, whole.cost + edge.cost, oldest.t FROM whole, edge, oldest";
+
+/// What `scope` has used of its window at `now_ms`: (calls, cost, the oldest reservation's time).
+async fn used<C: deadpool_postgres::GenericClient>(
+    c: &C,
+    count: &tokio_postgres::Statement,
+    plugin: &str,
+    s: &Scope,
+    now_ms: i64,
+) -> PgResult<(u64, u64, Option<i64>)> {
+    let since = now_ms - s.window.millis();
+    let edge = since.div_euclid(MINUTE_MS);
+    let r = c
+        .query_one(
+            count,
+            &[
+                &plugin,
+                &s.tool,
+                &edge,
+                &since,
+                &((edge + 1) * MINUTE_MS),
+                &s.principal,
+            ],
+        )
+        .await?;
+    Ok((
+        r.get::<_, i64>(0) as u64,
+        r.get::<_, i64>(1) as u64,
+        r.get::<_, Option<i64>>(2),
+    ))
+}
+
+/// One scope's use of its current window (see [`PgStore::contract_usage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeUse {
+    pub calls: u64,
+    pub cost: u64,
+    /// The oldest reservation in the window (Unix ms), if any.
+    pub oldest_ms: Option<i64>,
+}
+
 impl PgStore {
-    /// Checks every scope for a call of `tool` costing `cost` at `now_ms` and, if all allow it, reserves it — one
-    /// transaction under the plugin's lock, so admission is exact however many replicas ask at once.
+    /// What each of `scopes` of `plugin` has used of its window at `now_ms`, cluster-wide (what `quota` shows;
+    /// reads only, reserves nothing).
+    pub fn contract_usage(
+        &self,
+        plugin: &str,
+        now_ms: i64,
+        scopes: &[Scope],
+    ) -> PgResult<Vec<ScopeUse>> {
+        let (plugin, scopes) = (plugin.to_string(), scopes.to_vec());
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let count = c.prepare_cached(COUNT).await?;
+            let mut out = Vec::with_capacity(scopes.len());
+            for s in &scopes {
+                let (calls, cost, oldest_ms) = used(&c, &count, &plugin, s, now_ms).await?;
+                out.push(ScopeUse {
+                    calls,
+                    cost,
+                    oldest_ms,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Checks every scope for a call of `tool` by `principal` costing `cost` at `now_ms` and, if all allow it,
+    /// reserves it (for that principal) — one transaction under the plugin's lock, so admission is exact however
+    /// many replicas ask at once. The caller passes the scopes that apply to this call, the first to refuse wins.
     pub fn admit(
         &self,
         plugin: &str,
         tool: &str,
+        principal: Option<&str>,
         cost: u64,
         now_ms: i64,
         scopes: &[Scope],
     ) -> PgResult<Admission> {
         let (plugin, tool, scopes) = (plugin.to_string(), tool.to_string(), scopes.to_vec());
+        let principal = principal.unwrap_or_default().to_string();
         self.run(move |pool| async move {
             let mut c = pool.get().await?;
             let tx = c.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(&plugin)])
                 .await?;
-            let count = tx
-                .prepare_cached(
-                    "WITH whole AS (
-                        SELECT coalesce(sum(calls), 0)::BIGINT AS calls, coalesce(sum(cost), 0)::BIGINT AS cost
-                        FROM contract_minutes
-                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND minute > $3
-                     ), edge AS (
-                        SELECT count(*) AS calls, coalesce(sum(cost), 0)::BIGINT AS cost FROM contract_calls
-                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4 AND time_ms < $5
-                     ), oldest AS (
-                        SELECT min(time_ms) AS t FROM contract_calls
-                        WHERE plugin = $1 AND ($2::TEXT IS NULL OR tool = $2) AND time_ms > $4
-                     )
-                     SELECT whole.calls + edge.calls, whole.cost + edge.cost, oldest.t FROM whole, edge, oldest",
-                )
-                .await?;
+            let count = tx.prepare_cached(COUNT).await?;
             for (i, s) in scopes.iter().enumerate() {
-                let since = now_ms - s.window.millis();
-                let edge = since.div_euclid(MINUTE_MS);
-                let r = tx
-                    .query_one(
-                        &count,
-                        &[&plugin, &s.tool, &edge, &since, &((edge + 1) * MINUTE_MS)],
-                    )
-                    .await?;
-                let (calls, spent, oldest) = (
-                    r.get::<_, i64>(0) as u64,
-                    r.get::<_, i64>(1) as u64,
-                    r.get::<_, Option<i64>>(2),
-                );
+                let (calls, spent, oldest) = used(&tx, &count, &plugin, s, now_ms).await?;
                 let until = oldest.map(|t| t + s.window.millis());
                 if let Some(max) = s.max_calls
                     && calls + 1 > max
@@ -129,15 +190,22 @@ impl PgStore {
             )
             .await?;
             tx.execute(
-                "INSERT INTO contract_calls (plugin, tool, time_ms, cost) VALUES ($1, $2, $3, $4)",
-                &[&plugin, &tool, &now_ms, &(cost as i64)],
+                "INSERT INTO contract_calls (plugin, tool, principal, time_ms, cost) VALUES ($1, $2, $3, $4, $5)",
+                &[&plugin, &tool, &principal, &now_ms, &(cost as i64)],
             )
             .await?;
             tx.execute(
-                "INSERT INTO contract_minutes (plugin, tool, minute, calls, cost) VALUES ($1, $2, $3, 1, $4) \
-                 ON CONFLICT (plugin, minute, tool) DO UPDATE SET calls = contract_minutes.calls + 1, \
+                "INSERT INTO contract_minutes (plugin, tool, principal, minute, calls, cost) \
+                 VALUES ($1, $2, $3, $4, 1, $5) \
+                 ON CONFLICT (plugin, minute, tool, principal) DO UPDATE SET calls = contract_minutes.calls + 1, \
                  cost = contract_minutes.cost + excluded.cost",
-                &[&plugin, &tool, &now_ms.div_euclid(MINUTE_MS), &(cost as i64)],
+                &[
+                    &plugin,
+                    &tool,
+                    &principal,
+                    &now_ms.div_euclid(MINUTE_MS),
+                    &(cost as i64),
+                ],
             )
             .await?;
             tx.commit().await?;

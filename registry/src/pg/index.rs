@@ -79,7 +79,7 @@ fn plugin_row(r: &tokio_postgres::Row) -> PluginRecord {
 }
 
 /// Starts a change: bumps the generation, which locks its row until the transaction ends.
-async fn begin_change(tx: &Transaction<'_>) -> PgResult<()> {
+pub(super) async fn begin_change(tx: &Transaction<'_>) -> PgResult<()> {
     tx.execute(
         "UPDATE index_meta SET generation = generation + 1 WHERE id = 1",
         &[],
@@ -89,7 +89,7 @@ async fn begin_change(tx: &Transaction<'_>) -> PgResult<()> {
 }
 
 /// Ends a change: its audit row, chained to the last, and the signal to every replica (sent at commit).
-async fn log(
+pub(super) async fn log(
     tx: &Transaction<'_>,
     plugin: Option<&str>,
     action: &str,
@@ -139,6 +139,10 @@ pub enum Refused {
     Installed(String),
     /// The current version moved since it was read (another operator changed it): nothing written.
     Moved,
+    /// A rollback found no version before the current one.
+    NoEarlier,
+    /// A rollback would land on the very component that runs now (this version and digest).
+    Same(String, String),
 }
 
 impl PgStore {

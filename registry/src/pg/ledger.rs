@@ -14,7 +14,9 @@ use tokio_postgres::types::ToSql;
 
 use super::error::{PgError, PgResult};
 use super::store::PgStore;
-use crate::ledger::{Caller, Entry, GENESIS, Kind, NewEntry, Problem, Verification, entry_hash};
+use crate::ledger::{
+    CallUsage, Caller, Entry, GENESIS, Kind, NewEntry, Problem, Verification, entry_hash,
+};
 
 const COLUMNS: &str = "seq, time_ms, kind, plugin, version, digest, tool, transport, session, principal, \
     duration_us, fuel_used, peak_memory, outcome, args_digest, cost, event, data, prev_hash, hash";
@@ -176,6 +178,59 @@ impl PgStore {
                 .query_one("SELECT seq FROM ledger_head WHERE id = 1", &[])
                 .await?;
             Ok(r.get::<_, i64>(0) as u64)
+        })
+    }
+
+    /// The latest `limit` counted calls of `plugin` (not refused by a quota or as busy), newest first: what the
+    /// quota view's fuel and memory figures sample, from the whole cluster's ledger.
+    pub fn ledger_recent_usage(&self, plugin: &str, limit: usize) -> PgResult<Vec<CallUsage>> {
+        let (plugin, limit) = (plugin.to_string(), limit.min(100_000) as i64);
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let rows = c
+                .query(
+                    "SELECT seq, time_ms, tool, fuel_used, peak_memory, duration_us FROM ledger_entries \
+                     WHERE plugin = $1 AND kind = 'call' AND outcome NOT IN ('quota', 'busy') \
+                     ORDER BY time_ms DESC, seq DESC LIMIT $2",
+                    &[&plugin, &limit],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| CallUsage {
+                    seq: r.get::<_, i64>(0) as u64,
+                    time_ms: r.get(1),
+                    tool: r.get(2),
+                    fuel_used: r.get::<_, i64>(3) as u64,
+                    peak_memory: r.get::<_, i64>(4) as u64,
+                    duration_us: r.get::<_, i64>(5) as u64,
+                })
+                .collect())
+        })
+    }
+
+    /// Up to `limit` call entries made at or after `since_ms` (of `plugin`, or all), after sequence number
+    /// `after`, in order: `stats` over the whole cluster's ledger, a page at a time.
+    pub fn ledger_calls_since(
+        &self,
+        plugin: Option<&str>,
+        since_ms: i64,
+        after: u64,
+        limit: u32,
+    ) -> PgResult<Vec<Entry>> {
+        let plugin = plugin.map(str::to_string);
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM ledger_entries WHERE seq > $1 AND time_ms >= $2 \
+                         AND kind = 'call' AND ($3::TEXT IS NULL OR plugin = $3) ORDER BY seq LIMIT $4"
+                    ),
+                    &[&(after as i64), &since_ms, &plugin, &(limit as i64)],
+                )
+                .await?;
+            rows.iter().map(row).collect()
         })
     }
 

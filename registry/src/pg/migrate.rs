@@ -74,8 +74,8 @@ impl PgStore {
             self.run(move |pool| async move {
                 let c = pool.get().await?;
                 c.execute(
-                    "INSERT INTO contract_calls (plugin, tool, time_ms, cost) \
-                     SELECT plugin, tool, time_ms, cost FROM ledger_entries \
+                    "INSERT INTO contract_calls (plugin, tool, principal, time_ms, cost) \
+                     SELECT plugin, tool, coalesce(principal, ''), time_ms, cost FROM ledger_entries \
                      WHERE kind = 'call' AND outcome NOT IN ('quota', 'busy') AND time_ms > $1 \
                      AND NOT EXISTS (SELECT 1 FROM contract_calls)",
                     &[&since],
@@ -83,9 +83,9 @@ impl PgStore {
                 .await?;
                 // Their per-minute totals (contracts.rs), when none were kept yet.
                 c.execute(
-                    "INSERT INTO contract_minutes (plugin, tool, minute, calls, cost) \
-                     SELECT plugin, tool, floor(time_ms / 60000.0)::BIGINT, count(*), sum(cost)::BIGINT \
-                     FROM contract_calls WHERE NOT EXISTS (SELECT 1 FROM contract_minutes) GROUP BY 1, 2, 3",
+                    "INSERT INTO contract_minutes (plugin, tool, principal, minute, calls, cost) \
+                     SELECT plugin, tool, principal, floor(time_ms / 60000.0)::BIGINT, count(*), sum(cost)::BIGINT \
+                     FROM contract_calls WHERE NOT EXISTS (SELECT 1 FROM contract_minutes) GROUP BY 1, 2, 3, 4",
                     &[],
                 )
                 .await?;

@@ -10,11 +10,13 @@
 //! By area: `schema.rs` holds the versioned migrations, `ledger.rs` the one shared hash chain, `contracts.rs` the
 //! exact cross-replica admission of calls, `state.rs` plugin state, `index.rs` the registry index (plugins, versions, grants, limits,
 //! config, components, audit trail), `notify.rs` change signals between replicas
-//! (LISTEN/NOTIFY), `migrate.rs` moving a data dir's ledger in. `store.rs` opens the pool and runs calls,
+//! (LISTEN/NOTIFY), `migrate.rs` moving a data dir's ledger in, `import.rs` its registry index, `versions.rs` upgrades, rollbacks and key
+//! revocations, `tokens.rs` client tokens and reading the audit trail. `store.rs` opens the pool and runs calls,
 //! `error.rs` says how a call failed. This file only names them.
 
 mod contracts;
 mod error;
+mod import;
 mod index;
 mod ledger;
 mod migrate;
@@ -22,10 +24,15 @@ mod notify;
 mod schema;
 mod state;
 mod store;
+mod tokens;
+mod versions;
 
-pub use contracts::{Admission, Scope};
+pub use contracts::{Admission, Scope, ScopeUse};
 pub use error::{PgError, PgResult};
+pub use import::{IndexDump, IndexImport, PluginDump, VersionDump};
 pub use index::{ConfigRow, Refused, VersionRow};
 pub use notify::CHANNEL;
 pub use schema::PG_SCHEMA_VERSION;
 pub use store::{CALL_TIMEOUT, OPEN_TIMEOUT, POOL_SIZE, PgStore, is_url};
+pub use tokens::{AuditRow, TokenRow};
+pub use versions::RolledBack;

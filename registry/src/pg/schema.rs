@@ -118,6 +118,24 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO contract_minutes (plugin, tool, minute, calls, cost)
         SELECT plugin, tool, floor(time_ms / 60000.0)::BIGINT, count(*), sum(cost)::BIGINT
         FROM contract_calls GROUP BY 1, 2, 3;",
+    // 4: scoped client tokens (tokens.rs), kept by their blake3 hash only, as on SQLite: every replica checks a
+    // presented token against this table, so one created or revoked through any CLI holds cluster-wide at once.
+    "CREATE TABLE index_tokens (
+        name       TEXT PRIMARY KEY,
+        hash       BYTEA NOT NULL UNIQUE,
+        plugins    TEXT,
+        tools      TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        revoked_at BIGINT
+     );",
+    // 5: per-principal contracts across replicas: each reservation and each per-minute total carries who made
+    // the calls ('' for no authenticated principal, as a key column cannot be NULL), so a principal's contract
+    // counts only its own calls. Rows from before count as ''.
+    "ALTER TABLE contract_calls ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+     ALTER TABLE contract_minutes ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+     ALTER TABLE contract_minutes DROP CONSTRAINT contract_minutes_pkey;
+     ALTER TABLE contract_minutes ADD PRIMARY KEY (plugin, minute, tool, principal);",
 ];
 
 /// The schema version this build writes.

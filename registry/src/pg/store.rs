@@ -109,7 +109,7 @@ impl PgStore {
     }
 
     /// [`PgStore::run`] with its own bound.
-    fn run_for<T, F, Fut>(&self, timeout: Duration, f: F) -> PgResult<T>
+    pub(super) fn run_for<T, F, Fut>(&self, timeout: Duration, f: F) -> PgResult<T>
     where
         F: FnOnce(Pool) -> Fut,
         Fut: Future<Output = PgResult<T>> + Send + 'static,
