@@ -525,7 +525,13 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
         ("Mcp-Name", echo),
     ];
     // (what, headers, body, answered by the fast path, expected status)
-    type Case = (&'static str, Vec<(&'static str, &'static str)>, String, bool, u16);
+    type Case = (
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        String,
+        bool,
+        u16,
+    );
     let cases: Vec<Case> = vec![
         (
             "a call",
