@@ -1,10 +1,12 @@
 //! The host's side of the usage ledger: group commit, and the mapping from a call's report to its ledger entry. A
 //! call is acknowledged to its caller only after its entry is committed.
 //!
-//! Two paths to a commit, serialised by one commit lock: when nothing is queued and nobody is committing, a call
-//! commits its own entry right away on its own thread (no hand-off, the common case at low load); otherwise it
-//! queues the entry for the writer thread, which commits everything queued in one SQLite transaction, so under load
-//! many calls share a commit and the async workers keep running guests meanwhile.
+//! Group commit without a hand-off, serialised by one commit lock: when nothing is pending and nobody is committing,
+//! a call commits its own entry right away on its own thread (the common case at low load). Otherwise it adds the
+//! entry to the pending list and waits; whoever holds the commit lock — or takes it next — commits everything
+//! pending in one transaction before letting go, then looks again. So under load many calls share a commit, only
+//! one async worker at a time is committing, and no entry waits for a thread to be woken. (A writer thread did
+//! this before; waking it cost every queued call two thread switches.)
 //!
 //! Fail closed: before a guest runs, [`LedgerWriter::check`] says whether an entry could be written (the file
 //! system is mounted read-write and has room, and — on a process's first call and after any failed write — SQLite
@@ -12,7 +14,7 @@
 //! reported as a success (see `Entry::call_as` in catalog.rs).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use plughost_registry::PluginRecord;
@@ -22,7 +24,7 @@ use plughost_registry::seam::LedgerStore;
 use crate::call::CallResult;
 use crate::report::CallReport;
 
-/// Most entries one transaction of the writer thread takes.
+/// Most entries one shared transaction takes (a single call's entries always go in whole).
 const MAX_BATCH: usize = 1024;
 
 /// Free space the ledger's file system must have for a call to run: a WAL commit of a full batch, with room to spare.
@@ -53,9 +55,11 @@ struct Shared {
     /// A cluster's shared ledger: when set, entries are appended there (one chain for every replica) and the data
     /// dir's `ledger` is not written.
     store: Option<Arc<dyn LedgerStore>>,
-    /// Held for the length of one transaction, by a caller (inline) or the writer thread.
+    /// Held for the length of one transaction, by whichever call is committing.
     commit: Mutex<()>,
-    /// Jobs sent to the writer thread and not yet taken.
+    /// Entries waiting for the next transaction.
+    pending: Mutex<Vec<Job>>,
+    /// `pending.len()`, readable without the lock.
     queued: AtomicUsize,
     /// The ledger's directory, open, for `fstatvfs` (no path lookup per call); `None` if it could not be opened.
     dir: Option<std::fs::File>,
@@ -68,7 +72,6 @@ struct Shared {
 #[derive(Debug)]
 pub struct LedgerWriter {
     shared: Arc<Shared>,
-    queue: mpsc::Sender<Job>,
 }
 
 impl LedgerWriter {
@@ -90,6 +93,7 @@ impl LedgerWriter {
         let shared = Arc::new(Shared {
             store,
             commit: Mutex::new(()),
+            pending: Mutex::new(Vec::new()),
             queued: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
             dir: ledger
@@ -102,30 +106,7 @@ impl LedgerWriter {
         if let Err(e) = shared.ledger.keep_wal_bounded() {
             tracing::warn!("ledger checkpoints stay automatic: {e}");
         }
-        let (queue, rx) = mpsc::channel::<Job>();
-        let s = shared.clone();
-        std::thread::Builder::new()
-            .name("plughost-ledger".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    let mut n = jobs[0].entries.len();
-                    while n < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(j) => {
-                                n += j.entries.len();
-                                jobs.push(j);
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    s.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
-                    let _one = s.commit.lock().unwrap_or_else(|p| p.into_inner());
-                    commit_jobs(&s, jobs);
-                }
-            })
-            .expect("spawn the ledger thread");
-        Arc::new(LedgerWriter { shared, queue })
+        Arc::new(LedgerWriter { shared })
     }
 
     pub fn ledger(&self) -> &Arc<Ledger> {
@@ -181,21 +162,66 @@ impl LedgerWriter {
     async fn append_inner(&self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
         let s = &self.shared;
         if s.queued.load(Ordering::Acquire) == 0
-            && let Ok(_one) = s.commit.try_lock()
+            && let Ok(one) = s.commit.try_lock()
         {
-            return append_to(s, &entries).map_err(|e| {
+            let r = append_to(s, &entries).map_err(|e| {
                 tracing::error!("ledger write failed: {e}");
                 e
             });
+            drop(one);
+            // Calls that came while this one committed are waiting for a committer.
+            drain(s);
+            return r;
         }
         let (done, wait) = tokio::sync::oneshot::channel();
-        s.queued.fetch_add(1, Ordering::AcqRel);
-        if self.queue.send(Job { entries, done }).is_err() {
-            s.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err("the ledger writer has stopped".to_string());
+        {
+            let mut p = s.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.push(Job { entries, done });
+            s.queued.store(p.len(), Ordering::Release);
         }
+        drain(s);
         wait.await
             .map_err(|_| "the ledger writer has stopped".to_string())?
+    }
+}
+
+/// Commits what is pending if nobody else is committing; whoever is will look again after letting go of the lock,
+/// so an entry added meanwhile is never left behind.
+fn drain(s: &Shared) {
+    loop {
+        // Under the pending lock, not the `queued` hint: a call that added its entry and then found the commit
+        // lock taken relies on this look, after the holder let go, to see that entry.
+        if s.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            return;
+        }
+        let Ok(one) = s.commit.try_lock() else {
+            return;
+        };
+        loop {
+            let jobs = {
+                let mut p = s.pending.lock().unwrap_or_else(|p| p.into_inner());
+                let mut n = 0;
+                let take = p
+                    .iter()
+                    .take_while(|j| {
+                        n += j.entries.len();
+                        n <= MAX_BATCH || n == j.entries.len()
+                    })
+                    .count();
+                let jobs: Vec<Job> = p.drain(..take).collect();
+                s.queued.store(p.len(), Ordering::Release);
+                jobs
+            };
+            if jobs.is_empty() {
+                break;
+            }
+            commit_jobs(s, jobs);
+        }
+        drop(one);
     }
 }
 
