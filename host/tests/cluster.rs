@@ -888,26 +888,53 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         Ok("hi b".to_string())
     );
 
-    // Every call of both replicas is in the one ledger (4 calls: echo, state_put, state_get, echo).
+    // `call` through the CLI on the store is a call of the cluster: its state is the one the replicas read, its
+    // entry goes into the one chain and it counts against the shared contract.
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "call",
+            "fixture-basic",
+            "state_put",
+            "--args",
+            r#"{"key": "c", "value": "from the cli"}"#,
+        ],
+    );
+    assert!(ok && out.contains("stored"), "{out}");
+    assert_eq!(
+        b.call("fixture-basic__state_get", serde_json::json!({"key": "c"})),
+        Ok("from the cli".to_string())
+    );
+
+    // Every call is in the one ledger: 6 (echo, state_put through A; state_get, echo through B; the CLI's
+    // state_put; state_get through B).
     let (ok, out) = operator(op, &url, &["ledger", "verify"]);
-    assert!(ok && out.contains("ok: 4 entries"), "{out}");
-    // `quota` and `stats` on the store count the whole cluster's calls (two through each replica), not this
-    // machine's ledger (which has none).
+    assert!(ok && out.contains("ok: 6 entries"), "{out}");
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM ledger_entries WHERE tool = 'state_put' AND transport = 'cli'"
+        ),
+        "1"
+    );
+    // `quota` and `stats` on the store count the whole cluster's calls (two through A, three through B, one
+    // through the CLI), not this machine's ledger (which has none).
     let (ok, out) = operator(op, &url, &["quota", "fixture-basic", "--json"]);
     assert!(ok, "{out}");
     let q: serde_json::Value = serde_json::from_str(&out).expect("quota json");
     let q = &q["plugins"][0];
-    assert_eq!(q["calls_sampled"], 4, "{q}");
+    assert_eq!(q["calls_sampled"], 6, "{q}");
     assert_eq!(
         (
             &q["contracts"][0]["calls_used"],
             &q["contracts"][0]["calls_allowed"]
         ),
-        (&serde_json::json!(4), &serde_json::json!(100)),
+        (&serde_json::json!(6), &serde_json::json!(100)),
         "{q}"
     );
     let (ok, out) = operator(op, &url, &["quota", "fixture-basic"]);
-    assert!(ok && out.contains("calls 4 of 100"), "{out}");
+    assert!(ok && out.contains("calls 6 of 100"), "{out}");
     let (ok, out) = operator(op, &url, &["stats", "--json"]);
     assert!(ok, "{out}");
     let st: serde_json::Value = serde_json::from_str(&out).expect("stats json");
@@ -921,14 +948,17 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
     };
     assert_eq!(
         (calls("echo"), calls("state_put"), calls("state_get")),
-        (Some(2), Some(1), Some(1)),
+        (Some(2), Some(2), Some(2)),
         "{st}"
     );
     let (ok, out) = plughost(op, &["stats", "--json"]);
-    assert!(ok && !out.contains("echo"), "{out}");
+    assert!(
+        ok && !out.contains("echo") && !out.contains("state_put"),
+        "{out}"
+    );
     // Removed through the CLI: gone from both.
     let (ok, out) = operator(op, &url, &["remove", "fixture-basic"]);
-    assert!(ok && out.contains("removed  its state (1 key)"), "{out}");
+    assert!(ok && out.contains("removed  its state (2 keys)"), "{out}");
     assert!(within(second, &[&a, &b], |r| r
         .tools()
         .iter()
