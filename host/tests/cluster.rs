@@ -2,8 +2,9 @@
 //! ledger chain appended by several replicas at once, contracts exact across them, shared state with its quota,
 //! schema migrations run once by replicas starting together, `unavailable` when the server is not there. The CLI:
 //! `store migrate` of a data dir with a 10,000-entry ledger and a registry, then `--store … ledger verify` and a
-//! replica serving the moved plugin. Replicas: `serve` and
-//! the operator commands on the shared store, reloads across replicas by NOTIFY.
+//! replica serving the moved plugin. Replicas: `serve` and the operator commands on the shared store (`call`
+//! included), reloads across replicas by NOTIFY, `plughost__quotas` and `/ui/quotas` on any replica counting the
+//! whole cluster's calls.
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
 
@@ -935,6 +936,33 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
     );
     let (ok, out) = operator(op, &url, &["quota", "fixture-basic"]);
     assert!(ok && out.contains("calls 6 of 100"), "{out}");
+    // The gateway's `plughost__quotas` on either replica is the same cluster-wide view (A ran two of the six
+    // calls, B three), and so is the operator page's quota view.
+    for r in [&a, &b] {
+        let (status, body) = r.rpc(
+            "tools/call",
+            Some("plughost__quotas"),
+            serde_json::json!({"name": "plughost__quotas", "arguments": {}}),
+        );
+        assert_eq!(status, 200, "{body}");
+        let quotas = &json_of(&body)["result"]["structuredContent"];
+        let mine = quotas["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["plugin"] == "fixture-basic")
+            .unwrap_or_else(|| panic!("no fixture-basic in {quotas}"));
+        assert_eq!(
+            (&mine["calls_sampled"], &mine["contracts"][0]["calls_used"]),
+            (&serde_json::json!(6), &serde_json::json!(6)),
+            "{mine}"
+        );
+        let page = get(r.addr, "/ui/quotas");
+        assert!(
+            page.contains("6 calls sampled") && page.contains("6 of 100"),
+            "{page}"
+        );
+    }
     let (ok, out) = operator(op, &url, &["stats", "--json"]);
     assert!(ok, "{out}");
     let st: serde_json::Value = serde_json::from_str(&out).expect("stats json");
