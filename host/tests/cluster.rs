@@ -919,6 +919,45 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         ),
         "1"
     );
+    // `ledger show` and `export` on the store read the same chain: the filter picks the two `state_put` calls (one
+    // through a replica, one through the CLI), `--limit 2` the newest two oldest first, and the export is all six,
+    // each linked to the one before.
+    let shown = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["ledger", "show", "--json"];
+        all.extend_from_slice(args);
+        let (ok, out) = operator(op, &url, &all);
+        assert!(ok, "{out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let puts = shown(&["--tool", "state_put"]);
+    assert_eq!(
+        puts.iter()
+            .map(|e| e["caller"]["transport"].as_str().unwrap_or("?"))
+            .collect::<Vec<_>>(),
+        ["http", "cli"]
+    );
+    let newest = shown(&["--limit", "2"]);
+    assert_eq!(
+        newest.iter().map(|e| e["seq"].as_u64()).collect::<Vec<_>>(),
+        [Some(5), Some(6)]
+    );
+    let (ok, out) = operator(op, &url, &["ledger", "export"]);
+    assert!(ok, "{out}");
+    let exported: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(
+        exported
+            .iter()
+            .map(|e| e["seq"].as_u64())
+            .collect::<Vec<_>>(),
+        (1..=6).map(Some).collect::<Vec<_>>()
+    );
+    for w in exported.windows(2) {
+        assert_eq!(w[1]["prev_hash"], w[0]["hash"], "{w:?}");
+    }
+    assert_eq!(exported[5], newest[1]);
     // `quota` and `stats` on the store count the whole cluster's calls (two through A, three through B, one
     // through the CLI), not this machine's ledger (which has none).
     let (ok, out) = operator(op, &url, &["quota", "fixture-basic", "--json"]);

@@ -1,6 +1,6 @@
 //! The shared store (`--store postgres://…`, `PLUGHOST_STORE`): `store migrate` moves a data dir's ledger, contract
-//! windows, plugin state and registry index (with its components) into it, and the ledger commands that read the whole cluster's record (`ledger verify`)
-//! run against it.
+//! windows, plugin state and registry index (with its components) into it, and the ledger commands that read the
+//! whole cluster's record (`ledger show`, `export`, `verify`) run against it.
 
 use std::process::ExitCode;
 
@@ -137,7 +137,10 @@ fn copy_state(home: &Home, pg: &PgStore) -> Result<u64> {
     Ok(n)
 }
 
-/// The ledger commands on the shared store: `verify` walks the whole cluster's chain.
+/// Entries `ledger export` reads from the store per round trip.
+const EXPORT_PAGE: u32 = 5_000;
+
+/// The ledger commands on the shared store: `verify` walks the whole cluster's chain, `show` and `export` read it.
 pub fn ledger(url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
     let pg = open(url)?;
     match cmd {
@@ -171,9 +174,37 @@ pub fn ledger(url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        LedgerCommand::Show {
+            plugin,
+            tool,
+            outcome,
+            since,
+            until,
+            kind,
+            limit,
+            json,
+        } => {
+            let f = super::ledger::show_filter(plugin, tool, outcome, since, until, kind, limit)?;
+            super::ledger::print_entries(&pg.ledger_entries(&f)?, json)
+        }
+        LedgerCommand::Export { out } => super::ledger::export(out.as_deref(), |line| {
+            // A page at a time: the cluster's ledger is never all in memory.
+            let (mut after, mut n) = (0, 0);
+            loop {
+                let page = pg.ledger_entries_after(after, EXPORT_PAGE)?;
+                let Some(last) = page.last().map(|e| e.seq) else {
+                    return Ok(n);
+                };
+                for e in page {
+                    line(e)?;
+                    n += 1;
+                }
+                after = last;
+            }
+        }),
         _ => bail!(
-            "this ledger command reads the data dir's ledger; on a shared store only `ledger verify` is available \
-             yet (run it without --store for the local ledger)"
+            "this ledger command reads the data dir's ledger; on a shared store `ledger show`, `export` and `verify` \
+             are available (run it without --store for the local ledger)"
         ),
     }
 }
