@@ -3,8 +3,8 @@
 //! schema migrations run once by replicas starting together, `unavailable` when the server is not there. The CLI:
 //! `store migrate` of a data dir with a 10,000-entry ledger and a registry, then `--store … ledger verify` and a
 //! replica serving the moved plugin. Replicas: `serve` and the operator commands on the shared store (`call`
-//! included), reloads across replicas by NOTIFY, `plughost__quotas` and `/ui/quotas` on any replica counting the
-//! whole cluster's calls.
+//! included), reloads across replicas by NOTIFY, `plughost__quotas` and the operator page (quotas, calls, ledger)
+//! on any replica showing the whole cluster's calls.
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
 
@@ -1000,6 +1000,25 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         assert!(
             page.contains("6 calls sampled") && page.contains("6 of 100"),
             "{page}"
+        );
+        // The page's calls and ledger views read the same chain: A never ran `state_get`, entry 5 is the CLI's
+        // call, and the verification walks all six.
+        let calls = get(r.addr, "/ui/calls");
+        assert!(
+            calls.contains("data-head=\"6\"") && calls.contains("state_get"),
+            "{calls}"
+        );
+        let fifth = get(r.addr, "/ui/calls/5");
+        assert!(
+            fifth.contains("state_put") && fifth.contains("<dt>Caller</dt><dd>cli "),
+            "{fifth}"
+        );
+        let ledger = get(r.addr, "/ui/ledger?verify=1");
+        assert!(
+            ledger.contains("entry 6</dd>")
+                && ledger.contains("the chain is intact")
+                && ledger.contains("<dt>Entries</dt><dd>6</dd>"),
+            "{ledger}"
         );
     }
     let (ok, out) = operator(op, &url, &["stats", "--json"]);

@@ -265,6 +265,20 @@ impl PgStore {
         })
     }
 
+    /// The entry with sequence number `seq`, if there is one.
+    pub fn ledger_entry(&self, seq: u64) -> PgResult<Option<Entry>> {
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let r = c
+                .query_opt(
+                    &format!("SELECT {COLUMNS} FROM ledger_entries WHERE seq = $1"),
+                    &[&(seq as i64)],
+                )
+                .await?;
+            r.as_ref().map(row).transpose()
+        })
+    }
+
     /// Up to `limit` entries after `after`, in order.
     pub fn ledger_entries_after(&self, after: u64, limit: u32) -> PgResult<Vec<Entry>> {
         self.run(move |pool| async move {

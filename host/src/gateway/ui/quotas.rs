@@ -5,7 +5,7 @@
 use axum::extract::State;
 
 use super::html::{self, Html, esc};
-use super::state::Ui;
+use super::state::{PageLedger, Ui};
 use crate::quota::{QuotaView, Source};
 use crate::units::{group_digits, human_bytes, human_duration, rfc3339_ms};
 
@@ -20,11 +20,11 @@ fn render(ui: &Ui) -> Html {
     let catalog = ui.gateway.catalog();
     let registry = catalog.registry();
     // On a cluster's replica, the whole cluster's ledger and contract windows (what `quota --store` shows), not
-    // this replica's data dir.
-    let source = match (registry.shared(), ui.ledger()) {
-        (Some(pg), _) => Source::Shared(pg),
-        (None, Ok(l)) => Source::Local(l),
-        (None, Err(why)) => return html::unavailable("Quotas", PATH, why),
+    // this replica's data dir: the page's ledger is the shared store there.
+    let source = match ui.ledger() {
+        Ok(PageLedger::Local(l)) => Source::Local(l),
+        Ok(PageLedger::Shared(pg)) => Source::Shared(pg),
+        Err(why) => return html::unavailable("Quotas", PATH, why),
     };
     let records = match registry.list() {
         Ok(r) => r,
