@@ -936,6 +936,23 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
             .collect::<Vec<_>>(),
         ["http", "cli"]
     );
+    let every_filter = [
+        "--plugin",
+        "fixture-basic",
+        "--outcome",
+        "ok",
+        "--kind",
+        "call",
+        "--since",
+        "1h",
+    ];
+    assert_eq!(shown(&every_filter).len(), 6);
+    assert_eq!(
+        shown(&[&every_filter[..], &["--until", "1h"]].concat()).len(),
+        0
+    );
+    assert_eq!(shown(&["--kind", "event"]).len(), 0);
+    assert_eq!(shown(&["--outcome", "quota"]).len(), 0);
     let newest = shown(&["--limit", "2"]);
     assert_eq!(
         newest.iter().map(|e| e["seq"].as_u64()).collect::<Vec<_>>(),
