@@ -975,6 +975,39 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         assert_eq!(w[1]["prev_hash"], w[0]["hash"], "{w:?}");
     }
     assert_eq!(exported[5], newest[1]);
+    // A checkpoint of the cluster's head, kept in a file (the store keeps none): `verify --against` checks that the
+    // chain still reaches it; a checkpoint whose hash was altered does not verify.
+    let cp = op.join("cluster-checkpoint.json");
+    let cp = cp.to_str().expect("utf-8");
+    let (ok, out) = operator(op, &url, &["ledger", "checkpoint", "--key", "acme"]);
+    assert!(!ok && out.contains("--out FILE"), "{out}");
+    let (ok, out) = operator(
+        op,
+        &url,
+        &["ledger", "checkpoint", "--key", "acme", "--out", cp],
+    );
+    assert!(ok && out.contains("entry 6"), "{out}");
+    let (ok, out) = operator(op, &url, &["ledger", "verify", "--against", cp]);
+    assert!(
+        ok && out.contains("ok: the chain reaches checkpoint") && out.contains("(entry 6)"),
+        "{out}"
+    );
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cp).expect("checkpoint")).expect("json");
+    forged["hash"] = exported[4]["hash"].clone();
+    let forged_file = op.join("forged-checkpoint.json");
+    std::fs::write(&forged_file, forged.to_string()).expect("write");
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "ledger",
+            "verify",
+            "--against",
+            forged_file.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!ok && out.contains("BROKEN at entry 6"), "{out}");
     // `quota` and `stats` on the store count the whole cluster's calls (two through A, three through B, one
     // through the CLI), not this machine's ledger (which has none).
     let (ok, out) = operator(op, &url, &["quota", "fixture-basic", "--json"]);
@@ -1067,6 +1100,20 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         .iter()
         .all(|t| !t.starts_with("fixture-basic__"))));
     assert_eq!(psql(&url, "SELECT count(*) FROM index_blobs"), "0");
+    // The last entry cut off together with the head row moved back: the chain alone is consistent again, the
+    // checkpoint kept outside the store is what finds it.
+    psql(
+        &url,
+        "DELETE FROM ledger_entries WHERE seq = 6; \
+         UPDATE ledger_head SET seq = 5, hash = (SELECT hash FROM ledger_entries WHERE seq = 5)",
+    );
+    let (ok, out) = operator(op, &url, &["ledger", "verify"]);
+    assert!(ok && out.contains("ok: 5 entries"), "{out}");
+    let (ok, out) = operator(op, &url, &["ledger", "verify", "--against", cp]);
+    assert!(
+        !ok && out.contains("BROKEN at entry 6") && out.contains("no longer reaches entry 6"),
+        "{out}"
+    );
 }
 
 /// The namespaced tools `tools/list` gives at `addr` with `token`; `None` when the request is refused (401).

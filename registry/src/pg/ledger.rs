@@ -14,8 +14,10 @@ use tokio_postgres::types::ToSql;
 
 use super::error::{PgError, PgResult};
 use super::store::PgStore;
+use crate::keys::KeyPair;
 use crate::ledger::{
-    CallUsage, Caller, Entry, Filter, GENESIS, Kind, NewEntry, Problem, Verification, entry_hash,
+    Anchor, CallUsage, Caller, Entry, Filter, GENESIS, Kind, NewEntry, Problem, Verification,
+    entry_hash,
 };
 
 const COLUMNS: &str = "seq, time_ms, kind, plugin, version, digest, tool, transport, session, principal, \
@@ -262,6 +264,42 @@ impl PgStore {
             let mut out = rows.iter().map(row).collect::<PgResult<Vec<_>>>()?;
             out.reverse();
             Ok(out)
+        })
+    }
+
+    /// Signs the whole cluster's chain head with `key` at `time_ms`; `None` when the ledger is empty. The store keeps
+    /// no checkpoints: the operator keeps the returned one (`ledger checkpoint --out FILE`) and checks the chain
+    /// still reaches it with [`PgStore::ledger_verify_anchor`].
+    pub fn ledger_checkpoint(&self, key: &KeyPair, time_ms: i64) -> PgResult<Option<Anchor>> {
+        let (seq, hash) = self.run(|pool| async move {
+            let c = pool.get().await?;
+            let r = c
+                .query_one("SELECT seq, hash FROM ledger_head WHERE id = 1", &[])
+                .await?;
+            Ok((r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+        })?;
+        Ok((seq > 0).then(|| Anchor::sign(key, seq, &hash, time_ms)))
+    }
+
+    /// Whether the cluster's chain still reaches `anchor` (a checkpoint kept outside the store): `None` when its
+    /// signature verifies and entry `anchor.seq` is the one it signed, else what is wrong — the same checks as
+    /// [`crate::ledger::Ledger::verify_anchor`] on SQLite.
+    pub fn ledger_verify_anchor(&self, anchor: &Anchor) -> PgResult<Option<String>> {
+        if let Some(bad) = anchor.check() {
+            return Ok(Some(bad));
+        }
+        Ok(match self.ledger_entry(anchor.seq)? {
+            None => Some(format!(
+                "the ledger no longer reaches entry {} that it signed (the head is now {}): entries were deleted \
+                 or the tail was cut",
+                anchor.seq,
+                self.ledger_head_seq()?
+            )),
+            Some(e) if e.hash != anchor.hash => Some(format!(
+                "entry {} is not the one it signed (the chain was rewritten)",
+                anchor.seq
+            )),
+            Some(_) => None,
         })
     }
 
