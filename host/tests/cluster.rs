@@ -907,6 +907,26 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         b.call("fixture-basic__state_get", serde_json::json!({"key": "c"})),
         Ok("from the cli".to_string())
     );
+    // A .wasm file called with `--state-of` on the store reads the cluster's state of that plugin (a dry run: not
+    // ledgered, so the counts below stay six).
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "call",
+            &wasm,
+            "state_get",
+            "--state-of",
+            "fixture-basic",
+            "--grant",
+            "state",
+            "--grant",
+            "log",
+            "--args",
+            r#"{"key": "k"}"#,
+        ],
+    );
+    assert!(ok && out.contains("from a"), "{out}");
 
     // Every call is in the one ledger: 6 (echo, state_put through A; state_get, echo through B; the CLI's
     // state_put; state_get through B).
