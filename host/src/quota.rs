@@ -117,6 +117,38 @@ pub fn view_shared(
     Ok(assemble(record, language, recent, contracts))
 }
 
+/// Where a view's numbers come from: a data dir's ledger, or a cluster's shared store (the whole cluster's ledger
+/// and the contract windows every replica reserves in).
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    Local(&'a Arc<Ledger>),
+    Shared(&'a Arc<plughost_registry::pg::PgStore>),
+}
+
+impl<'a> Source<'a> {
+    /// The registry's: its shared store when it has one (a cluster's replica or an operator with `--store`), else
+    /// the data dir's ledger `local`.
+    pub fn of(registry: &'a plughost_registry::Registry, local: &'a Arc<Ledger>) -> Source<'a> {
+        match registry.shared() {
+            Some(pg) => Source::Shared(pg),
+            None => Source::Local(local),
+        }
+    }
+
+    /// The view of `record` at `now_ms`, from this source.
+    pub fn view(
+        self,
+        record: &PluginRecord,
+        language: Language,
+        now_ms: i64,
+    ) -> Result<QuotaView, QuotaError> {
+        match self {
+            Source::Local(ledger) => view(ledger, record, language, now_ms),
+            Source::Shared(store) => view_shared(store, record, language, now_ms),
+        }
+    }
+}
+
 fn assemble(
     record: &PluginRecord,
     language: Language,

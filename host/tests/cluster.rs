@@ -2,8 +2,9 @@
 //! ledger chain appended by several replicas at once, contracts exact across them, shared state with its quota,
 //! schema migrations run once by replicas starting together, `unavailable` when the server is not there. The CLI:
 //! `store migrate` of a data dir with a 10,000-entry ledger and a registry, then `--store … ledger verify` and a
-//! replica serving the moved plugin. Replicas: `serve` and
-//! the operator commands on the shared store, reloads across replicas by NOTIFY.
+//! replica serving the moved plugin. Replicas: `serve` and the operator commands on the shared store (`call`
+//! included), reloads across replicas by NOTIFY, `plughost__quotas` and the operator page (quotas, calls, ledger)
+//! on any replica showing the whole cluster's calls.
 //!
 //! Fails if PostgreSQL cannot be started, unless PLUGHOST_SKIP_CLUSTER=1 (then every case says loudly it skipped).
 
@@ -888,26 +889,208 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
         Ok("hi b".to_string())
     );
 
-    // Every call of both replicas is in the one ledger (4 calls: echo, state_put, state_get, echo).
+    // `call` through the CLI on the store is a call of the cluster: its state is the one the replicas read, its
+    // entry goes into the one chain and it counts against the shared contract.
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "call",
+            "fixture-basic",
+            "state_put",
+            "--args",
+            r#"{"key": "c", "value": "from the cli"}"#,
+        ],
+    );
+    assert!(ok && out.contains("stored"), "{out}");
+    assert_eq!(
+        b.call("fixture-basic__state_get", serde_json::json!({"key": "c"})),
+        Ok("from the cli".to_string())
+    );
+    // A .wasm file called with `--state-of` on the store reads the cluster's state of that plugin (a dry run: not
+    // ledgered, so the counts below stay six).
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "call",
+            &wasm,
+            "state_get",
+            "--state-of",
+            "fixture-basic",
+            "--grant",
+            "state",
+            "--grant",
+            "log",
+            "--args",
+            r#"{"key": "k"}"#,
+        ],
+    );
+    assert!(ok && out.contains("from a"), "{out}");
+
+    // Every call is in the one ledger: 6 (echo, state_put through A; state_get, echo through B; the CLI's
+    // state_put; state_get through B).
     let (ok, out) = operator(op, &url, &["ledger", "verify"]);
-    assert!(ok && out.contains("ok: 4 entries"), "{out}");
-    // `quota` and `stats` on the store count the whole cluster's calls (two through each replica), not this
-    // machine's ledger (which has none).
+    assert!(ok && out.contains("ok: 6 entries"), "{out}");
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM ledger_entries WHERE tool = 'state_put' AND transport = 'cli'"
+        ),
+        "1"
+    );
+    // `ledger show` and `export` on the store read the same chain: the filter picks the two `state_put` calls (one
+    // through a replica, one through the CLI), `--limit 2` the newest two oldest first, and the export is all six,
+    // each linked to the one before.
+    let shown = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["ledger", "show", "--json"];
+        all.extend_from_slice(args);
+        let (ok, out) = operator(op, &url, &all);
+        assert!(ok, "{out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let puts = shown(&["--tool", "state_put"]);
+    assert_eq!(
+        puts.iter()
+            .map(|e| e["caller"]["transport"].as_str().unwrap_or("?"))
+            .collect::<Vec<_>>(),
+        ["http", "cli"]
+    );
+    let every_filter = [
+        "--plugin",
+        "fixture-basic",
+        "--outcome",
+        "ok",
+        "--kind",
+        "call",
+        "--since",
+        "1h",
+    ];
+    assert_eq!(shown(&every_filter).len(), 6);
+    assert_eq!(
+        shown(&[&every_filter[..], &["--until", "1h"]].concat()).len(),
+        0
+    );
+    assert_eq!(shown(&["--kind", "event"]).len(), 0);
+    assert_eq!(shown(&["--outcome", "quota"]).len(), 0);
+    let newest = shown(&["--limit", "2"]);
+    assert_eq!(
+        newest.iter().map(|e| e["seq"].as_u64()).collect::<Vec<_>>(),
+        [Some(5), Some(6)]
+    );
+    let (ok, out) = operator(op, &url, &["ledger", "export"]);
+    assert!(ok, "{out}");
+    let exported: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(
+        exported
+            .iter()
+            .map(|e| e["seq"].as_u64())
+            .collect::<Vec<_>>(),
+        (1..=6).map(Some).collect::<Vec<_>>()
+    );
+    for w in exported.windows(2) {
+        assert_eq!(w[1]["prev_hash"], w[0]["hash"], "{w:?}");
+    }
+    assert_eq!(exported[5], newest[1]);
+    // A checkpoint of the cluster's head, kept in a file (the store keeps none): `verify --against` checks that the
+    // chain still reaches it; a checkpoint whose hash was altered does not verify.
+    let cp = op.join("cluster-checkpoint.json");
+    let cp = cp.to_str().expect("utf-8");
+    let (ok, out) = operator(op, &url, &["ledger", "checkpoint", "--key", "acme"]);
+    assert!(!ok && out.contains("--out FILE"), "{out}");
+    let (ok, out) = operator(
+        op,
+        &url,
+        &["ledger", "checkpoint", "--key", "acme", "--out", cp],
+    );
+    assert!(ok && out.contains("entry 6"), "{out}");
+    let (ok, out) = operator(op, &url, &["ledger", "verify", "--against", cp]);
+    assert!(
+        ok && out.contains("ok: the chain reaches checkpoint") && out.contains("(entry 6)"),
+        "{out}"
+    );
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cp).expect("checkpoint")).expect("json");
+    forged["hash"] = exported[4]["hash"].clone();
+    let forged_file = op.join("forged-checkpoint.json");
+    std::fs::write(&forged_file, forged.to_string()).expect("write");
+    let (ok, out) = operator(
+        op,
+        &url,
+        &[
+            "ledger",
+            "verify",
+            "--against",
+            forged_file.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!ok && out.contains("BROKEN at entry 6"), "{out}");
+    // `quota` and `stats` on the store count the whole cluster's calls (two through A, three through B, one
+    // through the CLI), not this machine's ledger (which has none).
     let (ok, out) = operator(op, &url, &["quota", "fixture-basic", "--json"]);
     assert!(ok, "{out}");
     let q: serde_json::Value = serde_json::from_str(&out).expect("quota json");
     let q = &q["plugins"][0];
-    assert_eq!(q["calls_sampled"], 4, "{q}");
+    assert_eq!(q["calls_sampled"], 6, "{q}");
     assert_eq!(
         (
             &q["contracts"][0]["calls_used"],
             &q["contracts"][0]["calls_allowed"]
         ),
-        (&serde_json::json!(4), &serde_json::json!(100)),
+        (&serde_json::json!(6), &serde_json::json!(100)),
         "{q}"
     );
     let (ok, out) = operator(op, &url, &["quota", "fixture-basic"]);
-    assert!(ok && out.contains("calls 4 of 100"), "{out}");
+    assert!(ok && out.contains("calls 6 of 100"), "{out}");
+    // The gateway's `plughost__quotas` on either replica is the same cluster-wide view (A ran two of the six
+    // calls, B three), and so is the operator page's quota view.
+    for r in [&a, &b] {
+        let (status, body) = r.rpc(
+            "tools/call",
+            Some("plughost__quotas"),
+            serde_json::json!({"name": "plughost__quotas", "arguments": {}}),
+        );
+        assert_eq!(status, 200, "{body}");
+        let quotas = &json_of(&body)["result"]["structuredContent"];
+        let mine = quotas["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["plugin"] == "fixture-basic")
+            .unwrap_or_else(|| panic!("no fixture-basic in {quotas}"));
+        assert_eq!(
+            (&mine["calls_sampled"], &mine["contracts"][0]["calls_used"]),
+            (&serde_json::json!(6), &serde_json::json!(6)),
+            "{mine}"
+        );
+        let page = get(r.addr, "/ui/quotas");
+        assert!(
+            page.contains("6 calls sampled") && page.contains("6 of 100"),
+            "{page}"
+        );
+        // The page's calls and ledger views read the same chain: A never ran `state_get`, entry 5 is the CLI's
+        // call, and the verification walks all six.
+        let calls = get(r.addr, "/ui/calls");
+        assert!(
+            calls.contains("data-head=\"6\"") && calls.contains("state_get"),
+            "{calls}"
+        );
+        let fifth = get(r.addr, "/ui/calls/5");
+        assert!(
+            fifth.contains("state_put") && fifth.contains("<dt>Caller</dt><dd>cli "),
+            "{fifth}"
+        );
+        let ledger = get(r.addr, "/ui/ledger?verify=1");
+        assert!(
+            ledger.contains("entry 6</dd>")
+                && ledger.contains("the chain is intact")
+                && ledger.contains("<dt>Entries</dt><dd>6</dd>"),
+            "{ledger}"
+        );
+    }
     let (ok, out) = operator(op, &url, &["stats", "--json"]);
     assert!(ok, "{out}");
     let st: serde_json::Value = serde_json::from_str(&out).expect("stats json");
@@ -921,19 +1104,36 @@ fn replicas_serve_what_the_operator_installs_and_reload_a_grant_change_within_a_
     };
     assert_eq!(
         (calls("echo"), calls("state_put"), calls("state_get")),
-        (Some(2), Some(1), Some(1)),
+        (Some(2), Some(2), Some(2)),
         "{st}"
     );
     let (ok, out) = plughost(op, &["stats", "--json"]);
-    assert!(ok && !out.contains("echo"), "{out}");
+    assert!(
+        ok && !out.contains("echo") && !out.contains("state_put"),
+        "{out}"
+    );
     // Removed through the CLI: gone from both.
     let (ok, out) = operator(op, &url, &["remove", "fixture-basic"]);
-    assert!(ok && out.contains("removed  its state (1 key)"), "{out}");
+    assert!(ok && out.contains("removed  its state (2 keys)"), "{out}");
     assert!(within(second, &[&a, &b], |r| r
         .tools()
         .iter()
         .all(|t| !t.starts_with("fixture-basic__"))));
     assert_eq!(psql(&url, "SELECT count(*) FROM index_blobs"), "0");
+    // The last entry cut off together with the head row moved back: the chain alone is consistent again, the
+    // checkpoint kept outside the store is what finds it.
+    psql(
+        &url,
+        "DELETE FROM ledger_entries WHERE seq = 6; \
+         UPDATE ledger_head SET seq = 5, hash = (SELECT hash FROM ledger_entries WHERE seq = 5)",
+    );
+    let (ok, out) = operator(op, &url, &["ledger", "verify"]);
+    assert!(ok && out.contains("ok: 5 entries"), "{out}");
+    let (ok, out) = operator(op, &url, &["ledger", "verify", "--against", cp]);
+    assert!(
+        !ok && out.contains("BROKEN at entry 6") && out.contains("no longer reaches entry 6"),
+        "{out}"
+    );
 }
 
 /// The namespaced tools `tools/list` gives at `addr` with `token`; `None` when the request is refused (401).

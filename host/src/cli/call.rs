@@ -200,14 +200,15 @@ pub async fn call(home: &Home, args: CallArgs) -> Result<ExitCode> {
         if args.state_of.is_some() {
             bail!("--state-of is for calling a .wasm file; `{id}` is called with its own state");
         }
-        let host = Host::open(home)?.without_standby();
-        return call_installed(home, &host, id, &args, fuel, memory, timeout).await;
+        return call_installed(home, id, &args, fuel, memory, timeout).await;
     }
-    // A file call is a dry run: scratch state, unless the operator names an installed plugin whose state to use.
+    // A file call is a dry run: scratch state, unless the operator names an installed plugin whose state to use
+    // (with --store, the state the cluster's replicas read and write).
     let host = match &args.state_of {
         Some(id) => {
-            open_registry(home)?.plugin(id)?;
-            Host::open(home)?
+            let registry = open_registry(home)?;
+            registry.plugin(id)?;
+            open_host(home, &registry)?
         }
         None => Host::scratch(home)?,
     }
@@ -302,10 +303,21 @@ fn check_call(
     Ok(Err(CallError::InvalidArguments { message }))
 }
 
-/// `call <installed id>`: grants, limits, config and secrets come from the registry, like the gateway's.
+/// The host of the registry's plugins: this data dir's state, or with `--store` the cluster's shared state (the
+/// compile cache stays this machine's either way).
+fn open_host(home: &Home, registry: &plughost::registry::Registry) -> Result<Host> {
+    Ok(match registry.shared() {
+        Some(pg) => Host::open_shared(home, pg.clone())?,
+        None => Host::open(home)?,
+    })
+}
+
+/// `call <installed id>`: grants, limits, config and secrets come from the registry, like the gateway's. With
+/// `--store` it is a call of the cluster, as through a replica: the shared registry, state and contracts, and its
+/// entry in the one ledger chain (committed before the result is printed; a store that cannot be asked refuses the
+/// call as `unavailable` and no guest runs).
 async fn call_installed(
     home: &Home,
-    host: &Host,
     id: &str,
     args: &CallArgs,
     fuel: Option<u64>,
@@ -319,13 +331,7 @@ async fn call_installed(
         );
     }
     let registry = std::sync::Arc::new(open_registry(home)?);
-    if registry.shared().is_some() {
-        // This host's state is the data dir's; a cluster's plugins keep theirs in the shared store.
-        bail!(
-            "`plughost call` of an installed plugin is not available on a shared store (--store) yet; call its tools \
-             through a replica (`plughost --store … serve --http`)"
-        );
-    }
+    let host = &open_host(home, &registry)?.without_standby();
     let catalog = plughost::Catalog::open(host.clone(), registry).await?;
     let Some(entry) = catalog.get(id) else {
         // Recorded as an `unavailable` refusal, as over MCP.

@@ -116,35 +116,8 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             limit,
             json,
         } => {
-            let f = Filter {
-                plugin,
-                tool,
-                outcome,
-                since_ms: since.as_deref().map(time_arg).transpose()?,
-                until_ms: until.as_deref().map(time_arg).transpose()?,
-                kind: kind
-                    .as_deref()
-                    .map(|k| if k == "call" { Kind::Call } else { Kind::Event }),
-                limit: Some(limit),
-                ..Default::default()
-            };
-            let entries = ledger.entries(&f)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            if entries.is_empty() {
-                println!("no entries");
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "{:>6}  {:<17}  {:<24}  {:<14}  {:>9}  {:>11}  {:>9}  CALLER",
-                "SEQ", "TIME (UTC)", "PLUGIN/TOOL", "OUTCOME", "TIME", "FUEL", "MEMORY"
-            );
-            for e in &entries {
-                print_row(e);
-            }
-            Ok(ExitCode::SUCCESS)
+            let f = show_filter(plugin, tool, outcome, since, until, kind, limit)?;
+            print_entries(&ledger.entries(&f)?, json)
         }
         LedgerCommand::Verify {
             against,
@@ -259,25 +232,7 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                 },
             )
         }
-        LedgerCommand::Export { out } => {
-            let mut w: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p)
-                        .with_context(|| format!("cannot write {}", p.display()))?,
-                )),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            };
-            let n = ledger.each_entry(|e| -> Result<()> {
-                serde_json::to_writer(&mut w, &e)?;
-                w.write_all(b"\n")?;
-                Ok(())
-            })?;
-            w.flush()?;
-            if let Some(p) = out {
-                eprintln!("exported {n} entries to {}", p.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        LedgerCommand::Export { out } => export(out.as_deref(), |line| ledger.each_entry(line)),
         LedgerCommand::Generate {
             entries,
             plugin,
@@ -336,6 +291,73 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `ledger export`: every entry `each` hands over, as one JSON line, to `out` or stdout.
+pub(super) fn export(
+    out: Option<&std::path::Path>,
+    each: impl FnOnce(&mut dyn FnMut(Entry) -> Result<()>) -> Result<u64>,
+) -> Result<ExitCode> {
+    let mut w: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let n = each(&mut |e: Entry| -> Result<()> {
+        serde_json::to_writer(&mut w, &e)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    })?;
+    w.flush()?;
+    if let Some(p) = out {
+        eprintln!("exported {n} entries to {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `ledger show`'s options select.
+pub(super) fn show_filter(
+    plugin: Option<String>,
+    tool: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    kind: Option<String>,
+    limit: usize,
+) -> Result<Filter> {
+    Ok(Filter {
+        plugin,
+        tool,
+        outcome,
+        since_ms: since.as_deref().map(time_arg).transpose()?,
+        until_ms: until.as_deref().map(time_arg).transpose()?,
+        kind: kind
+            .as_deref()
+            .map(|k| if k == "call" { Kind::Call } else { Kind::Event }),
+        limit: Some(limit),
+        ..Default::default()
+    })
+}
+
+/// `ledger show`'s output: the entries as JSON, or a table.
+pub(super) fn print_entries(entries: &[Entry], json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entries.is_empty() {
+        println!("no entries");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>6}  {:<17}  {:<24}  {:<14}  {:>9}  {:>11}  {:>9}  CALLER",
+        "SEQ", "TIME (UTC)", "PLUGIN/TOOL", "OUTCOME", "TIME", "FUEL", "MEMORY"
+    );
+    for e in entries {
+        print_row(e);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_row(e: &Entry) {

@@ -299,7 +299,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => audit::audit(&home, args),
         Command::Serve(args) => serve::serve(&home, args).await,
         Command::Ledger(cmd) => match cli.store.as_deref() {
-            Some(url) => store::ledger(url, cmd),
+            Some(url) => store::ledger(&home, url, cmd),
             None => ledger::ledger(&home, cmd),
         },
         Command::Store(cmd) => store::store(&home, cli.store.as_deref(), cmd),

@@ -1,6 +1,6 @@
 //! The shared store (`--store postgres://…`, `PLUGHOST_STORE`): `store migrate` moves a data dir's ledger, contract
-//! windows, plugin state and registry index (with its components) into it, and the ledger commands that read the whole cluster's record (`ledger verify`)
-//! run against it.
+//! windows, plugin state and registry index (with its components) into it, and the ledger commands that read the
+//! whole cluster's record (`ledger show`, `export`, `verify [--against]`, `checkpoint --out`) run against it.
 
 use std::process::ExitCode;
 
@@ -137,8 +137,12 @@ fn copy_state(home: &Home, pg: &PgStore) -> Result<u64> {
     Ok(n)
 }
 
-/// The ledger commands on the shared store: `verify` walks the whole cluster's chain.
-pub fn ledger(url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
+/// Entries `ledger export` reads from the store per round trip.
+const EXPORT_PAGE: u32 = 5_000;
+
+/// The ledger commands on the shared store: `verify` walks the whole cluster's chain (and checks checkpoint files
+/// against it), `show` and `export` read it, `checkpoint` signs its head with a key of the operator's data dir `home`.
+pub fn ledger(home: &Home, url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
     let pg = open(url)?;
     match cmd {
         LedgerCommand::Verify {
@@ -146,10 +150,37 @@ pub fn ledger(url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
             against,
             archive,
         } => {
-            if !against.is_empty() || !archive.is_empty() {
-                bail!("--against and --archive are not supported on a shared store yet");
+            if !archive.is_empty() {
+                bail!(
+                    "--archive is not supported on a shared store (its ledger is never archived)"
+                );
             }
-            let v = pg.ledger_verify()?;
+            let mut v = pg.ledger_verify()?;
+            // Checkpoints kept outside the store: the first one the chain no longer reaches is the problem.
+            let mut anchors = Vec::new();
+            for file in &against {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let anchor: plughost::registry::ledger::Anchor = serde_json::from_str(&text)
+                    .with_context(|| {
+                        format!("{} is not a ledger checkpoint file", file.display())
+                    })?;
+                let failed = pg.ledger_verify_anchor(&anchor)?;
+                if v.problem.is_none()
+                    && let Some(why) = &failed
+                {
+                    v.problem = Some(plughost::registry::ledger::Problem {
+                        seq: anchor.seq,
+                        reason: format!(
+                            "checkpoint {} (entry {}, signed by `{}`) failed: {why}",
+                            file.display(),
+                            anchor.seq,
+                            anchor.key_name
+                        ),
+                    });
+                }
+                anchors.push((file, anchor.seq));
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if let Some(p) = &v.problem {
@@ -164,6 +195,12 @@ pub fn ledger(url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
                         .map(|(s, h)| format!(" up to {s} (head {}…)", &h[..16]))
                         .unwrap_or_default()
                 );
+                for (file, seq) in &anchors {
+                    println!(
+                        "ok: the chain reaches checkpoint {} (entry {seq})",
+                        file.display()
+                    );
+                }
             }
             Ok(if v.problem.is_some() {
                 ExitCode::from(1)
@@ -171,9 +208,69 @@ pub fn ledger(url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        LedgerCommand::Checkpoint { key, out } => {
+            let Some(out) = out else {
+                bail!(
+                    "a shared store keeps no checkpoints: add --out FILE and keep the file (check it with \
+                     `--store … ledger verify --against FILE`)"
+                );
+            };
+            let kp = super::show::open_registry(home)?.signing_key(&key)?;
+            let v = pg.ledger_verify()?;
+            if let Some(p) = v.problem {
+                bail!(
+                    "the ledger is broken at entry {} ({}); not signing it",
+                    p.seq,
+                    p.reason
+                );
+            }
+            let Some(anchor) = pg.ledger_checkpoint(&kp, now_ms())? else {
+                bail!("the cluster's ledger is empty: there is no head to sign");
+            };
+            println!(
+                "signed the cluster's ledger head: entry {} ({}…) with `{}` {}",
+                anchor.seq,
+                &anchor.hash[..anchor.hash.len().min(16)],
+                anchor.key_name,
+                kp.public().fingerprint()
+            );
+            let text = serde_json::to_string_pretty(&anchor)? + "\n";
+            std::fs::write(&out, text)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote the checkpoint to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Show {
+            plugin,
+            tool,
+            outcome,
+            since,
+            until,
+            kind,
+            limit,
+            json,
+        } => {
+            let f = super::ledger::show_filter(plugin, tool, outcome, since, until, kind, limit)?;
+            super::ledger::print_entries(&pg.ledger_entries(&f)?, json)
+        }
+        LedgerCommand::Export { out } => super::ledger::export(out.as_deref(), |line| {
+            // A page at a time: the cluster's ledger is never all in memory.
+            let (mut after, mut n) = (0, 0);
+            loop {
+                let page = pg.ledger_entries_after(after, EXPORT_PAGE)?;
+                let Some(last) = page.last().map(|e| e.seq) else {
+                    return Ok(n);
+                };
+                for e in page {
+                    line(e)?;
+                    n += 1;
+                }
+                after = last;
+            }
+        }),
         _ => bail!(
-            "this ledger command reads the data dir's ledger; on a shared store only `ledger verify` is available \
-             yet (run it without --store for the local ledger)"
+            "this ledger command reads the data dir's ledger; on a shared store `ledger show`, `export`, `verify` \
+             and `checkpoint --out FILE` are available (run it without --store for the local ledger)"
         ),
     }
 }

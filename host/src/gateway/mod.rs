@@ -387,7 +387,8 @@ impl Gateway {
                 })))
             }
             "plughost__quotas" => {
-                let ledger = self.catalog.ledger().ledger();
+                // On a cluster's replica, the whole cluster's ledger and contract windows, not this replica's.
+                let source = crate::quota::Source::of(registry, self.catalog.ledger().ledger());
                 let now = crate::ledger::now_ms();
                 let plugins: Vec<Value> = records
                     .iter()
@@ -396,7 +397,7 @@ impl Gateway {
                             Some(e) => e.plugin.info.language,
                             None => crate::catalog::installed_language(registry, &r.id),
                         };
-                        let mut v = match crate::quota::view(ledger, r, language, now) {
+                        let mut v = match source.view(r, language, now) {
                             Ok(view) => json!(view),
                             Err(e) => json!({ "plugin": r.id, "error": e.to_string() }),
                         };

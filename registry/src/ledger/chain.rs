@@ -130,7 +130,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 impl Anchor {
     /// Signs the entry `seq` with hash `hash` at `time_ms`.
-    pub(super) fn sign(key: &KeyPair, seq: u64, hash: &str, time_ms: i64) -> Anchor {
+    pub(crate) fn sign(key: &KeyPair, seq: u64, hash: &str, time_ms: i64) -> Anchor {
         Anchor {
             format: ANCHOR_FORMAT.into(),
             seq,
@@ -143,7 +143,7 @@ impl Anchor {
     }
 
     /// Whether it is a ledger checkpoint whose signature verifies against the key it carries; else what is wrong.
-    pub(super) fn check(&self) -> Option<String> {
+    pub(crate) fn check(&self) -> Option<String> {
         if self.format != ANCHOR_FORMAT {
             return Some(format!(
                 "it is not a ledger checkpoint (format `{}`, expected `{ANCHOR_FORMAT}`)",

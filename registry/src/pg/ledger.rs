@@ -14,8 +14,10 @@ use tokio_postgres::types::ToSql;
 
 use super::error::{PgError, PgResult};
 use super::store::PgStore;
+use crate::keys::KeyPair;
 use crate::ledger::{
-    CallUsage, Caller, Entry, GENESIS, Kind, NewEntry, Problem, Verification, entry_hash,
+    Anchor, CallUsage, Caller, Entry, Filter, GENESIS, Kind, NewEntry, Problem, Verification,
+    entry_hash,
 };
 
 const COLUMNS: &str = "seq, time_ms, kind, plugin, version, digest, tool, transport, session, principal, \
@@ -25,6 +27,8 @@ const INSERT: &str = "INSERT INTO ledger_entries (seq, time_ms, kind, plugin, ve
     hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 /// Entries read per round trip when walking the chain.
 const PAGE: i64 = 5_000;
+/// The most entries one [`PgStore::ledger_entries`] returns (`ledger show --limit` beyond it shows this many).
+pub const SHOW_MAX: usize = 100_000;
 
 fn row(r: &Row) -> PgResult<Entry> {
     let kind: String = r.get(2);
@@ -231,6 +235,85 @@ impl PgStore {
                 )
                 .await?;
             rows.iter().map(row).collect()
+        })
+    }
+
+    /// The entries `f` selects from the whole cluster's ledger — the newest `f.limit` of them (at most
+    /// [`SHOW_MAX`]), returned oldest first —, as [`crate::ledger::Ledger::entries`] selects them on SQLite:
+    /// `ledger show` on a shared store.
+    pub fn ledger_entries(&self, f: &Filter) -> PgResult<Vec<Entry>> {
+        let (plugin, tool, outcome) = (f.plugin.clone(), f.tool.clone(), f.outcome.clone());
+        let (since, until, after) = (f.since_ms, f.until_ms, f.after_seq.unwrap_or(0) as i64);
+        let kind = f.kind.map(|k| k.as_str().to_string());
+        let limit = f.limit.unwrap_or(SHOW_MAX).min(SHOW_MAX) as i64;
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM ledger_entries WHERE ($1::TEXT IS NULL OR plugin = $1) \
+                         AND ($2::TEXT IS NULL OR tool = $2) AND ($3::TEXT IS NULL OR outcome = $3) \
+                         AND ($4::BIGINT IS NULL OR time_ms >= $4) AND ($5::BIGINT IS NULL OR time_ms < $5) \
+                         AND ($6::TEXT IS NULL OR kind = $6) AND seq > $7 ORDER BY seq DESC LIMIT $8"
+                    ),
+                    &[
+                        &plugin, &tool, &outcome, &since, &until, &kind, &after, &limit,
+                    ],
+                )
+                .await?;
+            let mut out = rows.iter().map(row).collect::<PgResult<Vec<_>>>()?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    /// Signs the whole cluster's chain head with `key` at `time_ms`; `None` when the ledger is empty. The store keeps
+    /// no checkpoints: the operator keeps the returned one (`ledger checkpoint --out FILE`) and checks the chain
+    /// still reaches it with [`PgStore::ledger_verify_anchor`].
+    pub fn ledger_checkpoint(&self, key: &KeyPair, time_ms: i64) -> PgResult<Option<Anchor>> {
+        let (seq, hash) = self.run(|pool| async move {
+            let c = pool.get().await?;
+            let r = c
+                .query_one("SELECT seq, hash FROM ledger_head WHERE id = 1", &[])
+                .await?;
+            Ok((r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+        })?;
+        Ok((seq > 0).then(|| Anchor::sign(key, seq, &hash, time_ms)))
+    }
+
+    /// Whether the cluster's chain still reaches `anchor` (a checkpoint kept outside the store): `None` when its
+    /// signature verifies and entry `anchor.seq` is the one it signed, else what is wrong — the same checks as
+    /// [`crate::ledger::Ledger::verify_anchor`] on SQLite.
+    pub fn ledger_verify_anchor(&self, anchor: &Anchor) -> PgResult<Option<String>> {
+        if let Some(bad) = anchor.check() {
+            return Ok(Some(bad));
+        }
+        Ok(match self.ledger_entry(anchor.seq)? {
+            None => Some(format!(
+                "the ledger no longer reaches entry {} that it signed (the head is now {}): entries were deleted \
+                 or the tail was cut",
+                anchor.seq,
+                self.ledger_head_seq()?
+            )),
+            Some(e) if e.hash != anchor.hash => Some(format!(
+                "entry {} is not the one it signed (the chain was rewritten)",
+                anchor.seq
+            )),
+            Some(_) => None,
+        })
+    }
+
+    /// The entry with sequence number `seq`, if there is one.
+    pub fn ledger_entry(&self, seq: u64) -> PgResult<Option<Entry>> {
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let r = c
+                .query_opt(
+                    &format!("SELECT {COLUMNS} FROM ledger_entries WHERE seq = $1"),
+                    &[&(seq as i64)],
+                )
+                .await?;
+            r.as_ref().map(row).transpose()
         })
     }
 

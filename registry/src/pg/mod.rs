@@ -31,6 +31,7 @@ pub use contracts::{Admission, Scope, ScopeUse};
 pub use error::{PgError, PgResult};
 pub use import::{IndexDump, IndexImport, PluginDump, VersionDump};
 pub use index::{ConfigRow, Refused, VersionRow};
+pub use ledger::SHOW_MAX;
 pub use notify::CHANNEL;
 pub use schema::PG_SCHEMA_VERSION;
 pub use store::{CALL_TIMEOUT, OPEN_TIMEOUT, POOL_SIZE, PgStore, is_url};

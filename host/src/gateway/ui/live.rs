@@ -5,17 +5,16 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use plughost_registry::ledger::{Entry, Filter, Ledger};
+use plughost_registry::ledger::{Entry, Filter};
 
 use super::calls::{CallQuery, CallRow};
-use super::state::Ui;
+use super::state::{PageLedger, Ui};
 
 /// Most live-call streams at once; one more gets 503.
 pub const MAX_LIVE_STREAMS: usize = 16;
@@ -25,7 +24,7 @@ pub const POLL: Duration = Duration::from_secs(1);
 pub const STREAM_LIFETIME: Duration = Duration::from_secs(600);
 
 struct Tail {
-    ledger: Arc<Ledger>,
+    ledger: PageLedger,
     filter: Filter,
     pending: VecDeque<Entry>,
     shutdown: tokio_util::sync::CancellationToken,

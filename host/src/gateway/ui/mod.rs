@@ -27,7 +27,7 @@ use axum::routing::get;
 use plughost_registry::ledger::Ledger;
 
 use super::Gateway;
-use state::Ui;
+use state::{PageLedger, Ui};
 
 /// What the page is served with: the gateway's bearer token (if any) and the `Host` and `Origin` values it accepts.
 #[derive(Debug, Clone, Copy)]
@@ -50,13 +50,17 @@ pub fn router(
         .path()
         .parent()
         .map(std::path::Path::to_path_buf);
-    let ledger = dir.and_then(|d| match Ledger::open(&d) {
-        Ok(l) => Some(Arc::new(l)),
-        Err(e) => {
-            tracing::warn!("operator page: cannot open the ledger for reading: {e}");
-            None
-        }
-    });
+    // On a cluster's replica the calls are in the shared store (the replica's data dir has none of them).
+    let ledger = match gateway.catalog().registry().shared() {
+        Some(pg) => Some(PageLedger::Shared(pg.clone())),
+        None => dir.and_then(|d| match Ledger::open(&d) {
+            Ok(l) => Some(PageLedger::Local(Arc::new(l))),
+            Err(e) => {
+                tracing::warn!("operator page: cannot open the ledger for reading: {e}");
+                None
+            }
+        }),
+    };
     let ui = Ui {
         gateway,
         ledger,

@@ -1,11 +1,12 @@
 //! The quotas view: per plugin, the fuel, memory and deadline limits against what the latest calls used (p50, p99,
-//! max) as bars, and each contract's window — the numbers of `plughost quota` (one function, `quota::view`).
+//! max) as bars, and each contract's window — the numbers of `plughost quota` (one function, `quota::Source::view`: on a
+//! cluster's replica, the whole cluster's).
 
 use axum::extract::State;
 
 use super::html::{self, Html, esc};
-use super::state::Ui;
-use crate::quota::QuotaView;
+use super::state::{PageLedger, Ui};
+use crate::quota::{QuotaView, Source};
 use crate::units::{group_digits, human_bytes, human_duration, rfc3339_ms};
 
 const PATH: &str = "/ui/quotas";
@@ -16,12 +17,15 @@ pub(super) async fn view(State(ui): State<Ui>) -> Html {
 }
 
 fn render(ui: &Ui) -> Html {
-    let ledger = match ui.ledger() {
-        Ok(l) => l,
-        Err(why) => return html::unavailable("Quotas", PATH, why),
-    };
     let catalog = ui.gateway.catalog();
     let registry = catalog.registry();
+    // On a cluster's replica, the whole cluster's ledger and contract windows (what `quota --store` shows), not
+    // this replica's data dir: the page's ledger is the shared store there.
+    let source = match ui.ledger() {
+        Ok(PageLedger::Local(l)) => Source::Local(l),
+        Ok(PageLedger::Shared(pg)) => Source::Shared(pg),
+        Err(why) => return html::unavailable("Quotas", PATH, why),
+    };
     let records = match registry.list() {
         Ok(r) => r,
         Err(e) => return html::unavailable("Quotas", PATH, &format!("registry: {e}")),
@@ -40,7 +44,7 @@ fn render(ui: &Ui) -> Html {
             Some(e) => e.plugin.info.language,
             None => crate::catalog::installed_language(registry, &r.id),
         };
-        match crate::quota::view(ledger, r, language, now) {
+        match source.view(r, language, now) {
             Ok(v) => body.push_str(&plugin(&v)),
             Err(e) => body.push_str(&format!(
                 "<section><h2>{}</h2><p class=\"error\">{}</p></section>",
