@@ -88,6 +88,40 @@ pub(super) async fn begin_change(tx: &Transaction<'_>) -> PgResult<()> {
     Ok(())
 }
 
+/// Inserts a version row installed at `at`, after `previous` (the version an upgrade replaces; `None` for a first
+/// install), and returns its sequence number. Install and upgrade both write versions through here.
+pub(super) async fn insert_version(
+    tx: &Transaction<'_>,
+    row: &VersionRow,
+    at: i64,
+    previous: Option<i64>,
+) -> PgResult<i64> {
+    Ok(tx
+        .query_one(
+            "INSERT INTO index_versions (plugin_id, version, digest, size, key_fingerprint, key_name, \
+             signature, declared, grants, manifest, installed_at, previous_seq, source, manifest_digest) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
+            &[
+                &row.plugin_id,
+                &row.version,
+                &row.digest,
+                &row.size,
+                &row.key_fingerprint,
+                &row.key_name,
+                &row.signature,
+                &row.declared,
+                &row.grants,
+                &row.manifest,
+                &at,
+                &previous,
+                &row.source,
+                &row.manifest_digest,
+            ],
+        )
+        .await?
+        .get(0))
+}
+
 /// Ends a change: its audit row, chained to the last, and the signal to every replica (sent at commit).
 pub(super) async fn log(
     tx: &Transaction<'_>,
@@ -238,29 +272,7 @@ impl PgStore {
                 return Ok(Err(Refused::Installed(r.get(0))));
             }
             let at = now_secs();
-            let seq: i64 = tx
-                .query_one(
-                    "INSERT INTO index_versions (plugin_id, version, digest, size, key_fingerprint, key_name, \
-                     signature, declared, grants, manifest, installed_at, source, manifest_digest) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq",
-                    &[
-                        &row.plugin_id,
-                        &row.version,
-                        &row.digest,
-                        &row.size,
-                        &row.key_fingerprint,
-                        &row.key_name,
-                        &row.signature,
-                        &row.declared,
-                        &row.grants,
-                        &row.manifest,
-                        &at,
-                        &row.source,
-                        &row.manifest_digest,
-                    ],
-                )
-                .await?
-                .get(0);
+            let seq = insert_version(&tx, &row, at, None).await?;
             tx.execute(
                 "INSERT INTO index_plugins (id, current_seq, enabled, limits, installed_at, updated_at) \
                  VALUES ($1, $2, TRUE, '{}', $3, $3)",

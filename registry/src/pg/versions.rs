@@ -5,7 +5,7 @@
 //! checks that what they were checked against is still current.
 
 use super::error::PgResult;
-use super::index::{Refused, VersionRow, begin_change, log};
+use super::index::{Refused, VersionRow, begin_change, insert_version, log};
 use super::store::PgStore;
 use crate::units::now_secs;
 
@@ -42,30 +42,7 @@ impl PgStore {
                 Some(_) => {}
             }
             let at = now_secs();
-            let seq: i64 = tx
-                .query_one(
-                    "INSERT INTO index_versions (plugin_id, version, digest, size, key_fingerprint, key_name, \
-                     signature, declared, grants, manifest, installed_at, previous_seq, source, manifest_digest) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
-                    &[
-                        &row.plugin_id,
-                        &row.version,
-                        &row.digest,
-                        &row.size,
-                        &row.key_fingerprint,
-                        &row.key_name,
-                        &row.signature,
-                        &row.declared,
-                        &row.grants,
-                        &row.manifest,
-                        &at,
-                        &expected_seq,
-                        &row.source,
-                        &row.manifest_digest,
-                    ],
-                )
-                .await?
-                .get(0);
+            let seq = insert_version(&tx, &row, at, Some(expected_seq)).await?;
             // A new, verified version re-enables a plugin that was disabled (e.g. for a revoked key).
             tx.execute(
                 "UPDATE index_plugins SET current_seq = $2, enabled = TRUE, disabled_reason = NULL, \
