@@ -14,7 +14,9 @@
 //! plughost build as the server (an A/B run against an older binary). `rss` makes 60,000 stateless calls from 8
 //! clients and prints the server's RSS after the first 1,000 and at the end. `BENCH_PAGE=1` runs each stateless
 //! level again with the operator page open: a browser's live calls stream (`/ui/calls/live`) plus the calls and
-//! quotas views fetched once a second, as a person watching would.
+//! quotas views fetched once a second, as a person watching would. `BENCH_AWAKE=1` keeps the cores busy with
+//! lowest-priority loops while it runs (see `support::awake`): on this kind of virtual machine an idle core makes
+//! every wake-up 2-3 times dearer, so give numbers from both states and compare builds within one.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -126,9 +128,11 @@ fn main() {
     let page = std::env::var("BENCH_PAGE").is_ok_and(|v| v == "1");
     let home = support::home_with(1);
     let h = home.path();
+    let awake = support::awake();
     println!(
-        "tools/call fixture-basic__echo, {seconds}s per level, server {}",
-        support::bin().display()
+        "tools/call fixture-basic__echo, {seconds}s per level, server {}, {}",
+        support::bin().display(),
+        support::state(&awake)
     );
 
     let mut server = Command::new(support::bin())

@@ -3,7 +3,8 @@
 //! installed plugins whose compile cache is warm (install compiled them).
 //!
 //! `cargo bench -p plughost --bench startup` (release). `BENCH_RUNS` spawns per plugin count (default 20);
-//! `BENCH_BIN=PATH` measures another plughost build.
+//! `BENCH_BIN=PATH` measures another plughost build; `BENCH_AWAKE=1` keeps the cores busy with lowest-priority
+//! loops meanwhile (see `support::awake`).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -17,9 +18,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    let awake = support::awake();
     println!(
-        "spawn → first tools/list over stdio, {runs} runs each, server {}",
-        support::bin().display()
+        "spawn → first tools/list over stdio, {runs} runs each, server {}, {}",
+        support::bin().display(),
+        support::state(&awake)
     );
     for plugins in [1, 10] {
         let home = support::home_with(plugins);

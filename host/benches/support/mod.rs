@@ -110,6 +110,57 @@ pub fn load() -> String {
         .unwrap_or_default()
 }
 
+/// `BENCH_AWAKE=1`: one busy loop per core at the lowest priority (`nice -n 19`) for as long as the guard lives.
+///
+/// On a virtual machine whose cores are otherwise idle, every wake-up of a sleeping thread costs a halted virtual
+/// CPU's exit and re-entry, and the same build then measures 2-3 times slower than when something else keeps the
+/// cores busy. The loops keep them out of halt without taking time from the client or the server (a niced loop
+/// gets ~1.5% of a core that anything else wants), so runs are comparable whatever else the machine is doing.
+/// Print which state a run was in beside its numbers, and compare builds only within one state.
+pub struct Awake(Vec<std::process::Child>);
+
+/// Starts the busy loops when `BENCH_AWAKE=1`; `None` otherwise.
+pub fn awake() -> Option<Awake> {
+    if std::env::var("BENCH_AWAKE").as_deref() != Ok("1") {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loops = (0..cores)
+        .map(|_| {
+            Command::new("nice")
+                // Each loop ends with the bench, even one killed before it could clean up.
+                .args([
+                    "-n",
+                    "19",
+                    "sh",
+                    "-c",
+                    "while kill -0 $PPID 2>/dev/null; do :; done",
+                ])
+                .spawn()
+                .expect("nice sh")
+        })
+        .collect();
+    Some(Awake(loops))
+}
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// How the machine's cores were kept: printed in each bench's first line.
+pub fn state(awake: &Option<Awake>) -> &'static str {
+    if awake.is_some() {
+        "cores kept awake (BENCH_AWAKE=1)"
+    } else {
+        "cores left idle between calls"
+    }
+}
+
 /// The `p` quantile of sorted samples.
 pub fn quantile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

@@ -6,6 +6,13 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The two top-level fields that tell a reply from other lines.
+#[derive(serde::Deserialize)]
+struct Top {
+    id: Option<serde_json::Value>,
+    method: Option<serde::de::IgnoredAny>,
+}
+
 pub struct StdioServer {
     pub child: Child,
     input: ChildStdin,
@@ -51,12 +58,15 @@ impl StdioServer {
         self.send(&format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
         ));
-        let want = format!("\"id\":{id}");
         loop {
             self.line.clear();
             let n = self.output.read_line(&mut self.line).expect("read");
             assert!(n > 0, "the server ended");
-            if self.line.contains(&want) && !self.line.contains("\"method\"") {
+            // The reply is the line whose top-level `id` is ours and that has no top-level `method` (a request
+            // from the server to the client carries both). Looked at as JSON: a tool's schema may well have a
+            // property called "method".
+            let top: Top = serde_json::from_str(&self.line).expect("a JSON-RPC line");
+            if top.id == Some(id.into()) && top.method.is_none() {
                 return &self.line;
             }
         }
