@@ -112,11 +112,11 @@ impl Host {
                 .plughost_plugin_tools()
                 .call_describe(&mut store)
                 .await?;
-            let listing = match instance.plughost_plugin_resources() {
+            let listing = match instance.plughost_plugin_resources(&mut store)? {
                 Some(r) => Some(r.call_list(&mut store).await?),
                 None => None,
             };
-            let prompts = match instance.plughost_plugin_prompts() {
+            let prompts = match instance.plughost_plugin_prompts(&mut store)? {
                 Some(p) => Some(p.call_list(&mut store).await?),
                 None => None,
             };

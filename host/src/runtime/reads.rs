@@ -119,7 +119,7 @@ impl Invocation for Read<'_> {
         instance: &'a Plugin,
         store: &'a mut Store<StoreData>,
     ) -> wasmtime::Result<Result<Self::Raw, tools::ToolError>> {
-        match instance.plughost_plugin_resources() {
+        match instance.plughost_plugin_resources(&mut *store)? {
             Some(r) => r.call_read(store, self.path).await,
             // Not reached: a path is readable only if the plugin listed it, which needs the export.
             None => Ok(Err(tools::ToolError::NotFound(
@@ -200,7 +200,7 @@ impl Invocation for Get<'_> {
         instance: &'a Plugin,
         store: &'a mut Store<StoreData>,
     ) -> wasmtime::Result<Result<Self::Raw, tools::ToolError>> {
-        match instance.plughost_plugin_prompts() {
+        match instance.plughost_plugin_prompts(&mut *store)? {
             Some(p) => p.call_get(store, self.name, self.arguments).await,
             None => Ok(Err(tools::ToolError::NotFound(
                 "the plugin exports no prompts".into(),
