@@ -245,29 +245,29 @@ impl Registry {
     /// revoked, never deleted). A presented token is always checked against the store ([`Registry::check_token`]),
     /// so a revocation holds at once.
     pub fn any_token(&self) -> Result<bool> {
+        let mut state = self.token_state.lock().unwrap_or_else(|p| p.into_inner());
+        // A yes is kept on either store: tokens are never deleted.
+        if let Some((_, true)) = *state {
+            return Ok(true);
+        }
         if let Some(pg) = &self.shared {
             let seen = self
                 .seen_generation
                 .load(std::sync::atomic::Ordering::Acquire);
-            let mut state = self.token_state.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, any)) = *state
-                && (any || at >= seen)
+            if let Some((at, false)) = *state
+                && at >= seen
             {
-                return Ok(any);
+                return Ok(false);
             }
             let (at, any) = pg.index_token_state()?;
             *state = Some((at, any));
             return Ok(any);
         }
         // SQLite: asked on every request that presents no token, so the statement is prepared once (parsing it
-        // was 3% of a served call's CPU), and a yes is kept (tokens are never deleted). A no is asked again each
-        // time: a token created by the CLI from another process closes the gateway on the very next request.
-        let mut state = self.token_state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, true)) = *state {
-            return Ok(true);
-        }
-        let conn = self.conn();
-        let any: bool = conn
+        // was 3% of a served call's CPU). A no is asked again each time: a token created by the CLI from another
+        // process closes the gateway on the very next request. (No generation here: 0 stands in.)
+        let any: bool = self
+            .conn()
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM tokens)")?
             .query_row([], |r| r.get(0))?;
         if any {
