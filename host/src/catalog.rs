@@ -144,6 +144,7 @@ impl Entry {
             };
             return host.refused(plugin, tool, e);
         }
+        let _flight = self.ledger.flight();
         let cost = self.record.limits.cost_of(tool);
         let (mut result, admission) = self
             .run(host, plugin, tool, caller.principal.as_deref(), cost, go)

@@ -66,6 +66,21 @@ struct Shared {
     /// The last write (or SQLite-level check) succeeded. Cleared by a failed commit, so the next check asks SQLite
     /// again instead of trusting the last success.
     healthy: AtomicBool,
+    /// Calls between their check and their commit ([`Flight`]).
+    flying: AtomicUsize,
+    /// Transactions committed (or tried) by this writer.
+    commits: std::sync::atomic::AtomicU64,
+}
+
+/// A call between [`LedgerWriter::check`] and its commit; while others are too, its commit first lets the tasks
+/// ready on its worker run, so calls that finish together share one transaction.
+#[derive(Debug)]
+pub struct Flight<'a>(&'a AtomicUsize);
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Appends to the ledger with group commit.
@@ -96,6 +111,8 @@ impl LedgerWriter {
             pending: Mutex::new(Vec::new()),
             queued: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
+            flying: AtomicUsize::new(0),
+            commits: std::sync::atomic::AtomicU64::new(0),
             dir: ledger
                 .path()
                 .parent()
@@ -152,6 +169,17 @@ impl LedgerWriter {
         Ok(())
     }
 
+    /// Transactions this writer has committed or tried (group commit puts many entries in one).
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// Marks a call as under way until the guard is dropped (see [`Flight`]).
+    pub fn flight(&self) -> Flight<'_> {
+        self.shared.flying.fetch_add(1, Ordering::Relaxed);
+        Flight(&self.shared.flying)
+    }
+
     /// Appends and waits for the commit. Returns the entries' sequence numbers.
     pub async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
         let r = self.append_inner(entries).await;
@@ -161,6 +189,23 @@ impl LedgerWriter {
 
     async fn append_inner(&self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
         let s = &self.shared;
+        if s.flying.load(Ordering::Relaxed) > 1 {
+            // Other calls are under way: those ready on this worker run first (the yield puts this task behind
+            // them and behind the I/O they wait for), add their entries, and one of us commits all of them.
+            let (done, wait) = tokio::sync::oneshot::channel();
+            {
+                let mut p = s.pending.lock().unwrap_or_else(|p| p.into_inner());
+                p.push(Job { entries, done });
+                s.queued.store(p.len(), Ordering::Release);
+            }
+            // Drained when dropped, even if this future is dropped during the yield.
+            let drains = Drains(s);
+            tokio::task::yield_now().await;
+            drop(drains);
+            return wait
+                .await
+                .map_err(|_| "the ledger writer has stopped".to_string())?;
+        }
         if s.queued.load(Ordering::Acquire) == 0
             && let Ok(one) = s.commit.try_lock()
         {
@@ -182,6 +227,15 @@ impl LedgerWriter {
         drain(s);
         wait.await
             .map_err(|_| "the ledger writer has stopped".to_string())?
+    }
+}
+
+/// Drains when dropped.
+struct Drains<'a>(&'a Shared);
+
+impl Drop for Drains<'_> {
+    fn drop(&mut self) {
+        drain(self.0);
     }
 }
 
@@ -227,6 +281,7 @@ fn drain(s: &Shared) {
 
 /// Appends to the shared ledger when there is one, else to the data dir's.
 fn append_to(s: &Shared, entries: &[NewEntry]) -> Result<Vec<u64>, String> {
+    s.commits.fetch_add(1, Ordering::Relaxed);
     match &s.store {
         Some(store) => store.append(entries).map_err(|e| e.to_string()),
         None => s.ledger.append(entries).map_err(|e| e.to_string()),
@@ -307,5 +362,96 @@ pub fn call_entry<T>(
         cost,
         event: None,
         data: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    fn entry(n: u64) -> NewEntry {
+        NewEntry {
+            time_ms: now_ms(),
+            kind: Kind::Call,
+            plugin: "p".into(),
+            version: "1.0.0".into(),
+            digest: "d".into(),
+            tool: format!("t{n}"),
+            caller: Caller {
+                transport: "cli".into(),
+                session: None,
+                principal: None,
+            },
+            duration_us: 1,
+            fuel_used: 1,
+            peak_memory: 1,
+            outcome: "ok".into(),
+            args_digest: None,
+            cost: 0,
+            event: None,
+            data: None,
+        }
+    }
+
+    fn writer(dir: &tempfile::TempDir) -> Arc<LedgerWriter> {
+        LedgerWriter::start(Arc::new(Ledger::open(dir.path()).expect("ledger")))
+    }
+
+    #[test]
+    fn calls_under_way_together_share_one_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = writer(&dir);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut seqs = rt.block_on(async {
+            // Three calls under way on one worker: each adds its entry and yields to the others before committing.
+            let flights: Vec<_> = (0..3).map(|_| w.flight()).collect();
+            let tasks: Vec<_> = (0..3)
+                .map(|n| {
+                    let w = w.clone();
+                    tokio::spawn(async move { w.append(vec![entry(n)]).await })
+                })
+                .collect();
+            let mut seqs = Vec::new();
+            for t in tasks {
+                seqs.extend(t.await.expect("task").expect("append"));
+            }
+            drop(flights);
+            seqs
+        });
+        seqs.sort_unstable();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(w.commits(), 1, "three entries, one transaction");
+        assert_eq!(w.ledger().head_seq().expect("head"), 3);
+
+        // Alone, a call commits at once without yielding.
+        let alone = rt.block_on(async {
+            let _f = w.flight();
+            w.append(vec![entry(9)]).await
+        });
+        assert_eq!(alone, Ok(vec![4]));
+        assert_eq!(w.commits(), 2);
+    }
+
+    #[test]
+    fn an_entry_whose_call_is_dropped_while_it_yields_is_still_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = writer(&dir);
+        let _others = w.flight();
+        let _mine = w.flight();
+        let mut append = Box::pin(w.append(vec![entry(1)]));
+        let waker = std::task::Waker::noop();
+        let polled = append
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker));
+        assert!(
+            polled.is_pending(),
+            "it yields while another call is under way"
+        );
+        assert_eq!(w.ledger().head_seq().expect("head"), 0);
+        drop(append);
+        assert_eq!(w.ledger().head_seq().expect("head"), 1);
     }
 }
