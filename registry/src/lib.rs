@@ -64,6 +64,11 @@ pub struct Registry {
     token_state: Mutex<Option<(i64, bool)>>,
     /// On a shared store: the newest index generation [`Registry::generation`] has seen.
     seen_generation: std::sync::atomic::AtomicI64,
+    /// On SQLite: the last "no token" answer, with the WAL-index header it was read under (see
+    /// [`Registry::any_token`]).
+    token_no: Mutex<Option<[u8; 48]>>,
+    /// `index.db-shm`, opened on first use by [`Registry::any_token`]; `None` inside if it could not be.
+    shm: std::sync::OnceLock<Option<std::fs::File>>,
 }
 
 impl Registry {
@@ -81,6 +86,8 @@ impl Registry {
             store_key: None,
             token_state: Mutex::new(None),
             seen_generation: std::sync::atomic::AtomicI64::new(i64::MIN),
+            token_no: Mutex::new(None),
+            shm: std::sync::OnceLock::new(),
         })
     }
 

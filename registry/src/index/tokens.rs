@@ -263,23 +263,71 @@ impl Registry {
             *state = Some((at, any));
             return Ok(any);
         }
-        // SQLite: asked on every request that presents no token, so the statement is prepared once (parsing it
-        // was 3% of a served call's CPU). A no is asked again each time: a token created by the CLI from another
-        // process closes the gateway on the very next request. (No generation here: 0 stands in.)
+        // SQLite: asked on every request that presents no token. A no is kept with the WAL-index header it was
+        // read under (`index.db-shm`'s first 48 bytes, one `pread`): every commit to index.db, from any process,
+        // changes that header (its change counter), so a token the CLI creates from another process closes the
+        // gateway on the very next request, and until something commits the query is not run again. The header is
+        // read before the query, so a commit racing with it is seen next time. (No generation here: 0 stands in.)
+        let stamp = self.wal_stamp();
+        if let (Some(now), Some(then)) = (stamp, self.token_no.lock().ok().and_then(|g| *g))
+            && now == then
+        {
+            return Ok(false);
+        }
         let any: bool = self
             .conn()
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM tokens)")?
             .query_row([], |r| r.get(0))?;
         if any {
             *state = Some((0, true));
+        } else if let Ok(mut no) = self.token_no.lock() {
+            *no = stamp;
         }
         Ok(any)
+    }
+}
+
+/// Bytes of the first copy of SQLite's WAL-index header (sqlite.org/walformat.html): version, change counter,
+/// page count, last frame, salts and checksum.
+pub(crate) const WAL_HEADER: usize = 48;
+
+impl Registry {
+    /// The current WAL-index header of index.db, or `None` if it cannot be read (then every ask runs the query).
+    fn wal_stamp(&self) -> Option<[u8; WAL_HEADER]> {
+        use std::os::unix::fs::FileExt;
+        let file = self
+            .shm
+            .get_or_init(|| std::fs::File::open(self.root.join("index.db-shm")).ok())
+            .as_ref()?;
+        let mut header = [0u8; WAL_HEADER];
+        file.read_exact_at(&mut header, 0).ok()?;
+        // An uninitialised header (all zero) says nothing about later commits.
+        (header != [0u8; WAL_HEADER]).then_some(header)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::TokenScope;
+    use crate::Registry;
+
+    #[test]
+    fn a_token_another_connection_creates_is_seen_on_the_next_ask() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gateway = Registry::open(dir.path()).expect("open");
+        // Another process's registry, as the CLI's would be.
+        let cli = Registry::open(dir.path()).expect("open");
+        assert_eq!(gateway.any_token().ok(), Some(false));
+        // Asked again with nothing committed: the kept answer, under the same WAL-index header.
+        let stamp = gateway.wal_stamp();
+        assert!(stamp.is_some(), "index.db-shm is readable");
+        assert_eq!(gateway.any_token().ok(), Some(false));
+        assert_eq!(gateway.wal_stamp(), stamp);
+        cli.create_token("agent", &TokenScope::default(), None)
+            .expect("create");
+        assert_ne!(gateway.wal_stamp(), stamp, "a commit changes the header");
+        assert_eq!(gateway.any_token().ok(), Some(true));
+    }
 
     fn v(xs: &[&str]) -> Option<Vec<String>> {
         Some(xs.iter().map(|s| s.to_string()).collect())
