@@ -95,3 +95,20 @@ fn the_wal_stays_bounded_over_200_000_calls_with_readers_all_along() {
     let v = ledger.verify().expect("verify");
     assert_eq!((v.entries, v.problem), (CALLS, None));
 }
+
+#[test]
+fn the_wal_size_seen_after_each_commit_is_the_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ledger = Ledger::open(dir.path()).expect("open");
+    // Checkpoints deferred and no keeper: nothing truncates the WAL between a commit and the look at its file.
+    ledger.defer_checkpoints().expect("defer");
+    for i in 0..200 {
+        ledger.append(&[call(i)]).expect("append");
+        assert_eq!(
+            ledger.wal_after_commit(),
+            Some(ledger.wal_bytes()),
+            "after commit {i}"
+        );
+    }
+    assert!(ledger.wal_bytes() > 0);
+}

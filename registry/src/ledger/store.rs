@@ -63,6 +63,9 @@ pub struct Ledger {
     pub(super) checkpointer: Mutex<Option<Connection>>,
     /// The `names` table, cached (codec.rs).
     names: Mutex<Names>,
+    /// The WAL's size after the writer's last commit, as SQLite's WAL hook reports it (wal.rs); `u64::MAX` until
+    /// the hook is installed, and then the file is asked.
+    pub(super) wal_after_commit: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ledger {
@@ -74,6 +77,7 @@ impl Ledger {
             read: Mutex::new(read),
             checkpointer: Mutex::new(None),
             names: Mutex::new(Names::default()),
+            wal_after_commit: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
         }
     }
 

@@ -27,6 +27,9 @@ pub const WAL_POLL: Duration = Duration::from_millis(50);
 /// How long a truncating checkpoint waits for readers to leave the WAL before giving up until the next round; new
 /// writers wait meanwhile.
 pub const TRUNCATE_WAIT: Duration = Duration::from_millis(50);
+/// Bytes of the WAL file's header, and of each frame's header before its page (sqlite.org/fileformat.html).
+const WAL_HEADER: u64 = 32;
+const WAL_FRAME_HEADER: u64 = 24;
 /// How often the keeper checkpoints passively below the trigger.
 const PASSIVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -47,10 +50,24 @@ impl Ledger {
     /// fsyncs, which would otherwise land on whichever call's commit crosses the auto-checkpoint threshold. Until the
     /// connection closes, the caller must then checkpoint regularly ([`Ledger::keep_wal_bounded`] does).
     pub fn defer_checkpoints(&self) -> Result<()> {
-        let conn = self.conn();
+        let mut conn = self.conn();
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // When the WAL does start over, it is cut back to this size rather than kept at its largest.
         conn.pragma_update(None, "journal_size_limit", WAL_TRIGGER_BYTES as i64)?;
+        // Each commit's WAL size from SQLite itself (frames in the WAL, each a page and its header), so the check
+        // after a commit needs no `stat`. Installed after the pragma above, which replaces any WAL hook.
+        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let frame = page.max(0) as u64 + WAL_FRAME_HEADER;
+        let size = self.wal_after_commit.clone();
+        conn.wal_hook(Some(
+            move |_: &mut rusqlite::hooks::Wal, frames: std::ffi::c_int| {
+                size.store(
+                    WAL_HEADER + frames.max(0) as u64 * frame,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                Ok(())
+            },
+        ))?;
         Ok(())
     }
 
@@ -95,10 +112,20 @@ impl Ledger {
         Ok(self.wal_checkpoints(&["PASSIVE", "TRUNCATE"], None)? == Some(true))
     }
 
+    /// The WAL's size after this ledger's last commit, as SQLite reported it; `None` before the report is set up
+    /// ([`Ledger::defer_checkpoints`]).
+    pub fn wal_after_commit(&self) -> Option<u64> {
+        let bytes = self
+            .wal_after_commit
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (bytes != u64::MAX).then_some(bytes)
+    }
+
     /// After a commit: if the WAL is past [`WAL_HARD_BYTES`] (the keeper fell behind), truncate it now — after any
     /// checkpoint under way, and only if that one did not bring it down.
     pub(super) fn bound_wal_after_commit(&self) {
-        if self.wal_bytes() > WAL_HARD_BYTES {
+        let bytes = self.wal_after_commit().unwrap_or_else(|| self.wal_bytes());
+        if bytes > WAL_HARD_BYTES {
             let _ = self.wal_checkpoints(&["PASSIVE", "TRUNCATE"], Some(WAL_HARD_BYTES));
         }
     }
