@@ -66,6 +66,8 @@ pub struct Ledger {
     /// The WAL's size after the writer's last commit, as SQLite's WAL hook reports it (wal.rs); `u64::MAX` until
     /// the hook is installed, and then the file is asked.
     pub(super) wal_after_commit: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Commits the WAL hook has seen (wal.rs).
+    pub(super) wal_commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ledger {
@@ -78,6 +80,7 @@ impl Ledger {
             checkpointer: Mutex::new(None),
             names: Mutex::new(Names::default()),
             wal_after_commit: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            wal_commits: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 

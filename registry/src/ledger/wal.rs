@@ -5,10 +5,16 @@
 //! checks reading all the time that moment never comes, and the WAL grows without end (2 GB after 2.6 million
 //! calls). So the keeper thread ([`Ledger::keep_wal_bounded`]) looks at the WAL's size every [`WAL_POLL`]: past
 //! [`WAL_TRIGGER_BYTES`] it runs a passive checkpoint (the bulk of the copy, writers keep going) and then a
-//! truncating one, which blocks new writers only while it copies what arrived since and waits — at most
-//! [`TRUNCATE_WAIT`] — for readers to leave the WAL; below the trigger it checkpoints passively once a second, so the
-//! fsync is never on a call's commit. If the keeper still falls behind (a reader held the WAL), the commit that finds
-//! the WAL past [`WAL_HARD_BYTES`] truncates it itself.
+//! restarting one, which blocks new writers only while it copies what arrived since and waits — at most
+//! [`TRUNCATE_WAIT`] — for readers to leave the WAL, so that the next commit starts the WAL over from its beginning;
+//! below the trigger it checkpoints passively once a second, so the fsync is never on a call's commit. Restarting
+//! rather than truncating keeps the file's pages: commits overwrite pages already in the page cache instead of
+//! growing the file again page by page (at thousands of commits a second the WAL fills its 8 MiB every few tens
+//! of milliseconds). A WAL with no commit for a second is truncated to nothing. If the keeper still falls behind (a
+//! reader held the WAL), the commit that finds the WAL past [`WAL_HARD_BYTES`] truncates it itself.
+//!
+//! "The WAL's size" is what the last commit left in it, as SQLite's WAL hook reports it, not the file's length,
+//! which a restart leaves as it was.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,6 +111,19 @@ impl Ledger {
         Ok(())
     }
 
+    /// Copies the WAL into the database and has the next commit start it over from its beginning, keeping the
+    /// file: a passive checkpoint first (writers keep going), then a restarting one for the rest. False when a
+    /// reader kept it from completing within [`TRUNCATE_WAIT`].
+    pub fn restart_wal(&self) -> Result<bool> {
+        let done = self.wal_checkpoints(&["PASSIVE", "RESTART"], None)? == Some(true);
+        if done {
+            // Nothing is left in it; the next commit reports afresh.
+            self.wal_after_commit
+                .store(WAL_HEADER, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(done)
+    }
+
     /// Copies the WAL into the database and truncates it to zero bytes: a passive checkpoint first (writers keep
     /// going), then a truncating one for the rest. False when a reader kept it from completing within
     /// [`TRUNCATE_WAIT`] (the WAL is then left as it is, to be tried again).
@@ -140,15 +159,24 @@ impl Ledger {
             .name("plughost-ledger-wal".into())
             .spawn(move || {
                 let mut last_passive = Instant::now();
+                let mut seen = 0u64;
                 loop {
                     std::thread::sleep(WAL_POLL);
                     let Some(l) = weak.upgrade() else { return };
                     // Failures are retried next round; a commit past the hard bound truncates it itself.
-                    if l.wal_bytes() >= WAL_TRIGGER_BYTES {
-                        let _ = l.truncate_wal();
+                    let now = l.wal_commits.load(std::sync::atomic::Ordering::Relaxed);
+                    let size = l.wal_after_commit().unwrap_or_else(|| l.wal_bytes());
+                    if size >= WAL_TRIGGER_BYTES {
+                        let _ = l.restart_wal();
                         last_passive = Instant::now();
                     } else if last_passive.elapsed() >= PASSIVE_EVERY {
-                        let _ = l.checkpoint_wal();
+                        if now != seen {
+                            let _ = l.checkpoint_wal();
+                        } else if l.wal_bytes() > 0 {
+                            // No commit for a second: give the file's space back.
+                            let _ = l.truncate_wal();
+                        }
+                        seen = now;
                         last_passive = Instant::now();
                     }
                 }
