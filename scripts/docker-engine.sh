@@ -70,7 +70,9 @@ export CONTAINERS_CONF="$D/containers.conf" CONTAINERS_STORAGE_CONF="$D/storage.
 if ! ping; then
   rm -f "$SOCK"
   say "starting podman system service on $SOCK"
-  setsid nohup podman system service --time=0 "unix://$SOCK" >"$D/service.log" 2>&1 </dev/null &
+  # Started from its own directory: the service outlives the checkout that started it, and conmon fails every
+  # container start ("Failed to get working directory") once that directory is deleted.
+  (cd "$D" && exec setsid nohup podman system service --time=0 "unix://$SOCK" >"$D/service.log" 2>&1 </dev/null) &
   echo $! >"$D/service.pid"
   for _ in $(seq 1 150); do ping && break; sleep 0.1; done
   if ! ping; then
