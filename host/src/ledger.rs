@@ -189,24 +189,11 @@ impl LedgerWriter {
 
     async fn append_inner(&self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
         let s = &self.shared;
-        if s.flying.load(Ordering::Relaxed) > 1 {
-            // Other calls are under way: those ready on this worker run first (the yield puts this task behind
-            // them and behind the I/O they wait for), add their entries, and one of us commits all of them.
-            let (done, wait) = tokio::sync::oneshot::channel();
-            {
-                let mut p = s.pending.lock().unwrap_or_else(|p| p.into_inner());
-                p.push(Job { entries, done });
-                s.queued.store(p.len(), Ordering::Release);
-            }
-            // Drained when dropped, even if this future is dropped during the yield.
-            let drains = Drains(s);
-            tokio::task::yield_now().await;
-            drop(drains);
-            return wait
-                .await
-                .map_err(|_| "the ledger writer has stopped".to_string())?;
-        }
-        if s.queued.load(Ordering::Acquire) == 0
+        // Other calls under way: those ready on this worker run first (the yield below puts this task behind them
+        // and behind the I/O they wait for), add their entries, and one of us commits all of them.
+        let together = s.flying.load(Ordering::Relaxed) > 1;
+        if !together
+            && s.queued.load(Ordering::Acquire) == 0
             && let Ok(one) = s.commit.try_lock()
         {
             let r = append_to(s, &entries).map_err(|e| {
@@ -224,7 +211,12 @@ impl LedgerWriter {
             p.push(Job { entries, done });
             s.queued.store(p.len(), Ordering::Release);
         }
-        drain(s);
+        // Drained when dropped, even if this future is dropped during the yield.
+        let drains = Drains(s);
+        if together {
+            tokio::task::yield_now().await;
+        }
+        drop(drains);
         wait.await
             .map_err(|_| "the ledger writer has stopped".to_string())?
     }

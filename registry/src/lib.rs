@@ -66,7 +66,7 @@ pub struct Registry {
     seen_generation: std::sync::atomic::AtomicI64,
     /// On SQLite: the last "no token" answer, with the WAL-index header it was read under (see
     /// [`Registry::any_token`]).
-    token_no: Mutex<Option<[u8; 48]>>,
+    token_no: Mutex<Option<[u8; index::tokens::WAL_INDEX_HEADER]>>,
     /// `index.db-shm`, opened on first use by [`Registry::any_token`]; `None` inside if it could not be.
     shm: std::sync::OnceLock<Option<std::fs::File>>,
 }

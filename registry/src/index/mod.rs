@@ -15,7 +15,7 @@ mod export;
 mod install;
 mod plugins;
 mod settings;
-mod tokens;
+pub(crate) mod tokens;
 mod types;
 mod versions;
 

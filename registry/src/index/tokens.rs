@@ -289,20 +289,20 @@ impl Registry {
 
 /// Bytes of the first copy of SQLite's WAL-index header (sqlite.org/walformat.html): version, change counter,
 /// page count, last frame, salts and checksum.
-pub(crate) const WAL_HEADER: usize = 48;
+pub(crate) const WAL_INDEX_HEADER: usize = 48;
 
 impl Registry {
     /// The current WAL-index header of index.db, or `None` if it cannot be read (then every ask runs the query).
-    fn wal_stamp(&self) -> Option<[u8; WAL_HEADER]> {
+    fn wal_stamp(&self) -> Option<[u8; WAL_INDEX_HEADER]> {
         use std::os::unix::fs::FileExt;
         let file = self
             .shm
             .get_or_init(|| std::fs::File::open(self.root.join("index.db-shm")).ok())
             .as_ref()?;
-        let mut header = [0u8; WAL_HEADER];
+        let mut header = [0u8; WAL_INDEX_HEADER];
         file.read_exact_at(&mut header, 0).ok()?;
         // An uninitialised header (all zero) says nothing about later commits.
-        (header != [0u8; WAL_HEADER]).then_some(header)
+        (header != [0u8; WAL_INDEX_HEADER]).then_some(header)
     }
 }
 
