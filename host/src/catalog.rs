@@ -162,7 +162,7 @@ impl Entry {
             charged,
         );
         let time_ms = entry.time_ms;
-        if let Err(e) = self.ledger.append(vec![entry]).await {
+        if let Err(e) = self.write_entry(entry).await {
             tracing::error!(plugin = %self.record.id, tool, "the call could not be recorded in the ledger: {e}");
             let what = match &result.result {
                 Ok(_) => "the call ran, but its result is withheld".to_string(),
@@ -199,10 +199,21 @@ impl Entry {
     ) -> CallResult {
         let result = host.refused(&self.plugin, tool, error);
         let entry = call_entry(&self.record, &result.report, &result, caller, arguments, 0);
-        if let Err(e) = self.ledger.append(vec![entry]).await {
+        if let Err(e) = self.write_entry(entry).await {
             tracing::error!(plugin = %self.record.id, tool, "a refusal could not be recorded in the ledger: {e}");
         }
         result
+    }
+
+    /// Writes a call's entry. A plugin with a contract commits it at once, since contracts are counted from
+    /// `ledger.db` (by every process that serves the plugin); any other goes through the spool when the process
+    /// spools (`LedgerWriter::spool`).
+    async fn write_entry(&self, entry: crate::ledger::NewEntry) -> Result<(), String> {
+        if self.gate.is_none() && self.shared_gate.is_none() {
+            self.ledger.append_spooled(vec![entry]).await
+        } else {
+            self.ledger.append(vec![entry]).await.map(|_| ())
+        }
     }
 
     async fn run<T, F, Fut>(

@@ -166,7 +166,36 @@ impl LedgerWriter {
             s.ledger.check_writable().map_err(|e| fail(e.to_string()))?;
             s.healthy.store(true, Ordering::Release);
         }
+        // Spooled entries that cannot be moved into ledger.db, or too many of them: refuse until a move works.
+        if let Some(why) = s.ledger.spool_trouble() {
+            return Err(fail(why));
+        }
         Ok(())
+    }
+
+    /// Acknowledges calls with one `write` to the ledger's spool from here on, moved into `ledger.db` in batches
+    /// (see the registry's `spool.rs`); for a long-running process. A cluster's shared ledger is not spooled.
+    pub fn spool(&self) -> Result<(), LedgerError> {
+        if self.shared.store.is_some() {
+            return Ok(());
+        }
+        self.shared.ledger.start_spool()
+    }
+
+    /// Like [`LedgerWriter::append`], for an entry nobody needs the sequence number of: with a spool
+    /// ([`LedgerWriter::spool`]), the entry is on disk when this returns and gets its place in the chain within
+    /// [`plughost_registry::ledger::SPOOL_TICK`]; without one, it is committed as `append` does.
+    pub async fn append_spooled(&self, entries: Vec<NewEntry>) -> Result<(), String> {
+        let s = &self.shared;
+        if s.store.is_some() || !s.ledger.is_spooling() {
+            return self.append(entries).await.map(|_| ());
+        }
+        let r = s.ledger.append_spooled(&entries).map_err(|e| {
+            tracing::error!("ledger spool write failed: {e}");
+            e.to_string()
+        });
+        s.healthy.store(r.is_ok(), Ordering::Release);
+        r
     }
 
     /// Transactions this writer has committed or tried (group commit puts many entries in one).

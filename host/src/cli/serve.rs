@@ -106,6 +106,12 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     );
     let step = took("registry", step);
     let catalog = Arc::new(plughost::Catalog::open(host, registry).await?);
+    // A call is acknowledged once its entry is in the ledger's spool (one `write`); a thread moves the spool into
+    // ledger.db in batches. Without one (a read-only ledger, say) every call commits its own entry, and the ledger's
+    // check before each call refuses what cannot be recorded.
+    if let Err(e) = catalog.ledger().spool() {
+        tracing::warn!("the ledger's spool is off, each call commits its own entry: {e}");
+    }
     let step = took("ledger and plugins (per plugin: `loaded` lines)", step);
     // `[ledger.archive]` in plughost.toml: old entries move to signed archives on a thread of their own.
     let settings = plughost::settings::SettingsFile::load(&home.config_file())

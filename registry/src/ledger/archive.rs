@@ -100,12 +100,14 @@ impl Ledger {
 
     /// The last archived entry's sequence number (0 when nothing was archived).
     pub fn archived_through(&self) -> Result<u64> {
+        self.settle();
         Ok(Self::cut(&self.reader())?.map_or(0, |c| c.0))
     }
 
     /// Bytes of `ledger.db` in use (its pages minus the free ones: space freed by an archive counts as free), not
     /// counting the write-ahead log.
     pub fn live_bytes(&self) -> Result<u64> {
+        self.settle();
         let conn = self.reader();
         let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
@@ -145,6 +147,7 @@ impl Ledger {
         now_ms: i64,
         out: &Path,
     ) -> Result<Option<Archived>> {
+        self.settle();
         if before_ms > now_ms - MIN_ARCHIVE_AGE_MS {
             return Err(LedgerError::TooRecent);
         }
@@ -402,6 +405,7 @@ impl Ledger {
     /// sorted by sequence number, the first starts at entry 1, each continues the one before it, and the live
     /// ledger continues the last. The first problem, naming the file(s), if any.
     pub fn link_archives(&self, archives: &mut [ArchiveCheck]) -> Result<Option<String>> {
+        self.settle();
         archives.sort_by_key(|a| a.first_seq);
         let mut expected = (1u64, GENESIS.to_string(), None::<PathBuf>);
         for a in archives.iter() {

@@ -167,11 +167,22 @@ impl Anchor {
 
 impl Ledger {
     /// Appends entries in one transaction (group commit) and returns their sequence numbers. Safe across processes:
-    /// the chain head is read inside the write transaction.
+    /// the chain head is read inside the write transaction. What this process spooled goes first, in the same
+    /// transaction.
     pub fn append(&self, entries: &[NewEntry]) -> Result<Vec<u64>> {
         let mut conn = self.conn();
         let mut names = self.names();
-        let r = Self::append_in(&mut conn, &mut names, entries);
+        let r = match self.spool.get() {
+            Some(s) if self.spool_unmoved() > 0 => self.move_own(s, &mut conn, &mut names, entries),
+            _ => conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(LedgerError::from)
+                .and_then(|tx| {
+                    let seqs = Self::append_tx(&tx, &mut names, entries)?;
+                    tx.commit()?;
+                    Ok(seqs)
+                }),
+        };
         if r.is_err() {
             // Names it interned may have been rolled back with the transaction.
             *names = Names::default();
@@ -184,23 +195,24 @@ impl Ledger {
         r
     }
 
-    fn append_in(
-        conn: &mut rusqlite::Connection,
+    /// Appends entries inside the write transaction `tx`; returns their sequence numbers.
+    pub(super) fn append_tx(
+        tx: &rusqlite::Transaction<'_>,
         names: &mut Names,
         entries: &[NewEntry],
     ) -> Result<Vec<u64>> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (mut seq, mut prev) = Self::head(&tx)?.unwrap_or((0, GENESIS.to_string()));
+        let (mut seq, mut prev) = Self::head(tx)?.unwrap_or((0, GENESIS.to_string()));
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             seq += 1;
             let hash = entry_hash(seq, e, &prev);
-            Stored::insert(&tx, names, INSERT, seq, e, &hash)?;
+            Stored::insert(tx, names, INSERT, seq, e, &hash)?;
             out.push(seq);
             prev = hash;
         }
-        Self::add_minutes(&tx, entries)?;
-        tx.commit()?;
+        if !entries.is_empty() {
+            Self::add_minutes(tx, entries)?;
+        }
         Ok(out)
     }
 
@@ -222,6 +234,7 @@ impl Ledger {
     /// Walks the live chain — from the last archive cut, if entries were archived — and the checkpoints; reports the
     /// first break.
     pub fn verify(&self) -> Result<Verification> {
+        self.move_all_spools()?;
         let conn = self.conn();
         let cut = Self::cut_anchor(&conn)?;
         let mut problem = cut.as_ref().and_then(|a| {
@@ -337,6 +350,7 @@ impl Ledger {
 
     /// Signs the current head with `key`.
     pub fn checkpoint(&self, key: &KeyPair, time_ms: i64) -> Result<Checkpoint> {
+        self.settle();
         let conn = self.conn();
         let (seq, hash) = Self::head(&conn)?.ok_or(LedgerError::Empty)?;
         let anchor = Anchor::sign(key, seq, &hash, time_ms);
@@ -367,6 +381,7 @@ impl Ledger {
     /// there with the hash it signed. `None` when it does; else what is wrong (a deleted or truncated tail, a
     /// rewritten entry, a bad signature). The chain itself is checked by [`Ledger::verify`].
     pub fn verify_anchor(&self, anchor: &Anchor) -> Result<Option<String>> {
+        self.settle();
         if let Some(bad) = anchor.check() {
             return Ok(Some(bad));
         }

@@ -10,8 +10,9 @@
 //! By area: `entry.rs` holds what an entry is (and the checks on events), `chain.rs` how entries are hashed, appended,
 //! verified and checkpointed, `query.rs` what is read back (filters, usage, the calls contracts count), and
 //! `open.rs` opens the database and migrates its schema, `store.rs` holds the connections, `codec.rs` and
-//! `names.rs` say how an entry is stored, `wal.rs` keeps its write-ahead log bounded, `archive.rs`
-//! moves old entries to signed archive files. This file
+//! `names.rs` say how an entry is stored, `wal.rs` keeps its write-ahead log bounded, `spool.rs` lets a
+//! long-running process acknowledge a call with one `write` and move entries in batches, `archive.rs` moves old
+//! entries to signed archive files. This file
 //! only names them.
 
 mod archive;
@@ -21,6 +22,7 @@ mod entry;
 mod names;
 mod open;
 mod query;
+mod spool;
 mod store;
 mod wal;
 
@@ -30,6 +32,7 @@ pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
 pub use entry::{Caller, Entry, Kind, NewEntry, args_digest, check_event};
 pub use open::MIGRATE_BATCH;
 pub use query::{CallUsage, CountedCall, Filter, MinuteTotal, Usage};
+pub use spool::{SPOOL_DIR, SPOOL_MAX_UNMOVED, SPOOL_TICK};
 pub use store::{GENESIS, Ledger, LedgerError, MAX_EVENT_BYTES, MINUTE_MS, Result};
 pub use wal::{TRUNCATE_WAIT, WAL_HARD_BYTES, WAL_POLL, WAL_TRIGGER_BYTES};
 

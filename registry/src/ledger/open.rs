@@ -242,6 +242,10 @@ impl Ledger {
         // Every write by the writer connection invalidates this connection's page cache; mapping the file makes
         // the re-read a page-table walk instead of read() calls.
         let _ = read.pragma_update(None, "mmap_size", 256i64 << 20);
-        Ok(Ledger::assemble(path, conn, read))
+        let ledger = Ledger::assemble(path, conn, read);
+        // Whoever opens the ledger reads every entry acknowledged before, spooled or not. One that cannot be moved
+        // now (a read-only ledger, a changed spool file) stays where it is; `verify` says why.
+        let _ = ledger.move_all_spools();
+        Ok(ledger)
     }
 }

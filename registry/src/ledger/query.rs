@@ -107,6 +107,7 @@ impl Ledger {
 
     /// Entries matching `f`, oldest first.
     pub fn entries(&self, f: &Filter) -> Result<Vec<Entry>> {
+        self.settle();
         let (sql, args) = Self::entries_sql(f);
         let conn = self.reader();
         let mut stmt = conn.prepare(&sql)?;
@@ -128,6 +129,7 @@ impl Ledger {
         &self,
         mut f: impl FnMut(Entry) -> Result<(), E>,
     ) -> Result<u64, E> {
+        self.settle();
         let conn = self.reader();
         let mut stmt = conn
             .prepare(&format!("SELECT {COLUMNS} FROM entries ORDER BY seq"))
@@ -199,6 +201,7 @@ impl Ledger {
 
     /// The entry with sequence number `seq`, if there is one.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>> {
+        self.settle();
         let conn = self.reader();
         let sql = format!("SELECT {COLUMNS} FROM entries WHERE seq = ?1");
         let stored = conn
@@ -249,6 +252,7 @@ impl Ledger {
     /// from the per-minute totals, the minute `since_ms` falls in from its entries, in one read transaction: the
     /// cost is the window's minutes, not its calls.
     pub fn usage(&self, plugin: &str, tool: Option<&str>, since_ms: i64) -> Result<Usage> {
+        self.settle();
         let conn = self.reader();
         let tx = conn.unchecked_transaction()?;
         let edge = since_ms.div_euclid(MINUTE_MS);
@@ -287,6 +291,7 @@ impl Ledger {
         plugin: &str,
         since_minute: i64,
     ) -> Result<(u64, Vec<MinuteTotal>)> {
+        self.settle();
         let conn = self.reader();
         let tx = conn.unchecked_transaction()?;
         let head = Self::head(&tx)?.map_or(0, |h| h.0);
@@ -320,6 +325,7 @@ impl Ledger {
         minute: i64,
         max_seq: u64,
     ) -> Result<Vec<(i64, u64)>> {
+        self.settle();
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(concat!(
             "SELECT time_ms, cost FROM entries INDEXED BY entries_plugin_time \
@@ -369,6 +375,7 @@ impl Ledger {
         since_ms: i64,
         by_seq: bool,
     ) -> Result<Vec<CountedCall>> {
+        self.settle();
         let conn = self.reader();
         // Seeding (after_seq 0) walks the plugin/time index; catching up walks the sequence (the rowid; NOT INDEXED
         // keeps SQLite off the plugin index, which would rescan the whole window) from where it was.
@@ -415,12 +422,14 @@ impl Ledger {
 
     /// The highest sequence number written, archived or not (0 for an empty ledger).
     pub fn head_seq(&self) -> Result<u64> {
+        self.settle();
         Ok(Self::head(&self.reader())?.map_or(0, |h| h.0))
     }
 
     /// Fuel used and peak memory of the last `limit` calls of `plugin` that ran, newest first (by time, then sequence
     /// number: the plugin/time index read backwards, so the cost is the `limit` calls, not the plugin's history).
     pub fn recent_usage(&self, plugin: &str, limit: usize) -> Result<Vec<CallUsage>> {
+        self.settle();
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(RECENT_SQL)?;
         let rows = stmt

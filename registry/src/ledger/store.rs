@@ -68,6 +68,14 @@ pub struct Ledger {
     pub(super) wal_after_commit: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Commits the WAL hook has seen (wal.rs).
     pub(super) wal_commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// This process's spool, once started (spool.rs).
+    pub(super) spool: std::sync::OnceLock<super::spool::Spool>,
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.close_spool();
+    }
 }
 
 impl Ledger {
@@ -81,6 +89,7 @@ impl Ledger {
             names: Mutex::new(Names::default()),
             wal_after_commit: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             wal_commits: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            spool: std::sync::OnceLock::new(),
         }
     }
 

@@ -1,0 +1,624 @@
+//! The spool: where a long-running process (`plughost serve`) writes each call's entry with one `write`, so a call
+//! is acknowledged without a SQLite transaction of its own; a mover thread takes what the spool holds into the
+//! chain in `ledger.db` every [`SPOOL_TICK`], many entries per transaction.
+//!
+//! An entry in the spool is on disk: a process killed with SIGKILL leaves its spool behind, and the next process
+//! that opens the ledger moves it ([`Ledger::open`]). What the spool does not give is the chain: an entry gets its
+//! sequence number and hash when it is moved.
+//!
+//! The files. `ledger.spool/` next to `ledger.db` holds one file per process that spools, named
+//! `<pid>-<nanoseconds>-<n>`; the process holds an exclusive `flock` on it for as long as it writes it, so a file
+//! whose lock can be taken belongs to a process that is gone. Each record is a length (u32, little-endian), the first
+//! four bytes of the blake3 hash of the payload, and the payload (the entry's JSON). How far each file has been
+//! moved is kept in `ledger.db` itself (the `spools` table), updated in the same transaction as the entries it moved,
+//! so any process may move any file's records (under SQLite's write lock) and none is moved twice. A file is
+//! registered there before it appears under its name (it is created as `.new-<name>` and renamed), and its row is
+//! deleted before the file is, so a file without a row has nothing left to move.
+//!
+//! Reads in the same process first move what its own spool holds, so the process reads what it wrote. Another
+//! process reads it once the mover has run (within a few milliseconds), or at once if it opens the ledger then,
+//! since opening moves every spool.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::names::Names;
+use super::{Ledger, LedgerError, NewEntry, Result};
+
+/// How often the mover takes what the spool holds into `ledger.db` while calls come.
+pub const SPOOL_TICK: Duration = Duration::from_millis(5);
+/// Bytes the spool may hold unmoved; past it (the moves fail or fall behind) calls are refused until a move works.
+pub const SPOOL_MAX_UNMOVED: u64 = 8 << 20;
+/// A spool file fully moved and at least this long is replaced by a new one.
+const ROTATE_BYTES: u64 = 4 << 20;
+/// The largest record a spool takes: an entry is a few hundred bytes, an event at most 16 KiB of data.
+const MAX_RECORD: usize = 1 << 20;
+const HEADER: usize = 8;
+/// The spool's directory, next to `ledger.db`.
+pub const SPOOL_DIR: &str = "ledger.spool";
+/// The table of how far each spool file has been moved.
+const SPOOLS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS spools (name TEXT PRIMARY KEY, moved INTEGER NOT NULL)";
+
+/// This process's spool file.
+#[derive(Debug)]
+struct Own {
+    file: std::fs::File,
+    name: String,
+    /// Bytes written to it.
+    len: u64,
+    /// Files made so far (the `<n>` of the next name).
+    made: u64,
+}
+
+/// A process's spool (see the module's documentation).
+#[derive(Debug)]
+pub(super) struct Spool {
+    dir: PathBuf,
+    own: Mutex<Own>,
+    /// Bytes written to `own` and not yet moved (by this process; another may have moved them meanwhile, which the
+    /// next move finds).
+    unmoved: AtomicU64,
+    /// Why the last move failed, until one works.
+    failed: Mutex<Option<String>>,
+    /// The mover thread, woken when the spool stops being empty.
+    mover: Mutex<Option<std::thread::Thread>>,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn checksum(payload: &[u8]) -> [u8; 4] {
+    let h = blake3::hash(payload);
+    let b = h.as_bytes();
+    [b[0], b[1], b[2], b[3]]
+}
+
+/// Adds `e` to `buf` as one record.
+fn encode(buf: &mut Vec<u8>, e: &NewEntry) {
+    let at = buf.len();
+    buf.extend_from_slice(&[0; HEADER]);
+    // A NewEntry is strings and numbers: serialising it cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, e);
+    let len = (buf.len() - at - HEADER) as u32;
+    let sum = checksum(&buf[at + HEADER..]);
+    buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    buf[at + 4..at + HEADER].copy_from_slice(&sum);
+}
+
+/// The whole records in `bytes`, and how many bytes they take; a record cut short at the end (still being written,
+/// or its writer was killed while writing it) is left for later. A record that is whole but does not check is an
+/// error: the file was changed.
+fn decode(bytes: &[u8], file: &Path, from: u64) -> Result<(Vec<NewEntry>, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= HEADER {
+        let len =
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let bad = |why: &str| LedgerError::Corrupt {
+            path: file.to_path_buf(),
+            message: format!("spool record at byte {}: {why}", from + at as u64),
+        };
+        if len > MAX_RECORD {
+            return Err(bad("its length is too large"));
+        }
+        if bytes.len() - at - HEADER < len {
+            break;
+        }
+        let payload = &bytes[at + HEADER..at + HEADER + len];
+        if checksum(payload) != bytes[at + 4..at + HEADER] {
+            return Err(bad("its checksum does not match"));
+        }
+        let e: NewEntry =
+            serde_json::from_slice(payload).map_err(|e| bad(&format!("not an entry: {e}")))?;
+        out.push(e);
+        at += HEADER + len;
+    }
+    Ok((out, at))
+}
+
+/// A new spool file, registered in `spools` before it appears under its name, locked for this process.
+fn create(conn: &rusqlite::Connection, dir: &Path, made: u64) -> Result<Own> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("{}-{nanos}-{made}", std::process::id());
+    let path = dir.join(&name);
+    let new = dir.join(format!(".new-{name}"));
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .read(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&new)
+        .map_err(io(&new))?;
+    file.try_lock().map_err(|e| LedgerError::Io {
+        path: new.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let registered = conn
+        .execute(
+            "INSERT OR REPLACE INTO spools (name, moved) VALUES (?1, 0)",
+            [&name],
+        )
+        .map_err(LedgerError::from)
+        .and_then(|_| std::fs::rename(&new, &path).map_err(io(&path)));
+    if let Err(e) = registered {
+        let _ = std::fs::remove_file(&new);
+        let _ = conn.execute("DELETE FROM spools WHERE name = ?1", [&name]);
+        return Err(e);
+    }
+    Ok(Own {
+        file,
+        name,
+        len: 0,
+        made: made + 1,
+    })
+}
+
+/// Moves the records of the spool file `name` (open as `file`) from where `spools` says it was moved to, up to
+/// `upto` bytes (or its end), into `entries`; updates `spools`. `None` when the file has no row (nothing to move).
+fn take(
+    tx: &Transaction<'_>,
+    path: &Path,
+    name: &str,
+    file: &std::fs::File,
+    upto: Option<u64>,
+    entries: &mut Vec<NewEntry>,
+) -> Result<Option<u64>> {
+    let moved: Option<i64> = tx
+        .prepare_cached("SELECT moved FROM spools WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?;
+    let Some(moved) = moved else { return Ok(None) };
+    let from = moved.max(0) as u64;
+    let end = match upto {
+        Some(n) => n,
+        None => file.metadata().map_err(io(path))?.len(),
+    };
+    if end <= from {
+        return Ok(Some(from));
+    }
+    let mut bytes = vec![0; (end - from) as usize];
+    file.read_exact_at(&mut bytes, from).map_err(io(path))?;
+    let (found, used) = decode(&bytes, path, from)?;
+    entries.extend(found);
+    let now = from + used as u64;
+    if used > 0 {
+        tx.prepare_cached("UPDATE spools SET moved = ?2 WHERE name = ?1")?
+            .execute(params![name, now as i64])?;
+    }
+    Ok(Some(now))
+}
+
+impl Ledger {
+    /// Starts spooling this process's entries ([`Ledger::append_spooled`]) and the mover thread that takes them
+    /// into `ledger.db`; it stops when the ledger is dropped. Only for a long-running process.
+    pub fn start_spool(self: &Arc<Self>) -> Result<()> {
+        if self.spool.get().is_some() {
+            return Ok(());
+        }
+        let dir = self.spool_dir();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))?;
+        let own = {
+            let conn = self.conn();
+            conn.execute_batch(SPOOLS_TABLE)?;
+            create(&conn, &dir, 0)?
+        };
+        let spool = Spool {
+            dir,
+            own: Mutex::new(own),
+            unmoved: AtomicU64::new(0),
+            failed: Mutex::new(None),
+            mover: Mutex::new(None),
+        };
+        if self.spool.set(spool).is_err() {
+            return Ok(());
+        }
+        let weak = Arc::downgrade(self);
+        let mover = std::thread::Builder::new()
+            .name("plughost-ledger-spool".into())
+            .spawn(move || {
+                loop {
+                    let Some(l) = weak.upgrade() else { return };
+                    let busy = l.spool_unmoved() > 0;
+                    if busy {
+                        // A failure is kept for the next call's check, and tried again next tick.
+                        let _ = l.move_spool();
+                    }
+                    drop(l);
+                    if busy {
+                        std::thread::sleep(SPOOL_TICK);
+                    } else {
+                        std::thread::park_timeout(Duration::from_secs(1));
+                    }
+                }
+            })
+            .map_err(io(&self.spool_dir()))?;
+        if let Some(s) = self.spool.get() {
+            *s.mover.lock().unwrap_or_else(|p| p.into_inner()) = Some(mover.thread().clone());
+        }
+        Ok(())
+    }
+
+    /// `ledger.spool/` next to `ledger.db`.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.path()
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(SPOOL_DIR)
+    }
+
+    /// Writes `entries` to this process's spool with one `write`; once it returns they are on disk and will be in
+    /// the chain. Without a spool ([`Ledger::start_spool`]) it appends them at once.
+    pub fn append_spooled(&self, entries: &[NewEntry]) -> Result<()> {
+        let Some(s) = self.spool.get() else {
+            return self.append(entries).map(|_| ());
+        };
+        let mut buf = Vec::with_capacity(512 * entries.len());
+        for e in entries {
+            encode(&mut buf, e);
+        }
+        let was = {
+            let mut own = s.own.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = own.file.write_all(&buf) {
+                // Nothing half-written stays behind the records that follow.
+                let _ = own.file.set_len(own.len);
+                return Err(io(&s.dir.join(&own.name))(e));
+            }
+            own.len += buf.len() as u64;
+            s.unmoved.fetch_add(buf.len() as u64, Ordering::AcqRel)
+        };
+        if was == 0
+            && let Some(t) = &*s.mover.lock().unwrap_or_else(|p| p.into_inner())
+        {
+            t.unpark();
+        }
+        Ok(())
+    }
+
+    /// Whether this process spools its entries ([`Ledger::start_spool`]).
+    pub fn is_spooling(&self) -> bool {
+        self.spool.get().is_some()
+    }
+
+    /// Bytes this process spooled and has not moved yet (0 without a spool).
+    pub fn spool_unmoved(&self) -> u64 {
+        self.spool
+            .get()
+            .map_or(0, |s| s.unmoved.load(Ordering::Acquire))
+    }
+
+    /// Why this process's spool cannot be moved now, if it cannot: the last move failed, or it holds more than
+    /// [`SPOOL_MAX_UNMOVED`]. Tries a move first when either is so.
+    pub fn spool_trouble(&self) -> Option<String> {
+        let s = self.spool.get()?;
+        let failed = s.failed.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        if !failed && s.unmoved.load(Ordering::Acquire) <= SPOOL_MAX_UNMOVED {
+            return None;
+        }
+        match self.move_spool() {
+            Err(e) => Some(format!("its spool cannot be moved into ledger.db: {e}")),
+            Ok(()) if s.unmoved.load(Ordering::Acquire) > SPOOL_MAX_UNMOVED => Some(format!(
+                "its spool holds more than {SPOOL_MAX_UNMOVED} bytes not yet moved into ledger.db"
+            )),
+            Ok(()) => None,
+        }
+    }
+
+    /// Moves what this process spooled into the chain, in one transaction; replaces the spool file once it is
+    /// fully moved and long enough.
+    pub fn move_spool(&self) -> Result<()> {
+        let Some(s) = self.spool.get() else {
+            return Ok(());
+        };
+        if s.unmoved.load(Ordering::Acquire) == 0 {
+            *s.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let mut names = self.names();
+        let r = self.move_own(s, &mut conn, &mut names, &[]);
+        if r.is_err() {
+            *names = Names::default();
+        }
+        drop(names);
+        drop(conn);
+        *s.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+            r.as_ref().err().map(|e| e.to_string());
+        if r.is_ok() {
+            self.bound_wal_after_commit();
+        }
+        r.map(|_| ())
+    }
+
+    /// In one transaction: what this process spooled, then `more`; returns `more`'s sequence numbers. Then, if the
+    /// spool file is fully moved and long, starts a new one.
+    pub(super) fn move_own(
+        &self,
+        s: &Spool,
+        conn: &mut rusqlite::Connection,
+        names: &mut Names,
+        more: &[NewEntry],
+    ) -> Result<Vec<u64>> {
+        let (upto, name, file) = {
+            let own = s.own.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                own.len,
+                own.name.clone(),
+                own.file.try_clone().map_err(io(&s.dir))?,
+            )
+        };
+        let path = s.dir.join(&name);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut entries = Vec::new();
+        let moved = take(&tx, &path, &name, &file, Some(upto), &mut entries)?;
+        let spooled = entries.len();
+        entries.extend_from_slice(more);
+        let seqs = Self::append_tx(&tx, names, &entries)?;
+        tx.commit()?;
+        // What is left unmoved is what was written since `upto` (or all of it, if the row went missing).
+        let mut own = s.own.lock().unwrap_or_else(|p| p.into_inner());
+        let done = moved.unwrap_or(0);
+        s.unmoved
+            .store(own.len.saturating_sub(done), Ordering::Release);
+        if moved.is_some() && done == own.len && own.len >= ROTATE_BYTES {
+            // Replaced while appends wait on `own`: nothing is written to the old file after this look.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let fresh = create(&tx, &s.dir, own.made)?;
+            tx.execute("DELETE FROM spools WHERE name = ?1", [&name])?;
+            tx.commit()?;
+            let old = std::mem::replace(&mut *own, fresh);
+            let _ = std::fs::remove_file(s.dir.join(&old.name));
+        }
+        Ok(seqs[spooled..].to_vec())
+    }
+
+    /// Moves every spool file in `ledger.spool/` — this process's, other running processes', and those of processes
+    /// that are gone, which are then deleted — into the chain, in one transaction. Run when the ledger is opened,
+    /// so whoever opens it reads every entry acknowledged before. Returns how many entries it moved.
+    pub fn move_all_spools(&self) -> Result<usize> {
+        let dir = self.spool_dir();
+        let list = match std::fs::read_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut files = Vec::new();
+        for d in list {
+            let d = d.map_err(io(&dir))?;
+            let Some(name) = d.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let path = d.path();
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            // The lock can be taken: its process is gone.
+            let gone = file.try_lock().is_ok();
+            if let Some(real) = name.strip_prefix(".new-") {
+                if gone {
+                    // A file its process did not finish making: it holds nothing.
+                    files.push((real.to_string(), path, file, gone, true));
+                }
+                continue;
+            }
+            files.push((name, path, file, gone, false));
+        }
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn();
+        let mut names = self.names();
+        conn.execute_batch(SPOOLS_TABLE)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut entries = Vec::new();
+        for (name, path, file, gone, unfinished) in &files {
+            if !*unfinished {
+                take(&tx, path, name, file, None, &mut entries)?;
+            }
+            if *gone {
+                tx.execute("DELETE FROM spools WHERE name = ?1", [name])?;
+            }
+        }
+        let r = Self::append_tx(&tx, &mut names, &entries).and_then(|_| Ok(tx.commit()?));
+        if r.is_err() {
+            *names = Names::default();
+        }
+        drop(names);
+        drop(conn);
+        r?;
+        for (_, path, _, gone, _) in &files {
+            if *gone {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(entries.len())
+    }
+
+    /// Before a read in this process: move what it spooled, so it reads what it wrote. A failure is left for the
+    /// next call's check; the read goes on with what is in `ledger.db`.
+    pub(super) fn settle(&self) {
+        if self.spool_unmoved() > 0 {
+            let _ = self.move_spool();
+        }
+    }
+
+    /// On drop: what is left is moved, and the file removed once empty of unmoved records.
+    pub(super) fn close_spool(&self) {
+        let Some(s) = self.spool.get() else { return };
+        if self.move_spool().is_err() {
+            return;
+        }
+        let conn = self.conn();
+        let own = s.own.lock().unwrap_or_else(|p| p.into_inner());
+        let moved: Option<i64> = conn
+            .query_row(
+                "SELECT moved FROM spools WHERE name = ?1",
+                [&own.name],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        if moved.is_some_and(|m| m as u64 == own.len)
+            && conn
+                .execute("DELETE FROM spools WHERE name = ?1", [&own.name])
+                .is_ok()
+        {
+            let _ = std::fs::remove_file(s.dir.join(&own.name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::tests::call;
+
+    fn spooling(dir: &Path) -> Arc<Ledger> {
+        let l = Arc::new(Ledger::open(dir).expect("open"));
+        l.start_spool().expect("spool");
+        l
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join(SPOOL_DIR))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn spooled_entries_are_chained_for_the_writer_and_for_whoever_opens_the_ledger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = spooling(dir.path());
+        l.append_spooled(&[call("a", 1), call("a", 2), call("b", 3)])
+            .expect("spool");
+        assert!(l.spool_unmoved() > 0);
+        // Another opener (another process, for the spool's lock) moves a running process's spool too.
+        let other = Ledger::open(dir.path()).expect("open");
+        assert_eq!(other.head_seq().expect("head"), 3);
+        // The writer reads it, and moving again adds nothing.
+        assert_eq!(l.head_seq().expect("head"), 3);
+        l.move_spool().expect("move");
+        assert_eq!(other.head_seq().expect("head"), 3);
+        // A direct append comes after what was spooled before it, in the same transaction.
+        l.append_spooled(&[call("a", 4)]).expect("spool");
+        assert_eq!(l.append(&[call("a", 5)]).expect("append"), vec![5]);
+        let times: Vec<i64> = l
+            .entries(&Default::default())
+            .expect("entries")
+            .iter()
+            .map(|e| e.entry.time_ms)
+            .collect();
+        assert_eq!(times, vec![1, 2, 3, 4, 5]);
+        assert_eq!(l.verify().expect("verify").problem, None);
+        assert_eq!(files(dir.path()).len(), 1, "{:?}", files(dir.path()));
+        drop(other);
+        // Closing moves what is left and removes the file.
+        l.append_spooled(&[call("a", 6)]).expect("spool");
+        drop(l);
+        assert_eq!(files(dir.path()), Vec::<String>::new());
+        let again = Ledger::open(dir.path()).expect("open");
+        assert_eq!(again.head_seq().expect("head"), 6);
+    }
+
+    #[test]
+    fn a_spool_whose_process_is_gone_is_moved_on_open_up_to_its_last_whole_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = {
+            let l = Ledger::open(dir.path()).expect("open");
+            l.append(&[call("a", 1)]).expect("append");
+            let spool_dir = l.spool_dir();
+            std::fs::create_dir_all(&spool_dir).expect("dir");
+            let conn = l.conn();
+            conn.execute_batch(SPOOLS_TABLE).expect("table");
+            // What a killed process leaves: two whole records and half of a third, its lock gone with it.
+            let mut own = create(&conn, &spool_dir, 0).expect("create");
+            let mut buf = Vec::new();
+            encode(&mut buf, &call("a", 2));
+            encode(&mut buf, &call("b", 3));
+            let mut third = Vec::new();
+            encode(&mut third, &call("c", 4));
+            buf.extend_from_slice(&third[..third.len() / 2]);
+            own.file.write_all(&buf).expect("write");
+            own.name.clone()
+        };
+        assert_eq!(files(dir.path()), vec![name]);
+        let l = Ledger::open(dir.path()).expect("open");
+        let plugins: Vec<String> = l
+            .entries(&Default::default())
+            .expect("entries")
+            .into_iter()
+            .map(|e| e.entry.plugin)
+            .collect();
+        assert_eq!(plugins, ["a", "a", "b"]);
+        assert_eq!(files(dir.path()), Vec::<String>::new());
+        let rows: i64 = l
+            .conn()
+            .query_row("SELECT COUNT(*) FROM spools", [], |r| r.get(0))
+            .expect("rows");
+        assert_eq!(rows, 0);
+        assert_eq!(l.verify().expect("verify").problem, None);
+    }
+
+    #[test]
+    fn a_changed_spool_record_is_an_error_and_stays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = spooling(dir.path());
+        l.append_spooled(&[call("a", 1)]).expect("spool");
+        let path = dir.path().join(SPOOL_DIR).join(&files(dir.path())[0]);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 3;
+        bytes[last] ^= 1;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .write_all_at(&bytes, 0)
+            .expect("write");
+        let e = l.move_spool().expect_err("a changed record is not moved");
+        assert!(e.to_string().contains("checksum does not match"), "{e}");
+        assert!(l.spool_trouble().is_some());
+        assert_eq!(l.head_seq().expect("head"), 0);
+        assert!(path.exists());
+    }
+
+    #[test]
+    fn a_long_spool_file_is_replaced_once_moved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = spooling(dir.path());
+        let first = files(dir.path());
+        let batch: Vec<NewEntry> = (0..100).map(|t| call("a", t)).collect();
+        let mut n = 0;
+        while files(dir.path()) == first {
+            l.append_spooled(&batch).expect("spool");
+            n += batch.len() as u64;
+            l.move_spool().expect("move");
+            assert!(n < 100_000, "never replaced");
+        }
+        assert_eq!(files(dir.path()).len(), 1);
+        l.append_spooled(&[call("z", 1)]).expect("spool");
+        assert_eq!(l.head_seq().expect("head"), n + 1);
+        assert_eq!(l.verify().expect("verify").problem, None);
+    }
+}
