@@ -29,6 +29,7 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::names::Names;
+use super::store::{Own, Spool};
 use super::{Ledger, LedgerError, NewEntry, Result};
 
 /// How often the mover takes what the spool holds into `ledger.db` while calls come.
@@ -45,31 +46,6 @@ pub const SPOOL_DIR: &str = "ledger.spool";
 /// The table of how far each spool file has been moved.
 const SPOOLS_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS spools (name TEXT PRIMARY KEY, moved INTEGER NOT NULL)";
-
-/// This process's spool file.
-#[derive(Debug)]
-struct Own {
-    file: std::fs::File,
-    name: String,
-    /// Bytes written to it.
-    len: u64,
-    /// Files made so far (the `<n>` of the next name).
-    made: u64,
-}
-
-/// A process's spool (see the module's documentation).
-#[derive(Debug)]
-pub(super) struct Spool {
-    dir: PathBuf,
-    own: Mutex<Own>,
-    /// Bytes written to `own` and not yet moved (by this process; another may have moved them meanwhile, which the
-    /// next move finds).
-    unmoved: AtomicU64,
-    /// Why the last move failed, until one works.
-    failed: Mutex<Option<String>>,
-    /// The mover thread, woken when the spool stops being empty.
-    mover: Mutex<Option<std::thread::Thread>>,
-}
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
     move |source| LedgerError::Io {

@@ -1,5 +1,5 @@
-//! Holding `ledger.db`'s connections (opened by open.rs): the writer and a reader; the ledger's error type and
-//! constants.
+//! Holding `ledger.db`'s connections (opened by open.rs): the writer and a reader; the spool's state (spool.rs); the
+//! ledger's error type and constants.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -51,6 +51,31 @@ pub enum LedgerError {
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
+/// This process's spool file.
+#[derive(Debug)]
+pub(super) struct Own {
+    pub(super) file: std::fs::File,
+    pub(super) name: String,
+    /// Bytes written to it.
+    pub(super) len: u64,
+    /// Files made so far (the `<n>` of the next name).
+    pub(super) made: u64,
+}
+
+/// A process's spool (spool.rs).
+#[derive(Debug)]
+pub(super) struct Spool {
+    pub(super) dir: PathBuf,
+    pub(super) own: Mutex<Own>,
+    /// Bytes written to `own` and not yet moved (by this process; another may have moved them meanwhile, which the
+    /// next move finds).
+    pub(super) unmoved: std::sync::atomic::AtomicU64,
+    /// Why the last move failed, until one works.
+    pub(super) failed: Mutex<Option<String>>,
+    /// The mover thread, woken when the spool stops being empty.
+    pub(super) mover: Mutex<Option<std::thread::Thread>>,
+}
+
 /// The ledger.
 #[derive(Debug)]
 pub struct Ledger {
@@ -69,7 +94,7 @@ pub struct Ledger {
     /// Commits the WAL hook has seen (wal.rs).
     pub(super) wal_commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// This process's spool, once started (spool.rs).
-    pub(super) spool: std::sync::OnceLock<super::spool::Spool>,
+    pub(super) spool: std::sync::OnceLock<Spool>,
 }
 
 impl Drop for Ledger {
