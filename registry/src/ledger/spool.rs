@@ -181,6 +181,12 @@ impl Ledger {
     /// Starts spooling this process's entries ([`Ledger::append_spooled`]) and the mover thread that takes them
     /// into `ledger.db`; it stops when the ledger is dropped. Only for a long-running process.
     pub fn start_spool(self: &Arc<Self>) -> Result<()> {
+        self.start_spool_with(true)
+    }
+
+    /// [`Ledger::start_spool`]; without the mover, what is spooled waits for a read, an `append` or the drop
+    /// (tests, to see each of those move it).
+    fn start_spool_with(self: &Arc<Self>, mover: bool) -> Result<()> {
         if self.spool.get().is_some() {
             return Ok(());
         }
@@ -202,7 +208,7 @@ impl Ledger {
             failed: Mutex::new(None),
             mover: Mutex::new(None),
         };
-        if self.spool.set(spool).is_err() {
+        if self.spool.set(spool).is_err() || !mover {
             return Ok(());
         }
         let weak = Arc::downgrade(self);
@@ -468,7 +474,7 @@ mod tests {
 
     fn spooling(dir: &Path) -> Arc<Ledger> {
         let l = Arc::new(Ledger::open(dir).expect("open"));
-        l.start_spool().expect("spool");
+        l.start_spool_with(false).expect("spool");
         l
     }
 
@@ -516,6 +522,27 @@ mod tests {
         assert_eq!(files(dir.path()), Vec::<String>::new());
         let again = Ledger::open(dir.path()).expect("open");
         assert_eq!(again.head_seq().expect("head"), 6);
+    }
+
+    #[test]
+    fn the_mover_takes_the_spool_into_ledger_db_by_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = Arc::new(Ledger::open(dir.path()).expect("open"));
+        l.start_spool().expect("spool");
+        l.append_spooled(&[call("a", 1), call("a", 2)])
+            .expect("spool");
+        // Read with a connection of its own, which moves nothing.
+        let raw = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("open");
+        let count = || -> i64 {
+            raw.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+                .expect("count")
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(count(), 2);
+        assert_eq!(l.spool_unmoved(), 0);
     }
 
     #[test]
