@@ -174,6 +174,29 @@ async fn another_host_port_or_scheme_is_denied_naming_the_origin() {
     assert!(s.requests().is_empty() && other.requests().is_empty());
 }
 
+/// An `https` origin goes through TLS with the root certificates every plugin's client shares (read once per
+/// process, on the first request): a server on that port that does not speak TLS ends the request in `connection`,
+/// from the handshake, and the second request of another plugin reuses the same set-up.
+#[tokio::test]
+async fn https_goes_through_the_shared_tls_set_up() {
+    let host = host();
+    let s = server().await;
+    let origin = format!("https://127.0.0.1:{}", s.port());
+    for _ in 0..2 {
+        let p = load(&host, &[format!("http:{origin}")], &[]).await;
+        let v = fetch1(&host, &p, json!({"url": format!("{origin}/hello")})).await;
+        assert_eq!(v["error"], "connection", "{v}");
+        let detail = v["detail"].as_str().unwrap_or_default();
+        assert!(!detail.contains("could not be built"), "{v}");
+        assert!(
+            ["tls", "TLS", "handshake", "corrupt", "InvalidContentType"]
+                .iter()
+                .any(|w| detail.contains(w)),
+            "the failure should come from the TLS handshake: {v}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn non_public_addresses_need_a_grant_that_names_the_host() {
     let mut host = host();

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue as ReqHeaderValue};
@@ -50,16 +50,14 @@ impl Default for HttpLimits {
     }
 }
 
-/// Why the HTTP client could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("building the HTTP client failed: {0}")]
-pub struct HttpSetupError(String);
-
-/// One plugin's HTTP context: its granted origins and a client whose resolver enforces them.
+/// One plugin's HTTP context: its granted origins and a client whose resolver enforces them. The client is built
+/// on the plugin's first request, not at load: building one reads the system's root certificates (see
+/// [`shared_tls`]), and most loads of a plugin (every start of the gateway) send no request before the next.
 #[derive(Clone)]
 pub struct HttpCtx {
     allow: Arc<[OriginPattern]>,
-    client: reqwest::Client,
+    resolve: Arc<BTreeMap<String, Vec<IpAddr>>>,
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     limits: HttpLimits,
 }
 
@@ -81,6 +79,30 @@ fn install_crypto_provider() {
     });
 }
 
+/// The TLS set-up every plugin's client shares: rustls with ring, the system's root certificates (what reqwest
+/// itself would use: the platform verifier), HTTP/1.1. Built once per process, on the first request of any plugin;
+/// reading and parsing the roots took ~4 ms, which every plugin granted `http` paid at every load.
+fn shared_tls() -> Result<rustls::ClientConfig, String> {
+    static TLS: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        install_crypto_provider();
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+            .map_err(|e| format!("the system's root certificates: {e}"))?;
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tls)
+    })
+    .clone()
+}
+
 impl HttpCtx {
     /// A context for `allow`. `resolve` pins host names to addresses (like curl's `--resolve`); those addresses go
     /// through the same public/private check as DNS answers.
@@ -88,28 +110,38 @@ impl HttpCtx {
         allow: Vec<OriginPattern>,
         limits: HttpLimits,
         resolve: Arc<BTreeMap<String, Vec<IpAddr>>>,
-    ) -> Result<Self, HttpSetupError> {
-        install_crypto_provider();
-        let allow: Arc<[OriginPattern]> = allow.into();
-        let resolver = GuardedResolver {
-            allow: allow.clone(),
-            pinned: resolve,
-        };
-        let client = reqwest::Client::builder()
-            // An environment proxy would connect on our behalf to addresses we never checked.
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(resolver)
-            .connect_timeout(limits.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("plughost/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HttpSetupError(e.to_string()))?;
-        Ok(HttpCtx {
-            allow,
-            client,
+    ) -> Self {
+        HttpCtx {
+            allow: allow.into(),
+            resolve,
+            client: Arc::default(),
             limits,
-        })
+        }
+    }
+
+    /// The plugin's client, built on first use; a client that cannot be built fails each request with
+    /// `connection`, saying why.
+    fn client(&self) -> Result<&reqwest::Client, HttpError> {
+        self.client
+            .get_or_init(|| {
+                let resolver = GuardedResolver {
+                    allow: self.allow.clone(),
+                    pinned: self.resolve.clone(),
+                };
+                reqwest::Client::builder()
+                    .tls_backend_preconfigured(shared_tls()?)
+                    // An environment proxy would connect on our behalf to addresses we never checked.
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .dns_resolver(resolver)
+                    .connect_timeout(self.limits.timeout)
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .user_agent(concat!("plughost/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| HttpError::Connection(format!("the HTTP client could not be built: {e}")))
     }
 
     pub fn limits(&self) -> &HttpLimits {
@@ -181,10 +213,10 @@ impl HttpCtx {
         let (mut headers, mut secret_names) = build_headers(config, &req.headers)?;
         let mut method = method_of(req.method);
 
+        let client = self.client()?;
         let mut hops = 0u32;
         loop {
-            let mut rb = self
-                .client
+            let mut rb = client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
             if let Some(b) = &body {
@@ -656,7 +688,7 @@ mod tests {
             .iter()
             .map(|a| a.parse().unwrap_or_else(|e| panic!("{e}")))
             .collect();
-        HttpCtx::new(allow, HttpLimits::default(), Arc::default()).unwrap_or_else(|e| panic!("{e}"))
+        HttpCtx::new(allow, HttpLimits::default(), Arc::default())
     }
 
     fn url(s: &str) -> Url {

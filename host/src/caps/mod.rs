@@ -86,8 +86,6 @@ pub struct PluginIdentity<'a> {
 pub enum LinkError {
     #[error("linking `{cap}` failed: {message}")]
     Wasmtime { cap: Capability, message: String },
-    #[error("setting up `{cap}` failed: {message}")]
-    Setup { cap: Capability, message: String },
 }
 
 /// Everything a plugin's calls share: its identity and the contexts of the capabilities it was granted.
@@ -125,16 +123,15 @@ pub struct CapsConfig {
 
 impl CapsConfig {
     /// The HTTP context for a plugin granted `grants`, if `http` is among them.
-    fn http_ctx(&self, grants: &Grants) -> Result<Option<http::HttpCtx>, LinkError> {
+    fn http_ctx(&self, grants: &Grants) -> Option<http::HttpCtx> {
         let Some(Grant::Http { allow }) = grants.get(Capability::Http) else {
-            return Ok(None);
+            return None;
         };
-        http::HttpCtx::new(allow.clone(), self.http, self.http_resolve.clone())
-            .map(Some)
-            .map_err(|e| LinkError::Setup {
-                cap: Capability::Http,
-                message: e.to_string(),
-            })
+        Some(http::HttpCtx::new(
+            allow.clone(),
+            self.http,
+            self.http_resolve.clone(),
+        ))
     }
 
     /// The environment of a plugin granted `used` (only what it imports *and* was granted): one context per
@@ -160,7 +157,7 @@ impl CapsConfig {
                     registry: shared.metrics,
                 }),
             system: used.has(Capability::System).then(|| shared.system.clone()),
-            http: self.http_ctx(used)?,
+            http: self.http_ctx(used),
             container,
             ledger: used.has(Capability::Ledger).then(|| ledger::LedgerCtx {
                 writer: shared.ledger,
