@@ -55,8 +55,8 @@ impl Default for HttpLimits {
 }
 
 /// One plugin's HTTP context: its granted origins and a client whose resolver enforces them. The client is built
-/// on the plugin's first request, not at load: building one reads the system's root certificates (see
-/// [`shared_tls`]), and most loads of a plugin (every start of the gateway) send no request before the next.
+/// on the plugin's first request, not at load, so a start or a reload of the gateway does no TLS work (see
+/// `connect::shared_tls`).
 #[derive(Clone)]
 pub struct HttpCtx {
     allow: Arc<[OriginPattern]>,
