@@ -10,22 +10,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// Enough fuel and time that `spin` would run for a minute if nothing stopped it.
-fn spin_for_a_minute(setup: &Setup) {
-    setup.ok(&[
-        "limits",
-        "fixture-basic",
-        "--fuel",
-        "1000000000000",
-        "--timeout",
-        "60s",
-    ]);
-}
-
 #[test]
 fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
     let setup = Setup::new();
-    spin_for_a_minute(&setup);
+    setup.spin_for_a_minute();
     let mut child = setup
         .cmd(&["serve", "--stdio"])
         .stdin(Stdio::piped())
@@ -99,7 +87,7 @@ fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
 #[test]
 fn an_http_client_that_disconnects_stops_its_call() {
     let setup = Setup::new();
-    spin_for_a_minute(&setup);
+    setup.spin_for_a_minute();
     let server = setup.serve_http(&[]);
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": "fixture-basic__spin", "arguments": {},

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use plughost_tests as fx;
@@ -14,15 +14,22 @@ use serde_json::Value;
 mod common;
 use common::*;
 
-fn conformance(setup: &Setup, transport: &[&str], mode: &str) {
+fn conformance(setup: &Setup, transport: &[&str], mode: &str) -> Output {
     let state_b = setup.path("state-b.wasm");
     let mut args = vec!["conformance", "--mode", mode];
     args.extend_from_slice(transport);
     args.extend(["--plughost", BIN, "--home", setup.home()]);
     args.extend(["--toggle", "fixture-state-b", &state_b]);
-    let out = run_python(&args);
+    let out = run_python_env(
+        &args,
+        &[(
+            "PLUGHOST_SERVER_LOG",
+            "warn,plughost::gateway::stdio_fast=debug",
+        )],
+    );
     assert!(out.status.success(), "the Python client's checks failed");
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("OK\n"));
+    out
 }
 
 #[test]
@@ -30,7 +37,12 @@ fn python_sdk_over_stdio_in_both_protocol_eras() {
     let setup = Setup::new();
     // Legacy (initialize) installs fixture-state-b and waits for list_changed; 2026-07-28 removes it again,
     // listening through subscriptions/listen.
-    conformance(&setup, &["--stdio", BIN, setup.home()], "legacy");
+    let legacy = conformance(&setup, &["--stdio", BIN, setup.home()], "legacy");
+    // The SDK's plain calls in an initialize-era session took the stdio fast path (stdio_fast.rs).
+    let fast = String::from_utf8_lossy(&legacy.stderr)
+        .matches("stdio fast path: a call")
+        .count();
+    assert!(fast >= 5, "{fast} calls took the stdio fast path");
     conformance(&setup, &["--stdio", BIN, setup.home()], "2026-07-28");
 }
 
@@ -484,14 +496,7 @@ fn answer_json(text: &str) -> Value {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b)
         .unwrap_or_default();
-    let mut v: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
-    if let Some(report) = v
-        .pointer_mut("/result/_meta/plughost~1report")
-        .and_then(Value::as_object_mut)
-    {
-        report.retain(|k, _| !k.contains("time") && !k.contains("ms") && !k.ends_with("_at"));
-    }
-    v
+    without_timings(serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
 }
 
 fn fast_path_count(addr: SocketAddr) -> f64 {
@@ -630,14 +635,7 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
         .to_string()
         .contains("hi")
     );
-    let caller = |setup: &Setup| -> Vec<Value> {
-        ledger_entries(setup)
-            .into_iter()
-            .filter(|e| e["tool"] == "echo")
-            .map(|e| json_pick(&e, &["caller", "outcome"]))
-            .collect()
-    };
-    let (fc, sc) = (caller(&fast), caller(&slow));
+    let (fc, sc) = (echo_callers(&fast), echo_callers(&slow));
     assert!(!sc.is_empty(), "the echo calls are ledgered");
     assert_eq!(sc[0]["caller"]["transport"], "http", "{sc:?}");
     assert!(sc[0]["caller"]["session"].is_string(), "{sc:?}");
@@ -648,6 +646,15 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
     );
 }
 
+/// Who made each ledgered echo call, and its outcome.
+fn echo_callers(setup: &Setup) -> Vec<Value> {
+    ledger_entries(setup)
+        .into_iter()
+        .filter(|e| e["tool"] == "echo")
+        .map(|e| json_pick(&e, &["caller", "outcome"]))
+        .collect()
+}
+
 /// The named fields of an object (a missing one as null), so two entries compare on them alone.
 fn json_pick(v: &Value, keys: &[&str]) -> Value {
     Value::Object(
@@ -655,4 +662,217 @@ fn json_pick(v: &Value, keys: &[&str]) -> Value {
             .map(|k| (k.to_string(), v.get(*k).cloned().unwrap_or(Value::Null)))
             .collect(),
     )
+}
+
+/// A stdio session opened as a raw client would (`initialize`, then `notifications/initialized`), its answers
+/// collected by a reader thread, its stderr in a file.
+struct RawStdio {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    answers: std::sync::mpsc::Receiver<Value>,
+    stderr: std::path::PathBuf,
+}
+
+impl RawStdio {
+    fn open(setup: &Setup, env: &[(&str, &str)]) -> RawStdio {
+        let stderr = std::path::PathBuf::from(setup.path(&format!("stderr-{}.log", env.len())));
+        let mut cmd = setup.cmd(&["serve", "--stdio"]);
+        cmd.env("PLUGHOST_LOG", "plughost::gateway::stdio_fast=debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn serve --stdio");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let v = serde_json::from_str::<Value>(&line)
+                    .unwrap_or_else(|e| panic!("a line that is not JSON ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut s = RawStdio {
+            stdin: child.stdin.take(),
+            child,
+            answers,
+            stderr,
+        };
+        s.send(&serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}));
+        s.answer(0);
+        s.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        s
+    }
+
+    fn send(&mut self, v: &Value) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{v}").expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    /// The answer to request `id` (answers to other ids that come first are dropped).
+    fn answer(&mut self, id: u64) -> Value {
+        loop {
+            let v = self
+                .answers
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no answer to request {id}"));
+            if v["id"] == id {
+                return v;
+            }
+        }
+    }
+
+    fn call(&mut self, id: u64, params: Value) -> Value {
+        self.send(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}));
+        self.answer(id)
+    }
+
+    /// Calls the stdio fast path has taken so far (its debug line in stderr).
+    fn fast_calls(&self) -> usize {
+        std::fs::read_to_string(&self.stderr)
+            .unwrap_or_default()
+            .matches("stdio fast path: a call")
+            .count()
+    }
+
+    /// Closes stdin and returns every answer written before the server exited.
+    fn close(mut self) -> Vec<Value> {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "serve --stdio exited with {status}");
+        self.answers.try_iter().collect()
+    }
+}
+
+/// An answer with the call report's timings (which differ from call to call) out.
+fn without_timings(mut v: Value) -> Value {
+    if let Some(report) = v
+        .pointer_mut("/result/_meta/plughost~1report")
+        .and_then(Value::as_object_mut)
+    {
+        report.retain(|k, _| !k.contains("time") && !k.contains("ms") && !k.ends_with("_at"));
+    }
+    v
+}
+
+#[test]
+fn the_stdio_fast_path_answers_calls_as_rmcp_does_and_leaves_the_rest_to_it() {
+    let (fast, slow) = (Setup::new(), Setup::new());
+    let mut f = RawStdio::open(&fast, &[]);
+    let mut s = RawStdio::open(&slow, &[("PLUGHOST_STDIO_FAST_PATH", "0")]);
+    let echo = "fixture-basic__echo";
+    // (what, params, answered by the fast path)
+    let cases: Vec<(&str, Value, bool)> = vec![
+        (
+            "a call",
+            serde_json::json!({"name": echo, "arguments": {"text": "hi"}}),
+            true,
+        ),
+        (
+            "arguments against the schema",
+            serde_json::json!({"name": echo, "arguments": {"text": 5}}),
+            true,
+        ),
+        ("no arguments", serde_json::json!({"name": echo}), true),
+        (
+            "an unknown tool",
+            serde_json::json!({"name": "fixture-basic__nope", "arguments": {}}),
+            true,
+        ),
+        (
+            "a management tool",
+            serde_json::json!({"name": "plughost__plugins", "arguments": {}}),
+            true,
+        ),
+        (
+            "a progress token",
+            serde_json::json!({"name": echo, "arguments": {"text": "hi"}, "_meta": {"progressToken": "p1"}}),
+            false,
+        ),
+    ];
+    for (n, (what, params, by_fast_path)) in cases.into_iter().enumerate() {
+        let id = 10 + n as u64;
+        let before = f.fast_calls();
+        let (fa, sa) = (f.call(id, params.clone()), s.call(id, params));
+        assert_eq!(
+            without_timings(fa.clone()),
+            without_timings(sa.clone()),
+            "{what}: the two paths answer differently"
+        );
+        assert_eq!(
+            f.fast_calls() - before,
+            usize::from(by_fast_path),
+            "{what}: {fa}"
+        );
+        if what == "a call" {
+            assert_eq!(fa["result"]["content"][0]["text"], "hi", "{fa}");
+        }
+    }
+    assert_eq!(s.fast_calls(), 0, "PLUGHOST_STDIO_FAST_PATH=0 turns it off");
+    // A call sent just before stdin closes is answered before the server exits, on both paths.
+    let last = serde_json::json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
+        "params": {"name": echo, "arguments": {"text": "last"}}});
+    f.send(&last);
+    s.send(&last);
+    for (path, rest) in [("fast", f.close()), ("rmcp", s.close())] {
+        let answered = rest.iter().find(|v| v["id"] == 99);
+        assert_eq!(
+            answered.map(|v| v["result"]["content"][0]["text"].clone()),
+            Some(Value::from("last")),
+            "{path}: {rest:?}"
+        );
+    }
+    let (fc, sc) = (echo_callers(&fast), echo_callers(&slow));
+    assert_eq!(sc.len(), 5, "the echo calls are ledgered: {sc:?}");
+    assert_eq!(sc[0]["caller"]["transport"], "stdio", "{sc:?}");
+    assert_eq!(sc[0]["caller"]["session"], "raw 1", "{sc:?}");
+    assert_eq!(
+        fc, sc,
+        "the fast path ledgers its calls as rmcp's path does"
+    );
+}
+
+#[test]
+fn stdio_fast_calls_run_side_by_side_and_a_cancelled_one_is_not_answered() {
+    let setup = Setup::new();
+    setup.spin_for_a_minute();
+    let mut s = RawStdio::open(&setup, &[]);
+    s.send(
+        &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "fixture-basic__spin", "arguments": {}}}),
+    );
+    // The echo is answered while the spin still runs.
+    let echo = s.call(
+        2,
+        serde_json::json!({"name": "fixture-basic__echo", "arguments": {"text": "beside"}}),
+    );
+    assert_eq!(echo["result"]["content"][0]["text"], "beside", "{echo}");
+    assert_eq!(s.fast_calls(), 2, "both calls took the fast path");
+    s.send(
+        &serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 1, "reason": "enough"}}),
+    );
+    let rest = s.close();
+    assert!(
+        rest.iter().all(|v| v["id"] != 1),
+        "a cancelled request is not answered: {rest:?}"
+    );
+    let spin: Vec<Value> = ledger_entries(&setup)
+        .into_iter()
+        .filter(|e| e["tool"] == "spin")
+        .collect();
+    assert_eq!(spin.len(), 1, "{spin:?}");
+    assert_eq!(spin[0]["outcome"], "cancelled", "{spin:?}");
+    let us = spin[0]["duration_us"].as_u64().expect("duration");
+    assert!(
+        us < 30_000_000,
+        "stopped by the cancel, not its deadline: {us} µs"
+    );
 }

@@ -45,14 +45,7 @@ fn poll(addr: std::net::SocketAddr, token: &str, id: &str) -> Value {
 #[test]
 fn a_long_running_tool_is_a_task_polled_across_connections_and_cancelled_by_its_owner() {
     let setup = Setup::new();
-    setup.ok(&[
-        "limits",
-        "fixture-basic",
-        "--fuel",
-        "1000000000000",
-        "--timeout",
-        "60s",
-    ]);
+    setup.spin_for_a_minute();
     setup.ok(&[
         "limits",
         "fixture-basic",
@@ -228,14 +221,7 @@ fn a_long_running_tool_is_a_task_polled_across_connections_and_cancelled_by_its_
 #[test]
 fn tasks_are_bounded_per_principal_and_in_result_size() {
     let setup = Setup::new();
-    setup.ok(&[
-        "limits",
-        "fixture-basic",
-        "--fuel",
-        "1000000000000",
-        "--timeout",
-        "60s",
-    ]);
+    setup.spin_for_a_minute();
     for tool in ["spin", "echo", "huge_output"] {
         setup.ok(&["limits", "fixture-basic", "--tool", tool, "--long-running"]);
     }

@@ -44,7 +44,7 @@ def server_of(args):
     return StdioServerParameters(
         command=args.stdio[0],
         args=["serve", "--stdio", "--page-size", "5", "--watch-interval", "100ms"],
-        env={"PLUGHOST_HOME": args.stdio[1], "PLUGHOST_LOG": "warn"},
+        env={"PLUGHOST_HOME": args.stdio[1], "PLUGHOST_LOG": os.environ.get("PLUGHOST_SERVER_LOG", "warn")},
     )
 
 

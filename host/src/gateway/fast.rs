@@ -240,13 +240,13 @@ fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
 
 /// A call future that is never cut short: dropped before it finishes (the client went away), it cancels its
 /// token — which stops the guest — and runs to its end in a task of its own, where its report is ledgered.
-struct ToTheEnd<F: Future + Send + 'static> {
+pub(super) struct ToTheEnd<F: Future + Send + 'static> {
     inner: Option<Pin<Box<F>>>,
     cancel: CancellationToken,
 }
 
 impl<F: Future + Send + 'static> ToTheEnd<F> {
-    fn new(f: F, cancel: CancellationToken) -> Self {
+    pub(super) fn new(f: F, cancel: CancellationToken) -> Self {
         ToTheEnd {
             inner: Some(Box::pin(f)),
             cancel,

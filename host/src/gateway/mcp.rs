@@ -112,6 +112,11 @@ impl McpServer {
         self
     }
 
+    /// What the stdio fast path needs of this server: the gateway, the transport and principal it records calls as.
+    pub(super) fn fast_parts(&self) -> (Arc<Gateway>, &'static str, Option<Arc<str>>) {
+        (self.gateway.clone(), self.transport, self.principal.clone())
+    }
+
     /// Who authenticated this request over HTTP (see `auth.rs`), if anyone.
     fn principal(context: &RequestContext<RoleServer>) -> Option<Principal> {
         context

@@ -16,6 +16,7 @@ mod principal;
 mod prompts;
 pub mod resources;
 pub mod stdio;
+mod stdio_fast;
 pub mod tasks;
 pub mod token;
 pub mod ui;

@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::jsonrpc::{self, INVALID_REQUEST, Refusal};
 use super::mcp::McpServer;
+use super::stdio_fast::StdioFast;
 
 /// Longest accepted line (one JSON-RPC message), as rmcp's own limit.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
@@ -41,13 +42,16 @@ where
     let output = Arc::new(Mutex::new(output));
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT as usize));
     let transport = LineTransport {
-        input: BufReader::with_capacity(1 << 16, input),
-        line: Vec::new(),
-        oversized: false,
+        lines: Lines {
+            input: BufReader::with_capacity(1 << 16, input),
+            line: Vec::new(),
+            oversized: false,
+        },
         at_eof: false,
         pending: None,
         output: output.clone(),
         refusals: refusals.clone(),
+        fast: StdioFast::new(&server, output.clone()),
     };
     let running = server
         .serve(transport)
@@ -110,16 +114,23 @@ fn own_pipes() -> Option<(tokio::io::Stdin, tokio::io::Stdout)> {
 
 /// One JSON-RPC message per line in, one per line out.
 struct LineTransport<R, W> {
+    lines: Lines<R>,
+    at_eof: bool,
+    /// An error reply not yet handed to a writer (kept here: `receive` may be dropped and resumed).
+    pending: Option<Vec<u8>>,
+    output: Arc<Mutex<W>>,
+    refusals: Arc<Semaphore>,
+    /// Plain `tools/call` requests answered here instead of by rmcp (`stdio_fast.rs`); `None` when turned off.
+    fast: Option<StdioFast<W>>,
+}
+
+/// The input, read a bounded line at a time.
+struct Lines<R> {
     input: BufReader<R>,
     /// The line read so far (kept here: `receive` may be dropped mid-line and resumed).
     line: Vec<u8>,
     /// The line being read is over [`MAX_LINE_BYTES`]: the rest of it is skipped.
     oversized: bool,
-    at_eof: bool,
-    /// An error reply not yet handed to a writer (kept here for the same reason as `line`).
-    pending: Option<Vec<u8>>,
-    output: Arc<Mutex<W>>,
-    refusals: Arc<Semaphore>,
 }
 
 /// What one read of the input gave.
@@ -130,11 +141,7 @@ enum Read {
     Eof,
 }
 
-impl<R, W> LineTransport<R, W>
-where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
+impl<R: AsyncRead + Unpin + Send> Lines<R> {
     /// Reads up to the end of the next line, never holding more than [`MAX_LINE_BYTES`] of it. Cancel-safe: the
     /// copy into `line` and the `consume` happen with no await between them.
     async fn read_line(&mut self) -> std::io::Result<Read> {
@@ -162,11 +169,17 @@ where
             }
         }
     }
+}
 
+impl<R, W> LineTransport<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     /// The message in `line`, or `None` after queuing the error reply (or ignoring it: blank lines and
     /// notifications rmcp does not know carry nothing to answer). Leaves `line` empty.
     fn take_message(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
-        let oversized = std::mem::take(&mut self.oversized);
+        let oversized = std::mem::take(&mut self.lines.oversized);
         let message = if oversized {
             Err(Refusal::new(
                 INVALID_REQUEST,
@@ -177,11 +190,11 @@ where
                 None,
             ))
         } else {
-            parse(&self.line)
+            parse(&self.lines.line)
         };
-        self.line.clear();
-        if self.line.capacity() > 1 << 20 {
-            self.line = Vec::new();
+        self.lines.line.clear();
+        if self.lines.line.capacity() > 1 << 20 {
+            self.lines.line = Vec::new();
         }
         match message {
             Ok(m) => m,
@@ -272,9 +285,22 @@ where
         loop {
             self.send_pending().await;
             if self.at_eof {
+                if let Some(fast) = self.fast.as_mut() {
+                    fast.finish().await;
+                }
                 return None;
             }
-            let read = match self.read_line().await {
+            // Fast calls in flight run while the next line is awaited (both cancel-safe: their state is here).
+            let busy = self.fast.as_ref().is_some_and(StdioFast::busy);
+            let read = tokio::select! {
+                biased;
+                () = std::future::poll_fn(|cx| match self.fast.as_mut() {
+                    Some(f) => f.poll_progress(cx),
+                    None => std::task::Poll::Pending,
+                }), if busy => continue,
+                read = self.lines.read_line() => read,
+            };
+            let read = match read {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!("stdio: cannot read stdin: {e}");
@@ -284,11 +310,18 @@ where
             if let Read::Eof = read {
                 self.at_eof = true;
                 // A last line without a newline still counts.
-                if self.line.is_empty() && !self.oversized {
+                if self.lines.line.is_empty() && !self.lines.oversized {
                     continue;
                 }
             }
-            if let Some(message) = self.take_message() {
+            let Some(message) = self.take_message() else {
+                continue;
+            };
+            let message = match self.fast.as_mut() {
+                Some(fast) => fast.offer(message),
+                None => Some(message),
+            };
+            if let Some(message) = message {
                 return Some(message);
             }
         }
@@ -296,6 +329,9 @@ where
 
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.send_pending().await;
+        if let Some(fast) = self.fast.as_mut() {
+            fast.finish().await;
+        }
         self.output.lock().await.flush().await
     }
 }

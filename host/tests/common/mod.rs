@@ -98,6 +98,18 @@ impl Setup {
         self.ok(&["install", path.to_str().expect("utf-8"), "--yes"]);
     }
 
+    /// Enough fuel and time for fixture-basic that `spin` would run for a minute if nothing stopped it.
+    pub fn spin_for_a_minute(&self) {
+        self.ok(&[
+            "limits",
+            "fixture-basic",
+            "--fuel",
+            "1000000000000",
+            "--timeout",
+            "60s",
+        ]);
+    }
+
     pub fn path(&self, name: &str) -> String {
         self.work.path().join(name).to_str().expect("utf-8").into()
     }
@@ -168,9 +180,16 @@ impl Drop for Server {
 }
 
 pub fn run_python(args: &[&str]) -> Output {
+    run_python_env(args, &[])
+}
+
+/// [`run_python`] with more environment (`PLUGHOST_SERVER_LOG` sets a stdio server's `PLUGHOST_LOG`; its stderr
+/// comes out in the client's).
+pub fn run_python_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(python())
         .arg(client_script())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run the Python MCP client");

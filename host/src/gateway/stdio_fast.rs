@@ -1,0 +1,258 @@
+//! The stdio fast path for the commonest request of a stdio session: a plain `tools/call`.
+//!
+//! rmcp answers a request on stdio in three tasks: its service loop reads the line, a task of its own runs the
+//! handler and sends the answer back over a channel, and a third writes it — each hop a thread wake-up, most of
+//! what a sequential stdio call cost beyond the call itself. Here the call runs where the line was read, through
+//! the same pipeline as rmcp's path (`mcp::check_scope`, `mcp::run_call`), and is answered in rmcp's own message
+//! types, so the bytes are the same.
+//!
+//! Only a request rmcp would hand to `call_tool` as it stands takes it: a session opened with `initialize` at a
+//! version before 2026-07-28 and `notifications/initialized`, then a `tools/call` whose params carry no `_meta`
+//! (so no progress token), no `inputResponses` or `requestState`, for a tool that is not long-running.
+//! Everything else goes to rmcp, as before. `PLUGHOST_STDIO_FAST_PATH=0` turns the fast path off.
+//!
+//! One call at a time runs in the reading task itself (the sequential client's case); a call that arrives while
+//! one is running gets a task of its own, so calls still run in parallel. `notifications/cancelled` stops a fast
+//! call's guest and, as on rmcp's path, its answer is not sent. When stdin ends, calls in flight finish and are
+//! answered (for up to 5 s, rmcp's own drain; after that they are cancelled), so every one is ledgered.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rmcp::RoleServer;
+use rmcp::model::{
+    CallToolResponse, ClientNotification, ClientRequest, JsonRpcMessage, JsonRpcNotification,
+    JsonRpcRequest, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
+};
+use rmcp::service::RxJsonRpcMessage;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Gateway;
+use super::fast::ToTheEnd;
+use super::mcp::{McpServer, check_scope, run_call};
+use crate::ledger::Caller;
+
+/// How long calls in flight when stdin ends may take to finish before they are cancelled (rmcp's own drain).
+const DRAIN: Duration = Duration::from_secs(5);
+
+type Call = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The tokens of the fast calls in flight, by request id (with a serial, so a reused id cannot remove another's).
+type InFlight = Arc<Mutex<HashMap<RequestId, (u64, CancellationToken)>>>;
+
+/// The fast path's state in one stdio session.
+pub(super) struct StdioFast<W> {
+    gateway: Arc<Gateway>,
+    transport: &'static str,
+    principal: Option<Arc<str>>,
+    output: Arc<tokio::sync::Mutex<W>>,
+    /// The client's name and version from `initialize` (how rmcp's path names the session in the ledger).
+    client: Option<String>,
+    /// Set once `notifications/initialized` has been handed to rmcp: from then on calls may take the fast path.
+    session: Option<String>,
+    /// The call running in the reading task.
+    inline: Option<Call>,
+    /// Calls that came while another ran.
+    spawned: JoinSet<()>,
+    in_flight: InFlight,
+    serial: u64,
+}
+
+impl<W> StdioFast<W>
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    /// `None` when turned off with `PLUGHOST_STDIO_FAST_PATH=0`.
+    pub(super) fn new(server: &McpServer, output: Arc<tokio::sync::Mutex<W>>) -> Option<Self> {
+        if std::env::var_os("PLUGHOST_STDIO_FAST_PATH").is_some_and(|v| v == "0") {
+            return None;
+        }
+        let (gateway, transport, principal) = server.fast_parts();
+        Some(StdioFast {
+            gateway,
+            transport,
+            principal,
+            output,
+            client: None,
+            session: None,
+            inline: None,
+            spawned: JoinSet::new(),
+            in_flight: Arc::default(),
+            serial: 0,
+        })
+    }
+
+    /// Takes `message` when it is a call for the fast path (and starts it); otherwise notes what the session needs
+    /// to know of it and gives it back for rmcp.
+    pub(super) fn offer(
+        &mut self,
+        message: RxJsonRpcMessage<RoleServer>,
+    ) -> Option<RxJsonRpcMessage<RoleServer>> {
+        match &message {
+            // A second `initialize` changes nothing rmcp keeps; neither does it here.
+            JsonRpcMessage::Request(JsonRpcRequest {
+                request: ClientRequest::InitializeRequest(init),
+                ..
+            }) if self.client.is_none()
+                && init.params.protocol_version.as_str()
+                    < ProtocolVersion::V_2026_07_28.as_str() =>
+            {
+                let info = &init.params.client_info;
+                self.client = Some(format!("{} {}", info.name, info.version));
+            }
+            JsonRpcMessage::Notification(JsonRpcNotification {
+                notification: ClientNotification::InitializedNotification(_),
+                ..
+            }) if self.session.is_none() => {
+                self.session = self.client.clone();
+            }
+            JsonRpcMessage::Notification(JsonRpcNotification {
+                notification: ClientNotification::CancelledNotification(c),
+                ..
+            }) => {
+                // rmcp knows nothing of a fast call's id and lets the notification pass.
+                if let Some(id) = &c.params.request_id
+                    && let Some((_, token)) = lock(&self.in_flight).get(id)
+                {
+                    token.cancel();
+                }
+            }
+            _ => {}
+        }
+        let Some(session) = self.session.clone() else {
+            return Some(message);
+        };
+        let JsonRpcMessage::Request(JsonRpcRequest {
+            id,
+            request: ClientRequest::CallToolRequest(call),
+            ..
+        }) = message
+        else {
+            return Some(message);
+        };
+        let p = &call.params;
+        let plain = p.meta.as_ref().is_none_or(|m| m.is_empty())
+            && p.input_responses.is_none()
+            && p.request_state.is_none()
+            && call.extensions.is_empty()
+            && super::tasks::long_running(&self.gateway.index(), &p.name).is_none();
+        if !plain {
+            return Some(JsonRpcMessage::Request(JsonRpcRequest::new(
+                id,
+                ClientRequest::CallToolRequest(call),
+            )));
+        }
+        let params = call.params;
+        let tool = params.name.clone();
+        let caller = Caller {
+            transport: self.transport.into(),
+            session: Some(session),
+            principal: self.principal.as_deref().map(str::to_string),
+        };
+        let token = CancellationToken::new();
+        self.serial += 1;
+        let serial = self.serial;
+        lock(&self.in_flight).insert(id.clone(), (serial, token.clone()));
+        let gateway = self.gateway.clone();
+        let output = self.output.clone();
+        let in_flight = self.in_flight.clone();
+        let stop = token.clone();
+        let run = ToTheEnd::new(
+            async move {
+                check_scope(&gateway, None, &params.name, &caller).await?;
+                run_call(&gateway, &params.name, params.arguments, &caller, stop).await
+            },
+            token.clone(),
+        );
+        let call: Call = Box::pin(async move {
+            let result = run.await;
+            {
+                let mut map = lock(&in_flight);
+                if map.get(&id).is_some_and(|(s, _)| *s == serial) {
+                    map.remove(&id);
+                }
+            }
+            // A cancelled request is not answered (as on rmcp's path); its call is ledgered all the same.
+            if token.is_cancelled() {
+                return;
+            }
+            let message = match result {
+                Ok(r) => {
+                    // The session began before 2026-07-28: rmcp's handler gives its results their older shape.
+                    let mut result = ServerResult::from(CallToolResponse::from(r));
+                    result.strip_result_type_for_legacy_peer();
+                    result.strip_non_object_output_for_legacy_peer();
+                    ServerJsonRpcMessage::response(result, id)
+                }
+                Err(e) => ServerJsonRpcMessage::error(e, Some(id)),
+            };
+            let Ok(mut bytes) = serde_json::to_vec(&message) else {
+                return;
+            };
+            bytes.push(b'\n');
+            let mut out = output.lock().await;
+            // stdout gone means the client is gone: nobody is left to tell.
+            let _ = async {
+                out.write_all(&bytes).await?;
+                out.flush().await
+            }
+            .await;
+        });
+        tracing::debug!(tool = %tool, "stdio fast path: a call");
+        if self.inline.is_none() {
+            self.inline = Some(call);
+        } else {
+            self.spawned.spawn(call);
+        }
+        None
+    }
+
+    /// Whether a call is in flight.
+    pub(super) fn busy(&self) -> bool {
+        self.inline.is_some() || !self.spawned.is_empty()
+    }
+
+    /// Runs the calls in flight until one of them ends.
+    pub(super) fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(call) = self.inline.as_mut()
+            && call.as_mut().poll(cx).is_ready()
+        {
+            self.inline = None;
+            return Poll::Ready(());
+        }
+        if !self.spawned.is_empty()
+            && let Poll::Ready(Some(_)) = self.spawned.poll_join_next(cx)
+        {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Lets the calls in flight finish and answer; after [`DRAIN`], cancels those still running and waits for
+    /// them to stop (each is ledgered).
+    pub(super) async fn finish(&mut self) {
+        let all = async {
+            while self.busy() {
+                std::future::poll_fn(|cx| self.poll_progress(cx)).await;
+            }
+        };
+        if tokio::time::timeout(DRAIN, all).await.is_err() {
+            for (_, token) in lock(&self.in_flight).values() {
+                token.cancel();
+            }
+            while self.busy() {
+                std::future::poll_fn(|cx| self.poll_progress(cx)).await;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
