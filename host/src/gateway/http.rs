@@ -13,7 +13,6 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +23,7 @@ use super::fast::FastPath;
 use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
 use super::oauth::OAuth;
+use super::repoll::RePoll;
 
 /// Default request body limit for `/mcp` (tool arguments are JSON; 4 MiB is generous).
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
@@ -184,13 +184,56 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = router(gateway, &opts, shutdown.clone());
-    // Small JSON-RPC messages: don't let Nagle hold them back.
-    let listener = listener.tap_io(|tcp| {
+    // What `axum::serve` does, with each connection's task run through `RePoll` (see repoll.rs).
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        // Small JSON-RPC messages: don't let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = shutdown.clone();
+        connections.spawn(RePoll::new(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = stop.cancelled() => {
+                    // Finish the request under way, then close.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        }));
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// A failed `accept`: a connection that went away before it was taken is nothing; anything else (out of file
+/// descriptors, say) is logged and the loop waits a second, as hyper and axum do.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accept error: {e}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// In front of rmcp on `/mcp` POSTs with a JSON body: refuses what is not one JSON-RPC message with 400 and a

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod oauth;
 mod principal;
 mod prompts;
+mod repoll;
 pub mod resources;
 pub mod stdio;
 mod stdio_fast;
