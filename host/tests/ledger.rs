@@ -274,9 +274,8 @@ fn call(addr: SocketAddr, text: &str) -> bool {
     out.starts_with("HTTP/1.1 200") && out.contains("\"isError\":false")
 }
 
-#[test]
-fn sigkill_mid_burst_loses_no_acknowledged_call() {
-    let h = Home::new();
+/// `serve --http` on a free loopback port, and where it listens.
+fn serve_http(h: &Home) -> (std::process::Child, SocketAddr) {
     let mut server = Command::new(BIN)
         .args(["serve", "--http", "127.0.0.1:0"])
         .env("PLUGHOST_HOME", h.home.path())
@@ -294,6 +293,53 @@ fn sigkill_mid_burst_loses_no_acknowledged_call() {
         }
     };
     std::thread::spawn(move || for _ in lines {});
+    (server, addr)
+}
+
+#[test]
+fn sigterm_stops_serve_cleanly_with_every_call_moved_out_of_the_spool() {
+    let h = Home::new();
+    let (mut server, addr) = serve_http(&h);
+    for i in 0..3 {
+        assert!(call(addr, &format!("before-term-{i}")), "call {i}");
+    }
+    // An idle keep-alive connection does not hold the shutdown up.
+    let _idle = TcpStream::connect(addr).expect("connect");
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = server.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "serve ended with {status} on SIGTERM");
+    // Its spool was moved into ledger.db and removed on the way out (before any other process opened the ledger).
+    let spool = h.db().with_file_name("ledger.spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", spool.display());
+    let export = h.ok(&["ledger", "export"]);
+    let echoes = export
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).expect("JSON line")["tool"] == "echo")
+        .count();
+    assert_eq!(echoes, 3, "{export}");
+}
+
+#[test]
+fn sigkill_mid_burst_loses_no_acknowledged_call() {
+    let h = Home::new();
+    let (mut server, addr) = serve_http(&h);
 
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

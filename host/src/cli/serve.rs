@@ -204,13 +204,27 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
         on_signal.cancel();
     });
     serve_http(gateway, listener, opts, shutdown)
         .await
         .context("HTTP gateway")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM (how a service manager stops a service): either stops the HTTP gateway gracefully.
+async fn stop_signal() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The bearer token from `--token-file`, else `$PLUGHOST_TOKEN`. Empty means none.
