@@ -781,6 +781,12 @@ fn the_stdio_fast_path_answers_calls_as_rmcp_does_and_leaves_the_rest_to_it() {
             true,
         ),
         ("no arguments", serde_json::json!({"name": echo}), true),
+        // Not taken whole from the line, but plain once rmcp has parsed it (`offer`).
+        (
+            "a field rmcp ignores",
+            serde_json::json!({"name": echo, "arguments": {"text": "x"}, "extra": 1}),
+            true,
+        ),
         (
             "an unknown tool",
             serde_json::json!({"name": "fixture-basic__nope", "arguments": {}}),
@@ -830,7 +836,7 @@ fn the_stdio_fast_path_answers_calls_as_rmcp_does_and_leaves_the_rest_to_it() {
         );
     }
     let (fc, sc) = (echo_callers(&fast), echo_callers(&slow));
-    assert_eq!(sc.len(), 5, "the echo calls are ledgered: {sc:?}");
+    assert_eq!(sc.len(), 6, "the echo calls are ledgered: {sc:?}");
     assert_eq!(sc[0]["caller"]["transport"], "stdio", "{sc:?}");
     assert_eq!(sc[0]["caller"]["session"], "raw 1", "{sc:?}");
     assert_eq!(

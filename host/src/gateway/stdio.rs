@@ -314,6 +314,14 @@ where
                     continue;
                 }
             }
+            // A plain call (the commonest line) is taken whole, without rmcp's parse.
+            if !self.lines.oversized
+                && let Some(fast) = self.fast.as_mut()
+                && fast.take_line(&self.lines.line)
+            {
+                self.lines.line.clear();
+                continue;
+            }
             let Some(message) = self.take_message() else {
                 continue;
             };

@@ -29,6 +29,7 @@ use rmcp::model::{
     JsonRpcRequest, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::RxJsonRpcMessage;
+use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,24 @@ type Call = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The tokens of the fast calls in flight, by request id (with a serial, so a reused id cannot remove another's).
 type InFlight = Arc<Mutex<HashMap<RequestId, (u64, CancellationToken)>>>;
+
+/// A `tools/call` with nothing but a name and arguments (see [`StdioFast::take_line`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainCall {
+    jsonrpc: String,
+    id: RequestId,
+    method: String,
+    params: PlainParams,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<serde_json::Map<String, serde_json::Value>>,
+}
 
 /// The fast path's state in one stdio session.
 pub(super) struct StdioFast<W> {
@@ -149,7 +168,41 @@ where
             )));
         }
         let params = call.params;
-        let tool = params.name.clone();
+        self.start(id, params.name.into_owned(), params.arguments, session);
+        None
+    }
+
+    /// Takes a line that is a plain `tools/call` and nothing else (exactly `jsonrpc`, `id`, `method` and `params`
+    /// with `name` and maybe `arguments`), parsed straight into its parts: rmcp's message type is an untagged enum
+    /// with flattened fields, which serde parses by buffering the whole message first. `false`: the line goes the
+    /// usual way (rmcp's parse, then [`StdioFast::offer`]).
+    pub(super) fn take_line(&mut self, line: &[u8]) -> bool {
+        let Some(session) = self.session.clone() else {
+            return false;
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Ok(call) = serde_json::from_slice::<PlainCall>(line) else {
+            return false;
+        };
+        if call.jsonrpc != "2.0"
+            || call.method != "tools/call"
+            || super::tasks::long_running(&self.gateway.index(), &call.params.name).is_some()
+        {
+            return false;
+        }
+        self.start(call.id, call.params.name, call.params.arguments, session);
+        true
+    }
+
+    /// Starts a fast call: in the reading task when none runs there, else in a task of its own.
+    fn start(
+        &mut self,
+        id: RequestId,
+        name: String,
+        arguments: Option<serde_json::Map<String, serde_json::Value>>,
+        session: String,
+    ) {
+        tracing::debug!(tool = %name, "stdio fast path: a call");
         let caller = Caller {
             transport: self.transport.into(),
             session: Some(session),
@@ -165,8 +218,8 @@ where
         let stop = token.clone();
         let run = ToTheEnd::new(
             async move {
-                check_scope(&gateway, None, &params.name, &caller).await?;
-                run_call(&gateway, &params.name, params.arguments, &caller, stop).await
+                check_scope(&gateway, None, &name, &caller).await?;
+                run_call(&gateway, &name, arguments, &caller, stop).await
             },
             token.clone(),
         );
@@ -204,13 +257,11 @@ where
             }
             .await;
         });
-        tracing::debug!(tool = %tool, "stdio fast path: a call");
         if self.inline.is_none() {
             self.inline = Some(call);
         } else {
             self.spawned.spawn(call);
         }
-        None
     }
 
     /// Whether a call is in flight.
