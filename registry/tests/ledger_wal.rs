@@ -97,6 +97,39 @@ fn the_wal_stays_bounded_over_200_000_calls_with_readers_all_along() {
 }
 
 #[test]
+fn after_a_quiet_spell_the_keeper_empties_the_wal_and_bounds_it_again_when_calls_return() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ledger = Arc::new(Ledger::open(dir.path()).expect("open"));
+    ledger.keep_wal_bounded().expect("keeper");
+    for i in 0..10 {
+        ledger.append(&[call(i)]).expect("append");
+    }
+    assert!(ledger.wal_bytes() > 0);
+    // No commit for a second: the keeper truncates the WAL, then looks only once a second.
+    let wait = Instant::now();
+    while ledger.wal_bytes() > 0 && wait.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ledger.wal_bytes(), 0, "the quiet WAL is truncated");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Calls come back: past the trigger, the keeper (awake again) brings the WAL down once they stop.
+    let mut i = 10;
+    while ledger.wal_after_commit().unwrap_or(0) < WAL_TRIGGER_BYTES {
+        ledger.append(&[call(i)]).expect("append");
+        i += 1;
+        assert!(i < 1_000_000, "the WAL never reached the trigger");
+    }
+    let wait = Instant::now();
+    while ledger.wal_after_commit().unwrap_or(u64::MAX) >= WAL_TRIGGER_BYTES
+        && wait.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ledger.wal_after_commit().unwrap_or(u64::MAX) < WAL_TRIGGER_BYTES);
+    assert_eq!(ledger.verify().expect("verify").entries, i);
+}
+
+#[test]
 fn the_wal_size_seen_after_each_commit_is_the_files() {
     let dir = tempfile::tempdir().expect("dir");
     let ledger = Ledger::open(dir.path()).expect("open");

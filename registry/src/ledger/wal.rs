@@ -10,8 +10,9 @@
 //! below the trigger it checkpoints passively once a second, so the fsync is never on a call's commit. Restarting
 //! rather than truncating keeps the file's pages: commits overwrite pages already in the page cache instead of
 //! growing the file again page by page (at thousands of commits a second the WAL fills its 8 MiB every few tens
-//! of milliseconds). A WAL with no commit for a second is truncated to nothing. If the keeper still falls behind (a
-//! reader held the WAL), the commit that finds the WAL past [`WAL_HARD_BYTES`] truncates it itself.
+//! of milliseconds). A WAL with no commit for a second is truncated to nothing, and while it stays empty the keeper
+//! looks once a second. If the keeper still falls behind (a reader held the WAL), the commit that finds the WAL
+//! past [`WAL_HARD_BYTES`] truncates it itself.
 //!
 //! "The WAL's size" is what the last commit left in it, as SQLite's WAL hook reports it, not the file's length,
 //! which a restart leaves as it was.
@@ -160,11 +161,17 @@ impl Ledger {
             .spawn(move || {
                 let mut last_passive = Instant::now();
                 let mut seen = 0u64;
+                let mut last_look = 0u64;
+                let mut nap = WAL_POLL;
                 loop {
-                    std::thread::sleep(WAL_POLL);
+                    std::thread::sleep(nap);
                     let Some(l) = weak.upgrade() else { return };
                     // Failures are retried next round; a commit past the hard bound truncates it itself.
                     let now = l.wal_commits.load(std::sync::atomic::Ordering::Relaxed);
+                    if now != last_look {
+                        nap = WAL_POLL;
+                        last_look = now;
+                    }
                     let size = l.wal_after_commit().unwrap_or_else(|| l.wal_bytes());
                     if size >= WAL_TRIGGER_BYTES {
                         let _ = l.restart_wal();
@@ -175,6 +182,11 @@ impl Ledger {
                         } else if l.wal_bytes() > 0 {
                             // No commit for a second: give the file's space back.
                             let _ = l.truncate_wal();
+                        } else {
+                            // Empty and no commit since: nothing to bound until one comes, so look once a second
+                            // (an idle gateway wakes for this once a second, not 20 times; the first commit after
+                            // it brings the 50 ms look back, and the hard bound holds meanwhile).
+                            nap = PASSIVE_EVERY;
                         }
                         seen = now;
                         last_passive = Instant::now();
