@@ -93,6 +93,22 @@ async fn deadline_stops_a_guest_in_its_own_code() {
 }
 
 #[tokio::test]
+async fn deadline_stops_a_guest_that_starts_after_the_host_sat_idle() {
+    let host = host();
+    // Enough fuel for seconds of spinning, so a guest the deadline missed ends out of fuel instead of hanging.
+    let p = basic(&host, |s| {
+        s.limits.fuel = 20_000_000_000;
+        s.limits.timeout = Duration::from_millis(300);
+    })
+    .await;
+    // The epoch ticker parks after a second with no guest; the call must wake it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = host.call(&p, "spin", "{}").await;
+    assert_eq!(r.result, Err(CallError::Deadline { timeout_ms: 300 }));
+    assert_eq!(r.report.outcome, Outcome::Deadline);
+}
+
+#[tokio::test]
 async fn deadline_stops_a_guest_blocked_in_a_host_call() {
     let host = host();
     let p = basic(&host, |s| s.limits.timeout = Duration::from_millis(300)).await;

@@ -10,8 +10,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use plughost_registry::Registry;
@@ -37,15 +37,84 @@ pub enum EngineError {
     },
 }
 
+/// After this long with no guest running, the ticker parks until the next guest starts: an idle host spends no CPU
+/// on the epoch (ticking every [`EPOCH_TICK`] was 2% of a core here, doing nothing).
+const TICKER_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// The epoch ticker's state, shared by the engine's clones and its thread.
+#[derive(Debug, Default)]
+struct Ticks {
+    stop: AtomicBool,
+    /// Guests running now (calls, instantiations, `describe`, warm-ups); while any is, the epoch advances.
+    running: AtomicUsize,
+    /// Bumped by every guest that starts, so the ticker sees guests that came and went between two ticks.
+    started: AtomicU64,
+    /// The ticker is parked, or about to park: a guest that starts then unparks it.
+    asleep: AtomicBool,
+    /// The ticker thread, set by the thread itself before it can park.
+    thread: OnceLock<std::thread::Thread>,
+}
+
+impl Ticks {
+    fn wake(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+
+    /// The ticker's loop: advance the epoch every [`EPOCH_TICK`] while guests run or have run in the last
+    /// [`TICKER_IDLE_AFTER`]; otherwise park.
+    fn run(&self, engine: &wasmtime::EngineWeak) {
+        let _ = self.thread.set(std::thread::current());
+        let mut seen = self.started.load(Ordering::SeqCst);
+        let mut quiet_since = Instant::now();
+        while !self.stop.load(Ordering::SeqCst) {
+            let started = self.started.load(Ordering::SeqCst);
+            if started != seen || self.running.load(Ordering::SeqCst) > 0 {
+                seen = started;
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= TICKER_IDLE_AFTER {
+                // `asleep` is stored before `running` is read, and a guest adds itself to `running` before it
+                // reads `asleep` (all SeqCst): either this sees the guest and does not park, or the guest sees
+                // `asleep` and unparks this thread (an unpark before the park makes the park return at once).
+                self.asleep.store(true, Ordering::SeqCst);
+                if self.running.load(Ordering::SeqCst) == 0 && !self.stop.load(Ordering::SeqCst) {
+                    std::thread::park();
+                }
+                self.asleep.store(false, Ordering::SeqCst);
+                quiet_since = Instant::now();
+                continue;
+            }
+            std::thread::sleep(EPOCH_TICK);
+            match engine.upgrade() {
+                Some(e) => e.increment_epoch(),
+                None => break,
+            }
+        }
+    }
+}
+
 /// Stops the ticker thread when the engine goes away.
 #[derive(Debug)]
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    ticks: Arc<Ticks>,
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.ticks.stop.store(true, Ordering::SeqCst);
+        self.ticks.wake();
+    }
+}
+
+/// Held while guest code may run (see [`HostEngine::guest_running`]): keeps the epoch advancing, so the guest's
+/// deadline and cooperative yields work.
+#[must_use]
+pub(crate) struct GuestRunning<'a>(&'a Ticks);
+
+impl Drop for GuestRunning<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -92,7 +161,7 @@ enum Cached {
 pub struct HostEngine {
     engine: Engine,
     cache: Option<CompileCache>,
-    _ticker: Arc<Ticker>,
+    ticker: Arc<Ticker>,
 }
 
 fn config(pooling: bool) -> Config {
@@ -163,28 +232,32 @@ impl HostEngine {
                     .map_err(|e| EngineError::Config(crate::said::once(e.chain())))?
             }
         };
-        let stop = Arc::new(AtomicBool::new(false));
+        let ticks = Arc::new(Ticks::default());
         {
             let weak = engine.weak();
-            let stop = stop.clone();
+            let ticks = ticks.clone();
             std::thread::Builder::new()
                 .name("plughost-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        match weak.upgrade() {
-                            Some(e) => e.increment_epoch(),
-                            None => break,
-                        }
-                    }
-                })
+                .spawn(move || ticks.run(&weak))
                 .map_err(|e| EngineError::Config(format!("cannot start the epoch ticker: {e}")))?;
         }
         Ok(HostEngine {
             engine,
             cache,
-            _ticker: Arc::new(Ticker { stop }),
+            ticker: Arc::new(Ticker { ticks }),
         })
+    }
+
+    /// Call before running guest code in a store of this engine (instantiation included) and hold until it
+    /// returns: the epoch ticker parks when no guest has run for a while, and this wakes it.
+    pub(crate) fn guest_running(&self) -> GuestRunning<'_> {
+        let t = &*self.ticker.ticks;
+        t.running.fetch_add(1, Ordering::SeqCst);
+        t.started.fetch_add(1, Ordering::SeqCst);
+        if t.asleep.load(Ordering::SeqCst) {
+            t.wake();
+        }
+        GuestRunning(t)
     }
 
     pub fn engine(&self) -> &Engine {
@@ -366,4 +439,42 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asleep_within(e: &HostEngine, limit: Duration, want: bool) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if e.ticker.ticks.asleep.load(Ordering::SeqCst) == want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn the_ticker_parks_when_idle_and_a_guest_wakes_it_for_as_long_as_it_runs() {
+        let e = HostEngine::new(None).unwrap_or_else(|err| panic!("engine: {err}"));
+        assert!(
+            asleep_within(&e, TICKER_IDLE_AFTER * 3, true),
+            "an idle ticker parks"
+        );
+        let guest = e.guest_running();
+        assert!(
+            asleep_within(&e, Duration::from_secs(2), false),
+            "a guest that starts wakes it"
+        );
+        // While the guest runs, well past the idle time, the ticker keeps ticking.
+        std::thread::sleep(TICKER_IDLE_AFTER * 2);
+        assert!(!e.ticker.ticks.asleep.load(Ordering::SeqCst));
+        drop(guest);
+        assert!(
+            asleep_within(&e, TICKER_IDLE_AFTER * 3, true),
+            "it parks again once the guest is gone"
+        );
+    }
 }

@@ -104,6 +104,7 @@ impl Host {
             denials: None,
         });
         let (mut store, started) = self.new_store(env, &DESCRIBE_LIMITS);
+        let _guest = self.engine.guest_running();
         let limits = DESCRIBE_LIMITS;
         // One instance answers all three: the tool manifest, and (contract 0.2.0) the resources and prompts lists.
         let run = async {

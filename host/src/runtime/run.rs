@@ -136,6 +136,7 @@ impl Host {
             None => {
                 let pre = &plugin.pre;
                 let _live = LiveInstance::enter(&self.stats, ready.is_none());
+                let _guest = self.engine.guest_running();
                 let run = async {
                     let instance = match ready {
                         Some(instance) => instance,

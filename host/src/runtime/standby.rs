@@ -249,7 +249,10 @@ fn prepare(
         return;
     }
     let mut store = super::store::new_store(engine, refill.env, &refill.limits, 0);
-    match rt.block_on(refill.pre.instantiate_async(&mut store)) {
+    let guest = engine.guest_running();
+    let instantiated = rt.block_on(refill.pre.instantiate_async(&mut store));
+    drop(guest);
+    match instantiated {
         Ok(instance) => {
             stats.instances.fetch_add(1, Ordering::Relaxed);
             stats.standby.fetch_add(1, Ordering::Relaxed);

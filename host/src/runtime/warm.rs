@@ -37,6 +37,7 @@ pub async fn warm_calls_paced(
         ..plugin.limits
     };
     let (mut store, started) = host.new_store(plugin.env.clone(), &limits);
+    let _guest = host.engine.guest_running();
     let instance = plugin
         .pre
         .instantiate_async(&mut store)
