@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::jsonrpc::{self, INVALID_REQUEST, Refusal};
 use super::mcp::McpServer;
-use super::stdio_fast::StdioFast;
+use super::stdio_fast::{StdioFast, write_line};
 
 /// Longest accepted line (one JSON-RPC message), as rmcp's own limit.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
@@ -221,13 +221,8 @@ where
         };
         let output = self.output.clone();
         tokio::spawn(async move {
-            let mut out = output.lock().await;
             // stdout gone means the client is gone: nobody is left to tell.
-            let _ = async {
-                out.write_all(&bytes).await?;
-                out.flush().await
-            }
-            .await;
+            let _ = write_line(&output, &bytes).await;
             drop(permit);
         });
     }
@@ -275,9 +270,7 @@ where
         async move {
             let mut bytes = serde_json::to_vec(&item).map_err(std::io::Error::other)?;
             bytes.push(b'\n');
-            let mut out = output.lock().await;
-            out.write_all(&bytes).await?;
-            out.flush().await
+            write_line(&output, &bytes).await
         }
     }
 

@@ -42,6 +42,17 @@ use crate::ledger::Caller;
 /// How long calls in flight when stdin ends may take to finish before they are cancelled (rmcp's own drain).
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// Writes one reply line (`line` ends in `\n`) to stdout and flushes it, holding the lock throughout so lines never
+/// interleave. Every stdio reply goes through here: rmcp's, the fast path's, and the refusals of bad lines.
+pub(super) async fn write_line<W: AsyncWrite + Unpin>(
+    output: &tokio::sync::Mutex<W>,
+    line: &[u8],
+) -> std::io::Result<()> {
+    let mut out = output.lock().await;
+    out.write_all(line).await?;
+    out.flush().await
+}
+
 type Call = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The tokens of the fast calls in flight, by request id (with a serial, so a reused id cannot remove another's).
@@ -249,13 +260,8 @@ where
                 return;
             };
             bytes.push(b'\n');
-            let mut out = output.lock().await;
             // stdout gone means the client is gone: nobody is left to tell.
-            let _ = async {
-                out.write_all(&bytes).await?;
-                out.flush().await
-            }
-            .await;
+            let _ = write_line(&output, &bytes).await;
         });
         if self.inline.is_none() {
             self.inline = Some(call);
