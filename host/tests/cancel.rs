@@ -4,8 +4,7 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
+use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,56 +13,23 @@ use serde_json::{Value, json};
 fn a_cancelled_call_stops_its_guest_and_is_ledgered_as_cancelled() {
     let setup = Setup::new();
     setup.spin_for_a_minute();
-    let mut child = setup
-        .cmd(&["serve", "--stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve --stdio");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let mut send = move |v: Value| {
-        writeln!(stdin, "{v}").expect("write");
-        stdin.flush().expect("flush");
-    };
-    let wait_for = |id: u64| loop {
-        let v = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no reply to request {id}"));
-        if v["id"] == id {
-            return v;
-        }
-    };
-    send(
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}),
-    );
-    wait_for(1);
-    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+    let mut s = RawStdio::open(&setup, &[]);
+    s.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "fixture-basic__spin", "arguments": {}}}));
     std::thread::sleep(Duration::from_millis(500));
-    send(
-        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+    s.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
         "params": {"requestId": 2, "reason": "the user gave up"}}),
     );
     // The next call is served (the spinning guest no longer holds a worker).
-    send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-        "params": {"name": "fixture-basic__echo", "arguments": {"text": "next"}}}));
-    let next = wait_for(3);
+    let next = s.call(
+        3,
+        json!({"name": "fixture-basic__echo", "arguments": {"text": "next"}}),
+    );
     assert_eq!(next["result"]["content"][0]["text"], "next", "{next}");
-    // Closing stdin ends the stdio session.
-    drop(send);
-    let _ = child.wait();
+    // Closing stdin ends the stdio session; the cancelled call is never answered.
+    let rest = s.close();
+    assert!(rest.iter().all(|v| v["id"] != 2), "{rest:?}");
 
     let spin: Vec<Value> = ledger_entries(&setup)
         .into_iter()

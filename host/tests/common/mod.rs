@@ -357,3 +357,89 @@ pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
         .expect("write stdin");
     child.wait_with_output().expect("wait plughost")
 }
+
+/// A stdio session opened as a raw client would (`initialize`, then `notifications/initialized`), its answers
+/// collected by a reader thread, its stderr in a file.
+pub struct RawStdio {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    answers: std::sync::mpsc::Receiver<serde_json::Value>,
+    stderr: std::path::PathBuf,
+}
+
+impl RawStdio {
+    pub fn open(setup: &Setup, env: &[(&str, &str)]) -> RawStdio {
+        let stderr = std::path::PathBuf::from(setup.path(&format!("stderr-{}.log", env.len())));
+        let mut cmd = setup.cmd(&["serve", "--stdio"]);
+        cmd.env("PLUGHOST_LOG", "plughost::gateway::stdio_fast=debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn serve --stdio");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let v = serde_json::from_str::<serde_json::Value>(&line)
+                    .unwrap_or_else(|e| panic!("a line that is not JSON ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut s = RawStdio {
+            stdin: child.stdin.take(),
+            child,
+            answers,
+            stderr,
+        };
+        s.send(&serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}));
+        s.answer(0);
+        s.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        s
+    }
+
+    pub fn send(&mut self, v: &serde_json::Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{v}").expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    /// The answer to request `id` (answers to other ids that come first are dropped).
+    pub fn answer(&mut self, id: u64) -> serde_json::Value {
+        loop {
+            let v = self
+                .answers
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no answer to request {id}"));
+            if v["id"] == id {
+                return v;
+            }
+        }
+    }
+
+    pub fn call(&mut self, id: u64, params: serde_json::Value) -> serde_json::Value {
+        self.send(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}));
+        self.answer(id)
+    }
+
+    /// Calls the stdio fast path has taken so far (its debug line in stderr).
+    pub fn fast_calls(&self) -> usize {
+        std::fs::read_to_string(&self.stderr)
+            .unwrap_or_default()
+            .matches("stdio fast path: a call")
+            .count()
+    }
+
+    /// Closes stdin and returns every answer written before the server exited.
+    pub fn close(mut self) -> Vec<serde_json::Value> {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "serve --stdio exited with {status}");
+        self.answers.try_iter().collect()
+    }
+}
