@@ -67,6 +67,9 @@ pub struct Registry {
     /// On SQLite: the last "no token" answer, with the WAL-index header it was read under (see
     /// [`Registry::any_token`]).
     token_no: Mutex<Option<[u8; index::tokens::WAL_INDEX_HEADER]>>,
+    /// On SQLite: tokens presented and found, by hash, with the WAL-index header they were read under (see
+    /// [`Registry::check_token`]).
+    token_hits: Mutex<index::tokens::TokenHits>,
     /// `index.db-shm`, opened on first use by [`Registry::any_token`]; `None` inside if it could not be.
     shm: std::sync::OnceLock<Option<std::fs::File>>,
 }
@@ -87,6 +90,7 @@ impl Registry {
             token_state: Mutex::new(None),
             seen_generation: std::sync::atomic::AtomicI64::new(i64::MIN),
             token_no: Mutex::new(None),
+            token_hits: Mutex::new(index::tokens::TokenHits::default()),
             shm: std::sync::OnceLock::new(),
         })
     }

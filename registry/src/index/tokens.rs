@@ -224,14 +224,25 @@ impl Registry {
             let found = pg.index_token_by_hash(hash(presented))?.map(from_row);
             return Ok(found.filter(|t| t.active(now())));
         }
-        let conn = self.conn();
-        let found = conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM tokens WHERE hash = ?1"),
-                [hash(presented)],
-                record,
-            )
+        // SQLite: a token found is kept with the WAL-index header it was read under, as `any_token` keeps its
+        // no. Every commit to index.db from any process changes that header, so a revocation (or any other change)
+        // is seen on the very next request, and until something commits a known token costs one `pread` instead
+        // of a query. Expiry is judged on every request. Unknown tokens are not kept.
+        let key = hash(presented);
+        let stamp = self.wal_stamp();
+        if let Some(stamp) = stamp
+            && let Some(t) = lock(&self.token_hits).get(&stamp, &key)
+        {
+            return Ok(Some(t).filter(|t| t.active(now())));
+        }
+        let found = self
+            .conn()
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE hash = ?1"))?
+            .query_row([&key], record)
             .optional()?;
+        if let (Some(stamp), Some(t)) = (stamp, &found) {
+            lock(&self.token_hits).put(stamp, key, t.clone());
+        }
         Ok(found.filter(|t| t.active(now())))
     }
 
@@ -287,6 +298,37 @@ impl Registry {
     }
 }
 
+/// Tokens a gateway has found, by hash, all read under one WAL-index header of index.db (see
+/// [`Registry::check_token`]); a different header empties it. Bounded: past [`TOKEN_HITS_MAX`] it starts over.
+#[derive(Debug, Default)]
+pub(crate) struct TokenHits {
+    stamp: Option<[u8; WAL_INDEX_HEADER]>,
+    found: std::collections::HashMap<Vec<u8>, TokenRecord>,
+}
+
+const TOKEN_HITS_MAX: usize = 1024;
+
+impl TokenHits {
+    fn get(&self, stamp: &[u8; WAL_INDEX_HEADER], key: &[u8]) -> Option<TokenRecord> {
+        if self.stamp.as_ref() != Some(stamp) {
+            return None;
+        }
+        self.found.get(key).cloned()
+    }
+
+    fn put(&mut self, stamp: [u8; WAL_INDEX_HEADER], key: Vec<u8>, record: TokenRecord) {
+        if self.stamp != Some(stamp) || self.found.len() >= TOKEN_HITS_MAX {
+            self.found.clear();
+            self.stamp = Some(stamp);
+        }
+        self.found.insert(key, record);
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Bytes of the first copy of SQLite's WAL-index header (sqlite.org/walformat.html): version, change counter,
 /// page count, last frame, salts and checksum.
 pub(crate) const WAL_INDEX_HEADER: usize = 48;
@@ -327,6 +369,40 @@ mod tests {
             .expect("create");
         assert_ne!(gateway.wal_stamp(), stamp, "a commit changes the header");
         assert_eq!(gateway.any_token().ok(), Some(true));
+    }
+
+    #[test]
+    fn a_known_token_is_kept_until_index_db_changes_and_a_revocation_from_another_process_holds_at_once()
+     {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gateway = Registry::open(dir.path()).expect("open");
+        let cli = Registry::open(dir.path()).expect("open");
+        let token = cli
+            .create_token("agent", &TokenScope::default(), None)
+            .expect("create");
+        let kept = |r: &Registry| r.token_hits.lock().expect("lock").found.len();
+        assert_eq!(kept(&gateway), 0);
+        let first = gateway.check_token(&token).expect("check").expect("known");
+        assert_eq!(kept(&gateway), 1, "a token found is kept");
+        // Asked again with nothing committed: the kept record, not a query.
+        let stamp = gateway.wal_stamp();
+        let again = gateway.check_token(&token).expect("check").expect("known");
+        assert_eq!(
+            (again.name.as_str(), gateway.wal_stamp()),
+            (first.name.as_str(), stamp)
+        );
+        // An unknown token is refused and not kept.
+        assert!(
+            gateway
+                .check_token("plughost_unknown")
+                .expect("check")
+                .is_none()
+        );
+        assert_eq!(kept(&gateway), 1);
+        // Revoked from another process: refused on the very next check.
+        cli.revoke_token("agent").expect("revoke");
+        assert!(gateway.check_token(&token).expect("check").is_none());
+        assert!(gateway.check_token(&token).expect("check").is_none());
     }
 
     fn v(xs: &[&str]) -> Option<Vec<String>> {
