@@ -6,9 +6,14 @@
 //! The key set comes from a file or an `http(s)` URL. It is read at start; a token whose `kid` is not in it makes
 //! the gateway read the set again (at most once per [`REFRESH_EVERY`]), so an issuer's key rotation is picked up
 //! without a restart and a stream of made-up `kid`s cannot make it fetch in a loop.
+//!
+//! A token that passed is kept (by its blake3 hash and the resource it was checked for) until its `exp`, so a
+//! client that sends the same token with every request pays for one signature check, not one per request (20–60 µs
+//! each, by algorithm). Reading the key set again forgets every kept token; at most [`MAX_KEPT`] are kept.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -23,6 +28,8 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
 const LEEWAY_SECS: u64 = 30;
 /// Largest key set accepted (a file or a response).
 const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Tokens that passed, kept at most.
+const MAX_KEPT: usize = 1024;
 /// The ledger principal of a JWT caller is `oauth:<sub>`, `sub` cut to this many bytes.
 const MAX_SUBJECT: usize = 128;
 
@@ -62,11 +69,16 @@ pub struct OAuth {
     pub audience: Option<String>,
     source: String,
     keys: Mutex<(Vec<Key>, Instant)>,
+    /// Tokens that passed, by blake3 of the token and the resource: who they are, and their `exp`.
+    kept: Mutex<HashMap<[u8; 32], (Principal, u64)>>,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Checked by `jsonwebtoken` (required); kept here to know how long a passed token may be kept.
+    #[serde(default)]
+    exp: Option<u64>,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
@@ -86,15 +98,26 @@ impl OAuth {
             audience,
             source,
             keys: Mutex::new((keys, Instant::now())),
+            kept: Mutex::new(HashMap::new()),
         })
     }
 
     /// Checks `token` for a request to `resource`; on success, who it is and what it may use.
     pub async fn check(&self, token: &str, resource: &str) -> Result<Principal, Refusal> {
+        let id = {
+            let mut h = blake3::Hasher::new();
+            h.update(token.as_bytes())
+                .update(b"\0")
+                .update(resource.as_bytes());
+            *h.finalize().as_bytes()
+        };
+        if let Some(p) = self.kept(&id) {
+            return Ok(p);
+        }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| Refusal::Invalid(e.to_string()))?;
         if let Some(found) = self.verify(token, &header, resource)? {
-            return principal(found);
+            return self.keep(id, found);
         }
         // An unknown key id: the issuer may have rotated its keys. Read the set again, not too often.
         let stale = self
@@ -108,16 +131,39 @@ impl OAuth {
                     if let Ok(mut k) = self.keys.lock() {
                         *k = (keys, Instant::now());
                     }
+                    // A key gone from the set takes the tokens it signed with it.
+                    lock(&self.kept).clear();
                 }
                 Err(e) => tracing::warn!("oauth: {e}"),
             }
             if let Some(found) = self.verify(token, &header, resource)? {
-                return principal(found);
+                return self.keep(id, found);
             }
         }
         Err(Refusal::Invalid(
             "no key of the issuer's key set matches the token".into(),
         ))
+    }
+
+    /// A kept token's principal, while its `exp` (with the leeway `jsonwebtoken` allows) has not passed.
+    fn kept(&self, id: &[u8; 32]) -> Option<Principal> {
+        let kept = lock(&self.kept);
+        let (p, exp) = kept.get(id)?;
+        (unix_now() <= exp.saturating_add(LEEWAY_SECS)).then(|| p.clone())
+    }
+
+    /// The principal of claims that passed, kept until their `exp`.
+    fn keep(&self, id: [u8; 32], claims: Claims) -> Result<Principal, Refusal> {
+        let exp = claims.exp;
+        let p = principal(claims)?;
+        if let Some(exp) = exp {
+            let mut kept = lock(&self.kept);
+            if kept.len() >= MAX_KEPT {
+                kept.clear();
+            }
+            kept.insert(id, (p.clone(), exp));
+        }
+        Ok(p)
     }
 
     /// `Ok(None)` when no key of the set is the token's; an error when the matching key refuses it.
@@ -152,6 +198,16 @@ impl OAuth {
             .map(|d| Some(d.claims))
             .map_err(|e| Refusal::Invalid(e.to_string()))
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The principal a token's claims describe.
@@ -267,5 +323,74 @@ impl std::fmt::Debug for OAuth {
             .field("audience", &self.audience)
             .field("source", &self.source)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    const ISSUER: &str = "https://issuer.test";
+    const AUD: &str = "https://gateway.test/mcp";
+
+    fn es256() -> EncodingKey {
+        EncodingKey::from_ec_pem(include_bytes!("../../tests/oauth-keys/es256.pem"))
+            .expect("P-256 PEM")
+    }
+
+    fn mint(exp: u64) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("es-1".into());
+        let claims = serde_json::json!({"iss": ISSUER, "aud": AUD, "sub": "alice", "exp": exp, "scope": "tools"});
+        jsonwebtoken::encode(&header, &claims, &es256()).expect("sign")
+    }
+
+    async fn issuer() -> (tempfile::TempDir, OAuth) {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut jwk = Jwk::from_encoding_key(&es256(), Algorithm::ES256).expect("JWK");
+        jwk.common.key_id = Some("es-1".into());
+        let path = dir.path().join("jwks.json");
+        let set = JwkSet { keys: vec![jwk] };
+        std::fs::write(&path, serde_json::to_vec(&set).expect("JSON")).expect("write");
+        let oauth = OAuth::open(
+            ISSUER.into(),
+            Some(AUD.into()),
+            path.to_str().expect("utf-8").into(),
+        )
+        .await
+        .expect("open");
+        (dir, oauth)
+    }
+
+    #[tokio::test]
+    async fn a_token_that_passed_is_kept_until_its_exp_and_no_longer() {
+        let (_dir, oauth) = issuer().await;
+        let kept = |o: &OAuth| lock(&o.kept).len();
+        let long = mint(unix_now() + 600);
+        let p = oauth.check(&long, AUD).await.expect("passes");
+        assert_eq!(&*p.name, "oauth:alice");
+        assert_eq!(kept(&oauth), 1, "kept");
+        assert_eq!(
+            &*oauth.check(&long, AUD).await.expect("passes").name,
+            "oauth:alice"
+        );
+        // Another signature on the same claims is another token, checked on its own: a forged one is refused.
+        let mut forged = long.clone();
+        forged.pop();
+        forged.push(if long.ends_with('A') { 'B' } else { 'A' });
+        assert!(oauth.check(&forged, AUD).await.is_err());
+        assert_eq!(kept(&oauth), 1, "a refused token is not kept");
+        // Valid for two more seconds (with the leeway): kept, then refused once its exp has passed.
+        let short = mint(unix_now() + 2 - LEEWAY_SECS);
+        oauth.check(&short, AUD).await.expect("passes while valid");
+        assert_eq!(kept(&oauth), 2);
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let refused = oauth.check(&short, AUD).await;
+        assert!(
+            matches!(&refused, Err(Refusal::Invalid(why)) if why.contains("xpired")),
+            "{refused:?}"
+        );
+        assert!(oauth.check(&long, AUD).await.is_ok());
     }
 }
