@@ -8,8 +8,8 @@
 //! without a restart and a stream of made-up `kid`s cannot make it fetch in a loop.
 //!
 //! A token that passed is kept (by its blake3 hash and the resource it was checked for) until its `exp`, so a
-//! client that sends the same token with every request pays for one signature check, not one per request (20–60 µs
-//! each, by algorithm). Reading the key set again forgets every kept token; at most [`MAX_KEPT`] are kept.
+//! client that sends the same token with every request pays for one signature check, not one per request (an ES256
+//! check was ~0.4 ms of CPU here). Reading the key set again forgets every kept token; at most [`MAX_KEPT`] are kept.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
