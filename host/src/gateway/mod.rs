@@ -23,7 +23,7 @@ pub mod token;
 pub mod ui;
 mod wire;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -33,6 +33,12 @@ use crate::catalog::{Catalog, CatalogError, limits_from};
 use crate::ledger::Caller;
 pub use index::{ExposedTool, SchemaViolation, ToolIndex, split_name, tool_name};
 pub use metrics::Metrics;
+
+/// A gateway lock's data, even if a thread panicked holding it: what it guards (in-flight maps, kept tokens) stays
+/// consistent between statements, and refusing to serve over it would turn one panic into an outage.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Why a request was refused before any guest ran. These are protocol errors (JSON-RPC -32602), not tool results.
 #[derive(Debug, Clone, thiserror::Error)]

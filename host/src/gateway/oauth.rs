@@ -20,6 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use plughost_registry::TokenScope;
 use serde::Deserialize;
 
+use super::lock;
 use super::principal::Principal;
 
 /// A key set is read again for an unknown `kid` at most this often.
@@ -204,10 +205,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The principal a token's claims describe.

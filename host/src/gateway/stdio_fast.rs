@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
 use super::fast::ToTheEnd;
+use super::lock;
 use super::mcp::{McpServer, check_scope, run_call};
 use crate::ledger::Caller;
 
@@ -308,8 +309,4 @@ where
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
