@@ -63,8 +63,14 @@ struct Envelope {
 
 /// Checks that `bytes` hold exactly one JSON-RPC 2.0 message (request, notification or response).
 pub fn check(bytes: &[u8]) -> Result<(), Refusal> {
-    // Syntax first, without building anything (serde_json skips ignored values without a depth limit).
-    if let Err(e) = serde_json::from_slice::<IgnoredAny>(bytes) {
+    // One parse for a well-formed message: the envelope's members are read and everything else is skipped (serde_json
+    // skips ignored values without a depth limit). Only when that fails does a second parse, which builds nothing,
+    // tell bad syntax (-32700) from JSON that is not a message (-32600), so the answers are those of checking
+    // syntax first.
+    let parsed = serde_json::from_slice::<Envelope>(bytes);
+    if parsed.is_err()
+        && let Err(e) = serde_json::from_slice::<IgnoredAny>(bytes)
+    {
         return Err(Refusal::new(PARSE_ERROR, format!("parse error: {e}"), None));
     }
     if crate::json::depth_exceeds(bytes, MAX_DEPTH) {
@@ -92,8 +98,8 @@ pub fn check(bytes: &[u8]) -> Result<(), Refusal> {
             ));
         }
     }
-    let env: Envelope = serde_json::from_slice(bytes)
-        .map_err(|e| Refusal::new(INVALID_REQUEST, format!("invalid request: {e}"), None))?;
+    let env =
+        parsed.map_err(|e| Refusal::new(INVALID_REQUEST, format!("invalid request: {e}"), None))?;
     let id = match env.id {
         None => None,
         Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
@@ -172,6 +178,33 @@ mod tests {
             "]".repeat(100)
         );
         assert!(check(ok_depth.as_bytes()).is_ok());
+        // Bad syntax after a readable envelope, or after the message, is still a parse error.
+        for bad in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1,}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"method":"x"} x"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x""#,
+        ] {
+            assert_eq!(check(bad).expect_err("refused").code, PARSE_ERROR);
+        }
+        // Well-formed JSON the envelope cannot be read from is an invalid request: too deep an id, a member of
+        // the wrong type read by serde, a non-object.
+        let deep_id = format!(
+            r#"{{"jsonrpc":"2.0","id":{}{},"method":"x"}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let r = check(deep_id.as_bytes()).expect_err("refused");
+        assert!(
+            r.code == INVALID_REQUEST && r.message.contains("deeper"),
+            "{r:?}"
+        );
+        assert_eq!(
+            check(br#"["2.0",1,"x"]"#).expect_err("refused").code,
+            INVALID_REQUEST
+        );
+        let r = check(br#"{"jsonrpc":"2.0","id":1,"method":"x","result":1,"result":2}"#)
+            .expect_err("refused");
+        assert_eq!(r.code, INVALID_REQUEST, "{r:?}");
         assert!(!crate::json::depth_exceeds(br#"{"a":"[[[[\"[["}"#, 1));
         assert!(crate::json::depth_exceeds(br#"{"a":[{}]}"#, 2));
     }
