@@ -601,6 +601,16 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
             false,
             200,
         ),
+        (
+            "client capabilities rmcp cannot read",
+            standard(echo),
+            stateless_call(echo, r#"{"text":"hi"}"#, "").replace(
+                r#"clientCapabilities":{}"#,
+                r#"clientCapabilities":{"roots":5}"#,
+            ),
+            false,
+            400,
+        ),
     ];
     for (what, headers, body, by_fast_path, status) in &cases {
         let before = fast_path_count(f.addr);

@@ -7,9 +7,9 @@
 //! `mcp::run_call`), and is answered in rmcp's own message types, so the bytes are the same.
 //!
 //! Only a request rmcp would accept as it stands takes it: `Host` one of the allowed hosts, no `Origin`, an
-//! `Accept` of JSON and SSE, no session, `MCP-Protocol-Version: 2026-07-28` with the same version and the client
-//! capabilities in `_meta`, one `Mcp-Method: tools/call` and one plain `Mcp-Name` equal to the tool, no
-//! `Mcp-Param-*` header and a tool whose schema asks for none, no progress token, a tool that is not
+//! `Accept` of JSON and SSE, no session, `MCP-Protocol-Version: 2026-07-28` with the same version and client
+//! capabilities rmcp can read in `_meta`, one `Mcp-Method: tools/call` and one plain `Mcp-Name` equal to the tool,
+//! no `Mcp-Param-*` header and a tool whose schema asks for none, no progress token, a tool that is not
 //! long-running, and a body with no field rmcp would read differently. Everything else goes to rmcp, which
 //! answers it (and its errors) as before. `PLUGHOST_HTTP_FAST_PATH=0` turns the fast path off.
 
@@ -23,7 +23,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolResponse, ErrorCode, Implementation, RequestId, ServerJsonRpcMessage, ServerResult,
+    CallToolResponse, ClientCapabilities, ErrorCode, Implementation, RequestId,
+    ServerJsonRpcMessage, ServerResult,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -107,16 +108,10 @@ impl FastPath {
             return None;
         }
         let m: Message = serde_json::from_slice(body).ok()?;
-        let meta = &m.params.meta;
-        let plain_meta = meta
-            .keys()
-            .all(|k| k == META_VERSION || k == META_CAPABILITIES || k == META_CLIENT);
         if m.jsonrpc != "2.0"
             || m.method != "tools/call"
             || only(headers, "mcp-name")? != m.params.name
-            || !plain_meta
-            || meta.get(META_VERSION).and_then(Value::as_str) != Some(ERA)
-            || !meta.get(META_CAPABILITIES).is_some_and(Value::is_object)
+            || !plain_meta(&m.params.meta)
         {
             return None;
         }
@@ -212,6 +207,18 @@ fn answer(id: RequestId, result: Result<rmcp::model::CallToolResult, ErrorData>)
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// A 2026-07-28 request's `_meta` that asks for nothing beyond the call: the version (this era), client capabilities
+/// rmcp can read (it refuses a request whose capabilities do not decode) and maybe the client's info. Anything else
+/// (a progress token, a log level, trace context) is left to rmcp. Both fast paths, HTTP and stdio, ask this.
+pub(super) fn plain_meta(meta: &Map<String, Value>) -> bool {
+    meta.keys()
+        .all(|k| k == META_VERSION || k == META_CAPABILITIES || k == META_CLIENT)
+        && meta.get(META_VERSION).and_then(Value::as_str) == Some(ERA)
+        && meta
+            .get(META_CAPABILITIES)
+            .is_some_and(|c| ClientCapabilities::deserialize(c).is_ok())
 }
 
 /// The one value of header `name`, if it has exactly one and it is text.
