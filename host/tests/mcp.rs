@@ -43,7 +43,12 @@ fn python_sdk_over_stdio_in_both_protocol_eras() {
         .matches("stdio fast path: a call")
         .count();
     assert!(fast >= 5, "{fast} calls took the stdio fast path");
-    conformance(&setup, &["--stdio", BIN, setup.home()], "2026-07-28");
+    let stateless = conformance(&setup, &["--stdio", BIN, setup.home()], "2026-07-28");
+    // And in a 2026-07-28 connection (no initialize, `_meta` on every request).
+    let fast = String::from_utf8_lossy(&stateless.stderr)
+        .matches("stdio fast path: a call")
+        .count();
+    assert!(fast >= 5, "{fast} 2026-07-28 calls took the stdio fast path");
 }
 
 #[test]
@@ -762,6 +767,133 @@ fn the_stdio_fast_path_answers_calls_as_rmcp_does_and_leaves_the_rest_to_it() {
     assert_eq!(sc.len(), 6, "the echo calls are ledgered: {sc:?}");
     assert_eq!(sc[0]["caller"]["transport"], "stdio", "{sc:?}");
     assert_eq!(sc[0]["caller"]["session"], "raw 1", "{sc:?}");
+    assert_eq!(
+        fc, sc,
+        "the fast path ledgers its calls as rmcp's path does"
+    );
+}
+
+#[test]
+fn the_stdio_fast_path_answers_2026_07_28_calls_as_rmcp_does_and_leaves_the_rest_to_it() {
+    let (fast, slow) = (Setup::new(), Setup::new());
+    let mut f = RawStdio::spawn(&fast, &[]);
+    let mut s = RawStdio::spawn(&slow, &[("PLUGHOST_STDIO_FAST_PATH", "0")]);
+    // A bootstrap probe chooses no lifecycle; both answer it.
+    let discover = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    f.send(&discover);
+    s.send(&discover);
+    assert_eq!(f.answer(1), s.answer(1), "server/discover");
+    let echo = "fixture-basic__echo";
+    let meta = |extra: Value| {
+        let mut m = serde_json::json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            m[k] = v.clone();
+        }
+        m
+    };
+    let plain = meta(serde_json::json!({}));
+    // (what, params, answered by the fast path)
+    let cases: Vec<(&str, Value, bool)> = vec![
+        // The first request with complete `_meta` makes rmcp choose the 2026-07-28 lifecycle: rmcp's own.
+        (
+            "the first call",
+            serde_json::json!({"name": echo, "arguments": {"text": "first"}, "_meta": plain}),
+            false,
+        ),
+        (
+            "a call",
+            serde_json::json!({"name": echo, "arguments": {"text": "hi"}, "_meta": plain}),
+            true,
+        ),
+        (
+            "with the client's info",
+            serde_json::json!({"name": echo, "arguments": {"text": "hi"}, "_meta": meta(serde_json::json!(
+                {"io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "2"}}))}),
+            true,
+        ),
+        (
+            "arguments against the schema",
+            serde_json::json!({"name": echo, "arguments": {"text": 5}, "_meta": plain}),
+            true,
+        ),
+        (
+            "an unknown tool",
+            serde_json::json!({"name": "fixture-basic__nope", "arguments": {}, "_meta": plain}),
+            true,
+        ),
+        (
+            "a management tool",
+            serde_json::json!({"name": "plughost__plugins", "arguments": {}, "_meta": plain}),
+            true,
+        ),
+        // Not taken whole from the line, but plain once rmcp has parsed it (`offer`).
+        (
+            "a field rmcp ignores",
+            serde_json::json!({"name": echo, "arguments": {"text": "x"}, "extra": 1, "_meta": plain}),
+            true,
+        ),
+        (
+            "no _meta",
+            serde_json::json!({"name": echo, "arguments": {"text": "hi"}}),
+            false,
+        ),
+        (
+            "client capabilities rmcp cannot read",
+            serde_json::json!({"name": echo, "arguments": {"text": "hi"}, "_meta": meta(serde_json::json!(
+                {"io.modelcontextprotocol/clientCapabilities": {"roots": 5}}))}),
+            false,
+        ),
+        (
+            "an older version in _meta",
+            serde_json::json!({"name": echo, "arguments": {"text": "hi"}, "_meta": meta(serde_json::json!(
+                {"io.modelcontextprotocol/protocolVersion": "2025-11-25"}))}),
+            false,
+        ),
+        (
+            "a progress token",
+            serde_json::json!({"name": echo, "arguments": {"text": "hi"},
+                "_meta": meta(serde_json::json!({"progressToken": "p1"}))}),
+            false,
+        ),
+    ];
+    for (n, (what, params, by_fast_path)) in cases.into_iter().enumerate() {
+        let id = 10 + n as u64;
+        let before = f.fast_calls();
+        let (fa, sa) = (f.call(id, params.clone()), s.call(id, params));
+        assert_eq!(
+            without_timings(fa.clone()),
+            without_timings(sa.clone()),
+            "{what}: the two paths answer differently"
+        );
+        assert_eq!(
+            f.fast_calls() - before,
+            usize::from(by_fast_path),
+            "{what}: {fa}"
+        );
+        if what == "a call" {
+            assert_eq!(fa["result"]["content"][0]["text"], "hi", "{fa}");
+            assert_eq!(fa["result"]["resultType"], "complete", "{fa}");
+        }
+    }
+    assert_eq!(s.fast_calls(), 0, "PLUGHOST_STDIO_FAST_PATH=0 turns it off");
+    let last = serde_json::json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
+        "params": {"name": echo, "arguments": {"text": "last"}, "_meta": plain}});
+    f.send(&last);
+    s.send(&last);
+    for (path, rest) in [("fast", f.close()), ("rmcp", s.close())] {
+        let answered = rest.iter().find(|v| v["id"] == 99);
+        assert_eq!(
+            answered.map(|v| v["result"]["content"][0]["text"].clone()),
+            Some(Value::from("last")),
+            "{path}: {rest:?}"
+        );
+    }
+    let (fc, sc) = (echo_callers(&fast), echo_callers(&slow));
+    assert!(sc.len() >= 6, "the echo calls are ledgered: {sc:?}");
+    assert_eq!(sc[0]["caller"]["transport"], "stdio", "{sc:?}");
     assert_eq!(
         fc, sc,
         "the fast path ledgers its calls as rmcp's path does"

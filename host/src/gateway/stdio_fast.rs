@@ -6,9 +6,15 @@
 //! the same pipeline as rmcp's path (`mcp::check_scope`, `mcp::run_call`), and is answered in rmcp's own message
 //! types, so the bytes are the same.
 //!
-//! Only a request rmcp would hand to `call_tool` as it stands takes it: a session opened with `initialize` at a
-//! version before 2026-07-28 and `notifications/initialized`, then a `tools/call` whose params carry no `_meta`
-//! (so no progress token), no `inputResponses` or `requestState`, for a tool that is not long-running.
+//! Only a request rmcp would hand to `call_tool` as it stands takes it, in either era of the protocol:
+//! - a session opened with `initialize` at a version before 2026-07-28 and `notifications/initialized`, then a
+//!   `tools/call` whose params carry no `_meta` (so no progress token);
+//! - a 2026-07-28 connection, one whose first request after any `server/discover` or `ping` carried its own
+//!   complete `_meta` (rmcp then serves it without `initialize`), then a `tools/call` whose `_meta` is plain (the
+//!   version, readable client capabilities, maybe the client's info: [`super::fast::plain_meta`], as over HTTP);
+//!
+//! and in both, no `inputResponses` or `requestState`, for a tool that is not long-running. That first request of
+//! a 2026-07-28 connection goes to rmcp, so rmcp has chosen its lifecycle before any call is answered here.
 //! Everything else goes to rmcp, as before. `PLUGHOST_STDIO_FAST_PATH=0` turns the fast path off.
 //!
 //! One call at a time runs in the reading task itself (the sequential client's case); a call that arrives while
@@ -25,8 +31,9 @@ use std::time::Duration;
 
 use rmcp::RoleServer;
 use rmcp::model::{
-    CallToolResponse, ClientNotification, ClientRequest, JsonRpcMessage, JsonRpcNotification,
-    JsonRpcRequest, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
+    CallToolResponse, ClientNotification, ClientRequest, GetMeta, JsonRpcMessage,
+    JsonRpcNotification, JsonRpcRequest, ProtocolVersion, RequestId, RequestMetaObject,
+    ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::RxJsonRpcMessage;
 use serde::Deserialize;
@@ -75,6 +82,39 @@ struct PlainParams {
     name: String,
     #[serde(default)]
     arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, rename = "_meta")]
+    meta: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Which lifecycle rmcp serves this connection in, once it has chosen: what a fast call is ledgered under and the
+/// shape of its answer.
+#[derive(Clone)]
+enum Era {
+    /// Opened with `initialize` before 2026-07-28: the client's name and version name the session in the ledger
+    /// (as rmcp's path does, from its peer info), and results take the older shape.
+    Initialized(String),
+    /// 2026-07-28, every request carrying its own `_meta`: rmcp keeps no peer info, so no session name.
+    Stateless,
+}
+
+/// Whether rmcp, still waiting for a lifecycle, serves `request` in the 2026-07-28 one (as its server loop
+/// decides: a request other than `initialize`, `server/discover` and `ping` whose `_meta` is complete, at a
+/// version this gateway speaks; only 2026-07-28 is counted here).
+fn opens_stateless(request: &ClientRequest) -> bool {
+    if matches!(
+        request,
+        ClientRequest::InitializeRequest(_)
+            | ClientRequest::DiscoverRequest(_)
+            | ClientRequest::PingRequest(_)
+    ) {
+        return false;
+    }
+    let meta = request.get_meta();
+    meta.missing_required_keys(&ProtocolVersion::V_2026_07_28)
+        .is_empty()
+        && meta
+            .protocol_version()
+            .is_some_and(|v| v.as_str() == ProtocolVersion::V_2026_07_28.as_str())
 }
 
 /// The fast path's state in one stdio session.
@@ -85,8 +125,9 @@ pub(super) struct StdioFast<W> {
     output: Arc<tokio::sync::Mutex<W>>,
     /// The client's name and version from `initialize` (how rmcp's path names the session in the ledger).
     client: Option<String>,
-    /// Set once `notifications/initialized` has been handed to rmcp: from then on calls may take the fast path.
-    session: Option<String>,
+    /// Set once rmcp has chosen the lifecycle (`notifications/initialized`, or the first request with complete
+    /// 2026-07-28 `_meta`, handed to it): from then on calls may take the fast path.
+    era: Option<Era>,
     /// The call running in the reading task.
     inline: Option<Call>,
     /// Calls that came while another ran.
@@ -111,7 +152,7 @@ where
             principal,
             output,
             client: None,
-            session: None,
+            era: None,
             inline: None,
             spawned: JoinSet::new(),
             in_flight: Arc::default(),
@@ -131,6 +172,7 @@ where
                 request: ClientRequest::InitializeRequest(init),
                 ..
             }) if self.client.is_none()
+                && self.era.is_none()
                 && init.params.protocol_version.as_str()
                     < ProtocolVersion::V_2026_07_28.as_str() =>
             {
@@ -140,8 +182,8 @@ where
             JsonRpcMessage::Notification(JsonRpcNotification {
                 notification: ClientNotification::InitializedNotification(_),
                 ..
-            }) if self.session.is_none() => {
-                self.session = self.client.clone();
+            }) if self.era.is_none() => {
+                self.era = self.client.clone().map(Era::Initialized);
             }
             JsonRpcMessage::Notification(JsonRpcNotification {
                 notification: ClientNotification::CancelledNotification(c),
@@ -154,9 +196,17 @@ where
                     token.cancel();
                 }
             }
+            // The request that makes rmcp choose the 2026-07-28 lifecycle goes to rmcp itself (`era` is read
+            // before it is set).
+            JsonRpcMessage::Request(JsonRpcRequest { request, .. })
+                if self.era.is_none() && self.client.is_none() && opens_stateless(request) =>
+            {
+                self.era = Some(Era::Stateless);
+                return Some(message);
+            }
             _ => {}
         }
-        let Some(session) = self.session.clone() else {
+        let Some(era) = self.era.clone() else {
             return Some(message);
         };
         let JsonRpcMessage::Request(JsonRpcRequest {
@@ -168,10 +218,20 @@ where
             return Some(message);
         };
         let p = &call.params;
-        let plain = p.meta.as_ref().is_none_or(|m| m.is_empty())
+        let plain_meta = match era {
+            Era::Initialized(_) => call.extensions.is_empty(),
+            Era::Stateless => {
+                call.extensions.len() == 1
+                    && call
+                        .extensions
+                        .get::<RequestMetaObject>()
+                        .is_some_and(|m| super::fast::plain_meta(m))
+            }
+        };
+        let plain = plain_meta
+            && p.meta.as_ref().is_none_or(|m| m.is_empty())
             && p.input_responses.is_none()
             && p.request_state.is_none()
-            && call.extensions.is_empty()
             && super::tasks::long_running(&self.gateway.index(), &p.name).is_none();
         if !plain {
             return Some(JsonRpcMessage::Request(JsonRpcRequest::new(
@@ -180,29 +240,36 @@ where
             )));
         }
         let params = call.params;
-        self.start(id, params.name.into_owned(), params.arguments, session);
+        self.start(id, params.name.into_owned(), params.arguments, era);
         None
     }
 
     /// Takes a line that is a plain `tools/call` and nothing else (exactly `jsonrpc`, `id`, `method` and `params`
-    /// with `name` and maybe `arguments`), parsed straight into its parts: rmcp's message type is an untagged enum
-    /// with flattened fields, which serde parses by buffering the whole message first. `false`: the line goes the
-    /// usual way (rmcp's parse, then [`StdioFast::offer`]).
+    /// with `name`, maybe `arguments`, and `_meta` as the era asks: none after `initialize`, a plain one in
+    /// 2026-07-28), parsed straight into its parts: rmcp's message type is an untagged enum with flattened fields,
+    /// which serde parses by buffering the whole message first. `false`: the line goes the usual way (rmcp's
+    /// parse, then [`StdioFast::offer`]).
     pub(super) fn take_line(&mut self, line: &[u8]) -> bool {
-        let Some(session) = self.session.clone() else {
+        let Some(era) = self.era.clone() else {
             return false;
         };
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Ok(call) = serde_json::from_slice::<PlainCall>(line) else {
             return false;
         };
+        let meta_fits = match (&era, &call.params.meta) {
+            (Era::Initialized(_), meta) => meta.is_none(),
+            (Era::Stateless, Some(meta)) => super::fast::plain_meta(meta),
+            (Era::Stateless, None) => false,
+        };
         if call.jsonrpc != "2.0"
             || call.method != "tools/call"
+            || !meta_fits
             || super::tasks::long_running(&self.gateway.index(), &call.params.name).is_some()
         {
             return false;
         }
-        self.start(call.id, call.params.name, call.params.arguments, session);
+        self.start(call.id, call.params.name, call.params.arguments, era);
         true
     }
 
@@ -212,12 +279,16 @@ where
         id: RequestId,
         name: String,
         arguments: Option<serde_json::Map<String, serde_json::Value>>,
-        session: String,
+        era: Era,
     ) {
         tracing::debug!(tool = %name, "stdio fast path: a call");
+        let (session, legacy) = match era {
+            Era::Initialized(session) => (Some(session), true),
+            Era::Stateless => (None, false),
+        };
         let caller = Caller {
             transport: self.transport.into(),
-            session: Some(session),
+            session,
             principal: self.principal.as_deref().map(str::to_string),
         };
         let token = CancellationToken::new();
@@ -249,10 +320,12 @@ where
             }
             let message = match result {
                 Ok(r) => {
-                    // The session began before 2026-07-28: rmcp's handler gives its results their older shape.
                     let mut result = ServerResult::from(CallToolResponse::from(r));
-                    result.strip_result_type_for_legacy_peer();
-                    result.strip_non_object_output_for_legacy_peer();
+                    // A session begun before 2026-07-28: rmcp's handler gives its results their older shape.
+                    if legacy {
+                        result.strip_result_type_for_legacy_peer();
+                        result.strip_non_object_output_for_legacy_peer();
+                    }
                     ServerJsonRpcMessage::response(result, id)
                 }
                 Err(e) => ServerJsonRpcMessage::error(e, Some(id)),

@@ -368,7 +368,18 @@ pub struct RawStdio {
 }
 
 impl RawStdio {
+    /// `serve --stdio` with a 2025-11-25 session opened (`initialize`, `notifications/initialized`).
     pub fn open(setup: &Setup, env: &[(&str, &str)]) -> RawStdio {
+        let mut s = RawStdio::spawn(setup, env);
+        s.send(&serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}));
+        s.answer(0);
+        s.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        s
+    }
+
+    /// `serve --stdio` with nothing sent yet (a 2026-07-28 client sends no `initialize`).
+    pub fn spawn(setup: &Setup, env: &[(&str, &str)]) -> RawStdio {
         let stderr = std::path::PathBuf::from(setup.path(&format!("stderr-{}.log", env.len())));
         let mut cmd = setup.cmd(&["serve", "--stdio"]);
         cmd.env("PLUGHOST_LOG", "plughost::gateway::stdio_fast=debug")
@@ -390,17 +401,12 @@ impl RawStdio {
                 }
             }
         });
-        let mut s = RawStdio {
+        RawStdio {
             stdin: child.stdin.take(),
             child,
             answers,
             stderr,
-        };
-        s.send(&serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}));
-        s.answer(0);
-        s.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        s
+        }
     }
 
     pub fn send(&mut self, v: &serde_json::Value) {
