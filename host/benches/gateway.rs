@@ -7,11 +7,12 @@
 //! - Streamable HTTP, keep-alive connections, 2026-07-28 stateless requests, 1, 8 and 32 clients;
 //! - the same as 2025-11-25 session calls (each client `initialize`s its own session);
 //! - a new connection per call (`Connection: close`), stateless, 1 and 8 clients;
-//! - stdio, one client, sequential calls in a session.
+//! - stdio, one client, sequential calls in a session (`stdio`), and the same from a 2026-07-28 client, with no
+//!   `initialize` and `_meta` in every request (`stdio-stateless`).
 //!
 //! `BENCH_SECONDS` sets the time per level (default 5), `BENCH_LEVELS` the client counts (default 1,8,32),
-//! `BENCH_ONLY` a comma-separated subset of `stateless,session,connect,stdio,rss`. `BENCH_BIN=PATH` runs another
-//! plughost build as the server (an A/B run against an older binary). `rss` makes 60,000 stateless calls from 8
+//! `BENCH_ONLY` a comma-separated subset of `stateless,session,connect,stdio,stdio-stateless,rss`.
+//! `BENCH_BIN=PATH` runs another plughost build as the server (an A/B run against an older binary). `rss` makes 60,000 stateless calls from 8
 //! clients and prints the server's RSS after the first 1,000 and at the end. `BENCH_PAGE=1` runs each stateless
 //! level again with the operator page open: a browser's live calls stream (`/ui/calls/live`) plus the calls and
 //! quotas views fetched once a second, as a person watching would. `BENCH_AWAKE=1` keeps the cores busy with
@@ -122,8 +123,8 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let only =
-        std::env::var("BENCH_ONLY").unwrap_or_else(|_| "stateless,session,connect,stdio".into());
+    let only = std::env::var("BENCH_ONLY")
+        .unwrap_or_else(|_| "stateless,session,connect,stdio,stdio-stateless".into());
     let runs = |part: &str| only.split(',').any(|p| p.trim() == part);
     let page = std::env::var("BENCH_PAGE").is_ok_and(|v| v == "1");
     let home = support::home_with(1);
@@ -250,8 +251,18 @@ fn main() {
     let _ = server.kill();
     let _ = server.wait();
 
-    if runs("stdio") {
-        let mut s = StdioServer::spawn(h, &[]);
+    for (part, label) in [
+        ("stdio", "stdio sequential session"),
+        ("stdio-stateless", "stdio sequential 2026-07-28"),
+    ] {
+        if !runs(part) {
+            continue;
+        }
+        let mut s = if part == "stdio" {
+            StdioServer::spawn(h, &[])
+        } else {
+            StdioServer::spawn_stateless(h, &[])
+        };
         assert!(s.list_tools() > 0);
         s.call(); // warm-up
         let pid = s.child.id();
@@ -263,12 +274,7 @@ fn main() {
             lat.push(s.call());
         }
         let wall = started.elapsed();
-        support::report(
-            "stdio sequential session",
-            lat,
-            wall,
-            support::cpu_time(pid) - cpu,
-        );
+        support::report(label, lat, wall, support::cpu_time(pid) - cpu);
         s.close();
     }
 }

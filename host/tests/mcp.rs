@@ -48,7 +48,10 @@ fn python_sdk_over_stdio_in_both_protocol_eras() {
     let fast = String::from_utf8_lossy(&stateless.stderr)
         .matches("stdio fast path: a call")
         .count();
-    assert!(fast >= 5, "{fast} 2026-07-28 calls took the stdio fast path");
+    assert!(
+        fast >= 5,
+        "{fast} 2026-07-28 calls took the stdio fast path"
+    );
 }
 
 #[test]

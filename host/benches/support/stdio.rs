@@ -19,11 +19,31 @@ pub struct StdioServer {
     output: BufReader<ChildStdout>,
     line: String,
     id: u64,
+    /// 2026-07-28: no `initialize`; this `_meta` goes into every request's params.
+    meta: Option<&'static str>,
 }
+
+/// The `_meta` a 2026-07-28 request carries.
+const META: &str = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
 
 impl StdioServer {
     /// Spawns the server and sends `initialize` and `notifications/initialized` at once (without waiting).
     pub fn spawn(home: &Path, extra: &[&str]) -> StdioServer {
+        let mut s = StdioServer::start(home, extra);
+        s.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#);
+        s.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        s
+    }
+
+    /// Spawns the server for a 2026-07-28 client: no `initialize`, `_meta` in every request.
+    #[allow(dead_code)] // the start-up bench shares this file and uses `spawn` only
+    pub fn spawn_stateless(home: &Path, extra: &[&str]) -> StdioServer {
+        let mut s = StdioServer::start(home, extra);
+        s.meta = Some(META);
+        s
+    }
+
+    fn start(home: &Path, extra: &[&str]) -> StdioServer {
         let mut child = Command::new(super::bin())
             .args(["serve", "--stdio"])
             .args(extra)
@@ -33,16 +53,14 @@ impl StdioServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("serve --stdio");
-        let mut s = StdioServer {
+        StdioServer {
             input: child.stdin.take().expect("stdin"),
             output: BufReader::new(child.stdout.take().expect("stdout")),
             child,
             line: String::new(),
             id: 0,
-        };
-        s.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#);
-        s.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        s
+            meta: None,
+        }
     }
 
     fn send(&mut self, line: &str) {
@@ -55,6 +73,11 @@ impl StdioServer {
     pub fn request(&mut self, method: &str, params: &str) -> &str {
         self.id += 1;
         let id = self.id;
+        let params = match (self.meta, params.strip_prefix('{')) {
+            (Some(meta), Some("}")) => format!(r#"{{"_meta":{meta}}}"#),
+            (Some(meta), Some(rest)) => format!(r#"{{"_meta":{meta},{rest}"#),
+            _ => params.to_string(),
+        };
         self.send(&format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
         ));
