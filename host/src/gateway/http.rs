@@ -184,7 +184,21 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = router(gateway, &opts, shutdown.clone());
-    // What `axum::serve` does, with each connection's task run through `RePoll` (see repoll.rs).
+    // The accept loop runs as a task on tokio's workers, not in the task that awaits `serve` (the binary's
+    // `block_on`, on the main thread, outside the worker pool). There, every connection cost two thread wake-ups:
+    // the worker that saw the listener ready woke the main thread, which then woke a worker for the connection's
+    // task. Accepted on a worker, the connection's task is spawned onto that worker's own queue.
+    tokio::spawn(accept_loop(app, listener, shutdown))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// What `axum::serve` does, with each connection's task run through `RePoll` (see repoll.rs).
+async fn accept_loop(
+    app: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let tcp = tokio::select! {
