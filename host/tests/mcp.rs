@@ -693,11 +693,55 @@ fn without_timings(mut v: Value) -> Value {
     v
 }
 
+/// Sends each case's `tools/call` to `f` (the stdio fast path on) and `s` (off): both must answer alike (report
+/// timings aside), and the fast path must count exactly the cases marked for it. Then a call sent just before stdin
+/// closes (`last`'s params) must be answered before each server exits. Returns the answer to the case "a call".
+fn same_answers_on_both_stdio_paths(
+    mut f: RawStdio,
+    mut s: RawStdio,
+    cases: Vec<(&str, Value, bool)>,
+    last: Value,
+) -> Value {
+    let mut call = Value::Null;
+    for (n, (what, params, by_fast_path)) in cases.into_iter().enumerate() {
+        let id = 10 + n as u64;
+        let before = f.fast_calls();
+        let (fa, sa) = (f.call(id, params.clone()), s.call(id, params));
+        assert_eq!(
+            without_timings(fa.clone()),
+            without_timings(sa.clone()),
+            "{what}: the two paths answer differently"
+        );
+        assert_eq!(
+            f.fast_calls() - before,
+            usize::from(by_fast_path),
+            "{what}: {fa}"
+        );
+        if what == "a call" {
+            call = fa;
+        }
+    }
+    assert_eq!(s.fast_calls(), 0, "PLUGHOST_STDIO_FAST_PATH=0 turns it off");
+    let last =
+        serde_json::json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": last});
+    f.send(&last);
+    s.send(&last);
+    for (path, rest) in [("fast", f.close()), ("rmcp", s.close())] {
+        let answered = rest.iter().find(|v| v["id"] == 99);
+        assert_eq!(
+            answered.map(|v| v["result"]["content"][0]["text"].clone()),
+            Some(Value::from("last")),
+            "{path}: {rest:?}"
+        );
+    }
+    call
+}
+
 #[test]
 fn the_stdio_fast_path_answers_calls_as_rmcp_does_and_leaves_the_rest_to_it() {
     let (fast, slow) = (Setup::new(), Setup::new());
-    let mut f = RawStdio::open(&fast, &[]);
-    let mut s = RawStdio::open(&slow, &[("PLUGHOST_STDIO_FAST_PATH", "0")]);
+    let f = RawStdio::open(&fast, &[]);
+    let s = RawStdio::open(&slow, &[("PLUGHOST_STDIO_FAST_PATH", "0")]);
     let echo = "fixture-basic__echo";
     // (what, params, answered by the fast path)
     let cases: Vec<(&str, Value, bool)> = vec![
@@ -734,38 +778,13 @@ fn the_stdio_fast_path_answers_calls_as_rmcp_does_and_leaves_the_rest_to_it() {
             false,
         ),
     ];
-    for (n, (what, params, by_fast_path)) in cases.into_iter().enumerate() {
-        let id = 10 + n as u64;
-        let before = f.fast_calls();
-        let (fa, sa) = (f.call(id, params.clone()), s.call(id, params));
-        assert_eq!(
-            without_timings(fa.clone()),
-            without_timings(sa.clone()),
-            "{what}: the two paths answer differently"
-        );
-        assert_eq!(
-            f.fast_calls() - before,
-            usize::from(by_fast_path),
-            "{what}: {fa}"
-        );
-        if what == "a call" {
-            assert_eq!(fa["result"]["content"][0]["text"], "hi", "{fa}");
-        }
-    }
-    assert_eq!(s.fast_calls(), 0, "PLUGHOST_STDIO_FAST_PATH=0 turns it off");
-    // A call sent just before stdin closes is answered before the server exits, on both paths.
-    let last = serde_json::json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
-        "params": {"name": echo, "arguments": {"text": "last"}}});
-    f.send(&last);
-    s.send(&last);
-    for (path, rest) in [("fast", f.close()), ("rmcp", s.close())] {
-        let answered = rest.iter().find(|v| v["id"] == 99);
-        assert_eq!(
-            answered.map(|v| v["result"]["content"][0]["text"].clone()),
-            Some(Value::from("last")),
-            "{path}: {rest:?}"
-        );
-    }
+    let call = same_answers_on_both_stdio_paths(
+        f,
+        s,
+        cases,
+        serde_json::json!({"name": echo, "arguments": {"text": "last"}}),
+    );
+    assert_eq!(call["result"]["content"][0]["text"], "hi", "{call}");
     let (fc, sc) = (echo_callers(&fast), echo_callers(&slow));
     assert_eq!(sc.len(), 6, "the echo calls are ledgered: {sc:?}");
     assert_eq!(sc[0]["caller"]["transport"], "stdio", "{sc:?}");
@@ -862,38 +881,14 @@ fn the_stdio_fast_path_answers_2026_07_28_calls_as_rmcp_does_and_leaves_the_rest
             false,
         ),
     ];
-    for (n, (what, params, by_fast_path)) in cases.into_iter().enumerate() {
-        let id = 10 + n as u64;
-        let before = f.fast_calls();
-        let (fa, sa) = (f.call(id, params.clone()), s.call(id, params));
-        assert_eq!(
-            without_timings(fa.clone()),
-            without_timings(sa.clone()),
-            "{what}: the two paths answer differently"
-        );
-        assert_eq!(
-            f.fast_calls() - before,
-            usize::from(by_fast_path),
-            "{what}: {fa}"
-        );
-        if what == "a call" {
-            assert_eq!(fa["result"]["content"][0]["text"], "hi", "{fa}");
-            assert_eq!(fa["result"]["resultType"], "complete", "{fa}");
-        }
-    }
-    assert_eq!(s.fast_calls(), 0, "PLUGHOST_STDIO_FAST_PATH=0 turns it off");
-    let last = serde_json::json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
-        "params": {"name": echo, "arguments": {"text": "last"}, "_meta": plain}});
-    f.send(&last);
-    s.send(&last);
-    for (path, rest) in [("fast", f.close()), ("rmcp", s.close())] {
-        let answered = rest.iter().find(|v| v["id"] == 99);
-        assert_eq!(
-            answered.map(|v| v["result"]["content"][0]["text"].clone()),
-            Some(Value::from("last")),
-            "{path}: {rest:?}"
-        );
-    }
+    let call = same_answers_on_both_stdio_paths(
+        f,
+        s,
+        cases,
+        serde_json::json!({"name": echo, "arguments": {"text": "last"}, "_meta": plain}),
+    );
+    assert_eq!(call["result"]["content"][0]["text"], "hi", "{call}");
+    assert_eq!(call["result"]["resultType"], "complete", "{call}");
     let (fc, sc) = (echo_callers(&fast), echo_callers(&slow));
     assert!(sc.len() >= 6, "the echo calls are ledgered: {sc:?}");
     assert_eq!(sc[0]["caller"]["transport"], "stdio", "{sc:?}");
