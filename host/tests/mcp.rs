@@ -610,6 +610,17 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
             200,
         ),
         (
+            "with the client's info",
+            standard(echo),
+            stateless_call(
+                echo,
+                r#"{"text":"hi"}"#,
+                r#","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"2"}"#,
+            ),
+            true,
+            200,
+        ),
+        (
             "client capabilities rmcp cannot read",
             standard(echo),
             stateless_call(echo, r#"{"text":"hi"}"#, "").replace(
@@ -657,6 +668,14 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
     assert!(!sc.is_empty(), "the echo calls are ledgered");
     assert_eq!(sc[0]["caller"]["transport"], "http", "{sc:?}");
     assert!(sc[0]["caller"]["session"].is_string(), "{sc:?}");
+    // A call that names its client in `_meta` is ledgered under that name, on both paths.
+    assert_eq!(
+        sc.iter()
+            .filter(|c| c["caller"]["session"] == "raw 2")
+            .count(),
+        1,
+        "{sc:?}"
+    );
     assert_eq!(
         fc[..sc.len()],
         sc[..],
@@ -892,6 +911,13 @@ fn the_stdio_fast_path_answers_2026_07_28_calls_as_rmcp_does_and_leaves_the_rest
     let (fc, sc) = (echo_callers(&fast), echo_callers(&slow));
     assert!(sc.len() >= 6, "the echo calls are ledgered: {sc:?}");
     assert_eq!(sc[0]["caller"]["transport"], "stdio", "{sc:?}");
+    // Only the call that names its client in `_meta` has a session name; the others have none.
+    let named: Vec<&Value> = sc.iter().map(|c| &c["caller"]["session"]).collect();
+    assert_eq!(named.iter().filter(|s| **s == "raw 2").count(), 1, "{sc:?}");
+    assert!(
+        named.iter().all(|s| **s == "raw 2" || s.is_null()),
+        "{sc:?}"
+    );
     assert_eq!(
         fc, sc,
         "the fast path ledgers its calls as rmcp's path does"

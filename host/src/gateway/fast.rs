@@ -46,7 +46,8 @@ pub struct FastPath {
     gateway: Arc<Gateway>,
     /// Allowed `Host` values that are bare host names (an entry with a port sends its requests to rmcp).
     hosts: Vec<String>,
-    /// The session a stateless call is recorded under on rmcp's path (its default client info).
+    /// The session a stateless call that does not name its client is recorded under on rmcp's path (rmcp's default
+    /// client info).
     session: String,
 }
 
@@ -54,6 +55,8 @@ pub struct FastPath {
 #[derive(Debug)]
 pub struct FastCall {
     id: RequestId,
+    /// The client the request names in its `_meta` (as [`super::client_label`] gives it).
+    client: Option<String>,
     name: String,
     arguments: Option<Map<String, Value>>,
 }
@@ -126,6 +129,7 @@ impl FastPath {
         }
         Some(FastCall {
             id: m.id,
+            client: super::meta_client(&m.params.meta),
             name: m.params.name,
             arguments: m.params.arguments,
         })
@@ -152,12 +156,13 @@ impl FastPath {
         let ct = CancellationToken::new();
         let FastCall {
             id,
+            client,
             name,
             arguments,
         } = call;
         let caller = Caller {
             transport: "http".into(),
-            session: Some(self.session.clone()),
+            session: Some(client.unwrap_or_else(|| self.session.clone())),
             principal: principal.as_ref().map(|p| p.name.to_string()),
         };
         self.gateway.metrics.fast_path();

@@ -126,7 +126,8 @@ impl McpServer {
             .cloned()
     }
 
-    /// Who is calling: the transport, the MCP session (or the client's name), the principal.
+    /// Who is calling: the transport, the MCP session (or the client's name: the one a 2026-07-28 request gives in
+    /// its `_meta`, else the one from `initialize`), the principal.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         let session = context
             .extensions
@@ -134,11 +135,12 @@ impl McpServer {
             .and_then(|p| p.headers.get("mcp-session-id"))
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
+            .or_else(|| super::meta_client(&context.meta))
             .or_else(|| {
                 context
                     .peer
                     .peer_info()
-                    .map(|i| format!("{} {}", i.client_info.name, i.client_info.version))
+                    .map(|i| super::client_label(&i.client_info))
             });
         Caller {
             transport: self.transport.into(),

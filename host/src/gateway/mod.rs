@@ -40,6 +40,32 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Longest client name ("name version") a call is ledgered under; the client chooses it, so it is cut here.
+pub(crate) const MAX_CLIENT_LABEL: usize = 128;
+
+/// How a client that named itself (`clientInfo` in `initialize`, or in a 2026-07-28 request's `_meta`) appears as
+/// the session of its calls in the ledger: "name version", at most [`MAX_CLIENT_LABEL`] bytes (cut at a character
+/// boundary, with "…").
+pub(crate) fn client_label(info: &rmcp::model::Implementation) -> String {
+    let label = format!("{} {}", info.name, info.version);
+    if label.len() <= MAX_CLIENT_LABEL {
+        return label;
+    }
+    let mut end = MAX_CLIENT_LABEL - '…'.len_utf8();
+    while !label.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &label[..end])
+}
+
+/// The client a 2026-07-28 request names in its own `_meta`, when that decodes (as rmcp's `client_info()` reads it).
+pub(crate) fn meta_client(meta: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    use serde::Deserialize;
+    meta.get("io.modelcontextprotocol/clientInfo")
+        .and_then(|v| rmcp::model::Implementation::deserialize(v).ok())
+        .map(|i| client_label(&i))
+}
+
 /// Why a request was refused before any guest ran. These are protocol errors (JSON-RPC -32602), not tool results.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
@@ -417,6 +443,26 @@ impl Gateway {
             }
             "plughost__metrics" => Ok(Reply::Management(self.metrics.summary())),
             _ => Err(GatewayError::UnknownTool(name.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    #[test]
+    fn a_client_label_is_bounded_and_cut_at_a_character_boundary() {
+        let info = |name: &str| {
+            let mut i = rmcp::model::Implementation::default();
+            i.name = name.to_string();
+            i.version = "1.0".into();
+            i
+        };
+        assert_eq!(super::client_label(&info("raw")), "raw 1.0");
+        for name in ["x".repeat(10_000), "é".repeat(5_000), "ab€".repeat(3_000)] {
+            let label = super::client_label(&info(&name));
+            assert!(label.len() <= super::MAX_CLIENT_LABEL, "{}", label.len());
+            assert!(label.ends_with('…'), "{label}");
+            assert!(label.len() > super::MAX_CLIENT_LABEL - 8, "{}", label.len());
         }
     }
 }

@@ -93,7 +93,8 @@ enum Era {
     /// Opened with `initialize` before 2026-07-28: the client's name and version name the session in the ledger
     /// (as rmcp's path does, from its peer info), and results take the older shape.
     Initialized(String),
-    /// 2026-07-28, every request carrying its own `_meta`: rmcp keeps no peer info, so no session name.
+    /// 2026-07-28, every request carrying its own `_meta`: a call is ledgered under the client its `_meta` names,
+    /// if any (rmcp keeps no peer info in this lifecycle).
     Stateless,
 }
 
@@ -176,8 +177,7 @@ where
                 && init.params.protocol_version.as_str()
                     < ProtocolVersion::V_2026_07_28.as_str() =>
             {
-                let info = &init.params.client_info;
-                self.client = Some(format!("{} {}", info.name, info.version));
+                self.client = Some(super::client_label(&init.params.client_info));
             }
             JsonRpcMessage::Notification(JsonRpcNotification {
                 notification: ClientNotification::InitializedNotification(_),
@@ -239,8 +239,12 @@ where
                 ClientRequest::CallToolRequest(call),
             )));
         }
+        let client = call
+            .extensions
+            .get::<RequestMetaObject>()
+            .and_then(|m| super::meta_client(m));
         let params = call.params;
-        self.start(id, params.name.into_owned(), params.arguments, era);
+        self.start(id, params.name.into_owned(), params.arguments, era, client);
         None
     }
 
@@ -269,7 +273,14 @@ where
         {
             return false;
         }
-        self.start(call.id, call.params.name, call.params.arguments, era);
+        let client = call.params.meta.as_ref().and_then(super::meta_client);
+        self.start(
+            call.id,
+            call.params.name,
+            call.params.arguments,
+            era,
+            client,
+        );
         true
     }
 
@@ -280,11 +291,12 @@ where
         name: String,
         arguments: Option<serde_json::Map<String, serde_json::Value>>,
         era: Era,
+        client: Option<String>,
     ) {
         tracing::debug!(tool = %name, "stdio fast path: a call");
         let (session, legacy) = match era {
             Era::Initialized(session) => (Some(session), true),
-            Era::Stateless => (None, false),
+            Era::Stateless => (client, false),
         };
         let caller = Caller {
             transport: self.transport.into(),
