@@ -8,10 +8,14 @@
 //! - the same as 2025-11-25 session calls (each client `initialize`s its own session);
 //! - a new connection per call (`Connection: close`), stateless, 1 and 8 clients;
 //! - stdio, one client, sequential calls in a session (`stdio`), and the same from a 2026-07-28 client, with no
-//!   `initialize` and `_meta` in every request (`stdio-stateless`).
+//!   `initialize` and `_meta` in every request (`stdio-stateless`);
+//! - the floor (`floor`): the same client and levels against a bare hyper HTTP/1.1 server on the same tokio
+//!   runtime that answers every POST with a fixed reply (this bench binary, re-run as that server). What it costs
+//!   per call is what this machine's loopback TCP, wake-ups, tokio and hyper take before any MCP work, so the
+//!   gateway's own share is the difference.
 //!
 //! `BENCH_SECONDS` sets the time per level (default 5), `BENCH_LEVELS` the client counts (default 1,8,32),
-//! `BENCH_ONLY` a comma-separated subset of `stateless,session,connect,stdio,stdio-stateless,rss`.
+//! `BENCH_ONLY` a comma-separated subset of `stateless,session,connect,stdio,stdio-stateless,floor,rss`.
 //! `BENCH_BIN=PATH` runs another plughost build as the server (an A/B run against an older binary). `rss` makes 60,000 stateless calls from 8
 //! clients and prints the server's RSS after the first 1,000 and at the end. `BENCH_PAGE=1` runs each stateless
 //! level again with the operator page open: a browser's live calls stream (`/ui/calls/live`) plus the calls and
@@ -117,6 +121,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn main() {
+    if let Ok(addr) = std::env::var(FLOOR_SERVE) {
+        return floor_serve(&addr);
+    }
     let seconds: f64 = env_or("BENCH_SECONDS", 5.0);
     let levels: Vec<usize> = std::env::var("BENCH_LEVELS")
         .unwrap_or_else(|_| "1,8,32".into())
@@ -124,7 +131,7 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let only = std::env::var("BENCH_ONLY")
-        .unwrap_or_else(|_| "stateless,session,connect,stdio,stdio-stateless".into());
+        .unwrap_or_else(|_| "stateless,session,connect,stdio,stdio-stateless,floor".into());
     let runs = |part: &str| only.split(',').any(|p| p.trim() == part);
     let page = std::env::var("BENCH_PAGE").is_ok_and(|v| v == "1");
     let home = support::home_with(1);
@@ -144,22 +151,7 @@ fn main() {
         .spawn()
         .expect("serve");
     let pid = server.id();
-    let mut err = std::io::BufReader::new(server.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let addr: SocketAddr = loop {
-        line.clear();
-        let n = std::io::BufRead::read_line(&mut err, &mut line).expect("stderr");
-        assert!(n > 0, "the server exited");
-        if let Some(rest) = line.trim().strip_prefix("plughost: MCP at http://") {
-            break rest
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .parse()
-                .expect("addr");
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let addr = listening(&mut server);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -277,4 +269,91 @@ fn main() {
         support::report(label, lat, wall, support::cpu_time(pid) - cpu);
         s.close();
     }
+
+    if runs("floor") {
+        let mut floor = Command::new(std::env::current_exe().expect("this bench"))
+            .env(FLOOR_SERVE, "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("floor server");
+        let pid = floor.id();
+        let addr = listening(&mut floor);
+        for &clients in &levels {
+            let what = format!("floor: bare hyper, keep-alive C={clients}");
+            measured(
+                &rt,
+                pid,
+                &what,
+                level(addr, Era::Stateless, true, clients, seconds),
+            );
+        }
+        let _ = floor.kill();
+        let _ = floor.wait();
+    }
+}
+
+/// The address a server started by this bench listens on, from the line it prints on stderr; the rest of its
+/// stderr is drained in a thread.
+fn listening(server: &mut std::process::Child) -> SocketAddr {
+    let mut err = std::io::BufReader::new(server.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).expect("stderr");
+        assert!(n > 0, "the server exited");
+        if let Some(rest) = line.trim().strip_prefix("plughost: MCP at http://") {
+            break rest
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .expect("addr");
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    addr
+}
+
+/// The variable that makes this binary the floor server, listening on its value.
+const FLOOR_SERVE: &str = "BENCH_FLOOR_SERVE";
+
+/// The floor server: hyper's HTTP/1.1 on a multi-threaded tokio runtime (one worker per core, as `plughost serve`
+/// runs), `TCP_NODELAY`, every request's body read whole and answered with one fixed JSON-RPC result of about the
+/// echo's size. No MCP, no JSON, no instance, no ledger.
+fn floor_serve(addr: &str) {
+    use axum::body::Body;
+    use hyper::{Request, Response};
+
+    const REPLY: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello"}],"structuredContent":{"text":"hello"},"isError":false,"_meta":{"plughost/report":{"fuel":1234,"memory":1114112,"wall_us":12}}}}"#;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let at = listener.local_addr().expect("addr");
+        eprintln!("plughost: MCP at http://{at}/mcp");
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let _ = axum::body::to_bytes(Body::new(req.into_body()), 1 << 20).await;
+                        let mut r = Response::new(Body::from(REPLY));
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, std::convert::Infallible>(r)
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
 }
