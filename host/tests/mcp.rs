@@ -683,6 +683,151 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
     );
 }
 
+/// The front door (`http.rs`) authenticates a request whose headers ask for the fast path itself, then answers it
+/// or, when its body does not take the fast path, hands it on to the router marked as authenticated. Each case goes
+/// to a server with it and one without (`PLUGHOST_HTTP_FAST_PATH=0`, the router alone): the same status, refusal
+/// header and answer, the same principal in the ledger, and the fast path's counter moves for exactly its cases.
+#[test]
+fn the_http_front_door_authenticates_as_the_router_does() {
+    let (fast, slow) = (Setup::new(), Setup::new());
+    let operator_file = fast.work.path().join("operator-token");
+    std::fs::write(&operator_file, "operator-s3cret\n").expect("token file");
+    let operator = ["--token-file", operator_file.to_str().expect("utf-8")];
+    // Each data dir gets its own client tokens: one for the echo, one for another tool only.
+    let mut agent = Vec::new();
+    let mut other = Vec::new();
+    for setup in [&fast, &slow] {
+        agent.push(create_token(
+            setup,
+            &["agent", "--tools", "fixture-basic__echo"],
+        ));
+        other.push(create_token(
+            setup,
+            &["other", "--tools", "system-info__system_info"],
+        ));
+    }
+    let f = fast.serve_http(&operator);
+    let s = slow.serve_http_env(&operator, &[("PLUGHOST_HTTP_FAST_PATH", "0")]);
+    let echo = "fixture-basic__echo";
+    let call = stateless_call(echo, r#"{"text":"hi"}"#, "");
+    let with_progress = stateless_call(echo, r#"{"text":"hi"}"#, r#","progressToken":"p1""#);
+    // (what, bearer for the fast server, for the slow one, body, answered by the fast path, status)
+    type Case<'a> = (&'a str, Option<String>, Option<String>, &'a str, bool, u16);
+    let unknown = "Bearer plughost_0000000000000000000000000000000000000000000000".to_string();
+    let bearer = |t: &str| format!("Bearer {t}");
+    let cases: Vec<Case> = vec![
+        ("no token", None, None, &call, false, 401),
+        (
+            "a token not known here",
+            Some(unknown.clone()),
+            Some(unknown),
+            &call,
+            false,
+            401,
+        ),
+        (
+            "a token for another tool",
+            Some(bearer(&other[0])),
+            Some(bearer(&other[1])),
+            &call,
+            true,
+            200,
+        ),
+        (
+            "the agent's call",
+            Some(bearer(&agent[0])),
+            Some(bearer(&agent[1])),
+            &call,
+            true,
+            200,
+        ),
+        (
+            "the agent's call with a progress token (on to the router)",
+            Some(bearer(&agent[0])),
+            Some(bearer(&agent[1])),
+            &with_progress,
+            false,
+            200,
+        ),
+    ];
+    let count = |addr: SocketAddr| {
+        let (status, text) = http(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", "Bearer operator-s3cret")],
+            b"",
+        );
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("plughost_http_fast_path_total ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no fast path counter in {text}"))
+    };
+    // The refusal's header names the server's own address: compare it with the address out.
+    let www_authenticate = |text: &str, addr: SocketAddr| {
+        text.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+            .map(|l| l.replace(&addr.to_string(), "ADDR"))
+    };
+    for (what, fb, sb, body, by_fast_path, status) in &cases {
+        let headers = |b: &Option<String>| {
+            let mut h: Vec<(&str, String)> = vec![
+                (JSON.0, JSON.1.to_string()),
+                (ACCEPT.0, ACCEPT.1.to_string()),
+                ("MCP-Protocol-Version", "2026-07-28".into()),
+                ("Mcp-Method", "tools/call".into()),
+                ("Mcp-Name", echo.into()),
+            ];
+            if let Some(b) = b {
+                h.push(("Authorization", b.clone()));
+            }
+            h
+        };
+        let (fo, so) = (headers(fb), headers(sb));
+        let fh: Vec<(&str, &str)> = fo.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let sh: Vec<(&str, &str)> = so.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let before = count(f.addr);
+        let (fs, ft) = http(f.addr, "POST", "/mcp", &fh, body.as_bytes());
+        let (ss, st) = http(s.addr, "POST", "/mcp", &sh, body.as_bytes());
+        assert_eq!((fs, ss), (*status, *status), "{what}: {ft}\n---\n{st}");
+        assert_eq!(
+            answer_json(&ft),
+            answer_json(&st),
+            "{what}: the answers differ"
+        );
+        assert_eq!(
+            www_authenticate(&ft, f.addr),
+            www_authenticate(&st, s.addr),
+            "{what}: the refusals differ"
+        );
+        if *status == 401 {
+            assert!(www_authenticate(&ft, f.addr).is_some(), "{what}: {ft}");
+        }
+        let taken = count(f.addr) - before;
+        assert_eq!(taken, if *by_fast_path { 1.0 } else { 0.0 }, "{what}: {ft}");
+    }
+    // Both ledgers record the same calls under the same principals: the agent's two (one answered by the fast path,
+    // one handed on to the router) and the other token's refusal.
+    let principals = |setup: &Setup| -> Vec<(Value, Value)> {
+        ledger_entries(setup)
+            .into_iter()
+            .filter(|e| e["tool"] == "echo")
+            .map(|e| (e["caller"]["principal"].clone(), e["outcome"].clone()))
+            .collect()
+    };
+    let (fp, sp) = (principals(&fast), principals(&slow));
+    assert_eq!(sp.iter().filter(|(p, _)| p == "agent").count(), 2, "{sp:?}");
+    assert_eq!(sp.iter().filter(|(p, _)| p == "other").count(), 1, "{sp:?}");
+    assert_eq!(
+        fp, sp,
+        "the front door ledgers the principals the router does"
+    );
+}
+
 /// Who made each ledgered echo call, and its outcome.
 fn echo_callers(setup: &Setup) -> Vec<Value> {
     ledger_entries(setup)

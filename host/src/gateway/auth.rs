@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use plughost_registry::{TOKEN_PREFIX, TokenScope};
@@ -32,14 +32,41 @@ pub(crate) struct Auth {
     pub oauth: Option<Arc<OAuth>>,
 }
 
+/// A request the front door (`http.rs`) has already authenticated: the middleware lets it through as it stands.
+/// Only this process can put it in a request's extensions.
+#[derive(Clone, Copy)]
+pub(crate) struct Authenticated;
+
 /// Authenticates every request but `/health` and the metadata; puts the [`Principal`] in the request's extensions.
 pub(crate) async fn authenticate(
     State(auth): State<Auth>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
+    if request.extensions().get::<Authenticated>().is_some() {
+        return next.run(request).await;
+    }
+    match who(&auth, request.headers()).await {
+        Err(refused) => refused,
+        Ok(None) => next.run(request).await,
+        Ok(Some(principal)) => {
+            if principal.mcp_only && !request.uri().path().starts_with("/mcp") {
+                return (
+                    StatusCode::FORBIDDEN,
+                    "this token is scoped to some tools: it may use /mcp only\n",
+                )
+                    .into_response();
+            }
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+    }
+}
+
+/// Who `request` authenticates as: a principal, `None` when nothing asks for a token (no operator token, no
+/// issuer, no client token ever created), or the refusal to answer with (401, 403 or 503).
+pub(crate) async fn who(auth: &Auth, headers: &HeaderMap) -> Result<Option<Principal>, Response> {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -70,47 +97,39 @@ pub(crate) async fn authenticate(
             Ok(None) => None,
             Err(e) => {
                 tracing::error!("http: cannot check a client token: {e}");
-                return token_store_unavailable();
+                return Err(token_store_unavailable());
             }
         },
         Some(p) if auth.oauth.is_some() && p.bytes().filter(|b| *b == b'.').count() == 2 => {
             let oauth = auth.oauth.as_deref().expect("checked in the guard");
-            let resource = format!("{}/mcp", base_url(&request));
+            let resource = format!("{}/mcp", base_url(headers));
             match oauth.check(p, &resource).await {
                 Ok(principal) => Some(principal),
-                Err(Refusal::NoScope) => return insufficient_scope(),
-                Err(why) => return unauthorized(&request, Some(&why.to_string())),
+                Err(Refusal::NoScope) => return Err(insufficient_scope()),
+                Err(why) => return Err(unauthorized(headers, Some(&why.to_string()))),
             }
         }
         _ => None,
     };
-    let Some(principal) = principal else {
-        // Open only when nothing asks for a token: no operator token, no issuer, no client token ever created. A
-        // token store that cannot be asked (a cluster's PostgreSQL down) opens nothing: 503, try again.
-        let open = auth.operator.is_none()
-            && auth.oauth.is_none()
-            && match registry.any_token() {
-                Ok(any) => !any,
-                Err(e) => {
-                    tracing::error!("http: cannot ask whether client tokens exist: {e}");
-                    return token_store_unavailable();
-                }
-            };
-        if open {
-            return next.run(request).await;
-        }
-        let why = presented.is_some().then_some("the token is not known here");
-        return unauthorized(&request, why);
-    };
-    if principal.mcp_only && !request.uri().path().starts_with("/mcp") {
-        return (
-            StatusCode::FORBIDDEN,
-            "this token is scoped to some tools: it may use /mcp only\n",
-        )
-            .into_response();
+    if principal.is_some() {
+        return Ok(principal);
     }
-    request.extensions_mut().insert(principal);
-    next.run(request).await
+    // Open only when nothing asks for a token: no operator token, no issuer, no client token ever created. A
+    // token store that cannot be asked (a cluster's PostgreSQL down) opens nothing: 503, try again.
+    let open = auth.operator.is_none()
+        && auth.oauth.is_none()
+        && match registry.any_token() {
+            Ok(any) => !any,
+            Err(e) => {
+                tracing::error!("http: cannot ask whether client tokens exist: {e}");
+                return Err(token_store_unavailable());
+            }
+        };
+    if open {
+        return Ok(None);
+    }
+    let why = presented.is_some().then_some("the token is not known here");
+    Err(unauthorized(headers, why))
 }
 
 /// 503 when the client tokens cannot be read (the shared store is down): nothing is let through, and the client
@@ -124,8 +143,8 @@ fn token_store_unavailable() -> Response {
 }
 
 /// 401 with `WWW-Authenticate` naming the metadata and, for a presented token, why it was refused (RFC 6750 §3).
-fn unauthorized(request: &Request, why: Option<&str>) -> Response {
-    let metadata = format!("{}{METADATA_PATH}/mcp", base_url(request));
+fn unauthorized(headers: &HeaderMap, why: Option<&str>) -> Response {
+    let metadata = format!("{}{METADATA_PATH}/mcp", base_url(headers));
     let body = match why {
         Some(w) => format!("{w}\n"),
         None => "a bearer token is required: Authorization: Bearer <token>\n".to_string(),
@@ -163,9 +182,8 @@ fn insufficient_scope() -> Response {
 
 /// `http://<Host header>`: the gateway serves plain HTTP (TLS, if any, is a proxy's in front of it). The Host
 /// header has been checked against the allowed hosts by then for `/mcp`; elsewhere only printable ASCII is used.
-fn base_url(request: &Request) -> String {
-    let host = request
-        .headers()
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| {
@@ -182,7 +200,7 @@ fn base_url(request: &Request) -> String {
 /// issuer configured no authorization server is named (tokens come from the operator's `plughost tokens create`),
 /// so a client knows not to start an OAuth flow; with one, it is named with the scopes the gateway understands.
 pub async fn resource_metadata(issuer: Option<Arc<str>>, request: Request) -> Response {
-    let base = base_url(&request);
+    let base = base_url(request.headers());
     let servers: Vec<&str> = issuer.as_deref().into_iter().collect();
     let body = serde_json::json!({
         "resource": format!("{base}/mcp"),

@@ -98,16 +98,21 @@ impl FastPath {
         })
     }
 
-    /// The call, when this POST (with a JSON content type, already checked) can take the fast path.
-    pub fn take(&self, headers: &HeaderMap, body: &[u8]) -> Option<FastCall> {
-        if headers.contains_key("mcp-session-id")
+    /// Whether a POST with these headers may take the fast path, its body aside: what the front door (`http.rs`)
+    /// asks before it reads the body.
+    pub fn wants(&self, headers: &HeaderMap) -> bool {
+        !(headers.contains_key("mcp-session-id")
             || headers.contains_key(header::ORIGIN)
             || !self.host_allowed(headers)
             || !accepts_json_and_sse(headers)
-            || only(headers, "mcp-protocol-version")? != ERA
-            || only(headers, "mcp-method")? != "tools/call"
-            || headers.keys().any(|k| k.as_str().starts_with("mcp-param-"))
-        {
+            || only(headers, "mcp-protocol-version") != Some(ERA)
+            || only(headers, "mcp-method") != Some("tools/call")
+            || headers.keys().any(|k| k.as_str().starts_with("mcp-param-")))
+    }
+
+    /// The call, when this POST (with a JSON content type, already checked) can take the fast path.
+    pub fn take(&self, headers: &HeaderMap, body: &[u8]) -> Option<FastCall> {
+        if !self.wants(headers) {
             return None;
         }
         let m: Message = serde_json::from_slice(body).ok()?;

@@ -18,7 +18,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
-use super::auth::{Auth, METADATA_PATH, Principal, authenticate, resource_metadata};
+use super::auth::{
+    Auth, Authenticated, METADATA_PATH, Principal, authenticate, resource_metadata, who,
+};
 use super::fast::FastPath;
 use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
@@ -98,8 +100,8 @@ struct Guard {
     fast: Option<Arc<FastPath>>,
 }
 
-/// The router: `/mcp`, `/health`, `/ready`, `/metrics`.
-pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationToken) -> Router {
+/// The router (`/mcp`, `/health`, `/ready`, `/metrics`, the operator page) behind its front door.
+fn front(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationToken) -> Front {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_origins(opts.allowed_origins.clone())
         .enforce_origin_validation()
@@ -138,21 +140,28 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
         sessions,
         config,
     ));
+    let auth = Auth {
+        gateway: gateway.clone(),
+        operator: opts.token.as_deref().map(Arc::from),
+        oauth: opts.oauth.clone(),
+    };
+    let direct = guard.fast.clone().map(|fast| {
+        Arc::new(Direct {
+            auth: auth.clone(),
+            guard: guard.clone(),
+            fast,
+        })
+    });
     let mcp = Router::new()
         .fallback(move |request: Request| {
             let rmcp = rmcp.clone();
             async move { rmcp.handle(request).await.map(Body::new) }
         })
         .layer(middleware::from_fn_with_state(guard, guard_mcp));
-    let auth = Auth {
-        gateway: gateway.clone(),
-        operator: opts.token.as_deref().map(Arc::from),
-        oauth: opts.oauth.clone(),
-    };
     let issuer: Option<Arc<str>> = opts.oauth.as_ref().map(|o| Arc::from(o.issuer.as_str()));
     let metadata = move |request| resource_metadata(issuer.clone(), request);
     let state = AppState { gateway };
-    Router::new()
+    let app = Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .nest_service("/mcp", mcp)
@@ -173,7 +182,88 @@ pub fn router(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationT
                 allowed_origins: &opts.allowed_origins,
             },
             shutdown,
-        ))
+        ));
+    Front {
+        app: hyper_util::service::TowerToHyperService::new(app),
+        direct,
+    }
+}
+
+/// What each connection serves: the router, with a door past it for the commonest request. A POST to `/mcp`
+/// whose headers ask for the fast path (`fast.rs`) is authenticated, read and checked here, by the same functions
+/// as the router's layers (`auth::who`, [`read_and_check`]), and answered without the router's three middleware
+/// layers, its two route lookups and the nested router's rewritten URI. A request whose body then does not take the
+/// fast path goes on to the router with its body and principal, marked as authenticated, so it is not
+/// authenticated twice; everything else goes to the router as it came.
+#[derive(Clone)]
+struct Front {
+    app: hyper_util::service::TowerToHyperService<Router>,
+    /// `None` when the fast path is off (`PLUGHOST_HTTP_FAST_PATH=0`).
+    direct: Option<Arc<Direct>>,
+}
+
+struct Direct {
+    auth: Auth,
+    guard: Guard,
+    fast: Arc<FastPath>,
+}
+
+type Served = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+>;
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Front {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Served;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Served {
+        let request = request.map(Body::new);
+        match &self.direct {
+            Some(direct) if direct.takes(&request) => {
+                let (direct, app) = (direct.clone(), self.app.clone());
+                Box::pin(async move { Ok(direct.serve(request, app).await) })
+            }
+            _ => Box::pin(self.app.call(request)),
+        }
+    }
+}
+
+impl Direct {
+    fn takes(&self, request: &Request) -> bool {
+        request.method() == Method::POST
+            && request.uri().path() == "/mcp"
+            && is_json(request.headers())
+            && self.fast.wants(request.headers())
+    }
+
+    async fn serve(
+        &self,
+        mut request: Request,
+        app: hyper_util::service::TowerToHyperService<Router>,
+    ) -> Response {
+        use hyper::service::Service;
+        match who(&self.auth, request.headers()).await {
+            Err(refused) => return refused,
+            Ok(Some(principal)) => {
+                request.extensions_mut().insert(principal);
+            }
+            Ok(None) => {}
+        }
+        match read_and_check(&self.guard, request).await {
+            Read::Answered(response) => response,
+            Read::Rest(mut parts, bytes) => {
+                parts.extensions.insert(Authenticated);
+                match app
+                    .call(Request::from_parts(parts, Body::from(bytes)))
+                    .await
+                {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    }
 }
 
 /// Serves until `shutdown` is cancelled.
@@ -183,7 +273,7 @@ pub async fn serve(
     opts: HttpOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(gateway, &opts, shutdown.clone());
+    let app = front(gateway, &opts, shutdown.clone());
     // The accept loop runs as a task on tokio's workers, not in the task that awaits `serve` (the binary's
     // `block_on`, on the main thread, outside the worker pool). There, every connection cost two thread wake-ups:
     // the worker that saw the listener ready woke the main thread, which then woke a worker for the connection's
@@ -195,7 +285,7 @@ pub async fn serve(
 
 /// What `axum::serve` does, with each connection's task run through `RePoll` (see repoll.rs).
 async fn accept_loop(
-    app: Router,
+    app: Front,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -213,7 +303,7 @@ async fn accept_loop(
         };
         // Small JSON-RPC messages: don't let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = app.clone();
         let stop = shutdown.clone();
         connections.spawn(RePoll::new(async move {
             let conn = hyper::server::conn::http1::Builder::new()
@@ -254,47 +344,13 @@ async fn accept_failed(e: std::io::Error) {
 /// JSON-RPC error (rmcp answers those 415 in plain text), an oversized body with 413, and an `initialize` that
 /// would open a session beyond the cap with 503; answers a stateless `tools/call` itself (`fast.rs`).
 async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        });
-    if request.method() != Method::POST || !is_json {
+    if request.method() != Method::POST || !is_json(request.headers()) {
         return next.run(request).await;
     }
-    let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, guard.max_body).await {
-        Ok(b) => b,
-        Err(_) => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &Refusal::new(
-                    jsonrpc::INVALID_REQUEST,
-                    format!(
-                        "invalid request: the body is larger than {} bytes (--max-body)",
-                        guard.max_body
-                    ),
-                    None,
-                ),
-            );
-        }
+    let (parts, bytes) = match read_and_check(&guard, request).await {
+        Read::Answered(response) => return response,
+        Read::Rest(parts, bytes) => (parts, bytes),
     };
-    if let Err(refusal) = jsonrpc::check(&bytes) {
-        tracing::warn!(code = refusal.code, id = ?refusal.id, "http: refused a message: {}", refusal.message);
-        return rpc_error(StatusCode::BAD_REQUEST, &refusal);
-    }
-    if let Some(fast) = &guard.fast
-        && let Some(call) = fast.take(&parts.headers, &bytes)
-    {
-        let principal = parts.extensions.get::<Principal>().cloned();
-        return fast.clone().serve(principal, call).await;
-    }
     let opens_session = !parts.headers.contains_key("mcp-session-id")
         && jsonrpc::method_of(&bytes).as_deref() == Some("initialize");
     let request = Request::from_parts(parts, Body::from(bytes.clone()));
@@ -324,6 +380,59 @@ async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> 
         return r;
     }
     next.run(request).await
+}
+
+/// A JSON content type.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+}
+
+/// A JSON POST to `/mcp`, answered ([`Read::Answered`]) or read for rmcp ([`Read::Rest`]).
+enum Read {
+    Answered(Response),
+    Rest(axum::http::request::Parts, axum::body::Bytes),
+}
+
+/// The body of a JSON POST to `/mcp` read (413 past the limit) and checked as one JSON-RPC message (400), and a
+/// stateless `tools/call` answered by the fast path; anything else is handed back, body read, for rmcp.
+async fn read_and_check(guard: &Guard, request: Request) -> Read {
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, guard.max_body).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Read::Answered(rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &Refusal::new(
+                    jsonrpc::INVALID_REQUEST,
+                    format!(
+                        "invalid request: the body is larger than {} bytes (--max-body)",
+                        guard.max_body
+                    ),
+                    None,
+                ),
+            ));
+        }
+    };
+    if let Err(refusal) = jsonrpc::check(&bytes) {
+        tracing::warn!(code = refusal.code, id = ?refusal.id, "http: refused a message: {}", refusal.message);
+        return Read::Answered(rpc_error(StatusCode::BAD_REQUEST, &refusal));
+    }
+    if let Some(fast) = &guard.fast
+        && let Some(call) = fast.take(&parts.headers, &bytes)
+    {
+        let principal = parts.extensions.get::<Principal>().cloned();
+        return Read::Answered(fast.clone().serve(principal, call).await);
+    }
+    Read::Rest(parts, bytes)
 }
 
 fn rpc_error(status: StatusCode, refusal: &Refusal) -> Response {
