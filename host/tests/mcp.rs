@@ -621,6 +621,34 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
             200,
         ),
         (
+            "a call as a JSON array (a batch to the envelope check; serde would read it)",
+            standard(echo),
+            format!(
+                r#"["2.0",7,"tools/call",{}]"#,
+                stateless_call(echo, r#"{"text":"hi"}"#, "")
+                    .split_once(r#""params":"#)
+                    .map(|(_, p)| &p[..p.len() - 1])
+                    .unwrap_or_default()
+            ),
+            false,
+            400,
+        ),
+        (
+            "a call nested one level deeper than the envelope check allows",
+            standard(echo),
+            stateless_call(
+                echo,
+                &format!(
+                    r#"{{"text":"hi","deep":{}1{}}}"#,
+                    "[".repeat(125),
+                    "]".repeat(125)
+                ),
+                "",
+            ),
+            false,
+            400,
+        ),
+        (
             "client capabilities rmcp cannot read",
             standard(echo),
             stateless_call(echo, r#"{"text":"hi"}"#, "").replace(

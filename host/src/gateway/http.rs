@@ -402,8 +402,8 @@ enum Read {
     Rest(axum::http::request::Parts, axum::body::Bytes),
 }
 
-/// The body of a JSON POST to `/mcp` read (413 past the limit) and checked as one JSON-RPC message (400), and a
-/// stateless `tools/call` answered by the fast path; anything else is handed back, body read, for rmcp.
+/// The body of a JSON POST to `/mcp` read (413 past the limit), a stateless `tools/call` answered by the fast path,
+/// anything else checked as one JSON-RPC message (400) and handed back, body read, for rmcp.
 async fn read_and_check(guard: &Guard, request: Request) -> Read {
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, guard.max_body).await {
@@ -422,15 +422,18 @@ async fn read_and_check(guard: &Guard, request: Request) -> Read {
             ));
         }
     };
-    if let Err(refusal) = jsonrpc::check(&bytes) {
-        tracing::warn!(code = refusal.code, id = ?refusal.id, "http: refused a message: {}", refusal.message);
-        return Read::Answered(rpc_error(StatusCode::BAD_REQUEST, &refusal));
-    }
+    // A body the fast path takes would pass the envelope check (see `jsonrpc::object_within_depth`): it is taken
+    // first, and only what it leaves is checked. The answers are those of checking first.
     if let Some(fast) = &guard.fast
+        && jsonrpc::object_within_depth(&bytes)
         && let Some(call) = fast.take(&parts.headers, &bytes)
     {
         let principal = parts.extensions.get::<Principal>().cloned();
         return Read::Answered(fast.clone().serve(principal, call).await);
+    }
+    if let Err(refusal) = jsonrpc::check(&bytes) {
+        tracing::warn!(code = refusal.code, id = ?refusal.id, "http: refused a message: {}", refusal.message);
+        return Read::Answered(rpc_error(StatusCode::BAD_REQUEST, &refusal));
     }
     Read::Rest(parts, bytes)
 }

@@ -136,6 +136,16 @@ pub fn check(bytes: &[u8]) -> Result<(), Refusal> {
     }
 }
 
+/// Whether `bytes` could pass [`check`] as far as its shape goes: one JSON object (not a batch, not a scalar) nested no
+/// deeper than [`MAX_DEPTH`]. A body that passes this and parses into a stricter request type (the fast path's:
+/// `jsonrpc`, a string or number `id`, a string `method`, `params` and nothing else) passes [`check`] too, so its
+/// own parse can be skipped. The shape must be asked first: serde reads a struct from a JSON array as well. (Its
+/// depth limit is the same as [`MAX_DEPTH`]; the bound is asked here anyway rather than left to serde.)
+pub fn object_within_depth(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && !crate::json::depth_exceeds(bytes, MAX_DEPTH)
+}
+
 /// The method of a message that passed [`check`], when it is a request or notification.
 pub fn method_of(bytes: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
