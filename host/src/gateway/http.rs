@@ -1,6 +1,8 @@
-//! Streamable HTTP: the MCP endpoint at `/mcp` (rmcp's tower service) with Origin and Host validation on, an
-//! the operator's bearer token or scoped client tokens (auth.rs), a request body limit, plus `/health`, `/ready`,
-//! `/metrics` (Prometheus text) and the operator page at `/ui` (see [`super::ui`]).
+//! Streamable HTTP: the MCP endpoint at `/mcp` (rmcp's tower service) with Origin and Host validation on, the
+//! operator's bearer token or scoped client tokens (auth.rs), a request body limit, plus `/health`, `/ready`,
+//! `/metrics` (Prometheus text) and the operator page at `/ui` (see [`super::ui`]). Each connection serves the
+//! router behind a front door (`Front`) that answers stateless `tools/call` requests on the fast path (fast.rs)
+//! without the router's layers, with the same checks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
