@@ -459,7 +459,12 @@ fn count_over_http(addr: SocketAddr) -> String {
 
 /// A metric's value from /metrics text (the unlabelled series).
 fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let (status, text) = http(addr, "GET", "/metrics", &[], b"");
+    metric_as(addr, name, &[])
+}
+
+/// [`metric`] with request headers (a bearer token when the gateway asks for one).
+fn metric_as(addr: SocketAddr, name: &str, headers: &[(&str, &str)]) -> f64 {
+    let (status, text) = http(addr, "GET", "/metrics", headers, b"");
     assert_eq!(status, 200, "{text}");
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -779,21 +784,11 @@ fn the_http_front_door_authenticates_as_the_router_does() {
         ),
     ];
     let count = |addr: SocketAddr| {
-        let (status, text) = http(
+        metric_as(
             addr,
-            "GET",
-            "/metrics",
+            "plughost_http_fast_path_total",
             &[("Authorization", "Bearer operator-s3cret")],
-            b"",
-        );
-        assert_eq!(status, 200, "{text}");
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix("plughost_http_fast_path_total ")?
-                    .parse::<f64>()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no fast path counter in {text}"))
+        )
     };
     // The refusal's header names the server's own address: compare it with the address out.
     let www_authenticate = |text: &str, addr: SocketAddr| {

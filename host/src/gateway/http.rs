@@ -147,11 +147,10 @@ fn front(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationToken)
         operator: opts.token.as_deref().map(Arc::from),
         oauth: opts.oauth.clone(),
     };
-    let direct = guard.fast.clone().map(|fast| {
+    let direct = guard.fast.is_some().then(|| {
         Arc::new(Direct {
             auth: auth.clone(),
             guard: guard.clone(),
-            fast,
         })
     });
     let mcp = Router::new()
@@ -204,10 +203,10 @@ struct Front {
     direct: Option<Arc<Direct>>,
 }
 
+/// What the front door needs: the router's authentication and its `/mcp` guard (whose fast path is on).
 struct Direct {
     auth: Auth,
     guard: Guard,
-    fast: Arc<FastPath>,
 }
 
 type Served = std::pin::Pin<
@@ -236,7 +235,11 @@ impl Direct {
         request.method() == Method::POST
             && request.uri().path() == "/mcp"
             && is_json(request.headers())
-            && self.fast.wants(request.headers())
+            && self
+                .guard
+                .fast
+                .as_ref()
+                .is_some_and(|fast| fast.wants(request.headers()))
     }
 
     async fn serve(
