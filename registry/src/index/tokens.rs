@@ -256,22 +256,29 @@ impl Registry {
     /// revoked, never deleted). A presented token is always checked against the store ([`Registry::check_token`]),
     /// so a revocation holds at once.
     pub fn any_token(&self) -> Result<bool> {
-        let mut state = self.token_state.lock().unwrap_or_else(|p| p.into_inner());
+        // The lock is held only to read or store the answer, never across the `pread`, the query or the round
+        // trip: every request without a token asks this, and two workers waiting on one another here cost each a
+        // futex sleep and wake-up, more than the read itself.
+        let kept = *lock(&self.token_state);
         // A yes is kept on either store: tokens are never deleted.
-        if let Some((_, true)) = *state {
+        if let Some((_, true)) = kept {
             return Ok(true);
         }
         if let Some(pg) = &self.shared {
             let seen = self
                 .seen_generation
                 .load(std::sync::atomic::Ordering::Acquire);
-            if let Some((at, false)) = *state
+            if let Some((at, false)) = kept
                 && at >= seen
             {
                 return Ok(false);
             }
             let (at, any) = pg.index_token_state()?;
-            *state = Some((at, any));
+            let mut state = lock(&self.token_state);
+            // A concurrent reader may have kept a newer answer (or a yes): keep the newest.
+            if !matches!(*state, Some((then, was)) if was || then > at) {
+                *state = Some((at, any));
+            }
             return Ok(any);
         }
         // SQLite: asked on every request that presents no token. A no is kept with the WAL-index header it was
@@ -280,7 +287,7 @@ impl Registry {
         // gateway on the very next request, and until something commits the query is not run again. The header is
         // read before the query, so a commit racing with it is seen next time. (No generation here: 0 stands in.)
         let stamp = self.wal_stamp();
-        if let (Some(now), Some(then)) = (stamp, self.token_no.lock().ok().and_then(|g| *g))
+        if let (Some(now), Some(then)) = (stamp, *lock(&self.token_no))
             && now == then
         {
             return Ok(false);
@@ -290,9 +297,9 @@ impl Registry {
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM tokens)")?
             .query_row([], |r| r.get(0))?;
         if any {
-            *state = Some((0, true));
-        } else if let Ok(mut no) = self.token_no.lock() {
-            *no = stamp;
+            *lock(&self.token_state) = Some((0, true));
+        } else {
+            *lock(&self.token_no) = stamp;
         }
         Ok(any)
     }
