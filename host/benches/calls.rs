@@ -285,8 +285,7 @@ async fn against_plain_wasmtime(
             let mut store = fresh();
             let instance = pre.instantiate_async(&mut store).await.expect("instance");
             let out = instance
-                .plughost_plugin_tools()
-                .call_call(&mut store, "echo", args)
+                .call_tool(&mut store, "echo", args)
                 .await
                 .expect("call");
             drop(store);

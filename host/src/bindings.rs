@@ -34,13 +34,17 @@ pub const WIT_PACKAGE: &str = "plughost:plugin";
 pub const RESOURCES_EXPORT: &str = "plughost:plugin/resources@0.2.0";
 /// The export name of the optional `prompts` interface.
 pub const PROMPTS_EXPORT: &str = "plughost:plugin/prompts@0.2.0";
+/// The export name of the required `tools` interface.
+pub const TOOLS_EXPORT: &str = "plughost:plugin/tools@0.1.0";
 
-use wasmtime::component::{Instance, InstancePre};
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre};
 
 /// A component linked and ready to instantiate, with its exports looked up once.
 pub struct PluginPre<T: 'static> {
     pre: InstancePre<T>,
     tools: tools::GuestIndices,
+    /// `tools.call`, the one function a tool call needs.
+    call: ComponentExportIndex,
     resources: Option<resources::GuestIndices>,
     prompts: Option<prompts::GuestIndices>,
 }
@@ -68,19 +72,22 @@ impl<T: 'static> Clone for PluginPre<T> {
         PluginPre {
             pre: self.pre.clone(),
             tools: self.tools.clone(),
+            call: self.call,
             resources: self.resources.clone(),
             prompts: self.prompts.clone(),
         }
     }
 }
 
-/// An instantiated plugin's exports. `tools` is looked up at instantiation; `resources` and `prompts` only when asked
-/// for (a tool call, the commonest use of an instance, needs neither, and looking an interface up type-checks every
-/// one of its functions: 1.5% of a served call's CPU).
+/// An instantiated plugin's exports, each looked up only when asked for. A tool call, the commonest use of an
+/// instance, needs only `tools.call` ([`Plugin::call_tool`]); looking up a whole interface type-checks every one of
+/// its functions, `describe`'s large manifest type included (1.5% of a served call's CPU when `tools` was looked up
+/// whole at instantiation).
 #[derive(Clone)]
 pub struct Plugin {
     instance: Instance,
-    tools: tools::Guest,
+    tools: tools::GuestIndices,
+    call: ComponentExportIndex,
     resources: Option<resources::GuestIndices>,
     prompts: Option<prompts::GuestIndices>,
 }
@@ -91,6 +98,13 @@ impl<T: Send + 'static> PluginPre<T> {
     pub fn new(pre: InstancePre<T>) -> wasmtime::Result<Self> {
         let exports = |name: &str| pre.component().get_export_index(None, name).is_some();
         let tools = tools::GuestIndices::new(&pre)?;
+        let call = pre
+            .component()
+            .get_export_index(None, TOOLS_EXPORT)
+            .and_then(|i| pre.component().get_export_index(Some(&i), "call"))
+            .ok_or_else(|| {
+                wasmtime::format_err!("instance export `{TOOLS_EXPORT}` has no `call`")
+            })?;
         let resources = if exports(RESOURCES_EXPORT) {
             Some(resources::GuestIndices::new(&pre)?)
         } else {
@@ -104,22 +118,22 @@ impl<T: Send + 'static> PluginPre<T> {
         Ok(PluginPre {
             pre,
             tools,
+            call,
             resources,
             prompts,
         })
     }
 
-    /// Instantiates the component in `store` and loads its exports.
+    /// Instantiates the component in `store` (its exports are looked up when used).
     pub async fn instantiate_async(
         &self,
         mut store: impl wasmtime::AsContextMut<Data = T>,
     ) -> wasmtime::Result<Plugin> {
-        let mut store = store.as_context_mut();
         let instance: Instance = self.pre.instantiate_async(&mut store).await?;
-        let tools = self.tools.load(&mut store, &instance)?;
         Ok(Plugin {
             instance,
-            tools,
+            tools: self.tools.clone(),
+            call: self.call,
             resources: self.resources.clone(),
             prompts: self.prompts.clone(),
         })
@@ -127,8 +141,27 @@ impl<T: Send + 'static> PluginPre<T> {
 }
 
 impl Plugin {
-    pub fn plughost_plugin_tools(&self) -> &tools::Guest {
-        &self.tools
+    /// The whole `tools` export (`describe` and `call`), looked up in `store` (the store of this instance).
+    pub fn plughost_plugin_tools(
+        &self,
+        store: impl wasmtime::AsContextMut,
+    ) -> wasmtime::Result<tools::Guest> {
+        self.tools.load(store, &self.instance)
+    }
+    /// Calls `tools.call`, looking up and type-checking that one function in `store` (the store of this instance).
+    pub async fn call_tool<S: wasmtime::AsContextMut<Data: Send>>(
+        &self,
+        mut store: S,
+        tool: &str,
+        arguments: &str,
+    ) -> wasmtime::Result<Result<tools::Output, tools::ToolError>> {
+        let call = self
+            .instance
+            .get_typed_func::<(&str, &str), (Result<tools::Output, tools::ToolError>,)>(
+                &mut store, self.call,
+            )?;
+        let (result,) = call.call_async(&mut store, (tool, arguments)).await?;
+        Ok(result)
     }
     /// The `resources` export, if the component has one, looked up in `store` (the store of this instance).
     pub fn plughost_plugin_resources(

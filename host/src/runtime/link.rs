@@ -110,7 +110,7 @@ impl Host {
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let manifest = instance
-                .plughost_plugin_tools()
+                .plughost_plugin_tools(&mut store)?
                 .call_describe(&mut store)
                 .await?;
             let listing = match instance.plughost_plugin_resources(&mut store)? {

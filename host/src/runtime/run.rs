@@ -244,9 +244,7 @@ impl Invocation for ToolCall<'_> {
     ) -> impl std::future::Future<Output = wasmtime::Result<Result<Self::Raw, tools::ToolError>>>
     + Send
     + 'a {
-        instance
-            .plughost_plugin_tools()
-            .call_call(store, self.tool, self.arguments)
+        instance.call_tool(store, self.tool, self.arguments)
     }
     fn convert(
         &self,

@@ -48,10 +48,7 @@ pub async fn warm_calls_paced(
     for _ in 0..n {
         pace(&mut next, gap);
         let t = Instant::now();
-        let r = instance
-            .plughost_plugin_tools()
-            .call_call(&mut store, tool, arguments)
-            .await;
+        let r = instance.call_tool(&mut store, tool, arguments).await;
         out.push(t.elapsed());
         match r {
             Ok(Ok(_)) => {}
