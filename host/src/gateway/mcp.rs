@@ -321,24 +321,24 @@ pub fn to_call_result(reply: Reply) -> CallToolResult {
             );
             let mut r = match (result.result, output_error) {
                 (Ok(out), None) => {
-                    let mut content: Vec<ContentBlock> = out
-                        .content
-                        .iter()
-                        .map(|c| match c {
-                            Content::Text { text } => ContentBlock::text(text.clone()),
-                            Content::Json { json } => ContentBlock::text(pretty(json)),
-                        })
-                        .collect();
-                    if let Some(s) = &out.structured {
-                        // Clients that ignore structuredContent still see the data.
+                    // Clients that ignore structuredContent still see the data, unless a block already shows it.
+                    let shown = out.structured.as_ref().and_then(|s| {
                         let as_text = pretty(s);
-                        if !out.content.iter().any(|c| match c {
+                        let already = out.content.iter().any(|c| match c {
                             Content::Json { json } => json == s,
                             Content::Text { text } => *text == as_text,
-                        }) {
-                            content.push(ContentBlock::text(as_text));
-                        }
-                    }
+                        });
+                        (!already).then_some(as_text)
+                    });
+                    let content: Vec<ContentBlock> = out
+                        .content
+                        .into_iter()
+                        .map(|c| match c {
+                            Content::Text { text } => ContentBlock::text(text),
+                            Content::Json { json } => ContentBlock::text(pretty(&json)),
+                        })
+                        .chain(shown.map(ContentBlock::text))
+                        .collect();
                     let mut r = CallToolResult::success(content);
                     r.structured_content = out.structured;
                     r
