@@ -37,7 +37,11 @@ pub const PROMPTS_EXPORT: &str = "plughost:plugin/prompts@0.2.0";
 /// The export name of the required `tools` interface.
 pub const TOOLS_EXPORT: &str = "plughost:plugin/tools@0.1.0";
 
-use wasmtime::component::{ComponentExportIndex, Instance, InstancePre};
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
+
+/// `tools.call(tool, arguments)`, type-checked.
+pub type ToolCallFunc<'a> =
+    TypedFunc<(&'a str, &'a str), (Result<tools::Output, tools::ToolError>,)>;
 
 /// A component linked and ready to instantiate, with its exports looked up once.
 pub struct PluginPre<T: 'static> {
@@ -148,18 +152,22 @@ impl Plugin {
     ) -> wasmtime::Result<tools::Guest> {
         self.tools.load(store, &self.instance)
     }
-    /// Calls `tools.call`, looking up and type-checking that one function in `store` (the store of this instance).
+    /// `tools.call` alone, looked up and type-checked in `store` (the store of this instance): once per instance,
+    /// however many times it is called.
+    pub fn tool_call<'a>(
+        &self,
+        store: impl wasmtime::AsContextMut,
+    ) -> wasmtime::Result<ToolCallFunc<'a>> {
+        self.instance.get_typed_func(store, self.call)
+    }
+    /// Calls `tools.call` once ([`Plugin::tool_call`], then the call).
     pub async fn call_tool<S: wasmtime::AsContextMut<Data: Send>>(
         &self,
         mut store: S,
         tool: &str,
         arguments: &str,
     ) -> wasmtime::Result<Result<tools::Output, tools::ToolError>> {
-        let call = self
-            .instance
-            .get_typed_func::<(&str, &str), (Result<tools::Output, tools::ToolError>,)>(
-                &mut store, self.call,
-            )?;
+        let call = self.tool_call(&mut store)?;
         let (result,) = call.call_async(&mut store, (tool, arguments)).await?;
         Ok(result)
     }
