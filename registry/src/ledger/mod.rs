@@ -22,6 +22,7 @@ mod entry;
 mod names;
 mod open;
 mod query;
+mod record;
 mod spool;
 mod store;
 mod wal;

@@ -9,11 +9,11 @@
 //! The files. `ledger.spool/` next to `ledger.db` holds one file per process that spools, named
 //! `<pid>-<nanoseconds>-<n>`; the process holds an exclusive `flock` on it for as long as it writes it, so a file
 //! whose lock can be taken belongs to a process that is gone. Each record is a length (u32, little-endian), the first
-//! four bytes of the blake3 hash of the payload, and the payload (the entry's JSON). How far each file has been
-//! moved is kept in `ledger.db` itself (the `spools` table), updated in the same transaction as the entries it moved,
-//! so any process may move any file's records (under SQLite's write lock) and none is moved twice. A file is
-//! registered there before it appears under its name (it is created as `.new-<name>` and renamed), and its row is
-//! deleted before the file is, so a file without a row has nothing left to move.
+//! four bytes of the blake3 hash of the payload, and the payload (the entry, in the form `record.rs` gives). How far
+//! each file has been moved is kept in `ledger.db` itself (the `spools` table), updated in the same transaction as the
+//! entries it moved, so any process may move any file's records (under SQLite's write lock) and none is moved twice.
+//! A file is registered there before it appears under its name (it is created as `.new-<name>` and renamed), and its
+//! row is deleted before the file is, so a file without a row has nothing left to move.
 //!
 //! Reads in the same process first move what its own spool holds, so the process reads what it wrote. Another
 //! process reads it once the mover has run (within a few tens of milliseconds), or at once if it opens the ledger then,
@@ -67,8 +67,7 @@ fn checksum(payload: &[u8]) -> [u8; 4] {
 fn encode(buf: &mut Vec<u8>, e: &NewEntry) {
     let at = buf.len();
     buf.extend_from_slice(&[0; HEADER]);
-    // A NewEntry is strings and numbers: serialising it cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, e);
+    super::record::encode(buf, e);
     let len = (buf.len() - at - HEADER) as u32;
     let sum = checksum(&buf[at + HEADER..]);
     buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
@@ -98,8 +97,7 @@ fn decode(bytes: &[u8], file: &Path, from: u64) -> Result<(Vec<NewEntry>, usize)
         if checksum(payload) != bytes[at + 4..at + HEADER] {
             return Err(bad("its checksum does not match"));
         }
-        let e: NewEntry =
-            serde_json::from_slice(payload).map_err(|e| bad(&format!("not an entry: {e}")))?;
+        let e = super::record::decode(payload).map_err(|e| bad(&format!("not an entry: {e}")))?;
         out.push(e);
         at += HEADER + len;
     }
@@ -558,10 +556,13 @@ mod tests {
             std::fs::create_dir_all(&spool_dir).expect("dir");
             let conn = l.conn();
             conn.execute_batch(SPOOLS_TABLE).expect("table");
-            // What a killed process leaves: two whole records and half of a third, its lock gone with it.
+            // What a killed process leaves: whole records and half of one more, its lock gone with it. The first
+            // is in the JSON form versions before the binary one spooled.
             let mut own = create(&conn, &spool_dir, 0).expect("create");
-            let mut buf = Vec::new();
-            encode(&mut buf, &call("a", 2));
+            let json = serde_json::to_vec(&call("a", 2)).expect("json");
+            let mut buf = (json.len() as u32).to_le_bytes().to_vec();
+            buf.extend_from_slice(&checksum(&json));
+            buf.extend_from_slice(&json);
             encode(&mut buf, &call("b", 3));
             let mut third = Vec::new();
             encode(&mut third, &call("c", 4));
