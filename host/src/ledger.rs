@@ -30,6 +30,24 @@ const MAX_BATCH: usize = 1024;
 /// Free space the ledger's file system must have for a call to run: a WAL commit of a full batch, with room to spare.
 pub const MIN_FREE_BYTES: u64 = 4 << 20;
 
+/// How long a look at the file system stands for the calls after it, when it found it writable with at least
+/// [`ROOM_MARGIN`] more than [`MIN_FREE_BYTES`] free: a `fstatvfs` per call was ~1% of a loaded gateway's CPU. In
+/// 50 ms this process writes far less than the margin, so only something else filling the disk (or remounting it)
+/// within that window is seen late, and then by the spool's `write`, which fails and so fails the call closed.
+const ROOM_FRESH: std::time::Duration = std::time::Duration::from_millis(50);
+/// See [`ROOM_FRESH`].
+const ROOM_MARGIN: u64 = 64 << 20;
+
+/// Until when (µs, on the clock `now_us` is read on) a look that found `free` bytes available stands; 0 when the
+/// next call must look again.
+fn room_stands_until(now_us: u64, free: u64) -> u64 {
+    if free >= MIN_FREE_BYTES.saturating_add(ROOM_MARGIN) {
+        now_us.saturating_add(ROOM_FRESH.as_micros() as u64)
+    } else {
+        0
+    }
+}
+
 /// Why no entry can be written now; calls are refused as `unavailable` before they run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the usage ledger {path} cannot be written: {reason}")]
@@ -63,6 +81,10 @@ struct Shared {
     queued: AtomicUsize,
     /// The ledger's directory, open, for `fstatvfs` (no path lookup per call); `None` if it could not be opened.
     dir: Option<std::fs::File>,
+    /// When this writer started; [`Shared::room_until`] counts from it.
+    started: std::time::Instant,
+    /// Until when (µs after `started`) the last look at the file system stands ([`ROOM_FRESH`]); 0: look again.
+    room_until: std::sync::atomic::AtomicU64,
     /// The last write (or SQLite-level check) succeeded. Cleared by a failed commit, so the next check asks SQLite
     /// again instead of trusting the last success.
     healthy: AtomicBool,
@@ -113,6 +135,8 @@ impl LedgerWriter {
             healthy: AtomicBool::new(false),
             flying: AtomicUsize::new(0),
             commits: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            room_until: std::sync::atomic::AtomicU64::new(0),
             dir: ledger
                 .path()
                 .parent()
@@ -130,10 +154,11 @@ impl LedgerWriter {
         &self.shared.ledger
     }
 
-    /// Whether a call's entry could be written now; run before the guest. Every call: the ledger's file system is
-    /// mounted read-write and has [`MIN_FREE_BYTES`] available (one `fstatvfs`). On the first call of the process
-    /// and after any failed write: SQLite can take the write lock on a database that is not read-only
-    /// ([`Ledger::check_writable`]); after that, a successful commit stands for it.
+    /// Whether a call's entry could be written now; run before the guest. The ledger's file system is mounted
+    /// read-write and has [`MIN_FREE_BYTES`] available (one `fstatvfs`, which stands for [`ROOM_FRESH`] when it
+    /// found far more room, and never after a failed write). On the first call of the process and after any failed
+    /// write: SQLite can take the write lock on a database that is not read-only ([`Ledger::check_writable`]);
+    /// after that, a successful commit stands for it.
     pub fn check(&self) -> Result<(), Unwritable> {
         let s = &self.shared;
         if let Some(store) = &s.store {
@@ -148,21 +173,28 @@ impl LedgerWriter {
             path: path.display().to_string(),
             reason,
         };
-        let fs = match &s.dir {
-            Some(d) => rustix::fs::fstatvfs(d),
-            None => rustix::fs::statvfs(path.parent().unwrap_or(path)),
+        let healthy = s.healthy.load(Ordering::Acquire);
+        let now = s.started.elapsed().as_micros() as u64;
+        if !healthy || now >= s.room_until.load(Ordering::Relaxed) {
+            s.room_until.store(0, Ordering::Relaxed);
+            let fs = match &s.dir {
+                Some(d) => rustix::fs::fstatvfs(d),
+                None => rustix::fs::statvfs(path.parent().unwrap_or(path)),
+            }
+            .map_err(|e| fail(format!("cannot check its file system: {e}")))?;
+            if fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+                return Err(fail("its file system is mounted read-only".into()));
+            }
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if free < MIN_FREE_BYTES {
+                return Err(fail(format!(
+                    "its file system is full ({free} bytes available, a call needs {MIN_FREE_BYTES})"
+                )));
+            }
+            s.room_until
+                .store(room_stands_until(now, free), Ordering::Relaxed);
         }
-        .map_err(|e| fail(format!("cannot check its file system: {e}")))?;
-        if fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
-            return Err(fail("its file system is mounted read-only".into()));
-        }
-        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
-        if free < MIN_FREE_BYTES {
-            return Err(fail(format!(
-                "its file system is full ({free} bytes available, a call needs {MIN_FREE_BYTES})"
-            )));
-        }
-        if !s.healthy.load(Ordering::Acquire) {
+        if !healthy {
             s.ledger.check_writable().map_err(|e| fail(e.to_string()))?;
             s.healthy.store(true, Ordering::Release);
         }
@@ -390,6 +422,17 @@ pub fn call_entry<T>(
 mod tests {
     use super::*;
     use std::future::Future;
+
+    #[test]
+    fn a_look_at_the_file_system_stands_only_while_it_found_room_to_spare() {
+        let fresh = ROOM_FRESH.as_micros() as u64;
+        let plenty = MIN_FREE_BYTES + ROOM_MARGIN;
+        assert_eq!(room_stands_until(1_000, plenty), 1_000 + fresh);
+        assert_eq!(room_stands_until(1_000, u64::MAX), 1_000 + fresh);
+        // Close to the floor, every call looks again.
+        assert_eq!(room_stands_until(1_000, plenty - 1), 0);
+        assert_eq!(room_stands_until(1_000, MIN_FREE_BYTES), 0);
+    }
 
     fn entry(n: u64) -> NewEntry {
         NewEntry {
