@@ -594,6 +594,14 @@ fn the_http_fast_path_answers_stateless_calls_as_rmcp_does_and_leaves_the_rest_t
             403,
         ),
         (
+            // rmcp compares hosts without case, and so does the fast path.
+            "an allowed Host in upper case, with a port",
+            with(standard(echo), ("Host", "LocalHost:80")),
+            stateless_call(echo, r#"{"text":"hi"}"#, ""),
+            true,
+            200,
+        ),
+        (
             "a foreign Origin",
             with(standard(echo), ("Origin", "http://evil.example")),
             stateless_call(echo, r#"{"text":"hi"}"#, ""),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use rmcp::ErrorData;
 use rmcp::model::{
@@ -39,6 +39,11 @@ const ERA: &str = "2026-07-28";
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_CLIENT: &str = "io.modelcontextprotocol/clientInfo";
+// Header names built once: looked up by a `&str`, each lookup parsed and lower-cased the name first.
+const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const NAME: HeaderName = HeaderName::from_static("mcp-name");
 
 /// What the fast path needs besides the request.
 #[derive(Debug)]
@@ -101,24 +106,25 @@ impl FastPath {
     /// Whether a POST with these headers may take the fast path, its body aside: what the front door (`http.rs`)
     /// asks before it reads the body.
     pub fn wants(&self, headers: &HeaderMap) -> bool {
-        !(headers.contains_key("mcp-session-id")
+        !(headers.contains_key(SESSION_ID)
             || headers.contains_key(header::ORIGIN)
             || !self.host_allowed(headers)
             || !accepts_json_and_sse(headers)
-            || only(headers, "mcp-protocol-version") != Some(ERA)
-            || only(headers, "mcp-method") != Some("tools/call")
+            || only(headers, &PROTOCOL_VERSION) != Some(ERA)
+            || only(headers, &METHOD) != Some("tools/call")
             || headers.keys().any(|k| k.as_str().starts_with("mcp-param-")))
     }
 
-    /// The call, when this POST (with a JSON content type, already checked) can take the fast path.
-    pub fn take(&self, headers: &HeaderMap, body: &[u8]) -> Option<FastCall> {
-        if !self.wants(headers) {
+    /// The call, when this POST (with a JSON content type, already checked) can take the fast path. `wanted`:
+    /// [`FastPath::wants`] already said yes to these headers (the front door asks it first).
+    pub fn take(&self, headers: &HeaderMap, body: &[u8], wanted: bool) -> Option<FastCall> {
+        if !wanted && !self.wants(headers) {
             return None;
         }
         let m: Message = serde_json::from_slice(body).ok()?;
         if m.jsonrpc != "2.0"
             || m.method != "tools/call"
-            || only(headers, "mcp-name")? != m.params.name
+            || only(headers, &NAME)? != m.params.name
             || !plain_meta(&m.params.meta)
         {
             return None;
@@ -141,18 +147,18 @@ impl FastPath {
     }
 
     fn host_allowed(&self, headers: &HeaderMap) -> bool {
-        let Some(host) = only(headers, header::HOST.as_str()) else {
+        let Some(host) = only(headers, &header::HOST) else {
             return false;
         };
-        let host = host.to_ascii_lowercase();
         let bare = match host.strip_prefix('[') {
             Some(v6) => v6.split_once(']').map(|(h, _)| h),
             None => Some(match host.rsplit_once(':') {
                 Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-                _ => host.as_str(),
+                _ => host,
             }),
         };
-        bare.is_some_and(|b| self.hosts.iter().any(|h| h == b))
+        // `hosts` are lower case.
+        bare.is_some_and(|b| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(b)))
     }
 
     /// Runs the call in this task and answers it as rmcp would. If the client goes away first (this future is
@@ -232,7 +238,7 @@ pub(super) fn plain_meta(meta: &Map<String, Value>) -> bool {
 }
 
 /// The one value of header `name`, if it has exactly one and it is text.
-fn only<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn only<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {

@@ -255,7 +255,7 @@ impl Direct {
             }
             Ok(None) => {}
         }
-        match read_and_check(&self.guard, request).await {
+        match read_and_check(&self.guard, request, true).await {
             Read::Answered(response) => response,
             Read::Rest(mut parts, bytes) => {
                 parts.extensions.insert(Authenticated);
@@ -352,7 +352,7 @@ async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> 
     if request.method() != Method::POST || !is_json(request.headers()) {
         return next.run(request).await;
     }
-    let (parts, bytes) = match read_and_check(&guard, request).await {
+    let (parts, bytes) = match read_and_check(&guard, request, false).await {
         Read::Answered(response) => return response,
         Read::Rest(parts, bytes) => (parts, bytes),
     };
@@ -409,7 +409,9 @@ enum Read {
 
 /// The body of a JSON POST to `/mcp` read (413 past the limit), a stateless `tools/call` answered by the fast path,
 /// anything else checked as one JSON-RPC message (400) and handed back, body read, for rmcp.
-async fn read_and_check(guard: &Guard, request: Request) -> Read {
+///
+/// `wanted`: the fast path already wants these headers (the front door asked).
+async fn read_and_check(guard: &Guard, request: Request, wanted: bool) -> Read {
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, guard.max_body).await {
         Ok(b) => b,
@@ -431,7 +433,7 @@ async fn read_and_check(guard: &Guard, request: Request) -> Read {
     // first, and only what it leaves is checked. The answers are those of checking first.
     if let Some(fast) = &guard.fast
         && jsonrpc::object_within_depth(&bytes)
-        && let Some(call) = fast.take(&parts.headers, &bytes)
+        && let Some(call) = fast.take(&parts.headers, &bytes, wanted)
     {
         let principal = parts.extensions.get::<Principal>().cloned();
         return Read::Answered(fast.clone().serve(principal, call).await);
