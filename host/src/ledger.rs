@@ -176,7 +176,6 @@ impl LedgerWriter {
         let healthy = s.healthy.load(Ordering::Acquire);
         let now = s.started.elapsed().as_micros() as u64;
         if !healthy || now >= s.room_until.load(Ordering::Relaxed) {
-            s.room_until.store(0, Ordering::Relaxed);
             let fs = match &s.dir {
                 Some(d) => rustix::fs::fstatvfs(d),
                 None => rustix::fs::statvfs(path.parent().unwrap_or(path)),

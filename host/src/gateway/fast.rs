@@ -97,7 +97,7 @@ impl FastPath {
             hosts: allowed_hosts
                 .iter()
                 .filter(|h| !h.contains(':') || *h == "::1")
-                .map(|h| h.to_ascii_lowercase())
+                .cloned()
                 .collect(),
             session: format!("{} {}", client.name, client.version),
         })
@@ -157,7 +157,6 @@ impl FastPath {
                 _ => host,
             }),
         };
-        // `hosts` are lower case.
         bare.is_some_and(|b| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(b)))
     }
 

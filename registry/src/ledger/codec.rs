@@ -90,7 +90,7 @@ pub(super) fn kind_id(k: Kind) -> i64 {
     }
 }
 
-fn kind_of(id: i64) -> Kind {
+pub(super) fn kind_of(id: i64) -> Kind {
     if id == 0 { Kind::Call } else { Kind::Event }
 }
 

@@ -6,10 +6,12 @@
 //! encode were ~3% of the process's CPU; this form is a fraction of that.
 //!
 //! The binary form starts with [`BINARY`] (a JSON payload starts with `{`), then the fields in `NewEntry`'s order:
-//! integers little-endian (`time_ms` i64, the rest u64), `kind` one byte (0 call, 1 event), a string as its length
-//! (u32) and its UTF-8 bytes, an absent optional string as a 0 byte and a present one as a 1 byte and the string.
+//! integers little-endian (`time_ms` i64, the rest u64), `kind` one byte (its id in `ledger.db`: 0 call, 1 event), a
+//! string as its length (u32) and its UTF-8 bytes, an absent optional string as a 0 byte and a present one as a 1
+//! byte and the string.
 
-use super::entry::{Caller, Kind, NewEntry};
+use super::codec::{kind_id, kind_of};
+use super::entry::{Caller, NewEntry};
 
 /// The first byte of a binary payload.
 const BINARY: u8 = 1;
@@ -18,10 +20,7 @@ const BINARY: u8 = 1;
 pub(super) fn encode(buf: &mut Vec<u8>, e: &NewEntry) {
     buf.push(BINARY);
     buf.extend_from_slice(&e.time_ms.to_le_bytes());
-    buf.push(match e.kind {
-        Kind::Call => 0,
-        Kind::Event => 1,
-    });
+    buf.push(kind_id(e.kind) as u8);
     for s in [
         &e.plugin,
         &e.version,
@@ -110,8 +109,7 @@ impl Reader<'_> {
     fn entry(&mut self) -> Result<NewEntry, String> {
         let time_ms = i64::from_le_bytes(self.bytes()?);
         let kind = match self.bytes::<1>()? {
-            [0] => Kind::Call,
-            [1] => Kind::Event,
+            [b @ (0 | 1)] => kind_of(b.into()),
             [b] => return Err(format!("its kind is {b}")),
         };
         let (plugin, version, digest, tool) = (
@@ -147,6 +145,7 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::entry::Kind;
     use super::*;
 
     fn full() -> NewEntry {
