@@ -117,3 +117,146 @@ fn an_http_client_that_disconnects_stops_its_call() {
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("next"), "{text}");
 }
+
+/// The JSON headers of a 2025-11-25 session's POST.
+fn session_headers(session: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2025-11-25"),
+        ("Mcp-Session-Id", session),
+    ]
+}
+
+/// Opens a 2025-11-25 session over HTTP; its id.
+fn open_session(addr: std::net::SocketAddr) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "cancel-test", "version": "1"}}})
+    .to_string();
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
+        init.as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let session = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_string())
+        })
+        .expect("Mcp-Session-Id");
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/mcp",
+        &session_headers(&session),
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202, "{text}");
+    session
+}
+
+/// Starts `fixture-basic__spin` as call `id` of `session` on a connection of its own (left open).
+fn start_spin(addr: std::net::SocketAddr, session: &str, id: u64) -> std::net::TcpStream {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "fixture-basic__spin", "arguments": {}}})
+    .to_string();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let mut head = format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in session_headers(session) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(s, "{head}Content-Length: {}\r\n\r\n{body}", body.len()).expect("send");
+    s
+}
+
+/// The spin calls in the ledger, once there are `n` of them (or 30 s have passed).
+fn spins(setup: &Setup, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found: Vec<Value> = ledger_entries(setup)
+            .into_iter()
+            .filter(|e| e["tool"] == "spin")
+            .collect();
+        if found.len() >= n || std::time::Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A call in a 2025-era HTTP session that the fast path runs (fast.rs) is stopped by the session's
+/// `notifications/cancelled`, which rmcp receives; a client that only goes away does not stop it (in that era a
+/// disconnect is not a cancellation), and the call runs to its deadline, ledgered.
+#[test]
+fn a_session_call_on_the_http_fast_path_stops_on_notifications_cancelled_not_on_a_hang_up() {
+    let setup = Setup::new();
+    setup.ok(&[
+        "limits",
+        "fixture-basic",
+        "--fuel",
+        "1000000000000",
+        "--timeout",
+        "3s",
+    ]);
+    let server = setup.serve_http(&[]);
+    let session = open_session(server.addr);
+    let fast = |addr| {
+        let (status, text) = http(addr, "GET", "/metrics", &[], b"");
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("plughost_http_fast_path_total ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .expect("the fast path's counter")
+    };
+    let before = fast(server.addr);
+    let s = start_spin(server.addr, &session, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, text) = http(
+        server.addr,
+        "POST",
+        "/mcp",
+        &session_headers(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": 2, "reason": "the user gave up"}})
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(status, 202, "{text}");
+    let spin = spins(&setup, 1);
+    assert_eq!(spin.len(), 1, "{spin:?}");
+    assert_eq!(spin[0]["outcome"], "cancelled", "{}", spin[0]);
+    let us = spin[0]["duration_us"].as_u64().expect("duration");
+    assert!(us < 2_500_000, "the guest ran {us} µs, to its deadline");
+    assert_eq!(
+        fast(server.addr) - before,
+        1.0,
+        "the spin took the fast path"
+    );
+    drop(s.shutdown(std::net::Shutdown::Both));
+
+    // Hung up on, the next spin runs on to its 3 s deadline.
+    let s = start_spin(server.addr, &session, 3);
+    std::thread::sleep(Duration::from_millis(300));
+    s.shutdown(std::net::Shutdown::Both).expect("hang up");
+    drop(s);
+    let spin = spins(&setup, 2);
+    assert_eq!(spin.len(), 2, "{spin:?}");
+    assert_eq!(spin[1]["outcome"], "deadline", "{}", spin[1]);
+    assert_eq!(
+        fast(server.addr) - before,
+        2.0,
+        "both spins took the fast path"
+    );
+}

@@ -59,8 +59,20 @@ fn python_sdk_over_http_in_both_protocol_eras() {
     let setup = Setup::new();
     let server = setup.serve_http(&[]);
     let url = server.url();
+    // The SDK's plain calls take the HTTP fast path (fast.rs) in its sessions and in 2026-07-28 alike.
+    let before = fast_path_count(server.addr);
     conformance(&setup, &["--url", &url], "legacy");
+    let legacy = fast_path_count(server.addr) - before;
+    assert!(
+        legacy >= 5.0,
+        "{legacy} session calls took the HTTP fast path"
+    );
     conformance(&setup, &["--url", &url], "2026-07-28");
+    let stateless = fast_path_count(server.addr) - before - legacy;
+    assert!(
+        stateless >= 5.0,
+        "{stateless} 2026-07-28 calls took the HTTP fast path"
+    );
 }
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
@@ -859,6 +871,232 @@ fn the_http_front_door_authenticates_as_the_router_does() {
     );
 }
 
+/// Opens a 2025-11-25 session over HTTP (`initialize`, then `notifications/initialized`); its id.
+fn open_http_session(addr: SocketAddr) -> String {
+    let (status, text) = http(addr, "POST", "/mcp", &[JSON, ACCEPT], INIT.as_bytes());
+    assert_eq!(status, 200, "{text}");
+    let session = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_string())
+        })
+        .expect("Mcp-Session-Id header");
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/mcp",
+        &[
+            JSON,
+            ACCEPT,
+            ("MCP-Protocol-Version", "2025-11-25"),
+            ("Mcp-Session-Id", &session),
+        ],
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202, "{text}");
+    session
+}
+
+/// The JSON-RPC message of a raw HTTP answer, plain JSON or the SSE `data:` line that holds one, with the call
+/// report's timings out.
+fn rpc_answer(text: &str) -> Value {
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let message = serde_json::from_str(body.trim()).ok().or_else(|| {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("id").is_some())
+    });
+    without_timings(message.unwrap_or(Value::String(body.to_string())))
+}
+
+/// A `tools/call` in a 2025-era session (rmcp answers it on an SSE stream) takes the fast path when it stands as
+/// rmcp would take it: the same JSON-RPC answer, as plain JSON, the same ledger record under the session's id, and
+/// the fast path's counter moves for exactly its cases. The Python SDK's session calls take it too
+/// (`python_sdk_over_http_in_both_protocol_eras`).
+#[test]
+fn the_http_fast_path_answers_session_calls_as_rmcp_does() {
+    let (fast, slow) = (Setup::new(), Setup::new());
+    let f = fast.serve_http(&[]);
+    let s = slow.serve_http_env(&[], &[("PLUGHOST_HTTP_FAST_PATH", "0")]);
+    let (fsession, ssession) = (open_http_session(f.addr), open_http_session(s.addr));
+    let echo = "fixture-basic__echo";
+    let call = |name: &str, arguments: &str, meta: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{name}","arguments":{arguments}{meta}}}}}"#
+        )
+    };
+    const VERSION: (&str, &str) = ("MCP-Protocol-Version", "2025-11-25");
+    // (what, extra headers, body, the session header ("-" none, "?" one never issued), by the fast path, status)
+    type Case = (
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        String,
+        &'static str,
+        bool,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "a call",
+            vec![VERSION],
+            call(echo, r#"{"text":"hi"}"#, ""),
+            "",
+            true,
+            200,
+        ),
+        (
+            "arguments against the schema",
+            vec![VERSION],
+            call(echo, r#"{"text":5}"#, ""),
+            "",
+            true,
+            200,
+        ),
+        (
+            "an unknown tool",
+            vec![VERSION],
+            call("fixture-basic__nope", "{}", ""),
+            "",
+            true,
+            200,
+        ),
+        (
+            "a management tool",
+            vec![VERSION],
+            call("plughost__plugins", "{}", ""),
+            "",
+            true,
+            200,
+        ),
+        (
+            "Mcp-Method and Mcp-Name that match",
+            vec![VERSION, ("Mcp-Method", "tools/call"), ("Mcp-Name", echo)],
+            call(echo, r#"{"text":"hi"}"#, ""),
+            "",
+            true,
+            200,
+        ),
+        (
+            // rmcp does not hold a session's request to these headers; the fast path leaves it to rmcp.
+            "an Mcp-Name that is not the tool",
+            vec![VERSION, ("Mcp-Name", "fixture-basic__other")],
+            call(echo, r#"{"text":"hi"}"#, ""),
+            "",
+            false,
+            200,
+        ),
+        (
+            "a progress token",
+            vec![VERSION],
+            call(
+                echo,
+                r#"{"text":"hi"}"#,
+                r#","_meta":{"progressToken":"p1"}"#,
+            ),
+            "",
+            false,
+            200,
+        ),
+        (
+            "no MCP-Protocol-Version (rmcp reads it as 2025-03-26)",
+            vec![],
+            call(echo, r#"{"text":"hi"}"#, ""),
+            "",
+            false,
+            200,
+        ),
+        (
+            "a session never issued",
+            vec![VERSION],
+            call(echo, r#"{"text":"hi"}"#, ""),
+            "?",
+            false,
+            404,
+        ),
+        (
+            "a foreign Origin",
+            vec![VERSION, ("Origin", "http://evil.example")],
+            call(echo, r#"{"text":"hi"}"#, ""),
+            "",
+            false,
+            403,
+        ),
+    ];
+    for (what, extra, body, which, by_fast_path, status) in &cases {
+        let headers = |session: &str| -> Vec<(&str, String)> {
+            let mut h: Vec<(&str, String)> =
+                vec![(JSON.0, JSON.1.into()), (ACCEPT.0, ACCEPT.1.into())];
+            h.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+            match *which {
+                "" => h.push(("Mcp-Session-Id", session.into())),
+                "?" => h.push(("Mcp-Session-Id", "never-issued".into())),
+                _ => {}
+            }
+            h
+        };
+        let (fo, so) = (headers(&fsession), headers(&ssession));
+        let fh: Vec<(&str, &str)> = fo.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let sh: Vec<(&str, &str)> = so.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let before = fast_path_count(f.addr);
+        let (fs, ft) = http(f.addr, "POST", "/mcp", &fh, body.as_bytes());
+        let (ss, st) = http(s.addr, "POST", "/mcp", &sh, body.as_bytes());
+        assert_eq!((fs, ss), (*status, *status), "{what}: {ft}\n---\n{st}");
+        assert_eq!(
+            rpc_answer(&ft),
+            rpc_answer(&st),
+            "{what}: the two paths answer differently"
+        );
+        let taken = fast_path_count(f.addr) - before;
+        assert_eq!(taken, if *by_fast_path { 1.0 } else { 0.0 }, "{what}: {ft}");
+        if *by_fast_path {
+            assert!(
+                ft.to_ascii_lowercase()
+                    .contains("content-type: application/json"),
+                "{what}: {ft}"
+            );
+        }
+    }
+    // Both ledgers hold the same calls, each under its own session's id.
+    let (fc, sc) = (echo_callers(&fast), echo_callers(&slow));
+    let renamed = |calls: Vec<Value>, session: &str| -> Vec<Value> {
+        calls
+            .into_iter()
+            .map(|mut c| {
+                assert_eq!(c["caller"]["session"], session, "{c}");
+                c["caller"]["session"] = "SESSION".into();
+                c
+            })
+            .collect()
+    };
+    assert_eq!(sc.len(), 6, "{sc:?}");
+    assert_eq!(
+        renamed(fc, &fsession),
+        renamed(sc, &ssession),
+        "the fast path ledgers session calls as rmcp's path does"
+    );
+    // A session that ended (DELETE) is rmcp's to refuse, on the fast path's server too.
+    let end = [("Mcp-Session-Id", fsession.as_str()), VERSION];
+    assert_eq!(http(f.addr, "DELETE", "/mcp", &end, b"").0, 204);
+    let mut h = vec![JSON, ACCEPT];
+    h.extend(end);
+    let before = fast_path_count(f.addr);
+    let (status, text) = http(
+        f.addr,
+        "POST",
+        "/mcp",
+        &h,
+        call(echo, r#"{"text":"hi"}"#, "").as_bytes(),
+    );
+    assert_eq!(status, 404, "{text}");
+    assert_eq!(fast_path_count(f.addr), before, "{text}");
+}
+
 /// Who made each ledgered echo call, and its outcome.
 fn echo_callers(setup: &Setup) -> Vec<Value> {
     ledger_entries(setup)
@@ -1136,4 +1374,42 @@ fn stdio_fast_calls_run_side_by_side_and_a_cancelled_one_is_not_answered() {
         us < 30_000_000,
         "stopped by the cancel, not its deadline: {us} µs"
     );
+}
+
+/// rmcp's session worker closes a quiet session, but only hears the requests rmcp takes: a session's calls take the
+/// fast path only while rmcp has taken one of its requests within `--session-idle`, the next goes to rmcp (which
+/// restarts its timer), and a session with no traffic still closes (here within twice `--session-idle`).
+#[test]
+fn http_sessions_close_when_idle_with_the_fast_path_on() {
+    let setup = Setup::new();
+    let server = setup.serve_http(&["--session-idle", "1s"]);
+    let a = server.addr;
+    let session = open_http_session(a);
+    let headers = [
+        JSON,
+        ACCEPT,
+        ("MCP-Protocol-Version", "2025-11-25"),
+        ("Mcp-Session-Id", session.as_str()),
+    ];
+    let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fixture-basic__echo","arguments":{"text":"hi"}}}"#;
+    let call = || {
+        let before = fast_path_count(a);
+        let (status, text) = http(a, "POST", "/mcp", &headers, body.as_bytes());
+        (status, fast_path_count(a) - before, text)
+    };
+    // Just after `notifications/initialized` (which rmcp took): the fast path.
+    let (status, fast, text) = call();
+    assert_eq!((status, fast), (200, 1.0), "{text}");
+    // Past --session-idle since rmcp last took a request of it: rmcp takes the call.
+    std::thread::sleep(Duration::from_millis(1300));
+    let (status, fast, text) = call();
+    assert_eq!((status, fast), (200, 0.0), "{text}");
+    assert!(text.contains("hi"), "{text}");
+    // And the next takes the fast path again.
+    let (status, fast, text) = call();
+    assert_eq!((status, fast), (200, 1.0), "{text}");
+    // No traffic for over twice --session-idle: the session is gone.
+    std::thread::sleep(Duration::from_millis(3500));
+    let (status, fast, text) = call();
+    assert_eq!((status, fast), (404, 0.0), "{text}");
 }

@@ -1,22 +1,35 @@
-//! The HTTP fast path for the commonest request of the 2026-07-28 era: a stateless `tools/call`.
+//! The HTTP fast path for the commonest request: a `tools/call`, stateless (2026-07-28) or in a live 2025-era session.
 //!
-//! rmcp serves such a request by starting a one-request service for it, which spawns a task for the handler,
+//! rmcp serves a stateless request by starting a one-request service for it, which spawns a task for the handler,
 //! whose answer comes back over a channel to the connection's task: three tasks that hop between tokio's
-//! workers, each hop a thread wake-up (the largest single cost of a served call in the profile in README). Here
-//! the call runs in the connection's own task, through the same pipeline as rmcp's path (`mcp::check_scope`,
-//! `mcp::run_call`), and is answered in rmcp's own message types, so the bytes are the same.
+//! workers, each hop a thread wake-up (the largest single cost of a served call in the profile in README). A call
+//! in a session goes to the session's worker task and back, and its answer is an SSE stream. Here the call runs in
+//! the connection's own task, through the same pipeline as rmcp's path (`mcp::check_scope`, `mcp::run_call`), and
+//! is answered in rmcp's own message types, so the JSON-RPC message is the same.
 //!
 //! Only a request rmcp would accept as it stands takes it: `Host` one of the allowed hosts, no `Origin`, an
-//! `Accept` of JSON and SSE, no session, `MCP-Protocol-Version: 2026-07-28` with the same version and client
-//! capabilities rmcp can read in `_meta`, one `Mcp-Method: tools/call` and one plain `Mcp-Name` equal to the tool,
-//! no `Mcp-Param-*` header and a tool whose schema asks for none, no progress token, a tool that is not
-//! long-running, and a body with no field rmcp would read differently. Everything else goes to rmcp, which
-//! answers it (and its errors) as before. `PLUGHOST_HTTP_FAST_PATH=0` turns the fast path off.
+//! `Accept` of JSON and SSE, no `Mcp-Param-*` header and a tool whose schema asks for none, no progress token, a
+//! tool that is not long-running, and a body with no field rmcp would read differently. Stateless: no session,
+//! `MCP-Protocol-Version: 2026-07-28` with the same version and client capabilities rmcp can read in `_meta`, one
+//! `Mcp-Method: tools/call` and one plain `Mcp-Name` equal to the tool. In a session: one `Mcp-Session-Id` that
+//! rmcp holds, a 2025-era `MCP-Protocol-Version`, no `_meta`, `Mcp-Method`/`Mcp-Name` absent or matching; the
+//! answer is `application/json` (which a 2025-era client must accept as well as SSE). Everything else goes to
+//! rmcp, which answers it (and its errors) as before. `PLUGHOST_HTTP_FAST_PATH=0` turns the fast path off.
+//!
+//! Sessions stay rmcp's: it opens, lists and closes them, and its worker's idle timer closes a quiet one. That
+//! timer only hears requests rmcp takes, so with the fast path on it runs to twice `--session-idle`, and a
+//! session's calls take the fast path only while rmcp has taken one of its requests within `--session-idle`:
+//! a session still closes after `--session-idle` to twice that without traffic. A `notifications/cancelled`
+//! (which reaches rmcp's session) stops a fast-path call through [`SessionCalls`]; a client that goes away
+//! does not (in the 2025 era a disconnect is not a cancellation), as on rmcp's path.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -26,6 +39,8 @@ use rmcp::model::{
     CallToolResponse, ClientCapabilities, ErrorCode, Implementation, RequestId,
     ServerJsonRpcMessage, ServerResult,
 };
+use rmcp::transport::streamable_http_server::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +51,8 @@ use super::mcp::{check_scope, run_call};
 use crate::ledger::Caller;
 
 const ERA: &str = "2026-07-28";
+/// The 2025-era versions a session may speak (rmcp serves each of them with sessions).
+const SESSION_ERAS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_CLIENT: &str = "io.modelcontextprotocol/clientInfo";
@@ -54,12 +71,82 @@ pub struct FastPath {
     /// The session a stateless call that does not name its client is recorded under on rmcp's path (rmcp's default
     /// client info).
     session: String,
+    /// 2025-era sessions, rmcp's.
+    sessions: Sessions,
+}
+
+/// What the fast path knows of rmcp's sessions.
+#[derive(Debug)]
+struct Sessions {
+    table: Arc<LocalSessionManager>,
+    /// When rmcp last took a request of a session, which restarts its worker's idle timer. Kept only while that is
+    /// within `idle` (older entries say nothing more than a missing one), so at most one per session in use.
+    seen: std::sync::Mutex<HashMap<Arc<str>, Instant>>,
+    /// `--session-idle`: rmcp's timer runs to twice this.
+    idle: Duration,
+    /// Past this many entries, `seen` drops the stale ones (`--max-sessions`).
+    max: usize,
+    calls: Arc<SessionCalls>,
+}
+
+/// A session call's key: the session and the request's id.
+type CallKey = (Arc<str>, RequestId);
+
+/// Session calls under way on the fast path, by session and request id, so that the `notifications/cancelled` rmcp
+/// receives for one (see `McpServer::on_cancelled`) can stop it. An entry lives as long as its call.
+#[derive(Debug, Default)]
+pub struct SessionCalls {
+    next: AtomicU64,
+    live: std::sync::Mutex<HashMap<CallKey, (u64, CancellationToken)>>,
+}
+
+impl SessionCalls {
+    /// Cancels the call `id` of `session` if it is under way here; whether it was.
+    pub fn cancel(&self, session: &str, id: &RequestId) -> bool {
+        let key = (Arc::from(session), id.clone());
+        match super::lock(&self.live).get(&key) {
+            Some((_, ct)) => {
+                ct.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn enter(self: &Arc<Self>, session: Arc<str>, id: RequestId, ct: CancellationToken) -> Entered {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let key = (session, id);
+        super::lock(&self.live).insert(key.clone(), (seq, ct));
+        Entered {
+            calls: self.clone(),
+            key,
+            seq,
+        }
+    }
+}
+
+/// A call's entry in [`SessionCalls`], removed when the call ends (unless a later call with the same id took it).
+struct Entered {
+    calls: Arc<SessionCalls>,
+    key: CallKey,
+    seq: u64,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let mut live = super::lock(&self.calls.live);
+        if live.get(&self.key).is_some_and(|(seq, _)| *seq == self.seq) {
+            live.remove(&self.key);
+        }
+    }
 }
 
 /// A request that takes the fast path.
 #[derive(Debug)]
 pub struct FastCall {
     id: RequestId,
+    /// The 2025-era session the call is made in; `None` for a stateless call.
+    session: Option<Arc<str>>,
     /// The client the request names in its `_meta` (as [`super::client_label`] gives it).
     client: Option<String>,
     name: String,
@@ -81,17 +168,39 @@ struct Params {
     name: String,
     #[serde(default)]
     arguments: Option<Map<String, Value>>,
-    #[serde(rename = "_meta")]
-    meta: Map<String, Value>,
+    #[serde(rename = "_meta", default)]
+    meta: Option<Map<String, Value>>,
+}
+
+/// How long rmcp should let a quiet session live so that, with the fast path on, it closes `idle` to twice that
+/// after its last request (see the module's text).
+pub fn session_keep_alive(idle: Duration) -> Duration {
+    if enabled() {
+        idle.saturating_mul(2)
+    } else {
+        idle
+    }
+}
+
+fn enabled() -> bool {
+    std::env::var_os("PLUGHOST_HTTP_FAST_PATH").is_none_or(|v| v != "0")
 }
 
 impl FastPath {
     /// `None` when turned off with `PLUGHOST_HTTP_FAST_PATH=0`.
-    pub fn new(gateway: Arc<Gateway>, allowed_hosts: &[String]) -> Option<FastPath> {
-        if std::env::var_os("PLUGHOST_HTTP_FAST_PATH").is_some_and(|v| v == "0") {
+    /// `sessions`: rmcp's session table, with `--session-idle` and `--max-sessions`; `calls`: where session calls
+    /// are registered for `notifications/cancelled`.
+    pub fn new(
+        gateway: Arc<Gateway>,
+        allowed_hosts: &[String],
+        sessions: (Arc<LocalSessionManager>, Duration, usize),
+        calls: Arc<SessionCalls>,
+    ) -> Option<FastPath> {
+        if !enabled() {
             return None;
         }
         let client = Implementation::default();
+        let (table, idle, max) = sessions;
         Some(FastPath {
             gateway,
             hosts: allowed_hosts
@@ -100,19 +209,57 @@ impl FastPath {
                 .cloned()
                 .collect(),
             session: format!("{} {}", client.name, client.version),
+            sessions: Sessions {
+                table,
+                seen: std::sync::Mutex::default(),
+                idle,
+                max: max.max(1),
+                calls,
+            },
         })
+    }
+
+    /// rmcp took (answered with success) a request of `session`: its worker's idle timer started again.
+    pub fn rmcp_took(&self, session: &str) {
+        let s = &self.sessions;
+        let mut seen = super::lock(&s.seen);
+        if seen.len() >= s.max && !seen.contains_key(session) {
+            seen.retain(|_, at| at.elapsed() < s.idle);
+        }
+        seen.insert(Arc::from(session), Instant::now());
+    }
+
+    /// Whether a call in `session` may take the fast path: rmcp holds the session and took one of its requests
+    /// within `--session-idle`, so its worker will not close it under the call.
+    pub async fn session_ready(&self, session: &str) -> bool {
+        let s = &self.sessions;
+        let fresh = super::lock(&s.seen)
+            .get(session)
+            .is_some_and(|at| at.elapsed() < s.idle);
+        fresh
+            && s.table
+                .has_session(&Arc::from(session))
+                .await
+                .unwrap_or(false)
     }
 
     /// Whether a POST with these headers may take the fast path, its body aside: what the front door (`http.rs`)
     /// asks before it reads the body.
     pub fn wants(&self, headers: &HeaderMap) -> bool {
-        !(headers.contains_key(SESSION_ID)
-            || headers.contains_key(header::ORIGIN)
+        if headers.contains_key(header::ORIGIN)
             || !self.host_allowed(headers)
             || !accepts_json_and_sse(headers)
-            || only(headers, &PROTOCOL_VERSION) != Some(ERA)
-            || only(headers, &METHOD) != Some("tools/call")
-            || headers.keys().any(|k| k.as_str().starts_with("mcp-param-")))
+            || headers.keys().any(|k| k.as_str().starts_with("mcp-param-"))
+        {
+            return false;
+        }
+        if !headers.contains_key(SESSION_ID) {
+            return only(headers, &PROTOCOL_VERSION) == Some(ERA)
+                && only(headers, &METHOD) == Some("tools/call");
+        }
+        only(headers, &SESSION_ID).is_some()
+            && only(headers, &PROTOCOL_VERSION).is_some_and(|v| SESSION_ERAS.contains(&v))
+            && absent_or(headers, &METHOD, |m| m == "tools/call")
     }
 
     /// The call, when this POST (with a JSON content type, already checked) can take the fast path. `wanted`:
@@ -122,11 +269,17 @@ impl FastPath {
             return None;
         }
         let m: Message = serde_json::from_slice(body).ok()?;
-        if m.jsonrpc != "2.0"
-            || m.method != "tools/call"
-            || only(headers, &NAME)? != m.params.name
-            || !plain_meta(&m.params.meta)
-        {
+        let session = only(headers, &SESSION_ID).map(Arc::from);
+        let fits = match (&session, &m.params.meta) {
+            // Stateless: `Mcp-Name` names the tool, `_meta` carries the version and nothing more.
+            (None, Some(meta)) => {
+                only(headers, &NAME) == Some(m.params.name.as_str()) && plain_meta(meta)
+            }
+            // A session: no `_meta` at all (a progress token is the common one), `Mcp-Name` absent or the tool.
+            (Some(_), None) => absent_or(headers, &NAME, |n| n == m.params.name),
+            _ => false,
+        };
+        if m.jsonrpc != "2.0" || m.method != "tools/call" || !fits {
             return None;
         }
         let index = self.gateway.index();
@@ -140,7 +293,8 @@ impl FastPath {
         }
         Some(FastCall {
             id: m.id,
-            client: super::meta_client(&m.params.meta),
+            client: m.params.meta.as_ref().and_then(super::meta_client),
+            session,
             name: m.params.name,
             arguments: m.params.arguments,
         })
@@ -160,45 +314,78 @@ impl FastPath {
         bare.is_some_and(|b| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(b)))
     }
 
-    /// Runs the call in this task and answers it as rmcp would. If the client goes away first (this future is
-    /// dropped), the call is cancelled and finishes in a task of its own, so it is still ledgered.
+    /// Runs the call in this task and answers it as rmcp would. A stateless call whose client goes away first
+    /// (this future is dropped) is cancelled; a session call is not (its session's `notifications/cancelled` is the
+    /// way to stop it). Either finishes in a task of its own, so it is still ledgered.
     pub async fn serve(self: Arc<Self>, principal: Option<Principal>, call: FastCall) -> Response {
         let ct = CancellationToken::new();
         let FastCall {
             id,
+            session,
             client,
             name,
             arguments,
         } = call;
+        let stateless = session.is_none();
+        // In a session, the call is recorded under the session's id, as on rmcp's path.
+        let entered = session
+            .as_ref()
+            .map(|s| self.sessions.calls.enter(s.clone(), id.clone(), ct.clone()));
         let caller = Caller {
             transport: "http".into(),
-            session: Some(client.unwrap_or_else(|| self.session.clone())),
+            session: Some(match session {
+                Some(s) => s.to_string(),
+                None => client.unwrap_or_else(|| self.session.clone()),
+            }),
             principal: principal.as_ref().map(|p| p.name.to_string()),
         };
         self.gateway.metrics.fast_path();
         let gateway = self.gateway.clone();
         let token = ct.clone();
-        let result = ToTheEnd::new(
-            async move {
-                check_scope(&gateway, principal.as_ref(), &name, &caller).await?;
-                run_call(&gateway, &name, arguments, &caller, token).await
-            },
-            ct,
-        )
-        .await;
-        answer(id, result)
+        let call = async move {
+            let _entered = entered;
+            check_scope(&gateway, principal.as_ref(), &name, &caller).await?;
+            run_call(&gateway, &name, arguments, &caller, token).await
+        };
+        let result = if stateless {
+            ToTheEnd::new(call, ct).await
+        } else {
+            ToTheEnd::running_on(call).await
+        };
+        answer(id, result, stateless)
     }
 }
 
-/// The JSON-RPC answer, in rmcp's types and with the HTTP status its negotiated stateless path gives.
-fn answer(id: RequestId, result: Result<rmcp::model::CallToolResult, ErrorData>) -> Response {
+impl FastCall {
+    /// A stateless call is ready as it is; a session call when its session is ([`FastPath::session_ready`]).
+    pub async fn session_ready(&self, fast: &FastPath) -> bool {
+        match &self.session {
+            None => true,
+            Some(s) => fast.session_ready(s).await,
+        }
+    }
+}
+
+/// The JSON-RPC answer, in rmcp's types and with the HTTP status its path gives: a stateless call's error may have
+/// a 4xx status (rmcp's negotiated stateless path), a session's answer is always 200 (rmcp's stream carries it).
+fn answer(
+    id: RequestId,
+    result: Result<rmcp::model::CallToolResult, ErrorData>,
+    stateless: bool,
+) -> Response {
     let (status, message) = match result {
-        Ok(r) => (
-            StatusCode::OK,
-            ServerJsonRpcMessage::response(ServerResult::from(CallToolResponse::from(r)), id),
-        ),
+        Ok(r) => {
+            let mut result = ServerResult::from(CallToolResponse::from(r));
+            if !stateless {
+                // A 2025-era session's shape, as rmcp's handler gives it: no `resultType`, object output only.
+                result.strip_result_type_for_legacy_peer();
+                result.strip_non_object_output_for_legacy_peer();
+            }
+            (StatusCode::OK, ServerJsonRpcMessage::response(result, id))
+        }
         Err(e) => {
             let status = match e.code {
+                _ if !stateless => StatusCode::OK,
                 ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
                 ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
                 | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
@@ -246,6 +433,11 @@ fn only<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     first.to_str().ok()
 }
 
+/// Header `name` is absent, or has one text value that `ok` accepts.
+fn absent_or(headers: &HeaderMap, name: &HeaderName, ok: impl FnOnce(&str) -> bool) -> bool {
+    !headers.contains_key(name) || only(headers, name).is_some_and(ok)
+}
+
 /// `Accept` names both `application/json` and `text/event-stream`, as rmcp requires of a POST.
 fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
     let (mut json, mut sse) = (false, false);
@@ -264,14 +456,23 @@ fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
 /// token — which stops the guest — and runs to its end in a task of its own, where its report is ledgered.
 pub(super) struct ToTheEnd<F: Future + Send + 'static> {
     inner: Option<Pin<Box<F>>>,
-    cancel: CancellationToken,
+    /// `None`: dropped, the call runs on uncancelled.
+    cancel: Option<CancellationToken>,
 }
 
 impl<F: Future + Send + 'static> ToTheEnd<F> {
     pub(super) fn new(f: F, cancel: CancellationToken) -> Self {
         ToTheEnd {
             inner: Some(Box::pin(f)),
-            cancel,
+            cancel: Some(cancel),
+        }
+    }
+
+    /// Dropped before it finishes, the call runs on to its end, not cancelled.
+    pub(super) fn running_on(f: F) -> Self {
+        ToTheEnd {
+            inner: Some(Box::pin(f)),
+            cancel: None,
         }
     }
 }
@@ -292,7 +493,9 @@ impl<F: Future + Send + 'static> Future for ToTheEnd<F> {
 impl<F: Future + Send + 'static> Drop for ToTheEnd<F> {
     fn drop(&mut self) {
         if let Some(rest) = self.inner.take() {
-            self.cancel.cancel();
+            if let Some(cancel) = &self.cancel {
+                cancel.cancel();
+            }
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
                     rest.await;

@@ -23,7 +23,7 @@ use super::Gateway;
 use super::auth::{
     Auth, Authenticated, METADATA_PATH, Principal, authenticate, resource_metadata, who,
 };
-use super::fast::FastPath;
+use super::fast::{FastPath, SessionCalls};
 use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
 use super::oauth::OAuth;
@@ -112,10 +112,12 @@ fn front(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationToken)
         // Stateless (2026-07-28) answers as plain JSON when the handler has nothing to stream.
         .with_json_response(true)
         .with_cancellation_token(shutdown.clone());
+    let session_calls = Arc::new(SessionCalls::default());
     let server = McpServer::new(gateway.clone())
         .with_page_size(opts.page_size)
         .with_task_limits(opts.task_limits)
-        .with_transport("http", None);
+        .with_transport("http", None)
+        .with_session_calls(session_calls.clone());
     // Tasks still running when the gateway stops are stopped with it (their guests through the cancel path).
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         let (tasks, stop) = (server.tasks().clone(), shutdown.clone());
@@ -125,14 +127,20 @@ fn front(gateway: Arc<Gateway>, opts: &HttpOptions, shutdown: CancellationToken)
         });
     }
     let mut sessions = LocalSessionManager::default();
-    sessions.session_config.keep_alive = Some(opts.session_idle);
+    sessions.session_config.keep_alive = Some(super::fast::session_keep_alive(opts.session_idle));
     let sessions = Arc::new(sessions);
     let guard = Guard {
         max_body: opts.max_body_bytes,
         max_sessions: opts.max_sessions,
         sessions: sessions.clone(),
         creating: Arc::default(),
-        fast: FastPath::new(gateway.clone(), &opts.allowed_hosts).map(Arc::new),
+        fast: FastPath::new(
+            gateway.clone(),
+            &opts.allowed_hosts,
+            (sessions.clone(), opts.session_idle, opts.max_sessions),
+            session_calls,
+        )
+        .map(Arc::new),
     };
     // Behind an `Arc`, called as a handler: the router clones what serves each request, the fast path's included,
     // and cloning rmcp's service copies its configuration (the allowed hosts and origins, a cancellation token),
@@ -347,12 +355,32 @@ async fn accept_failed(e: std::io::Error) {
 
 /// In front of rmcp on `/mcp` POSTs with a JSON body: refuses what is not one JSON-RPC message with 400 and a
 /// JSON-RPC error (rmcp answers those 415 in plain text), an oversized body with 413, and an `initialize` that
-/// would open a session beyond the cap with 503; answers a stateless `tools/call` itself (`fast.rs`).
+/// would open a session beyond the cap with 503; answers a `tools/call` itself (`fast.rs`), stateless or in a
+/// session; tells the fast path when rmcp took a session's request.
 async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    // A request of a session that rmcp takes restarts its worker's idle timer: the fast path hears of it.
+    let session = guard.fast.as_ref().and_then(|_| {
+        request
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    let response = guard_rmcp(&guard, request, next).await;
+    if let (Some(fast), Some(session)) = (&guard.fast, session)
+        && response.status().is_success()
+        && response.extensions().get::<FastAnswered>().is_none()
+    {
+        fast.rmcp_took(&session);
+    }
+    response
+}
+
+async fn guard_rmcp(guard: &Guard, request: Request, next: Next) -> Response {
     if request.method() != Method::POST || !is_json(request.headers()) {
         return next.run(request).await;
     }
-    let (parts, bytes) = match read_and_check(&guard, request, false).await {
+    let (parts, bytes) = match read_and_check(guard, request, false).await {
         Read::Answered(response) => return response,
         Read::Rest(parts, bytes) => (parts, bytes),
     };
@@ -386,6 +414,10 @@ async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> 
     }
     next.run(request).await
 }
+
+/// Marks an answer of the fast path, which rmcp did not see.
+#[derive(Clone, Copy)]
+struct FastAnswered;
 
 /// A JSON content type.
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
@@ -434,9 +466,12 @@ async fn read_and_check(guard: &Guard, request: Request, wanted: bool) -> Read {
     if let Some(fast) = &guard.fast
         && jsonrpc::object_within_depth(&bytes)
         && let Some(call) = fast.take(&parts.headers, &bytes, wanted)
+        && call.session_ready(fast).await
     {
         let principal = parts.extensions.get::<Principal>().cloned();
-        return Read::Answered(fast.clone().serve(principal, call).await);
+        let mut response = fast.clone().serve(principal, call).await;
+        response.extensions_mut().insert(FastAnswered);
+        return Read::Answered(response);
     }
     if let Err(refusal) = jsonrpc::check(&bytes) {
         tracing::warn!(code = refusal.code, id = ?refusal.id, "http: refused a message: {}", refusal.message);

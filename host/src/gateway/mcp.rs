@@ -15,7 +15,9 @@ use rmcp::model::{
     MetaObject, PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
-use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, UpdateTaskParams};
+use rmcp::model::{
+    CancelTaskParams, CancelledNotificationParam, GetTaskParams, GetTaskResult, UpdateTaskParams,
+};
 use rmcp::service::{
     NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
 };
@@ -75,6 +77,8 @@ pub struct McpServer {
     listing: Arc<Mutex<Listing>>,
     /// Tasks of long-running tools, shared by every connection and session of this server.
     tasks: Arc<super::tasks::Tasks>,
+    /// Session calls the HTTP fast path is running, which `notifications/cancelled` may name.
+    session_calls: Option<Arc<super::fast::SessionCalls>>,
 }
 
 impl McpServer {
@@ -86,7 +90,14 @@ impl McpServer {
             page_size: DEFAULT_PAGE_SIZE,
             listing: Arc::default(),
             tasks: Arc::default(),
+            session_calls: None,
         }
+    }
+
+    /// Lets `notifications/cancelled` stop the session calls the HTTP fast path runs.
+    pub fn with_session_calls(mut self, calls: Arc<super::fast::SessionCalls>) -> McpServer {
+        self.session_calls = Some(calls);
+        self
     }
 
     /// Bounds the tasks of long-running tools (count per principal, result size, retention).
@@ -593,6 +604,27 @@ impl ServerHandler for McpServer {
             format!("invalid params for `{method}`: {reason}"),
             Some(json!({ "method": method })),
         ))
+    }
+
+    /// rmcp cancels a call it runs itself; one the HTTP fast path runs in this session is cancelled here.
+    async fn on_cancelled(
+        &self,
+        notification: CancelledNotificationParam,
+        context: NotificationContext<RoleServer>,
+    ) {
+        let session = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok());
+        if let (Some(calls), Some(session), Some(id)) = (
+            &self.session_calls,
+            session,
+            notification.request_id.as_ref(),
+        ) && calls.cancel(session, id)
+        {
+            tracing::info!(%id, "http: cancelled a fast-path call in its session");
+        }
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

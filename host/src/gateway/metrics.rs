@@ -338,7 +338,7 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
-            "# HELP plughost_http_fast_path_total Stateless tools/call requests answered without rmcp's per-request tasks."
+            "# HELP plughost_http_fast_path_total tools/call requests (stateless or in a session) answered without rmcp's per-request tasks."
         );
         let _ = writeln!(o, "# TYPE plughost_http_fast_path_total counter");
         let _ = writeln!(
