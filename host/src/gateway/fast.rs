@@ -20,14 +20,13 @@
 //! timer only hears requests rmcp takes, so with the fast path on it runs to twice `--session-idle`, and a
 //! session's calls take the fast path only while rmcp has taken one of its requests within `--session-idle`:
 //! a session still closes after `--session-idle` to twice that without traffic. A `notifications/cancelled`
-//! (which reaches rmcp's session) stops a fast-path call through [`SessionCalls`]; a client that goes away
+//! (which reaches rmcp's session) stops a fast-path call through `session_calls.rs`; a client that goes away
 //! does not (in the 2025 era a disconnect is not a cancellation), as on rmcp's path.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -48,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use super::Gateway;
 use super::auth::Principal;
 use super::mcp::{check_scope, run_call};
+use super::session_calls::SessionCalls;
 use crate::ledger::Caller;
 
 const ERA: &str = "2026-07-28";
@@ -87,58 +87,6 @@ struct Sessions {
     /// Past this many entries, `seen` drops the stale ones (`--max-sessions`).
     max: usize,
     calls: Arc<SessionCalls>,
-}
-
-/// A session call's key: the session and the request's id.
-type CallKey = (Arc<str>, RequestId);
-
-/// Session calls under way on the fast path, by session and request id, so that the `notifications/cancelled` rmcp
-/// receives for one (see `McpServer::on_cancelled`) can stop it. An entry lives as long as its call.
-#[derive(Debug, Default)]
-pub struct SessionCalls {
-    next: AtomicU64,
-    live: std::sync::Mutex<HashMap<CallKey, (u64, CancellationToken)>>,
-}
-
-impl SessionCalls {
-    /// Cancels the call `id` of `session` if it is under way here; whether it was.
-    pub fn cancel(&self, session: &str, id: &RequestId) -> bool {
-        let key = (Arc::from(session), id.clone());
-        match super::lock(&self.live).get(&key) {
-            Some((_, ct)) => {
-                ct.cancel();
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn enter(self: &Arc<Self>, session: Arc<str>, id: RequestId, ct: CancellationToken) -> Entered {
-        let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let key = (session, id);
-        super::lock(&self.live).insert(key.clone(), (seq, ct));
-        Entered {
-            calls: self.clone(),
-            key,
-            seq,
-        }
-    }
-}
-
-/// A call's entry in [`SessionCalls`], removed when the call ends (unless a later call with the same id took it).
-struct Entered {
-    calls: Arc<SessionCalls>,
-    key: CallKey,
-    seq: u64,
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let mut live = super::lock(&self.calls.live);
-        if live.get(&self.key).is_some_and(|(seq, _)| *seq == self.seq) {
-            live.remove(&self.key);
-        }
-    }
 }
 
 /// A request that takes the fast path.

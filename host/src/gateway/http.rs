@@ -23,11 +23,12 @@ use super::Gateway;
 use super::auth::{
     Auth, Authenticated, METADATA_PATH, Principal, authenticate, resource_metadata, who,
 };
-use super::fast::{FastPath, SessionCalls};
+use super::fast::FastPath;
 use super::jsonrpc::{self, Refusal};
 use super::mcp::McpServer;
 use super::oauth::OAuth;
 use super::repoll::RePoll;
+use super::session_calls::SessionCalls;
 
 /// Default request body limit for `/mcp` (tool arguments are JSON; 4 MiB is generous).
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;

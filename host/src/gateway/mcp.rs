@@ -32,27 +32,6 @@ use crate::ledger::Caller;
 
 pub use super::wire::{ERROR_META_KEY, REPORT_META_KEY};
 use super::wire::{decode_cursor, encode_cursor};
-/// Client-to-server methods of MCP: a custom request for one of these had params rmcp could not read.
-const KNOWN_METHODS: &[&str] = &[
-    "initialize",
-    "ping",
-    "server/discover",
-    "subscriptions/listen",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-    "tasks/get",
-    "tasks/update",
-    "tasks/cancel",
-];
 
 /// Tools per `tools/list` page unless configured.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -78,7 +57,7 @@ pub struct McpServer {
     /// Tasks of long-running tools, shared by every connection and session of this server.
     tasks: Arc<super::tasks::Tasks>,
     /// Session calls the HTTP fast path is running, which `notifications/cancelled` may name.
-    session_calls: Option<Arc<super::fast::SessionCalls>>,
+    session_calls: Option<Arc<super::session_calls::SessionCalls>>,
 }
 
 impl McpServer {
@@ -95,7 +74,10 @@ impl McpServer {
     }
 
     /// Lets `notifications/cancelled` stop the session calls the HTTP fast path runs.
-    pub fn with_session_calls(mut self, calls: Arc<super::fast::SessionCalls>) -> McpServer {
+    pub fn with_session_calls(
+        mut self,
+        calls: Arc<super::session_calls::SessionCalls>,
+    ) -> McpServer {
         self.session_calls = Some(calls);
         self
     }
@@ -140,11 +122,7 @@ impl McpServer {
     /// Who is calling: the transport, the MCP session (or the client's name: the one a 2026-07-28 request gives in
     /// its `_meta`, else the one from `initialize`), the principal.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
-        let session = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
+        let session = super::session_calls::session_of(&context.extensions)
             .map(str::to_string)
             .or_else(|| super::meta_client(&context.meta))
             .or_else(|| {
@@ -590,7 +568,7 @@ impl ServerHandler for McpServer {
                 .params_as::<PaginatedRequestParams>()
                 .err()
                 .map(|e| e.to_string()),
-            m if KNOWN_METHODS.contains(&m) => None,
+            m if super::wire::KNOWN_METHODS.contains(&m) => None,
             _ => {
                 return Err(ErrorData::new(
                     ErrorCode::METHOD_NOT_FOUND,
@@ -609,22 +587,10 @@ impl ServerHandler for McpServer {
     /// rmcp cancels a call it runs itself; one the HTTP fast path runs in this session is cancelled here.
     async fn on_cancelled(
         &self,
-        notification: CancelledNotificationParam,
-        context: NotificationContext<RoleServer>,
+        n: CancelledNotificationParam,
+        cx: NotificationContext<RoleServer>,
     ) {
-        let session = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok());
-        if let (Some(calls), Some(session), Some(id)) = (
-            &self.session_calls,
-            session,
-            notification.request_id.as_ref(),
-        ) && calls.cancel(session, id)
-        {
-            tracing::info!(%id, "http: cancelled a fast-path call in its session");
-        }
+        super::session_calls::cancelled(self.session_calls.as_deref(), &n, &cx.extensions);
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -16,6 +16,7 @@ mod principal;
 mod prompts;
 mod repoll;
 pub mod resources;
+mod session_calls;
 pub mod stdio;
 mod stdio_fast;
 pub mod tasks;

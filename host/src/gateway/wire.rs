@@ -1,5 +1,5 @@
 //! What the MCP handlers share on the wire (a leaf, so `mcp.rs`, `resources.rs` and `prompts.rs` need not import
-//! each other): the `_meta` keys of results, and list cursors with paging.
+//! each other): the `_meta` keys of results, list cursors with paging, and MCP's client-to-server methods.
 
 use rmcp::ErrorData;
 use serde_json::json;
@@ -8,6 +8,28 @@ use serde_json::json;
 pub const REPORT_META_KEY: &str = "plughost/report";
 /// Where a failed call's typed error goes in a result's `_meta`.
 pub const ERROR_META_KEY: &str = "plughost/error";
+
+/// Client-to-server methods of MCP: a custom request for one of these had params rmcp could not read.
+pub(super) const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "subscriptions/listen",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+];
 
 /// Cursors are opaque to clients: the hex of the last name on the previous page.
 pub fn encode_cursor(after: &str) -> String {
