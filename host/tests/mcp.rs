@@ -1008,8 +1008,16 @@ fn the_http_fast_path_answers_session_calls_as_rmcp_does() {
             vec![],
             call(echo, r#"{"text":"hi"}"#, ""),
             "",
-            false,
+            true,
             200,
+        ),
+        (
+            "a 2026-07-28 MCP-Protocol-Version in a session",
+            vec![("MCP-Protocol-Version", "2026-07-28")],
+            call(echo, r#"{"text":"hi"}"#, ""),
+            "",
+            false,
+            400,
         ),
         (
             "a session never issued",

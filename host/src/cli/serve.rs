@@ -40,7 +40,7 @@ pub struct ServeArgs {
     /// Most live HTTP sessions (2025-11-25 clients); an initialize beyond it gets 503 and a JSON-RPC error.
     #[arg(long, default_value_t = plughost::gateway::http::DEFAULT_MAX_SESSIONS)]
     max_sessions: usize,
-    /// An HTTP session with no traffic for this long is closed.
+    /// An HTTP session with no traffic for this long is closed (by twice this when its last calls took the fast path).
     #[arg(long, default_value = "5m")]
     session_idle: String,
     /// Tools per tools/list page.

@@ -12,7 +12,7 @@
 //! tool that is not long-running, and a body with no field rmcp would read differently. Stateless: no session,
 //! `MCP-Protocol-Version: 2026-07-28` with the same version and client capabilities rmcp can read in `_meta`, one
 //! `Mcp-Method: tools/call` and one plain `Mcp-Name` equal to the tool. In a session: one `Mcp-Session-Id` that
-//! rmcp holds, a 2025-era `MCP-Protocol-Version`, no `_meta`, `Mcp-Method`/`Mcp-Name` absent or matching; the
+//! rmcp holds, a 2025-era `MCP-Protocol-Version` or none, no `_meta`, `Mcp-Method`/`Mcp-Name` absent or matching; the
 //! answer is `application/json` (which a 2025-era client must accept as well as SSE). Everything else goes to
 //! rmcp, which answers it (and its errors) as before. `PLUGHOST_HTTP_FAST_PATH=0` turns the fast path off.
 //!
@@ -205,8 +205,9 @@ impl FastPath {
             return only(headers, &PROTOCOL_VERSION) == Some(ERA)
                 && only(headers, &METHOD) == Some("tools/call");
         }
+        // No version header: rmcp reads the request as 2025-03-26, and answers it the same.
         only(headers, &SESSION_ID).is_some()
-            && only(headers, &PROTOCOL_VERSION).is_some_and(|v| SESSION_ERAS.contains(&v))
+            && absent_or(headers, &PROTOCOL_VERSION, |v| SESSION_ERAS.contains(&v))
             && absent_or(headers, &METHOD, |m| m == "tools/call")
     }
 

@@ -50,7 +50,8 @@ pub struct HttpOptions {
     pub page_size: usize,
     /// Live legacy sessions at most; an `initialize` beyond it gets 503 with a JSON-RPC error.
     pub max_sessions: usize,
-    /// A legacy session with no traffic for this long is closed.
+    /// A legacy session with no traffic for this long is closed (by twice this when its last calls took the fast
+    /// path: see `fast.rs`).
     pub session_idle: Duration,
     /// An OAuth issuer whose JWT access tokens are accepted besides the operator's and client tokens.
     pub oauth: Option<Arc<OAuth>>,
