@@ -79,14 +79,60 @@ pub struct FastPath {
 #[derive(Debug)]
 struct Sessions {
     table: Arc<LocalSessionManager>,
-    /// When rmcp last took a request of a session, which restarts its worker's idle timer. Kept only while that is
-    /// within `idle` (older entries say nothing more than a missing one), so at most one per session in use.
-    seen: std::sync::Mutex<HashMap<Arc<str>, Instant>>,
+    seen: std::sync::Mutex<Seen>,
+    calls: Arc<SessionCalls>,
+}
+
+/// When rmcp last took a request of each session, which restarted its worker's idle timer. An entry older than
+/// `idle` says no more than a missing one, and a missing one only sends the session's next call to rmcp, so the
+/// table stays small: past `max` entries (`--max-sessions`) it drops the stale ones, and past twice that the
+/// oldest, so sessions opened and ended in a loop cannot grow it.
+#[derive(Debug)]
+struct Seen {
+    at: HashMap<Arc<str>, Instant>,
     /// `--session-idle`: rmcp's timer runs to twice this.
     idle: Duration,
-    /// Past this many entries, `seen` drops the stale ones (`--max-sessions`).
     max: usize,
-    calls: Arc<SessionCalls>,
+}
+
+impl Seen {
+    fn new(idle: Duration, max: usize) -> Seen {
+        Seen {
+            at: HashMap::new(),
+            idle,
+            max: max.max(1),
+        }
+    }
+
+    fn took(&mut self, session: &str, now: Instant) {
+        if self.at.len() >= self.max && !self.at.contains_key(session) {
+            let idle = self.idle;
+            self.at
+                .retain(|_, at| now.saturating_duration_since(*at) < idle);
+            while self.at.len() >= 2 * self.max {
+                let oldest = self
+                    .at
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone());
+                match oldest {
+                    Some(k) => self.at.remove(&k),
+                    None => break,
+                };
+            }
+        }
+        self.at.insert(Arc::from(session), now);
+    }
+
+    fn fresh(&self, session: &str, now: Instant) -> bool {
+        self.at
+            .get(session)
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.idle)
+    }
+
+    fn forget(&mut self, session: &str) {
+        self.at.remove(session);
+    }
 }
 
 /// A request that takes the fast path.
@@ -159,9 +205,7 @@ impl FastPath {
             session: format!("{} {}", client.name, client.version),
             sessions: Sessions {
                 table,
-                seen: std::sync::Mutex::default(),
-                idle,
-                max: max.max(1),
+                seen: std::sync::Mutex::new(Seen::new(idle, max)),
                 calls,
             },
         })
@@ -169,21 +213,19 @@ impl FastPath {
 
     /// rmcp took (answered with success) a request of `session`: its worker's idle timer started again.
     pub fn rmcp_took(&self, session: &str) {
-        let s = &self.sessions;
-        let mut seen = super::lock(&s.seen);
-        if seen.len() >= s.max && !seen.contains_key(session) {
-            seen.retain(|_, at| at.elapsed() < s.idle);
-        }
-        seen.insert(Arc::from(session), Instant::now());
+        super::lock(&self.sessions.seen).took(session, Instant::now());
+    }
+
+    /// `session` ended (`DELETE`): its entry goes.
+    pub fn session_ended(&self, session: &str) {
+        super::lock(&self.sessions.seen).forget(session);
     }
 
     /// Whether a call in `session` may take the fast path: rmcp holds the session and took one of its requests
     /// within `--session-idle`, so its worker will not close it under the call.
     pub async fn session_ready(&self, session: &str) -> bool {
         let s = &self.sessions;
-        let fresh = super::lock(&s.seen)
-            .get(session)
-            .is_some_and(|at| at.elapsed() < s.idle);
+        let fresh = super::lock(&s.seen).fresh(session, Instant::now());
         fresh
             && s.table
                 .has_session(&Arc::from(session))
@@ -451,5 +493,33 @@ impl<F: Future + Send + 'static> Drop for ToTheEnd<F> {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_sessions_are_fresh_for_idle_and_bounded() {
+        let t0 = Instant::now();
+        let idle = Duration::from_secs(10);
+        let mut seen = Seen::new(idle, 4);
+        seen.took("a", t0);
+        assert!(seen.fresh("a", t0 + Duration::from_secs(9)));
+        assert!(!seen.fresh("a", t0 + idle));
+        assert!(!seen.fresh("b", t0));
+        seen.forget("a");
+        assert!(!seen.fresh("a", t0));
+        // Sessions opened in a loop, all fresh: the table stops at twice the cap, keeping the newest.
+        for i in 0..1000 {
+            seen.took(&format!("s{i}"), t0 + Duration::from_millis(i));
+        }
+        assert!(seen.at.len() <= 8, "{}", seen.at.len());
+        assert!(seen.fresh("s999", t0 + Duration::from_secs(1)));
+        assert!(!seen.fresh("s0", t0 + Duration::from_secs(1)));
+        // Once they are stale, the next new session clears them.
+        seen.took("late", t0 + Duration::from_secs(60));
+        assert_eq!(seen.at.len(), 1);
     }
 }

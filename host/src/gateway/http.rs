@@ -368,12 +368,17 @@ async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> 
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     });
+    let ends = request.method() == Method::DELETE;
     let response = guard_rmcp(&guard, request, next).await;
     if let (Some(fast), Some(session)) = (&guard.fast, session)
         && response.status().is_success()
         && response.extensions().get::<FastAnswered>().is_none()
     {
-        fast.rmcp_took(&session);
+        if ends {
+            fast.session_ended(&session);
+        } else {
+            fast.rmcp_took(&session);
+        }
     }
     response
 }
