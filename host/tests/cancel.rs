@@ -118,52 +118,6 @@ fn an_http_client_that_disconnects_stops_its_call() {
     assert!(text.contains("next"), "{text}");
 }
 
-/// The JSON headers of a 2025-11-25 session's POST.
-fn session_headers(session: &str) -> Vec<(&str, &str)> {
-    vec![
-        ("Content-Type", "application/json"),
-        ("Accept", "application/json, text/event-stream"),
-        ("MCP-Protocol-Version", "2025-11-25"),
-        ("Mcp-Session-Id", session),
-    ]
-}
-
-/// Opens a 2025-11-25 session over HTTP; its id.
-fn open_session(addr: std::net::SocketAddr) -> String {
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "cancel-test", "version": "1"}}})
-    .to_string();
-    let (status, text) = http(
-        addr,
-        "POST",
-        "/mcp",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ],
-        init.as_bytes(),
-    );
-    assert_eq!(status, 200, "{text}");
-    let session = text
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("mcp-session-id")
-                .then(|| v.trim().to_string())
-        })
-        .expect("Mcp-Session-Id");
-    let (status, text) = http(
-        addr,
-        "POST",
-        "/mcp",
-        &session_headers(&session),
-        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    );
-    assert_eq!(status, 202, "{text}");
-    session
-}
-
 /// Starts `fixture-basic__spin` as call `id` of `session` on a connection of its own (left open).
 fn start_spin(addr: std::net::SocketAddr, session: &str, id: u64) -> std::net::TcpStream {
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -208,7 +162,7 @@ fn a_session_call_on_the_http_fast_path_stops_on_notifications_cancelled_not_on_
         "3s",
     ]);
     let server = setup.serve_http(&[]);
-    let session = open_session(server.addr);
+    let session = open_http_session(server.addr);
     let fast = |addr| {
         let (status, text) = http(addr, "GET", "/metrics", &[], b"");
         assert_eq!(status, 200, "{text}");

@@ -113,14 +113,7 @@ fn http_edge_cases_origin_token_version_and_body_size() {
     // With the token: initialize works and issues a session.
     let (status, text) = http(a, "POST", "/mcp", &[JSON, ACCEPT, good], INIT.as_bytes());
     assert_eq!(status, 200, "{text}");
-    let session = text
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("mcp-session-id")
-                .then(|| v.trim().to_string())
-        })
-        .expect("Mcp-Session-Id header");
+    let session = session_id_of(&text);
 
     // A foreign browser Origin is refused (DNS rebinding / CSRF defence); a loopback one is fine.
     let evil = ("Origin", "http://evil.example");
@@ -869,34 +862,6 @@ fn the_http_front_door_authenticates_as_the_router_does() {
         fp, sp,
         "the front door ledgers the principals the router does"
     );
-}
-
-/// Opens a 2025-11-25 session over HTTP (`initialize`, then `notifications/initialized`); its id.
-fn open_http_session(addr: SocketAddr) -> String {
-    let (status, text) = http(addr, "POST", "/mcp", &[JSON, ACCEPT], INIT.as_bytes());
-    assert_eq!(status, 200, "{text}");
-    let session = text
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("mcp-session-id")
-                .then(|| v.trim().to_string())
-        })
-        .expect("Mcp-Session-Id header");
-    let (status, text) = http(
-        addr,
-        "POST",
-        "/mcp",
-        &[
-            JSON,
-            ACCEPT,
-            ("MCP-Protocol-Version", "2025-11-25"),
-            ("Mcp-Session-Id", &session),
-        ],
-        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    );
-    assert_eq!(status, 202, "{text}");
-    session
 }
 
 /// The JSON-RPC message of a raw HTTP answer, plain JSON or the SSE `data:` line that holds one, with the call

@@ -449,3 +449,51 @@ impl RawStdio {
         self.answers.try_iter().collect()
     }
 }
+
+/// The JSON headers of a POST in 2025-11-25 session `session`.
+pub fn session_headers(session: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2025-11-25"),
+        ("Mcp-Session-Id", session),
+    ]
+}
+
+/// Opens a 2025-11-25 session over HTTP (`initialize`, then `notifications/initialized`); its id.
+pub fn open_http_session(addr: SocketAddr) -> String {
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
+        init.as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let session = session_id_of(&text);
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/mcp",
+        &session_headers(&session),
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202, "{text}");
+    session
+}
+
+/// The `Mcp-Session-Id` header of a raw HTTP answer.
+pub fn session_id_of(answer: &str) -> String {
+    answer
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_string())
+        })
+        .expect("an Mcp-Session-Id header")
+}
