@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use super::Gateway;
 use super::auth::Principal;
 use super::mcp::{check_scope, run_call};
-use super::session_calls::SessionCalls;
+use super::session_calls::{SESSION_ID, SessionCalls};
 use crate::ledger::Caller;
 
 const ERA: &str = "2026-07-28";
@@ -57,7 +57,6 @@ const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_CLIENT: &str = "io.modelcontextprotocol/clientInfo";
 // Header names built once: looked up by a `&str`, each lookup parsed and lower-cased the name first.
-const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const NAME: HeaderName = HeaderName::from_static("mcp-name");
@@ -223,14 +222,10 @@ impl FastPath {
 
     /// Whether a call in `session` may take the fast path: rmcp holds the session and took one of its requests
     /// within `--session-idle`, so its worker will not close it under the call.
-    pub async fn session_ready(&self, session: &str) -> bool {
+    pub async fn session_ready(&self, session: &Arc<str>) -> bool {
         let s = &self.sessions;
         let fresh = super::lock(&s.seen).fresh(session, Instant::now());
-        fresh
-            && s.table
-                .has_session(&Arc::from(session))
-                .await
-                .unwrap_or(false)
+        fresh && s.table.has_session(session).await.unwrap_or(false)
     }
 
     /// Whether a POST with these headers may take the fast path, its body aside: what the front door (`http.rs`)

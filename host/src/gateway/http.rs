@@ -364,7 +364,7 @@ async fn guard_mcp(State(guard): State<Guard>, request: Request, next: Next) -> 
     let session = guard.fast.as_ref().and_then(|_| {
         request
             .headers()
-            .get("mcp-session-id")
+            .get(super::session_calls::SESSION_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     });
@@ -446,7 +446,7 @@ enum Read {
     Rest(axum::http::request::Parts, axum::body::Bytes),
 }
 
-/// The body of a JSON POST to `/mcp` read (413 past the limit), a stateless `tools/call` answered by the fast path,
+/// The body of a JSON POST to `/mcp` read (413 past the limit), a `tools/call` the fast path takes answered by it,
 /// anything else checked as one JSON-RPC message (400) and handed back, body read, for rmcp.
 ///
 /// `wanted`: the fast path already wants these headers (the front door asked).

@@ -6,14 +6,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::http::HeaderName;
 use rmcp::model::{CancelledNotificationParam, Extensions, RequestId};
 use tokio_util::sync::CancellationToken;
+
+/// The header that names a 2025-era session (built once: a lookup by `&str` parses the name each time).
+pub(super) const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// The `Mcp-Session-Id` of the HTTP request rmcp put in a message's extensions, if any.
 pub(super) fn session_of(extensions: &Extensions) -> Option<&str> {
     extensions
         .get::<axum::http::request::Parts>()
-        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|p| p.headers.get(SESSION_ID))
         .and_then(|v| v.to_str().ok())
 }
 
