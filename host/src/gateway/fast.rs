@@ -34,10 +34,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use rmcp::ErrorData;
-use rmcp::model::{
-    CallToolResponse, ClientCapabilities, ErrorCode, Implementation, RequestId,
-    ServerJsonRpcMessage, ServerResult,
-};
+use rmcp::model::{ClientCapabilities, ErrorCode, Implementation, RequestId};
 use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde::Deserialize;
@@ -45,6 +42,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
+use super::answer::{CallAnswer, message_bytes};
 use super::auth::Principal;
 use super::mcp::{check_scope, run_call};
 use super::session_calls::{SESSION_ID, SessionCalls};
@@ -352,36 +350,20 @@ impl FastCall {
     }
 }
 
-/// The JSON-RPC answer, in rmcp's types and with the HTTP status its path gives: a stateless call's error may have
-/// a 4xx status (rmcp's negotiated stateless path), a session's answer is always 200 (rmcp's stream carries it).
-fn answer(
-    id: RequestId,
-    result: Result<rmcp::model::CallToolResult, ErrorData>,
-    stateless: bool,
-) -> Response {
-    let (status, message) = match result {
-        Ok(r) => {
-            let mut result = ServerResult::from(CallToolResponse::from(r));
-            if !stateless {
-                // A 2025-era session's shape, as rmcp's handler gives it: no `resultType`, object output only.
-                result.strip_result_type_for_legacy_peer();
-                result.strip_non_object_output_for_legacy_peer();
-            }
-            (StatusCode::OK, ServerJsonRpcMessage::response(result, id))
-        }
-        Err(e) => {
-            let status = match e.code {
-                _ if !stateless => StatusCode::OK,
-                ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-                ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
-                | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
-                | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
-                _ => StatusCode::OK,
-            };
-            (status, ServerJsonRpcMessage::error(e, Some(id)))
-        }
+/// The JSON-RPC answer, the message rmcp's path gives, with the HTTP status it gives: a stateless call's error may
+/// have a 4xx status (rmcp's negotiated stateless path), a session's answer is always 200 (rmcp's stream carries it).
+fn answer(id: RequestId, result: Result<CallAnswer, ErrorData>, stateless: bool) -> Response {
+    let status = match &result {
+        Err(e) if stateless => match e.code {
+            ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
+            | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+            | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
+            _ => StatusCode::OK,
+        },
+        _ => StatusCode::OK,
     };
-    let (status, body) = match serde_json::to_vec(&message) {
+    let (status, body) = match message_bytes(id, result, !stateless) {
         Ok(b) => (status, b),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,

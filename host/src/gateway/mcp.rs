@@ -9,11 +9,11 @@
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    MetaObject, PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::model::{
     CancelTaskParams, CancelledNotificationParam, GetTaskParams, GetTaskResult, UpdateTaskParams,
@@ -27,9 +27,10 @@ use serde_json::{Value, json};
 use super::auth::Principal;
 use super::listing::build_listing;
 use super::{Gateway, GatewayError, Reply};
-use crate::call::Content;
 use crate::ledger::Caller;
 
+pub use super::answer::to_call_result;
+use super::answer::{CallAnswer, answer_of};
 pub use super::wire::{ERROR_META_KEY, REPORT_META_KEY};
 use super::wire::{decode_cursor, encode_cursor};
 
@@ -229,10 +230,10 @@ pub(super) async fn run_call(
     args: Option<serde_json::Map<String, Value>>,
     caller: &Caller,
     ct: tokio_util::sync::CancellationToken,
-) -> Result<CallToolResult, ErrorData> {
+) -> Result<CallAnswer, ErrorData> {
     crate::runtime::cancellable(ct, gateway.call(name, args, caller))
         .await
-        .map(to_call_result)
+        .map(answer_of)
         .map_err(gateway_error)
 }
 
@@ -278,85 +279,6 @@ async fn with_progress<F: std::future::Future>(
     // Bounded: the sender is gone (the call's store let go of its clone), so the channel drains and closes.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forward).await;
     out
-}
-
-/// Turns a gateway reply into an MCP result.
-pub fn to_call_result(reply: Reply) -> CallToolResult {
-    match reply {
-        Reply::Management(value) => {
-            let mut r = CallToolResult::success(vec![ContentBlock::text(pretty(&value))]);
-            r.structured_content = Some(value);
-            r
-        }
-        Reply::ManagementError { kind, message } => {
-            let mut meta = MetaObject::new();
-            meta.0.insert(
-                ERROR_META_KEY.into(),
-                json!({ "kind": kind, "message": message }),
-            );
-            let mut r = CallToolResult::error(vec![ContentBlock::text(message)]);
-            r.meta = Some(meta);
-            r
-        }
-        Reply::Tool {
-            result,
-            tool: _,
-            output_error,
-        } => {
-            let mut meta = MetaObject::new();
-            meta.0.insert(
-                REPORT_META_KEY.into(),
-                serde_json::to_value(&result.report).unwrap_or(Value::Null),
-            );
-            let mut r = match (result.result, output_error) {
-                (Ok(out), None) => {
-                    // Clients that ignore structuredContent still see the data, unless a block already shows it.
-                    let shown = out.structured.as_ref().and_then(|s| {
-                        let as_text = pretty(s);
-                        let already = out.content.iter().any(|c| match c {
-                            Content::Json { json } => json == s,
-                            Content::Text { text } => *text == as_text,
-                        });
-                        (!already).then_some(as_text)
-                    });
-                    let content: Vec<ContentBlock> = out
-                        .content
-                        .into_iter()
-                        .map(|c| match c {
-                            Content::Text { text } => ContentBlock::text(text),
-                            Content::Json { json } => ContentBlock::text(pretty(&json)),
-                        })
-                        .chain(shown.map(ContentBlock::text))
-                        .collect();
-                    let mut r = CallToolResult::success(content);
-                    r.structured_content = out.structured;
-                    r
-                }
-                (Ok(_), Some(broken)) => {
-                    meta.0.insert(
-                        ERROR_META_KEY.into(),
-                        json!({ "kind": "invalid-output", "message": broken }),
-                    );
-                    CallToolResult::error(vec![ContentBlock::text(format!(
-                        "the plugin broke its own contract: {broken}"
-                    ))])
-                }
-                (Err(e), _) => {
-                    meta.0.insert(
-                        ERROR_META_KEY.into(),
-                        serde_json::to_value(&e).unwrap_or(Value::Null),
-                    );
-                    CallToolResult::error(vec![ContentBlock::text(format!("{} — {e}", e.kind()))])
-                }
-            };
-            r.meta = Some(meta);
-            r
-        }
-    }
-}
-
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
 impl ServerHandler for McpServer {
@@ -515,7 +437,7 @@ impl ServerHandler for McpServer {
             None => call.await,
             Some(token) => with_progress(token, &context.peer, call).await,
         }?;
-        Ok(result.into())
+        Ok(result.into_result().into())
     }
 
     async fn get_task(

@@ -2,6 +2,7 @@
 //! protocol-neutral (the tool index, argument validation, dispatch, management tools, hot reload, metrics). The MCP
 //! transports live in [`mcp`] (the rmcp handler) and [`http`] (Streamable HTTP with /health, /ready, /metrics).
 
+mod answer;
 pub mod auth;
 mod docs;
 mod fast;
@@ -309,7 +310,8 @@ impl Gateway {
             return self.management(name, &args);
         }
         let index = self.index();
-        let args_json = args.to_string();
+        // Serialized straight into a buffer (`Display` goes through `fmt::Write`, a call per token); the same text.
+        let args_json = serde_json::to_string(&args).unwrap_or_default();
         let Some(tool) = index.tools.get(name).cloned() else {
             self.metrics.reject("unknown-tool");
             // Refusals are ledgered like the CLI's: an unknown tool of a loaded plugin through the call path (which

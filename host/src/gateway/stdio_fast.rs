@@ -31,9 +31,8 @@ use std::time::Duration;
 
 use rmcp::RoleServer;
 use rmcp::model::{
-    CallToolResponse, ClientNotification, ClientRequest, GetMeta, JsonRpcMessage,
-    JsonRpcNotification, JsonRpcRequest, ProtocolVersion, RequestId, RequestMetaObject,
-    ServerJsonRpcMessage, ServerResult,
+    ClientNotification, ClientRequest, GetMeta, JsonRpcMessage, JsonRpcNotification,
+    JsonRpcRequest, ProtocolVersion, RequestId, RequestMetaObject,
 };
 use rmcp::service::RxJsonRpcMessage;
 use serde::Deserialize;
@@ -42,6 +41,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
+use super::answer::message_bytes;
 use super::fast::ToTheEnd;
 use super::lock;
 use super::mcp::{McpServer, check_scope, run_call};
@@ -330,19 +330,8 @@ where
             if token.is_cancelled() {
                 return;
             }
-            let message = match result {
-                Ok(r) => {
-                    let mut result = ServerResult::from(CallToolResponse::from(r));
-                    // A session begun before 2026-07-28: rmcp's handler gives its results their older shape.
-                    if legacy {
-                        result.strip_result_type_for_legacy_peer();
-                        result.strip_non_object_output_for_legacy_peer();
-                    }
-                    ServerJsonRpcMessage::response(result, id)
-                }
-                Err(e) => ServerJsonRpcMessage::error(e, Some(id)),
-            };
-            let Ok(mut bytes) = serde_json::to_vec(&message) else {
+            // A session begun before 2026-07-28: rmcp's handler gives its results their older shape.
+            let Ok(mut bytes) = message_bytes(id, result, legacy) else {
                 return;
             };
             bytes.push(b'\n');

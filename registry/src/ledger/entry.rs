@@ -79,10 +79,11 @@ pub struct Entry {
 
 /// The digest the ledger keeps of a call's arguments.
 pub fn args_digest(arguments_json: &str) -> String {
-    format!(
-        "blake3:{}",
-        blake3::hash(arguments_json.as_bytes()).to_hex()
-    )
+    let hex = blake3::hash(arguments_json.as_bytes()).to_hex();
+    let mut digest = String::with_capacity(7 + hex.len());
+    digest.push_str("blake3:");
+    digest.push_str(&hex);
+    digest
 }
 
 /// Checks an event before it is appended.
