@@ -23,6 +23,7 @@
 //! (which reaches rmcp's session) stops a fast-path call through `session_calls.rs`; a client that goes away
 //! does not (in the 2025 era a disconnect is not a cancellation), as on rmcp's path.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -146,10 +147,13 @@ pub struct FastCall {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Message {
-    jsonrpc: String,
+struct Message<'a> {
+    // Borrowed from the body unless escaped: only compared.
+    #[serde(borrow)]
+    jsonrpc: Cow<'a, str>,
     id: RequestId,
-    method: String,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
     params: Params,
 }
 
