@@ -230,13 +230,24 @@ fn main() {
         };
         batch(1_000);
         let after_1k = support::rss_kib(pid);
+        let (anon_1k, file_1k) = support::rss_anon_file_kib(pid);
         batch(59_000);
         let after_60k = support::rss_kib(pid);
+        let (anon_60k, file_60k) = support::rss_anon_file_kib(pid);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let grew = |from: u64, to: u64| (to as f64 - from as f64) / 1024.0;
         println!(
-            "RSS after 1,000 calls {:.1} MiB, after 60,000 {:.1} MiB (+{:.1} MiB)  load {}",
-            after_1k as f64 / 1024.0,
-            after_60k as f64 / 1024.0,
-            (after_60k as f64 - after_1k as f64) / 1024.0,
+            "RSS after 1,000 calls {:.1} MiB, after 60,000 {:.1} MiB (+{:.1} MiB; anonymous {:.1} -> {:.1}, +{:.1}; \
+             file-backed {:.1} -> {:.1}, +{:.1})  load {}",
+            mib(after_1k),
+            mib(after_60k),
+            grew(after_1k, after_60k),
+            mib(anon_1k),
+            mib(anon_60k),
+            grew(anon_1k, anon_60k),
+            mib(file_1k),
+            mib(file_60k),
+            grew(file_1k, file_60k),
             support::load()
         );
     }

@@ -94,12 +94,22 @@ pub fn cpu_time(pid: u32) -> Duration {
 
 /// Resident memory of the process, in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+/// Resident memory of the process in KiB: anonymous (the heap, stacks, guests' memories) and file-backed (mostly
+/// the binary's own code, which depends on what the page cache held when it was started, not on the calls).
+pub fn rss_anon_file_kib(pid: u32) -> (u64, u64) {
+    (status_kib(pid, "RssAnon"), status_kib(pid, "RssFile"))
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
 /// The machine's 1-minute load average, to print beside each number.
