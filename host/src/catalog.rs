@@ -13,7 +13,7 @@ use wasmtime::component::Component;
 use crate::call::{CallError, CallResult, RenderedPrompt, ResourceContent};
 use crate::contract::{Gate, ScopeUsage, SharedGate};
 use crate::grants::{GrantError, Grants};
-use crate::ledger::{Caller, Ledger, LedgerWriter, call_entry, now_ms};
+use crate::ledger::{Caller, EntryRef, Ledger, LedgerWriter, args_digest, call_entry, now_ms};
 use crate::report::Outcome;
 use crate::runtime::Host;
 use crate::runtime::limits::Limits;
@@ -153,12 +153,13 @@ impl Entry {
             Outcome::Busy | Outcome::Quota => 0,
             _ => cost,
         };
+        let digest = args_digest(arguments);
         let entry = call_entry(
             &self.record,
             &result.report,
             &result,
             caller,
-            arguments,
+            &digest,
             charged,
         );
         let time_ms = entry.time_ms;
@@ -198,7 +199,8 @@ impl Entry {
         error: CallError,
     ) -> CallResult {
         let result = host.refused(&self.plugin, tool, error);
-        let entry = call_entry(&self.record, &result.report, &result, caller, arguments, 0);
+        let digest = args_digest(arguments);
+        let entry = call_entry(&self.record, &result.report, &result, caller, &digest, 0);
         if let Err(e) = self.write_entry(entry).await {
             tracing::error!(plugin = %self.record.id, tool, "a refusal could not be recorded in the ledger: {e}");
         }
@@ -208,11 +210,11 @@ impl Entry {
     /// Writes a call's entry. A plugin with a contract commits it at once, since contracts are counted from
     /// `ledger.db` (by every process that serves the plugin); any other goes through the spool when the process
     /// spools (`LedgerWriter::spool`).
-    async fn write_entry(&self, entry: crate::ledger::NewEntry) -> Result<(), String> {
+    async fn write_entry(&self, entry: EntryRef<'_>) -> Result<(), String> {
         if self.gate.is_none() && self.shared_gate.is_none() {
-            self.ledger.append_spooled(vec![entry]).await
+            self.ledger.append_spooled(entry).await
         } else {
-            self.ledger.append(vec![entry]).await.map(|_| ())
+            self.ledger.append(vec![entry.owned()]).await.map(|_| ())
         }
     }
 

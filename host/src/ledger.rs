@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use plughost_registry::PluginRecord;
-pub use plughost_registry::ledger::{Caller, Kind, Ledger, LedgerError, NewEntry};
+pub use plughost_registry::ledger::{
+    Caller, EntryRef, Kind, Ledger, LedgerError, NewEntry, args_digest,
+};
 use plughost_registry::seam::LedgerStore;
 
 use crate::call::CallResult;
@@ -216,12 +218,12 @@ impl LedgerWriter {
     /// Like [`LedgerWriter::append`], for an entry nobody needs the sequence number of: with a spool
     /// ([`LedgerWriter::spool`]), the entry is on disk when this returns and gets its place in the chain within
     /// [`plughost_registry::ledger::SPOOL_TICK`]; without one, it is committed as `append` does.
-    pub async fn append_spooled(&self, entries: Vec<NewEntry>) -> Result<(), String> {
+    pub async fn append_spooled(&self, entry: EntryRef<'_>) -> Result<(), String> {
         let s = &self.shared;
         if s.store.is_some() || !s.ledger.is_spooling() {
-            return self.append(entries).await.map(|_| ());
+            return self.append(vec![entry.owned()]).await.map(|_| ());
         }
-        let r = s.ledger.append_spooled(&entries).map_err(|e| {
+        let r = s.ledger.append_spooled_one(entry).map_err(|e| {
             tracing::error!("ledger spool write failed: {e}");
             e.to_string()
         });
@@ -385,32 +387,34 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The ledger entry of a finished call.
-pub fn call_entry<T>(
-    record: &PluginRecord,
-    report: &CallReport,
+/// The ledger entry of a finished call, borrowed from the call's parts; `args_digest` is
+/// [`plughost_registry::ledger::args_digest`] of its arguments.
+pub fn call_entry<'a, T>(
+    record: &'a PluginRecord,
+    report: &'a CallReport,
     result: &CallResult<T>,
-    caller: &Caller,
-    arguments: &str,
+    caller: &'a Caller,
+    args_digest: &'a str,
     cost: u64,
-) -> NewEntry {
-    let outcome = match &result.result {
-        Ok(_) => "ok".to_string(),
-        Err(e) => e.kind().to_string(),
-    };
-    NewEntry {
+) -> EntryRef<'a> {
+    EntryRef {
         time_ms: now_ms(),
         kind: Kind::Call,
-        plugin: record.id.clone(),
-        version: record.version.clone(),
-        digest: record.digest.clone(),
-        tool: report.tool.clone(),
-        caller: caller.clone(),
+        plugin: &record.id,
+        version: &record.version,
+        digest: &record.digest,
+        tool: &report.tool,
+        transport: &caller.transport,
+        session: caller.session.as_deref(),
+        principal: caller.principal.as_deref(),
         duration_us: report.wall_time.as_micros() as u64,
         fuel_used: report.fuel_used,
         peak_memory: report.peak_memory_bytes,
-        outcome,
-        args_digest: Some(plughost_registry::ledger::args_digest(arguments)),
+        outcome: match &result.result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        },
+        args_digest: Some(args_digest),
         cost,
         event: None,
         data: None,

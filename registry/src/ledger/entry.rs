@@ -67,6 +67,81 @@ pub struct NewEntry {
     pub data: Option<String>,
 }
 
+/// A new entry's fields, borrowed from wherever they are: what the spool writes. A call's entry is written from its
+/// parts this way (no copy of each string into a [`NewEntry`] first); [`NewEntry::borrowed`] gives one of a
+/// [`NewEntry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    pub time_ms: i64,
+    pub kind: Kind,
+    pub plugin: &'a str,
+    pub version: &'a str,
+    pub digest: &'a str,
+    pub tool: &'a str,
+    pub transport: &'a str,
+    pub session: Option<&'a str>,
+    pub principal: Option<&'a str>,
+    pub duration_us: u64,
+    pub fuel_used: u64,
+    pub peak_memory: u64,
+    pub outcome: &'a str,
+    pub args_digest: Option<&'a str>,
+    pub cost: u64,
+    pub event: Option<&'a str>,
+    pub data: Option<&'a str>,
+}
+
+impl NewEntry {
+    pub fn borrowed(&self) -> EntryRef<'_> {
+        EntryRef {
+            time_ms: self.time_ms,
+            kind: self.kind,
+            plugin: &self.plugin,
+            version: &self.version,
+            digest: &self.digest,
+            tool: &self.tool,
+            transport: &self.caller.transport,
+            session: self.caller.session.as_deref(),
+            principal: self.caller.principal.as_deref(),
+            duration_us: self.duration_us,
+            fuel_used: self.fuel_used,
+            peak_memory: self.peak_memory,
+            outcome: &self.outcome,
+            args_digest: self.args_digest.as_deref(),
+            cost: self.cost,
+            event: self.event.as_deref(),
+            data: self.data.as_deref(),
+        }
+    }
+}
+
+impl EntryRef<'_> {
+    pub fn owned(&self) -> NewEntry {
+        let own = |s: Option<&str>| s.map(str::to_string);
+        NewEntry {
+            time_ms: self.time_ms,
+            kind: self.kind,
+            plugin: self.plugin.to_string(),
+            version: self.version.to_string(),
+            digest: self.digest.to_string(),
+            tool: self.tool.to_string(),
+            caller: Caller {
+                transport: self.transport.to_string(),
+                session: own(self.session),
+                principal: own(self.principal),
+            },
+            duration_us: self.duration_us,
+            fuel_used: self.fuel_used,
+            peak_memory: self.peak_memory,
+            outcome: self.outcome.to_string(),
+            args_digest: own(self.args_digest),
+            cost: self.cost,
+            event: own(self.event),
+            data: own(self.data),
+        }
+    }
+}
+
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {

@@ -30,7 +30,7 @@ mod wal;
 pub use archive::{ARCHIVE_FORMAT, ArchiveCheck, Archived, MIN_ARCHIVE_AGE_MS};
 pub(crate) use chain::entry_hash;
 pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
-pub use entry::{Caller, Entry, Kind, NewEntry, args_digest, check_event};
+pub use entry::{Caller, Entry, EntryRef, Kind, NewEntry, args_digest, check_event};
 pub use open::MIGRATE_BATCH;
 pub use query::{CallUsage, CountedCall, Filter, MinuteTotal, Usage};
 pub use spool::{SPOOL_DIR, SPOOL_MAX_UNMOVED, SPOOL_TICK};

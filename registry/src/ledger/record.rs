@@ -11,35 +11,29 @@
 //! byte and the string.
 
 use super::codec::{kind_id, kind_of};
-use super::entry::{Caller, NewEntry};
+use super::entry::{Caller, EntryRef, NewEntry};
 
 /// The first byte of a binary payload.
 const BINARY: u8 = 1;
 
 /// Appends `e`'s payload to `buf`.
-pub(super) fn encode(buf: &mut Vec<u8>, e: &NewEntry) {
+pub(super) fn encode(buf: &mut Vec<u8>, e: &EntryRef<'_>) {
     buf.push(BINARY);
     buf.extend_from_slice(&e.time_ms.to_le_bytes());
     buf.push(kind_id(e.kind) as u8);
-    for s in [
-        &e.plugin,
-        &e.version,
-        &e.digest,
-        &e.tool,
-        &e.caller.transport,
-    ] {
+    for s in [e.plugin, e.version, e.digest, e.tool, e.transport] {
         string(buf, s);
     }
-    optional(buf, &e.caller.session);
-    optional(buf, &e.caller.principal);
+    optional(buf, e.session);
+    optional(buf, e.principal);
     for n in [e.duration_us, e.fuel_used, e.peak_memory] {
         buf.extend_from_slice(&n.to_le_bytes());
     }
-    string(buf, &e.outcome);
-    optional(buf, &e.args_digest);
+    string(buf, e.outcome);
+    optional(buf, e.args_digest);
     buf.extend_from_slice(&e.cost.to_le_bytes());
-    optional(buf, &e.event);
-    optional(buf, &e.data);
+    optional(buf, e.event);
+    optional(buf, e.data);
 }
 
 fn string(buf: &mut Vec<u8>, s: &str) {
@@ -48,7 +42,7 @@ fn string(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
-fn optional(buf: &mut Vec<u8>, s: &Option<String>) {
+fn optional(buf: &mut Vec<u8>, s: Option<&str>) {
     match s {
         None => buf.push(0),
         Some(s) => {
@@ -183,7 +177,7 @@ mod tests {
         bare.data = None;
         for e in [full(), bare] {
             let mut buf = Vec::new();
-            encode(&mut buf, &e);
+            encode(&mut buf, &e.borrowed());
             assert_eq!(buf[0], BINARY);
             assert_eq!(decode(&buf).expect("binary"), e);
             // What older versions spooled.
@@ -195,7 +189,7 @@ mod tests {
     #[test]
     fn a_cut_or_padded_or_mangled_payload_is_an_error() {
         let mut buf = Vec::new();
-        encode(&mut buf, &full());
+        encode(&mut buf, &full().borrowed());
         for n in 1..buf.len() {
             assert!(decode(&buf[..n]).is_err(), "cut at {n}");
         }

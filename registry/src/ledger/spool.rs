@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
+use super::entry::EntryRef;
 use super::names::Names;
 use super::store::{Own, Spool};
 use super::{Ledger, LedgerError, NewEntry, Result};
@@ -64,7 +65,7 @@ fn checksum(payload: &[u8]) -> [u8; 4] {
 }
 
 /// Adds `e` to `buf` as one record.
-fn encode(buf: &mut Vec<u8>, e: &NewEntry) {
+fn encode(buf: &mut Vec<u8>, e: &EntryRef<'_>) {
     let at = buf.len();
     buf.extend_from_slice(&[0; HEADER]);
     super::record::encode(buf, e);
@@ -254,11 +255,26 @@ impl Ledger {
         };
         let mut buf = Vec::with_capacity(512 * entries.len());
         for e in entries {
-            encode(&mut buf, e);
+            encode(&mut buf, &e.borrowed());
         }
+        self.spool_write(s, &buf)
+    }
+
+    /// [`Ledger::append_spooled`] for one entry given by its parts (a call's, written from where they are).
+    pub fn append_spooled_one(&self, e: EntryRef<'_>) -> Result<()> {
+        let Some(s) = self.spool.get() else {
+            return self.append(&[e.owned()]).map(|_| ());
+        };
+        let mut buf = Vec::with_capacity(512);
+        encode(&mut buf, &e);
+        self.spool_write(s, &buf)
+    }
+
+    /// Writes whole records to this process's spool file with one `write`.
+    fn spool_write(&self, s: &Spool, buf: &[u8]) -> Result<()> {
         let was = {
             let mut own = s.own.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = own.file.write_all(&buf) {
+            if let Err(e) = own.file.write_all(buf) {
                 // Nothing half-written stays behind the records that follow.
                 let _ = own.file.set_len(own.len);
                 return Err(io(&s.dir.join(&own.name))(e));
@@ -563,9 +579,9 @@ mod tests {
             let mut buf = (json.len() as u32).to_le_bytes().to_vec();
             buf.extend_from_slice(&checksum(&json));
             buf.extend_from_slice(&json);
-            encode(&mut buf, &call("b", 3));
+            encode(&mut buf, &call("b", 3).borrowed());
             let mut third = Vec::new();
-            encode(&mut third, &call("c", 4));
+            encode(&mut third, &call("c", 4).borrowed());
             buf.extend_from_slice(&third[..third.len() / 2]);
             own.file.write_all(&buf).expect("write");
             own.name.clone()
