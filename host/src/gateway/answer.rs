@@ -138,7 +138,9 @@ pub fn message_bytes(
         result.strip_result_type_for_legacy_peer();
         result.strip_non_object_output_for_legacy_peer();
     }
-    let mut bytes = serde_json::to_vec(&ServerJsonRpcMessage::response(result, id))?;
+    // Sized for a small answer and its report, so it is rarely grown.
+    let mut bytes = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut bytes, &ServerJsonRpcMessage::response(result, id))?;
     if let Some(report) = report {
         // `{"jsonrpc":"2.0","id":…,"result":{…}}`: the result's members end two bytes from the end, and it has
         // some (`content` is always there).

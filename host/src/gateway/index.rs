@@ -63,6 +63,10 @@ pub struct SchemaViolation {
 
 /// Every way `value` breaks `validator`'s schema.
 pub fn violations(validator: &jsonschema::Validator, value: &Value) -> Vec<SchemaViolation> {
+    // The common case answered without building the error iterator (a boxed iterator per call).
+    if validator.is_valid(value) {
+        return Vec::new();
+    }
     validator
         .iter_errors(value)
         .map(|e| SchemaViolation {
