@@ -45,6 +45,9 @@ const ROTATE_BYTES: u64 = 4 << 20;
 /// The largest record a spool takes: an entry is a few hundred bytes, an event at most 16 KiB of data.
 const MAX_RECORD: usize = 1 << 20;
 const HEADER: usize = 8;
+/// The spool bytes the mover reads and decodes at a time (a longer record is read whole): its memory stays within a
+/// chunk and its entries however far behind it fell. 25 ms of calls at C=8 (~100 KiB) is one chunk.
+const CHUNK: usize = 256 << 10;
 /// The spool's directory, next to `ledger.db`.
 pub const SPOOL_DIR: &str = "ledger.spool";
 /// The table of how far each spool file has been moved.
@@ -145,38 +148,53 @@ fn create(conn: &rusqlite::Connection, dir: &Path, made: u64) -> Result<Own> {
 }
 
 /// Moves the records of the spool file `name` (open as `file`) from where `spools` says it was moved to, up to
-/// `upto` bytes (or its end), into `entries`; updates `spools`. `None` when the file has no row (nothing to move).
+/// `upto` bytes (or its end), a chunk at a time through `append` (in `tx`); updates `spools`. `None` when the file
+/// has no row (nothing to move).
 fn take(
     tx: &Transaction<'_>,
     path: &Path,
     name: &str,
     file: &std::fs::File,
     upto: Option<u64>,
-    entries: &mut Vec<NewEntry>,
+    append: &mut dyn FnMut(&[NewEntry]) -> Result<()>,
 ) -> Result<Option<u64>> {
     let moved: Option<i64> = tx
         .prepare_cached("SELECT moved FROM spools WHERE name = ?1")?
         .query_row([name], |r| r.get(0))
         .optional()?;
     let Some(moved) = moved else { return Ok(None) };
-    let from = moved.max(0) as u64;
+    let start = moved.max(0) as u64;
     let end = match upto {
         Some(n) => n,
         None => file.metadata().map_err(io(path))?.len(),
     };
-    if end <= from {
-        return Ok(Some(from));
+    let mut at = start;
+    let mut bytes = Vec::new();
+    let mut want = CHUNK;
+    while at < end {
+        // A chunk at a time: a spool far behind (up to SPOOL_MAX_UNMOVED) is not read, decoded and held whole.
+        let left = end - at;
+        bytes.resize((left as usize).min(want), 0);
+        file.read_exact_at(&mut bytes, at).map_err(io(path))?;
+        let (found, used) = decode(&bytes, path, at)?;
+        if used == 0 {
+            if bytes.len() as u64 == left || bytes.len() < HEADER {
+                // The last record is still being written.
+                break;
+            }
+            // A record longer than a chunk (an event's data): read to its end (`decode` checked its length).
+            want = HEADER + u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+            continue;
+        }
+        want = CHUNK;
+        append(&found)?;
+        at += used as u64;
     }
-    let mut bytes = vec![0; (end - from) as usize];
-    file.read_exact_at(&mut bytes, from).map_err(io(path))?;
-    let (found, used) = decode(&bytes, path, from)?;
-    entries.extend(found);
-    let now = from + used as u64;
-    if used > 0 {
+    if at > start {
         tx.prepare_cached("UPDATE spools SET moved = ?2 WHERE name = ?1")?
-            .execute(params![name, now as i64])?;
+            .execute(params![name, at as i64])?;
     }
-    Ok(Some(now))
+    Ok(Some(at))
 }
 
 impl Ledger {
@@ -364,11 +382,11 @@ impl Ledger {
         };
         let path = s.dir.join(&name);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut entries = Vec::new();
-        let moved = take(&tx, &path, &name, &file, Some(upto), &mut entries)?;
-        let spooled = entries.len();
-        entries.extend_from_slice(more);
-        let seqs = Self::append_tx(&tx, names, &entries)?;
+        // What was spooled goes first, then `more`, all in this transaction.
+        let moved = take(&tx, &path, &name, &file, Some(upto), &mut |chunk| {
+            Self::append_tx(&tx, names, chunk).map(|_| ())
+        })?;
+        let seqs = Self::append_tx(&tx, names, more)?;
         tx.commit()?;
         // What is left unmoved is what was written since `upto` (or all of it, if the row went missing).
         let mut own = s.own.lock().unwrap_or_else(|p| p.into_inner());
@@ -384,7 +402,7 @@ impl Ledger {
             let old = std::mem::replace(&mut *own, fresh);
             let _ = std::fs::remove_file(s.dir.join(&old.name));
         }
-        Ok(seqs[spooled..].to_vec())
+        Ok(seqs)
     }
 
     /// Moves every spool file in `ledger.spool/` — this process's, other running processes', and those of processes
@@ -425,16 +443,22 @@ impl Ledger {
         let mut names = self.names();
         conn.execute_batch(SPOOLS_TABLE)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut entries = Vec::new();
-        for (name, path, file, gone, unfinished) in &files {
-            if !*unfinished {
-                take(&tx, path, name, file, None, &mut entries)?;
+        let mut count = 0;
+        let r = (|| -> Result<()> {
+            for (name, path, file, gone, unfinished) in &files {
+                if !*unfinished {
+                    take(&tx, path, name, file, None, &mut |chunk| {
+                        count += chunk.len();
+                        Self::append_tx(&tx, &mut names, chunk).map(|_| ())
+                    })?;
+                }
+                if *gone {
+                    tx.execute("DELETE FROM spools WHERE name = ?1", [name])?;
+                }
             }
-            if *gone {
-                tx.execute("DELETE FROM spools WHERE name = ?1", [name])?;
-            }
-        }
-        let r = Self::append_tx(&tx, &mut names, &entries).and_then(|_| Ok(tx.commit()?));
+            Ok(())
+        })()
+        .and_then(|()| Ok(tx.commit()?));
         if r.is_err() {
             *names = Names::default();
         }
@@ -446,7 +470,7 @@ impl Ledger {
                 let _ = std::fs::remove_file(path);
             }
         }
-        Ok(entries.len())
+        Ok(count)
     }
 
     /// Before a read in this process: move what it spooled, so it reads what it wrote. A failure is left for the
@@ -642,6 +666,58 @@ mod tests {
         assert_eq!(files(dir.path()).len(), 1);
         l.append_spooled(&[call("z", 1)]).expect("spool");
         assert_eq!(l.head_seq().expect("head"), n + 1);
+        assert_eq!(l.verify().expect("verify").problem, None);
+    }
+
+    #[test]
+    fn a_spool_longer_than_a_chunk_moves_whole_and_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = spooling(dir.path());
+        let batch: Vec<NewEntry> = (0..500).map(|t| call("a", t)).collect();
+        let mut n = 0;
+        while l.spool_unmoved() <= 2 * CHUNK as u64 {
+            let batch: Vec<NewEntry> = batch
+                .iter()
+                .map(|e| NewEntry {
+                    time_ms: e.time_ms + n,
+                    ..e.clone()
+                })
+                .collect();
+            l.append_spooled(&batch).expect("spool");
+            n += batch.len() as i64;
+        }
+        // Another opener moves it all (chunk by chunk, one transaction), then the writer's own move adds nothing.
+        let other = Ledger::open(dir.path()).expect("open");
+        assert_eq!(other.head_seq().expect("head"), n as u64);
+        drop(other);
+        // And the writer's move with an entry of its own, past a chunk again: the spool first, then the entry.
+        for _ in 0..4 {
+            l.append_spooled(&batch).expect("spool");
+        }
+        // One record longer than a chunk among them is read whole.
+        let mut long = call("a", 0);
+        long.data = Some(format!("\"{}\"", "x".repeat(CHUNK)));
+        l.append_spooled(&[long]).expect("spool");
+        l.append_spooled(&batch).expect("spool");
+        assert!(l.spool_unmoved() > CHUNK as u64);
+        assert_eq!(
+            l.append(&[call("b", 0)]).expect("append"),
+            vec![n as u64 + 2_502]
+        );
+        let times: Vec<i64> = l
+            .entries(&Default::default())
+            .expect("entries")
+            .iter()
+            .map(|e| e.entry.time_ms)
+            .collect();
+        let mut expected: Vec<i64> = (0..n).collect();
+        for _ in 0..4 {
+            expected.extend(0..500);
+        }
+        expected.push(0);
+        expected.extend(0..500);
+        expected.push(0);
+        assert_eq!(times, expected);
         assert_eq!(l.verify().expect("verify").problem, None);
     }
 }
