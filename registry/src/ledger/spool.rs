@@ -519,6 +519,15 @@ mod tests {
         l
     }
 
+    /// The `time_ms` of every entry in `ledger.db`, in chain order.
+    fn times(l: &Ledger) -> Vec<i64> {
+        l.entries(&Default::default())
+            .expect("entries")
+            .iter()
+            .map(|e| e.entry.time_ms)
+            .collect()
+    }
+
     fn files(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir.join(SPOOL_DIR))
             .map(|d| {
@@ -547,12 +556,7 @@ mod tests {
         // A direct append comes after what was spooled before it, in the same transaction.
         l.append_spooled(&[call("a", 4)]).expect("spool");
         assert_eq!(l.append(&[call("a", 5)]).expect("append"), vec![5]);
-        let times: Vec<i64> = l
-            .entries(&Default::default())
-            .expect("entries")
-            .iter()
-            .map(|e| e.entry.time_ms)
-            .collect();
+        let times = times(&l);
         assert_eq!(times, vec![1, 2, 3, 4, 5]);
         assert_eq!(l.verify().expect("verify").problem, None);
         assert_eq!(files(dir.path()).len(), 1, "{:?}", files(dir.path()));
@@ -704,12 +708,7 @@ mod tests {
             l.append(&[call("b", 0)]).expect("append"),
             vec![n as u64 + 2_502]
         );
-        let times: Vec<i64> = l
-            .entries(&Default::default())
-            .expect("entries")
-            .iter()
-            .map(|e| e.entry.time_ms)
-            .collect();
+        let times = times(&l);
         let mut expected: Vec<i64> = (0..n).collect();
         for _ in 0..4 {
             expected.extend(0..500);
