@@ -1,4 +1,5 @@
-//! The payload of one spool record: a [`NewEntry`] in a flat binary form, written by this version, or as JSON,
+//! One spool record: its frame (a length, u32 little-endian, the first four bytes of the blake3 hash of the payload,
+//! then the payload), and its payload: a [`NewEntry`] in a flat binary form, written by this version, or as JSON,
 //! written by versions before it (a spool left behind by an older process is still moved).
 //!
 //! The mover decodes every entry a gateway acknowledges, so the form is chosen for that: no escaping, no field
@@ -10,11 +11,76 @@
 //! string as its length (u32) and its UTF-8 bytes, an absent optional string as a 0 byte and a present one as a 1
 //! byte and the string.
 
+use std::path::Path;
+
 use super::codec::{kind_id, kind_of};
 use super::entry::{Caller, EntryRef, NewEntry};
 
+/// The largest record a spool takes: an entry is a few hundred bytes, an event at most 16 KiB of data.
+pub(super) const MAX_RECORD: usize = 1 << 20;
+/// A record's frame: its payload's length and checksum.
+pub(super) const HEADER: usize = 8;
+
 /// The first byte of a binary payload.
 const BINARY: u8 = 1;
+
+pub(super) fn checksum(payload: &[u8]) -> [u8; 4] {
+    let h = blake3::hash(payload);
+    let b = h.as_bytes();
+    [b[0], b[1], b[2], b[3]]
+}
+
+/// Adds `e` to `buf` as one record: its frame and its payload.
+pub(super) fn frame(buf: &mut Vec<u8>, e: &EntryRef<'_>) {
+    let at = buf.len();
+    buf.extend_from_slice(&[0; HEADER]);
+    encode(buf, e);
+    let len = (buf.len() - at - HEADER) as u32;
+    let sum = checksum(&buf[at + HEADER..]);
+    buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    buf[at + 4..at + HEADER].copy_from_slice(&sum);
+}
+
+/// The whole records in `bytes`, and how many bytes they take; a record cut short at the end (still being written,
+/// or its writer was killed while writing it) is left for later. A record that is whole but does not check is an
+/// error: the file was changed.
+pub(super) fn unframe(
+    bytes: &[u8],
+    file: &Path,
+    from: u64,
+) -> super::Result<(Vec<NewEntry>, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(whole) = framed_len(&bytes[at..]) {
+        let len = whole - HEADER;
+        let bad = |why: &str| super::LedgerError::Corrupt {
+            path: file.to_path_buf(),
+            message: format!("spool record at byte {}: {why}", from + at as u64),
+        };
+        if len > MAX_RECORD {
+            return Err(bad("its length is too large"));
+        }
+        if bytes.len() - at - HEADER < len {
+            break;
+        }
+        let payload = &bytes[at + HEADER..at + HEADER + len];
+        if checksum(payload) != bytes[at + 4..at + HEADER] {
+            return Err(bad("its checksum does not match"));
+        }
+        let e = decode(payload).map_err(|e| bad(&format!("not an entry: {e}")))?;
+        out.push(e);
+        at += HEADER + len;
+    }
+    Ok((out, at))
+}
+
+/// The length of the record that starts `bytes`, frame included, if its frame is there.
+pub(super) fn framed_len(bytes: &[u8]) -> Option<usize> {
+    let len = bytes
+        .first_chunk::<4>()
+        .map(|b| u32::from_le_bytes(*b) as usize)?;
+    (bytes.len() >= HEADER).then_some(HEADER + len)
+}
 
 /// Appends `e`'s payload to `buf`.
 pub(super) fn encode(buf: &mut Vec<u8>, e: &EntryRef<'_>) {

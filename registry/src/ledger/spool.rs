@@ -9,7 +9,7 @@
 //! The files. `ledger.spool/` next to `ledger.db` holds one file per process that spools, named
 //! `<pid>-<nanoseconds>-<n>`; the process holds an exclusive `flock` on it for as long as it writes it, so a file
 //! whose lock can be taken belongs to a process that is gone. Each record is a length (u32, little-endian), the first
-//! four bytes of the blake3 hash of the payload, and the payload (the entry, in the form `record.rs` gives). How far
+//! four bytes of the blake3 hash of the payload, and the payload (the entry; `record.rs` writes and reads both). How far
 //! each file has been moved is kept in `ledger.db` itself (the `spools` table), updated in the same transaction as the
 //! entries it moved, so any process may move any file's records (under SQLite's write lock) and none is moved twice.
 //! A file is registered there before it appears under its name (it is created as `.new-<name>` and renamed), and its
@@ -30,6 +30,7 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::entry::EntryRef;
 use super::names::Names;
+use super::record::{frame, framed_len, unframe};
 use super::store::{Own, Spool};
 use super::{Ledger, LedgerError, NewEntry, Result};
 
@@ -42,9 +43,6 @@ pub const SPOOL_TICK: Duration = Duration::from_millis(25);
 pub const SPOOL_MAX_UNMOVED: u64 = 8 << 20;
 /// A spool file fully moved and at least this long is replaced by a new one.
 const ROTATE_BYTES: u64 = 4 << 20;
-/// The largest record a spool takes: an entry is a few hundred bytes, an event at most 16 KiB of data.
-const MAX_RECORD: usize = 1 << 20;
-const HEADER: usize = 8;
 /// The spool bytes the mover reads and decodes at a time (a longer record is read whole): its memory stays within a
 /// chunk and its entries however far behind it fell. 25 ms of calls at C=8 (~100 KiB) is one chunk.
 const CHUNK: usize = 256 << 10;
@@ -59,53 +57,6 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn checksum(payload: &[u8]) -> [u8; 4] {
-    let h = blake3::hash(payload);
-    let b = h.as_bytes();
-    [b[0], b[1], b[2], b[3]]
-}
-
-/// Adds `e` to `buf` as one record.
-fn encode(buf: &mut Vec<u8>, e: &EntryRef<'_>) {
-    let at = buf.len();
-    buf.extend_from_slice(&[0; HEADER]);
-    super::record::encode(buf, e);
-    let len = (buf.len() - at - HEADER) as u32;
-    let sum = checksum(&buf[at + HEADER..]);
-    buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
-    buf[at + 4..at + HEADER].copy_from_slice(&sum);
-}
-
-/// The whole records in `bytes`, and how many bytes they take; a record cut short at the end (still being written,
-/// or its writer was killed while writing it) is left for later. A record that is whole but does not check is an
-/// error: the file was changed.
-fn decode(bytes: &[u8], file: &Path, from: u64) -> Result<(Vec<NewEntry>, usize)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= HEADER {
-        let len =
-            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-        let bad = |why: &str| LedgerError::Corrupt {
-            path: file.to_path_buf(),
-            message: format!("spool record at byte {}: {why}", from + at as u64),
-        };
-        if len > MAX_RECORD {
-            return Err(bad("its length is too large"));
-        }
-        if bytes.len() - at - HEADER < len {
-            break;
-        }
-        let payload = &bytes[at + HEADER..at + HEADER + len];
-        if checksum(payload) != bytes[at + 4..at + HEADER] {
-            return Err(bad("its checksum does not match"));
-        }
-        let e = super::record::decode(payload).map_err(|e| bad(&format!("not an entry: {e}")))?;
-        out.push(e);
-        at += HEADER + len;
-    }
-    Ok((out, at))
 }
 
 /// A new spool file, registered in `spools` before it appears under its name, locked for this process.
@@ -176,14 +127,14 @@ fn take(
         let left = end - at;
         bytes.resize((left as usize).min(want), 0);
         file.read_exact_at(&mut bytes, at).map_err(io(path))?;
-        let (found, used) = decode(&bytes, path, at)?;
+        let (found, used) = unframe(&bytes, path, at)?;
         if used == 0 {
-            if bytes.len() as u64 == left || bytes.len() < HEADER {
+            match framed_len(&bytes) {
+                // A record longer than a chunk (an event's data): read to its end (`unframe` checked its length).
+                Some(whole) if (bytes.len() as u64) < left => want = whole,
                 // The last record is still being written.
-                break;
+                _ => break,
             }
-            // A record longer than a chunk (an event's data): read to its end (`decode` checked its length).
-            want = HEADER + u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
             continue;
         }
         want = CHUNK;
@@ -273,7 +224,7 @@ impl Ledger {
         };
         let mut buf = Vec::with_capacity(512 * entries.len());
         for e in entries {
-            encode(&mut buf, &e.borrowed());
+            frame(&mut buf, &e.borrowed());
         }
         self.spool_write(s, &buf)
     }
@@ -284,7 +235,7 @@ impl Ledger {
             return self.append(&[e.owned()]).map(|_| ());
         };
         let mut buf = Vec::with_capacity(512);
-        encode(&mut buf, &e);
+        frame(&mut buf, &e);
         self.spool_write(s, &buf)
     }
 
@@ -511,6 +462,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::record::checksum;
     use crate::ledger::tests::call;
 
     fn spooling(dir: &Path) -> Arc<Ledger> {
@@ -607,9 +559,9 @@ mod tests {
             let mut buf = (json.len() as u32).to_le_bytes().to_vec();
             buf.extend_from_slice(&checksum(&json));
             buf.extend_from_slice(&json);
-            encode(&mut buf, &call("b", 3).borrowed());
+            frame(&mut buf, &call("b", 3).borrowed());
             let mut third = Vec::new();
-            encode(&mut third, &call("c", 4).borrowed());
+            frame(&mut third, &call("c", 4).borrowed());
             buf.extend_from_slice(&third[..third.len() / 2]);
             own.file.write_all(&buf).expect("write");
             own.name.clone()
