@@ -223,7 +223,7 @@ impl LedgerWriter {
         if s.store.is_some() || !s.ledger.is_spooling() {
             return self.append(vec![entry.owned()]).await.map(|_| ());
         }
-        let r = s.ledger.append_spooled_one(entry).map_err(|e| {
+        let r = s.ledger.append_spooled([entry]).map_err(|e| {
             tracing::error!("ledger spool write failed: {e}");
             e.to_string()
         });

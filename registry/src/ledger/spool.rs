@@ -9,9 +9,10 @@
 //! The files. `ledger.spool/` next to `ledger.db` holds one file per process that spools, named
 //! `<pid>-<nanoseconds>-<n>`; the process holds an exclusive `flock` on it for as long as it writes it, so a file
 //! whose lock can be taken belongs to a process that is gone. Each record is a length (u32, little-endian), the first
-//! four bytes of the blake3 hash of the payload, and the payload (the entry; `record.rs` writes and reads both). How far
-//! each file has been moved is kept in `ledger.db` itself (the `spools` table), updated in the same transaction as the
-//! entries it moved, so any process may move any file's records (under SQLite's write lock) and none is moved twice.
+//! four bytes of the blake3 hash of the payload, and the payload (the entry; `record.rs` writes and reads both).
+//! How far each file has been moved is kept in `ledger.db` itself (the `spools` table), updated in the same
+//! transaction as the entries it moved, so any process may move any file's records (under SQLite's write lock) and
+//! none is moved twice.
 //! A file is registered there before it appears under its name (it is created as `.new-<name>` and renamed), and its
 //! row is deleted before the file is, so a file without a row has nothing left to move.
 //!
@@ -216,26 +217,22 @@ impl Ledger {
             .join(SPOOL_DIR)
     }
 
-    /// Writes `entries` to this process's spool with one `write`; once it returns they are on disk and will be in
-    /// the chain. Without a spool ([`Ledger::start_spool`]) it appends them at once.
-    pub fn append_spooled(&self, entries: &[NewEntry]) -> Result<()> {
+    /// Writes `entries` (given by their parts: a call's are borrowed from where they are) to this process's spool
+    /// with one `write`; once it returns they are on disk and will be in the chain. Without a spool
+    /// ([`Ledger::start_spool`]) it appends them at once.
+    pub fn append_spooled<'a>(
+        &self,
+        entries: impl IntoIterator<Item = EntryRef<'a>>,
+    ) -> Result<()> {
+        let entries = entries.into_iter();
         let Some(s) = self.spool.get() else {
-            return self.append(entries).map(|_| ());
+            let owned: Vec<NewEntry> = entries.map(|e| e.owned()).collect();
+            return self.append(&owned).map(|_| ());
         };
-        let mut buf = Vec::with_capacity(512 * entries.len());
+        let mut buf = Vec::with_capacity(512 * entries.size_hint().0.max(1));
         for e in entries {
-            frame(&mut buf, &e.borrowed());
+            frame(&mut buf, &e);
         }
-        self.spool_write(s, &buf)
-    }
-
-    /// [`Ledger::append_spooled`] for one entry given by its parts (a call's, written from where they are).
-    pub fn append_spooled_one(&self, e: EntryRef<'_>) -> Result<()> {
-        let Some(s) = self.spool.get() else {
-            return self.append(&[e.owned()]).map(|_| ());
-        };
-        let mut buf = Vec::with_capacity(512);
-        frame(&mut buf, &e);
         self.spool_write(s, &buf)
     }
 
@@ -471,6 +468,11 @@ mod tests {
         l
     }
 
+    /// [`Ledger::append_spooled`] of owned entries.
+    fn spool(l: &Ledger, entries: &[NewEntry]) -> Result<()> {
+        l.append_spooled(entries.iter().map(NewEntry::borrowed))
+    }
+
     /// The `time_ms` of every entry in `ledger.db`, in chain order.
     fn times(l: &Ledger) -> Vec<i64> {
         l.entries(&Default::default())
@@ -495,8 +497,7 @@ mod tests {
     fn spooled_entries_are_chained_for_the_writer_and_for_whoever_opens_the_ledger() {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = spooling(dir.path());
-        l.append_spooled(&[call("a", 1), call("a", 2), call("b", 3)])
-            .expect("spool");
+        spool(&l, &[call("a", 1), call("a", 2), call("b", 3)]).expect("spool");
         assert!(l.spool_unmoved() > 0);
         // Another opener (another process, for the spool's lock) moves a running process's spool too.
         let other = Ledger::open(dir.path()).expect("open");
@@ -506,7 +507,7 @@ mod tests {
         l.move_spool().expect("move");
         assert_eq!(other.head_seq().expect("head"), 3);
         // A direct append comes after what was spooled before it, in the same transaction.
-        l.append_spooled(&[call("a", 4)]).expect("spool");
+        spool(&l, &[call("a", 4)]).expect("spool");
         assert_eq!(l.append(&[call("a", 5)]).expect("append"), vec![5]);
         let times = times(&l);
         assert_eq!(times, vec![1, 2, 3, 4, 5]);
@@ -514,7 +515,7 @@ mod tests {
         assert_eq!(files(dir.path()).len(), 1, "{:?}", files(dir.path()));
         drop(other);
         // Closing moves what is left and removes the file.
-        l.append_spooled(&[call("a", 6)]).expect("spool");
+        spool(&l, &[call("a", 6)]).expect("spool");
         drop(l);
         assert_eq!(files(dir.path()), Vec::<String>::new());
         let again = Ledger::open(dir.path()).expect("open");
@@ -526,8 +527,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = Arc::new(Ledger::open(dir.path()).expect("open"));
         l.start_spool().expect("spool");
-        l.append_spooled(&[call("a", 1), call("a", 2)])
-            .expect("spool");
+        spool(&l, &[call("a", 1), call("a", 2)]).expect("spool");
         // Read with a connection of its own, which moves nothing.
         let raw = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("open");
         let count = || -> i64 {
@@ -588,7 +588,7 @@ mod tests {
     fn a_changed_spool_record_is_an_error_and_stays() {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = spooling(dir.path());
-        l.append_spooled(&[call("a", 1)]).expect("spool");
+        spool(&l, &[call("a", 1)]).expect("spool");
         let path = dir.path().join(SPOOL_DIR).join(&files(dir.path())[0]);
         let mut bytes = std::fs::read(&path).expect("read");
         let last = bytes.len() - 3;
@@ -614,13 +614,13 @@ mod tests {
         let batch: Vec<NewEntry> = (0..100).map(|t| call("a", t)).collect();
         let mut n = 0;
         while files(dir.path()) == first {
-            l.append_spooled(&batch).expect("spool");
+            spool(&l, &batch).expect("spool");
             n += batch.len() as u64;
             l.move_spool().expect("move");
             assert!(n < 100_000, "never replaced");
         }
         assert_eq!(files(dir.path()).len(), 1);
-        l.append_spooled(&[call("z", 1)]).expect("spool");
+        spool(&l, &[call("z", 1)]).expect("spool");
         assert_eq!(l.head_seq().expect("head"), n + 1);
         assert_eq!(l.verify().expect("verify").problem, None);
     }
@@ -639,7 +639,7 @@ mod tests {
                     ..e.clone()
                 })
                 .collect();
-            l.append_spooled(&batch).expect("spool");
+            spool(&l, &batch).expect("spool");
             n += batch.len() as i64;
         }
         // Another opener moves it all (chunk by chunk, one transaction), then the writer's own move adds nothing.
@@ -648,13 +648,13 @@ mod tests {
         drop(other);
         // And the writer's move with an entry of its own, past a chunk again: the spool first, then the entry.
         for _ in 0..4 {
-            l.append_spooled(&batch).expect("spool");
+            spool(&l, &batch).expect("spool");
         }
         // One record longer than a chunk among them is read whole.
         let mut long = call("a", 0);
         long.data = Some(format!("\"{}\"", "x".repeat(CHUNK)));
-        l.append_spooled(&[long]).expect("spool");
-        l.append_spooled(&batch).expect("spool");
+        spool(&l, &[long]).expect("spool");
+        spool(&l, &batch).expect("spool");
         assert!(l.spool_unmoved() > CHUNK as u64);
         assert_eq!(
             l.append(&[call("b", 0)]).expect("append"),
