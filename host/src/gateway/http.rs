@@ -453,18 +453,24 @@ enum Read {
 async fn read_and_check(guard: &Guard, request: Request, wanted: bool) -> Read {
     let (parts, body) = request.into_parts();
     let bytes = match read_body(body, guard.max_body).await {
-        Some(b) => b,
-        None => {
-            return Read::Answered(rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &Refusal::new(
-                    jsonrpc::INVALID_REQUEST,
+        Ok(b) => b,
+        Err(e) => {
+            let (status, message) = match e {
+                BodyError::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
                         "invalid request: the body is larger than {} bytes (--max-body)",
                         guard.max_body
                     ),
-                    None,
                 ),
+                BodyError::Unreadable(e) => (
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid request: the body could not be read: {e}"),
+                ),
+            };
+            return Read::Answered(rpc_error(
+                status,
+                &Refusal::new(jsonrpc::INVALID_REQUEST, message, None),
             ));
         }
     };
@@ -487,31 +493,35 @@ async fn read_and_check(guard: &Guard, request: Request, wanted: bool) -> Read {
     Read::Rest(parts, bytes)
 }
 
-/// The whole body, or `None` if it is longer than `max` or cannot be read. A body that comes in one frame (a small
-/// request, as nearly all are) is that frame's bytes as they are, without the collector's buffer list and copy.
-async fn read_body(mut body: Body, max: usize) -> Option<axum::body::Bytes> {
-    let mut all = match next_frame(&mut body).await {
-        None => return Some(axum::body::Bytes::new()),
-        Some(f) => f.ok()?.into_data().unwrap_or_default(),
-    };
-    if all.len() > max {
-        return None;
-    }
+/// Why a request body was not read.
+#[derive(Debug)]
+enum BodyError {
+    /// Longer than `--max-body`: 413.
+    TooLarge,
+    /// The connection broke (or the body was malformed) while it was read: 400.
+    Unreadable(axum::Error),
+}
+
+/// The whole body, if it is at most `max` bytes and can be read. A body that comes in one frame (a small request, as
+/// nearly all are) is that frame's bytes as they are, without the collector's buffer list and copy.
+async fn read_body(mut body: Body, max: usize) -> Result<axum::body::Bytes, BodyError> {
+    let mut all = axum::body::Bytes::new();
     let mut more: Option<Vec<u8>> = None;
-    while let Some(f) = next_frame(&mut body).await {
-        let Ok(data) = f.ok()?.into_data() else {
+    while let Some(frame) = next_frame(&mut body).await {
+        let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
             continue; // trailers
         };
-        let buf = more.get_or_insert_with(|| all.to_vec());
-        if buf.len() + data.len() > max {
-            return None;
+        let len = more.as_ref().map_or(all.len(), Vec::len);
+        if len + data.len() > max {
+            return Err(BodyError::TooLarge);
         }
-        buf.extend_from_slice(&data);
+        match &mut more {
+            None if all.is_empty() => all = data,
+            None => more = Some([&all[..], &data[..]].concat()),
+            Some(buf) => buf.extend_from_slice(&data),
+        }
     }
-    if let Some(buf) = more {
-        all = buf.into();
-    }
-    Some(all)
+    Ok(more.map_or(all, Into::into))
 }
 
 async fn next_frame(
@@ -608,16 +618,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_is_read_whole_in_one_frame_or_many_up_to_the_limit() {
-        let one = read_body(Body::from("{\"a\":1}"), 7).await;
+        let read = |body, max| async move { read_body(body, max).await.ok() };
+        let one = read(Body::from("{\"a\":1}"), 7).await;
         assert_eq!(one.as_deref(), Some(&b"{\"a\":1}"[..]));
-        assert_eq!(read_body(Body::from("{\"a\":1}"), 6).await, None);
-        assert_eq!(read_body(Body::empty(), 0).await.as_deref(), Some(&b""[..]));
-        let many = read_body(chunked(&["ab", "", "cd", "e"]), 5).await;
+        assert!(matches!(
+            read_body(Body::from("{\"a\":1}"), 6).await,
+            Err(BodyError::TooLarge)
+        ));
+        assert_eq!(read(Body::empty(), 0).await.as_deref(), Some(&b""[..]));
+        let many = read(chunked(&["ab", "", "cd", "e"]), 5).await;
         assert_eq!(many.as_deref(), Some(&b"abcde"[..]));
-        assert_eq!(read_body(chunked(&["ab", "cd", "e"]), 4).await, None);
+        assert!(matches!(
+            read_body(chunked(&["ab", "cd", "e"]), 4).await,
+            Err(BodyError::TooLarge)
+        ));
         let failing: Vec<Result<&'static str, std::io::Error>> =
             vec![Ok("ab"), Err(std::io::Error::other("reset"))];
         let failing = Body::from_stream(futures_util::stream::iter(failing));
-        assert_eq!(read_body(failing, 100).await, None);
+        assert!(matches!(
+            read_body(failing, 100).await,
+            Err(BodyError::Unreadable(_))
+        ));
     }
 }
