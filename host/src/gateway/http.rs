@@ -507,7 +507,8 @@ enum BodyError {
 async fn read_body(mut body: Body, max: usize) -> Result<axum::body::Bytes, BodyError> {
     let mut all = axum::body::Bytes::new();
     let mut more: Option<Vec<u8>> = None;
-    while let Some(frame) = next_frame(&mut body).await {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
             continue; // trailers
         };
@@ -522,13 +523,6 @@ async fn read_body(mut body: Body, max: usize) -> Result<axum::body::Bytes, Body
         }
     }
     Ok(more.map_or(all, Into::into))
-}
-
-async fn next_frame(
-    body: &mut Body,
-) -> Option<Result<hyper::body::Frame<axum::body::Bytes>, axum::Error>> {
-    use axum::body::HttpBody;
-    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *body).poll_frame(cx)).await
 }
 
 fn rpc_error(status: StatusCode, refusal: &Refusal) -> Response {
