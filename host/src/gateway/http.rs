@@ -505,9 +505,9 @@ enum BodyError {
 /// The whole body, if it is at most `max` bytes and can be read. A body that comes in one frame (a small request, as
 /// nearly all are) is that frame's bytes as they are, without the collector's buffer list and copy.
 async fn read_body(mut body: Body, max: usize) -> Result<axum::body::Bytes, BodyError> {
+    use http_body_util::BodyExt;
     let mut all = axum::body::Bytes::new();
     let mut more: Option<Vec<u8>> = None;
-    use http_body_util::BodyExt;
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
             continue; // trailers
