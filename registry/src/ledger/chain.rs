@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{COLUMNS, INSERT, Stored, unpack_hash};
 use super::names::Names;
-use super::{GENESIS, Ledger, LedgerError, NewEntry, Result};
+use super::{EntryRef, GENESIS, Ledger, LedgerError, NewEntry, Result};
 use crate::keys::{KeyPair, PublicKey};
 
 const DOMAIN: &[u8] = b"plughost-ledger-v1\0";
@@ -15,7 +15,8 @@ const CHECKPOINT_DOMAIN: &[u8] = b"plughost-ledger-checkpoint-v1\0";
 
 /// The canonical encoding hashed into an entry: a domain tag, then every field in a fixed order, each
 /// length-prefixed (strings) or fixed-width (numbers), with a presence byte for optional fields.
-pub(crate) fn entry_hash(seq: u64, e: &NewEntry, prev_hash: &str) -> String {
+pub(crate) fn entry_hash<'a>(seq: u64, e: impl Into<EntryRef<'a>>, prev_hash: &str) -> String {
+    let e: EntryRef<'_> = e.into();
     let mut h = blake3::Hasher::new();
     h.update(DOMAIN);
     h.update(&seq.to_le_bytes());
@@ -23,7 +24,7 @@ pub(crate) fn entry_hash(seq: u64, e: &NewEntry, prev_hash: &str) -> String {
         h.update(&(v.len() as u64).to_le_bytes());
         h.update(v.as_bytes());
     };
-    let o = |h: &mut blake3::Hasher, v: &Option<String>| match v {
+    let o = |h: &mut blake3::Hasher, v: Option<&str>| match v {
         Some(v) => {
             h.update(&[1]);
             h.update(&(v.len() as u64).to_le_bytes());
@@ -36,21 +37,21 @@ pub(crate) fn entry_hash(seq: u64, e: &NewEntry, prev_hash: &str) -> String {
     s(&mut h, prev_hash);
     h.update(&e.time_ms.to_le_bytes());
     s(&mut h, e.kind.as_str());
-    s(&mut h, &e.plugin);
-    s(&mut h, &e.version);
-    s(&mut h, &e.digest);
-    s(&mut h, &e.tool);
-    s(&mut h, &e.caller.transport);
-    o(&mut h, &e.caller.session);
-    o(&mut h, &e.caller.principal);
+    s(&mut h, e.plugin);
+    s(&mut h, e.version);
+    s(&mut h, e.digest);
+    s(&mut h, e.tool);
+    s(&mut h, e.transport);
+    o(&mut h, e.session);
+    o(&mut h, e.principal);
     h.update(&e.duration_us.to_le_bytes());
     h.update(&e.fuel_used.to_le_bytes());
     h.update(&e.peak_memory.to_le_bytes());
-    s(&mut h, &e.outcome);
-    o(&mut h, &e.args_digest);
+    s(&mut h, e.outcome);
+    o(&mut h, e.args_digest);
     h.update(&e.cost.to_le_bytes());
-    o(&mut h, &e.event);
-    o(&mut h, &e.data);
+    o(&mut h, e.event);
+    o(&mut h, e.data);
     h.finalize().to_hex().to_string()
 }
 
@@ -170,6 +171,8 @@ impl Ledger {
     /// the chain head is read inside the write transaction. What this process spooled goes first, in the same
     /// transaction.
     pub fn append(&self, entries: &[NewEntry]) -> Result<Vec<u64>> {
+        let entries: Vec<EntryRef<'_>> = entries.iter().map(NewEntry::borrowed).collect();
+        let entries = &entries[..];
         let mut conn = self.conn();
         let mut names = self.names();
         let r = match self.spool.get() {
@@ -199,7 +202,7 @@ impl Ledger {
     pub(super) fn append_tx(
         tx: &rusqlite::Transaction<'_>,
         names: &mut Names,
-        entries: &[NewEntry],
+        entries: &[EntryRef<'_>],
     ) -> Result<Vec<u64>> {
         let (mut seq, mut prev) = Self::head(tx)?.unwrap_or((0, GENESIS.to_string()));
         let mut out = Vec::with_capacity(entries.len());

@@ -15,7 +15,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params};
 
 use super::names::Names;
-use super::{Caller, Entry, Kind, NewEntry};
+use super::{Caller, Entry, EntryRef, Kind, NewEntry};
 
 const DIGEST_PREFIX: &str = "blake3:";
 
@@ -199,24 +199,25 @@ impl Stored {
 
     /// Writes `e` as entry `seq` with hash `hash` with `sql` ([`INSERT`] or [`INSERT_COMPACT`]), in the caller's
     /// write transaction.
-    pub(super) fn insert(
+    pub(super) fn insert<'e>(
         conn: &Connection,
         names: &mut Names,
         sql: &str,
         seq: u64,
-        e: &NewEntry,
+        e: impl Into<EntryRef<'e>>,
         hash: &str,
     ) -> rusqlite::Result<()> {
+        let e: EntryRef<'_> = e.into();
         let ids = (
-            names.intern(conn, &e.plugin)?,
-            names.intern(conn, &e.version)?,
-            names.intern(conn, &e.digest)?,
-            names.intern(conn, &e.tool)?,
-            names.intern(conn, &e.caller.transport)?,
-            names.intern_opt(conn, &e.caller.session)?,
-            names.intern_opt(conn, &e.caller.principal)?,
-            names.intern(conn, &e.outcome)?,
-            names.intern_opt(conn, &e.event)?,
+            names.intern(conn, e.plugin)?,
+            names.intern(conn, e.version)?,
+            names.intern(conn, e.digest)?,
+            names.intern(conn, e.tool)?,
+            names.intern(conn, e.transport)?,
+            names.intern_opt(conn, e.session)?,
+            names.intern_opt(conn, e.principal)?,
+            names.intern(conn, e.outcome)?,
+            names.intern_opt(conn, e.event)?,
         );
         conn.prepare_cached(sql)?.execute(params![
             seq as i64,
@@ -233,7 +234,7 @@ impl Stored {
             e.fuel_used as i64,
             e.peak_memory as i64,
             ids.7,
-            e.args_digest.as_deref().map(pack_digest),
+            e.args_digest.map(pack_digest),
             e.cost as i64,
             ids.8,
             e.data,

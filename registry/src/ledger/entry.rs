@@ -115,6 +115,20 @@ impl NewEntry {
     }
 }
 
+/// What hashes, stores and sums an entry takes it as an [`EntryRef`], so an owned entry and one borrowed from a
+/// spool chunk go the same way.
+impl<'a> From<&'a NewEntry> for EntryRef<'a> {
+    fn from(e: &'a NewEntry) -> Self {
+        e.borrowed()
+    }
+}
+
+impl<'a> From<&EntryRef<'a>> for EntryRef<'a> {
+    fn from(e: &EntryRef<'a>) -> Self {
+        *e
+    }
+}
+
 impl EntryRef<'_> {
     pub fn owned(&self) -> NewEntry {
         let own = |s: Option<&str>| s.map(str::to_string);

@@ -50,9 +50,9 @@ impl Names {
     pub(super) fn intern_opt(
         &mut self,
         conn: &Connection,
-        v: &Option<String>,
+        v: Option<&str>,
     ) -> rusqlite::Result<Option<i64>> {
-        v.as_deref().map(|v| self.intern(conn, v)).transpose()
+        v.map(|v| self.intern(conn, v)).transpose()
     }
 
     /// The value of name `id`.

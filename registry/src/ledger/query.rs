@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::codec::{COLUMNS, Stored, kind_id, unpack_hash};
-use super::{Entry, GENESIS, Kind, Ledger, LedgerError, MINUTE_MS, NewEntry, Result};
+use super::{Entry, EntryRef, GENESIS, Kind, Ledger, LedgerError, MINUTE_MS, Result};
 
 /// Filters for [`Ledger::entries`].
 #[derive(Debug, Clone, Default)]
@@ -74,7 +74,8 @@ pub struct MinuteTotal {
 }
 
 /// Whether an entry counts against contracts (see [`counted!`]).
-pub(super) fn counts(e: &NewEntry) -> bool {
+pub(super) fn counts<'a>(e: impl Into<EntryRef<'a>>) -> bool {
+    let e: EntryRef<'_> = e.into();
     e.kind == Kind::Call && e.outcome != "quota" && e.outcome != "busy"
 }
 
@@ -214,19 +215,14 @@ impl Ledger {
     }
 
     /// Adds `entries` (being appended in `tx`) to the per-minute totals: one upsert per plugin, tool and minute.
-    pub(super) fn add_minutes(tx: &rusqlite::Connection, entries: &[NewEntry]) -> Result<()> {
+    pub(super) fn add_minutes(tx: &rusqlite::Connection, entries: &[EntryRef<'_>]) -> Result<()> {
         type Key<'a> = (&'a str, i64, &'a str, &'a str);
         let mut sums: std::collections::BTreeMap<Key<'_>, (i64, i64, i64)> =
             std::collections::BTreeMap::new();
-        for e in entries.iter().filter(|e| counts(e)) {
-            let principal = e.caller.principal.as_deref().unwrap_or("");
+        for e in entries.iter().filter(|e| counts(*e)) {
+            let principal = e.principal.unwrap_or("");
             let s = sums
-                .entry((
-                    &e.plugin,
-                    e.time_ms.div_euclid(MINUTE_MS),
-                    &e.tool,
-                    principal,
-                ))
+                .entry((e.plugin, e.time_ms.div_euclid(MINUTE_MS), e.tool, principal))
                 .or_default();
             s.0 += 1;
             s.1 = s.1.saturating_add(e.cost as i64);
@@ -460,6 +456,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::NewEntry;
     use crate::ledger::tests::call;
 
     #[test]
@@ -537,7 +534,7 @@ mod tests {
             let mut u = Usage::default();
             for e in v.iter().filter(|e| {
                 e.plugin == "a"
-                    && counts(e)
+                    && counts(*e)
                     && e.time_ms >= since
                     && tool.is_none_or(|t| t == e.tool)
             }) {

@@ -31,7 +31,7 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::entry::EntryRef;
 use super::names::Names;
-use super::record::{frame, framed_len, unframe};
+use super::record::{Decoded, frame, framed_len, unframe};
 use super::store::{Own, Spool};
 use super::{Ledger, LedgerError, NewEntry, Result};
 
@@ -108,7 +108,7 @@ fn take(
     name: &str,
     file: &std::fs::File,
     upto: Option<u64>,
-    append: &mut dyn FnMut(&[NewEntry]) -> Result<()>,
+    append: &mut dyn FnMut(&[EntryRef<'_>]) -> Result<()>,
 ) -> Result<Option<u64>> {
     let moved: Option<i64> = tx
         .prepare_cached("SELECT moved FROM spools WHERE name = ?1")?
@@ -139,7 +139,8 @@ fn take(
             continue;
         }
         want = CHUNK;
-        append(&found)?;
+        let entries: Vec<EntryRef<'_>> = found.iter().map(Decoded::entry).collect();
+        append(&entries)?;
         at += used as u64;
     }
     if at > start {
@@ -318,7 +319,7 @@ impl Ledger {
         s: &Spool,
         conn: &mut rusqlite::Connection,
         names: &mut Names,
-        more: &[NewEntry],
+        more: &[EntryRef<'_>],
     ) -> Result<Vec<u64>> {
         let (upto, name, file) = {
             let own = s.own.lock().unwrap_or_else(|p| p.into_inner());
