@@ -52,9 +52,6 @@ use crate::ledger::Caller;
 const ERA: &str = "2026-07-28";
 /// The 2025-era versions a session may speak (rmcp serves each of them with sessions).
 const SESSION_ERAS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-const META_CLIENT: &str = "io.modelcontextprotocol/clientInfo";
 // Header names built once: looked up by a `&str`, each lookup parsed and lower-cased the name first.
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const METHOD: HeaderName = HeaderName::from_static("mcp-method");
@@ -145,26 +142,67 @@ pub struct FastCall {
     arguments: Option<Map<String, Value>>,
 }
 
+/// A `tools/call` with nothing but a name, maybe arguments and maybe a plain `_meta`, parsed straight from the
+/// bytes by both fast paths (an HTTP body, a stdio line): rmcp's message type is an untagged enum with flattened
+/// fields, which serde parses by buffering the whole message first. A field rmcp would read (a progress token, a
+/// task, anything unknown) fails the parse, and the request goes to rmcp.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Message<'a> {
+pub(super) struct PlainCall<'a> {
     // Borrowed from the body unless escaped: only compared.
     #[serde(borrow)]
     jsonrpc: Cow<'a, str>,
-    id: RequestId,
+    pub(super) id: RequestId,
     #[serde(borrow)]
     method: Cow<'a, str>,
-    params: Params,
+    #[serde(borrow)]
+    pub(super) params: PlainParams<'a>,
+}
+
+impl PlainCall<'_> {
+    /// JSON-RPC 2.0 and `tools/call`.
+    pub(super) fn is_call(&self) -> bool {
+        self.jsonrpc == "2.0" && self.method == "tools/call"
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
-    name: String,
+pub(super) struct PlainParams<'a> {
+    pub(super) name: String,
     #[serde(default)]
-    arguments: Option<Map<String, Value>>,
-    #[serde(rename = "_meta", default)]
-    meta: Option<Map<String, Value>>,
+    pub(super) arguments: Option<Map<String, Value>>,
+    #[serde(rename = "_meta", default, borrow)]
+    pub(super) meta: Option<PlainMeta<'a>>,
+}
+
+/// A 2026-07-28 request's `_meta` that asks for nothing beyond the call: the version, client capabilities rmcp can
+/// read (it refuses a request whose capabilities do not decode) and maybe the client's info. Anything else (a
+/// progress token, a log level, trace context) fails its parse, and is left to rmcp. Read straight from the bytes
+/// (no map of `Value`s), or from rmcp's parsed `_meta` ([`plain_meta`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PlainMeta<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow)]
+    version: Cow<'a, str>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
+    _capabilities: ClientCapabilities,
+    /// Any JSON, as before the typed parse: read as an [`Implementation`] only to name the client.
+    #[serde(rename = "io.modelcontextprotocol/clientInfo", default)]
+    client: Option<Value>,
+}
+
+impl PlainMeta<'_> {
+    /// Whether it is this era's.
+    pub(super) fn fits(&self) -> bool {
+        self.version == ERA
+    }
+
+    /// The client it names (as [`super::client_label`] gives it), if its info decodes.
+    pub(super) fn client(&self) -> Option<String> {
+        let info = Implementation::deserialize(self.client.as_ref()?).ok()?;
+        Some(super::client_label(&info))
+    }
 }
 
 /// How long rmcp should let a quiet session live so that, with the fast path on, it closes `idle` to twice that
@@ -256,18 +294,18 @@ impl FastPath {
         if !wanted && !self.wants(headers) {
             return None;
         }
-        let m: Message = serde_json::from_slice(body).ok()?;
+        let m: PlainCall = serde_json::from_slice(body).ok()?;
         let session = only(headers, &SESSION_ID).map(Arc::from);
         let fits = match (&session, &m.params.meta) {
             // Stateless: `Mcp-Name` names the tool, `_meta` carries the version and nothing more.
             (None, Some(meta)) => {
-                only(headers, &NAME) == Some(m.params.name.as_str()) && plain_meta(meta)
+                only(headers, &NAME) == Some(m.params.name.as_str()) && meta.fits()
             }
             // A session: no `_meta` at all (a progress token is the common one), `Mcp-Name` absent or the tool.
             (Some(_), None) => absent_or(headers, &NAME, |n| n == m.params.name),
             _ => false,
         };
-        if m.jsonrpc != "2.0" || m.method != "tools/call" || !fits {
+        if !m.is_call() || !fits {
             return None;
         }
         let index = self.gateway.index();
@@ -281,7 +319,7 @@ impl FastPath {
         }
         Some(FastCall {
             id: m.id,
-            client: m.params.meta.as_ref().and_then(super::meta_client),
+            client: m.params.meta.as_ref().and_then(PlainMeta::client),
             session,
             name: m.params.name,
             arguments: m.params.arguments,
@@ -383,16 +421,10 @@ fn answer(id: RequestId, result: Result<CallAnswer, ErrorData>, stateless: bool)
     r
 }
 
-/// A 2026-07-28 request's `_meta` that asks for nothing beyond the call: the version (this era), client capabilities
-/// rmcp can read (it refuses a request whose capabilities do not decode) and maybe the client's info. Anything else
-/// (a progress token, a log level, trace context) is left to rmcp. Both fast paths, HTTP and stdio, ask this.
+/// Whether rmcp's parsed `_meta` of a request is a plain one of this era ([`PlainMeta`]): the stdio fast path asks
+/// it of a line rmcp parsed first.
 pub(super) fn plain_meta(meta: &Map<String, Value>) -> bool {
-    meta.keys()
-        .all(|k| k == META_VERSION || k == META_CAPABILITIES || k == META_CLIENT)
-        && meta.get(META_VERSION).and_then(Value::as_str) == Some(ERA)
-        && meta
-            .get(META_CAPABILITIES)
-            .is_some_and(|c| ClientCapabilities::deserialize(c).is_ok())
+    PlainMeta::deserialize(meta).is_ok_and(|m| m.fits())
 }
 
 /// The one value of header `name`, if it has exactly one and it is text.
@@ -502,5 +534,100 @@ mod tests {
         // Once they are stale, the next new session clears them.
         seen.took("late", t0 + Duration::from_secs(60));
         assert_eq!(seen.at.len(), 1);
+    }
+
+    #[test]
+    fn only_a_plain_call_parses_and_its_meta_says_whether_it_fits() {
+        let meta = |extra: &str| {
+            format!(
+                r#"{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}{extra}}}"#
+            )
+        };
+        let call = |meta: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"p__t","arguments":{{"a":1}},"_meta":{meta}}}}}"#
+            )
+        };
+        fn parsed(body: &str) -> Option<PlainCall<'_>> {
+            serde_json::from_str(body).ok()
+        }
+
+        let body = call(&meta(""));
+        let m = parsed(&body).expect("a plain stateless call");
+        assert!(m.is_call());
+        assert_eq!(m.id, RequestId::Number(7));
+        assert_eq!(m.params.name, "p__t");
+        assert_eq!(
+            m.params.arguments,
+            Some(
+                serde_json::json!({"a": 1})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default()
+            )
+        );
+        let pm = m.params.meta.as_ref().expect("its _meta");
+        assert!(pm.fits());
+        assert_eq!(pm.client(), None);
+
+        // The client's info names the client; info that does not decode names none but still fits.
+        let named = call(&meta(
+            r#","io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"}"#,
+        ));
+        let m = parsed(&named).expect("with client info");
+        assert_eq!(
+            m.params
+                .meta
+                .as_ref()
+                .and_then(PlainMeta::client)
+                .as_deref(),
+            Some("c 1")
+        );
+        let odd = call(&meta(r#","io.modelcontextprotocol/clientInfo":5"#));
+        let m = parsed(&odd).expect("with odd client info");
+        assert!(m.params.meta.as_ref().is_some_and(PlainMeta::fits));
+        assert_eq!(m.params.meta.as_ref().and_then(PlainMeta::client), None);
+
+        // Another version parses but does not fit.
+        let other = call(&meta("").replace("2026-07-28", "2025-11-25"));
+        assert!(
+            !parsed(&other)
+                .expect("parses")
+                .params
+                .meta
+                .expect("meta")
+                .fits()
+        );
+
+        // Whatever rmcp would read is not a plain call: a progress token, missing or unreadable capabilities,
+        // an unknown field anywhere.
+        for body in [
+            call(&meta(r#","progressToken":1"#)),
+            call(r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#),
+            call(&meta("").replace("{}", r#"{"roots":5}"#)),
+            body.replace(r#""id":7"#, r#""id":7,"extra":1"#),
+            body.replace(r#""name":"p__t""#, r#""name":"p__t","task":{}"#),
+        ] {
+            assert!(parsed(&body).is_none(), "{body}");
+        }
+        // A JSON-RPC version or method other than these parses, and is not a call.
+        assert!(
+            !parsed(&body.replace("tools/call", "tools/list"))
+                .expect("parses")
+                .is_call()
+        );
+        assert!(
+            !parsed(&body.replace(r#""2.0""#, r#""1.0""#))
+                .expect("parses")
+                .is_call()
+        );
+
+        // rmcp's parsed `_meta` is judged by the same rule.
+        let map = |m: &str| serde_json::from_str::<Map<String, Value>>(m).expect("map");
+        assert!(plain_meta(&map(&meta(""))));
+        assert!(!plain_meta(&map(&meta(r#","progressToken":1"#))));
+        assert!(!plain_meta(&map(
+            &meta("").replace("2026-07-28", "2025-11-25")
+        )));
     }
 }

@@ -35,14 +35,13 @@ use rmcp::model::{
     JsonRpcRequest, ProtocolVersion, RequestId, RequestMetaObject,
 };
 use rmcp::service::RxJsonRpcMessage;
-use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
 use super::answer::message_bytes;
-use super::fast::ToTheEnd;
+use super::fast::{PlainCall, PlainMeta, ToTheEnd};
 use super::lock;
 use super::mcp::{McpServer, check_scope, run_call};
 use crate::ledger::Caller;
@@ -65,26 +64,6 @@ type Call = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The tokens of the fast calls in flight, by request id (with a serial, so a reused id cannot remove another's).
 type InFlight = Arc<Mutex<HashMap<RequestId, (u64, CancellationToken)>>>;
-
-/// A `tools/call` with nothing but a name and arguments (see [`StdioFast::take_line`]).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlainCall {
-    jsonrpc: String,
-    id: RequestId,
-    method: String,
-    params: PlainParams,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlainParams {
-    name: String,
-    #[serde(default)]
-    arguments: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default, rename = "_meta")]
-    meta: Option<serde_json::Map<String, serde_json::Value>>,
-}
 
 /// Which lifecycle rmcp serves this connection in, once it has chosen: what a fast call is ledgered under and the
 /// shape of its answer.
@@ -250,9 +229,8 @@ where
 
     /// Takes a line that is a plain `tools/call` and nothing else (exactly `jsonrpc`, `id`, `method` and `params`
     /// with `name`, maybe `arguments`, and `_meta` as the era asks: none after `initialize`, a plain one in
-    /// 2026-07-28), parsed straight into its parts: rmcp's message type is an untagged enum with flattened fields,
-    /// which serde parses by buffering the whole message first. `false`: the line goes the usual way (rmcp's
-    /// parse, then [`StdioFast::offer`]).
+    /// 2026-07-28), parsed straight into its parts ([`PlainCall`], as an HTTP body is). `false`: the line goes the
+    /// usual way (rmcp's parse, then [`StdioFast::offer`]).
     pub(super) fn take_line(&mut self, line: &[u8]) -> bool {
         let Some(era) = self.era.clone() else {
             return false;
@@ -263,17 +241,16 @@ where
         };
         let meta_fits = match (&era, &call.params.meta) {
             (Era::Initialized(_), meta) => meta.is_none(),
-            (Era::Stateless, Some(meta)) => super::fast::plain_meta(meta),
+            (Era::Stateless, Some(meta)) => meta.fits(),
             (Era::Stateless, None) => false,
         };
-        if call.jsonrpc != "2.0"
-            || call.method != "tools/call"
+        if !call.is_call()
             || !meta_fits
             || super::tasks::long_running(&self.gateway.index(), &call.params.name).is_some()
         {
             return false;
         }
-        let client = call.params.meta.as_ref().and_then(super::meta_client);
+        let client = call.params.meta.as_ref().and_then(PlainMeta::client);
         self.start(
             call.id,
             call.params.name,
