@@ -266,7 +266,7 @@ impl Direct {
             Ok(None) => {}
         }
         match read_and_check(&self.guard, request, true).await {
-            Read::Answered(response) => response,
+            Read::Answered(response) | Read::Fast(response) => response,
             Read::Rest(mut parts, bytes) => {
                 parts.extensions.insert(Authenticated);
                 match app
@@ -389,6 +389,10 @@ async fn guard_rmcp(guard: &Guard, request: Request, next: Next) -> Response {
     }
     let (parts, bytes) = match read_and_check(guard, request, false).await {
         Read::Answered(response) => return response,
+        Read::Fast(mut response) => {
+            response.extensions_mut().insert(FastAnswered);
+            return response;
+        }
         Read::Rest(parts, bytes) => (parts, bytes),
     };
     let opens_session = !parts.headers.contains_key("mcp-session-id")
@@ -422,7 +426,8 @@ async fn guard_rmcp(guard: &Guard, request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Marks an answer of the fast path, which rmcp did not see.
+/// Marks an answer of the fast path, which rmcp did not see (for `guard_mcp`; the front door's own path needs no
+/// mark, and makes none: an extension is a map and a box allocated per call).
 #[derive(Clone, Copy)]
 struct FastAnswered;
 
@@ -440,9 +445,11 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
         })
 }
 
-/// A JSON POST to `/mcp`, answered ([`Read::Answered`]) or read for rmcp ([`Read::Rest`]).
+/// A JSON POST to `/mcp`, answered ([`Read::Answered`], [`Read::Fast`]) or read for rmcp ([`Read::Rest`]).
 enum Read {
     Answered(Response),
+    /// Answered by the fast path (rmcp did not see it).
+    Fast(Response),
     Rest(axum::http::request::Parts, axum::body::Bytes),
 }
 
@@ -482,9 +489,7 @@ async fn read_and_check(guard: &Guard, request: Request, wanted: bool) -> Read {
         && call.session_ready(fast).await
     {
         let principal = parts.extensions.get::<Principal>().cloned();
-        let mut response = fast.clone().serve(principal, call).await;
-        response.extensions_mut().insert(FastAnswered);
-        return Read::Answered(response);
+        return Read::Fast(fast.clone().serve(principal, call).await);
     }
     if let Err(refusal) = jsonrpc::check(&bytes) {
         tracing::warn!(code = refusal.code, id = ?refusal.id, "http: refused a message: {}", refusal.message);
