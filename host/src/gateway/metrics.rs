@@ -31,7 +31,7 @@ struct ToolStats {
 }
 
 /// Recent usage of one plugin.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RecentCall {
     pub tool: String,
     pub outcome: String,
@@ -115,16 +115,20 @@ impl Metrics {
         let Some(recent) = g.recent.get_mut(&r.plugin) else {
             return;
         };
-        if recent.len() == RECENT {
-            recent.pop_front();
-        }
-        recent.push_back(RecentCall {
-            tool: r.tool.clone(),
-            outcome: outcome.to_string(),
-            fuel_used: r.fuel_used,
-            peak_memory_bytes: r.peak_memory_bytes,
-            wall_time_ms: secs * 1000.0,
-        });
+        // Once the window is full, the oldest call's strings are reused for the newest: no allocation per call.
+        let mut call = if recent.len() == RECENT {
+            recent.pop_front().unwrap_or_default()
+        } else {
+            RecentCall::default()
+        };
+        call.tool.clear();
+        call.tool.push_str(&r.tool);
+        call.outcome.clear();
+        call.outcome.push_str(outcome);
+        call.fuel_used = r.fuel_used;
+        call.peak_memory_bytes = r.peak_memory_bytes;
+        call.wall_time_ms = secs * 1000.0;
+        recent.push_back(call);
     }
 
     /// Counts a request the HTTP fast path answered.
@@ -469,5 +473,80 @@ fn prom_float(x: f64) -> String {
         }
     } else {
         format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::report::HostCalls;
+
+    fn report(plugin: &str, tool: &str, outcome: Outcome, fuel: u64) -> CallReport {
+        CallReport {
+            plugin: plugin.into(),
+            tool: tool.into(),
+            fuel_used: fuel,
+            fuel_limit: 1_000_000,
+            peak_memory_bytes: fuel * 2,
+            memory_limit_bytes: 64 << 20,
+            wall_time: Duration::from_micros(fuel),
+            timeout: Duration::from_secs(30),
+            host_calls: HostCalls::default(),
+            log_lines: 0,
+            log_dropped: 0,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn recent_calls_are_the_last_ones_of_each_plugin_in_order() {
+        let m = Metrics::default();
+        // Long names first, then short ones: a reused entry must not keep the old name's tail.
+        for i in 0..(RECENT as u64 + 7) {
+            let outcome = if i.is_multiple_of(3) {
+                Outcome::ToolError {
+                    error: "invalid-arguments".into(),
+                }
+            } else {
+                Outcome::Ok
+            };
+            let tool = if i < 10 {
+                format!("a-long-tool-name-{i}")
+            } else {
+                format!("t{i}")
+            };
+            m.record(&report("p", &tool, outcome, 100 + i));
+        }
+        m.record(&report("other", "x", Outcome::Busy, 1));
+        let recent = m.recent("p");
+        assert_eq!(recent.len(), RECENT);
+        for (k, c) in recent.iter().enumerate() {
+            let i = k as u64 + 7;
+            let tool = if i < 10 {
+                format!("a-long-tool-name-{i}")
+            } else {
+                format!("t{i}")
+            };
+            assert_eq!(c.tool, tool);
+            assert_eq!(
+                c.outcome,
+                if i.is_multiple_of(3) {
+                    "invalid-arguments"
+                } else {
+                    "ok"
+                }
+            );
+            assert_eq!((c.fuel_used, c.peak_memory_bytes), (100 + i, 200 + 2 * i));
+            assert!((c.wall_time_ms - (100 + i) as f64 / 1000.0).abs() < 1e-9);
+        }
+        let other = m.recent("other");
+        assert_eq!(other.len(), 1);
+        assert_eq!(
+            (other[0].tool.as_str(), other[0].outcome.as_str()),
+            ("x", "busy")
+        );
+        assert!(m.recent("none").is_empty());
     }
 }
