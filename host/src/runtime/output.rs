@@ -1,5 +1,7 @@
 //! The guest's output on its way out: bounded in size, JSON checked, secrets redacted; errors redacted too.
 
+use std::borrow::Cow;
+
 use super::limits::{Limits, MAX_OUTPUT_JSON_DEPTH};
 use crate::bindings::tools;
 use crate::call::{CallError, Content, ToolOutput};
@@ -52,9 +54,17 @@ pub(super) fn convert_output(
     let mut content = Vec::with_capacity(out.content.len());
     for c in out.content {
         content.push(match c {
-            tools::Content::Text(t) => Content::Text {
-                text: redactor.redact(&t).into_owned(),
-            },
+            // The guest's own string is kept when nothing in it is redacted (no copy of every text result).
+            // The guest's own string is kept when nothing in it is redacted (no copy of every text result).
+            tools::Content::Text(t) => {
+                let redacted = match redactor.redact(&t) {
+                    Cow::Owned(r) => Some(r),
+                    Cow::Borrowed(_) => None,
+                };
+                Content::Text {
+                    text: redacted.unwrap_or(t),
+                }
+            }
             tools::Content::Json(j) => Content::Json {
                 json: parse("content", &j)?,
             },
