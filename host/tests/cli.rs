@@ -531,3 +531,39 @@ fn a_bad_worker_thread_count_is_refused_without_a_panic() {
         .expect("run");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `serve` keeps its heap in 4 KiB pages (no transparent huge pages, whatever the kernel's mode: the heap's RSS
+/// would otherwise move in 2 MiB steps), unless `MIMALLOC_ALLOW_THP=1` asks for them. Read from the kernel's own
+/// view of the process (`THP_enabled` in `/proc/PID/status`, Linux 5.0+).
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_runs_without_transparent_huge_pages_unless_asked() {
+    use std::io::{BufRead, BufReader};
+    let cli = Cli::new();
+    let thp = |env: &[(&str, &str)]| {
+        let mut child = cli
+            .cmd(&["serve", "--http", "127.0.0.1:0"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let up = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("plughost: MCP at http://"));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(up, "serve did not start");
+        let status = status.expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim().to_string())
+            .expect("THP_enabled in /proc/PID/status")
+    };
+    assert_eq!(thp(&[]), "0");
+    assert_eq!(thp(&[("MIMALLOC_ALLOW_THP", "1")]), "1");
+}

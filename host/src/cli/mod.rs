@@ -182,6 +182,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    if matches!(cli.command, Command::Serve(_)) {
+        // Before the runtime's threads exist: their stacks would take huge pages too.
+        serve::no_huge_pages();
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // tokio reads TOKIO_WORKER_THREADS itself and panics on a value it cannot use; read it here instead.
     if let Some(v) = std::env::var_os("TOKIO_WORKER_THREADS") {
