@@ -11,7 +11,7 @@
 //!   `tools/call` whose params carry no `_meta` (so no progress token);
 //! - a 2026-07-28 connection, one whose first request after any `server/discover` or `ping` carried its own
 //!   complete `_meta` (rmcp then serves it without `initialize`), then a `tools/call` whose `_meta` is plain (the
-//!   version, readable client capabilities, maybe the client's info: [`super::fast::plain_meta`], as over HTTP);
+//!   version, readable client capabilities, maybe the client's info: [`super::fast::PlainMeta`], as over HTTP);
 //!
 //! and in both, no `inputResponses` or `requestState`, for a tool that is not long-running. That first request of
 //! a 2026-07-28 connection goes to rmcp, so rmcp has chosen its lifecycle before any call is answered here.
