@@ -183,7 +183,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     if matches!(cli.command, Command::Serve(_)) {
-        // Before the runtime's threads exist: their stacks would take huge pages too.
+        // Before the runtime and its threads exist, and before most of what the process allocates.
         serve::no_huge_pages();
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();

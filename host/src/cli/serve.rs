@@ -78,9 +78,9 @@ pub struct ServeArgs {
 /// A long-running gateway's heap in 4 KiB pages on any kernel. mimalloc is built with `no_thp` (see `main.rs`), which
 /// stops it asking for transparent huge pages; on a kernel whose THP mode is `always` the kernel gives them anyway,
 /// and the heap's RSS moves in 2 MiB steps (measured with the mode switched to `always`: ~32 MiB of huge pages and
-/// +9 MiB over the RSS bench, against 6 MiB, taken before `main` ran, and +3 MiB with this). `PR_SET_THP_DISABLE` is per process and
-/// inherited by children (`serve` starts none). `MIMALLOC_ALLOW_THP=1` keeps huge pages, as it would for mimalloc.
-/// Called before the async runtime starts (its threads' stacks took 2 MiB each otherwise).
+/// +9 MiB over the RSS bench, against 6 MiB, taken before `main` ran, and +3 MiB with this). `PR_SET_THP_DISABLE` is
+/// per process and inherited by children (`serve` starts none). `MIMALLOC_ALLOW_THP=1` keeps huge pages, as it would
+/// for mimalloc. Called first thing for `serve`, before the async runtime and its threads exist.
 pub(super) fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none_or(|v| v != "1")

@@ -3,8 +3,9 @@
 //! written by versions before it (a spool left behind by an older process is still moved).
 //!
 //! The mover decodes every entry a gateway acknowledges, so the form is chosen for that: no escaping, no field
-//! names, and no allocation: a binary entry is read as an [`EntryRef`] whose strings borrow the chunk read. In the profile of a gateway under load, JSON's decode and
-//! encode were ~3% of the process's CPU; this form is a fraction of that.
+//! names, and no allocation: a binary entry is read as an [`EntryRef`] whose strings borrow the chunk read. In the
+//! profile of a gateway under load, JSON's decode and encode were ~3% of the process's CPU; this form is a fraction
+//! of that.
 //!
 //! The binary form starts with [`BINARY`] (a JSON payload starts with `{`), then the fields in `NewEntry`'s order:
 //! integers little-endian (`time_ms` i64, the rest u64), `kind` one byte (its id in `ledger.db`: 0 call, 1 event), a
