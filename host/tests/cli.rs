@@ -538,25 +538,13 @@ fn a_bad_worker_thread_count_is_refused_without_a_panic() {
 #[cfg(target_os = "linux")]
 #[test]
 fn serve_runs_without_transparent_huge_pages_unless_asked() {
-    use std::io::{BufRead, BufReader};
     let cli = Cli::new();
     let thp = |env: &[(&str, &str)]| {
-        let mut child = cli
-            .cmd(&["serve", "--http", "127.0.0.1:0"])
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let up = BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.starts_with("plughost: MCP at http://"));
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(up, "serve did not start");
+        let mut cmd = cli.cmd(&["serve", "--http", "127.0.0.1:0"]);
+        cmd.envs(env.iter().copied());
+        let server = common::spawn_server(cmd);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()));
+        drop(server);
         let status = status.expect("the server's /proc status");
         status
             .lines()

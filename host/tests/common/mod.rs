@@ -133,31 +133,36 @@ impl Setup {
             "100ms",
         ];
         args.extend_from_slice(extra);
-        let mut child = self
-            .cmd(&args)
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stderr).lines();
-            for line in lines.by_ref().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
-                    let addr = rest.split('/').next().unwrap_or_default().to_string();
-                    let _ = tx.send(addr);
-                }
+        let mut cmd = self.cmd(&args);
+        cmd.envs(env.iter().copied());
+        spawn_server(cmd)
+    }
+}
+
+/// Spawns `cmd`, a `plughost serve --http …`, and waits for the line that names its address.
+pub fn spawn_server(mut cmd: Command) -> Server {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
+                let addr = rest.split('/').next().unwrap_or_default().to_string();
+                let _ = tx.send(addr);
             }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server printed its address");
-        Server {
-            child,
-            addr: addr.parse().expect("socket address"),
         }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server printed its address");
+    Server {
+        child,
+        addr: addr.parse().expect("socket address"),
     }
 }
 
