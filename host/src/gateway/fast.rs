@@ -187,7 +187,7 @@ pub(super) struct PlainMeta<'a> {
     version: Cow<'a, str>,
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
     _capabilities: ClientCapabilities,
-    /// Any JSON, as before the typed parse: read as an [`Implementation`] only to name the client.
+    /// Any JSON, as before the typed parse: read as rmcp's `Implementation` only to name the client.
     #[serde(rename = "io.modelcontextprotocol/clientInfo", default)]
     client: Option<Value>,
 }
@@ -198,10 +198,9 @@ impl PlainMeta<'_> {
         self.version == ERA
     }
 
-    /// The client it names (as [`super::client_label`] gives it), if its info decodes.
+    /// The client it names, if its info decodes ([`super::client_of`], as rmcp's path reads it).
     pub(super) fn client(&self) -> Option<String> {
-        let info = Implementation::deserialize(self.client.as_ref()?).ok()?;
-        Some(super::client_label(&info))
+        self.client.as_ref().and_then(super::client_of)
     }
 }
 

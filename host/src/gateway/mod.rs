@@ -62,10 +62,15 @@ pub(crate) fn client_label(info: &rmcp::model::Implementation) -> String {
 
 /// The client a 2026-07-28 request names in its own `_meta`, when that decodes (as rmcp's `client_info()` reads it).
 pub(crate) fn meta_client(meta: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    use serde::Deserialize;
     meta.get("io.modelcontextprotocol/clientInfo")
-        .and_then(|v| rmcp::model::Implementation::deserialize(v).ok())
-        .map(|i| client_label(&i))
+        .and_then(client_of)
+}
+
+/// The label of the client `info` (a `_meta`'s `clientInfo`) names, if it decodes as rmcp's `Implementation`.
+pub(crate) fn client_of(info: &serde_json::Value) -> Option<String> {
+    use serde::Deserialize;
+    let info = rmcp::model::Implementation::deserialize(info).ok()?;
+    Some(client_label(&info))
 }
 
 /// Why a request was refused before any guest ran. These are protocol errors (JSON-RPC -32602), not tool results.
