@@ -191,8 +191,9 @@ fn config(pooling: bool) -> Config {
         // decommitted with madvise (a syscall plus TLB shootdowns). Measured with `cargo bench --bench calls`
         // (Rust echo, fresh store per call): pagemap + 4 MiB -> p50 ~14 us; pagemap + 256 KiB ~14-29 us;
         // no pagemap + 256 KiB ~35-41 us; no pagemap + 1 MiB ~63-79 us (memset of the whole window each call).
-        // Without pagemap the window is memset whole every call, so it stays small there.
-        if pagemap_scan_supported() {
+        // Without pagemap the window is memset whole every call, so it stays small there. Pagemap is left off
+        // where swap is active (see `pagemap_scan_safe`).
+        if pagemap_scan_safe() {
             p.pagemap_scan(wasmtime::Enabled::Yes);
             p.linear_memory_keep_resident(4 << 20);
         } else {
@@ -204,18 +205,30 @@ fn config(pooling: bool) -> Config {
     c
 }
 
-/// PAGEMAP_SCAN arrived in Linux 6.7.
-fn pagemap_scan_supported() -> bool {
-    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
-        return false;
-    };
+/// Whether memory slots may be reset with PAGEMAP_SCAN: the kernel has it (Linux 6.7+) and no swap is active.
+///
+/// The scan in wasmtime 48.0.10 (the newest 48 whose crates this machine's registry has) reports only pages that
+/// are *present*. A page a call dirtied that the kernel then swapped out is neither reset nor decommitted, so the
+/// next instance in that slot would read the last call's data (wasmtime PR #14357, fixed in 48.0.11). Without
+/// swap no page is ever swapped out; with it the slot is reset the other way (memset of the resident window,
+/// `madvise` for the rest), which drops swapped pages too. Swap turned on after the engine starts is not seen.
+fn pagemap_scan_safe() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    // Unreadable means "cannot tell", so it counts as swap.
+    let swaps = std::fs::read_to_string("/proc/swaps").ok();
+    pagemap_scan_safe_on(&release, swaps.as_deref())
+}
+
+fn pagemap_scan_safe_on(release: &str, swaps: Option<&str>) -> bool {
     let mut parts = release
         .trim()
         .split(|c: char| !c.is_ascii_digit())
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);
-    (major, minor) >= (6, 7)
+    // /proc/swaps is a header line and one line per active swap area (zram included).
+    let no_swap = swaps.is_some_and(|s| s.lines().skip(1).all(|l| l.trim().is_empty()));
+    (major, minor) >= (6, 7) && no_swap
 }
 
 impl HostEngine {
@@ -476,5 +489,26 @@ mod tests {
             asleep_within(&e, TICKER_IDLE_AFTER * 3, true),
             "it parks again once the guest is gone"
         );
+    }
+
+    #[test]
+    fn pagemap_resets_memory_only_on_a_kernel_that_has_it_and_with_no_swap() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        let zram = format!(
+            "{header}/dev/zram0                               partition\t4194300\t\t0\t\t100\n"
+        );
+        assert!(pagemap_scan_safe_on("6.18.44-fc-v1252\n", Some(header)));
+        assert!(pagemap_scan_safe_on("6.7.0", Some(header)));
+        assert!(!pagemap_scan_safe_on("6.6.30", Some(header)), "before 6.7");
+        assert!(!pagemap_scan_safe_on("5.15.0-91-generic", Some(header)));
+        assert!(
+            !pagemap_scan_safe_on("6.18.44", Some(&zram)),
+            "a swap area is active"
+        );
+        assert!(
+            !pagemap_scan_safe_on("6.18.44", None),
+            "swap unknown counts as swap"
+        );
+        assert!(!pagemap_scan_safe_on("", Some(header)), "release unknown");
     }
 }
