@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{COLUMNS, INSERT, Stored, unpack_hash};
+use super::codec::{COLUMNS, INSERT, Packed, Stored, unpack_hash};
 use super::names::Names;
 use super::{EntryRef, GENESIS, Ledger, LedgerError, NewEntry, Result};
 use crate::keys::{KeyPair, PublicKey};
@@ -16,6 +16,11 @@ const CHECKPOINT_DOMAIN: &[u8] = b"plughost-ledger-checkpoint-v1\0";
 /// The canonical encoding hashed into an entry: a domain tag, then every field in a fixed order, each
 /// length-prefixed (strings) or fixed-width (numbers), with a presence byte for optional fields.
 pub(crate) fn entry_hash<'a>(seq: u64, e: impl Into<EntryRef<'a>>, prev_hash: &str) -> String {
+    entry_hash_raw(seq, e, prev_hash).to_hex().to_string()
+}
+
+/// [`entry_hash`] as the 32 bytes it is stored as (the appender's form: no hex string to build and parse back).
+fn entry_hash_raw<'a>(seq: u64, e: impl Into<EntryRef<'a>>, prev_hash: &str) -> blake3::Hash {
     let e: EntryRef<'_> = e.into();
     let mut h = blake3::Hasher::new();
     h.update(DOMAIN);
@@ -52,7 +57,7 @@ pub(crate) fn entry_hash<'a>(seq: u64, e: impl Into<EntryRef<'a>>, prev_hash: &s
     h.update(&e.cost.to_le_bytes());
     o(&mut h, e.event);
     o(&mut h, e.data);
-    h.finalize().to_hex().to_string()
+    h.finalize()
 }
 
 fn checkpoint_message(seq: u64, hash: &str, time_ms: i64) -> Vec<u8> {
@@ -206,12 +211,21 @@ impl Ledger {
     ) -> Result<Vec<u64>> {
         let (mut seq, mut prev) = Self::head(tx)?.unwrap_or((0, GENESIS.to_string()));
         let mut out = Vec::with_capacity(entries.len());
+        let mut insert = tx.prepare_cached(INSERT)?;
         for e in entries {
             seq += 1;
-            let hash = entry_hash(seq, e, &prev);
-            Stored::insert(tx, names, INSERT, seq, e, &hash)?;
+            let hash = entry_hash_raw(seq, e, &prev);
+            Stored::insert(
+                &mut insert,
+                tx,
+                names,
+                seq,
+                e,
+                Packed::Bytes(*hash.as_bytes()),
+            )?;
             out.push(seq);
-            prev = hash;
+            prev.clear();
+            prev.push_str(&hash.to_hex());
         }
         if !entries.is_empty() {
             Self::add_minutes(tx, entries)?;

@@ -11,8 +11,8 @@
 //! A value that is not what the compact form expects (a digest that is not `blake3:` and 64 lowercase hex digits,
 //! a hash that is not 64 lowercase hex digits) is stored as the text it is, so every entry round-trips exactly.
 
-use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, params};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, Statement, ToSql, params};
 
 use super::names::Names;
 use super::{Caller, Entry, EntryRef, Kind, NewEntry};
@@ -46,11 +46,27 @@ fn to_hex(b: &[u8]) -> String {
     s
 }
 
+/// A hash or digest as it is bound to a statement: its 32 bytes, or its text if it is not of the compact form.
+/// Borrowed by the statement, so storing one allocates nothing.
+pub(super) enum Packed<'a> {
+    Bytes([u8; 32]),
+    Text(&'a str),
+}
+
+impl ToSql for Packed<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Packed::Bytes(b) => ValueRef::Blob(b),
+            Packed::Text(t) => ValueRef::Text(t.as_bytes()),
+        }))
+    }
+}
+
 /// A hash as stored: 32 bytes if it is 64 lowercase hex digits, else its text.
-pub(super) fn pack_hash(s: &str) -> Value {
+pub(super) fn pack_hash(s: &str) -> Packed<'_> {
     match hex32(s) {
-        Some(b) => Value::Blob(b.to_vec()),
-        None => Value::Text(s.to_string()),
+        Some(b) => Packed::Bytes(b),
+        None => Packed::Text(s),
     }
 }
 
@@ -68,10 +84,10 @@ pub(super) fn unpack_hash(v: ValueRef<'_>) -> rusqlite::Result<String> {
 }
 
 /// A `blake3:<hex>` digest as stored: the 32 bytes, or the text if it is not of that form.
-pub(super) fn pack_digest(s: &str) -> Value {
+pub(super) fn pack_digest(s: &str) -> Packed<'_> {
     match s.strip_prefix(DIGEST_PREFIX).and_then(hex32) {
-        Some(b) => Value::Blob(b.to_vec()),
-        None => Value::Text(s.to_string()),
+        Some(b) => Packed::Bytes(b),
+        None => Packed::Text(s),
     }
 }
 
@@ -197,15 +213,15 @@ impl Stored {
         })
     }
 
-    /// Writes `e` as entry `seq` with hash `hash` with `sql` ([`INSERT`] or [`INSERT_COMPACT`]), in the caller's
-    /// write transaction.
+    /// Writes `e` as entry `seq` with hash `hash` with `insert` (prepared from [`INSERT`] or [`INSERT_COMPACT`] once
+    /// for a batch), in the caller's write transaction.
     pub(super) fn insert<'e>(
+        insert: &mut Statement<'_>,
         conn: &Connection,
         names: &mut Names,
-        sql: &str,
         seq: u64,
         e: impl Into<EntryRef<'e>>,
-        hash: &str,
+        hash: Packed<'_>,
     ) -> rusqlite::Result<()> {
         let e: EntryRef<'_> = e.into();
         let ids = (
@@ -219,7 +235,7 @@ impl Stored {
             names.intern(conn, e.outcome)?,
             names.intern_opt(conn, e.event)?,
         );
-        conn.prepare_cached(sql)?.execute(params![
+        insert.execute(params![
             seq as i64,
             e.time_ms,
             kind_id(e.kind),
@@ -238,7 +254,7 @@ impl Stored {
             e.cost as i64,
             ids.8,
             e.data,
-            pack_hash(hash),
+            hash,
         ])?;
         Ok(())
     }
@@ -253,19 +269,21 @@ mod tests {
         let h = blake3::hash(b"x").to_hex().to_string();
         for s in [h.as_str(), "", "ABCD", &h.to_uppercase(), &h[..62], "zz"] {
             let v = pack_hash(s);
-            assert_eq!(unpack_hash(ValueRef::from(&v)).expect("hash"), s);
+            let back = match v.to_sql().expect("to_sql") {
+                ToSqlOutput::Borrowed(v) => unpack_hash(v).expect("hash"),
+                other => panic!("not borrowed: {other:?}"),
+            };
+            assert_eq!(back, s);
         }
-        assert!(matches!(pack_hash(&h), Value::Blob(b) if b.len() == 32));
+        assert!(matches!(pack_hash(&h), Packed::Bytes(_)));
         let d = format!("blake3:{h}");
         for s in [d.as_str(), "blake3:00", "sha256:abc", &h, ""] {
-            let v = pack_digest(s);
-            assert_eq!(
-                unpack_digest(ValueRef::from(&v))
-                    .expect("digest")
-                    .as_deref(),
-                Some(s)
-            );
+            let back = match pack_digest(s).to_sql().expect("to_sql") {
+                ToSqlOutput::Borrowed(v) => unpack_digest(v).expect("digest"),
+                other => panic!("not borrowed: {other:?}"),
+            };
+            assert_eq!(back.as_deref(), Some(s));
         }
-        assert!(matches!(pack_digest(&d), Value::Blob(b) if b.len() == 32));
+        assert!(matches!(pack_digest(&d), Packed::Bytes(_)));
     }
 }

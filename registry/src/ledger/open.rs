@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
-use super::codec::{INSERT_COMPACT, Stored};
+use super::codec::{INSERT_COMPACT, Stored, pack_hash};
 use super::names::Names;
 use super::{Caller, Kind, Ledger, LedgerError, NewEntry, Result};
 
@@ -173,9 +173,11 @@ fn compact_batch(conn: &mut Connection) -> Result<bool> {
         .collect::<rusqlite::Result<Vec<_>>>()?
     };
     let mut names = Names::default();
+    let mut insert = tx.prepare(INSERT_COMPACT)?;
     for (seq, e, hash) in &rows {
-        Stored::insert(&tx, &mut names, INSERT_COMPACT, *seq, e, hash)?;
+        Stored::insert(&mut insert, &tx, &mut names, *seq, e, pack_hash(hash))?;
     }
+    drop(insert);
     let last = rows.len() < MIGRATE_BATCH;
     if last {
         tx.execute_batch(COMPACT_SWAP)?;
