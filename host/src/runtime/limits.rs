@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// The limits one call runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,8 +97,9 @@ pub struct MemoryLimitHit {
 #[derive(Debug)]
 pub struct CallLimiter {
     pub(crate) memory_cap: u64,
-    /// Current size of each memory the store created (index by creation order).
-    sizes: Vec<u64>,
+    /// Current size of each memory the store created (index by creation order). Inline: a component has one
+    /// memory or a few, and a store is made per call.
+    sizes: SmallVec<[u64; 4]>,
     pub(crate) peak: u64,
     pub(crate) denied: Option<MemoryLimitHit>,
 }
@@ -106,7 +108,7 @@ impl CallLimiter {
     pub fn new(memory_cap: u64) -> Self {
         CallLimiter {
             memory_cap,
-            sizes: Vec::new(),
+            sizes: SmallVec::new(),
             peak: 0,
             denied: None,
         }
