@@ -555,3 +555,64 @@ fn serve_runs_without_transparent_huge_pages_unless_asked() {
     assert_eq!(thp(&[]), "0");
     assert_eq!(thp(&[("MIMALLOC_ALLOW_THP", "1")]), "1");
 }
+
+/// `serve --stdio` with stdin a pipe and stdout a file (`producer | plughost serve --stdio > answers.jsonl`): every
+/// request is answered into the file, also one that comes after the server found the pipe empty. Making stdin a
+/// non-blocking tokio pipe while stdout could not be one left tokio's blocking stdio reading a non-blocking pipe:
+/// the first read of an empty pipe failed (EAGAIN) and the server stopped.
+#[test]
+fn serve_stdio_answers_into_a_file_when_only_stdin_is_a_pipe() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let cli = Cli::new();
+    let answers = cli.work.path().join("answers.jsonl");
+    let mut child = cli
+        .cmd(&["serve", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&answers).expect("answers file"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve --stdio");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let answered = |child: &mut std::process::Child, want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&answers).unwrap_or_default();
+            let ids: Vec<Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|m| m.get("result").is_some())
+                .map(|m| m["id"].clone())
+                .collect();
+            if ids.len() >= want || child.try_wait().expect("try_wait").is_some() {
+                return ids;
+            }
+            assert!(Instant::now() < deadline, "no answer within 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    writeln!(stdin, "{initialize}").expect("write initialize");
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .expect("write initialized");
+    assert_eq!(answered(&mut child, 1), vec![Value::from(1)]);
+    // The server has read all there was and waits on an empty pipe.
+    std::thread::sleep(Duration::from_millis(300));
+    // A server that stopped has closed its end: the write may fail, and the check below says why.
+    let _ = writeln!(stdin, r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list"}}"#);
+    let ids = answered(&mut child, 2);
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .expect("serve exits when stdin closes");
+    assert_eq!(
+        ids,
+        vec![Value::from(1), Value::from(2)],
+        "answers in the file; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "exit: {:?}", out.status);
+}

@@ -86,24 +86,33 @@ fn own_pipes() -> Option<(
     tokio::net::unix::pipe::Sender,
 )> {
     use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let meta = |fd: std::os::fd::BorrowedFd<'_>| {
         std::fs::File::from(fd.try_clone_to_owned().ok()?)
             .metadata()
             .ok()
-            .map(|m| (m.dev(), m.ino()))
+            .map(|m| (m.dev(), m.ino(), m.file_type().is_fifo()))
     };
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let out = meta(stdout.as_fd())?;
-    if meta(stderr.as_fd()) == Some(out) {
+    // Both must be pipes before either is touched: making one a tokio pipe turns its non-blocking mode on, and
+    // tokio's blocking stdio then fails on it at once (EAGAIN), e.g. stdin from a pipe with stdout to a file.
+    if meta(stderr.as_fd()) == Some(out) || !out.2 || !meta(stdin.as_fd())?.2 {
         return None;
     }
     let input =
         tokio::net::unix::pipe::Receiver::from_owned_fd(stdin.as_fd().try_clone_to_owned().ok()?)
             .ok()?;
-    let output =
-        tokio::net::unix::pipe::Sender::from_owned_fd(stdout.as_fd().try_clone_to_owned().ok()?)
-            .ok()?;
+    let output = stdout
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok());
+    let Some(output) = output else {
+        // stdin is the same open pipe as `input`: give it back its blocking mode for tokio's stdio.
+        let _ = rustix::io::ioctl_fionbio(stdin.as_fd(), false);
+        return None;
+    };
     Some((input, output))
 }
 
