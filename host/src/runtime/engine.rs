@@ -216,7 +216,15 @@ fn pagemap_scan_safe() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     // Unreadable means "cannot tell", so it counts as swap.
     let swaps = std::fs::read_to_string("/proc/swaps").ok();
-    pagemap_scan_safe_on(&release, swaps.as_deref())
+    let safe = pagemap_scan_safe_on(&release, swaps.as_deref());
+    // Say so where the kernel has the scan and only swap keeps it off: calls cost more there.
+    if !safe && pagemap_scan_safe_on(&release, Some("")) {
+        tracing::info!(
+            "swap is active (or /proc/swaps cannot be read): instance memory is reset without PAGEMAP_SCAN, \
+             which in wasmtime 48.0.10 misses swapped-out pages; each call's reset costs more"
+        );
+    }
+    safe
 }
 
 fn pagemap_scan_safe_on(release: &str, swaps: Option<&str>) -> bool {
