@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use plughost_tests as fx;
-use plughost_tests::browser::{Browser, Proc, http};
+use plughost_tests::browser::{Browser, http};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_plughost");
@@ -59,31 +59,15 @@ impl Home {
         self.ok(&["install", path, "--yes"], "");
     }
 
-    /// `plughost serve --http 127.0.0.1:0 --token-file …`; returns the process and its address.
-    fn serve(&self) -> (Proc, SocketAddr) {
+    /// `plughost serve --http 127.0.0.1:0 --token-file …`; the server (stopped when dropped) and its address.
+    fn serve(&self) -> (common::Server, SocketAddr) {
         let token = self.work.path().join("token");
         std::fs::write(&token, TOKEN).expect("token file");
-        let mut child = self
-            .cmd(&["serve", "--http", "127.0.0.1:0", "--token-file"])
-            .arg(&token)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("plughost: MCP at http://") {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server printed its address");
-        (Proc(child), addr.parse().expect("address"))
+        let mut cmd = self.cmd(&["serve", "--http", "127.0.0.1:0", "--token-file"]);
+        cmd.arg(&token).stdin(Stdio::null());
+        let server = common::spawn_server(cmd);
+        let addr = server.addr;
+        (server, addr)
     }
 
     /// Calls fixture-basic's echo from the CLI; returns the call's ledger entry.
