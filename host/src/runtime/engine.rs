@@ -218,7 +218,7 @@ fn pagemap_scan_safe() -> bool {
     let swaps = std::fs::read_to_string("/proc/swaps").ok();
     let safe = pagemap_scan_safe_on(&release, swaps.as_deref());
     // Say so where the kernel has the scan and only swap keeps it off: calls cost more there.
-    if !safe && pagemap_scan_safe_on(&release, Some("")) {
+    if !safe && kernel_has_pagemap_scan(&release) {
         tracing::info!(
             "swap is active (or /proc/swaps cannot be read): instance memory is reset without PAGEMAP_SCAN, \
              which in wasmtime 48.0.10 misses swapped-out pages; each call's reset costs more"
@@ -228,15 +228,20 @@ fn pagemap_scan_safe() -> bool {
 }
 
 fn pagemap_scan_safe_on(release: &str, swaps: Option<&str>) -> bool {
+    // /proc/swaps is a header line and one line per active swap area (zram included).
+    let no_swap = swaps.is_some_and(|s| s.lines().skip(1).all(|l| l.trim().is_empty()));
+    kernel_has_pagemap_scan(release) && no_swap
+}
+
+/// PAGEMAP_SCAN arrived in Linux 6.7 (`release` as in /proc/sys/kernel/osrelease).
+fn kernel_has_pagemap_scan(release: &str) -> bool {
     let mut parts = release
         .trim()
         .split(|c: char| !c.is_ascii_digit())
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);
-    // /proc/swaps is a header line and one line per active swap area (zram included).
-    let no_swap = swaps.is_some_and(|s| s.lines().skip(1).all(|l| l.trim().is_empty()));
-    (major, minor) >= (6, 7) && no_swap
+    (major, minor) >= (6, 7)
 }
 
 impl HostEngine {
