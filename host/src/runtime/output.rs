@@ -55,7 +55,6 @@ pub(super) fn convert_output(
     for c in out.content {
         content.push(match c {
             // The guest's own string is kept when nothing in it is redacted (no copy of every text result).
-            // The guest's own string is kept when nothing in it is redacted (no copy of every text result).
             tools::Content::Text(t) => {
                 let redacted = match redactor.redact(&t) {
                     Cow::Owned(r) => Some(r),

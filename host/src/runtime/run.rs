@@ -30,8 +30,14 @@ tokio::task_local! {
 }
 
 /// Runs `f` (which makes calls) so that the guest's progress reports reach `sink` (bounded: see `caps/progress.rs`).
-pub async fn with_progress<F: std::future::Future>(sink: ProgressSink, f: F) -> F::Output {
-    PROGRESS.scope(sink, f).await
+///
+/// A plain function, not an `async fn`, here and in [`cancellable`]: an `async fn` keeps `f` unstarted beside the
+/// scope it moves `f` into, which doubled the served call's future (6.1 KB for a 3 KB call), and every move of it.
+pub fn with_progress<F: std::future::Future>(
+    sink: ProgressSink,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
+    PROGRESS.scope(sink, f)
 }
 
 tokio::task_local! {
@@ -43,11 +49,11 @@ tokio::task_local! {
 /// Runs `f` (which makes calls) so that cancelling `token` stops the guest of a call it is running: within one
 /// epoch tick (2 ms) for guest code, at once for a guest waiting in a host call. The call still ends with a report
 /// (outcome `cancelled`, with what it used) and is ledgered like any other.
-pub async fn cancellable<F: std::future::Future>(
+pub fn cancellable<F: std::future::Future>(
     token: tokio_util::sync::CancellationToken,
     f: F,
-) -> F::Output {
-    CANCEL.scope(token, f).await
+) -> impl std::future::Future<Output = F::Output> {
+    CANCEL.scope(token, f)
 }
 
 impl Host {
