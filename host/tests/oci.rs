@@ -568,6 +568,16 @@ fn a_registry_that_is_down_or_remote_without_tls_is_refused() {
         err.contains("--insecure is only allowed for a loopback registry"),
         "{err}"
     );
+    // The test registry speaks plain http: without --insecure the TLS handshake fails, and the error says so.
+    let err = Cli::logged_in(&registry().password).refused(&[
+        "install",
+        &format!("oci://{}/acme/x:1", registry().addr),
+        "--yes",
+    ]);
+    assert!(
+        err.contains("the registry answers in plain http: add --insecure"),
+        "{err}"
+    );
 }
 
 /// A fake registry on loopback: `reply(path, range_start)` answers each request (plain HTTP/1.1, keep-alive);

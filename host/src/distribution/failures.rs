@@ -4,7 +4,23 @@
 use oci_client::Reference;
 use oci_client::errors::OciDistributionError;
 
-use super::types::{DistError, Options, clip};
+use super::types::{DistError, Options, clip, is_loopback};
+
+/// What to do when the TLS handshake got plain http back (rustls: "received corrupt message of type
+/// InvalidContentType"): the registry speaks http, which is reached only when named. Empty for any other failure.
+fn plain_http_hint(registry: &str, message: &str) -> String {
+    if !message.contains("InvalidContentType") {
+        return String::new();
+    }
+    if is_loopback(registry) {
+        " (the registry answers in plain http: add --insecure, allowed for a loopback registry)"
+            .to_string()
+    } else {
+        format!(
+            " (the registry answers in plain http: if it is meant to, name it with --insecure-registry {registry})"
+        )
+    }
+}
 
 pub(super) fn protocol(reference: &Reference, e: impl std::fmt::Display) -> DistError {
     DistError::Protocol {
@@ -88,9 +104,10 @@ pub(super) fn classify(
                     message = format!("{message}: {s}");
                     source = s.source();
                 }
+                let hint = plain_http_hint(&registry, &message);
                 DistError::Unreachable {
                     registry,
-                    message: clip(&message, 300),
+                    message: format!("{}{hint}", clip(&message, 300)),
                 }
             }
         }
@@ -99,5 +116,29 @@ pub(super) fn classify(
         }
         OciDistributionError::DigestError(d) => protocol(reference, d),
         other => protocol(reference, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_answering_in_plain_http_is_told_how_to_name_it() {
+        let tls = "error sending request for url (https://127.0.0.1:5000/v2/): client error (Connect): \
+                   received corrupt message of type InvalidContentType";
+        assert_eq!(
+            plain_http_hint("127.0.0.1:5000", tls),
+            " (the registry answers in plain http: add --insecure, allowed for a loopback registry)"
+        );
+        assert_eq!(
+            plain_http_hint("registry.lan:5000", tls),
+            " (the registry answers in plain http: if it is meant to, name it with --insecure-registry \
+             registry.lan:5000)"
+        );
+        assert_eq!(
+            plain_http_hint("127.0.0.1:5000", "Connection refused (os error 111)"),
+            ""
+        );
     }
 }
