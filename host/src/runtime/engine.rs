@@ -53,7 +53,13 @@ struct Ticks {
     asleep: AtomicBool,
     /// The ticker thread, set by the thread itself before it can park.
     thread: OnceLock<std::thread::Thread>,
+    /// Memory slots are reset with PAGEMAP_SCAN: the ticker watches for swap turned on later ([`SWAP_CHECK`]).
+    pagemap: AtomicBool,
 }
+
+/// How often, while guests run, the ticker looks at `/proc/swaps` when slots are reset with PAGEMAP_SCAN: swap
+/// turned on after start makes that reset miss swapped-out pages (see [`pagemap_scan_safe`]).
+const SWAP_CHECK: Duration = Duration::from_secs(10);
 
 impl Ticks {
     fn wake(&self) {
@@ -68,6 +74,7 @@ impl Ticks {
         let _ = self.thread.set(std::thread::current());
         let mut seen = self.started.load(Ordering::SeqCst);
         let mut quiet_since = Instant::now();
+        let mut swap_checked = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
             let started = self.started.load(Ordering::SeqCst);
             if started != seen || self.running.load(Ordering::SeqCst) > 0 {
@@ -86,6 +93,18 @@ impl Ticks {
                 continue;
             }
             std::thread::sleep(EPOCH_TICK);
+            if self.pagemap.load(Ordering::Relaxed) && swap_checked.elapsed() >= SWAP_CHECK {
+                swap_checked = Instant::now();
+                if swap_active(std::fs::read_to_string("/proc/swaps").ok().as_deref()) {
+                    // Said once: the engine cannot change how it resets slots while it runs.
+                    self.pagemap.store(false, Ordering::Relaxed);
+                    tracing::error!(
+                        "swap was turned on after plughost started: instance memory is reset with PAGEMAP_SCAN, \
+                         which in wasmtime 48.0.10 misses swapped-out pages, so a call could see data an earlier \
+                         call left in its memory slot; restart plughost to reset slots without it (or turn swap off)"
+                    );
+                }
+            }
             match engine.upgrade() {
                 Some(e) => e.increment_epoch(),
                 None => break,
@@ -164,12 +183,14 @@ pub struct HostEngine {
     ticker: Arc<Ticker>,
 }
 
-fn config(pooling: bool) -> Config {
+/// The engine's configuration, and whether its memory slots are reset with PAGEMAP_SCAN.
+fn config(pooling: bool) -> (Config, bool) {
     let mut c = Config::new();
     c.consume_fuel(true);
     c.epoch_interruption(true);
     c.wasm_component_model(true);
     c.max_wasm_stack(1 << 20);
+    let mut pagemap = false;
     if pooling {
         let mut p = PoolingAllocationConfig::default();
         // Sized for many small Rust/C guests and a few Python/JS ones (those create several core instances,
@@ -194,6 +215,7 @@ fn config(pooling: bool) -> Config {
         // Without pagemap the window is memset whole every call, so it stays small there. Pagemap is left off
         // where swap is active (see `pagemap_scan_safe`).
         if pagemap_scan_safe() {
+            pagemap = true;
             p.pagemap_scan(wasmtime::Enabled::Yes);
             p.linear_memory_keep_resident(4 << 20);
         } else {
@@ -202,7 +224,7 @@ fn config(pooling: bool) -> Config {
         p.table_keep_resident(64 << 10);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     }
-    c
+    (c, pagemap)
 }
 
 /// Whether memory slots may be reset with PAGEMAP_SCAN: the kernel has it (Linux 6.7+) and no swap is active.
@@ -211,7 +233,8 @@ fn config(pooling: bool) -> Config {
 /// are *present*. A page a call dirtied that the kernel then swapped out is neither reset nor decommitted, so the
 /// next instance in that slot would read the last call's data (wasmtime PR #14357, fixed in 48.0.11). Without
 /// swap no page is ever swapped out; with it the slot is reset the other way (memset of the resident window,
-/// `madvise` for the rest), which drops swapped pages too. Swap turned on after the engine starts is not seen.
+/// `madvise` for the rest), which drops swapped pages too. Swap turned on after the engine starts cannot change
+/// the engine; the epoch ticker notices it within [`SWAP_CHECK`] while guests run and says so (an error, once).
 fn pagemap_scan_safe() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     // Unreadable means "cannot tell", so it counts as swap.
@@ -228,9 +251,13 @@ fn pagemap_scan_safe() -> bool {
 }
 
 fn pagemap_scan_safe_on(release: &str, swaps: Option<&str>) -> bool {
-    // /proc/swaps is a header line and one line per active swap area (zram included).
-    let no_swap = swaps.is_some_and(|s| s.lines().skip(1).all(|l| l.trim().is_empty()));
-    kernel_has_pagemap_scan(release) && no_swap
+    kernel_has_pagemap_scan(release) && !swap_active(swaps)
+}
+
+/// Whether `/proc/swaps` (as read; `None`: unreadable, which counts as swap) lists an active swap area: it is a
+/// header line and one line per area, zram included.
+fn swap_active(swaps: Option<&str>) -> bool {
+    !swaps.is_some_and(|s| s.lines().skip(1).all(|l| l.trim().is_empty()))
 }
 
 /// PAGEMAP_SCAN arrived in Linux 6.7 (`release` as in /proc/sys/kernel/osrelease).
@@ -248,17 +275,22 @@ impl HostEngine {
     /// Builds the engine. Uses the pooling allocator when the machine allows its address-space reservation, else
     /// falls back to on-demand allocation (same behaviour, slower instantiation).
     pub fn new(cache: Option<CompileCache>) -> Result<Self, EngineError> {
-        let engine = match Engine::new(&config(true)) {
-            Ok(e) => e,
+        let (pooled, pagemap) = config(true);
+        let (engine, pagemap) = match Engine::new(&pooled) {
+            Ok(e) => (e, pagemap),
             Err(pooling_err) => {
                 tracing::warn!(
                     "pooling allocator unavailable ({pooling_err:#}); using on-demand allocation"
                 );
-                Engine::new(&config(false))
-                    .map_err(|e| EngineError::Config(crate::said::once(e.chain())))?
+                let e = Engine::new(&config(false).0)
+                    .map_err(|e| EngineError::Config(crate::said::once(e.chain())))?;
+                (e, false)
             }
         };
-        let ticks = Arc::new(Ticks::default());
+        let ticks = Arc::new(Ticks {
+            pagemap: AtomicBool::new(pagemap),
+            ..Ticks::default()
+        });
         {
             let weak = engine.weak();
             let ticks = ticks.clone();
