@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("fixture-events", "fixture_events", "EVENTS"),
     ("fixture-flood", "fixture_flood", "FLOOD"),
     ("fixture-leaky", "fixture_leaky", "LEAKY"),
+    ("fixture-leaky-blob", "fixture_leaky_blob", "LEAKY_BLOB"),
     (
         "fixture-describe-log",
         "fixture_describe_log",

@@ -16,6 +16,9 @@ pub const FLOOD: &str = env!("PLUGHOST_FIXTURE_FLOOD");
 /// Tries to leak its secret `token` through every channel (`fixture-leaky`). Imports `config`, `log`, `metrics`
 /// and `ledger`.
 pub const LEAKY: &str = env!("PLUGHOST_FIXTURE_LEAKY");
+/// Leaks its secret `token` through resource blobs, among bytes that are not text and as text bytes
+/// (`fixture-leaky-blob`). Imports `config`.
+pub const LEAKY_BLOB: &str = env!("PLUGHOST_FIXTURE_LEAKY_BLOB");
 /// Calls `log` inside `describe()`, where nothing is granted (`fixture-describe-log`).
 pub const DESCRIBE_LOG: &str = env!("PLUGHOST_FIXTURE_DESCRIBE_LOG");
 /// Returns a 64 MiB description from `describe()` (`fixture-describe-huge`).

@@ -167,19 +167,29 @@ impl Invocation for Read<'_> {
                         ),
                     });
                 }
+                // A path reaches the client as the contents' URI: one that shows a secret is refused, not rewritten
+                // (a redacted path would name another resource).
+                if redactor.reveals(&c.path) {
+                    return Err(CallError::Failed {
+                        message:
+                            "the plugin returned contents for a path that shows one of its secrets"
+                                .into(),
+                    });
+                }
                 let body = match c.body {
                     resources::Body::Text(t) => Body::Text(redactor.redact(&t).into_owned()),
-                    // Bytes that are text are redacted like text; other bytes cannot show a (text) secret whole.
+                    // Bytes that are text are redacted like text (on character boundaries); other bytes may still
+                    // hold a secret's bytes among them, which are replaced where they stand.
                     resources::Body::Blob(b) => match String::from_utf8(b) {
                         Ok(t) => Body::Blob(redactor.redact(&t).into_owned().into_bytes()),
-                        Err(e) => Body::Blob(e.into_bytes()),
+                        Err(e) => Body::Blob(redactor.redact_bytes(e.into_bytes())),
                     },
                 };
                 Ok(ResourceContent {
                     path: c.path,
-                    mime_type: c
-                        .mime_type
-                        .map(|m| crate::caps::view::truncated(&m, MAX_MIME_BYTES)),
+                    mime_type: c.mime_type.map(|m| {
+                        crate::caps::view::truncated(&redactor.redact(&m), MAX_MIME_BYTES)
+                    }),
                     body,
                 })
             })
@@ -246,5 +256,50 @@ impl Invocation for Get<'_> {
                 })
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_shows_no_secret_in_its_path_or_mime_type() {
+        const SECRET: &str = "sEcReT_tok3n_9f8e7d6c5b4a";
+        let redactor = Redactor::new([&SECRET.to_string()]);
+        let limits = Limits::default();
+        let read = Read { path: "notes" };
+        let contents = |path: &str, mime: &str| {
+            vec![resources::Contents {
+                path: path.into(),
+                mime_type: Some(mime.into()),
+                body: resources::Body::Text("fine".into()),
+            }]
+        };
+        let out = read
+            .convert(
+                contents("notes", &format!("text/plain; x={SECRET}")),
+                &limits,
+                &redactor,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            out[0].mime_type.as_deref(),
+            Some("text/plain; x=[REDACTED]")
+        );
+        let refused = |path: &str| {
+            read.convert(contents(path, "text/plain"), &limits, &redactor)
+                .map(|_| ())
+                .expect_err(path)
+        };
+        let err = refused(&format!("notes/{SECRET}"));
+        assert!(
+            err.to_string().contains("shows one of its secrets"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("tok3n"), "{err}");
+        // A path the rules refuse is named in the error, redacted as every error of a call is on its way out.
+        let err = super::super::output::redact_error(refused(&format!("a b/{SECRET}")), &redactor);
+        assert!(!err.to_string().contains("tok3n"), "{err}");
     }
 }
