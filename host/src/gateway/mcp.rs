@@ -258,27 +258,32 @@ fn gateway_error(e: GatewayError) -> ErrorData {
 
 /// Runs `call` with the guest's progress reports sent to `peer` as `notifications/progress` for `token`, all of
 /// them before the call's response (the forwarder drains the channel, which closes when the call ends).
-async fn with_progress<F: std::future::Future>(
+///
+/// Not an `async fn`: `call` goes into the progress scope here, so the returned future holds it once.
+fn with_progress<F: std::future::Future>(
     token: rmcp::model::ProgressToken,
     peer: &rmcp::Peer<RoleServer>,
     call: F,
-) -> F::Output {
+) -> impl std::future::Future<Output = F::Output> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::caps::progress::Progress>(16);
+    let scoped = crate::runtime::with_progress(tx, call);
     let peer = peer.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(p) = rx.recv().await {
-            let mut param = ProgressNotificationParam::new(token.clone(), p.done as f64);
-            param.total = p.total.map(|t| t as f64);
-            param.message = p.message;
-            if peer.notify_progress(param).await.is_err() {
-                return;
+    async move {
+        let forward = tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                let mut param = ProgressNotificationParam::new(token.clone(), p.done as f64);
+                param.total = p.total.map(|t| t as f64);
+                param.message = p.message;
+                if peer.notify_progress(param).await.is_err() {
+                    return;
+                }
             }
-        }
-    });
-    let out = crate::runtime::with_progress(tx, call).await;
-    // Bounded: the sender is gone (the call's store let go of its clone), so the channel drains and closes.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forward).await;
-    out
+        });
+        let out = scoped.await;
+        // Bounded: the sender is gone (the call's store let go of its clone), so the channel drains and closes.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forward).await;
+        out
+    }
 }
 
 impl ServerHandler for McpServer {
