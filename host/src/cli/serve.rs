@@ -208,8 +208,9 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     }
     // One line on stderr so people (and scripts) know where to connect.
     eprintln!(
-        "plughost: MCP at http://{bound}/mcp ({} tools){}",
+        "plughost: MCP at http://{bound}/mcp ({} plugin tools, and plughost's own {}){}",
         gateway.index().tools.len(),
+        plughost::gateway::management_tools().len(),
         match (opts.token.is_some(), opts.oauth.is_some()) {
             (_, true) => ", bearer token or OAuth access token required",
             (true, false) => ", bearer token required",
