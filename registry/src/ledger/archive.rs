@@ -51,6 +51,19 @@ pub struct Archived {
     pub cut: Anchor,
 }
 
+impl Archived {
+    /// The entries after `base` up to the cut's, moved to `out`.
+    pub(crate) fn after(base: u64, out: &Path, cut: Anchor) -> Archived {
+        Archived {
+            first_seq: base + 1,
+            last_seq: cut.seq,
+            entries: cut.seq - base,
+            path: out.to_path_buf(),
+            cut,
+        }
+    }
+}
+
 /// What [`Ledger::check_archive`] found in one archive file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ArchiveCheck {
@@ -90,6 +103,131 @@ fn line(r: &mut impl BufRead) -> std::io::Result<Option<String>> {
     String::from_utf8(buf)
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Writes one archive file, for either store: the header, then each entry (checked: in sequence, linked from the
+/// one before, its hash its content's), then the signed cut. It goes to `out.partial`, which is fsynced and renamed
+/// to `out` by [`ArchiveWriter::finish`]; dropped before that, the partial file is removed.
+#[derive(Debug)]
+pub struct ArchiveWriter {
+    out: PathBuf,
+    /// Emptied once renamed into place, so `drop` has nothing to remove.
+    partial: PathBuf,
+    w: Option<flate2::write::GzEncoder<std::io::BufWriter<std::fs::File>>>,
+    expected: u64,
+    last: u64,
+    prev: String,
+}
+
+impl ArchiveWriter {
+    /// Starts the archive of entries `base+1..=last`, the first linking to `base_hash`. Refuses an `out` that
+    /// exists.
+    pub fn create(out: &Path, (base, base_hash): (u64, &str), last: u64) -> Result<ArchiveWriter> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if out.exists() {
+            return Err(LedgerError::Io {
+                path: out.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file exists"),
+            });
+        }
+        let partial = {
+            let mut p = out.as_os_str().to_owned();
+            p.push(".partial");
+            PathBuf::from(p)
+        };
+        // Mode 0600, like ledger.db: who called what is not for every local user.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(io(&partial))?;
+        let mut w = ArchiveWriter {
+            out: out.to_path_buf(),
+            w: Some(flate2::write::GzEncoder::new(
+                std::io::BufWriter::new(file),
+                flate2::Compression::default(),
+            )),
+            partial,
+            expected: base + 1,
+            last,
+            prev: base_hash.to_string(),
+        };
+        w.put(&Header {
+            format: ARCHIVE_FORMAT.into(),
+            first_seq: base + 1,
+            last_seq: last,
+            prev_hash: base_hash.to_string(),
+            entries: last.saturating_sub(base),
+        })?;
+        Ok(w)
+    }
+
+    /// The hash the next entry must link to.
+    pub fn prev(&self) -> &str {
+        &self.prev
+    }
+
+    /// The sequence number the next entry must have.
+    pub fn next_seq(&self) -> u64 {
+        self.expected
+    }
+
+    fn put<T: Serialize>(&mut self, v: &T) -> Result<()> {
+        match self.w.as_mut() {
+            Some(w) => put(w, v, &self.partial),
+            None => Err(LedgerError::Broken { seq: self.expected }),
+        }
+    }
+
+    /// Adds the next entry. One out of sequence, past `last`, badly linked, or whose hash is not its content's is
+    /// [`LedgerError::Broken`]: nothing is archived.
+    pub fn push(&mut self, e: &Entry) -> Result<()> {
+        if e.seq != self.expected
+            || e.seq > self.last
+            || e.prev_hash != self.prev
+            || entry_hash(e.seq, &e.entry, &e.prev_hash) != e.hash
+        {
+            return Err(LedgerError::Broken { seq: self.expected });
+        }
+        self.put(e)?;
+        self.expected += 1;
+        self.prev.clone_from(&e.hash);
+        Ok(())
+    }
+
+    /// Ends the archive with the last entry's hash signed by `key` (the cut, returned), fsyncs it and renames it
+    /// into place. Every entry up to `last` must have been pushed.
+    pub fn finish(mut self, key: &KeyPair, now_ms: i64) -> Result<Anchor> {
+        if self.expected != self.last + 1 {
+            return Err(LedgerError::Broken { seq: self.expected });
+        }
+        let cut = Anchor::sign(key, self.last, &self.prev, now_ms);
+        self.put(&cut)?;
+        let Some(w) = self.w.take() else {
+            return Err(LedgerError::Broken { seq: self.expected });
+        };
+        let file = w
+            .finish()
+            .and_then(|b| b.into_inner().map_err(|e| e.into_error()))
+            .map_err(io(&self.partial))?;
+        file.sync_all().map_err(io(&self.partial))?;
+        std::fs::rename(&self.partial, &self.out).map_err(io(&self.out))?;
+        self.partial = PathBuf::new();
+        if let Some(dir) = self.out.parent().and_then(|d| std::fs::File::open(d).ok()) {
+            let _ = dir.sync_all();
+        }
+        Ok(cut)
+    }
+}
+
+impl Drop for ArchiveWriter {
+    fn drop(&mut self) {
+        if !self.partial.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
 }
 
 impl Ledger {
@@ -221,17 +359,11 @@ impl Ledger {
             self.bound_wal_after_commit();
             lo = hi;
         }
-        Ok(Some(Archived {
-            first_seq: base + 1,
-            last_seq: last,
-            entries: last - base,
-            path: out.to_path_buf(),
-            cut,
-        }))
+        Ok(Some(Archived::after(base, out, cut)))
     }
 
-    /// Writes entries `base+1..=last` to a new file `out` (through `out.partial`, renamed once fsynced), checking
-    /// their chain from `base_hash`, and ends it with the cut: the last entry signed with `key`, which is returned.
+    /// Writes entries `base+1..=last` to a new file `out` (see [`ArchiveWriter`]), checking their chain from
+    /// `base_hash`, and ends it with the cut: the last entry signed with `key`, which is returned.
     fn write_archive(
         &self,
         out: &Path,
@@ -240,88 +372,18 @@ impl Ledger {
         key: &KeyPair,
         now_ms: i64,
     ) -> Result<Anchor> {
-        if out.exists() {
-            return Err(LedgerError::Io {
-                path: out.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file exists"),
-            });
-        }
-        let partial = {
-            let mut p = out.as_os_str().to_owned();
-            p.push(".partial");
-            PathBuf::from(p)
-        };
-        let written = self.write_lines(&partial, (base, base_hash), last, key, now_ms);
-        let done = written.and_then(|(cut, file)| {
-            file.sync_all().map_err(io(&partial))?;
-            std::fs::rename(&partial, out).map_err(io(out))?;
-            if let Some(dir) = out.parent().and_then(|d| std::fs::File::open(d).ok()) {
-                let _ = dir.sync_all();
-            }
-            Ok(cut)
-        });
-        if done.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        done
-    }
-
-    fn write_lines(
-        &self,
-        path: &Path,
-        (base, base_hash): (u64, &str),
-        last: u64,
-        key: &KeyPair,
-        now_ms: i64,
-    ) -> Result<(Anchor, std::fs::File)> {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Mode 0600, like ledger.db: who called what is not for every local user.
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io(path))?;
-        let mut w = flate2::write::GzEncoder::new(
-            std::io::BufWriter::new(file),
-            flate2::Compression::default(),
-        );
-        let header = Header {
-            format: ARCHIVE_FORMAT.into(),
-            first_seq: base + 1,
-            last_seq: last,
-            prev_hash: base_hash.to_string(),
-            entries: last - base,
-        };
-        put(&mut w, &header, path)?;
+        let mut w = ArchiveWriter::create(out, (base, base_hash), last)?;
         let read = self.reader();
         let mut stmt = read.prepare(&format!(
             "SELECT {COLUMNS} FROM entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
         ))?;
         let mut rows = stmt.query(params![base as i64, last as i64])?;
-        let mut expected = base + 1;
-        let mut prev = base_hash.to_string();
         let mut names = Names::default();
         while let Some(r) = rows.next()? {
-            let e = Stored::read(r)?.entry(&mut names, &read, prev.clone())?;
-            if e.seq != expected || entry_hash(e.seq, &e.entry, &e.prev_hash) != e.hash {
-                return Err(LedgerError::Broken { seq: expected });
-            }
-            put(&mut w, &e, path)?;
-            expected += 1;
-            prev = e.hash;
+            let e = Stored::read(r)?.entry(&mut names, &read, w.prev().to_string())?;
+            w.push(&e)?;
         }
-        if expected != last + 1 {
-            return Err(LedgerError::Broken { seq: expected });
-        }
-        let cut = Anchor::sign(key, last, &prev, now_ms);
-        put(&mut w, &cut, path)?;
-        let file = w
-            .finish()
-            .and_then(|b| b.into_inner().map_err(|e| e.into_error()))
-            .map_err(io(path))?;
-        Ok((cut, file))
+        w.finish(key, now_ms)
     }
 
     /// Checks one archive on its own: its header, every entry's hash and link from the first, and the signed cut
@@ -401,56 +463,63 @@ impl Ledger {
         Ok(())
     }
 
-    /// Checks that `archives` (each checked with [`Ledger::check_archive`]) and this live ledger form one chain:
-    /// sorted by sequence number, the first starts at entry 1, each continues the one before it, and the live
-    /// ledger continues the last. The first problem, naming the file(s), if any.
+    /// Checks that `archives` (each checked with [`Ledger::check_archive`]) and this live ledger form one chain
+    /// (see [`link_archives`]).
     pub fn link_archives(&self, archives: &mut [ArchiveCheck]) -> Result<Option<String>> {
         self.settle();
-        archives.sort_by_key(|a| a.first_seq);
-        let mut expected = (1u64, GENESIS.to_string(), None::<PathBuf>);
-        for a in archives.iter() {
-            if let Some(p) = &a.problem {
-                return Ok(Some(format!("archive {}: {p}", a.path.display())));
-            }
-            let after = |e: &Option<PathBuf>| match e {
-                Some(p) => format!("archive {}", p.display()),
-                None => "the start of the ledger".to_string(),
-            };
-            if a.first_seq > expected.0 {
-                return Ok(Some(format!(
-                    "entries {}..{} are in none of the archives given (an archive between {} and {} is missing)",
-                    expected.0,
-                    a.first_seq - 1,
-                    after(&expected.2),
-                    a.path.display()
-                )));
-            }
-            if a.first_seq < expected.0 || a.prev_hash != expected.1 {
-                return Ok(Some(format!(
-                    "archive {} does not continue {} (entry {} links to another chain)",
-                    a.path.display(),
-                    after(&expected.2),
-                    a.first_seq
-                )));
-            }
-            expected = (a.last_seq + 1, a.head.clone(), Some(a.path.clone()));
-        }
         let live = Self::cut(&self.conn())?.unwrap_or((0, GENESIS.to_string()));
-        Ok(if live.0 + 1 > expected.0 {
-            Some(format!(
-                "entries {}..{} were archived but are in none of the archives given",
-                expected.0, live.0
-            ))
-        } else if live.0 + 1 < expected.0 || live.1 != expected.1 {
-            Some(format!(
-                "the live ledger does not continue the last archive given (its cut is at entry {}, the archives end at \
-                 entry {})",
-                live.0,
-                expected.0 - 1
-            ))
-        } else {
-            None
-        })
+        Ok(link_archives(archives, &live))
+    }
+}
+
+/// Checks that `archives` (each checked with [`Ledger::check_archive`]) and a live ledger whose last cut is `live`
+/// (entry and hash; `(0, GENESIS)` when nothing was archived) form one chain: sorted by sequence number, the first
+/// starts at entry 1, each continues the one before it, and the live ledger continues the last. The first problem,
+/// naming the file(s), if any.
+pub fn link_archives(archives: &mut [ArchiveCheck], live: &(u64, String)) -> Option<String> {
+    archives.sort_by_key(|a| a.first_seq);
+    let mut expected = (1u64, GENESIS.to_string(), None::<PathBuf>);
+    for a in archives.iter() {
+        if let Some(p) = &a.problem {
+            return Some(format!("archive {}: {p}", a.path.display()));
+        }
+        let after = |e: &Option<PathBuf>| match e {
+            Some(p) => format!("archive {}", p.display()),
+            None => "the start of the ledger".to_string(),
+        };
+        if a.first_seq > expected.0 {
+            return Some(format!(
+                "entries {}..{} are in none of the archives given (an archive between {} and {} is missing)",
+                expected.0,
+                a.first_seq - 1,
+                after(&expected.2),
+                a.path.display()
+            ));
+        }
+        if a.first_seq < expected.0 || a.prev_hash != expected.1 {
+            return Some(format!(
+                "archive {} does not continue {} (entry {} links to another chain)",
+                a.path.display(),
+                after(&expected.2),
+                a.first_seq
+            ));
+        }
+        expected = (a.last_seq + 1, a.head.clone(), Some(a.path.clone()));
+    }
+    if live.0 + 1 > expected.0 {
+        Some(format!(
+            "entries {}..{} were archived but are in none of the archives given",
+            expected.0, live.0
+        ))
+    } else if live.0 + 1 < expected.0 || live.1 != expected.1 {
+        Some(format!(
+            "the live ledger does not continue the last archive given (its cut is at entry {}, the archives end at \
+             entry {})",
+            live.0,
+            expected.0 - 1
+        ))
+    } else {
+        None
     }
 }
 

@@ -27,7 +27,9 @@ mod spool;
 mod store;
 mod wal;
 
-pub use archive::{ARCHIVE_FORMAT, ArchiveCheck, Archived, MIN_ARCHIVE_AGE_MS};
+pub use archive::{
+    ARCHIVE_FORMAT, ArchiveCheck, ArchiveWriter, Archived, MIN_ARCHIVE_AGE_MS, link_archives,
+};
 pub(crate) use chain::entry_hash;
 pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
 pub use entry::{Caller, Entry, EntryRef, Kind, NewEntry, args_digest, check_event};

@@ -288,6 +288,24 @@ impl PgStore {
         if let Some(bad) = anchor.check() {
             return Ok(Some(bad));
         }
+        if let Some(cut) = self.ledger_cut()?
+            && anchor.seq <= cut.seq
+        {
+            return Ok(if anchor.seq < cut.seq {
+                Some(format!(
+                    "entry {} was archived (the live ledger starts after entry {}): check it with \
+                     `ledger verify --archive`",
+                    anchor.seq, cut.seq
+                ))
+            } else if anchor.hash != cut.hash {
+                Some(format!(
+                    "entry {} is not the one it signed (the chain was rewritten)",
+                    anchor.seq
+                ))
+            } else {
+                None
+            });
+        }
         Ok(match self.ledger_entry(anchor.seq)? {
             None => Some(format!(
                 "the ledger no longer reaches entry {} that it signed (the head is now {}): entries were deleted \
@@ -333,15 +351,22 @@ impl PgStore {
         })
     }
 
-    /// Walks the whole chain, a page at a time, and reports the first break — the same checks as SQLite's
-    /// [`crate::ledger::Ledger::verify`], plus the head row: a tail cut off the entries table (or a head moved) is
-    /// found because the head no longer matches the last entry.
+    /// Walks the live chain — from the last archive cut, if entries were archived — a page at a time, and reports
+    /// the first break — the same checks as SQLite's [`crate::ledger::Ledger::verify`], plus the head row: a tail
+    /// cut off the entries table (or a head moved) is found because the head no longer matches the last entry.
     pub fn ledger_verify(&self) -> PgResult<Verification> {
-        let mut problem: Option<Problem> = None;
-        let mut expected = 1u64;
-        let mut prev = GENESIS.to_string();
+        let cut = self.ledger_cut()?;
+        let mut problem: Option<Problem> = cut.as_ref().and_then(|a| {
+            a.check().map(|why| Problem {
+                seq: a.seq,
+                reason: format!("the archive cut at entry {}: {why}", a.seq),
+            })
+        });
+        let base = cut.as_ref().map_or(0, |a| a.seq);
+        let mut expected = base + 1;
+        let mut prev = cut.as_ref().map_or(GENESIS.to_string(), |a| a.hash.clone());
         let mut n = 0u64;
-        let mut after = 0u64;
+        let mut after = base;
         loop {
             let page = self.ledger_entries_after(after, PAGE as u32)?;
             let Some(last) = page.last() else { break };
@@ -374,9 +399,9 @@ impl PgStore {
         }
         Ok(Verification {
             entries: n,
-            head: (n > 0).then(|| (expected - 1, prev)),
+            head: (n > 0 || cut.is_some()).then(|| (expected - 1, prev)),
             checkpoints: 0,
-            archived: 0,
+            archived: base,
             problem,
         })
     }

@@ -7,13 +7,15 @@
 //! safe from async and sync code alike, and bounded by [`CALL_TIMEOUT`] (a store that does not answer is
 //! `unavailable`, never a hang).
 //!
-//! By area: `schema.rs` holds the versioned migrations, `ledger.rs` the one shared hash chain, `contracts.rs` the
+//! By area: `schema.rs` holds the versioned migrations, `ledger.rs` the one shared hash chain, `archive.rs` its
+//! retention (signed archive files and the cut the live chain continues from), `contracts.rs` the
 //! exact cross-replica admission of calls, `state.rs` plugin state, `index.rs` the registry index (plugins, versions, grants, limits,
 //! config, components, audit trail), `notify.rs` change signals between replicas
 //! (LISTEN/NOTIFY), `migrate.rs` moving a data dir's ledger in, `import.rs` its registry index, `versions.rs` upgrades, rollbacks and key
 //! revocations, `tokens.rs` client tokens and reading the audit trail. `store.rs` opens the pool and runs calls,
 //! `error.rs` says how a call failed. This file only names them.
 
+mod archive;
 mod contracts;
 mod error;
 mod import;
@@ -27,6 +29,7 @@ mod store;
 mod tokens;
 mod versions;
 
+pub use archive::ArchiveError;
 pub use contracts::{Admission, Scope, ScopeUse};
 pub use error::{PgError, PgResult};
 pub use import::{IndexDump, IndexImport, PluginDump, VersionDump};

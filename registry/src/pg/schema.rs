@@ -136,6 +136,16 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE contract_minutes ADD COLUMN principal TEXT NOT NULL DEFAULT '';
      ALTER TABLE contract_minutes DROP CONSTRAINT contract_minutes_pkey;
      ALTER TABLE contract_minutes ADD PRIMARY KEY (plugin, minute, tool, principal);",
+    // 6: archive cuts of the shared ledger (archive.rs): the last entry moved to an archive file, signed; the live
+    // chain continues from the newest.
+    "CREATE TABLE ledger_cuts (
+        seq        BIGINT PRIMARY KEY,
+        hash       TEXT NOT NULL,
+        time_ms    BIGINT NOT NULL,
+        key_name   TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        signature  TEXT NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.
