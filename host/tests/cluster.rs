@@ -172,6 +172,136 @@ fn store_migrate_moves_a_ten_thousand_entry_ledger_and_the_registry_index_to_pos
     assert!(!ok && out.contains("holds a different ledger"), "{out}");
 }
 
+/// The shared ledger's retention: `--store … ledger archive` moves the entries older than DATE to the same signed
+/// archive file as on SQLite; the live chain then verifies from the signed cut, the archives and the live chain link
+/// into one chain from entry 1 (a missing archive is named), and an entry changed in the store stops the next
+/// archive before anything moves. `[ledger.archive]` (which archives the data dir's own ledger) is refused by a
+/// replica on the shared store rather than left to archive nothing.
+#[test]
+fn the_shared_ledger_is_archived_to_signed_files_that_link_with_the_live_chain() {
+    let Some(url) = database("archive") else {
+        return;
+    };
+    let home = tempfile::tempdir().expect("home");
+    let h = home.path();
+    // 900 calls, evenly over the last 90 days.
+    let (ok, out) = plughost(
+        h,
+        &["ledger", "generate", "--entries", "900", "--days", "90"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    assert!(ok && out.contains("moved 900 ledger entries"), "{out}");
+    let (ok, out) = plughost(h, &["keys", "generate", "--name", "ops"]);
+    assert!(ok, "{out}");
+    let store = |args: &[&str]| {
+        let mut all = vec!["--store", url.as_str()];
+        all.extend_from_slice(args);
+        plughost(h, &all)
+    };
+    let file = |name: &str| h.join(name).to_str().expect("utf-8").to_string();
+    let (a1, a2, a3) = (
+        file("a1.jsonl.gz"),
+        file("a2.jsonl.gz"),
+        file("a3.jsonl.gz"),
+    );
+    let archive = |before: &str, out: &str| {
+        store(&[
+            "ledger", "archive", "--before", before, "--out", out, "--key", "ops",
+        ])
+    };
+    // The last 31 days stay live: refused, and no file.
+    let (ok, out) = archive("10d", &a1);
+    assert!(!ok && out.contains("younger than 31 days"), "{out}");
+    assert!(!std::path::Path::new(&a1).exists());
+    // "archived entries 1..N (N entries) to …": N.
+    let last_of = |out: &str, first: u64| -> u64 {
+        let prefix = format!("archived entries {first}..");
+        let rest = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {out}"));
+        rest.split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a number")
+    };
+    let (ok, out) = archive("60d", &a1);
+    assert!(ok, "{out}");
+    let first = last_of(&out, 1);
+    assert!((280..=320).contains(&first), "a third of 900: {out}");
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM ledger_entries"),
+        (900 - first).to_string()
+    );
+    let (ok, out) = store(&["ledger", "verify"]);
+    assert!(
+        ok && out.contains(&format!("ok: {} entries chained up to 900", 900 - first))
+            && out.contains(&format!(
+                "the live chain starts after entry {first} (archived)"
+            )),
+        "{out}"
+    );
+    let (ok, out) = archive("40d", &a2);
+    assert!(ok, "{out}");
+    let second = last_of(&out, first + 1);
+    assert!((second - first) > 150, "{out}");
+    // Both archives and the live chain are one chain from entry 1, with the head the data dir's ledger had.
+    let (ok, out) = store(&["ledger", "verify", "--archive", &a2, "--archive", &a1]);
+    assert!(
+        ok && out.contains(&format!("entries 1..{first} chained, cut signed by `ops`"))
+            && out.contains(&format!("entries {}..{second} chained", first + 1)),
+        "{out}"
+    );
+    let head =
+        |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("json")["head"].clone();
+    let local = plughost(h, &["ledger", "verify", "--json"]).1;
+    let shared = store(&["ledger", "verify", "--json"]).1;
+    assert!(head(&local)[0] == 900, "{local}");
+    assert_eq!(head(&local), head(&shared));
+    // Without the first archive, its entries are named as missing.
+    let (ok, out) = store(&["ledger", "verify", "--archive", &a2]);
+    assert!(
+        !ok && out.contains(&format!(
+            "entries 1..{first} are in none of the archives given"
+        )),
+        "{out}"
+    );
+    // The export is the live chain.
+    let (ok, out) = store(&["ledger", "export"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().count() as u64, 900 - second, "{out}");
+    // An entry changed in the store below the next cut: that archive stops before anything moves.
+    psql(
+        &url,
+        &format!(
+            "UPDATE ledger_entries SET cost = 7 WHERE seq = {}",
+            second + 5
+        ),
+    );
+    let (ok, out) = archive("35d", &a3);
+    assert!(
+        !ok && out.contains(&format!("the chain is broken at entry {}", second + 5)),
+        "{out}"
+    );
+    assert!(!std::path::Path::new(&a3).exists() && !h.join("a3.jsonl.gz.partial").exists());
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM ledger_entries"),
+        (900 - second).to_string()
+    );
+    // `[ledger.archive]` on a replica of the shared store: refused at start, with what to do instead.
+    std::fs::write(
+        h.join("plughost.toml"),
+        "[ledger.archive]\ndir = \"archives\"\nkey = \"ops\"\n",
+    )
+    .expect("toml");
+    let (ok, out) = store(&["serve", "--http", "127.0.0.1:0"]);
+    assert!(
+        !ok && out.contains("[ledger.archive]") && out.contains("ledger archive --before"),
+        "{out}"
+    );
+}
+
 fn call(plugin: &str, i: u64) -> NewEntry {
     NewEntry {
         time_ms: 1_700_000_000_000 + i as i64,

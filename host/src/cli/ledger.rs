@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use plughost::Home;
 use plughost::ledger::{Kind, Ledger, now_ms};
-use plughost::registry::ledger::{Anchor, Entry, Filter, Problem};
+use plughost::registry::ledger::{Anchor, ArchiveCheck, Archived, Entry, Filter, Problem};
 use plughost::units::parse_duration;
 
 #[derive(Subcommand, Debug)]
@@ -203,26 +203,7 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                         file.display()
                     );
                 }
-                for a in &archives {
-                    println!(
-                        "ok: archive {}: entries {}..{} chained, cut signed by `{}`",
-                        a.path.display(),
-                        a.first_seq,
-                        a.last_seq,
-                        a.key_name
-                    );
-                }
-                if v.archived > 0 {
-                    println!(
-                        "  the live chain starts after entry {} (archived){}",
-                        v.archived,
-                        if archive.is_empty() {
-                            "; check the archives with --archive FILE…"
-                        } else {
-                            ", where the last archive ends"
-                        }
-                    );
-                }
+                print_archives(&archives, v.archived);
             }
             Ok(
                 if v.problem.is_some() || archive_problem.is_some() || audit.is_err() {
@@ -245,22 +226,7 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
             let before_ms = time_arg(&before)?;
             let registry = super::show::open_registry(home)?;
             let kp = registry.signing_key(&key)?;
-            match ledger.archive(before_ms, &kp, now_ms(), &out)? {
-                None => println!(
-                    "nothing to archive: no entry before {}",
-                    plughost::units::rfc3339_ms(before_ms)
-                ),
-                Some(a) => println!(
-                    "archived entries {}..{} ({} entries) to {}; the cut (entry {}, {}…) is signed by `{}`",
-                    a.first_seq,
-                    a.last_seq,
-                    a.entries,
-                    a.path.display(),
-                    a.cut.seq,
-                    &a.cut.hash[..16],
-                    a.cut.key_name
-                ),
-            }
+            print_archived(ledger.archive(before_ms, &kp, now_ms(), &out)?, before_ms);
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Checkpoint { key, out } => {
@@ -294,6 +260,49 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
 }
 
 /// `ledger export`: every entry `each` hands over, as one JSON line, to `out` or stdout.
+/// The archives `ledger verify --archive` checked (all fine) and where the live chain starts, for either store.
+pub(super) fn print_archives(archives: &[ArchiveCheck], archived: u64) {
+    for a in archives {
+        println!(
+            "ok: archive {}: entries {}..{} chained, cut signed by `{}`",
+            a.path.display(),
+            a.first_seq,
+            a.last_seq,
+            a.key_name
+        );
+    }
+    if archived > 0 {
+        println!(
+            "  the live chain starts after entry {archived} (archived){}",
+            if archives.is_empty() {
+                "; check the archives with --archive FILE…"
+            } else {
+                ", where the last archive ends"
+            }
+        );
+    }
+}
+
+/// What `ledger archive` did, for either store.
+pub(super) fn print_archived(archived: Option<Archived>, before_ms: i64) {
+    match archived {
+        None => println!(
+            "nothing to archive: no entry before {}",
+            plughost::units::rfc3339_ms(before_ms)
+        ),
+        Some(a) => println!(
+            "archived entries {}..{} ({} entries) to {}; the cut (entry {}, {}…) is signed by `{}`",
+            a.first_seq,
+            a.last_seq,
+            a.entries,
+            a.path.display(),
+            a.cut.seq,
+            &a.cut.hash[..16],
+            a.cut.key_name
+        ),
+    }
+}
+
 pub(super) fn export(
     out: Option<&std::path::Path>,
     each: impl FnOnce(&mut dyn FnMut(Entry) -> Result<()>) -> Result<u64>,

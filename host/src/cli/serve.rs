@@ -104,6 +104,7 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         std::time::Instant::now()
     };
     let registry = Arc::new(super::show::open_registry(home)?);
+    let shared_store = registry.shared().is_some();
     let mut host = match registry.shared() {
         Some(pg) => Host::open_shared(home, pg.clone())?,
         None => Host::open(home)?,
@@ -131,6 +132,14 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     // `[ledger.archive]` in plughost.toml: old entries move to signed archives on a thread of their own.
     let settings = plughost::settings::SettingsFile::load(&home.config_file())
         .with_context(|| format!("{}", home.config_file().display()))?;
+    if shared_store && settings.archive.is_some() {
+        anyhow::bail!(
+            "[ledger.archive] in {} archives the data dir's own ledger, and this replica writes the shared one: \
+             remove the section, and archive the shared ledger from one place with `plughost --store URL ledger \
+             archive --before DATE --out FILE --key NAME` (a cron job or timer)",
+            home.config_file().display()
+        );
+    }
     if let Some(cfg) = settings.archive {
         let keys = home.clone();
         let name = cfg.key.clone();

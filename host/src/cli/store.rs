@@ -141,7 +141,8 @@ fn copy_state(home: &Home, pg: &PgStore) -> Result<u64> {
 const EXPORT_PAGE: u32 = 5_000;
 
 /// The ledger commands on the shared store: `verify` walks the whole cluster's chain (and checks checkpoint files
-/// against it), `show` and `export` read it, `checkpoint` signs its head with a key of the operator's data dir `home`.
+/// against it, and archives with the live chain), `show` and `export` read it, `checkpoint` signs its head and
+/// `archive` moves its old entries to a signed file, with a key of the operator's data dir `home`.
 pub fn ledger(home: &Home, url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
     let pg = open(url)?;
     match cmd {
@@ -150,11 +151,6 @@ pub fn ledger(home: &Home, url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
             against,
             archive,
         } => {
-            if !archive.is_empty() {
-                bail!(
-                    "--archive is not supported on a shared store (its ledger is never archived)"
-                );
-            }
             let mut v = pg.ledger_verify()?;
             // Checkpoints kept outside the store: the first one the chain no longer reaches is the problem.
             let mut anchors = Vec::new();
@@ -181,8 +177,30 @@ pub fn ledger(home: &Home, url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
                 }
                 anchors.push((file, anchor.seq));
             }
+            // Archives of the shared ledger: each checked on its own, then that they and the live chain are one.
+            let mut archives = archive
+                .iter()
+                .map(|f| plughost::registry::ledger::Ledger::check_archive(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let archive_problem = if archive.is_empty() {
+                None
+            } else {
+                let live = pg
+                    .ledger_cut()?
+                    .map_or((0, plughost::registry::ledger::GENESIS.to_string()), |a| {
+                        (a.seq, a.hash)
+                    });
+                plughost::registry::ledger::link_archives(&mut archives, &live)
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                let mut out = serde_json::to_value(&v)?;
+                if !archive.is_empty() {
+                    out["archives"] = serde_json::to_value(&archives)?;
+                    out["archive_problem"] = serde_json::to_value(&archive_problem)?;
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else if let Some(p) = &archive_problem {
+                println!("BROKEN: {p}");
             } else if let Some(p) = &v.problem {
                 println!("BROKEN at entry {}: {}", p.seq, p.reason);
                 println!("  {} entries", v.entries);
@@ -201,8 +219,9 @@ pub fn ledger(home: &Home, url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
                         file.display()
                     );
                 }
+                super::ledger::print_archives(&archives, v.archived);
             }
-            Ok(if v.problem.is_some() {
+            Ok(if v.problem.is_some() || archive_problem.is_some() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -253,9 +272,17 @@ pub fn ledger(home: &Home, url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
             let f = super::ledger::show_filter(plugin, tool, outcome, since, until, kind, limit)?;
             super::ledger::print_entries(&pg.ledger_entries(&f)?, json)
         }
+        LedgerCommand::Archive { before, out, key } => {
+            // The same archive file as on SQLite, from the shared chain; replicas keep appending meanwhile.
+            let before_ms = super::ledger::time_arg(&before)?;
+            let kp = super::show::open_registry(home)?.signing_key(&key)?;
+            let archived = pg.ledger_archive(before_ms, &kp, now_ms(), &out)?;
+            super::ledger::print_archived(archived, before_ms);
+            Ok(ExitCode::SUCCESS)
+        }
         LedgerCommand::Export { out } => super::ledger::export(out.as_deref(), |line| {
-            // A page at a time: the cluster's ledger is never all in memory.
-            let (mut after, mut n) = (0, 0);
+            // A page at a time: the cluster's ledger is never all in memory. The live chain: from the last cut.
+            let (mut after, mut n) = (pg.ledger_archived_through()?, 0);
             loop {
                 let page = pg.ledger_entries_after(after, EXPORT_PAGE)?;
                 let Some(last) = page.last().map(|e| e.seq) else {
@@ -269,8 +296,8 @@ pub fn ledger(home: &Home, url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
             }
         }),
         _ => bail!(
-            "this ledger command reads the data dir's ledger; on a shared store `ledger show`, `export`, `verify` \
-             and `checkpoint --out FILE` are available (run it without --store for the local ledger)"
+            "this ledger command reads the data dir's ledger; on a shared store `ledger show`, `export`, `verify`, \
+             `archive` and `checkpoint --out FILE` are available (run it without --store for the local ledger)"
         ),
     }
 }
