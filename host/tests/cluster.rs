@@ -302,6 +302,82 @@ fn the_shared_ledger_is_archived_to_signed_files_that_link_with_the_live_chain()
     );
 }
 
+/// A data dir whose ledger was archived moves to the shared store from its cut: the store's chain starts at the
+/// same signed cut, the data dir's live entries continue it verbatim, its archive file links with the store's
+/// chain, and moving again moves nothing. A store that already holds another chain is refused.
+#[test]
+fn an_archived_data_dir_moves_to_the_shared_store_from_its_cut() {
+    let Some(url) = database("archived_move") else {
+        return;
+    };
+    let home = tempfile::tempdir().expect("home");
+    let h = home.path();
+    let (ok, out) = plughost(
+        h,
+        &["ledger", "generate", "--entries", "600", "--days", "90"],
+    );
+    assert!(ok, "{out}");
+    assert!(plughost(h, &["keys", "generate", "--name", "ops"]).0);
+    let a1 = h.join("a1.jsonl.gz").to_str().expect("utf-8").to_string();
+    let (ok, out) = plughost(
+        h,
+        &[
+            "ledger", "archive", "--before", "60d", "--out", &a1, "--key", "ops",
+        ],
+    );
+    assert!(ok, "{out}");
+    let cut: u64 = out
+        .strip_prefix("archived entries 1..")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    assert!(
+        ok && out.contains(&format!("moved {} ledger entries", 600 - cut))
+            && out.contains(&format!("archived up to entry {cut}")),
+        "{out}"
+    );
+    let (ok, out) = plughost(h, &["--store", &url, "ledger", "verify", "--archive", &a1]);
+    assert!(
+        ok && out.contains(&format!("entries 1..{cut} chained, cut signed by `ops`"))
+            && out.contains(&format!(
+                "the live chain starts after entry {cut} (archived)"
+            )),
+        "{out}"
+    );
+    let head =
+        |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("json")["head"].clone();
+    let local = plughost(h, &["ledger", "verify", "--json"]).1;
+    let shared = plughost(h, &["--store", &url, "ledger", "verify", "--json"]).1;
+    assert!(head(&local)[0] == 600, "{local}");
+    assert_eq!(head(&local), head(&shared));
+    let (ok, out) = plughost(h, &["store", "migrate", "--to", &url]);
+    assert!(ok && out.contains("moved 0 ledger entries"), "{out}");
+    // Another data dir's archived ledger is not merged into this chain.
+    let other = tempfile::tempdir().expect("home");
+    let o = other.path();
+    assert!(
+        plughost(
+            o,
+            &["ledger", "generate", "--entries", "90", "--days", "90"]
+        )
+        .0
+    );
+    assert!(plughost(o, &["keys", "generate", "--name", "ops"]).0);
+    let oa = o.join("a.jsonl.gz").to_str().expect("utf-8").to_string();
+    assert!(
+        plughost(
+            o,
+            &[
+                "ledger", "archive", "--before", "60d", "--out", &oa, "--key", "ops"
+            ]
+        )
+        .0
+    );
+    let (ok, out) = plughost(o, &["store", "migrate", "--to", &url]);
+    assert!(!ok && out.contains("holds a different ledger"), "{out}");
+}
+
 fn call(plugin: &str, i: u64) -> NewEntry {
     NewEntry {
         time_ms: 1_700_000_000_000 + i as i64,

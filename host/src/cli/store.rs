@@ -74,6 +74,13 @@ pub fn store(home: &Home, store: Option<&str>, cmd: StoreCommand) -> Result<Exit
                     p.reason
                 );
             }
+            if v.archived > 0 {
+                println!(
+                    "the ledger was archived up to entry {}: the store's chain starts from the same signed cut \
+                     (check the archive files with `--store … ledger verify --archive FILE…`)",
+                    v.archived
+                );
+            }
             println!(
                 "moved {copied} ledger entries (the store's chain: {} entries, verified) and {keys} state keys to {}",
                 v.entries,

@@ -236,6 +236,12 @@ impl Ledger {
         Ok(Self::cut_anchor(conn)?.map(|a| (a.seq, a.hash)))
     }
 
+    /// The last archive cut, as signed: the live chain continues from it. `None` when nothing was archived.
+    pub fn archive_cut(&self) -> Result<Option<Anchor>> {
+        self.settle();
+        Self::cut_anchor(&self.reader())
+    }
+
     /// The last archived entry's sequence number (0 when nothing was archived).
     pub fn archived_through(&self) -> Result<u64> {
         self.settle();

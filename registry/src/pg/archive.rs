@@ -29,6 +29,24 @@ pub enum ArchiveError {
     Ledger(#[from] LedgerError),
 }
 
+/// Stores `cut` as the shared ledger's newest archive cut, in `tx`.
+async fn insert_cut(tx: &deadpool_postgres::Transaction<'_>, cut: &Anchor) -> PgResult<()> {
+    tx.execute(
+        "INSERT INTO ledger_cuts (seq, hash, time_ms, key_name, public_key, signature) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &(cut.seq as i64),
+            &cut.hash,
+            &cut.time_ms,
+            &cut.key_name,
+            &cut.public_key,
+            &cut.signature,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 impl PgStore {
     /// The shared ledger's last archive cut, as signed; `None` when nothing was archived.
     pub fn ledger_cut(&self) -> PgResult<Option<Anchor>> {
@@ -133,19 +151,7 @@ impl PgStore {
             if now as u64 != base {
                 return Ok(false);
             }
-            tx.execute(
-                "INSERT INTO ledger_cuts (seq, hash, time_ms, key_name, public_key, signature) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &(stored.seq as i64),
-                    &stored.hash,
-                    &stored.time_ms,
-                    &stored.key_name,
-                    &stored.public_key,
-                    &stored.signature,
-                ],
-            )
-            .await?;
+            insert_cut(&tx, &stored).await?;
             tx.commit().await?;
             Ok(true)
         })?;
@@ -159,6 +165,37 @@ impl PgStore {
         }
         self.delete_entries(base, last)?;
         Ok(Some(Archived::after(base, out, cut)))
+    }
+
+    /// Starts an empty store's chain at `cut` (a data dir's archive cut, for `store migrate`): the cut is stored as
+    /// this store's own and the head set to it, so the data dir's live entries continue it verbatim and its
+    /// archive files link with the store's chain. Refused once the store holds a chain.
+    pub(super) fn ledger_seed_cut(&self, cut: &Anchor) -> PgResult<()> {
+        let cut = cut.clone();
+        self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ARCHIVE_LOCK])
+                .await?;
+            let (head, _) = super::ledger::lock_head(&tx).await?;
+            let cuts: i64 = tx
+                .query_one("SELECT count(*) FROM ledger_cuts", &[])
+                .await?
+                .get(0);
+            if head != 0 || cuts != 0 {
+                return Err(PgError::Setup(
+                    "the store already holds a ledger; move into an empty database".into(),
+                ));
+            }
+            insert_cut(&tx, &cut).await?;
+            tx.execute(
+                "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
+                &[&(cut.seq as i64), &cut.hash],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Deletes entries `from+1..=to`, [`DELETE_CHUNK`] at a time.

@@ -105,7 +105,7 @@ async fn insert(
 }
 
 /// Locks the chain head for this transaction (every other append waits here) and reads it.
-async fn lock_head(tx: &deadpool_postgres::Transaction<'_>) -> PgResult<(u64, String)> {
+pub(super) async fn lock_head(tx: &deadpool_postgres::Transaction<'_>) -> PgResult<(u64, String)> {
     let head = tx
         .query_one(
             "SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE",

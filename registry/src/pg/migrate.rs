@@ -1,7 +1,8 @@
 //! Moving a data dir's ledger into the shared store (`plughost store migrate --to postgres://…`): the entries are
 //! copied verbatim — the same sequence numbers and hashes — so the chain verifies the same on PostgreSQL, and a
 //! checkpoint or anchor signed on SQLite still matches. Resumable: a store whose chain is a prefix of the ledger's
-//! continues where it stopped; one that diverges is refused.
+//! continues where it stopped; one that diverges is refused. A ledger that was archived moves from its cut: the
+//! store's chain starts at the same signed cut, so the archive files link with it as they did with the data dir's.
 
 use super::error::{PgError, PgResult};
 use super::store::PgStore;
@@ -25,15 +26,25 @@ impl PgStore {
                 p.seq, p.reason
             )));
         }
-        if v.archived > 0 {
-            return Err(PgError::Setup(format!(
-                "entries up to {} were archived; the shared store's chain starts at entry 1, so move a ledger \
-                 that was never archived (keep the archive files with the cluster's records)",
-                v.archived
-            )));
+        let cut = ledger
+            .archive_cut()
+            .map_err(|e| PgError::Setup(format!("cannot read the ledger: {e}")))?;
+        if let Some(cut) = &cut {
+            match self.ledger_cut()? {
+                None if self.ledger_head_seq()? == 0 => self.ledger_seed_cut(cut)?,
+                Some(theirs) if theirs.seq == cut.seq && theirs.hash == cut.hash => {}
+                _ => {
+                    return Err(PgError::Setup(format!(
+                        "the store already holds a different ledger (it does not start at this ledger's archive \
+                         cut, entry {}); move into an empty database",
+                        cut.seq
+                    )));
+                }
+            }
         }
+        let base = cut.as_ref().map_or(0, |c| c.seq);
         let have = self.ledger_head_seq()?;
-        if have > 0 {
+        if have > base {
             let theirs = self.ledger_entries_after(have - 1, 1)?;
             let ours = ledger
                 .entry(have)
