@@ -378,6 +378,72 @@ fn an_archived_data_dir_moves_to_the_shared_store_from_its_cut() {
     assert!(!ok && out.contains("holds a different ledger"), "{out}");
 }
 
+/// Two operators archiving the shared ledger at once: one cut is stored, and exactly one archive file is left,
+/// which links with the live chain (the other run either found nothing left to archive or lost the race, said so
+/// and removed its file).
+#[test]
+fn two_archives_of_the_shared_ledger_at_once_leave_one_cut_and_one_file() {
+    let Some(url) = database("archive_race") else {
+        return;
+    };
+    let home = tempfile::tempdir().expect("home");
+    let h = home.path().to_path_buf();
+    assert!(
+        plughost(
+            &h,
+            &["ledger", "generate", "--entries", "3000", "--days", "90"]
+        )
+        .0
+    );
+    assert!(plughost(&h, &["store", "migrate", "--to", &url]).0);
+    assert!(plughost(&h, &["keys", "generate", "--name", "ops"]).0);
+    let runs: Vec<_> = ["x.jsonl.gz", "y.jsonl.gz"]
+        .into_iter()
+        .map(|name| {
+            let (h, url) = (h.clone(), url.clone());
+            std::thread::spawn(move || {
+                let out = h.join(name).to_str().expect("utf-8").to_string();
+                let args = [
+                    "--store", &url, "ledger", "archive", "--before", "45d", "--out", &out,
+                ];
+                let mut all = args.to_vec();
+                all.extend(["--key", "ops"]);
+                plughost(&h, &all)
+            })
+        })
+        .collect();
+    let outs: Vec<(bool, String)> = runs.into_iter().map(|t| t.join().expect("run")).collect();
+    let archived: Vec<_> = outs
+        .iter()
+        .filter(|(_, o)| o.contains("archived entries 1.."))
+        .collect();
+    assert_eq!(archived.len(), 1, "{outs:?}");
+    for (ok, o) in &outs {
+        assert!(
+            o.contains("archived entries 1..")
+                || (*ok && o.contains("nothing to archive"))
+                || (!ok && o.contains("another archive of the shared ledger ran at the same time")),
+            "{o}"
+        );
+    }
+    assert_eq!(psql(&url, "SELECT count(*) FROM ledger_cuts"), "1");
+    let files: Vec<String> = ["x.jsonl.gz", "y.jsonl.gz"]
+        .iter()
+        .map(|n| h.join(n))
+        .filter(|p| p.exists())
+        .map(|p| p.to_str().expect("utf-8").to_string())
+        .collect();
+    assert_eq!(files.len(), 1, "{outs:?}");
+    let (ok, out) = plughost(
+        &h,
+        &["--store", &url, "ledger", "verify", "--archive", &files[0]],
+    );
+    assert!(
+        ok && out.contains("the live chain starts after entry"),
+        "{out}"
+    );
+}
+
 fn call(plugin: &str, i: u64) -> NewEntry {
     NewEntry {
         time_ms: 1_700_000_000_000 + i as i64,
