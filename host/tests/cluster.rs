@@ -175,8 +175,7 @@ fn store_migrate_moves_a_ten_thousand_entry_ledger_and_the_registry_index_to_pos
 /// The shared ledger's retention: `--store … ledger archive` moves the entries older than DATE to the same signed
 /// archive file as on SQLite; the live chain then verifies from the signed cut, the archives and the live chain link
 /// into one chain from entry 1 (a missing archive is named), and an entry changed in the store stops the next
-/// archive before anything moves. `[ledger.archive]` (which archives the data dir's own ledger) is refused by a
-/// replica on the shared store rather than left to archive nothing.
+/// archive before anything moves. `max_size` in `[ledger.archive]` is refused by a replica on the shared store.
 #[test]
 fn the_shared_ledger_is_archived_to_signed_files_that_link_with_the_live_chain() {
     let Some(url) = database("archive") else {
@@ -289,15 +288,16 @@ fn the_shared_ledger_is_archived_to_signed_files_that_link_with_the_live_chain()
         psql(&url, "SELECT count(*) FROM ledger_entries"),
         (900 - second).to_string()
     );
-    // `[ledger.archive]` on a replica of the shared store: refused at start, with what to do instead.
+    // `max_size` in `[ledger.archive]` on a replica of the shared store: refused at start (the table does not
+    // shrink).
     std::fs::write(
         h.join("plughost.toml"),
-        "[ledger.archive]\ndir = \"archives\"\nkey = \"ops\"\n",
+        "[ledger.archive]\ndir = \"archives\"\nkey = \"ops\"\nmax_size = \"1GiB\"\n",
     )
     .expect("toml");
     let (ok, out) = store(&["serve", "--http", "127.0.0.1:0"]);
     assert!(
-        !ok && out.contains("[ledger.archive]") && out.contains("ledger archive --before"),
+        !ok && out.contains("max_size is not supported on a shared store"),
         "{out}"
     );
 }
@@ -441,6 +441,71 @@ fn two_archives_of_the_shared_ledger_at_once_leave_one_cut_and_one_file() {
     assert!(
         ok && out.contains("the live chain starts after entry"),
         "{out}"
+    );
+}
+
+/// `[ledger.archive]` in a replica's data dir archives the cluster's shared chain by itself: the entries older than
+/// `older_than` move to a signed file in the replica's `dir`, which links with the live chain.
+#[test]
+fn a_replica_whose_data_dir_says_ledger_archive_archives_the_shared_chain() {
+    let Some(url) = database("archive_auto") else {
+        return;
+    };
+    let home = tempfile::tempdir().expect("home");
+    let h = home.path();
+    assert!(
+        plughost(
+            h,
+            &["ledger", "generate", "--entries", "900", "--days", "90"]
+        )
+        .0
+    );
+    assert!(plughost(h, &["store", "migrate", "--to", &url]).0);
+    assert!(plughost(h, &["keys", "generate", "--name", "ops"]).0);
+    std::fs::write(
+        h.join("plughost.toml"),
+        "[ledger.archive]\ndir = \"archives\"\nkey = \"ops\"\nolder_than = \"40d\"\nevery = \"1s\"\n",
+    )
+    .expect("toml");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--store", &url, "serve", "--http", "127.0.0.1:0"])
+        .env("PLUGHOST_HOME", h)
+        .env_remove("PLUGHOST_STORE")
+        .env_remove("PLUGHOST_LOG")
+        .current_dir(h)
+        .stdin(Stdio::null());
+    let server = common::spawn_server(cmd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while psql(&url, "SELECT count(*) FROM ledger_cuts") == "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica stored no cut within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(server);
+    let files: Vec<String> = std::fs::read_dir(h.join("archives"))
+        .expect("archives dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .map(|p| p.to_str().expect("utf-8").to_string())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (ok, out) = plughost(
+        h,
+        &["--store", &url, "ledger", "verify", "--archive", &files[0]],
+    );
+    let cut: u64 = psql(&url, "SELECT max(seq) FROM ledger_cuts")
+        .parse()
+        .expect("seq");
+    assert!((450..=550).contains(&cut), "50 of 90 days of 900: {cut}");
+    assert!(
+        ok && out.contains(&format!("entries 1..{cut} chained, cut signed by `ops`")),
+        "{out}"
+    );
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM ledger_entries"),
+        (900 - cut).to_string()
     );
 }
 

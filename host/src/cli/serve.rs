@@ -104,7 +104,7 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         std::time::Instant::now()
     };
     let registry = Arc::new(super::show::open_registry(home)?);
-    let shared_store = registry.shared().is_some();
+    let shared_store = registry.shared().cloned();
     let mut host = match registry.shared() {
         Some(pg) => Host::open_shared(home, pg.clone())?,
         None => Host::open(home)?,
@@ -132,11 +132,15 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     // `[ledger.archive]` in plughost.toml: old entries move to signed archives on a thread of their own.
     let settings = plughost::settings::SettingsFile::load(&home.config_file())
         .with_context(|| format!("{}", home.config_file().display()))?;
-    if shared_store && settings.archive.is_some() {
+    if shared_store.is_some()
+        && settings
+            .archive
+            .as_ref()
+            .is_some_and(|a| a.max_bytes.is_some())
+    {
         anyhow::bail!(
-            "[ledger.archive] in {} archives the data dir's own ledger, and this replica writes the shared one: \
-             remove the section, and archive the shared ledger from one place with `plughost --store URL ledger \
-             archive --before DATE --out FILE --key NAME` (a cron job or timer)",
+            "[ledger.archive] in {}: max_size is not supported on a shared store (its table does not shrink as \
+             entries are archived); use older_than",
             home.config_file().display()
         );
     }
@@ -145,6 +149,7 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         let name = cfg.key.clone();
         plughost::retention::spawn_auto_archive(
             catalog.ledger().ledger(),
+            shared_store,
             cfg,
             home.root().to_path_buf(),
             move || {
