@@ -86,7 +86,7 @@ fn verification(v: &Verification, at_ms: i64) -> String {
     format!(
         "<h2>Last verification</h2><dl class=\"facts\" id=\"verified\"><dt>Result</dt><dd>{verdict}</dd>\
          <dt>When</dt><dd>{}</dd><dt>Entries</dt><dd>{}</dd><dt>Head hash</dt><dd>{}</dd>\
-         <dt>Signed checkpoints</dt><dd>{} verified</dd></dl>",
+         <dt>Signed checkpoints</dt><dd>{} verified</dd>{}</dl>",
         rfc3339_ms(at_ms),
         v.entries,
         v.head
@@ -94,5 +94,41 @@ fn verification(v: &Verification, at_ms: i64) -> String {
             .map(|(s, h)| format!("entry {s}: <code class=\"fp\">{}</code>", esc(h)))
             .unwrap_or_else(|| "none (empty ledger)".into()),
         v.checkpoints,
+        archived(v.archived),
     )
+}
+
+/// The row saying where the live chain starts, when entries were archived (the entry count above is the live one).
+fn archived(through: u64) -> String {
+    if through == 0 {
+        return String::new();
+    }
+    format!(
+        "<dt>Archived</dt><dd>entries 1..{through}, in signed archive files: the live chain starts after entry \
+         {through} (check the files with <code>plughost ledger verify --archive FILE…</code>)</dd>"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use plughost_registry::ledger::Verification;
+
+    #[test]
+    fn the_verification_says_where_the_live_chain_starts_after_an_archive() {
+        let mut v = Verification {
+            entries: 60,
+            head: Some((100, "ab".repeat(32))),
+            checkpoints: 0,
+            archived: 40,
+            problem: None,
+        };
+        let page = super::verification(&v, 0);
+        assert!(
+            page.contains("<dt>Archived</dt><dd>entries 1..40,")
+                && page.contains("the live chain starts after entry 40"),
+            "{page}"
+        );
+        v.archived = 0;
+        assert!(!super::verification(&v, 0).contains("Archived"));
+    }
 }
