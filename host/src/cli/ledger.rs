@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use plughost::Home;
 use plughost::ledger::{Kind, Ledger, now_ms};
-use plughost::registry::ledger::{Anchor, ArchiveCheck, Archived, Entry, Filter, Problem};
+use plughost::registry::ledger::{
+    Anchor, ArchiveCheck, Archived, Entry, Filter, GENESIS, Problem, link_archives,
+};
 use plughost::units::parse_duration;
 
 #[derive(Subcommand, Debug)]
@@ -149,15 +151,8 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                 }
                 anchors.push((file, anchor.seq, failed));
             }
-            let mut archives = archive
-                .iter()
-                .map(|f| Ledger::check_archive(f))
-                .collect::<Result<Vec<_>, _>>()?;
-            let archive_problem = if archive.is_empty() {
-                None
-            } else {
-                ledger.link_archives(&mut archives)?
-            };
+            let (archives, archive_problem) =
+                check_archives(&archive, || Ok(ledger.archive_cut()?))?;
             // The audit trail (operator actions) is a second chain, checked by the same command.
             let audit = match super::show::open_registry(home)?.verify_audit() {
                 Ok(c) => Ok(c),
@@ -172,10 +167,7 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
                     Ok(c) => serde_json::to_value(c)?,
                     Err(why) => serde_json::json!({ "problem": why }),
                 };
-                if !archive.is_empty() {
-                    out["archives"] = serde_json::to_value(&archives)?;
-                    out["archive_problem"] = serde_json::to_value(&archive_problem)?;
-                }
+                archives_json(&mut out, &archives, &archive_problem)?;
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else if let Err(why) = &audit {
                 println!("BROKEN: {why}");
@@ -260,6 +252,37 @@ pub fn ledger(home: &Home, cmd: LedgerCommand) -> Result<ExitCode> {
 }
 
 /// `ledger export`: every entry `each` hands over, as one JSON line, to `out` or stdout.
+/// `ledger verify --archive FILE…` on either store: each file checked on its own, then, when any were given, that
+/// they and a live chain whose last archive cut is `live()` form one chain. The checks and the first problem.
+pub(super) fn check_archives(
+    files: &[PathBuf],
+    live: impl FnOnce() -> Result<Option<Anchor>>,
+) -> Result<(Vec<ArchiveCheck>, Option<String>)> {
+    let mut archives = files
+        .iter()
+        .map(|f| Ledger::check_archive(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    if files.is_empty() {
+        return Ok((archives, None));
+    }
+    let live = live()?.map_or((0, GENESIS.to_string()), |a| (a.seq, a.hash));
+    let problem = link_archives(&mut archives, &live);
+    Ok((archives, problem))
+}
+
+/// Adds what [`check_archives`] found to `verify --json`'s output, when archives were given.
+pub(super) fn archives_json(
+    out: &mut serde_json::Value,
+    archives: &[ArchiveCheck],
+    problem: &Option<String>,
+) -> Result<()> {
+    if !archives.is_empty() {
+        out["archives"] = serde_json::to_value(archives)?;
+        out["archive_problem"] = serde_json::to_value(problem)?;
+    }
+    Ok(())
+}
+
 /// The archives `ledger verify --archive` checked (all fine) and where the live chain starts, for either store.
 pub(super) fn print_archives(archives: &[ArchiveCheck], archived: u64) {
     for a in archives {

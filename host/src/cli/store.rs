@@ -185,26 +185,11 @@ pub fn ledger(home: &Home, url: &str, cmd: LedgerCommand) -> Result<ExitCode> {
                 anchors.push((file, anchor.seq));
             }
             // Archives of the shared ledger: each checked on its own, then that they and the live chain are one.
-            let mut archives = archive
-                .iter()
-                .map(|f| plughost::registry::ledger::Ledger::check_archive(f))
-                .collect::<Result<Vec<_>, _>>()?;
-            let archive_problem = if archive.is_empty() {
-                None
-            } else {
-                let live = pg
-                    .ledger_cut()?
-                    .map_or((0, plughost::registry::ledger::GENESIS.to_string()), |a| {
-                        (a.seq, a.hash)
-                    });
-                plughost::registry::ledger::link_archives(&mut archives, &live)
-            };
+            let (archives, archive_problem) =
+                super::ledger::check_archives(&archive, || Ok(pg.ledger_cut()?))?;
             if json {
                 let mut out = serde_json::to_value(&v)?;
-                if !archive.is_empty() {
-                    out["archives"] = serde_json::to_value(&archives)?;
-                    out["archive_problem"] = serde_json::to_value(&archive_problem)?;
-                }
+                super::ledger::archives_json(&mut out, &archives, &archive_problem)?;
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else if let Some(p) = &archive_problem {
                 println!("BROKEN: {p}");

@@ -117,6 +117,23 @@ pub struct Anchor {
     pub signature: String,
 }
 
+/// Where a live chain that continues `cut` (its last archive cut, if any) starts, for either store's verify: the
+/// entry before its first, the hash that first entry links to, and a problem when the cut's signature does not
+/// verify.
+pub(crate) fn live_start(cut: Option<&Anchor>) -> (u64, String, Option<Problem>) {
+    match cut {
+        None => (0, GENESIS.to_string(), None),
+        Some(a) => (
+            a.seq,
+            a.hash.clone(),
+            a.check().map(|why| Problem {
+                seq: a.seq,
+                reason: format!("the archive cut at entry {}: {why}", a.seq),
+            }),
+        ),
+    }
+}
+
 /// The format tag of an [`Anchor`].
 pub const ANCHOR_FORMAT: &str = "plughost-ledger-checkpoint-v1";
 
@@ -254,15 +271,8 @@ impl Ledger {
         self.move_all_spools()?;
         let conn = self.conn();
         let cut = Self::cut_anchor(&conn)?;
-        let mut problem = cut.as_ref().and_then(|a| {
-            a.check().map(|why| Problem {
-                seq: a.seq,
-                reason: format!("the archive cut at entry {}: {why}", a.seq),
-            })
-        });
-        let base = cut.as_ref().map_or(0, |a| a.seq);
+        let (base, mut prev, mut problem) = live_start(cut.as_ref());
         let mut expected_seq = base + 1;
-        let mut prev = cut.as_ref().map_or(GENESIS.to_string(), |a| a.hash.clone());
         // Only the hashes signed checkpoints point at are kept, not every entry's.
         let mut signed: std::collections::HashMap<u64, Option<String>> = conn
             .prepare("SELECT seq FROM checkpoints WHERE seq > ?1")?

@@ -31,6 +31,7 @@ pub use archive::{
     ARCHIVE_FORMAT, ArchiveCheck, ArchiveWriter, Archived, MIN_ARCHIVE_AGE_MS, link_archives,
 };
 pub(crate) use chain::entry_hash;
+pub(crate) use chain::live_start;
 pub use chain::{ANCHOR_FORMAT, Anchor, Checkpoint, Problem, Verification};
 pub use entry::{Caller, Entry, EntryRef, Kind, NewEntry, args_digest, check_event};
 pub use open::MIGRATE_BATCH;

@@ -188,13 +188,7 @@ impl PgStore {
                 ));
             }
             insert_cut(&tx, &cut).await?;
-            tx.execute(
-                "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
-                &[&(cut.seq as i64), &cut.hash],
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
+            super::ledger::move_head(tx, cut.seq, &cut.hash).await
         })
     }
 

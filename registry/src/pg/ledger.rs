@@ -16,8 +16,7 @@ use super::error::{PgError, PgResult};
 use super::store::PgStore;
 use crate::keys::KeyPair;
 use crate::ledger::{
-    Anchor, CallUsage, Caller, Entry, Filter, GENESIS, Kind, NewEntry, Problem, Verification,
-    entry_hash,
+    Anchor, CallUsage, Caller, Entry, Filter, Kind, NewEntry, Problem, Verification, entry_hash,
 };
 
 const COLUMNS: &str = "seq, time_ms, kind, plugin, version, digest, tool, transport, session, principal, \
@@ -116,7 +115,11 @@ pub(super) async fn lock_head(tx: &deadpool_postgres::Transaction<'_>) -> PgResu
 }
 
 /// Moves the head to the last entry written and commits (releasing the head for the next append).
-async fn move_head(tx: deadpool_postgres::Transaction<'_>, seq: u64, hash: &str) -> PgResult<()> {
+pub(super) async fn move_head(
+    tx: deadpool_postgres::Transaction<'_>,
+    seq: u64,
+    hash: &str,
+) -> PgResult<()> {
     tx.execute(
         "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
         &[&(seq as i64), &hash],
@@ -356,15 +359,8 @@ impl PgStore {
     /// cut off the entries table (or a head moved) is found because the head no longer matches the last entry.
     pub fn ledger_verify(&self) -> PgResult<Verification> {
         let cut = self.ledger_cut()?;
-        let mut problem: Option<Problem> = cut.as_ref().and_then(|a| {
-            a.check().map(|why| Problem {
-                seq: a.seq,
-                reason: format!("the archive cut at entry {}: {why}", a.seq),
-            })
-        });
-        let base = cut.as_ref().map_or(0, |a| a.seq);
+        let (base, mut prev, mut problem) = crate::ledger::live_start(cut.as_ref());
         let mut expected = base + 1;
-        let mut prev = cut.as_ref().map_or(GENESIS.to_string(), |a| a.hash.clone());
         let mut n = 0u64;
         let mut after = base;
         loop {
